@@ -1,0 +1,215 @@
+// allocator/page_pool.h — the per-VM guest-page pool with GFP_ATOMIC + exclusive pages.
+//
+// A PagePool hands out 4 KiB guest-physical pages from pinned host memory that is
+// mapped into one VM's pool window, one KVM memslot per chunk. An emulated device's
+// interrupt path takes a page *now* (no syscall, no lock, no fault; immediate typed
+// failure when none is free) and owns it alone until it transfers or frees it.
+//
+//   KvmFdMemslotSink sink(vm_fd, /*first_slot=*/8, /*slot_count=*/64);
+//   PoolConfig cfg{.window_gpa = 4_GiB, .window_size = 1_GiB};
+//   auto pool = PagePool::create(cfg, sink).value();   // may fail: bad config, pin, map
+//   PageCache* rx = pool->attach_cache().value();      // one per context (event loop, vCPU)
+//   if (auto page = pool->alloc_page(kGfpAtomicExclusive, kDeviceOwner, rx)) {
+//     copy_frame(page->host, len);                      // zeroed, owned by kDeviceOwner
+//     pool->transfer(*page, kDeviceOwner, kGuestOwner); // device -> guest driver
+//   } else {
+//     count_drop(page.error());                         // Error::exhausted: drop the frame
+//   }
+//   ...
+//   auto back = pool->lookup_gpa(gpa_the_guest_returned); // validate an untrusted address
+//   pool->transfer(*back, kGuestOwner, kDeviceOwner);      // fails unless the guest owned it
+//   pool->free_page(*back, kDeviceOwner, rx);
+//
+// Structure (details in page_pool.cc):
+//   descriptors  one 64-bit atomic word per page {state, generation, owner}; every
+//                ownership change is a CAS on it, so a double/foreign/stale free loses
+//                the CAS and is reported, never corrupts anything.
+//   PageCache    per-context magazine of clean page indices plus a buffer of freed
+//                (dirty) ones; single-threaded, lives in pinned memory.
+//   depot        one lock-free tagged-index Treiber stack of clean pages per chunk, and
+//                an atomic count of unclaimed clean pages (allocators claim before popping,
+//                which is how the atomic reserve and exhaustion are decided).
+//   dirty list   lock-free stack of freed pages awaiting zeroing by the worker.
+//   worker       background thread: zeroes dirty pages, grows the pool below the low
+//                watermark (new chunk = new memslot) up to max_chunks, gives back fully
+//                free chunks above the high watermark.
+// All metadata is allocated once at create() in mlock'ed, pre-faulted memory, so the
+// atomic path touches nothing that can fault.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "allocator/error.h"
+#include "allocator/memslot_sink.h"
+#include "allocator/pinned_region.h"
+
+namespace labyrinth::alloc {
+
+inline constexpr uint64_t kPageSize = 4096;
+
+// GFP-style flags. Every Labyrinth page is exclusive; `atomic` selects the
+// never-wait path that may dip into the reserve.
+enum Gfp : uint32_t {
+  kGfpAtomic = 1u << 0,     // never block, never syscall; may use the atomic reserve
+  kGfpExclusive = 1u << 1,  // one recorded owner (required)
+  kGfpWait = 0,             // (no kGfpAtomic) setup paths: may wait for the pool to grow
+};
+inline constexpr uint32_t kGfpAtomicExclusive = kGfpAtomic | kGfpExclusive;
+
+// Who owns a page. 0 means nobody; callers choose their own non-zero ids.
+using OwnerId = uint32_t;
+inline constexpr OwnerId kNoOwner = 0;
+
+// A handle to one allocated page. Copyable; validity is checked on every use
+// (pool id, index bound, generation), never trusted.
+struct Page {
+  uint64_t gpa = 0;          // guest-physical address
+  std::byte* host = nullptr; // host mapping of the page (kPageSize bytes)
+  uint32_t index = 0;        // pool-wide page index
+  uint32_t generation = 0;   // life of the page this handle refers to
+  uint32_t pool_id = 0;      // which pool (VM) issued it
+};
+
+enum class Backing : uint8_t {
+  small_pages,  // 4 KiB pages (default)
+  thp,          // transparent huge pages (madvise MADV_HUGEPAGE), chunk must be 2 MiB aligned
+  hugetlb,      // hugetlbfs 2 MiB pages (MAP_HUGETLB); needs /proc/sys/vm/nr_hugepages
+};
+std::string_view to_string(Backing b) noexcept;
+
+enum class ZeroPolicy : uint8_t {
+  worker,   // free() queues the page as dirty; the worker zeroes it (default: nothing on the
+            // alloc or free path costs more than a CAS and an array store)
+  on_free,  // free() zeroes the page on the freeing thread and recycles it into its cache
+};
+
+struct PoolConfig {
+  uint64_t window_gpa = 0;        // pool window base: 1 GiB aligned, at or above 4 GiB
+  uint64_t window_size = 0;       // bytes; >= max_chunks * chunk_bytes
+  uint64_t chunk_bytes = 2 << 20; // multiple of 4 KiB (of 2 MiB for thp/hugetlb)
+  uint32_t initial_chunks = 1;
+  uint32_t max_chunks = 16;
+  // Watermarks in pages of clean free memory in the depot.
+  uint32_t min_pages = 64;    // below: only atomic allocations (the atomic reserve)
+  uint32_t low_pages = 256;   // below: the worker grows the pool
+  uint32_t high_pages = 1024; // the worker grows up to here; gives back chunks well above it
+  Backing backing = Backing::small_pages;
+  ZeroPolicy zero_policy = ZeroPolicy::worker;
+  uint32_t max_caches = 16;      // per-context caches that may be attached at once
+  uint32_t cache_capacity = 64;  // pages per cache magazine (refill/flush in halves)
+  bool start_worker = true;      // false: caller drives run_worker_once() (tests, benchmarks)
+  bool shrink = true;            // worker gives back fully free chunks above high watermark
+  std::chrono::microseconds worker_poll{500};   // worker wake-up period when idle
+  std::chrono::milliseconds wait_timeout{200};  // non-atomic allocation's longest wait
+};
+
+// Counters. Monotonic unless noted; a snapshot is consistent per field, not across fields.
+struct PoolStats {
+  // Allocation by path.
+  uint64_t alloc_cache = 0;    // atomic allocations served from a per-context cache
+  uint64_t alloc_depot = 0;    // ... that refilled the cache from the depot first
+  uint64_t alloc_reserve = 0;  // ... that dipped below the min watermark (atomic reserve)
+  uint64_t alloc_wait = 0;     // non-atomic allocations
+  uint64_t alloc_waited = 0;   // ... that had to wait for the worker
+  // Failures by reason.
+  uint64_t fail_exhausted = 0;
+  uint64_t fail_reserve_only = 0;  // non-atomic caller refused the reserve (then waited)
+  uint64_t fail_timed_out = 0;
+  // Ownership.
+  uint64_t frees = 0;
+  uint64_t transfers = 0;
+  uint64_t violation_double_free = 0;
+  uint64_t violation_not_owner = 0;
+  uint64_t violation_stale = 0;
+  uint64_t violation_out_of_window = 0;
+  uint64_t violation_foreign_pool = 0;
+  // Depot traffic.
+  uint64_t cache_refills = 0;
+  uint64_t cache_flushes = 0;
+  // Worker.
+  uint64_t pages_zeroed = 0;
+  uint64_t chunks_added = 0;
+  uint64_t chunks_removed = 0;
+  uint64_t grow_failures = 0;
+  uint64_t below_low_events = 0;  // watermark crossings seen by the worker
+  uint64_t below_min_events = 0;
+  // Gauges (current values).
+  uint64_t chunks = 0;
+  uint64_t total_pages = 0;
+  uint64_t free_clean = 0;   // unclaimed clean pages in the depot
+  uint64_t free_dirty = 0;   // freed pages waiting for the worker
+  uint64_t in_use = 0;       // allocated pages (owned by someone)
+
+  uint64_t violations() const {
+    return violation_double_free + violation_not_owner + violation_stale +
+           violation_out_of_window + violation_foreign_pool;
+  }
+};
+
+class PageCache;  // opaque per-context cache (page_pool.cc)
+
+class PagePool {
+ public:
+  // Validates cfg, pins and maps cfg.initial_chunks chunks through sink, starts the
+  // worker. The sink must outlive the pool.
+  static std::expected<std::unique_ptr<PagePool>, Error> create(const PoolConfig& cfg,
+                                                                MemslotSink& sink);
+  ~PagePool();  // stops the worker, unmaps every memslot, unpins every chunk
+  PagePool(const PagePool&) = delete;
+  PagePool& operator=(const PagePool&) = delete;
+
+  // Per-context caches. attach/detach are setup calls (may lock); a cache is used
+  // by one thread at a time. detach flushes its pages back to the depot.
+  std::expected<PageCache*, Error> attach_cache();
+  void detach_cache(PageCache* cache);
+
+  // flags must include kGfpExclusive. With kGfpAtomic: no syscall, lock or fault;
+  // returns a zeroed page or Error::exhausted immediately. Without it: may wait up to
+  // wait_timeout for the worker to grow the pool, never takes the atomic reserve.
+  // cache may be null for non-atomic calls only.
+  std::expected<Page, Error> alloc_page(uint32_t flags, OwnerId owner, PageCache* cache);
+
+  // Ends owner's ownership. Atomic-path safe (no syscall/lock/fault). cache may be null
+  // (the page then goes straight to the shared lists).
+  std::expected<void, Error> free_page(const Page& page, OwnerId owner, PageCache* cache);
+
+  // Moves ownership from -> to. Atomic-path safe. Returns the (same-generation) handle.
+  std::expected<Page, Error> transfer(const Page& page, OwnerId from, OwnerId to);
+
+  // Current handle of the allocated page at gpa (must be page aligned, inside a live
+  // chunk). Used to validate addresses handed back by an untrusted guest.
+  std::expected<Page, Error> lookup_gpa(uint64_t gpa) const;
+  // Owner of an allocated page (kNoOwner if free), for diagnostics and tests.
+  std::expected<OwnerId, Error> owner_of(const Page& page) const;
+
+  PoolStats stats() const;
+  const PoolConfig& config() const { return cfg_; }
+  uint32_t id() const { return pool_id_; }
+
+  // One pass of the background worker's job (zero dirty pages, grow, shrink). Public
+  // for tests and benchmarks that run with start_worker = false.
+  void run_worker_once();
+
+  // Quiescent self-check: every page is in exactly one place (a cache, a depot stack,
+  // the dirty list, or allocated) and its descriptor agrees. Call only while no other
+  // thread uses the pool. Returns a description of the first inconsistency, or "".
+  std::string audit() const;
+
+ private:
+  struct Impl;
+  explicit PagePool(const PoolConfig& cfg, MemslotSink& sink);
+  PoolConfig cfg_;
+  uint32_t pool_id_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace labyrinth::alloc

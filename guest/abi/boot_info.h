@@ -1,0 +1,89 @@
+/*
+ * Labyrinth guest ABI: how the VMM hands a freestanding test guest its machine.
+ *
+ * This header is the contract between vmm/ (which fills it in) and guest/ (which
+ * reads it). It is plain C so both the host C++ code and the freestanding guest
+ * runtime include it. Layout changes bump LABYRINTH_BOOT_INFO_VERSION.
+ *
+ * Entry: every vCPU starts at the ELF64 entry point in 64-bit long mode, CPL 0,
+ * interrupts disabled, with
+ *   RDI = vCPU index (0 = boot CPU; equals its initial LAPIC ID),
+ *   RSI = guest-physical address of struct labyrinth_boot_info (LABYRINTH_BOOT_INFO_GPA),
+ *   RSP = 0 (the guest runtime picks its own per-CPU stack from RDI),
+ *   CR3 = VMM-built identity map (2 MiB pages) of [0, identity_map_end): RAM, the MMIO
+ *         gap (cache-disabled) and the page-pool window. The guest never edits it.
+ *   GDT: 0x08 = 64-bit code, 0x10 = data, 0x18 = TSS. Flat segments.
+ * Low memory below 1 MiB belongs to the VMM (boot info, command line, GDT, page
+ * tables); the guest image is linked at and above LABYRINTH_GUEST_LOAD_MIN.
+ */
+#ifndef LABYRINTH_GUEST_ABI_BOOT_INFO_H
+#define LABYRINTH_GUEST_ABI_BOOT_INFO_H
+
+#include <stdint.h>
+
+#define LABYRINTH_BOOT_INFO_MAGIC 0x31544F4F4248424CULL /* "LBHBOOT1" */
+#define LABYRINTH_BOOT_INFO_VERSION 1u
+
+/* Fixed guest-physical layout of low memory (VMM-owned). */
+#define LABYRINTH_BOOT_INFO_GPA 0x1000ULL   /* struct labyrinth_boot_info, 4 KiB */
+#define LABYRINTH_CMDLINE_GPA 0x2000ULL     /* NUL-terminated, < 4 KiB */
+#define LABYRINTH_GDT_GPA 0x3000ULL         /* GDT + TSS */
+#define LABYRINTH_PAGE_TABLE_GPA 0x10000ULL /* PML4, then PDPT, then PDs */
+#define LABYRINTH_GUEST_LOAD_MIN 0x100000ULL
+
+/* Guest-physical memory map (x86_64, Firecracker-like). */
+#define LABYRINTH_MMIO_GAP_START 0xC0000000ULL /* RAM stops here, resumes at 4 GiB */
+#define LABYRINTH_MMIO_GAP_END 0x100000000ULL
+#define LABYRINTH_DEVICE_MMIO_BASE 0xD0000000ULL /* device windows, 4 KiB each */
+#define LABYRINTH_IOAPIC_GPA 0xFEC00000ULL
+#define LABYRINTH_LAPIC_GPA 0xFEE00000ULL
+
+#define LABYRINTH_MAX_VCPUS 32u
+#define LABYRINTH_MAX_MEM_REGIONS 16u
+#define LABYRINTH_MAX_DEVICES 16u
+
+enum labyrinth_mem_type {
+  LABYRINTH_MEM_RAM = 1,       /* usable RAM */
+  LABYRINTH_MEM_RESERVED = 2,  /* VMM-owned low memory, MMIO */
+  LABYRINTH_MEM_POOL = 3,      /* page-pool window: reserved, pages handed out by devices */
+};
+
+struct labyrinth_mem_region {
+  uint64_t base;
+  uint64_t size;
+  uint32_t type; /* enum labyrinth_mem_type */
+  uint32_t reserved;
+};
+
+enum labyrinth_device_type {
+  LABYRINTH_DEV_LNIC = 1, /* Labyrinth NIC, see guest/abi/lnic.h */
+};
+
+struct labyrinth_device_desc {
+  uint32_t type;     /* enum labyrinth_device_type */
+  uint32_t gsi;      /* interrupt line (IOAPIC pin) the device raises */
+  uint64_t mmio_base;
+  uint64_t mmio_size;
+  uint8_t mac[6];
+  uint8_t reserved[2];
+};
+
+struct labyrinth_boot_info {
+  uint64_t magic;   /* LABYRINTH_BOOT_INFO_MAGIC */
+  uint32_t version; /* LABYRINTH_BOOT_INFO_VERSION */
+  uint32_t num_cpus;
+  uint64_t tsc_khz;          /* guest TSC frequency (the VMM's calibration) */
+  uint64_t ram_bytes;        /* total RAM, both sides of the MMIO gap */
+  uint64_t identity_map_end; /* everything below is identity-mapped */
+  uint64_t pool_window_gpa;  /* page-pool window (0 if none) */
+  uint64_t pool_window_size;
+  uint64_t cmdline_gpa; /* LABYRINTH_CMDLINE_GPA */
+  uint32_t cmdline_len; /* without the NUL */
+  uint32_t num_mem_regions;
+  struct labyrinth_mem_region mem[LABYRINTH_MAX_MEM_REGIONS];
+  uint32_t num_devices;
+  uint32_t reserved;
+  struct labyrinth_device_desc devices[LABYRINTH_MAX_DEVICES];
+};
+
+#endif /* LABYRINTH_GUEST_ABI_BOOT_INFO_H */

@@ -1,0 +1,22 @@
+/*
+ * Labyrinth guest ABI: the legacy I/O ports every Labyrinth VM has.
+ *
+ *   0x3F8-0x3FF  COM1, 16550 UART (IRQ 4). Guest output goes to the VMM's console.
+ *   0x60, 0x64   i8042: writing 0xFE to 0x64 resets the machine (VMM shuts down, status 0).
+ *   0x501        exit device: a 32-bit OUT ends the VM; the VMM exits with (value & 0xFF).
+ *   0x510        irq test device: a 32-bit OUT of N asks the VMM to raise N interrupts on
+ *                LABYRINTH_IRQ_TEST_GSI through irqfd, one every millisecond, from its event loop.
+ */
+#ifndef LABYRINTH_GUEST_ABI_PORTS_H
+#define LABYRINTH_GUEST_ABI_PORTS_H
+
+#define LABYRINTH_PORT_COM1 0x3F8
+#define LABYRINTH_COM1_GSI 4
+#define LABYRINTH_PORT_I8042_DATA 0x60
+#define LABYRINTH_PORT_I8042_CMD 0x64
+#define LABYRINTH_I8042_RESET 0xFE
+#define LABYRINTH_PORT_EXIT 0x501
+#define LABYRINTH_PORT_IRQ_TEST 0x510
+#define LABYRINTH_IRQ_TEST_GSI 5
+
+#endif /* LABYRINTH_GUEST_ABI_PORTS_H */
