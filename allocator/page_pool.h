@@ -37,16 +37,13 @@
 // atomic path touches nothing that can fault.
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <expected>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
+#include <string_view>
 
 #include "allocator/error.h"
 #include "allocator/memslot_sink.h"
@@ -204,8 +201,9 @@ class PagePool {
   // thread uses the pool. Returns a description of the first inconsistency, or "".
   std::string audit() const;
 
+ struct Impl;  // page_pool.cc
+
  private:
-  struct Impl;
   explicit PagePool(const PoolConfig& cfg, MemslotSink& sink);
   PoolConfig cfg_;
   uint32_t pool_id_;

@@ -1,0 +1,182 @@
+// The C entry points of allocator/labyrinth_alloc.h, over PagePool.
+#include "allocator/labyrinth_alloc.h"
+
+#include <memory>
+#include <new>
+
+#include "allocator/page_pool.h"
+
+using labyrinth::alloc::Error;
+using labyrinth::alloc::Page;
+using labyrinth::alloc::PageCache;
+using labyrinth::alloc::PagePool;
+
+struct labyrinth_pool {
+  std::unique_ptr<labyrinth::alloc::KvmFdMemslotSink> sink;
+  std::unique_ptr<PagePool> pool;
+};
+
+struct labyrinth_cache {
+  labyrinth_pool* owner;
+  PageCache* cache;
+};
+
+static_assert(static_cast<int>(Error::exhausted) == LABYRINTH_E_EXHAUSTED);
+static_assert(static_cast<int>(Error::double_free) == LABYRINTH_E_DOUBLE_FREE);
+static_assert(static_cast<int>(Error::out_of_window) == LABYRINTH_E_OUT_OF_WINDOW);
+static_assert(static_cast<int>(Error::bad_config) == LABYRINTH_E_BAD_CONFIG);
+static_assert(static_cast<int>(Error::thread_failed) == LABYRINTH_E_THREAD_FAILED);
+
+namespace {
+int code(Error e) { return static_cast<int>(e); }
+
+void to_c(const Page& p, labyrinth_page* out) {
+  out->gpa = p.gpa;
+  out->host = p.host;
+  out->index = p.index;
+  out->generation = p.generation;
+  out->pool_id = p.pool_id;
+}
+
+Page from_c(const labyrinth_page* p) {
+  return Page{p->gpa, static_cast<std::byte*>(p->host), p->index, p->generation, p->pool_id};
+}
+}  // namespace
+
+extern "C" {
+
+void labyrinth_pool_config_init(labyrinth_pool_config* cfg) {
+  const labyrinth::alloc::PoolConfig d;
+  *cfg = labyrinth_pool_config{};
+  cfg->window_gpa = 4ull << 30;
+  cfg->window_size = 1ull << 30;
+  cfg->chunk_bytes = d.chunk_bytes;
+  cfg->initial_chunks = d.initial_chunks;
+  cfg->max_chunks = d.max_chunks;
+  cfg->min_pages = d.min_pages;
+  cfg->low_pages = d.low_pages;
+  cfg->high_pages = d.high_pages;
+  cfg->backing = LABYRINTH_BACKING_4K;
+  cfg->first_slot = 16;
+  cfg->max_caches = d.max_caches;
+  cfg->zero_on_free = 0;
+}
+
+int labyrinth_pool_create(int vm_fd, const labyrinth_pool_config* c, labyrinth_pool** out) {
+  if (c == nullptr || out == nullptr || c->backing > LABYRINTH_BACKING_HUGETLB) {
+    return LABYRINTH_E_BAD_CONFIG;
+  }
+  labyrinth::alloc::PoolConfig cfg;
+  cfg.window_gpa = c->window_gpa;
+  cfg.window_size = c->window_size;
+  cfg.chunk_bytes = c->chunk_bytes;
+  cfg.initial_chunks = c->initial_chunks;
+  cfg.max_chunks = c->max_chunks;
+  cfg.min_pages = c->min_pages;
+  cfg.low_pages = c->low_pages;
+  cfg.high_pages = c->high_pages;
+  cfg.backing = static_cast<labyrinth::alloc::Backing>(c->backing);
+  cfg.max_caches = c->max_caches;
+  cfg.zero_policy = c->zero_on_free ? labyrinth::alloc::ZeroPolicy::on_free
+                                    : labyrinth::alloc::ZeroPolicy::worker;
+  auto* handle = new (std::nothrow) labyrinth_pool;
+  if (handle == nullptr) return LABYRINTH_E_PIN_FAILED;
+  handle->sink = std::make_unique<labyrinth::alloc::KvmFdMemslotSink>(vm_fd, c->first_slot,
+                                                                      c->max_chunks);
+  auto pool = PagePool::create(cfg, *handle->sink);
+  if (!pool) {
+    delete handle;
+    return code(pool.error());
+  }
+  handle->pool = std::move(*pool);
+  *out = handle;
+  return LABYRINTH_OK;
+}
+
+void labyrinth_pool_destroy(labyrinth_pool* pool) {
+  if (pool == nullptr) return;
+  pool->pool.reset();  // before the sink it maps through
+  delete pool;
+}
+
+labyrinth_cache* labyrinth_cache_attach(labyrinth_pool* pool) {
+  auto cache = pool->pool->attach_cache();
+  if (!cache) return nullptr;
+  auto* handle = new (std::nothrow) labyrinth_cache{pool, *cache};
+  if (handle == nullptr) pool->pool->detach_cache(*cache);
+  return handle;
+}
+
+void labyrinth_cache_detach(labyrinth_cache* cache) {
+  if (cache == nullptr) return;
+  cache->owner->pool->detach_cache(cache->cache);
+  delete cache;
+}
+
+void* labyrinth_void_alloc_page_gfp_atomic_exclusive(labyrinth_cache* cache, uint32_t owner,
+                                                      labyrinth_page* page, int* err) {
+  auto p = cache->owner->pool->alloc_page(labyrinth::alloc::kGfpAtomicExclusive, owner, cache->cache);
+  if (!p) {
+    if (err != nullptr) *err = code(p.error());
+    return nullptr;
+  }
+  to_c(*p, page);
+  if (err != nullptr) *err = LABYRINTH_OK;
+  return p->host;
+}
+
+void* labyrinth_alloc_page_wait(labyrinth_pool* pool, uint32_t owner, labyrinth_page* page,
+                                int* err) {
+  auto p = pool->pool->alloc_page(labyrinth::alloc::kGfpExclusive, owner, nullptr);
+  if (!p) {
+    if (err != nullptr) *err = code(p.error());
+    return nullptr;
+  }
+  to_c(*p, page);
+  if (err != nullptr) *err = LABYRINTH_OK;
+  return p->host;
+}
+
+int labyrinth_page_free(labyrinth_cache* cache, const labyrinth_page* page, uint32_t owner) {
+  auto r = cache->owner->pool->free_page(from_c(page), owner, cache->cache);
+  return r ? LABYRINTH_OK : code(r.error());
+}
+
+int labyrinth_page_free_uncached(labyrinth_pool* pool, const labyrinth_page* page, uint32_t owner) {
+  auto r = pool->pool->free_page(from_c(page), owner, nullptr);
+  return r ? LABYRINTH_OK : code(r.error());
+}
+
+int labyrinth_page_transfer(labyrinth_pool* pool, labyrinth_page* page, uint32_t from, uint32_t to) {
+  auto r = pool->pool->transfer(from_c(page), from, to);
+  if (!r) return code(r.error());
+  to_c(*r, page);
+  return LABYRINTH_OK;
+}
+
+int labyrinth_page_lookup_gpa(labyrinth_pool* pool, uint64_t gpa, labyrinth_page* page) {
+  auto r = pool->pool->lookup_gpa(gpa);
+  if (!r) return code(r.error());
+  to_c(*r, page);
+  return LABYRINTH_OK;
+}
+
+void labyrinth_pool_get_stats(const labyrinth_pool* pool, labyrinth_pool_stats* out) {
+  const auto s = pool->pool->stats();
+  *out = labyrinth_pool_stats{s.alloc_cache, s.alloc_depot, s.alloc_reserve, s.alloc_wait,
+                              s.fail_exhausted, s.fail_reserve_only, s.fail_timed_out,
+                              s.frees, s.transfers, s.violation_double_free,
+                              s.violation_not_owner, s.violation_stale,
+                              s.violation_out_of_window, s.violation_foreign_pool,
+                              s.pages_zeroed, s.chunks_added, s.chunks_removed,
+                              s.chunks, s.total_pages, s.free_clean, s.free_dirty, s.in_use};
+}
+
+const char* labyrinth_strerror(int err) {
+  if (err == LABYRINTH_OK) return "success";
+  if (err < 1 || err > LABYRINTH_E_THREAD_FAILED) return "unknown error";
+  // to_string returns views of string literals: NUL-terminated.
+  return labyrinth::alloc::to_string(static_cast<Error>(err)).data();
+}
+
+}  // extern "C"

@@ -1,0 +1,971 @@
+// allocator/page_pool.cc — implementation of the atomic exclusive page pool.
+//
+// Concurrency design (who touches what, and how):
+//
+// Descriptor word, one std::atomic<uint64_t> per page:
+//     [63:32] owner   [31:2] generation (30 bits)   [1:0] state
+//   state kFree      clean, in a depot stack or a cache's clean magazine
+//         kAllocated owned by `owner`; generation was bumped when it was handed out
+//         kDirty     freed, waiting to be zeroed (a cache's dirty buffer or the dirty list)
+//         kOffline   its chunk is not mapped
+//   Every ownership change (free, transfer) is a compare_exchange from the exact word
+//   {kAllocated, handle.generation, caller}: of two racing frees exactly one wins; a
+//   stale or foreign handle cannot match, so it is reported, never applied. Allocation
+//   needs no CAS: the allocating thread took the page index exclusively from a stack.
+//   Orders: allocation publishes the word with release; frees/transfers CAS with acq_rel
+//   (pairs with the allocation's release, so the new owner sees the zeroed contents).
+//
+// Stacks (one per chunk for clean pages, one "dirty" list), tagged-index Treiber stacks:
+//     head = [63] frozen | [62:32] tag (31 bits) | [31:0] top page index (kNil = empty)
+//   Links live in next_[page]; a page is on at most one stack, so one link array serves
+//   all of them. Push: write the chain's links (relaxed), then CAS head with release.
+//   Pop (one or a batch): load head with acquire, walk up to N links, CAS head to the
+//   N-th successor. Every successful CAS increments the tag, so a CAS succeeds only if
+//   no push or pop happened since the head was read — then the walked links were
+//   stable, which makes batch pop safe (ABA needs a stall across exactly 2^31 CASes on
+//   one stack with the same top index: accepted, as in every tagged-pointer design).
+//   Link loads may read values being rewritten concurrently; they are atomics (no data
+//   race) and such a walk always ends in a failed CAS.
+//   progress: lock-free (a CAS fails only because another thread's succeeded).
+//
+// Claims: depot_free counts the clean pages on depot stacks that nobody has claimed.
+//   An allocator first claims k pages by CAS-decrementing it (acquire; pairs with the
+//   release increment that follows every push), then pops exactly k pages, scanning
+//   chunk stacks; a claim guarantees the pages are there, so the scan terminates. The
+//   atomic reserve is decided at claim time: non-atomic callers may not take the count
+//   below min_pages; atomic callers may take it to zero (and are counted as "reserve").
+//
+// Chunk retirement (worker only): claim a whole chunk's worth of pages, set the frozen
+//   bit on the chunk's head (pops and pushes fail on a frozen head; a push that fails
+//   diverts its pages to the dirty list), then count the frozen stack: if it holds every
+//   page of the chunk, no page of it is anywhere else and the chunk can be unmapped;
+//   otherwise unfreeze and return the claim. Because the worker claimed >= what the
+//   frozen stack holds, every other outstanding claim is still covered by unfrozen stacks.
+#include "allocator/page_pool.h"
+
+#include <algorithm>
+#include <bit>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+namespace labyrinth::alloc {
+
+namespace {
+
+// ---- descriptor word ----
+enum : uint64_t { kFree = 0, kAllocated = 1, kDirty = 2, kOffline = 3 };
+constexpr uint32_t kGenMask = (1u << 30) - 1;
+constexpr uint64_t desc_word(uint64_t state, uint32_t gen, OwnerId owner) {
+  return (static_cast<uint64_t>(owner) << 32) | (static_cast<uint64_t>(gen & kGenMask) << 2) | state;
+}
+constexpr uint64_t desc_state(uint64_t w) { return w & 3; }
+constexpr uint32_t desc_gen(uint64_t w) { return static_cast<uint32_t>(w >> 2) & kGenMask; }
+constexpr OwnerId desc_owner(uint64_t w) { return static_cast<OwnerId>(w >> 32); }
+
+// ---- stack head word ----
+constexpr uint32_t kNil = 0xFFFFFFFFu;
+constexpr uint64_t kFrozen = 1ull << 63;
+constexpr uint64_t kTagMask = (1ull << 31) - 1;
+constexpr uint32_t head_top(uint64_t h) { return static_cast<uint32_t>(h); }
+constexpr uint64_t head_tag(uint64_t h) { return (h >> 32) & kTagMask; }
+constexpr uint64_t make_head(uint32_t top, uint64_t tag, bool frozen) {
+  return (frozen ? kFrozen : 0) | (((tag) & kTagMask) << 32) | top;
+}
+
+// Counter owned by one thread: a relaxed load + store, no locked instruction; other
+// threads read it (relaxed) for snapshots.
+inline void bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
+  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+// Counter shared between threads: only on rare paths (violations, worker events).
+inline void bump_shared(std::atomic<uint64_t>& c, uint64_t n = 1) {
+  c.fetch_add(n, std::memory_order_relaxed);
+}
+
+std::atomic<uint32_t> g_next_pool_id{1};
+
+enum ChunkState : uint32_t { kChunkEmpty = 0, kChunkActive = 1 };
+
+}  // namespace
+
+// Per-context cache. Lives in the pool's pinned metadata region; used by one thread
+// at a time (the context that attached it), read by stats() through relaxed atomics.
+class alignas(64) PageCache {
+ public:
+  PagePool::Impl* pool = nullptr;
+  uint32_t* clean = nullptr;  // clean magazine (capacity entries)
+  uint32_t* dirty = nullptr;  // freed pages not yet handed to the dirty list
+  std::atomic<uint32_t> clean_count{0};
+  std::atomic<uint32_t> dirty_count{0};
+  uint32_t hint = 0;          // chunk where the last refill found pages
+  bool attached = false;      // guarded by Impl::attach_mu_
+  // Counters (owner-written).
+  std::atomic<uint64_t> alloc_cache{0};
+  std::atomic<uint64_t> alloc_depot{0};
+  std::atomic<uint64_t> alloc_reserve{0};
+  std::atomic<uint64_t> fail_exhausted{0};
+  std::atomic<uint64_t> frees{0};
+  std::atomic<uint64_t> refills{0};
+  std::atomic<uint64_t> flushes{0};
+};
+
+// Hot chunk state read by the atomic path. Pinned, one cache line each.
+struct alignas(64) ChunkHot {
+  std::atomic<uint64_t> head{make_head(kNil, 0, true)};
+  std::atomic<std::byte*> host{nullptr};
+  std::atomic<uint32_t> state{kChunkEmpty};
+};
+
+// Shared counters and lists, pinned, each hot word on its own line.
+struct SharedHot {
+  alignas(64) std::atomic<uint64_t> depot_free{0};
+  alignas(64) std::atomic<uint64_t> dirty_head{make_head(kNil, 0, false)};
+  std::atomic<uint64_t> dirty_count{0};
+  alignas(64) std::atomic<uint64_t> transfers{0};
+  std::atomic<uint64_t> frees_uncached{0};
+  std::atomic<uint64_t> violation_double_free{0};
+  std::atomic<uint64_t> violation_not_owner{0};
+  std::atomic<uint64_t> violation_stale{0};
+  mutable std::atomic<uint64_t> violation_out_of_window{0};
+  std::atomic<uint64_t> violation_foreign_pool{0};
+  std::atomic<uint64_t> alloc_wait{0};
+  std::atomic<uint64_t> alloc_waited{0};
+  std::atomic<uint64_t> fail_reserve_only{0};
+  std::atomic<uint64_t> fail_timed_out{0};
+  std::atomic<uint64_t> fail_exhausted_wait{0};
+  std::atomic<uint64_t> pages_zeroed{0};
+  std::atomic<uint64_t> chunks_added{0};
+  std::atomic<uint64_t> chunks_removed{0};
+  std::atomic<uint64_t> grow_failures{0};
+  std::atomic<uint64_t> below_low_events{0};
+  std::atomic<uint64_t> below_min_events{0};
+  std::atomic<uint64_t> chunks{0};
+  std::atomic<uint32_t> chunk_limit{0};  // slots [0, limit) may hold chunks
+};
+
+struct PagePool::Impl {
+  PoolConfig cfg;
+  MemslotSink& sink;
+  uint32_t pool_id;
+  uint32_t ppc;        // pages per chunk
+  uint32_t ppc_shift;  // log2(ppc)
+  uint32_t max_pages;
+
+  PinnedRegion meta;   // everything below points into it
+  SharedHot* shared = nullptr;
+  ChunkHot* chunks = nullptr;
+  std::atomic<uint64_t>* desc = nullptr;
+  std::atomic<uint32_t>* next = nullptr;
+  PageCache* caches = nullptr;
+
+  // Cold, worker-owned chunk state (worker_mu_).
+  struct ChunkCold {
+    PinnedRegion region;
+    uint32_t memslot = 0;
+  };
+  std::mutex worker_mu;  // lock order: worker_mu before wait_mu; never taken on the atomic path
+  std::vector<ChunkCold> cold;
+  bool below_low = false, below_min = false;
+  bool last_pass_did_work = false;
+  Error last_grow_error = Error::at_maximum;
+
+  std::mutex attach_mu;  // guards PageCache::attached
+
+  std::mutex wait_mu;  // guards nothing but the condition variables' sleep
+  std::condition_variable worker_cv;   // wakes the worker (non-atomic allocs, shutdown)
+  std::condition_variable pages_cv;    // wakes non-atomic allocs waiting for pages
+  bool stop = false;                   // guarded by wait_mu
+  bool grow_requested = false;         // guarded by wait_mu
+  std::thread worker;
+
+  Impl(const PoolConfig& c, MemslotSink& s) : cfg(c), sink(s) {}
+
+  uint64_t chunk_gpa(uint32_t c) const { return cfg.window_gpa + uint64_t{c} * cfg.chunk_bytes; }
+  uint32_t chunk_of(uint32_t idx) const { return idx >> ppc_shift; }
+  std::byte* host_of(uint32_t idx) const {
+    std::byte* base = chunks[chunk_of(idx)].host.load(std::memory_order_acquire);
+    return base + uint64_t{idx & (ppc - 1)} * kPageSize;
+  }
+
+  // ---- stacks ----
+  // Pushes the chain first..last (links already written) of n pages. Fails on a frozen head.
+  bool push_chain(std::atomic<uint64_t>& head, uint32_t first, uint32_t last) {
+    uint64_t h = head.load(std::memory_order_relaxed);
+    for (;;) {
+      if (h & kFrozen) return false;
+      next[last].store(head_top(h), std::memory_order_relaxed);
+      // release: publishes the chain's links (and the pages' descriptor/contents) to the
+      // popper's acquire load of head.
+      if (head.compare_exchange_weak(h, make_head(first, head_tag(h) + 1, false),
+                                     std::memory_order_release, std::memory_order_relaxed)) {
+        return true;
+      }
+    }
+  }
+
+  // Pops up to max pages into out; returns how many (0 if empty or frozen).
+  uint32_t pop_batch(std::atomic<uint64_t>& head, uint32_t* out, uint32_t max) {
+    uint64_t h = head.load(std::memory_order_acquire);
+    for (;;) {
+      if ((h & kFrozen) || head_top(h) == kNil) return 0;
+      uint32_t n = 0;
+      uint32_t i = head_top(h);
+      while (n < max && i != kNil) {
+        out[n++] = i;
+        if (i >= max_pages) break;  // torn walk; the CAS below fails
+        i = next[i].load(std::memory_order_relaxed);
+      }
+      // acquire on success: pairs with the pusher's release, the pages are ours.
+      if (head.compare_exchange_weak(h, make_head(i, head_tag(h) + 1, false),
+                                     std::memory_order_acquire, std::memory_order_acquire)) {
+        return n;
+      }
+    }
+  }
+
+  // Links idx[0..n) into a chain; returns nothing, caller pushes idx[0]..idx[n-1].
+  void link(const uint32_t* idx, uint32_t n) {
+    for (uint32_t k = 0; k + 1 < n; ++k) next[idx[k]].store(idx[k + 1], std::memory_order_relaxed);
+  }
+
+  // ---- claims ----
+  // Claims up to want clean pages. atomic callers may empty the depot; others must leave
+  // min_pages. Returns the number claimed; *reserve says the claim went below min_pages.
+  uint32_t claim(uint32_t want, bool atomic, bool* reserve) {
+    const uint64_t floor = atomic ? 0 : cfg.min_pages;
+    uint64_t cur = shared->depot_free.load(std::memory_order_relaxed);
+    for (;;) {
+      if (cur <= floor) return 0;
+      const uint64_t take = std::min<uint64_t>(want, cur - floor);
+      // acquire: pairs with the release increment after a push; the pages are visible.
+      if (shared->depot_free.compare_exchange_weak(cur, cur - take, std::memory_order_acquire,
+                                                   std::memory_order_relaxed)) {
+        *reserve = cur - take < cfg.min_pages;
+        return static_cast<uint32_t>(take);
+      }
+    }
+  }
+
+  // Pops exactly n claimed pages into out, scanning chunk stacks from *hint.
+  void pop_claimed(uint32_t* out, uint32_t n, uint32_t* hint) {
+    uint32_t got = 0;
+    uint32_t c = *hint;
+    for (;;) {
+      const uint32_t limit = shared->chunk_limit.load(std::memory_order_acquire);
+      if (c >= limit) c = 0;
+      got += pop_batch(chunks[c].head, out + got, n - got);
+      if (got == n) {
+        *hint = c;
+        return;
+      }
+      ++c;
+    }
+  }
+
+  // Returns clean pages (descriptors kFree) to their chunks' stacks; pages whose chunk
+  // is frozen go to the dirty list. Reorders idx.
+  void push_clean(uint32_t* idx, uint32_t n) {
+    while (n > 0) {
+      const uint32_t c = chunk_of(idx[0]);
+      uint32_t k = 1;  // partition: same-chunk pages to the front
+      for (uint32_t j = 1; j < n; ++j) {
+        if (chunk_of(idx[j]) == c) std::swap(idx[k++], idx[j]);
+      }
+      link(idx, k);
+      if (push_chain(chunks[c].head, idx[0], idx[k - 1])) {
+        shared->depot_free.fetch_add(k, std::memory_order_release);
+      } else {
+        for (uint32_t j = 0; j < k; ++j) {
+          const uint64_t w = desc[idx[j]].load(std::memory_order_relaxed);
+          desc[idx[j]].store(desc_word(kDirty, desc_gen(w), kNoOwner), std::memory_order_relaxed);
+        }
+        push_dirty(idx, k);
+      }
+      idx += k;
+      n -= k;
+    }
+  }
+
+  void push_dirty(const uint32_t* idx, uint32_t n) {
+    if (n == 0) return;
+    link(idx, n);
+    const bool ok = push_chain(shared->dirty_head, idx[0], idx[n - 1]);
+    (void)ok;  // the dirty list is never frozen
+    shared->dirty_count.fetch_add(n, std::memory_order_relaxed);
+  }
+
+  // ---- validation of handles ----
+  // Classifies why a CAS on a descriptor failed (or would fail).
+  Error classify(uint64_t cur, const Page& p) const {
+    const uint64_t st = desc_state(cur);
+    if (st == kOffline) return Error::out_of_window;
+    if (desc_gen(cur) != (p.generation & kGenMask)) return Error::stale_handle;
+    if (st != kAllocated) return Error::double_free;
+    return Error::not_owner;
+  }
+
+  void count_violation(Error e) const {
+    switch (e) {
+      case Error::double_free: bump_shared(shared->violation_double_free); break;
+      case Error::not_owner: bump_shared(shared->violation_not_owner); break;
+      case Error::stale_handle: bump_shared(shared->violation_stale); break;
+      case Error::out_of_window: bump_shared(shared->violation_out_of_window); break;
+      case Error::foreign_pool: bump_shared(shared->violation_foreign_pool); break;
+      default: break;
+    }
+  }
+
+  std::expected<void, Error> check_handle(const Page& p) const {
+    if (p.pool_id != pool_id) return std::unexpected(Error::foreign_pool);
+    if (p.index >= max_pages) return std::unexpected(Error::out_of_window);
+    return {};
+  }
+
+  Page make_page(uint32_t idx, uint32_t gen) const {
+    return Page{cfg.window_gpa + uint64_t{idx} * kPageSize, host_of(idx), idx, gen, pool_id};
+  }
+
+  // Publishes a freshly popped (clean, kFree) page as owned by owner.
+  Page hand_out(uint32_t idx, OwnerId owner) {
+    const uint64_t w = desc[idx].load(std::memory_order_relaxed);
+    const uint32_t gen = (desc_gen(w) + 1) & kGenMask;
+    // release: pairs with the acquire of a later free/transfer CAS by this owner.
+    desc[idx].store(desc_word(kAllocated, gen, owner), std::memory_order_release);
+    return make_page(idx, gen);
+  }
+
+  // ---- worker jobs (worker_mu held) ----
+  uint64_t drain_dirty();
+  bool add_chunk();
+  bool try_retire(uint32_t c);
+  void worker_pass();
+  void worker_loop();
+};
+
+// ===================== construction =====================
+
+namespace {
+
+bool is_pow2(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+std::expected<void, Error> validate(const PoolConfig& c) {
+  constexpr uint64_t kGiB = 1ull << 30;
+  if (!is_pow2(c.chunk_bytes) || c.chunk_bytes < kPageSize || c.chunk_bytes > kGiB) {
+    return std::unexpected(Error::bad_config);
+  }
+  if (c.backing != Backing::small_pages && c.chunk_bytes < (2u << 20)) {
+    return std::unexpected(Error::bad_config);
+  }
+  if (c.max_chunks == 0 || c.initial_chunks > c.max_chunks) return std::unexpected(Error::bad_config);
+  const uint64_t ppc = c.chunk_bytes / kPageSize;
+  const uint64_t max_pages = ppc * c.max_chunks;
+  if (max_pages >= (1ull << 31)) return std::unexpected(Error::bad_config);
+  if (c.window_gpa % kGiB != 0 || c.window_gpa < 4 * kGiB) return std::unexpected(Error::bad_config);
+  if (c.window_size < max_pages * kPageSize) return std::unexpected(Error::bad_config);
+  if (c.window_gpa + c.window_size < c.window_gpa) return std::unexpected(Error::bad_config);
+  if (c.window_gpa + c.window_size > (1ull << 46)) return std::unexpected(Error::bad_config);
+  if (!(c.min_pages <= c.low_pages && c.low_pages <= c.high_pages)) {
+    return std::unexpected(Error::bad_config);
+  }
+  if (c.high_pages > max_pages) return std::unexpected(Error::bad_config);
+  if (c.max_caches == 0 || c.max_caches > 1024) return std::unexpected(Error::bad_config);
+  if (c.cache_capacity < 2 || c.cache_capacity > 4096 || c.cache_capacity % 2 != 0) {
+    return std::unexpected(Error::bad_config);
+  }
+  return {};
+}
+
+constexpr size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+}  // namespace
+
+PagePool::PagePool(const PoolConfig& cfg, MemslotSink& sink)
+    : cfg_(cfg), pool_id_(g_next_pool_id.fetch_add(1, std::memory_order_relaxed)),
+      impl_(std::make_unique<Impl>(cfg, sink)) {}
+
+std::expected<std::unique_ptr<PagePool>, Error> PagePool::create(const PoolConfig& cfg,
+                                                                 MemslotSink& sink) {
+  if (auto ok = validate(cfg); !ok) return std::unexpected(ok.error());
+  std::unique_ptr<PagePool> pool(new PagePool(cfg, sink));
+  Impl& m = *pool->impl_;
+  m.pool_id = pool->pool_id_;
+  m.ppc = static_cast<uint32_t>(cfg.chunk_bytes / kPageSize);
+  m.ppc_shift = static_cast<uint32_t>(std::countr_zero(m.ppc));
+  m.max_pages = m.ppc * cfg.max_chunks;
+
+  // One pinned region for all metadata the atomic path may touch.
+  size_t off = 0;
+  const size_t shared_off = off;
+  off = align_up(off + sizeof(SharedHot), 64);
+  const size_t chunks_off = off;
+  off = align_up(off + sizeof(ChunkHot) * cfg.max_chunks, 64);
+  const size_t desc_off = off;
+  off = align_up(off + sizeof(std::atomic<uint64_t>) * m.max_pages, 64);
+  const size_t next_off = off;
+  off = align_up(off + sizeof(std::atomic<uint32_t>) * m.max_pages, 64);
+  const size_t caches_off = off;
+  off = align_up(off + sizeof(PageCache) * cfg.max_caches, 64);
+  const size_t mags_off = off;
+  off += sizeof(uint32_t) * 2 * size_t{cfg.cache_capacity} * cfg.max_caches;
+  auto meta = PinnedRegion::create(align_up(off, kPageSize), Backing::small_pages);
+  if (!meta) return std::unexpected(meta.error());
+  m.meta = std::move(*meta);
+  std::byte* base = m.meta.data();
+  // Every type placed here is trivially destructible; the region's unmap ends them.
+  m.shared = new (base + shared_off) SharedHot();
+  m.chunks = reinterpret_cast<ChunkHot*>(base + chunks_off);
+  for (uint32_t c = 0; c < cfg.max_chunks; ++c) new (&m.chunks[c]) ChunkHot();
+  m.desc = reinterpret_cast<std::atomic<uint64_t>*>(base + desc_off);
+  m.next = reinterpret_cast<std::atomic<uint32_t>*>(base + next_off);
+  for (uint32_t i = 0; i < m.max_pages; ++i) {
+    new (&m.desc[i]) std::atomic<uint64_t>(desc_word(kOffline, 0, kNoOwner));
+    new (&m.next[i]) std::atomic<uint32_t>(kNil);
+  }
+  m.caches = reinterpret_cast<PageCache*>(base + caches_off);
+  auto* mags = reinterpret_cast<uint32_t*>(base + mags_off);
+  for (uint32_t i = 0; i < cfg.max_caches; ++i) {
+    new (&m.caches[i]) PageCache();
+    m.caches[i].pool = &m;
+    m.caches[i].clean = mags + size_t{2} * i * cfg.cache_capacity;
+    m.caches[i].dirty = m.caches[i].clean + cfg.cache_capacity;
+  }
+  m.cold.resize(cfg.max_chunks);
+
+  {
+    std::lock_guard lock(m.worker_mu);
+    for (uint32_t i = 0; i < cfg.initial_chunks; ++i) {
+      if (!m.add_chunk()) return std::unexpected(m.last_grow_error);
+    }
+  }
+  if (cfg.start_worker) {
+    try {
+      m.worker = std::thread([&m] { m.worker_loop(); });
+    } catch (const std::system_error&) {
+      return std::unexpected(Error::thread_failed);
+    }
+  }
+  return pool;
+}
+
+PagePool::~PagePool() {
+  Impl& m = *impl_;
+  if (m.worker.joinable()) {
+    {
+      std::lock_guard lock(m.wait_mu);
+      m.stop = true;
+    }
+    m.worker_cv.notify_all();
+    m.worker.join();
+  }
+  std::lock_guard lock(m.worker_mu);
+  for (uint32_t c = 0; c < cfg_.max_chunks; ++c) {
+    if (m.chunks[c].state.load(std::memory_order_relaxed) == kChunkActive) {
+      (void)m.sink.unmap(m.cold[c].memslot);  // VM teardown: nothing useful to do on failure
+      m.cold[c].region = PinnedRegion();
+    }
+  }
+}
+
+// ===================== caches =====================
+
+std::expected<PageCache*, Error> PagePool::attach_cache() {
+  Impl& m = *impl_;
+  std::lock_guard lock(m.attach_mu);
+  for (uint32_t i = 0; i < cfg_.max_caches; ++i) {
+    PageCache& c = m.caches[i];
+    if (!c.attached) {
+      c.attached = true;
+      c.clean_count.store(0, std::memory_order_relaxed);
+      c.dirty_count.store(0, std::memory_order_relaxed);
+      c.hint = 0;
+      return &c;
+    }
+  }
+  return std::unexpected(Error::no_cache_slot);
+}
+
+void PagePool::detach_cache(PageCache* cache) {
+  if (cache == nullptr || cache->pool != impl_.get()) return;
+  Impl& m = *impl_;
+  m.push_clean(cache->clean, cache->clean_count.load(std::memory_order_relaxed));
+  m.push_dirty(cache->dirty, cache->dirty_count.load(std::memory_order_relaxed));
+  cache->clean_count.store(0, std::memory_order_relaxed);
+  cache->dirty_count.store(0, std::memory_order_relaxed);
+  std::lock_guard lock(m.attach_mu);
+  cache->attached = false;
+}
+
+// ===================== the atomic path =====================
+
+std::expected<Page, Error> PagePool::alloc_page(uint32_t flags, OwnerId owner, PageCache* cache) {
+  Impl& m = *impl_;
+  if (!(flags & kGfpExclusive) || (flags & ~kGfpAtomicExclusive) != 0) {
+    return std::unexpected(Error::bad_flags);
+  }
+  if (owner == kNoOwner) return std::unexpected(Error::bad_owner);
+
+  if (flags & kGfpAtomic) {
+    if (cache == nullptr || cache->pool != &m) return std::unexpected(Error::bad_flags);
+    uint32_t n = cache->clean_count.load(std::memory_order_relaxed);
+    if (n == 0) {
+      bool reserve = false;
+      const uint32_t claimed = m.claim(cfg_.cache_capacity / 2, /*atomic=*/true, &reserve);
+      if (claimed == 0) {
+        bump(cache->fail_exhausted);
+        return std::unexpected(Error::exhausted);
+      }
+      m.pop_claimed(cache->clean, claimed, &cache->hint);
+      n = claimed;
+      bump(cache->refills);
+      bump(reserve ? cache->alloc_reserve : cache->alloc_depot);
+    } else {
+      bump(cache->alloc_cache);
+    }
+    const uint32_t idx = cache->clean[n - 1];
+    cache->clean_count.store(n - 1, std::memory_order_relaxed);
+    return m.hand_out(idx, owner);
+  }
+
+  // Non-atomic: never below min_pages; may wait for the worker.
+  const auto deadline = std::chrono::steady_clock::now() + cfg_.wait_timeout;
+  bool waited = false;
+  bool refused_reserve = false;
+  for (;;) {
+    bool reserve = false;
+    if (m.claim(1, /*atomic=*/false, &reserve) == 1) {
+      uint32_t idx = kNil;
+      uint32_t hint = 0;
+      m.pop_claimed(&idx, 1, &hint);
+      bump_shared(m.shared->alloc_wait);
+      if (waited) bump_shared(m.shared->alloc_waited);
+      return m.hand_out(idx, owner);
+    }
+    if (!refused_reserve && m.shared->depot_free.load(std::memory_order_relaxed) > 0) {
+      refused_reserve = true;
+      bump_shared(m.shared->fail_reserve_only);
+    }
+    std::unique_lock lock(m.wait_mu);
+    if (m.stop || std::chrono::steady_clock::now() >= deadline) {
+      const bool at_max = m.shared->chunks.load(std::memory_order_relaxed) >= cfg_.max_chunks;
+      if (at_max) {
+        bump_shared(m.shared->fail_exhausted_wait);
+        return std::unexpected(Error::exhausted);
+      }
+      bump_shared(m.shared->fail_timed_out);
+      return std::unexpected(Error::timed_out);
+    }
+    m.grow_requested = true;
+    m.worker_cv.notify_one();
+    waited = true;
+    // Short slices: pages can also come back through frees, which never notify.
+    m.pages_cv.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() +
+                                                       std::chrono::milliseconds(1)));
+  }
+}
+
+std::expected<void, Error> PagePool::free_page(const Page& page, OwnerId owner, PageCache* cache) {
+  Impl& m = *impl_;
+  if (auto ok = m.check_handle(page); !ok) {
+    m.count_violation(ok.error());
+    return ok;
+  }
+  if (cache != nullptr && cache->pool != &m) return std::unexpected(Error::bad_flags);
+  const uint32_t idx = page.index;
+  uint64_t expect = desc_word(kAllocated, page.generation, owner);
+  // acq_rel: acquire pairs with the allocation's release (we then zero/reuse the page);
+  // release publishes the state change to the next allocator.
+  if (owner == kNoOwner ||
+      !m.desc[idx].compare_exchange_strong(expect, desc_word(kDirty, page.generation, kNoOwner),
+                                           std::memory_order_acq_rel, std::memory_order_acquire)) {
+    const Error e = owner == kNoOwner ? Error::not_owner : m.classify(expect, page);
+    m.count_violation(e);
+    return std::unexpected(e);
+  }
+
+  if (cfg_.zero_policy == ZeroPolicy::on_free) {
+    std::memset(m.host_of(idx), 0, kPageSize);
+    m.desc[idx].store(desc_word(kFree, page.generation, kNoOwner), std::memory_order_relaxed);
+    if (cache == nullptr) {
+      uint32_t one = idx;
+      m.push_clean(&one, 1);
+      bump_shared(m.shared->frees_uncached);
+      return {};
+    }
+    uint32_t n = cache->clean_count.load(std::memory_order_relaxed);
+    if (n == cfg_.cache_capacity) {  // full: give the older half back to the depot
+      const uint32_t half = n / 2;
+      m.push_clean(cache->clean, half);
+      std::memmove(cache->clean, cache->clean + half, sizeof(uint32_t) * (n - half));
+      n -= half;
+      bump(cache->flushes);
+    }
+    cache->clean[n] = idx;
+    cache->clean_count.store(n + 1, std::memory_order_relaxed);
+    bump(cache->frees);
+    return {};
+  }
+
+  // ZeroPolicy::worker: batch the dirty page towards the worker.
+  if (cache == nullptr) {
+    m.push_dirty(&idx, 1);
+    bump_shared(m.shared->frees_uncached);
+    return {};
+  }
+  uint32_t n = cache->dirty_count.load(std::memory_order_relaxed);
+  cache->dirty[n++] = idx;
+  if (n == cfg_.cache_capacity / 2) {
+    m.push_dirty(cache->dirty, n);
+    n = 0;
+    bump(cache->flushes);
+  }
+  cache->dirty_count.store(n, std::memory_order_relaxed);
+  bump(cache->frees);
+  return {};
+}
+
+std::expected<Page, Error> PagePool::transfer(const Page& page, OwnerId from, OwnerId to) {
+  Impl& m = *impl_;
+  if (auto ok = m.check_handle(page); !ok) {
+    m.count_violation(ok.error());
+    return std::unexpected(ok.error());
+  }
+  if (to == kNoOwner) return std::unexpected(Error::bad_owner);
+  uint64_t expect = desc_word(kAllocated, page.generation, from);
+  if (from == kNoOwner ||
+      !m.desc[page.index].compare_exchange_strong(expect,
+                                                  desc_word(kAllocated, page.generation, to),
+                                                  std::memory_order_acq_rel,
+                                                  std::memory_order_acquire)) {
+    const Error e = from == kNoOwner ? Error::not_owner : m.classify(expect, page);
+    m.count_violation(e);
+    return std::unexpected(e);
+  }
+  bump_shared(m.shared->transfers);
+  return m.make_page(page.index, page.generation);
+}
+
+std::expected<Page, Error> PagePool::lookup_gpa(uint64_t gpa) const {
+  const Impl& m = *impl_;
+  if (gpa < cfg_.window_gpa || gpa % kPageSize != 0 ||
+      (gpa - cfg_.window_gpa) / kPageSize >= m.max_pages) {
+    m.count_violation(Error::out_of_window);
+    return std::unexpected(Error::out_of_window);
+  }
+  const auto idx = static_cast<uint32_t>((gpa - cfg_.window_gpa) / kPageSize);
+  const uint64_t w = m.desc[idx].load(std::memory_order_acquire);
+  if (desc_state(w) == kOffline) {
+    m.count_violation(Error::out_of_window);
+    return std::unexpected(Error::out_of_window);
+  }
+  return m.make_page(idx, desc_gen(w));
+}
+
+std::expected<OwnerId, Error> PagePool::owner_of(const Page& page) const {
+  if (auto ok = impl_->check_handle(page); !ok) return std::unexpected(ok.error());
+  const uint64_t w = impl_->desc[page.index].load(std::memory_order_acquire);
+  if (desc_state(w) == kOffline) return std::unexpected(Error::out_of_window);
+  if (desc_gen(w) != (page.generation & kGenMask)) return std::unexpected(Error::stale_handle);
+  return desc_state(w) == kAllocated ? desc_owner(w) : kNoOwner;
+}
+
+// ===================== worker =====================
+
+bool PagePool::Impl::add_chunk() {
+  if (shared->chunks.load(std::memory_order_relaxed) >= cfg.max_chunks) {
+    last_grow_error = Error::at_maximum;
+    return false;
+  }
+  uint32_t c = 0;
+  while (c < cfg.max_chunks && chunks[c].state.load(std::memory_order_relaxed) != kChunkEmpty) ++c;
+  if (c == cfg.max_chunks) {
+    last_grow_error = Error::at_maximum;
+    return false;
+  }
+  auto region = PinnedRegion::create(cfg.chunk_bytes, cfg.backing);
+  if (!region) {
+    last_grow_error = region.error();
+    return false;
+  }
+  auto slot = sink.map(chunk_gpa(c), region->data(), cfg.chunk_bytes);
+  if (!slot) {
+    last_grow_error = slot.error();
+    return false;
+  }
+  cold[c].region = std::move(*region);
+  cold[c].memslot = *slot;
+  chunks[c].host.store(cold[c].region.data(), std::memory_order_release);
+  // Fresh anonymous memory is zero: every page starts clean. Generations continue from
+  // the slot's previous life so handles into a removed chunk stay stale.
+  const uint32_t first = c * ppc;
+  for (uint32_t i = first; i < first + ppc; ++i) {
+    const uint64_t w = desc[i].load(std::memory_order_relaxed);
+    desc[i].store(desc_word(kFree, desc_gen(w), kNoOwner), std::memory_order_relaxed);
+    next[i].store(i + 1 < first + ppc ? i + 1 : kNil, std::memory_order_relaxed);
+  }
+  const uint64_t old = chunks[c].head.load(std::memory_order_relaxed);
+  chunks[c].head.store(make_head(first, head_tag(old) + 1, false), std::memory_order_release);
+  chunks[c].state.store(kChunkActive, std::memory_order_release);
+  uint32_t limit = shared->chunk_limit.load(std::memory_order_relaxed);
+  if (c + 1 > limit) shared->chunk_limit.store(c + 1, std::memory_order_release);
+  shared->chunks.fetch_add(1, std::memory_order_relaxed);
+  bump_shared(shared->chunks_added);
+  // release: the chunk's stack is complete before anyone can claim its pages.
+  shared->depot_free.fetch_add(ppc, std::memory_order_release);
+  return true;
+}
+
+bool PagePool::Impl::try_retire(uint32_t c) {
+  // Claim a chunk's worth so that no other claim depends on this chunk's pages.
+  uint64_t cur = shared->depot_free.load(std::memory_order_relaxed);
+  do {
+    if (cur < uint64_t{cfg.high_pages} + ppc) return false;
+  } while (!shared->depot_free.compare_exchange_weak(cur, cur - ppc, std::memory_order_acquire,
+                                                     std::memory_order_relaxed));
+  // Freeze the head: from now on pops fail and pushes divert to the dirty list.
+  uint64_t h = chunks[c].head.load(std::memory_order_acquire);
+  while (!chunks[c].head.compare_exchange_weak(h, h | kFrozen, std::memory_order_acq_rel,
+                                               std::memory_order_acquire)) {
+  }
+  uint32_t count = 0;
+  for (uint32_t i = head_top(h); i != kNil && count <= ppc; i = next[i].load(std::memory_order_relaxed)) {
+    ++count;
+  }
+  if (count != ppc) {  // some page is allocated, cached or dirty: keep the chunk
+    h = chunks[c].head.load(std::memory_order_acquire);
+    while (!chunks[c].head.compare_exchange_weak(h, h & ~kFrozen, std::memory_order_acq_rel,
+                                                 std::memory_order_acquire)) {
+    }
+    shared->depot_free.fetch_add(ppc, std::memory_order_release);
+    return false;
+  }
+  // Every page is on the frozen stack: nobody else can reach this chunk any more.
+  const uint32_t first = c * ppc;
+  for (uint32_t i = first; i < first + ppc; ++i) {
+    const uint64_t w = desc[i].load(std::memory_order_relaxed);
+    desc[i].store(desc_word(kOffline, desc_gen(w) + 1, kNoOwner), std::memory_order_release);
+  }
+  chunks[c].state.store(kChunkEmpty, std::memory_order_release);
+  (void)sink.unmap(cold[c].memslot);  // the guest can no longer reach the memory
+  chunks[c].host.store(nullptr, std::memory_order_release);
+  cold[c].region = PinnedRegion();
+  shared->chunks.fetch_sub(1, std::memory_order_relaxed);
+  bump_shared(shared->chunks_removed);
+  return true;
+}
+
+uint64_t PagePool::Impl::drain_dirty() {
+  // Take the whole list in one CAS; the chain is then ours alone.
+  uint64_t h = shared->dirty_head.load(std::memory_order_acquire);
+  while (head_top(h) != kNil &&
+         !shared->dirty_head.compare_exchange_weak(h, make_head(kNil, head_tag(h) + 1, false),
+                                                   std::memory_order_acquire,
+                                                   std::memory_order_acquire)) {
+  }
+  uint32_t i = head_top(h);
+  uint64_t total = 0;
+  uint32_t batch[256];
+  uint32_t n = 0;
+  while (i != kNil) {
+    const uint32_t nx = next[i].load(std::memory_order_relaxed);
+    std::memset(host_of(i), 0, kPageSize);
+    const uint64_t w = desc[i].load(std::memory_order_relaxed);
+    desc[i].store(desc_word(kFree, desc_gen(w), kNoOwner), std::memory_order_relaxed);
+    batch[n++] = i;
+    if (n == std::size(batch)) {
+      push_clean(batch, n);
+      total += n;
+      n = 0;
+    }
+    i = nx;
+  }
+  push_clean(batch, n);
+  total += n;
+  if (total > 0) {
+    shared->dirty_count.fetch_sub(total, std::memory_order_relaxed);
+    bump_shared(shared->pages_zeroed, total);
+  }
+  return total;
+}
+
+void PagePool::Impl::worker_pass() {
+  std::lock_guard lock(worker_mu);
+  const uint64_t zeroed = drain_dirty();
+  uint64_t free = shared->depot_free.load(std::memory_order_relaxed);
+
+  const bool now_below_min = free < cfg.min_pages;
+  const bool now_below_low = free < cfg.low_pages;
+  if (now_below_min && !below_min) bump_shared(shared->below_min_events);
+  if (now_below_low && !below_low) bump_shared(shared->below_low_events);
+  below_min = now_below_min;
+  below_low = now_below_low;
+
+  bool grew = false;
+  if (now_below_low) {
+    while (shared->depot_free.load(std::memory_order_relaxed) < cfg.high_pages) {
+      if (!add_chunk()) {
+        if (last_grow_error != Error::at_maximum) bump_shared(shared->grow_failures);
+        break;
+      }
+      grew = true;
+    }
+  } else if (cfg.shrink) {
+    // Give back fully free chunks while comfortably above the high watermark.
+    const uint32_t limit = shared->chunk_limit.load(std::memory_order_relaxed);
+    for (uint32_t c = limit; c-- > 0;) {
+      if (shared->chunks.load(std::memory_order_relaxed) <= cfg.initial_chunks) break;
+      if (chunks[c].state.load(std::memory_order_relaxed) != kChunkActive) continue;
+      if (shared->depot_free.load(std::memory_order_relaxed) < uint64_t{cfg.high_pages} + ppc) break;
+      (void)try_retire(c);
+    }
+  }
+  if (zeroed > 0 || grew) pages_cv.notify_all();
+  last_pass_did_work = zeroed > 0 || grew;
+}
+
+void PagePool::Impl::worker_loop() {
+  for (;;) {
+    worker_pass();
+    std::unique_lock lock(wait_mu);
+    if (stop) return;
+    if (last_pass_did_work || grow_requested) {
+      grow_requested = false;
+      continue;
+    }
+    // The atomic path may not make system calls, so it cannot wake us: poll.
+    worker_cv.wait_for(lock, cfg.worker_poll, [this] { return stop || grow_requested; });
+    if (stop) return;
+    grow_requested = false;
+  }
+}
+
+void PagePool::run_worker_once() { impl_->worker_pass(); }
+
+// ===================== observation =====================
+
+PoolStats PagePool::stats() const {
+  const Impl& m = *impl_;
+  const SharedHot& s = *m.shared;
+  auto ld = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  PoolStats st;
+  uint64_t cached = 0;
+  uint64_t frees = ld(s.frees_uncached);
+  for (uint32_t i = 0; i < cfg_.max_caches; ++i) {
+    const PageCache& c = m.caches[i];
+    st.alloc_cache += ld(c.alloc_cache);
+    st.alloc_depot += ld(c.alloc_depot);
+    st.alloc_reserve += ld(c.alloc_reserve);
+    st.fail_exhausted += ld(c.fail_exhausted);
+    frees += ld(c.frees);
+    st.cache_refills += ld(c.refills);
+    st.cache_flushes += ld(c.flushes);
+    cached += c.clean_count.load(std::memory_order_relaxed) + c.dirty_count.load(std::memory_order_relaxed);
+  }
+  st.alloc_wait = ld(s.alloc_wait);
+  st.alloc_waited = ld(s.alloc_waited);
+  st.fail_exhausted += ld(s.fail_exhausted_wait);
+  st.fail_reserve_only = ld(s.fail_reserve_only);
+  st.fail_timed_out = ld(s.fail_timed_out);
+  st.frees = frees;
+  st.transfers = ld(s.transfers);
+  st.violation_double_free = ld(s.violation_double_free);
+  st.violation_not_owner = ld(s.violation_not_owner);
+  st.violation_stale = ld(s.violation_stale);
+  st.violation_out_of_window = ld(s.violation_out_of_window);
+  st.violation_foreign_pool = ld(s.violation_foreign_pool);
+  st.pages_zeroed = ld(s.pages_zeroed);
+  st.chunks_added = ld(s.chunks_added);
+  st.chunks_removed = ld(s.chunks_removed);
+  st.grow_failures = ld(s.grow_failures);
+  st.below_low_events = ld(s.below_low_events);
+  st.below_min_events = ld(s.below_min_events);
+  st.chunks = ld(s.chunks);
+  st.total_pages = st.chunks * m.ppc;
+  st.free_clean = ld(s.depot_free);
+  st.free_dirty = ld(s.dirty_count);
+  const uint64_t not_in_use = st.free_clean + st.free_dirty + cached;
+  st.in_use = st.total_pages > not_in_use ? st.total_pages - not_in_use : 0;
+  return st;
+}
+
+std::string PagePool::audit() const {
+  const Impl& m = *impl_;
+  std::lock_guard lock(const_cast<std::mutex&>(m.worker_mu));
+  std::vector<uint8_t> seen(m.max_pages, 0);
+  auto where = [](uint32_t i) { return " (page " + std::to_string(i) + ")"; };
+  auto mark = [&](uint32_t i, uint64_t want_state, const char* place) -> std::string {
+    if (i >= m.max_pages) return std::string("index out of range in ") + place + where(i);
+    if (seen[i]) return std::string("page listed twice, again in ") + place + where(i);
+    seen[i] = 1;
+    const uint64_t st = desc_state(m.desc[i].load(std::memory_order_relaxed));
+    if (st != want_state) {
+      return std::string("descriptor state ") + std::to_string(st) + " in " + place + where(i);
+    }
+    return "";
+  };
+  uint64_t in_stacks = 0;
+  for (uint32_t c = 0; c < cfg_.max_chunks; ++c) {
+    const bool active = m.chunks[c].state.load(std::memory_order_relaxed) == kChunkActive;
+    const uint64_t h = m.chunks[c].head.load(std::memory_order_relaxed);
+    if (!active) continue;
+    if (h & kFrozen) return "active chunk " + std::to_string(c) + " is frozen";
+    uint32_t n = 0;
+    for (uint32_t i = head_top(h); i != kNil; i = m.next[i].load(std::memory_order_relaxed)) {
+      if (m.chunk_of(i) != c) return "page on the wrong chunk's stack" + where(i);
+      if (auto e = mark(i, kFree, "a depot stack"); !e.empty()) return e;
+      if (++n > m.ppc) return "cycle in chunk stack " + std::to_string(c);
+    }
+    in_stacks += n;
+  }
+  if (in_stacks != m.shared->depot_free.load(std::memory_order_relaxed)) {
+    return "depot count " + std::to_string(m.shared->depot_free.load()) + " != pages on stacks " +
+           std::to_string(in_stacks);
+  }
+  uint64_t dirty = 0;
+  for (uint32_t i = head_top(m.shared->dirty_head.load(std::memory_order_relaxed)); i != kNil;
+       i = m.next[i].load(std::memory_order_relaxed)) {
+    if (auto e = mark(i, kDirty, "the dirty list"); !e.empty()) return e;
+    if (++dirty > m.max_pages) return "cycle in the dirty list";
+  }
+  if (dirty != m.shared->dirty_count.load(std::memory_order_relaxed)) {
+    return "dirty count mismatch";
+  }
+  for (uint32_t k = 0; k < cfg_.max_caches; ++k) {
+    const PageCache& c = m.caches[k];
+    for (uint32_t j = 0; j < c.clean_count.load(std::memory_order_relaxed); ++j) {
+      if (auto e = mark(c.clean[j], kFree, "a cache magazine"); !e.empty()) return e;
+    }
+    for (uint32_t j = 0; j < c.dirty_count.load(std::memory_order_relaxed); ++j) {
+      if (auto e = mark(c.dirty[j], kDirty, "a cache dirty buffer"); !e.empty()) return e;
+    }
+  }
+  for (uint32_t i = 0; i < m.max_pages; ++i) {
+    const uint64_t st = desc_state(m.desc[i].load(std::memory_order_relaxed));
+    const bool active = m.chunks[m.chunk_of(i)].state.load(std::memory_order_relaxed) == kChunkActive;
+    if (!active) {
+      if (st != kOffline) return "page of an unmapped chunk is not offline" + where(i);
+      continue;
+    }
+    if (st == kAllocated) {
+      if (seen[i]) return "allocated page is also on a free list" + where(i);
+      seen[i] = 1;
+    }
+    if (!seen[i]) return "page is nowhere (leaked)" + where(i);
+  }
+  return "";
+}
+
+std::string_view to_string(Backing b) noexcept {
+  switch (b) {
+    case Backing::small_pages: return "4k";
+    case Backing::thp: return "thp";
+    case Backing::hugetlb: return "hugetlb";
+  }
+  return "?";
+}
+
+}  // namespace labyrinth::alloc

@@ -1,0 +1,46 @@
+// allocator/pinned_region.h — RAII for pinned (pre-faulted, mlock'ed) anonymous memory.
+//
+//   auto r = PinnedRegion::create(2 << 20, Backing::small_pages);  // expected<PinnedRegion, Error>
+//   std::byte* p = r->data();   // resident and locked: touching it never faults
+//
+// The chunks of the page pool and all of the pool's metadata live in such regions, which
+// is what lets the atomic allocation path promise "no page fault".
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+
+#include "allocator/error.h"
+
+namespace labyrinth::alloc {
+
+enum class Backing : uint8_t;
+
+class PinnedRegion {
+ public:
+  // bytes must be a multiple of 4 KiB (of 2 MiB for thp/hugetlb).
+  static std::expected<PinnedRegion, Error> create(size_t bytes, Backing backing);
+
+  PinnedRegion() = default;
+  PinnedRegion(PinnedRegion&& other) noexcept;
+  PinnedRegion& operator=(PinnedRegion&& other) noexcept;
+  PinnedRegion(const PinnedRegion&) = delete;
+  PinnedRegion& operator=(const PinnedRegion&) = delete;
+  ~PinnedRegion();
+
+  std::byte* data() const { return data_; }
+  size_t size() const { return size_; }
+  explicit operator bool() const { return data_ != nullptr; }
+
+ private:
+  PinnedRegion(std::byte* data, size_t size, size_t map_size)
+      : data_(data), size_(size), map_size_(map_size), map_base_(data) {}
+  void reset() noexcept;
+  std::byte* data_ = nullptr;
+  size_t size_ = 0;
+  size_t map_size_ = 0;          // what was mmap'ed (THP over-allocates to align)
+  std::byte* map_base_ = nullptr;  // start of the mmap'ed range
+};
+
+}  // namespace labyrinth::alloc
