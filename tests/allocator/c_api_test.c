@@ -1,0 +1,77 @@
+/* A plain C program using the pool through allocator/labyrinth_alloc.h.
+ * Exit status 0 = pass, 77 = skipped (no /dev/kvm), anything else = the failing check's line. */
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "allocator/labyrinth_alloc.h"
+
+#define CHECK(cond)                                               \
+  do {                                                            \
+    if (!(cond)) {                                                \
+      fprintf(stderr, "c_api_test: line %d: %s\n", __LINE__, #cond); \
+      return __LINE__ % 200 + 1;                                  \
+    }                                                             \
+  } while (0)
+
+int main(void) {
+  int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (kvm < 0) {
+    printf("c_api_test: /dev/kvm is not available on this machine: skipping\n");
+    return 77;
+  }
+  int vm = ioctl(kvm, KVM_CREATE_VM, 0);
+  CHECK(vm >= 0);
+
+  struct labyrinth_pool_config cfg;
+  labyrinth_pool_config_init(&cfg);
+  cfg.max_chunks = 2;
+  struct labyrinth_pool* pool = NULL;
+  struct labyrinth_pool_config bad = cfg;
+  bad.window_gpa = 12345;
+  CHECK(labyrinth_pool_create(vm, &bad, &pool) == LABYRINTH_E_BAD_CONFIG);
+  CHECK(labyrinth_pool_create(vm, &cfg, &pool) == LABYRINTH_OK);
+  struct labyrinth_cache* cache = labyrinth_cache_attach(pool);
+  CHECK(cache != NULL);
+
+  struct labyrinth_page page;
+  int err = -1;
+  unsigned char* p = labyrinth_void_alloc_page_gfp_atomic_exclusive(cache, 1, &page, &err);
+  CHECK(p != NULL && err == LABYRINTH_OK);
+  CHECK(page.gpa >= (4ull << 30));
+  for (int i = 0; i < 4096; ++i) CHECK(p[i] == 0);
+  memset(p, 0xEE, 4096);
+
+  CHECK(labyrinth_page_transfer(pool, &page, 1, 2) == LABYRINTH_OK);
+  CHECK(labyrinth_page_free(cache, &page, 1) == LABYRINTH_E_NOT_OWNER);
+  struct labyrinth_page found;
+  CHECK(labyrinth_page_lookup_gpa(pool, page.gpa, &found) == LABYRINTH_OK);
+  CHECK(found.index == page.index && found.generation == page.generation);
+  CHECK(labyrinth_page_lookup_gpa(pool, 4096, &found) == LABYRINTH_E_OUT_OF_WINDOW);
+  CHECK(labyrinth_page_free(cache, &page, 2) == LABYRINTH_OK);
+  CHECK(labyrinth_page_free(cache, &page, 2) == LABYRINTH_E_DOUBLE_FREE);
+  CHECK(labyrinth_void_alloc_page_gfp_atomic_exclusive(cache, 0, &page, &err) == NULL);
+  CHECK(err == LABYRINTH_E_BAD_OWNER);
+
+  void* w = labyrinth_alloc_page_wait(pool, 3, &page, &err);
+  CHECK(w != NULL && err == LABYRINTH_OK);
+  CHECK(labyrinth_page_free_uncached(pool, &page, 3) == LABYRINTH_OK);
+
+  struct labyrinth_pool_stats st;
+  labyrinth_pool_get_stats(pool, &st);
+  CHECK(st.frees == 2 && st.transfers == 1);
+  CHECK(st.violation_not_owner == 1 && st.violation_double_free == 1);
+  CHECK(st.violation_out_of_window == 1);
+  CHECK(st.chunks == 1 && st.total_pages == 512);
+  CHECK(strstr(labyrinth_strerror(LABYRINTH_E_EXHAUSTED), "no free page") != NULL);
+
+  labyrinth_cache_detach(cache);
+  labyrinth_pool_destroy(pool);
+  close(vm);
+  close(kvm);
+  printf("c_api_test: ok\n");
+  return 0;
+}

@@ -1,0 +1,437 @@
+// Unit tests for PagePool: every rule of the allocator contract, each error path.
+#include "allocator/page_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+#include <vector>
+
+#include "tests/allocator/kvm_vm.h"
+
+namespace labyrinth::alloc {
+namespace {
+
+using testing::KvmVm;
+
+constexpr OwnerId kDev = 7;
+constexpr OwnerId kGuest = 9;
+constexpr OwnerId kOther = 11;
+constexpr uint64_t kWindow = 4ull << 30;
+
+// Small chunks (16 pages) keep the watermark arithmetic easy to follow.
+PoolConfig small_config() {
+  PoolConfig c;
+  c.window_gpa = kWindow;
+  c.window_size = 1ull << 30;
+  c.chunk_bytes = 64 << 10;
+  c.initial_chunks = 1;
+  c.max_chunks = 4;
+  c.min_pages = 4;
+  c.low_pages = 8;
+  c.high_pages = 24;
+  c.cache_capacity = 8;
+  c.start_worker = false;
+  c.wait_timeout = std::chrono::milliseconds(20);
+  return c;
+}
+
+// Counts what the pool asks of KVM, and forwards to a real VM fd.
+class CountingSink : public MemslotSink {
+ public:
+  explicit CountingSink(int vm_fd) : real_(vm_fd, 1, 64) {}
+  std::expected<uint32_t, Error> map(uint64_t gpa, void* host, uint64_t size) override {
+    if (fail_next_map) {
+      fail_next_map = false;
+      return std::unexpected(Error::map_failed);
+    }
+    auto r = real_.map(gpa, host, size);
+    if (r) ++mapped;
+    return r;
+  }
+  std::expected<void, Error> unmap(uint32_t slot) override {
+    auto r = real_.unmap(slot);
+    if (r) ++unmapped;
+    return r;
+  }
+  int mapped = 0;
+  int unmapped = 0;
+  bool fail_next_map = false;
+
+ private:
+  KvmFdMemslotSink real_;
+};
+
+class PagePoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    vm_ = KvmVm::open();
+    if (!vm_) GTEST_SKIP() << KvmVm::kSkipMessage;
+    sink_.emplace(vm_->vm_fd());
+  }
+  std::unique_ptr<PagePool> make(const PoolConfig& c) {
+    auto p = PagePool::create(c, *sink_);
+    EXPECT_TRUE(p.has_value()) << (p ? "" : to_string(p.error()));
+    return p ? std::move(*p) : nullptr;
+  }
+  std::optional<KvmVm> vm_;
+  std::optional<CountingSink> sink_;
+};
+
+TEST_F(PagePoolTest, RejectsBadConfigs) {
+  auto bad = [&](auto mutate) {
+    PoolConfig c = small_config();
+    mutate(c);
+    auto p = PagePool::create(c, *sink_);
+    return !p && p.error() == Error::bad_config;
+  };
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.window_gpa = 3ull << 30; }));        // below 4 GiB
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.window_gpa = (4ull << 30) + 4096; })); // not 1 GiB aligned
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.window_size = 4096; }));              // too small
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.chunk_bytes = 12288; }));             // not a power of two
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.chunk_bytes = 2048; }));              // below a page
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.initial_chunks = 5; }));              // > max
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.max_chunks = 0; }));
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.min_pages = 10; c.low_pages = 8; })); // min > low
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.high_pages = 1000; }));               // > max pages
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.cache_capacity = 3; }));              // odd
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.backing = Backing::thp; }));          // chunk < 2 MiB
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.window_gpa = 1ull << 62; }));         // beyond phys bits
+  EXPECT_EQ(sink_->mapped, 0);
+}
+
+TEST_F(PagePoolTest, MapsInitialChunksAsMemslotsAndUnmapsOnDestruction) {
+  PoolConfig c = small_config();
+  c.initial_chunks = 3;
+  {
+    auto pool = make(c);
+    ASSERT_TRUE(pool);
+    EXPECT_EQ(sink_->mapped, 3);
+    const PoolStats s = pool->stats();
+    EXPECT_EQ(s.chunks, 3u);
+    EXPECT_EQ(s.total_pages, 48u);
+    EXPECT_EQ(s.free_clean, 48u);
+    EXPECT_EQ(s.in_use, 0u);
+    EXPECT_EQ(pool->audit(), "");
+  }
+  EXPECT_EQ(sink_->unmapped, 3);
+}
+
+TEST_F(PagePoolTest, MapFailureIsReported) {
+  sink_->fail_next_map = true;
+  auto p = PagePool::create(small_config(), *sink_);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error(), Error::map_failed);
+}
+
+TEST_F(PagePoolTest, AtomicAllocReturnsZeroedExclusivePageInsideWindow) {
+  auto pool = make(small_config());
+  PageCache* cache = pool->attach_cache().value();  // fresh pool: slots are free
+  auto page = pool->alloc_page(kGfpAtomicExclusive, kDev, cache);
+  ASSERT_TRUE(page);
+  EXPECT_GE(page->gpa, kWindow);
+  EXPECT_LT(page->gpa, kWindow + 16 * kPageSize);
+  EXPECT_EQ(page->gpa % kPageSize, 0u);
+  EXPECT_TRUE(std::all_of(page->host, page->host + kPageSize, [](std::byte b) { return b == std::byte{0}; }));
+  EXPECT_EQ(pool->owner_of(*page).value(), kDev);
+  EXPECT_EQ(pool->stats().in_use, 1u);
+  EXPECT_TRUE(pool->free_page(*page, kDev, cache));
+}
+
+TEST_F(PagePoolTest, EveryNewOwnerGetsAZeroedPageUnderBothZeroPolicies) {
+  for (ZeroPolicy zp : {ZeroPolicy::worker, ZeroPolicy::on_free}) {
+    PoolConfig c = small_config();
+    c.zero_policy = zp;
+    auto pool = make(c);
+    PageCache* cache = pool->attach_cache().value();
+    // Dirty every page, free them all, then take every page again.
+    std::vector<Page> pages;
+    while (auto p = pool->alloc_page(kGfpAtomicExclusive, kDev, cache)) {
+      std::memset(p->host, 0xA5, kPageSize);
+      pages.push_back(*p);
+    }
+    ASSERT_EQ(pages.size(), 16u);
+    for (const Page& p : pages) ASSERT_TRUE(pool->free_page(p, kDev, cache));
+    pool->detach_cache(cache);
+    pool->run_worker_once();  // zeroes (worker policy); no-op otherwise
+    cache = pool->attach_cache().value();
+    size_t seen = 0;
+    while (auto p = pool->alloc_page(kGfpAtomicExclusive, kOther, cache)) {
+      ++seen;
+      EXPECT_TRUE(std::all_of(p->host, p->host + kPageSize, [](std::byte b) { return b == std::byte{0}; }))
+          << "page " << p->index << " carried data from its previous owner";
+    }
+    EXPECT_EQ(seen, 16u);
+  }
+}
+
+TEST_F(PagePoolTest, TransferMovesOwnershipAndOnlyTheOwnerMayFree) {
+  auto pool = make(small_config());
+  PageCache* cache = pool->attach_cache().value();
+  Page p = pool->alloc_page(kGfpAtomicExclusive, kDev, cache).value();  // pool has 16 pages
+  auto moved = pool->transfer(p, kDev, kGuest);
+  ASSERT_TRUE(moved);
+  EXPECT_EQ(pool->owner_of(p).value(), kGuest);
+  // The device no longer owns it: its free and transfer are rejected and counted.
+  auto f = pool->free_page(p, kDev, cache);
+  ASSERT_FALSE(f);
+  EXPECT_EQ(f.error(), Error::not_owner);
+  auto t = pool->transfer(p, kDev, kOther);
+  ASSERT_FALSE(t);
+  EXPECT_EQ(t.error(), Error::not_owner);
+  EXPECT_EQ(pool->owner_of(p).value(), kGuest);
+  EXPECT_EQ(pool->stats().violation_not_owner, 2u);
+  // Back to the device, which frees it.
+  ASSERT_TRUE(pool->transfer(p, kGuest, kDev));
+  EXPECT_TRUE(pool->free_page(p, kDev, cache));
+  EXPECT_EQ(pool->stats().transfers, 2u);
+}
+
+TEST_F(PagePoolTest, DoubleFreeIsRejectedAndCounted) {
+  auto pool = make(small_config());
+  PageCache* cache = pool->attach_cache().value();
+  Page p = pool->alloc_page(kGfpAtomicExclusive, kDev, cache).value();
+  ASSERT_TRUE(pool->free_page(p, kDev, cache));
+  auto again = pool->free_page(p, kDev, cache);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error(), Error::double_free);
+  EXPECT_EQ(pool->stats().violation_double_free, 1u);
+  pool->detach_cache(cache);
+  EXPECT_EQ(pool->audit(), "");
+}
+
+TEST_F(PagePoolTest, StaleHandleIsRejectedAfterThePageIsReused) {
+  PoolConfig c = small_config();
+  c.zero_policy = ZeroPolicy::on_free;  // freed pages are recycled LIFO by the cache
+  auto pool = make(c);
+  PageCache* cache = pool->attach_cache().value();
+  Page old = pool->alloc_page(kGfpAtomicExclusive, kDev, cache).value();
+  ASSERT_TRUE(pool->free_page(old, kDev, cache));
+  Page now = pool->alloc_page(kGfpAtomicExclusive, kOther, cache).value();
+  ASSERT_EQ(now.index, old.index);  // same page, new life
+  EXPECT_NE(now.generation, old.generation);
+  auto f = pool->free_page(old, kDev, cache);
+  ASSERT_FALSE(f);
+  EXPECT_EQ(f.error(), Error::stale_handle);
+  // Even with the right owner, an old generation is stale.
+  Page forged = old;
+  auto t = pool->transfer(forged, kOther, kDev);
+  ASSERT_FALSE(t);
+  EXPECT_EQ(t.error(), Error::stale_handle);
+  EXPECT_EQ(pool->owner_of(now).value(), kOther);
+  EXPECT_EQ(pool->stats().violation_stale, 2u);
+}
+
+TEST_F(PagePoolTest, AddressesOutsideTheWindowAreRejected) {
+  auto pool = make(small_config());
+  EXPECT_EQ(pool->lookup_gpa(kWindow - kPageSize).error(), Error::out_of_window);
+  EXPECT_EQ(pool->lookup_gpa(kWindow + 1).error(), Error::out_of_window);  // misaligned
+  EXPECT_EQ(pool->lookup_gpa(kWindow + 16 * kPageSize).error(), Error::out_of_window);  // no chunk
+  EXPECT_EQ(pool->lookup_gpa(kWindow + (1ull << 40)).error(), Error::out_of_window);
+  EXPECT_EQ(pool->lookup_gpa(~0ull & ~(kPageSize - 1)).error(), Error::out_of_window);
+  Page bogus{};
+  bogus.pool_id = pool->id();
+  bogus.index = 1u << 30;
+  EXPECT_EQ(pool->free_page(bogus, kDev, nullptr).error(), Error::out_of_window);
+  bogus.index = 20;  // inside max_pages but its chunk is not mapped
+  EXPECT_EQ(pool->transfer(bogus, kDev, kGuest).error(), Error::out_of_window);
+  EXPECT_EQ(pool->stats().violation_out_of_window, 7u);
+}
+
+TEST_F(PagePoolTest, LookupGpaFindsTheCurrentHandle) {
+  auto pool = make(small_config());
+  PageCache* cache = pool->attach_cache().value();
+  Page p = pool->alloc_page(kGfpAtomicExclusive, kDev, cache).value();
+  ASSERT_TRUE(pool->transfer(p, kDev, kGuest));
+  Page found = pool->lookup_gpa(p.gpa).value();  // allocated page in a live chunk
+  EXPECT_EQ(found.index, p.index);
+  EXPECT_EQ(found.generation, p.generation);
+  EXPECT_EQ(found.host, p.host);
+  // A guest handing back the address gives ownership back only if it owned the page.
+  EXPECT_TRUE(pool->transfer(found, kGuest, kDev));
+  EXPECT_EQ(pool->transfer(found, kGuest, kDev).error(), Error::not_owner);  // returned twice
+}
+
+TEST_F(PagePoolTest, PagesNeverCrossPools) {
+  auto a = make(small_config());
+  PoolConfig c2 = small_config();
+  c2.window_gpa = 8ull << 30;
+  auto b = make(c2);
+  PageCache* ca = a->attach_cache().value();
+  PageCache* cb = b->attach_cache().value();
+  Page p = a->alloc_page(kGfpAtomicExclusive, kDev, ca).value();
+  EXPECT_EQ(b->free_page(p, kDev, cb).error(), Error::foreign_pool);
+  EXPECT_EQ(b->transfer(p, kDev, kGuest).error(), Error::foreign_pool);
+  EXPECT_EQ(b->stats().violation_foreign_pool, 2u);
+  EXPECT_EQ(a->free_page(p, kDev, cb).error(), Error::bad_flags);  // another pool's cache
+  EXPECT_TRUE(a->free_page(p, kDev, ca));
+}
+
+TEST_F(PagePoolTest, BadOwnerAndFlagsAreRejected) {
+  auto pool = make(small_config());
+  PageCache* cache = pool->attach_cache().value();
+  EXPECT_EQ(pool->alloc_page(kGfpAtomicExclusive, kNoOwner, cache).error(), Error::bad_owner);
+  EXPECT_EQ(pool->alloc_page(kGfpAtomic, kDev, cache).error(), Error::bad_flags);  // not exclusive
+  EXPECT_EQ(pool->alloc_page(kGfpAtomicExclusive | 0x80, kDev, cache).error(), Error::bad_flags);
+  EXPECT_EQ(pool->alloc_page(kGfpAtomicExclusive, kDev, nullptr).error(), Error::bad_flags);
+  Page p = pool->alloc_page(kGfpAtomicExclusive, kDev, cache).value();
+  EXPECT_EQ(pool->transfer(p, kDev, kNoOwner).error(), Error::bad_owner);
+  EXPECT_EQ(pool->free_page(p, kNoOwner, cache).error(), Error::not_owner);
+}
+
+TEST_F(PagePoolTest, AtomicAllocFailsImmediatelyWhenEmpty) {
+  PoolConfig c = small_config();
+  c.max_chunks = 1;
+  c.high_pages = 16;
+  auto pool = make(c);
+  PageCache* cache = pool->attach_cache().value();
+  for (int i = 0; i < 16; ++i) ASSERT_TRUE(pool->alloc_page(kGfpAtomicExclusive, kDev, cache));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = pool->alloc_page(kGfpAtomicExclusive, kDev, cache);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), Error::exhausted);
+  EXPECT_LT(waited, std::chrono::milliseconds(5));  // it did not wait (generous for noise)
+  EXPECT_EQ(pool->stats().fail_exhausted, 1u);
+}
+
+TEST_F(PagePoolTest, AtomicReserveIsOnlyForAtomicCallers) {
+  PoolConfig c = small_config();
+  c.max_chunks = 1;
+  c.high_pages = 16;
+  auto pool = make(c);
+  PageCache* cache = pool->attach_cache().value();
+  // Non-atomic callers may take the depot down to min_pages (4) and no further.
+  int taken = 0;
+  while (pool->alloc_page(kGfpExclusive, kDev, nullptr)) ++taken;
+  EXPECT_EQ(taken, 12);
+  PoolStats s = pool->stats();
+  EXPECT_EQ(s.free_clean, 4u);
+  EXPECT_GE(s.fail_reserve_only, 1u);
+  EXPECT_EQ(s.alloc_wait, 12u);
+  // An atomic caller may take the reserve; it is counted as such.
+  auto r = pool->alloc_page(kGfpAtomicExclusive, kDev, cache);
+  ASSERT_TRUE(r);
+  s = pool->stats();
+  EXPECT_EQ(s.alloc_reserve, 1u);
+  EXPECT_EQ(s.free_clean, 0u);  // the refill took the whole reserve into the cache
+}
+
+TEST_F(PagePoolTest, NonAtomicAllocWaitsForTheWorkerToGrow) {
+  PoolConfig c = small_config();
+  c.start_worker = true;
+  c.worker_poll = std::chrono::microseconds(200);
+  c.wait_timeout = std::chrono::milliseconds(2000);
+  auto pool = make(c);
+  std::vector<Page> pages;
+  for (int i = 0; i < 30; ++i) {
+    auto p = pool->alloc_page(kGfpExclusive, kDev, nullptr);
+    ASSERT_TRUE(p) << to_string(p.error());
+    pages.push_back(*p);
+  }
+  const PoolStats s = pool->stats();
+  EXPECT_GE(s.chunks, 2u);
+  EXPECT_GE(s.alloc_waited + s.chunks_added, 2u);
+  std::set<uint64_t> gpas;
+  for (const Page& p : pages) gpas.insert(p.gpa);
+  EXPECT_EQ(gpas.size(), pages.size());
+}
+
+TEST_F(PagePoolTest, WorkerGrowsFromLowToHighUpToMaxAndShrinksBack) {
+  auto pool = make(small_config());  // 16 pages, low 8, high 24, max 4 chunks (64 pages)
+  PageCache* cache = pool->attach_cache().value();
+  std::vector<Page> pages;
+  for (int i = 0; i < 10; ++i) pages.push_back(pool->alloc_page(kGfpAtomicExclusive, kDev, cache).value());
+  // 10 taken: the cache holds 2 more, the depot 4 (< low).
+  pool->run_worker_once();
+  PoolStats s = pool->stats();
+  EXPECT_GE(s.free_clean, 24u);  // grown to the high watermark
+  EXPECT_EQ(s.chunks, 3u);
+  EXPECT_EQ(s.below_low_events, 1u);
+  EXPECT_EQ(sink_->mapped, 3);
+  // Take everything: growth stops at max_chunks and the atomic path reports exhaustion.
+  for (;;) {
+    auto p = pool->alloc_page(kGfpAtomicExclusive, kDev, cache);
+    if (!p) {
+      EXPECT_EQ(p.error(), Error::exhausted);
+      pool->run_worker_once();
+      p = pool->alloc_page(kGfpAtomicExclusive, kDev, cache);
+      if (!p) break;
+    }
+    pages.push_back(*p);
+  }
+  s = pool->stats();
+  EXPECT_EQ(s.chunks, 4u);
+  EXPECT_EQ(pages.size(), 64u);
+  EXPECT_EQ(s.in_use, 64u);
+  EXPECT_EQ(pool->audit(), "");
+  // Give everything back: the worker zeroes, then returns chunks above the high watermark.
+  for (const Page& p : pages) ASSERT_TRUE(pool->free_page(p, kDev, cache));
+  pool->detach_cache(cache);
+  pool->run_worker_once();
+  pool->run_worker_once();
+  s = pool->stats();
+  EXPECT_EQ(s.in_use, 0u);
+  EXPECT_LT(s.chunks, 4u);
+  EXPECT_GE(s.chunks_removed, 1u);
+  EXPECT_GE(s.free_clean, 24u);  // never below high by shrinking
+  EXPECT_EQ(static_cast<uint64_t>(sink_->unmapped), s.chunks_removed);
+  EXPECT_EQ(pool->audit(), "");
+  // Handles into a removed chunk are now stale or outside the window.
+  EXPECT_FALSE(pool->free_page(pages.back(), kDev, nullptr));
+}
+
+TEST_F(PagePoolTest, HugetlbWithoutReservedPagesIsAClearError) {
+  PoolConfig c = small_config();
+  c.chunk_bytes = 2 << 20;
+  c.backing = Backing::hugetlb;
+  c.high_pages = 512;
+  auto p = PagePool::create(c, *sink_);
+  // Only meaningful where nr_hugepages is 0 (as on this machine and CI).
+  if (p) GTEST_SKIP() << "hugetlbfs pages are reserved here";
+  EXPECT_EQ(p.error(), Error::hugetlb_unavailable);
+  EXPECT_NE(to_string(p.error()).find("nr_hugepages"), std::string_view::npos);
+}
+
+TEST_F(PagePoolTest, TransparentHugePageBackingWorks) {
+  PoolConfig c = small_config();
+  c.chunk_bytes = 2 << 20;
+  c.backing = Backing::thp;
+  c.high_pages = 512;
+  c.low_pages = 64;
+  auto pool = make(c);
+  ASSERT_TRUE(pool);
+  PageCache* cache = pool->attach_cache().value();
+  auto p = pool->alloc_page(kGfpAtomicExclusive, kDev, cache);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(pool->stats().total_pages, 512u);
+}
+
+TEST_F(PagePoolTest, CacheSlotsAreLimited) {
+  PoolConfig c = small_config();
+  c.max_caches = 2;
+  auto pool = make(c);
+  PageCache* a = pool->attach_cache().value();
+  ASSERT_TRUE(pool->attach_cache());
+  EXPECT_EQ(pool->attach_cache().error(), Error::no_cache_slot);
+  pool->detach_cache(a);
+  EXPECT_TRUE(pool->attach_cache());
+}
+
+TEST_F(PagePoolTest, CountersAddUp) {
+  auto pool = make(small_config());
+  PageCache* cache = pool->attach_cache().value();
+  std::vector<Page> pages;
+  for (int i = 0; i < 10; ++i) pages.push_back(pool->alloc_page(kGfpAtomicExclusive, kDev, cache).value());
+  for (const Page& p : pages) ASSERT_TRUE(pool->free_page(p, kDev, cache));
+  const PoolStats s = pool->stats();
+  EXPECT_EQ(s.alloc_cache + s.alloc_depot + s.alloc_reserve, 10u);
+  EXPECT_EQ(s.cache_refills, s.alloc_depot + s.alloc_reserve);
+  EXPECT_EQ(s.frees, 10u);
+  EXPECT_EQ(s.in_use, 0u);
+  EXPECT_EQ(s.violations(), 0u);
+}
+
+}  // namespace
+}  // namespace labyrinth::alloc
