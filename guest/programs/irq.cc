@@ -3,8 +3,10 @@
 // for kCount interrupts (outl to LABYRINTH_PORT_IRQ_TEST) and sleeps in HLT
 // until the handler has counted them all. Prints "irq: received N/N
 // interrupts" and exits 0; exits 1 after kTimeoutMs with the count so far.
-// A periodic LAPIC timer (kTickVector, every kTickMs) wakes the HLT loop so the
-// timeout is noticed even if the VMM never raises a single interrupt.
+// A LAPIC timer tick (kTickVector, every kTickMs; one-shot re-armed by its
+// handler, so it works even if the VMM did not set a CPUID that allows periodic
+// mode) wakes the HLT loop, so the timeout is noticed even if the VMM never
+// raises a single interrupt.
 #include <atomic>
 
 #include "guest/abi/ports.h"
@@ -36,7 +38,16 @@ void on_test_irq(guest::InterruptFrame&, void*) {
   guest::lapic_eoi();
 }
 
-void on_tick(guest::InterruptFrame&, void*) { guest::lapic_eoi(); }
+uint32_t g_tick_count = 0;  // LAPIC timer ticks per kTickMs, set before sti
+
+void arm_tick() {
+  guest::lapic_timer_start(kTickVector, g_tick_count, guest::TimerMode::kOneShot);
+}
+
+void on_tick(guest::InterruptFrame&, void*) {
+  arm_tick();
+  guest::lapic_eoi();
+}
 
 }  // namespace
 
@@ -50,8 +61,8 @@ int guest_main(unsigned cpu, const labyrinth_boot_info&) {
   }
   guest::lapic_enable();
   const uint32_t ticks_per_ms = guest::lapic_timer_ticks_per_ms();
-  guest::lapic_timer_start(kTickVector, ticks_per_ms != 0 ? ticks_per_ms * kTickMs : 100000,
-                           guest::TimerMode::kPeriodic);
+  g_tick_count = ticks_per_ms != 0 ? ticks_per_ms * kTickMs : 1000000;
+  arm_tick();
   if (!guest::ioapic_route(LABYRINTH_IRQ_TEST_GSI, kVector)) {
     guest::printf("irq: FAIL: IOAPIC has only %u pins, need pin %u\n", guest::ioapic_num_pins(),
                   LABYRINTH_IRQ_TEST_GSI);
