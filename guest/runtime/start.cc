@@ -16,6 +16,7 @@
 #include "guest/runtime/tsc.h"
 
 extern "C" char guest_stacks[];  // entry.S
+extern "C" char __image_end[];   // linker.ld
 extern "C" void (*__init_array_start[])();  // linker.ld
 extern "C" void (*__init_array_end[])();
 extern "C" [[noreturn]] void guest_runtime_start(uint64_t cpu, uint64_t boot_info_gpa);
@@ -46,6 +47,12 @@ const char* check_boot_info(uint64_t gpa, char* buf, size_t size) {
   }
   if (info->num_cpus == 0 || info->num_cpus > LABYRINTH_MAX_VCPUS) {
     snprintf(buf, size, "num_cpus %u is outside 1..%u", info->num_cpus, LABYRINTH_MAX_VCPUS);
+    return buf;
+  }
+  const uint64_t image_end = reinterpret_cast<uint64_t>(__image_end);
+  if (info->identity_map_end < image_end) {
+    snprintf(buf, size, "identity_map_end 0x%lx is below the end of this image (0x%lx)",
+             info->identity_map_end, image_end);
     return buf;
   }
   if (info->num_mem_regions > LABYRINTH_MAX_MEM_REGIONS ||
