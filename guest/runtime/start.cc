@@ -21,6 +21,10 @@ extern "C" void (*__init_array_start[])();  // linker.ld
 extern "C" void (*__init_array_end[])();
 extern "C" [[noreturn]] void guest_runtime_start(uint64_t cpu, uint64_t boot_info_gpa);
 
+// entry.S cannot include boot_info.h (C declarations); it repeats these values.
+static_assert(LABYRINTH_MAX_VCPUS == 32, "update LABYRINTH_MAX_VCPUS in entry.S");
+static_assert(guest::kStackSize == 16 * 1024, "update STACK_SIZE (and the shift) in entry.S");
+
 namespace guest {
 namespace {
 
