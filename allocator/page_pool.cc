@@ -171,7 +171,6 @@ struct PagePool::Impl {
   std::mutex worker_mu;  // lock order: worker_mu before wait_mu; never taken on the atomic path
   std::vector<ChunkCold> cold;
   bool below_low = false, below_min = false;
-  bool last_pass_did_work = false;
   Error last_grow_error = Error::at_maximum;
 
   std::mutex attach_mu;  // guards PageCache::attached
@@ -343,7 +342,7 @@ struct PagePool::Impl {
   uint64_t drain_dirty();
   bool add_chunk();
   bool try_retire(uint32_t c);
-  void worker_pass();
+  bool worker_pass();  // true if it zeroed or grew (more work may be waiting)
   void worker_loop();
 };
 
@@ -792,7 +791,7 @@ uint64_t PagePool::Impl::drain_dirty() {
   return total;
 }
 
-void PagePool::Impl::worker_pass() {
+bool PagePool::Impl::worker_pass() {
   std::lock_guard lock(worker_mu);
   const uint64_t zeroed = drain_dirty();
   uint64_t free = shared->depot_free.load(std::memory_order_relaxed);
@@ -824,15 +823,15 @@ void PagePool::Impl::worker_pass() {
     }
   }
   if (zeroed > 0 || grew) pages_cv.notify_all();
-  last_pass_did_work = zeroed > 0 || grew;
+  return zeroed > 0 || grew;
 }
 
 void PagePool::Impl::worker_loop() {
   for (;;) {
-    worker_pass();
+    const bool busy = worker_pass();
     std::unique_lock lock(wait_mu);
     if (stop) return;
-    if (last_pass_did_work || grow_requested) {
+    if (busy || grow_requested) {
       grow_requested = false;
       continue;
     }
@@ -843,7 +842,7 @@ void PagePool::Impl::worker_loop() {
   }
 }
 
-void PagePool::run_worker_once() { impl_->worker_pass(); }
+void PagePool::run_worker_once() { (void)impl_->worker_pass(); }
 
 // ===================== observation =====================
 

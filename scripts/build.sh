@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Configures and builds one flavour of the tree.
+#   scripts/build.sh            -> build/        (g++, RelWithDebInfo, everything)
+#   scripts/build.sh asan       -> build-asan/   (clang-19, ASan+UBSan)
+#   scripts/build.sh tsan       -> build-tsan/   (clang-19, TSan)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+flavour="${1:-release}"
+case "$flavour" in
+  release)
+    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build build ;;
+  asan|tsan)
+    sanitize=address; [[ $flavour == tsan ]] && sanitize=thread
+    CC=clang-19 CXX=clang++-19 cmake -S . -B "build-$flavour" -G Ninja \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLABYRINTH_SANITIZE=$sanitize \
+      -DLABYRINTH_ALLOCATOR_ONLY=ON >/dev/null
+    cmake --build "build-$flavour" ;;
+  *) echo "usage: scripts/build.sh [release|asan|tsan]" >&2; exit 2 ;;
+esac
