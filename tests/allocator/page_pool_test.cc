@@ -435,3 +435,33 @@ TEST_F(PagePoolTest, CountersAddUp) {
 
 }  // namespace
 }  // namespace labyrinth::alloc
+
+namespace labyrinth::alloc {
+namespace {
+
+TEST(PinnedRegion, PinsAndReleasesMemory) {
+  auto r = PinnedRegion::create(64 << 10, Backing::small_pages);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->size(), 64u << 10);
+  std::memset(r->data(), 0x5A, r->size());  // resident and writable
+  PinnedRegion moved = std::move(*r);
+  EXPECT_FALSE(*r);
+  EXPECT_TRUE(moved);
+}
+
+TEST(PinnedRegion, ImpossibleRequestsFailWithTypedErrors) {
+  EXPECT_EQ(PinnedRegion::create(0, Backing::small_pages).error(), Error::bad_config);
+  EXPECT_EQ(PinnedRegion::create(1000, Backing::small_pages).error(), Error::bad_config);
+  EXPECT_EQ(PinnedRegion::create(4096, Backing::thp).error(), Error::bad_config);  // < 2 MiB
+  // More than the address space can hold: mmap fails, reported as pin_failed.
+  EXPECT_EQ(PinnedRegion::create(1ull << 50, Backing::small_pages).error(), Error::pin_failed);
+}
+
+TEST(AllocError, EveryErrorHasAMessage) {
+  for (int e = static_cast<int>(Error::exhausted); e <= static_cast<int>(Error::thread_failed); ++e) {
+    EXPECT_NE(to_string(static_cast<Error>(e)), "unknown allocator error") << e;
+  }
+}
+
+}  // namespace
+}  // namespace labyrinth::alloc
