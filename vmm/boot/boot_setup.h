@@ -1,0 +1,59 @@
+// vmm/boot/boot_setup.h — the machine state a Labyrinth test guest starts in.
+//
+// Per guest/abi/boot_info.h: the VMM writes into its low memory the boot info
+// (0x1000), the command line (0x2000), a GDT with a TSS (0x3000) and identity page
+// tables with 2 MiB pages (0x10000: PML4, PDPT, then one PD per GiB) covering
+// [0, identity_map_end) — RAM and pool window write-back, the MMIO gap PCD|PWT.
+// Every vCPU then starts in 64-bit mode at the entry point.
+//
+//   write_boot_structures(*memory, layout, {.num_cpus = 2, .tsc_khz = khz, .cmdline = ""});
+//   vcpu->set_sregs(long_mode_sregs(vcpu->sregs().value()));
+//   vcpu->set_regs(entry_regs(image.entry, vcpu->index()));
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <expected>
+#include <string_view>
+
+#include "guest/abi/boot_info.h"
+#include "vmm/error.h"
+#include "vmm/memory/guest_memory.h"
+#include "vmm/memory/layout.h"
+
+namespace labyrinth::vmm {
+
+inline constexpr uint64_t kTssGpa = LABYRINTH_GDT_GPA + 0x80;  // after the GDT, same page
+inline constexpr uint16_t kCodeSelector = 0x08;
+inline constexpr uint16_t kDataSelector = 0x10;
+inline constexpr uint16_t kTssSelector = 0x18;
+inline constexpr size_t kMaxCmdline = 4095;  // plus the NUL: one page
+
+struct BootParams {
+  uint32_t num_cpus = 1;
+  uint64_t tsc_khz = 0;
+  std::string_view cmdline;
+};
+
+// Writes boot info, command line, GDT/TSS and page tables.
+std::expected<void, Error> write_boot_structures(const GuestMemory& memory,
+                                                 const MemoryLayout& layout,
+                                                 const BootParams& params);
+// The boot info alone (exposed for tests).
+labyrinth_boot_info make_boot_info(const MemoryLayout& layout, const BootParams& params);
+
+// base with long-mode segments, GDT, TR, CR0/CR3/CR4/EFER set.
+kvm_sregs long_mode_sregs(kvm_sregs base);
+// RIP = entry, RDI = vcpu index, RSI = boot info GPA, RSP = 0, RFLAGS = 2.
+kvm_regs entry_regs(uint64_t entry, uint32_t vcpu_index);
+
+// Control register bits used above.
+inline constexpr uint64_t kCr0Pe = 1ull << 0, kCr0Mp = 1ull << 1, kCr0Et = 1ull << 4,
+                          kCr0Ne = 1ull << 5, kCr0Wp = 1ull << 16, kCr0Am = 1ull << 18,
+                          kCr0Pg = 1ull << 31;
+inline constexpr uint64_t kCr4Pae = 1ull << 5, kCr4Osfxsr = 1ull << 9,
+                          kCr4Osxmmexcpt = 1ull << 10;
+inline constexpr uint64_t kEferLme = 1ull << 8, kEferLma = 1ull << 10;
+
+}  // namespace labyrinth::vmm

@@ -1,0 +1,42 @@
+// vmm/boot/elf_loader.h — loads an ELF64 x86-64 test guest into guest RAM.
+//
+// The image is untrusted input. load_elf() checks the ELF header (magic, class,
+// byte order, version, ET_EXEC, EM_X86_64), that the program header table and every
+// PT_LOAD segment's file bytes lie inside the file (with overflow checks), that
+// p_filesz <= p_memsz, that segments do not overlap, that they lie in RAM at or above
+// LABYRINTH_GUEST_LOAD_MIN, and that the entry point is inside a loaded segment.
+// Segments are placed at p_paddr (the test guests are identity mapped).
+//
+//   auto bytes = read_file(path).value();
+//   auto image = load_elf(bytes, *memory);     // Error::elf_* on a malformed image
+//   regs.rip = image->entry;
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "vmm/error.h"
+#include "vmm/memory/guest_memory.h"
+
+namespace labyrinth::vmm {
+
+struct LoadedImage {
+  uint64_t entry = 0;
+  uint64_t low = 0;   // lowest loaded guest-physical address
+  uint64_t high = 0;  // one past the highest
+};
+
+inline constexpr size_t kMaxProgramHeaders = 64;
+inline constexpr size_t kMaxImageBytes = 256 << 20;
+
+std::expected<LoadedImage, Error> load_elf(std::span<const std::byte> image,
+                                           const GuestMemory& memory);
+
+// Reads a whole file (at most kMaxImageBytes). Error::io_failed otherwise.
+std::expected<std::vector<std::byte>, Error> read_file(const std::string& path);
+
+}  // namespace labyrinth::vmm

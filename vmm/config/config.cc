@@ -1,0 +1,281 @@
+#include "vmm/config/config.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <initializer_list>
+#include <optional>
+#include <sstream>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/stream_parser.hpp>
+#include <boost/json/value.hpp>
+
+#include "guest/abi/boot_info.h"
+#include "vmm/boot/boot_setup.h"
+#include "vmm/fd.h"
+
+namespace labyrinth::vmm {
+
+namespace json = boost::json;
+
+namespace {
+
+std::string_view kind_name(json::kind k) {
+  switch (k) {
+    case json::kind::null: return "null";
+    case json::kind::bool_: return "a boolean";
+    case json::kind::int64:
+    case json::kind::uint64: return "an integer";
+    case json::kind::double_: return "a number with a fraction";
+    case json::kind::string: return "a string";
+    case json::kind::array: return "an array";
+    case json::kind::object: return "an object";
+  }
+  return "unknown";
+}
+
+// Reads the keys of one JSON object, checking names and types; the first problem is
+// kept and every later call becomes a no-op, so parse_* functions read straight down.
+class Section {
+ public:
+  Section(const json::object& obj, std::string path, std::optional<ConfigError>& err)
+      : obj_(obj), path_(std::move(path)), err_(err) {}
+
+  std::string field(std::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+  }
+  void fail(std::string_view key, std::string detail) {
+    if (!err_) err_ = ConfigError{field(key), std::move(detail)};
+  }
+  bool ok() const { return !err_; }
+
+  void allow_only(std::initializer_list<std::string_view> keys) {
+    for (const auto& kv : obj_) {
+      const std::string_view k = kv.key();
+      if (std::find(keys.begin(), keys.end(), k) == keys.end()) fail(k, "unknown key");
+    }
+  }
+
+  const json::value* get(std::string_view key, bool required) {
+    if (!ok()) return nullptr;
+    const json::value* v = obj_.if_contains(key);
+    if (v == nullptr && required) fail(key, "missing (required)");
+    return v;
+  }
+
+  const json::object* object(std::string_view key, bool required) {
+    const json::value* v = get(key, required);
+    if (v == nullptr) return nullptr;
+    if (!v->is_object()) {
+      fail(key, std::string("expected an object, got ") + std::string(kind_name(v->kind())));
+      return nullptr;
+    }
+    return &v->get_object();
+  }
+
+  void string(std::string_view key, bool required, std::string& out) {
+    const json::value* v = get(key, required);
+    if (v == nullptr) return;
+    if (!v->is_string()) {
+      fail(key, std::string("expected a string, got ") + std::string(kind_name(v->kind())));
+      return;
+    }
+    out = std::string(v->get_string());
+  }
+
+  void integer(std::string_view key, bool required, uint64_t lo, uint64_t hi, uint32_t& out) {
+    const json::value* v = get(key, required);
+    if (v == nullptr) return;
+    int64_t n = 0;
+    if (v->is_int64()) {
+      n = v->get_int64();
+    } else if (v->is_uint64()) {
+      n = v->get_uint64() > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX
+                                                             : static_cast<int64_t>(v->get_uint64());
+    } else {
+      fail(key, std::string("expected an integer, got ") + std::string(kind_name(v->kind())));
+      return;
+    }
+    if (n < 0 || static_cast<uint64_t>(n) < lo || static_cast<uint64_t>(n) > hi) {
+      fail(key, "must be " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " +
+                    std::to_string(n));
+      return;
+    }
+    out = static_cast<uint32_t>(n);
+  }
+
+ private:
+  const json::object& obj_;
+  std::string path_;
+  std::optional<ConfigError>& err_;
+};
+
+void check_kernel(Section& s, const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    s.fail("kernel_image_path", "cannot open \"" + path + "\": " + std::strerror(errno));
+    return;
+  }
+  unsigned char magic[4] = {};
+  if (::read(fd.get(), magic, sizeof(magic)) != 4 ||
+      std::memcmp(magic, "\x7F" "ELF", 4) != 0) {
+    s.fail("kernel_image_path", "\"" + path + "\" is not an ELF file");
+  }
+}
+
+void parse_boot_source(const json::object& obj, Config& cfg, const ConfigLimits& limits,
+                       std::optional<ConfigError>& err) {
+  Section s(obj, "boot-source", err);
+  s.allow_only({"kernel_image_path", "boot_args"});
+  s.string("kernel_image_path", true, cfg.kernel_image_path);
+  s.string("boot_args", false, cfg.boot_args);
+  if (!s.ok()) return;
+  if (cfg.kernel_image_path.empty()) return s.fail("kernel_image_path", "must not be empty");
+  if (cfg.boot_args.size() > kMaxCmdline) {
+    return s.fail("boot_args", "longer than " + std::to_string(kMaxCmdline) + " bytes");
+  }
+  if (limits.check_kernel_file) check_kernel(s, cfg.kernel_image_path);
+}
+
+void parse_machine(const json::object& obj, Config& cfg, const ConfigLimits& limits,
+                   std::optional<ConfigError>& err) {
+  Section s(obj, "machine-config", err);
+  s.allow_only({"vcpu_count", "mem_size_mib"});
+  s.integer("vcpu_count", false, 1, limits.max_vcpus, cfg.vcpu_count);
+  s.integer("mem_size_mib", false, 4, limits.max_mem_mib, cfg.mem_size_mib);
+  if (s.ok() && cfg.mem_size_mib % 2 != 0) {
+    s.fail("mem_size_mib", "must be a multiple of 2 (2 MiB pages), got " +
+                               std::to_string(cfg.mem_size_mib));
+  }
+}
+
+void parse_serial(const json::object& obj, Config& cfg, std::optional<ConfigError>& err) {
+  Section s(obj, "serial", err);
+  s.allow_only({"output", "input"});
+  s.string("output", false, cfg.serial.output);
+  std::string input = "stdin";
+  s.string("input", false, input);
+  if (!s.ok()) return;
+  if (cfg.serial.output.empty()) return s.fail("output", "must be \"stdout\" or a file path");
+  if (input != "stdin" && input != "none") {
+    return s.fail("input", "must be \"stdin\" or \"none\", got \"" + input + "\"");
+  }
+  cfg.serial.read_stdin = input == "stdin";
+}
+
+void parse_pool(const json::object& obj, PoolSettings& p, std::optional<ConfigError>& err) {
+  Section s(obj, "labyrinth.pool", err);
+  s.allow_only({"chunk_size_kib", "initial_chunks", "max_chunks", "backing", "min_pages",
+                "low_pages", "high_pages"});
+  s.integer("chunk_size_kib", false, 4, 1 << 20, p.chunk_size_kib);
+  s.integer("max_chunks", false, 1, 4096, p.max_chunks);
+  s.integer("initial_chunks", false, 0, 4096, p.initial_chunks);
+  s.string("backing", false, p.backing);
+  s.integer("min_pages", false, 0, UINT32_MAX, p.min_pages);
+  s.integer("low_pages", false, 0, UINT32_MAX, p.low_pages);
+  s.integer("high_pages", false, 0, UINT32_MAX, p.high_pages);
+  if (!s.ok()) return;
+  if (p.backing != "4k" && p.backing != "thp" && p.backing != "hugetlb") {
+    return s.fail("backing", "must be \"4k\", \"thp\" or \"hugetlb\", got \"" + p.backing + "\"");
+  }
+  const uint32_t align = p.backing == "4k" ? 4 : 2048;
+  if (p.chunk_size_kib % align != 0) {
+    return s.fail("chunk_size_kib", "must be a multiple of " + std::to_string(align) +
+                                        " for backing \"" + p.backing + "\", got " +
+                                        std::to_string(p.chunk_size_kib));
+  }
+  if (p.initial_chunks > p.max_chunks) {
+    return s.fail("initial_chunks", "must be at most max_chunks (" +
+                                        std::to_string(p.max_chunks) + "), got " +
+                                        std::to_string(p.initial_chunks));
+  }
+  if (p.max_bytes() > 16ull << 30) {
+    return s.fail("max_chunks", "chunk_size_kib * max_chunks must be at most 16 GiB");
+  }
+  if (p.min_pages > p.low_pages || p.low_pages > p.high_pages) {
+    return s.fail("low_pages", "watermarks must satisfy min_pages <= low_pages <= high_pages");
+  }
+}
+
+void parse_labyrinth(const json::object& obj, Config& cfg, std::optional<ConfigError>& err) {
+  Section s(obj, "labyrinth", err);
+  s.allow_only({"pool"});
+  if (const json::object* pool = s.object("pool", false)) parse_pool(*pool, cfg.pool, err);
+}
+
+// "line L column C" of byte offset in text.
+std::string position(std::string_view text, size_t offset) {
+  size_t line = 1, col = 1;
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      col = 1;
+    } else {
+      ++col;
+    }
+  }
+  return "line " + std::to_string(line) + " column " + std::to_string(col);
+}
+
+}  // namespace
+
+ConfigLimits ConfigLimits::host_limits() {
+  ConfigLimits l;
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0) {
+    const uint64_t host_mib = static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) >> 20;
+    l.max_mem_mib = static_cast<uint32_t>(std::min<uint64_t>(l.max_mem_mib, host_mib));
+  }
+  return l;
+}
+
+std::expected<Config, ConfigError> parse_config(std::string_view text,
+                                                const ConfigLimits& limits) {
+  json::stream_parser parser;
+  boost::system::error_code ec;
+  const size_t used = parser.write(text.data(), text.size(), ec);
+  if (!ec) parser.finish(ec);
+  if (ec) {
+    return std::unexpected(
+        ConfigError{"", "invalid JSON at " + position(text, used) + ": " + ec.message()});
+  }
+  const json::value root = parser.release();
+  if (!root.is_object()) {
+    return std::unexpected(ConfigError{"", "the top level must be a JSON object"});
+  }
+  Config cfg;
+  std::optional<ConfigError> err;
+  Section top(root.get_object(), "", err);
+  top.allow_only({"boot-source", "machine-config", "serial", "labyrinth"});
+  if (const json::object* o = top.object("boot-source", true)) {
+    parse_boot_source(*o, cfg, limits, err);
+  }
+  if (const json::object* o = top.object("machine-config", false)) {
+    parse_machine(*o, cfg, limits, err);
+  }
+  if (const json::object* o = top.object("serial", false)) parse_serial(*o, cfg, err);
+  if (const json::object* o = top.object("labyrinth", false)) parse_labyrinth(*o, cfg, err);
+  if (err) return std::unexpected(*err);
+  return cfg;
+}
+
+std::expected<Config, ConfigError> load_config(const std::string& path,
+                                               const ConfigLimits& limits) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return std::unexpected(ConfigError{"", "cannot read \"" + path + "\": " + std::strerror(errno)});
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  auto cfg = parse_config(text.str(), limits);
+  if (!cfg && cfg.error().field.empty()) cfg.error().detail = path + ": " + cfg.error().detail;
+  return cfg;
+}
+
+}  // namespace labyrinth::vmm

@@ -1,0 +1,75 @@
+// vmm/config/config.h — the VM configuration file (JSON, Firecracker-style keys).
+//
+//   {
+//     "boot-source":    {"kernel_image_path": "build/guest/hello.elf", "boot_args": ""},
+//     "machine-config": {"vcpu_count": 1, "mem_size_mib": 128},
+//     "serial":         {"output": "stdout", "input": "stdin"},
+//     "labyrinth":      {"pool": {"chunk_size_kib": 2048, "initial_chunks": 1,
+//                                 "max_chunks": 16, "backing": "4k",
+//                                 "min_pages": 64, "low_pages": 256, "high_pages": 512}}
+//   }
+//
+//   auto cfg = load_config("configs/hello.json");
+//   if (!cfg) { std::cerr << "labyrinth: config error: " << cfg.error().message(); exit(2); }
+//
+// Every key is checked: unknown keys, wrong types, out-of-range values and an
+// unusable kernel file fail with a ConfigError naming the field
+// ("machine-config.vcpu_count: must be 1..32, got 64"). Relative paths are relative
+// to the current working directory, as in Firecracker.
+// Extending: each section has its own parse_* function in config.cc and a list of
+// allowed keys; "network-interfaces" and "labyrinth.lnics" will slot in the same way.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <string>
+#include <string_view>
+
+namespace labyrinth::vmm {
+
+struct PoolSettings {
+  uint32_t chunk_size_kib = 2048;
+  uint32_t initial_chunks = 1;
+  uint32_t max_chunks = 16;
+  std::string backing = "4k";  // "4k" | "thp" | "hugetlb"
+  uint32_t min_pages = 64;
+  uint32_t low_pages = 256;
+  uint32_t high_pages = 512;
+  uint64_t max_bytes() const { return uint64_t{chunk_size_kib} * 1024 * max_chunks; }
+};
+
+struct SerialSettings {
+  std::string output = "stdout";  // "stdout" or a file path
+  bool read_stdin = true;         // "input": "stdin" | "none"
+};
+
+struct Config {
+  std::string kernel_image_path;
+  std::string boot_args;
+  uint32_t vcpu_count = 1;
+  uint32_t mem_size_mib = 128;
+  SerialSettings serial;
+  PoolSettings pool;
+};
+
+struct ConfigError {
+  std::string field;   // dotted path, e.g. "machine-config.vcpu_count"; empty for the file
+  std::string detail;  // what is wrong
+  std::string message() const { return field.empty() ? detail : field + ": " + detail; }
+};
+
+struct ConfigLimits {
+  uint32_t max_mem_mib = 65536;  // and at most the host's RAM (see host_limits())
+  uint32_t max_vcpus = 32;       // LABYRINTH_MAX_VCPUS
+  bool check_kernel_file = true; // open the kernel and check the ELF magic
+  static ConfigLimits host_limits();
+};
+
+// Parses and validates JSON text.
+std::expected<Config, ConfigError> parse_config(std::string_view json_text,
+                                                const ConfigLimits& limits);
+// Reads path and parses it.
+std::expected<Config, ConfigError> load_config(const std::string& path,
+                                               const ConfigLimits& limits);
+
+}  // namespace labyrinth::vmm

@@ -1,0 +1,90 @@
+#include "vmm/kvm/vcpu.h"
+
+#include "vmm/kvm/kvm_abi.h"
+
+#include <sys/ioctl.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+namespace labyrinth::vmm {
+
+namespace {
+
+std::unexpected<Error> ioctl_failed(uint32_t index, const char* what) {
+  spdlog::error("vcpu {}: {}: {}", index, what, std::strerror(errno));
+  return std::unexpected(Error::kvm_ioctl_failed);
+}
+
+}  // namespace
+
+std::expected<std::unique_ptr<Vcpu>, Error> Vcpu::create(const Vm& vm, uint32_t index) {
+  Fd fd(::ioctl(vm.fd(), KVM_CREATE_VCPU, static_cast<unsigned long>(index)));
+  if (!fd) return ioctl_failed(index, "KVM_CREATE_VCPU");
+  auto run = MmapRegion::shared_fd(fd.get(), vm.kvm().vcpu_mmap_size());
+  if (!run) return std::unexpected(run.error());
+  return std::unique_ptr<Vcpu>(new Vcpu(index, std::move(fd), std::move(*run)));
+}
+
+std::expected<void, Error> Vcpu::run() {
+  if (::ioctl(fd(), KVM_RUN, 0) == 0) return {};
+  if (errno == EINTR || errno == EAGAIN) return std::unexpected(Error::interrupted);
+  return ioctl_failed(index_, "KVM_RUN");
+}
+
+void Vcpu::request_immediate_exit() noexcept {
+  // kvm_run is shared with the kernel; the vCPU thread's next KVM_RUN entry reads it.
+  // Release pairs with nothing in userspace: the kernel reads it with READ_ONCE.
+  std::atomic_ref<uint8_t>(run_data()->immediate_exit).store(1, std::memory_order_release);
+}
+
+std::expected<kvm_regs, Error> Vcpu::regs() const {
+  kvm_regs r{};
+  if (::ioctl(fd(), KVM_GET_REGS, &r) < 0) return ioctl_failed(index_, "KVM_GET_REGS");
+  return r;
+}
+
+std::expected<void, Error> Vcpu::set_regs(const kvm_regs& r) {
+  if (::ioctl(fd(), KVM_SET_REGS, &r) < 0) return ioctl_failed(index_, "KVM_SET_REGS");
+  return {};
+}
+
+std::expected<kvm_sregs, Error> Vcpu::sregs() const {
+  kvm_sregs s{};
+  if (::ioctl(fd(), KVM_GET_SREGS, &s) < 0) return ioctl_failed(index_, "KVM_GET_SREGS");
+  return s;
+}
+
+std::expected<void, Error> Vcpu::set_sregs(const kvm_sregs& s) {
+  if (::ioctl(fd(), KVM_SET_SREGS, &s) < 0) return ioctl_failed(index_, "KVM_SET_SREGS");
+  return {};
+}
+
+std::expected<void, Error> Vcpu::set_cpuid(std::span<const kvm_cpuid_entry2> entries) {
+  const size_t header = sizeof(kvm_abi::CpuidHeader);
+  std::vector<std::byte> buf(header + entries.size() * sizeof(kvm_cpuid_entry2));
+  const kvm_abi::CpuidHeader h{static_cast<uint32_t>(entries.size()), 0};
+  std::memcpy(buf.data(), &h, header);
+  std::memcpy(buf.data() + header, entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
+  if (::ioctl(fd(), kvm_abi::kSetCpuid2, buf.data()) < 0) return ioctl_failed(index_, "KVM_SET_CPUID2");
+  return {};
+}
+
+std::expected<void, Error> Vcpu::set_mp_state(uint32_t state) {
+  kvm_mp_state mp{};
+  mp.mp_state = state;
+  if (::ioctl(fd(), KVM_SET_MP_STATE, &mp) < 0) return ioctl_failed(index_, "KVM_SET_MP_STATE");
+  return {};
+}
+
+std::expected<uint32_t, Error> Vcpu::tsc_khz() const {
+  const int khz = ::ioctl(fd(), KVM_GET_TSC_KHZ, 0);
+  if (khz <= 0) return ioctl_failed(index_, "KVM_GET_TSC_KHZ");
+  return static_cast<uint32_t>(khz);
+}
+
+}  // namespace labyrinth::vmm

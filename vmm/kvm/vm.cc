@@ -1,0 +1,170 @@
+#include "vmm/kvm/vm.h"
+
+#include "vmm/kvm/kvm_abi.h"
+
+#include <sys/ioctl.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+namespace labyrinth::vmm {
+
+namespace {
+
+std::unexpected<Error> ioctl_failed(const char* what) {
+  spdlog::error("{}: {}", what, std::strerror(errno));
+  return std::unexpected(Error::kvm_ioctl_failed);
+}
+
+}  // namespace
+
+std::optional<uint32_t> SlotAllocator::allocate() {
+  for (uint32_t i = 0; i < used_.size(); ++i) {
+    if (!used_[i]) {
+      used_[i] = true;
+      ++in_use_;
+      return i;
+    }
+  }
+  return std::nullopt;
+}
+
+bool SlotAllocator::release(uint32_t slot) {
+  if (slot >= used_.size() || !used_[slot]) return false;
+  used_[slot] = false;
+  --in_use_;
+  return true;
+}
+
+std::expected<std::unique_ptr<Vm>, Error> Vm::create(const Kvm& kvm) {
+  Fd fd(::ioctl(kvm.fd(), KVM_CREATE_VM, 0));
+  if (!fd) return ioctl_failed("KVM_CREATE_VM");
+  std::unique_ptr<Vm> vm(new Vm(kvm, std::move(fd)));
+  if (::ioctl(vm->fd(), KVM_SET_TSS_ADDR, kTssAddr) < 0) return ioctl_failed("KVM_SET_TSS_ADDR");
+  if (kvm.check_extension(KVM_CAP_SET_IDENTITY_MAP_ADDR) > 0) {
+    uint64_t addr = kIdentityMapAddr;
+    if (::ioctl(vm->fd(), KVM_SET_IDENTITY_MAP_ADDR, &addr) < 0) {
+      return ioctl_failed("KVM_SET_IDENTITY_MAP_ADDR");
+    }
+  }
+  if (::ioctl(vm->fd(), KVM_CREATE_IRQCHIP, 0) < 0) return ioctl_failed("KVM_CREATE_IRQCHIP");
+  kvm_pit_config pit{};
+  pit.flags = KVM_PIT_SPEAKER_DUMMY;
+  if (::ioctl(vm->fd(), KVM_CREATE_PIT2, &pit) < 0) return ioctl_failed("KVM_CREATE_PIT2");
+  return vm;
+}
+
+Vm::~Vm() = default;  // closing the VM fd releases every slot, irqfd and ioeventfd
+
+std::expected<uint32_t, Error> Vm::add_memslot(uint64_t gpa, uint64_t size, void* host) {
+  std::lock_guard lock(slots_mu_);
+  const auto slot = slots_.allocate();
+  if (!slot) {
+    spdlog::error("no free memory slot for gpa {:#x} (+{:#x})", gpa, size);
+    return std::unexpected(Error::no_free_memslot);
+  }
+  kvm_userspace_memory_region region{};
+  region.slot = *slot;
+  region.guest_phys_addr = gpa;
+  region.memory_size = size;
+  region.userspace_addr = reinterpret_cast<uint64_t>(host);
+  if (::ioctl(fd(), KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+    spdlog::error("KVM_SET_USER_MEMORY_REGION slot {} gpa {:#x} size {:#x}: {}", *slot, gpa, size,
+                  std::strerror(errno));
+    slots_.release(*slot);
+    return std::unexpected(Error::kvm_ioctl_failed);
+  }
+  spdlog::debug("memslot {}: gpa {:#x} size {:#x}", *slot, gpa, size);
+  return *slot;
+}
+
+std::expected<void, Error> Vm::remove_memslot(uint32_t slot) {
+  std::lock_guard lock(slots_mu_);
+  kvm_userspace_memory_region region{};
+  region.slot = slot;  // memory_size 0 deletes the slot
+  if (::ioctl(fd(), KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+    return ioctl_failed("KVM_SET_USER_MEMORY_REGION (delete)");
+  }
+  if (!slots_.release(slot)) return std::unexpected(Error::bad_memslot);
+  return {};
+}
+
+uint32_t Vm::memslots_in_use() const {
+  std::lock_guard lock(slots_mu_);
+  return slots_.in_use();
+}
+
+std::expected<void, Error> Vm::register_irqfd(int efd, uint32_t gsi) {
+  kvm_irqfd req{};
+  req.fd = static_cast<uint32_t>(efd);
+  req.gsi = gsi;
+  if (::ioctl(fd(), KVM_IRQFD, &req) < 0) return ioctl_failed("KVM_IRQFD");
+  return {};
+}
+
+std::expected<void, Error> Vm::unregister_irqfd(int efd, uint32_t gsi) {
+  kvm_irqfd req{};
+  req.fd = static_cast<uint32_t>(efd);
+  req.gsi = gsi;
+  req.flags = KVM_IRQFD_FLAG_DEASSIGN;
+  if (::ioctl(fd(), KVM_IRQFD, &req) < 0) return ioctl_failed("KVM_IRQFD (deassign)");
+  return {};
+}
+
+std::expected<void, Error> Vm::ioeventfd(int efd, uint64_t addr, uint32_t len, bool pio,
+                                         std::optional<uint64_t> datamatch, bool deassign) {
+  kvm_ioeventfd req{};
+  req.addr = addr;
+  req.len = len;
+  req.fd = efd;
+  if (pio) req.flags |= KVM_IOEVENTFD_FLAG_PIO;
+  if (datamatch) {
+    req.flags |= KVM_IOEVENTFD_FLAG_DATAMATCH;
+    req.datamatch = *datamatch;
+  }
+  if (deassign) req.flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
+  if (::ioctl(fd(), KVM_IOEVENTFD, &req) < 0) return ioctl_failed("KVM_IOEVENTFD");
+  return {};
+}
+
+std::expected<void, Error> Vm::register_ioeventfd(int efd, uint64_t addr, uint32_t len, bool pio,
+                                                  std::optional<uint64_t> datamatch) {
+  return ioeventfd(efd, addr, len, pio, datamatch, false);
+}
+
+std::expected<void, Error> Vm::unregister_ioeventfd(int efd, uint64_t addr, uint32_t len, bool pio,
+                                                    std::optional<uint64_t> datamatch) {
+  return ioeventfd(efd, addr, len, pio, datamatch, true);
+}
+
+std::expected<void, Error> Vm::set_gsi_routing(std::span<const kvm_irq_routing_entry> entries) {
+  const size_t header = sizeof(kvm_abi::IrqRoutingHeader);
+  std::vector<std::byte> buf(header + entries.size() * sizeof(kvm_irq_routing_entry));
+  const kvm_abi::IrqRoutingHeader h{static_cast<uint32_t>(entries.size()), 0};
+  std::memcpy(buf.data(), &h, header);
+  std::memcpy(buf.data() + header, entries.data(), entries.size() * sizeof(kvm_irq_routing_entry));
+  if (::ioctl(fd(), kvm_abi::kSetGsiRouting, buf.data()) < 0) return ioctl_failed("KVM_SET_GSI_ROUTING");
+  return {};
+}
+
+std::vector<kvm_irq_routing_entry> Vm::default_gsi_routing() {
+  std::vector<kvm_irq_routing_entry> out;
+  auto add = [&](uint32_t gsi, uint32_t chip, uint32_t pin) {
+    kvm_irq_routing_entry e{};
+    e.gsi = gsi;
+    e.type = KVM_IRQ_ROUTING_IRQCHIP;
+    e.u.irqchip.irqchip = chip;
+    e.u.irqchip.pin = pin;
+    out.push_back(e);
+  };
+  for (uint32_t gsi = 0; gsi < 24; ++gsi) {
+    if (gsi < 8) add(gsi, KVM_IRQCHIP_PIC_MASTER, gsi);
+    else if (gsi < 16) add(gsi, KVM_IRQCHIP_PIC_SLAVE, gsi - 8);
+    add(gsi, KVM_IRQCHIP_IOAPIC, gsi);
+  }
+  return out;
+}
+
+}  // namespace labyrinth::vmm

@@ -1,0 +1,231 @@
+#include "vmm/machine.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+
+#include "devices/legacy/exit_device.h"
+#include "devices/legacy/i8042.h"
+#include "guest/abi/ports.h"
+#include "vmm/boot/boot_setup.h"
+#include "vmm/boot/cpuid.h"
+#include "vmm/boot/elf_loader.h"
+
+namespace labyrinth::vmm {
+
+std::expected<std::unique_ptr<Machine>, Error> Machine::create(const Config& config) {
+  std::unique_ptr<Machine> m(new Machine(config));
+  if (auto r = m->build(); !r) return std::unexpected(r.error());
+  return m;
+}
+
+Machine::~Machine() {
+  // Threads first (also on a failed build): nothing may run while the rest goes.
+  stop_.store(true, std::memory_order_release);
+  for (auto& r : runners_) r->kick();
+  runners_.clear();
+}
+
+std::expected<void, Error> Machine::build() {
+  auto kvm = Kvm::open();
+  if (!kvm) return std::unexpected(kvm.error());
+  kvm_.emplace(std::move(*kvm));
+  auto vm = Vm::create(*kvm_);
+  if (!vm) return std::unexpected(vm.error());
+  vm_ = std::move(*vm);
+
+  auto layout = MemoryLayout::compute(uint64_t{config_.mem_size_mib} * kMiB,
+                                      config_.pool.max_bytes());
+  if (!layout) return std::unexpected(layout.error());
+  layout_ = *layout;
+  auto memory = GuestMemory::create(layout_.ram);
+  if (!memory) return std::unexpected(memory.error());
+  memory_ = std::move(*memory);
+  if (auto r = memory_->register_slots(*vm_); !r) return r;
+  if (auto r = build_pool(); !r) return r;
+
+  auto image_bytes = read_file(config_.kernel_image_path);
+  if (!image_bytes) return std::unexpected(image_bytes.error());
+  auto image = load_elf(*image_bytes, *memory_);
+  if (!image) return std::unexpected(image.error());
+
+  if (auto r = build_devices(); !r) return r;
+  return build_vcpus(image->entry);
+}
+
+std::expected<void, Error> Machine::build_pool() {
+  pool_sink_ = std::make_unique<VmMemslotSink>(*vm_);
+  const PoolSettings& p = config_.pool;
+  alloc::PoolConfig pc;
+  pc.window_gpa = layout_.pool.gpa;
+  pc.window_size = layout_.pool.size;
+  pc.chunk_bytes = uint64_t{p.chunk_size_kib} * kKiB;
+  pc.initial_chunks = p.initial_chunks;
+  pc.max_chunks = p.max_chunks;
+  pc.min_pages = p.min_pages;
+  pc.low_pages = p.low_pages;
+  pc.high_pages = p.high_pages;
+  pc.backing = p.backing == "thp"       ? alloc::Backing::thp
+               : p.backing == "hugetlb" ? alloc::Backing::hugetlb
+                                        : alloc::Backing::small_pages;
+  auto pool = alloc::PagePool::create(pc, *pool_sink_);
+  if (!pool) {
+    spdlog::error("page pool (labyrinth.pool): {}", alloc::to_string(pool.error()));
+    return std::unexpected(pool.error() == alloc::Error::bad_config ? Error::pool_bad_config
+                                                                     : Error::pool_failed);
+  }
+  pool_ = std::move(*pool);
+  spdlog::debug("page pool: window {:#x}+{:#x}, {} chunk(s) of {} KiB", pc.window_gpa,
+                pc.window_size, pc.initial_chunks, p.chunk_size_kib);
+  return {};
+}
+
+std::expected<void, Error> Machine::build_devices() {
+  // Serial output.
+  int out_fd = STDOUT_FILENO;
+  if (config_.serial.output != "stdout") {
+    serial_file_ = Fd(::open(config_.serial.output.c_str(),
+                             O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!serial_file_) {
+      spdlog::error("serial output {}: {}", config_.serial.output, std::strerror(errno));
+      return std::unexpected(Error::io_failed);
+    }
+    out_fd = serial_file_.get();
+  }
+  serial_out_ = std::make_unique<devices::FdOutput>(out_fd);
+
+  auto com1 = Irqfd::create(*vm_, LABYRINTH_COM1_GSI);
+  if (!com1) return std::unexpected(com1.error());
+  com1_irq_ = std::move(*com1);
+  auto irq_test = Irqfd::create(*vm_, LABYRINTH_IRQ_TEST_GSI);
+  if (!irq_test) return std::unexpected(irq_test.error());
+  irq_test_irq_ = std::move(*irq_test);
+
+  uart_ = std::make_shared<devices::Uart16550>(*serial_out_, *com1_irq_);
+  irq_train_ = std::make_unique<devices::IrqTrain>(io_, *irq_test_irq_);
+  // Fixed, non-overlapping ports: insert cannot fail.
+  bool ok = pio_.insert(uart_, LABYRINTH_PORT_COM1, 8).has_value();
+  ok = ok && pio_.insert(std::make_shared<devices::I8042>(*this), devices::I8042::kBase,
+                         devices::I8042::kLen).has_value();
+  ok = ok && pio_.insert(std::make_shared<devices::ExitDevice>(*this), LABYRINTH_PORT_EXIT, 4)
+                 .has_value();
+  ok = ok && pio_.insert(std::make_shared<devices::IrqTestDevice>(*irq_train_),
+                         LABYRINTH_PORT_IRQ_TEST, 4).has_value();
+  if (!ok) return std::unexpected(Error::boot_layout);
+
+  if (config_.serial.read_stdin) {
+    stdin_ = std::make_unique<devices::StdinReader>(io_, *uart_);
+    stdin_->start();
+  }
+  signals_ = std::make_unique<boost::asio::signal_set>(io_, SIGINT, SIGTERM);
+  signals_->async_wait([this](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    request_shutdown(sig == SIGINT ? kExitSigint : kExitSigterm, "signal");
+  });
+  return {};
+}
+
+std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
+  const uint32_t n = config_.vcpu_count;
+  for (uint32_t i = 0; i < n; ++i) {
+    auto vcpu = Vcpu::create(*vm_, i);
+    if (!vcpu) return std::unexpected(vcpu.error());
+    vcpus_.push_back(std::move(*vcpu));
+  }
+  auto khz = vcpus_[0]->tsc_khz();
+  BootParams params{n, khz ? *khz : 0, config_.boot_args};
+  if (auto r = write_boot_structures(*memory_, layout_, params); !r) return r;
+
+  for (auto& vcpu : vcpus_) {
+    if (auto r = vcpu->set_cpuid(vcpu_cpuid(kvm_->supported_cpuid(), vcpu->index(), n)); !r) {
+      return r;
+    }
+    auto sregs = vcpu->sregs();
+    if (!sregs) return std::unexpected(sregs.error());
+    if (auto r = vcpu->set_sregs(long_mode_sregs(*sregs)); !r) return r;
+    if (auto r = vcpu->set_regs(entry_regs(entry, vcpu->index())); !r) return r;
+    // APs would wait for INIT/SIPI; every Labyrinth vCPU starts at the entry point.
+    if (auto r = vcpu->set_mp_state(KVM_MP_STATE_RUNNABLE); !r) return r;
+  }
+  return {};
+}
+
+void Machine::request_shutdown(int status, std::string_view reason) {
+  {
+    std::lock_guard lock(status_mu_);
+    if (shutdown_requested_) return;
+    shutdown_requested_ = true;
+    status_ = status;
+    reason_ = std::string(reason);
+  }
+  spdlog::debug("shutdown requested: {} (status {})", reason, status);
+  stop_.store(true, std::memory_order_release);  // pairs with the runners' acquire loads
+  for (auto& r : runners_) r->kick();
+  io_.stop();
+}
+
+int Machine::run(const RunOptions& options) {
+  install_kick_handler();
+  for (auto& vcpu : vcpus_) {
+    runners_.push_back(std::make_unique<VcpuRunner>(*vcpu, pio_, mmio_, *this, stop_));
+  }
+  for (auto& r : runners_) {
+    if (!r->start()) {
+      request_shutdown(kExitHostError, "cannot start vCPU threads");
+      break;
+    }
+  }
+  spdlog::info("VM running: {} vCPU(s), {} MiB, {}", vcpus_.size(), config_.mem_size_mib,
+               config_.kernel_image_path);
+  for (;;) {
+    try {
+      io_.run();
+    } catch (const std::exception& e) {  // a handler threw: a bug, stop the VM
+      spdlog::error("event loop: {}", e.what());
+      request_shutdown(kExitHostError, "event loop failure");
+    }
+    std::lock_guard lock(status_mu_);
+    if (shutdown_requested_) break;
+    io_.restart();  // ran out of work without a shutdown: keep serving signals
+  }
+  for (auto& r : runners_) r->join();
+  if (options.print_stats) print_stats();
+  std::lock_guard lock(status_mu_);
+  spdlog::info("VM stopped: {} (status {})", reason_, status_);
+  return status_;
+}
+
+void Machine::print_stats() const {
+  uint64_t rss_kib = 0, hwm_kib = 0;
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) rss_kib = std::stoull(line.substr(6));
+    if (line.rfind("VmHWM:", 0) == 0) hwm_kib = std::stoull(line.substr(6));
+  }
+  const uint64_t guest_kib = memory_->resident_bytes() / kKiB;
+  const auto ps = pool_->stats();
+  const uint64_t pool_kib = ps.chunks * config_.pool.chunk_size_kib;
+  const uint64_t used = guest_kib + pool_kib;
+  uint64_t exits = 0;
+  for (const auto& r : runners_) exits += r->exits();
+  std::fprintf(stderr,
+               "labyrinth: stats: vm_rss_kib=%llu vm_hwm_kib=%llu guest_touched_kib=%llu "
+               "pool_pinned_kib=%llu vmm_overhead_kib=%llu vcpu_exits=%llu "
+               "serial_bytes=%llu pio_unmapped=%llu\n",
+               static_cast<unsigned long long>(rss_kib), static_cast<unsigned long long>(hwm_kib),
+               static_cast<unsigned long long>(guest_kib),
+               static_cast<unsigned long long>(pool_kib),
+               static_cast<unsigned long long>(rss_kib > used ? rss_kib - used : 0),
+               static_cast<unsigned long long>(exits),
+               static_cast<unsigned long long>(serial_out_->bytes_written()),
+               static_cast<unsigned long long>(pio_.unmapped_accesses()));
+}
+
+}  // namespace labyrinth::vmm

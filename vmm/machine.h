@@ -1,0 +1,94 @@
+// vmm/machine.h — one running VM: KVM objects, memory, pool, devices, threads.
+//
+//   auto m = Machine::create(config);          // builds everything, loads the guest
+//   if (!m) return exit_status_for(m.error());
+//   int status = (*m)->run({.print_stats = false});   // blocks until the VM ends
+//
+// Threads: one per vCPU (VcpuRunner), the device event loop (io_context, run on the
+// caller's thread: signals SIGINT/SIGTERM, stdin, timers, eventfds) and the page
+// pool's worker. The first request_shutdown() fixes the exit status, sets the stop
+// flag, kicks every vCPU and stops the event loop; run() then joins the vCPU threads
+// and the destructor tears down in reverse order of construction (devices, irqfds,
+// pool chunks and memslots, RAM, the VM fd).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "allocator/page_pool.h"
+#include "devices/bus/bus.h"
+#include "devices/irq_test/irq_test_device.h"
+#include "devices/serial/serial_console.h"
+#include "devices/serial/uart16550.h"
+#include "devices/vm_control.h"
+#include "vmm/config/config.h"
+#include "vmm/error.h"
+#include "vmm/fd.h"
+#include "vmm/kvm/irqfd.h"
+#include "vmm/kvm/kvm.h"
+#include "vmm/kvm/vcpu.h"
+#include "vmm/kvm/vm.h"
+#include "vmm/memory/guest_memory.h"
+#include "vmm/memory/layout.h"
+#include "vmm/memory/pool_sink.h"
+#include "vmm/vcpu_runner.h"
+
+namespace labyrinth::vmm {
+
+struct RunOptions {
+  bool print_stats = false;  // one "labyrinth: stats: ..." line on stderr at the end
+};
+
+class Machine final : public devices::VmControl {
+ public:
+  static std::expected<std::unique_ptr<Machine>, Error> create(const Config& config);
+  ~Machine() override;
+
+  // Runs the VM to its end; returns the process exit status.
+  int run(const RunOptions& options);
+  void request_shutdown(int status, std::string_view reason) override;
+
+ private:
+  explicit Machine(const Config& config) : config_(config) {}
+  std::expected<void, Error> build();
+  std::expected<void, Error> build_pool();
+  std::expected<void, Error> build_devices();
+  std::expected<void, Error> build_vcpus(uint64_t entry);
+  void print_stats() const;
+
+  Config config_;
+  boost::asio::io_context io_;  // destroyed last: every Asio object below uses it
+  std::optional<Kvm> kvm_;
+  std::unique_ptr<Vm> vm_;
+  MemoryLayout layout_;
+  std::unique_ptr<GuestMemory> memory_;
+  std::unique_ptr<VmMemslotSink> pool_sink_;
+  std::unique_ptr<alloc::PagePool> pool_;
+  Fd serial_file_;  // when serial output goes to a file
+  std::unique_ptr<devices::FdOutput> serial_out_;
+  std::unique_ptr<Irqfd> com1_irq_;
+  std::unique_ptr<Irqfd> irq_test_irq_;
+  std::shared_ptr<devices::Uart16550> uart_;
+  std::unique_ptr<devices::StdinReader> stdin_;
+  std::unique_ptr<devices::IrqTrain> irq_train_;
+  devices::Bus pio_{"pio"};    // declared after the devices: dropped before them
+  devices::Bus mmio_{"mmio"};
+  std::unique_ptr<boost::asio::signal_set> signals_;
+  std::vector<std::unique_ptr<Vcpu>> vcpus_;
+  std::vector<std::unique_ptr<VcpuRunner>> runners_;  // first to go: joins the threads
+
+  std::atomic<bool> stop_{false};  // release-stored by the first request_shutdown
+  std::mutex status_mu_;           // guards status_, reason_ (leaf lock)
+  bool shutdown_requested_ = false;
+  int status_ = 0;
+  std::string reason_;
+};
+
+}  // namespace labyrinth::vmm

@@ -1,0 +1,17 @@
+#include "vmm/memory/pool_sink.h"
+
+namespace labyrinth::vmm {
+
+std::expected<uint32_t, alloc::Error> VmMemslotSink::map(uint64_t gpa, void* host,
+                                                         uint64_t size) {
+  auto slot = vm_.add_memslot(gpa, size, host);
+  if (!slot) return std::unexpected(alloc::Error::map_failed);
+  return *slot;
+}
+
+std::expected<void, alloc::Error> VmMemslotSink::unmap(uint32_t slot) {
+  if (!vm_.remove_memslot(slot)) return std::unexpected(alloc::Error::map_failed);
+  return {};
+}
+
+}  // namespace labyrinth::vmm
