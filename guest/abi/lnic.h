@@ -1,0 +1,169 @@
+/*
+ * guest/abi/lnic.h — the Labyrinth NIC (lnic): register file and rings.
+ *
+ * One header shared by the device model (devices/lnic/) and the guest driver
+ * (guest/runtime/lnic*). Plain C, fixed-width fields, layouts pinned by
+ * static_asserts on both sides.
+ *
+ * The lnic's receive buffers belong to the DEVICE, not the guest: when a frame
+ * arrives, the device takes a 4 KiB page from the VM's page pool (its GFP_ATOMIC
+ * exclusive allocator), copies the frame in, hands the page to the guest through
+ * an RX completion and raises its interrupt. The guest consumes the frame and gives
+ * the page back through the RETURN ring; the device frees it. No free page: the frame
+ * is dropped and counted. Pages live in the pool window (boot info,
+ * LABYRINTH_MEM_POOL); rings live in guest RAM, allocated by the driver.
+ *
+ * Discovery: boot info devices[] entries of type LABYRINTH_DEV_LNIC give each NIC's
+ * MMIO window (LNIC_MMIO_SIZE bytes), MAC and gsi (unused: the lnic uses MSI).
+ *
+ * Bring-up (driver):
+ *   1. read LNIC_REG_MAGIC / LNIC_REG_VERSION;
+ *   2. write the three rings' GPA (LO, HI) and SIZE (entries, power of two,
+ *      LNIC_RING_MIN..LNIC_RING_MAX), each ring = struct lnic_ring_header followed
+ *      by SIZE entries, 4 KiB aligned, entirely inside guest RAM, zero-initialised;
+ *   3. write LNIC_REG_MSI_ADDR_LO/HI and LNIC_REG_MSI_DATA (the x86 MSI message:
+ *      address 0xFEE00000 | (apic id << 12), data = vector, edge, fixed);
+ *   4. write LNIC_CTRL_ENABLE to LNIC_REG_CONTROL, then read LNIC_REG_STATUS:
+ *      LNIC_STATUS_RUNNING, or LNIC_STATUS_CONFIG_ERROR if the device rejected a
+ *      value (LNIC_REG_CONFIG_ERROR says which register).
+ *
+ * Rings. Every ring has one producer and one consumer; indices are free-running
+ * uint32 counters (entry = index & (size - 1)); used = prod - cons, never > size.
+ *   RX completion ring  producer: device   consumer: guest
+ *   RETURN ring         producer: guest    consumer: device
+ *   TX ring             producer: guest    consumer: device
+ * A producer writes entries, then stores prod with release semantics; a consumer
+ * loads prod with acquire, reads the entries, then stores cons with release.
+ * After producing RETURN or TX entries the guest writes any value to the matching
+ * doorbell register (LNIC_REG_RET_DOORBELL / LNIC_REG_TX_DOORBELL; the device
+ * backs them with ioeventfd, so a doorbell costs one exit and carries no data).
+ *
+ * The device treats everything the guest writes as untrusted: ring addresses and
+ * sizes are validated at ENABLE; indices whose distance exceeds the ring size, page
+ * addresses outside the pool window, pages the guest does not own, and pages returned
+ * twice are rejected and counted, never acted on.
+ *
+ * Interrupts. After posting completions the device sends its MSI unless the guest
+ * set LNIC_RING_F_NO_IRQ in the RX ring header's flags (polling guests do). A guest
+ * that clears the flag must re-check the ring afterwards (a completion may have
+ * been posted while the flag was set).
+ *
+ * Timestamps are host TSC values; the guest TSC equals the host TSC plus the VM's
+ * TSC offset (the VMM accounts for it). For latency measurement the guest returns,
+ * with each page, the guest TSC it read at the entry of the interrupt handler that
+ * saw the page's completion (0 when polled).
+ */
+#ifndef LABYRINTH_GUEST_ABI_LNIC_H
+#define LABYRINTH_GUEST_ABI_LNIC_H
+
+#include <stdint.h>
+
+#define LNIC_MAGIC 0x43494E4Cu /* "LNIC" little-endian */
+#define LNIC_VERSION 1u
+#define LNIC_MMIO_SIZE 0x1000u
+#define LNIC_RING_MIN 8u
+#define LNIC_RING_MAX 4096u
+#define LNIC_FRAME_MAX 4096u /* a frame fits in one page */
+
+/* Registers: 32-bit accesses at 4-byte aligned offsets. Reads of undefined offsets
+ * return 0xFFFFFFFF; writes to read-only or undefined offsets are ignored (counted). */
+enum lnic_reg {
+  LNIC_REG_MAGIC = 0x000,        /* RO  LNIC_MAGIC */
+  LNIC_REG_VERSION = 0x004,      /* RO  LNIC_VERSION */
+  LNIC_REG_FEATURES = 0x008,     /* RO  LNIC_F_* */
+  LNIC_REG_STATUS = 0x00C,       /* RO  LNIC_STATUS_* */
+  LNIC_REG_CONTROL = 0x010,      /* WO  LNIC_CTRL_* */
+  LNIC_REG_CONFIG_ERROR = 0x014, /* RO  offset of the register that failed validation */
+  LNIC_REG_MAC_LO = 0x018,       /* RO  MAC bytes 0..3 */
+  LNIC_REG_MAC_HI = 0x01C,       /* RO  MAC bytes 4..5 */
+  LNIC_REG_RX_RING_LO = 0x020,   /* RX completion ring GPA */
+  LNIC_REG_RX_RING_HI = 0x024,
+  LNIC_REG_RX_RING_SIZE = 0x028,
+  LNIC_REG_RET_RING_LO = 0x030,  /* RETURN ring GPA */
+  LNIC_REG_RET_RING_HI = 0x034,
+  LNIC_REG_RET_RING_SIZE = 0x038,
+  LNIC_REG_TX_RING_LO = 0x040,   /* TX ring GPA */
+  LNIC_REG_TX_RING_HI = 0x044,
+  LNIC_REG_TX_RING_SIZE = 0x048,
+  LNIC_REG_MSI_ADDR_LO = 0x050,
+  LNIC_REG_MSI_ADDR_HI = 0x054,
+  LNIC_REG_MSI_DATA = 0x058,
+  LNIC_REG_RET_DOORBELL = 0x080, /* WO  any value: RETURN ring has new entries */
+  LNIC_REG_TX_DOORBELL = 0x084,  /* WO  any value: TX ring has new entries */
+  /* Latency floor (no device work in the path): writing LNIC_REG_FLOOR_ARM makes the
+   * device signal the interrupt once with t_sent stamped in the RX ring header's
+   * floor fields; the guest's handler stores its entry TSC in floor_guest_tsc. */
+  LNIC_REG_FLOOR_ARM = 0x088,    /* WO */
+};
+
+#define LNIC_F_TIMESTAMPS 0x1u /* completions carry t_ready / t_posted */
+
+#define LNIC_STATUS_RUNNING 0x1u
+#define LNIC_STATUS_CONFIG_ERROR 0x2u
+
+#define LNIC_CTRL_ENABLE 0x1u
+#define LNIC_CTRL_RESET 0x2u /* stop; pages the guest holds stay owned until returned */
+
+#define LNIC_RING_F_NO_IRQ 0x1u /* in lnic_ring_header.flags of the RX ring */
+
+/* At the start of every ring; entries follow at offset sizeof(struct lnic_ring_header).
+ * prod and cons sit on their own cache lines (producer and consumer are different CPUs). */
+struct lnic_ring_header {
+  uint32_t prod;  /* written by the producer only */
+  uint32_t flags; /* written by the guest: LNIC_RING_F_* (RX ring) */
+  uint64_t floor_t_sent;    /* RX ring: host TSC when the floor interrupt was signalled */
+  uint64_t floor_guest_tsc; /* RX ring: guest TSC at the floor interrupt's handler entry */
+  uint8_t pad0[40];
+  uint32_t cons; /* written by the consumer only */
+  uint8_t pad1[60];
+};
+
+/* RX completion: device -> guest. The page at page_gpa is now owned by the guest. */
+struct lnic_rx_completion {
+  uint64_t page_gpa; /* 4 KiB pool page; the frame starts at offset 0 */
+  uint32_t len;      /* frame length in bytes, 1..LNIC_FRAME_MAX */
+  uint32_t flags;    /* reserved, 0 */
+  uint64_t seq;      /* per-NIC receive sequence number, from 0 */
+  uint64_t t_ready;  /* host TSC: frame ready (for generated traffic: its scheduled arrival) */
+  uint64_t t_posted; /* host TSC: completion written, just before the interrupt */
+  uint64_t reserved[3];
+};
+
+/* RETURN entry: guest -> device. Gives the page back (the guest must own it). */
+struct lnic_return {
+  uint64_t page_gpa;
+  uint64_t t_guest_irq; /* guest TSC at entry of the handler that saw it; 0 if polled */
+};
+
+/* TX descriptor: guest -> device. The buffer is in guest RAM or a pool page the guest
+ * owns; it stays the guest's. The device copies the frame out before advancing cons. */
+struct lnic_tx_desc {
+  uint64_t buf_gpa;
+  uint32_t len; /* 1..LNIC_FRAME_MAX, must not cross into another page of the pool */
+  uint32_t flags;
+};
+
+/* Generated-traffic payload (pktgen backend): frames start with this header, the rest
+ * of the frame is `pattern` repeated (byte i of the payload = (uint8_t)(pattern + i)). */
+struct lnic_pktgen_header {
+  uint8_t dst_mac[6];
+  uint8_t src_mac[6];
+  uint16_t ethertype; /* 0x88B5 (IEEE local experimental) */
+  uint16_t magic;     /* 0x4C42 "LB" */
+  uint64_t seq;       /* per-generator sequence number, from 0 */
+  uint64_t t_sched;   /* host TSC of the frame's scheduled arrival */
+  uint8_t pattern;
+  uint8_t pad[7];
+};
+#define LNIC_PKTGEN_ETHERTYPE 0x88B5u
+#define LNIC_PKTGEN_MAGIC 0x4C42u
+
+#ifdef __cplusplus
+static_assert(sizeof(struct lnic_ring_header) == 128, "lnic_ring_header layout");
+static_assert(sizeof(struct lnic_rx_completion) == 64, "lnic_rx_completion layout");
+static_assert(sizeof(struct lnic_return) == 16, "lnic_return layout");
+static_assert(sizeof(struct lnic_tx_desc) == 16, "lnic_tx_desc layout");
+static_assert(sizeof(struct lnic_pktgen_header) == 40, "lnic_pktgen_header layout");
+#endif
+
+#endif /* LABYRINTH_GUEST_ABI_LNIC_H */
