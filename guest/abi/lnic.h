@@ -148,8 +148,9 @@ struct lnic_tx_desc {
 struct lnic_pktgen_header {
   uint8_t dst_mac[6];
   uint8_t src_mac[6];
-  uint16_t ethertype; /* 0x88B5 (IEEE local experimental) */
-  uint16_t magic;     /* 0x4C42 "LB" */
+  uint16_t ethertype; /* 0x88B5 (IEEE local experimental) in network byte order, as on
+                         the wire: bytes 0x88, 0xB5 (reads as 0xB588 on x86) */
+  uint16_t magic;     /* LNIC_PKTGEN_MAGIC in host (little-endian) order */
   uint64_t seq;       /* per-generator sequence number, from 0 */
   uint64_t t_sched;   /* host TSC of the frame's scheduled arrival */
   uint8_t pattern;
