@@ -1,0 +1,32 @@
+#include "devices/lnic/backend/loopback.h"
+
+#include <boost/asio/post.hpp>
+
+#include "allocator/tsc.h"
+
+namespace labyrinth::devices::lnic {
+
+bool LoopbackBackend::transmit(std::span<const std::byte> frame) {
+  if (sink_ == nullptr || queue_.size() >= kMaxQueued) return false;
+  queue_.emplace_back(frame.begin(), frame.end());
+  if (!posted_) {
+    posted_ = true;
+    boost::asio::post(io_, [this] { deliver(); });
+  }
+  return true;
+}
+
+void LoopbackBackend::deliver() {
+  posted_ = false;
+  if (sink_ == nullptr) {
+    queue_.clear();
+    return;
+  }
+  while (!queue_.empty()) {
+    sink_->receive(queue_.front(), alloc::rdtsc());
+    queue_.pop_front();
+  }
+  sink_->flush();
+}
+
+}  // namespace labyrinth::devices::lnic

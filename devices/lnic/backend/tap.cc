@@ -1,0 +1,70 @@
+#include "devices/lnic/backend/tap.h"
+
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "allocator/tsc.h"
+
+namespace labyrinth::devices::lnic {
+
+std::expected<std::unique_ptr<TapBackend>, BackendError> TapBackend::create(boost::asio::io_context& io,
+                                                                            const TapConfig& cfg) {
+  if (cfg.ifname.empty() || cfg.ifname.size() >= IFNAMSIZ) return std::unexpected(BackendError::bad_config);
+  const int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return std::unexpected(BackendError::tun_failed);
+  ifreq ifr{};
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  std::memcpy(ifr.ifr_name, cfg.ifname.data(), cfg.ifname.size());
+  if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
+    ::close(fd);
+    return std::unexpected(BackendError::tun_failed);
+  }
+  boost::asio::posix::stream_descriptor sd(io, fd);  // owns fd from here
+  return std::unique_ptr<TapBackend>(new TapBackend(std::move(sd), ifr.ifr_name));
+}
+
+void TapBackend::start(FrameSink& sink) {
+  sink_ = &sink;
+  arm();
+}
+
+void TapBackend::stop() {
+  sink_ = nullptr;
+  boost::system::error_code ec;
+  fd_.cancel(ec);
+}
+
+void TapBackend::arm() {
+  fd_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                 [this](const boost::system::error_code& ec) {
+                   if (ec || sink_ == nullptr) return;
+                   for (int i = 0; i < 256; ++i) {
+                     const ssize_t n = ::read(fd_.native_handle(), buf_.data(), buf_.size());
+                     if (n < 0) {
+                       if (errno != EAGAIN && errno != EINTR) ++stats_.rx_errors;
+                       break;
+                     }
+                     if (n == 0) break;
+                     sink_->receive(std::span(buf_.data(), static_cast<size_t>(n)), alloc::rdtsc());
+                   }
+                   sink_->flush();
+                   arm();
+                 });
+}
+
+bool TapBackend::transmit(std::span<const std::byte> frame) {
+  const ssize_t n = ::write(fd_.native_handle(), frame.data(), frame.size());
+  if (n != static_cast<ssize_t>(frame.size())) {
+    ++stats_.tx_errors;  // interface down (EIO) or queue full (EAGAIN): dropped
+    return false;
+  }
+  return true;
+}
+
+}  // namespace labyrinth::devices::lnic

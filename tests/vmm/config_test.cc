@@ -1,0 +1,175 @@
+#include "vmm/config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "tests/vmm/test_elf.h"
+
+namespace labyrinth::vmm {
+namespace {
+
+namespace fs = std::filesystem;
+
+class Config : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("labyrinth-config-test-" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    kernel_ = (dir_ / "guest.elf").string();
+    testing::TestElf::with_code(testing::guests::kExit7).write_to(kernel_);
+    std::ofstream(dir_ / "text.bin") << "not an ELF file at all";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // A valid config with one field replaced (JSON fragment inserted by the caller).
+  std::string with(const std::string& machine, const std::string& extra = "") const {
+    return R"({"boot-source": {"kernel_image_path": ")" + kernel_ + R"("}, "machine-config": )" +
+           machine + extra + "}";
+  }
+  std::expected<vmm::Config, ConfigError> parse(const std::string& text) const {
+    ConfigLimits limits;  // 64 GiB, 32 vCPUs: independent of the host
+    return parse_config(text, limits);
+  }
+  // Expects failure and returns the one-line message.
+  std::string error_of(const std::string& text) const {
+    auto r = parse(text);
+    EXPECT_FALSE(r.has_value()) << text;
+    if (r) return "";
+    const std::string msg = r.error().message();
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    return msg;
+  }
+
+  fs::path dir_;
+  std::string kernel_;
+};
+
+TEST_F(Config, ParsesFullConfig) {
+  auto cfg = parse(with(R"({"vcpu_count": 2, "mem_size_mib": 256})",
+                        R"(, "serial": {"output": "out.txt", "input": "none"},
+                           "labyrinth": {"pool": {"chunk_size_kib": 4096, "initial_chunks": 2,
+                             "max_chunks": 8, "backing": "thp", "min_pages": 1,
+                             "low_pages": 2, "high_pages": 3}})"));
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
+  EXPECT_EQ(cfg->kernel_image_path, kernel_);
+  EXPECT_EQ(cfg->vcpu_count, 2u);
+  EXPECT_EQ(cfg->mem_size_mib, 256u);
+  EXPECT_EQ(cfg->serial.output, "out.txt");
+  EXPECT_FALSE(cfg->serial.read_stdin);
+  EXPECT_EQ(cfg->pool.chunk_size_kib, 4096u);
+  EXPECT_EQ(cfg->pool.backing, "thp");
+  EXPECT_EQ(cfg->pool.high_pages, 3u);
+}
+
+TEST_F(Config, DefaultsWhenOptionalSectionsAreMissing) {
+  auto cfg = parse(R"({"boot-source": {"kernel_image_path": ")" + kernel_ + R"("}})");
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
+  EXPECT_EQ(cfg->vcpu_count, 1u);
+  EXPECT_EQ(cfg->mem_size_mib, 128u);
+  EXPECT_EQ(cfg->serial.output, "stdout");
+  EXPECT_EQ(cfg->pool.max_chunks, 16u);
+}
+
+TEST_F(Config, RejectsUnknownKeys) {
+  EXPECT_EQ(error_of(with(R"({"vcpu_count": 1, "smt": false})")),
+            "machine-config.smt: unknown key");
+  EXPECT_EQ(error_of(with("{}", R"(, "drives": [])")), "drives: unknown key");
+  EXPECT_EQ(error_of(with("{}", R"(, "labyrinth": {"pool": {"size": 1}})")),
+            "labyrinth.pool.size: unknown key");
+  EXPECT_EQ(error_of(with("{}", R"(, "serial": {"baud": 9600})")), "serial.baud: unknown key");
+}
+
+TEST_F(Config, RejectsWrongTypes) {
+  EXPECT_EQ(error_of(with(R"({"vcpu_count": "2"})")),
+            "machine-config.vcpu_count: expected an integer, got a string");
+  EXPECT_EQ(error_of(with(R"({"mem_size_mib": 1.5})")),
+            "machine-config.mem_size_mib: expected an integer, got a number with a fraction");
+  EXPECT_EQ(error_of(with("[]")), "machine-config: expected an object, got an array");
+  EXPECT_EQ(error_of(R"({"boot-source": {"kernel_image_path": 5}})"),
+            "boot-source.kernel_image_path: expected a string, got an integer");
+  EXPECT_EQ(error_of(with("{}", R"(, "labyrinth": {"pool": {"backing": true}})")),
+            "labyrinth.pool.backing: expected a string, got a boolean");
+}
+
+TEST_F(Config, RejectsMissingKernel) {
+  EXPECT_EQ(error_of(R"({"machine-config": {"vcpu_count": 1}})"),
+            "boot-source: missing (required)");
+  EXPECT_EQ(error_of(R"({"boot-source": {}})"),
+            "boot-source.kernel_image_path: missing (required)");
+  const std::string msg =
+      error_of(R"({"boot-source": {"kernel_image_path": "/nonexistent/guest.elf"}})");
+  EXPECT_EQ(msg.rfind("boot-source.kernel_image_path: cannot open \"/nonexistent/guest.elf\"", 0),
+            0u)
+      << msg;
+}
+
+TEST_F(Config, RejectsNonElfKernel) {
+  const std::string path = (dir_ / "text.bin").string();
+  EXPECT_EQ(error_of(R"({"boot-source": {"kernel_image_path": ")" + path + R"("}})"),
+            "boot-source.kernel_image_path: \"" + path + "\" is not an ELF file");
+}
+
+TEST_F(Config, RejectsZeroAndAbsurdMemory) {
+  EXPECT_EQ(error_of(with(R"({"mem_size_mib": 0})")),
+            "machine-config.mem_size_mib: must be 4..65536, got 0");
+  EXPECT_EQ(error_of(with(R"({"mem_size_mib": 1048576})")),
+            "machine-config.mem_size_mib: must be 4..65536, got 1048576");
+  EXPECT_EQ(error_of(with(R"({"mem_size_mib": -5})")),
+            "machine-config.mem_size_mib: must be 4..65536, got -5");
+  EXPECT_EQ(error_of(with(R"({"mem_size_mib": 129})")),
+            "machine-config.mem_size_mib: must be a multiple of 2 (2 MiB pages), got 129");
+  // Host RAM bounds the limit too.
+  ConfigLimits host = ConfigLimits::host_limits();
+  EXPECT_LE(host.max_mem_mib, 65536u);
+  EXPECT_GT(host.max_mem_mib, 0u);
+}
+
+TEST_F(Config, RejectsBadVcpuCount) {
+  EXPECT_EQ(error_of(with(R"({"vcpu_count": 0})")),
+            "machine-config.vcpu_count: must be 1..32, got 0");
+  EXPECT_EQ(error_of(with(R"({"vcpu_count": 64})")),
+            "machine-config.vcpu_count: must be 1..32, got 64");
+}
+
+TEST_F(Config, RejectsBadPoolAndSerialSettings) {
+  auto pool = [&](const std::string& body) {
+    return error_of(with("{}", R"(, "labyrinth": {"pool": )" + body + "}"));
+  };
+  EXPECT_EQ(pool(R"({"backing": "1g"})"),
+            "labyrinth.pool.backing: must be \"4k\", \"thp\" or \"hugetlb\", got \"1g\"");
+  EXPECT_EQ(pool(R"({"chunk_size_kib": 6})"),
+            "labyrinth.pool.chunk_size_kib: must be a multiple of 4 for backing \"4k\", got 6");
+  EXPECT_EQ(pool(R"({"backing": "hugetlb", "chunk_size_kib": 1024})"),
+            "labyrinth.pool.chunk_size_kib: must be a multiple of 2048 for backing \"hugetlb\", "
+            "got 1024");
+  EXPECT_EQ(pool(R"({"initial_chunks": 5, "max_chunks": 4})"),
+            "labyrinth.pool.initial_chunks: must be at most max_chunks (4), got 5");
+  EXPECT_EQ(pool(R"({"max_chunks": 0})"), "labyrinth.pool.max_chunks: must be 1..4096, got 0");
+  EXPECT_EQ(pool(R"({"min_pages": 10, "low_pages": 5})").rfind("labyrinth.pool.low_pages:", 0),
+            0u);
+  EXPECT_EQ(error_of(with("{}", R"(, "serial": {"input": "tty"})")),
+            "serial.input: must be \"stdin\" or \"none\", got \"tty\"");
+}
+
+TEST_F(Config, RejectsInvalidJson) {
+  const std::string msg = error_of("{\n  \"boot-source\": {,\n}");
+  EXPECT_EQ(msg.rfind("invalid JSON at line 2", 0), 0u) << msg;
+  EXPECT_EQ(error_of("[1, 2]"), "the top level must be a JSON object");
+}
+
+TEST_F(Config, LoadConfigNamesTheFile) {
+  auto r = load_config((dir_ / "missing.json").string(), ConfigLimits{});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("missing.json"), std::string::npos);
+  std::ofstream(dir_ / "bad.json") << "{";
+  r = load_config((dir_ / "bad.json").string(), ConfigLimits{});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("bad.json: invalid JSON"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace labyrinth::vmm

@@ -1,0 +1,235 @@
+// Integration tests on real KVM: build/labyrinth runs the test guests as a subprocess.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "tests/vmm/subprocess.h"
+#include "tests/vmm/test_elf.h"
+
+namespace labyrinth {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::Child;
+using namespace std::chrono_literals;
+
+class LabyrinthRun : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is not available";
+    dir_ = fs::temp_directory_path() / ("labyrinth-run-test-" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+
+  static std::string guest(const std::string& name) {
+    return std::string(LABYRINTH_GUEST_DIR) + "/" + name + ".elf";
+  }
+  std::string hand_guest(const std::string& name, const std::vector<uint8_t>& code) {
+    const std::string path = (dir_ / (name + ".elf")).string();
+    testing::TestElf::with_code(code).write_to(path);
+    return path;
+  }
+  // Writes a config (absolute paths) and returns its path.
+  std::string config(const std::string& kernel, int vcpus = 1, const std::string& extra = "",
+                     const std::string& args = "") {
+    const std::string path = (dir_ / ("vm" + std::to_string(n_++) + ".json")).string();
+    std::ofstream(path) << R"({"boot-source": {"kernel_image_path": ")" << kernel
+                        << R"(", "boot_args": ")" << args << R"("}, "machine-config": {"vcpu_count": )"
+                        << vcpus << R"(, "mem_size_mib": 128}, "serial": {"output": "stdout"})"
+                        << extra << "}";
+    return path;
+  }
+  std::string raw_config(const std::string& text) {
+    const std::string path = (dir_ / ("raw" + std::to_string(n_++) + ".json")).string();
+    std::ofstream(path) << text;
+    return path;
+  }
+  static Child::Result run(const std::string& cfg, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {LABYRINTH_BINARY, "run", "--config", cfg};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Child::run(args);
+  }
+
+  fs::path dir_;
+  int n_ = 0;
+};
+
+TEST_F(LabyrinthRun, HelloPrintsAndExitsZero) {
+  auto r = run(config(guest("hello"), 1, "", "from-test"));
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("Hello from Labyrinth guest"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 cpu(s), 128 MiB RAM"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cmdline \"from-test\""), std::string::npos) << r.out;
+  EXPECT_EQ(r.err, "") << "default log level prints nothing on success";
+}
+
+TEST_F(LabyrinthRun, HelloWithHaltedApsStops) {
+  // CPUs 1..3 halt forever with interrupts off; the exit must still stop them.
+  auto r = run(config(guest("hello"), 4));
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("4 cpu(s)"), std::string::npos) << r.out;
+  EXPECT_LT(r.seconds, 5.0);
+}
+
+TEST_F(LabyrinthRun, SmpEveryCpuReports) {
+  auto r = run(config(guest("smp"), 2));
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("cpu 0 online (apic id 0)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cpu 1 online (apic id 1)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("all 2 cpus online"), std::string::npos) << r.out;
+}
+
+TEST_F(LabyrinthRun, FaultReportsAndExitsThree) {
+  auto r = run(config(guest("fault")));
+  EXPECT_EQ(r.status, 3) << r.out << r.err;
+  EXPECT_NE(r.out.find("unhandled exception"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("vector 14"), std::string::npos) << r.out;
+}
+
+TEST_F(LabyrinthRun, IrqCountsEveryInterrupt) {
+  auto r = run(config(guest("irq")));
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("received 10/10 interrupts"), std::string::npos) << r.out;
+}
+
+TEST_F(LabyrinthRun, ExitPortStatusPassesThrough) {
+  auto r = run(config(hand_guest("exit7", testing::guests::kExit7)));
+  EXPECT_EQ(r.status, 7) << r.err;
+  EXPECT_EQ(r.out, "hi\n");
+}
+
+TEST_F(LabyrinthRun, SerialOutToFile) {
+  const std::string out = (dir_ / "serial.txt").string();
+  auto r = run(config(hand_guest("exit7", testing::guests::kExit7)), {"--serial-out", out});
+  EXPECT_EQ(r.status, 7) << r.err;
+  EXPECT_EQ(r.out, "");
+  std::ifstream in(out);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "hi");
+}
+
+TEST_F(LabyrinthRun, TripleFaultIsReportedOnceWithStatusThree) {
+  auto r = run(config(hand_guest("triple", testing::guests::kTripleFault)));
+  EXPECT_EQ(r.status, 3) << r.err;
+  EXPECT_NE(r.err.find("KVM_EXIT_SHUTDOWN"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("rip=0x100078"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("cr3=0x10000"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST_F(LabyrinthRun, UnmappedPortReadsAllOnes) {
+  auto r = run(config(hand_guest("unmapped", testing::guests::kUnmappedRead)));
+  EXPECT_EQ(r.status, 255) << r.err;  // the guest exits with the byte it read
+  EXPECT_NE(r.err.find("unmapped read"), std::string::npos) << r.err;
+}
+
+void expect_clean_signal_exit(Child& c, int sig, int expected_status) {
+  ASSERT_TRUE(c.wait_for_output("spin\n", 10s)) << c.err();
+  std::this_thread::sleep_for(50ms);  // let the vCPUs spin inside KVM_RUN
+  const auto t0 = std::chrono::steady_clock::now();
+  ::kill(c.pid(), sig);
+  auto r = c.wait(5s);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.status, expected_status) << r.err;
+  EXPECT_LT(took, 1.0) << "shutdown must take under a second";
+}
+
+TEST_F(LabyrinthRun, SigintStopsASpinningGuestWith130) {
+  Child c = Child::spawn({LABYRINTH_BINARY, "run", "--config",
+                          config(hand_guest("spin", testing::guests::kSpin))});
+  expect_clean_signal_exit(c, SIGINT, 130);
+}
+
+TEST_F(LabyrinthRun, SigtermStopsEveryVcpuWith143) {
+  Child c = Child::spawn({LABYRINTH_BINARY, "run", "--config",
+                          config(hand_guest("spin", testing::guests::kSpin), 3)});
+  expect_clean_signal_exit(c, SIGTERM, 143);
+}
+
+struct BadConfig {
+  const char* name;
+  std::string json;          // %K is replaced by the kernel path
+  std::string expected;      // the message after "labyrinth: config error: "
+};
+
+TEST_F(LabyrinthRun, BadConfigsExitTwoNamingTheField) {
+  const std::string k = hand_guest("exit7", testing::guests::kExit7);
+  const std::string text = (dir_ / "text.txt").string();
+  std::ofstream(text) << "plain text";
+  const std::string boot = R"("boot-source": {"kernel_image_path": ")" + k + R"("})";
+  const std::vector<BadConfig> cases = {
+      {"unknown key", "{" + boot + R"(, "machine-config": {"vcpus": 1}})",
+       "machine-config.vcpus: unknown key"},
+      {"wrong type", "{" + boot + R"(, "machine-config": {"vcpu_count": "1"}})",
+       "machine-config.vcpu_count: expected an integer, got a string"},
+      {"missing kernel", R"({"boot-source": {"kernel_image_path": "/nonexistent.elf"}})",
+       "boot-source.kernel_image_path: cannot open \"/nonexistent.elf\": No such file or directory"},
+      {"non-ELF kernel", R"({"boot-source": {"kernel_image_path": ")" + text + R"("}})",
+       "boot-source.kernel_image_path: \"" + text + "\" is not an ELF file"},
+      {"zero memory", "{" + boot + R"(, "machine-config": {"mem_size_mib": 0}})",
+       "machine-config.mem_size_mib: must be 4.."},
+      {"absurd memory", "{" + boot + R"(, "machine-config": {"mem_size_mib": 10000000}})",
+       "machine-config.mem_size_mib: must be 4.."},
+      {"too many vCPUs", "{" + boot + R"(, "machine-config": {"vcpu_count": 64}})",
+       "machine-config.vcpu_count: must be 1..32, got 64"},
+      {"zero vCPUs", "{" + boot + R"(, "machine-config": {"vcpu_count": 0}})",
+       "machine-config.vcpu_count: must be 1..32, got 0"},
+      {"bad pool", "{" + boot + R"(, "labyrinth": {"pool": {"backing": "1g"}}})",
+       "labyrinth.pool.backing: must be"},
+      {"bad JSON", "{" + boot, "invalid JSON"},
+  };
+  for (const auto& c : cases) {
+    auto r = run(raw_config(c.json));
+    EXPECT_EQ(r.status, 2) << c.name << ": " << r.err;
+    EXPECT_EQ(r.err.rfind("labyrinth: config error: ", 0), 0u) << c.name << ": " << r.err;
+    EXPECT_NE(r.err.find(c.expected), std::string::npos) << c.name << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << c.name << ": " << r.err;
+    EXPECT_EQ(r.out, "") << c.name;
+  }
+}
+
+TEST_F(LabyrinthRun, MalformedElfBehindTheMagicIsAConfigError) {
+  testing::TestElf e = testing::TestElf::with_code(testing::guests::kExit7);
+  e.eh.e_machine = 3;  // EM_386
+  const std::string path = (dir_ / "i386.elf").string();
+  e.write_to(path);
+  auto r = run(config(path));
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("unsupported ELF image"), std::string::npos) << r.err;
+}
+
+TEST_F(LabyrinthRun, CommandLineUsage) {
+  auto help = Child::run({LABYRINTH_BINARY, "--help"});
+  EXPECT_EQ(help.status, 0);
+  EXPECT_NE(help.out.find("Exit status"), std::string::npos) << help.out;
+  EXPECT_NE(help.out.find("130/143"), std::string::npos) << help.out;
+  auto run_help = Child::run({LABYRINTH_BINARY, "run", "--help"});
+  EXPECT_EQ(run_help.status, 0);
+  EXPECT_NE(run_help.out.find("--serial-out"), std::string::npos) << run_help.out;
+  EXPECT_NE(run_help.out.find("--log-level"), std::string::npos) << run_help.out;
+  EXPECT_EQ(Child::run({LABYRINTH_BINARY}).status, 2);
+  EXPECT_EQ(Child::run({LABYRINTH_BINARY, "run"}).status, 2);
+  EXPECT_EQ(Child::run({LABYRINTH_BINARY, "run", "--config", "/nonexistent.json"}).status, 2);
+  EXPECT_EQ(Child::run({LABYRINTH_BINARY, "run", "--config", "x", "--log-level", "loud"}).status,
+            2);
+}
+
+TEST_F(LabyrinthRun, DebugLoggingShowsSetup) {
+  auto r = run(config(hand_guest("exit7", testing::guests::kExit7)), {"--log-level", "debug"});
+  EXPECT_EQ(r.status, 7);
+  EXPECT_NE(r.err.find("memslot"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("VM stopped"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace labyrinth
