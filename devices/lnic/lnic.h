@@ -1,0 +1,153 @@
+// devices/lnic/lnic.h — the Labyrinth NIC: device-owned receive buffers.
+//
+// The register file and rings are guest/abi/lnic.h. This class is the device model:
+//
+//   auto nic = std::make_shared<Lnic>(cfg, io, pool, rx_cache, ram, msi, std::move(backend));
+//   mmio.insert(nic, cfg.mmio_base, LNIC_MMIO_SIZE);   // registers, from vCPU threads
+//   // vmm/ wires the RET/TX doorbells (ioeventfd) to on_return_doorbell()/on_tx_doorbell()
+//   nic->start();                                        // backend frames now arrive
+//
+// RX — the interrupt path, on the device event loop (receive()): check the RX ring
+// has room, take a page with alloc_page(kGfpAtomicExclusive) — no syscall, lock or
+// fault, immediate failure → drop and count —, copy the frame in, transfer the page
+// to the guest's owner id, write the completion, publish prod (release), signal the
+// MSI (once per batch, unless the guest set LNIC_RING_F_NO_IRQ).
+// RETURN — doorbell or when the pool runs dry: every returned address is looked up
+// in the pool and transferred guest → device; anything else is a counted violation;
+// then the page is freed. TX — doorbell: descriptors are validated and copied out to
+// the backend.
+//
+// Threads: registers on vCPU threads (mu_ guards the register file); everything else
+// on the event loop. ENABLE validates on the vCPU thread and posts the ring set to
+// the event loop. Lock order: Bus::devices_mu_ -> Lnic::mu_ (nothing taken under it).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "allocator/page_pool.h"
+#include "devices/bus/bus.h"
+#include "devices/guest_ram.h"
+#include "devices/lnic/backend/backend.h"
+#include "devices/lnic/lnic_metrics.h"
+#include "devices/lnic/pacer.h"
+#include "devices/msi_line.h"
+#include "guest/abi/lnic.h"
+
+namespace labyrinth::devices::lnic {
+
+struct LnicConfig {
+  std::string id = "lnic0";
+  std::array<uint8_t, 6> mac{0x02, 0x4C, 0x42, 0x00, 0x00, 0x00};
+  uint64_t mmio_base = 0;
+  alloc::OwnerId device_owner = 0;  // the device's owner id in the pool
+  alloc::OwnerId guest_owner = 0;   // the guest driver's owner id (pages it holds via this NIC)
+  int64_t tsc_offset = 0;           // guest TSC = host TSC + tsc_offset
+};
+
+class Lnic final : public BusDevice, public FrameSink, public std::enable_shared_from_this<Lnic> {
+ public:
+  Lnic(LnicConfig cfg, boost::asio::io_context& io, alloc::PagePool& pool, alloc::PageCache* cache,
+       const GuestRam& ram, MsiLine& msi, std::unique_ptr<Backend> backend);
+  ~Lnic() override;
+
+  // Registers (vCPU threads).
+  std::string_view label() const override { return label_; }
+  void read(uint64_t offset, std::span<uint8_t> data) override;
+  void write(uint64_t offset, std::span<const uint8_t> data) override;
+
+  // Event loop.
+  void start();  // starts the backend
+  void stop();   // stops the backend and the floor generator
+  void receive(std::span<const std::byte> frame, uint64_t t_ready) override;
+  void flush() override;
+  void on_return_doorbell();
+  void on_tx_doorbell();
+  // Latency floor: at `rate_hz`, signal the interrupt with no device work in the path
+  // and record (guest handler entry - scheduled send time).
+  void start_floor(double rate_hz, uint32_t spin_us);
+  void stop_floor();
+
+  const LnicConfig& config() const { return cfg_; }
+  const LnicMetrics& metrics() const { return metrics_; }
+  const LnicLatency& latency() const { return latency_; }
+  Backend& backend() { return *backend_; }
+  bool running() const;  // RUNNING as the guest last saw it (any thread)
+  // Pages this NIC has given the guest and not got back (event loop, or after it stopped).
+  uint64_t pages_with_guest() const { return pages_out_; }
+
+ private:
+  // A ring the guest configured, translated once at ENABLE (RAM never moves).
+  struct Ring {
+    std::span<std::byte> mem;  // header + entries
+    uint32_t size = 0;         // entries, power of two
+    lnic_ring_header* header() const { return reinterpret_cast<lnic_ring_header*>(mem.data()); }
+    std::byte* entry(uint32_t index, size_t entry_size) const {
+      return mem.data() + sizeof(lnic_ring_header) + size_t{index & (size - 1)} * entry_size;
+    }
+  };
+  struct RingSet {
+    Ring rx, ret, tx;
+  };
+  struct RegFile {  // guarded by mu_
+    uint64_t ring_gpa[3] = {};
+    uint32_t ring_size[3] = {};
+    uint64_t msi_addr = 0;
+    uint32_t msi_data = 0;
+    uint32_t status = 0;
+    uint32_t config_error = 0;
+  };
+
+  // Register side (lnic_registers.cc).
+  uint32_t read_reg(uint32_t offset);
+  void write_reg(uint32_t offset, uint32_t value);
+  void enable_locked();
+  void reset_locked();
+
+  // Data path (lnic_datapath.cc), event loop only.
+  void activate(const RingSet& rings);
+  void deactivate();
+  void process_returns();
+  void handle_return(const lnic_return& r);
+  void process_tx();
+  void floor_send(uint64_t t_sched);
+  void floor_collect();
+
+  LnicConfig cfg_;
+  std::string label_;
+  boost::asio::io_context& io_;
+  alloc::PagePool& pool_;
+  alloc::PageCache* cache_;  // the event loop's per-context cache
+  const GuestRam& ram_;
+  MsiLine& msi_;
+  std::unique_ptr<Backend> backend_;
+
+  std::mutex mu_;  // guards regs_
+  RegFile regs_;
+  std::atomic<uint32_t> status_{0};  // mirror of regs_.status for lock-free reads
+
+  // Event-loop state.
+  std::optional<RingSet> rings_;
+  uint32_t rx_prod_ = 0, ret_cons_ = 0, tx_cons_ = 0;
+  uint64_t seq_ = 0;
+  uint64_t pages_out_ = 0;
+  std::vector<uint64_t> t_ready_;  // by pool page index: when its frame was ready
+  static constexpr size_t kMaxPending = 256;
+  std::array<uint64_t, kMaxPending> pending_ready_{};  // t_ready of frames posted, not signalled
+  size_t pending_ = 0;
+  bool in_returns_ = false;
+  std::unique_ptr<Pacer> floor_pacer_;
+
+  LnicMetrics metrics_;
+  LnicLatency latency_;
+};
+
+}  // namespace labyrinth::devices::lnic

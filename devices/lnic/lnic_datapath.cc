@@ -1,0 +1,297 @@
+// The lnic data path (device event loop): RX interrupt path, page returns, TX, floor.
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "allocator/tsc.h"
+#include "devices/lnic/lnic.h"
+
+namespace labyrinth::devices::lnic {
+
+namespace {
+// Guest-shared ring indices: the guest is another CPU, so every access is atomic.
+uint32_t load_acquire(const uint32_t& v) {
+  return std::atomic_ref<const uint32_t>(v).load(std::memory_order_acquire);
+}
+void store_release(uint32_t& v, uint32_t x) {
+  std::atomic_ref<uint32_t>(v).store(x, std::memory_order_release);
+}
+uint64_t load_acquire64(const uint64_t& v) {
+  return std::atomic_ref<const uint64_t>(v).load(std::memory_order_acquire);
+}
+void store_release64(uint64_t& v, uint64_t x) {
+  std::atomic_ref<uint64_t>(v).store(x, std::memory_order_release);
+}
+}  // namespace
+
+Lnic::Lnic(LnicConfig cfg, boost::asio::io_context& io, alloc::PagePool& pool,
+           alloc::PageCache* cache, const GuestRam& ram, MsiLine& msi,
+           std::unique_ptr<Backend> backend)
+    : cfg_(std::move(cfg)),
+      label_("lnic:" + cfg_.id),
+      io_(io),
+      pool_(pool),
+      cache_(cache),
+      ram_(ram),
+      msi_(msi),
+      backend_(std::move(backend)),
+      t_ready_(pool.config().max_chunks * (pool.config().chunk_bytes / alloc::kPageSize), 0) {}
+
+Lnic::~Lnic() = default;
+
+void Lnic::start() { backend_->start(*this); }
+
+void Lnic::stop() {
+  backend_->stop();
+  stop_floor();
+}
+
+void Lnic::activate(const RingSet& rings) {
+  rings_ = rings;
+  // Indices continue from what the guest zero-initialised (fresh rings: 0).
+  rx_prod_ = load_acquire(rings.rx.header()->prod);
+  ret_cons_ = load_acquire(rings.ret.header()->cons);
+  tx_cons_ = load_acquire(rings.tx.header()->cons);
+  spdlog::debug("{}: running (rx {} / ret {} / tx {} entries)", label_, rings.rx.size,
+                rings.ret.size, rings.tx.size);
+}
+
+void Lnic::deactivate() {
+  flush();
+  rings_.reset();
+}
+
+// ---------------------------------------------------------------- RX (interrupt path)
+
+void Lnic::receive(std::span<const std::byte> frame, uint64_t t_ready) {
+  if (!rings_) {
+    metrics_.rx_drop_not_running.inc();
+    return;
+  }
+  if (frame.empty() || frame.size() > LNIC_FRAME_MAX) {
+    metrics_.rx_drop_oversize.inc();
+    return;
+  }
+  const Ring& rx = rings_->rx;
+  const uint32_t used = rx_prod_ - load_acquire(rx.header()->cons);
+  if (used > rx.size) {  // the guest wrote a consumer index beyond what we produced
+    metrics_.rx_drop_bad_ring.inc();
+    metrics_.viol_bad_index.inc();
+    return;
+  }
+  if (used == rx.size) {
+    metrics_.rx_drop_ring_full.inc();
+    return;
+  }
+
+  const uint64_t a0 = alloc::rdtsc();
+  auto page = pool_.alloc_page(alloc::kGfpAtomicExclusive, cfg_.device_owner, cache_);
+  const uint64_t a1 = alloc::rdtsc();
+  latency_.alloc.record(a1 - a0);
+  if (!page && !in_returns_) {  // pages may be waiting in the return ring: reclaim, retry once
+    process_returns();
+    page = pool_.alloc_page(alloc::kGfpAtomicExclusive, cfg_.device_owner, cache_);
+  }
+  if (!page) {
+    metrics_.rx_drop_no_page.inc();
+    return;
+  }
+  std::memcpy(page->host, frame.data(), frame.size());
+  // Cannot fail: the device owns the page it just allocated.
+  (void)pool_.transfer(*page, cfg_.device_owner, cfg_.guest_owner);
+  t_ready_[page->index] = t_ready;
+  ++pages_out_;
+
+  lnic_rx_completion c{};
+  c.page_gpa = page->gpa;
+  c.len = static_cast<uint32_t>(frame.size());
+  c.seq = seq_++;
+  c.t_ready = t_ready;
+  c.t_posted = alloc::rdtsc();
+  std::memcpy(rx.entry(rx_prod_, sizeof c), &c, sizeof c);
+  store_release(rx.header()->prod, ++rx_prod_);  // publishes the entry and the page contents
+  metrics_.rx_frames.inc();
+  metrics_.rx_bytes.inc(frame.size());
+
+  pending_ready_[pending_++] = t_ready;
+  if (pending_ == kMaxPending) flush();
+}
+
+void Lnic::flush() {
+  if (pending_ == 0 || !rings_) {
+    pending_ = 0;
+    return;
+  }
+  const uint32_t flags = std::atomic_ref<const uint32_t>(rings_->rx.header()->flags)
+                             .load(std::memory_order_acquire);
+  if ((flags & LNIC_RING_F_NO_IRQ) == 0) {
+    msi_.trigger();
+    metrics_.irqs.inc();
+  }
+  const uint64_t done = alloc::rdtsc();
+  for (size_t i = 0; i < pending_; ++i) {
+    latency_.host_rx.record(done > pending_ready_[i] ? done - pending_ready_[i] : 0);
+  }
+  pending_ = 0;
+}
+
+// ---------------------------------------------------------------- returns
+
+void Lnic::on_return_doorbell() {
+  metrics_.ret_doorbells.inc();
+  process_returns();
+}
+
+void Lnic::process_returns() {
+  if (!rings_) return;
+  in_returns_ = true;
+  const Ring& ret = rings_->ret;
+  const uint32_t prod = load_acquire(ret.header()->prod);
+  const uint32_t avail = prod - ret_cons_;
+  if (avail > ret.size) {  // hostile or broken producer index: act on nothing
+    metrics_.viol_bad_index.inc();
+    in_returns_ = false;
+    return;
+  }
+  for (uint32_t i = 0; i < avail; ++i) {
+    lnic_return r;
+    std::memcpy(&r, ret.entry(ret_cons_ + i, sizeof r), sizeof r);  // copy, then validate
+    handle_return(r);
+  }
+  ret_cons_ = prod;
+  store_release(ret.header()->cons, ret_cons_);
+  in_returns_ = false;
+}
+
+void Lnic::handle_return(const lnic_return& r) {
+  auto page = pool_.lookup_gpa(r.page_gpa);
+  if (!page) {
+    metrics_.viol_bad_address.inc();
+    return;
+  }
+  auto mine = pool_.transfer(*page, cfg_.guest_owner, cfg_.device_owner);
+  if (!mine) {
+    switch (mine.error()) {
+      case alloc::Error::double_free: metrics_.viol_double_free.inc(); break;
+      case alloc::Error::stale_handle: metrics_.viol_stale.inc(); break;
+      case alloc::Error::out_of_window: metrics_.viol_bad_address.inc(); break;
+      default: metrics_.viol_not_owner.inc(); break;
+    }
+    return;
+  }
+  if (r.t_guest_irq != 0) {
+    const uint64_t host_irq = r.t_guest_irq - static_cast<uint64_t>(cfg_.tsc_offset);
+    const uint64_t ready = t_ready_[page->index];
+    if (host_irq >= ready) latency_.guest.record(host_irq - ready);
+  }
+  // Cannot fail: the transfer above made the device the owner.
+  (void)pool_.free_page(*mine, cfg_.device_owner, cache_);
+  --pages_out_;
+  metrics_.pages_returned.inc();
+}
+
+// ---------------------------------------------------------------- TX
+
+void Lnic::on_tx_doorbell() {
+  metrics_.tx_doorbells.inc();
+  process_tx();
+}
+
+void Lnic::process_tx() {
+  if (!rings_) return;
+  const Ring& tx = rings_->tx;
+  const uint32_t prod = load_acquire(tx.header()->prod);
+  const uint32_t avail = prod - tx_cons_;
+  if (avail > tx.size) {
+    metrics_.viol_bad_index.inc();
+    return;
+  }
+  const uint64_t pool_lo = pool_.config().window_gpa;
+  const uint64_t pool_hi = pool_lo + pool_.config().window_size;
+  for (uint32_t i = 0; i < avail; ++i) {
+    lnic_tx_desc d;
+    std::memcpy(&d, tx.entry(tx_cons_ + i, sizeof d), sizeof d);
+    if (d.len == 0 || d.len > LNIC_FRAME_MAX) {
+      metrics_.viol_bad_tx.inc();
+      continue;
+    }
+    std::span<const std::byte> bytes;
+    if (d.buf_gpa >= pool_lo && d.buf_gpa < pool_hi) {
+      // A pool page the guest holds through this NIC; the frame must stay inside it.
+      const uint64_t base = d.buf_gpa & ~(alloc::kPageSize - 1);
+      auto page = pool_.lookup_gpa(base);
+      const uint64_t off = d.buf_gpa - base;
+      if (!page || off + d.len > alloc::kPageSize ||
+          pool_.owner_of(*page).value_or(alloc::kNoOwner) != cfg_.guest_owner) {
+        metrics_.viol_bad_tx.inc();
+        continue;
+      }
+      bytes = std::span<const std::byte>(page->host + off, d.len);
+    } else {
+      auto mem = ram_.translate(d.buf_gpa, d.len);
+      if (!mem) {
+        metrics_.viol_bad_tx.inc();
+        continue;
+      }
+      bytes = *mem;
+    }
+    if (backend_->transmit(bytes)) {
+      metrics_.tx_frames.inc();
+      metrics_.tx_bytes.inc(d.len);
+    } else {
+      metrics_.tx_drop_backend.inc();
+    }
+  }
+  tx_cons_ = prod;
+  store_release(tx.header()->cons, tx_cons_);
+}
+
+// ---------------------------------------------------------------- latency floor
+
+void Lnic::start_floor(double rate_hz, uint32_t spin_us) {
+  const auto& clk = alloc::TscClock::instance();
+  floor_pacer_ = std::make_unique<Pacer>(io_, clk.from_ns(1e9 / std::max(rate_hz, 1e-3)),
+                                         clk.from_ns(spin_us * 1000.0));
+  floor_pacer_->start([this](uint64_t t_sched, uint64_t) {
+    floor_send(t_sched);
+    return true;
+  });
+}
+
+void Lnic::stop_floor() {
+  if (floor_pacer_) {
+    floor_pacer_->stop();
+    floor_collect();
+  }
+}
+
+void Lnic::floor_collect() {
+  if (!rings_) return;
+  lnic_ring_header* h = rings_->rx.header();
+  const uint64_t sent = load_acquire64(h->floor_t_sent);
+  const uint64_t seen = load_acquire64(h->floor_guest_tsc);
+  if (sent != 0 && seen != 0) {
+    const uint64_t host_seen = seen - static_cast<uint64_t>(cfg_.tsc_offset);
+    if (host_seen >= sent) latency_.floor.record(host_seen - sent);
+    store_release64(h->floor_t_sent, 0);
+    store_release64(h->floor_guest_tsc, 0);
+  }
+}
+
+void Lnic::floor_send(uint64_t t_sched) {
+  if (!rings_) return;
+  floor_collect();
+  lnic_ring_header* h = rings_->rx.header();
+  if (load_acquire64(h->floor_t_sent) != 0) {  // the previous one was not handled yet
+    metrics_.floor_missed.inc();
+    return;
+  }
+  store_release64(h->floor_guest_tsc, 0);
+  store_release64(h->floor_t_sent, t_sched);
+  msi_.trigger();
+  metrics_.floor_sent.inc();
+}
+
+}  // namespace labyrinth::devices::lnic

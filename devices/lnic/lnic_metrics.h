@@ -1,0 +1,69 @@
+// devices/lnic/lnic_metrics.h — per-NIC counters and latency histograms.
+//
+// Modelled on Firecracker's net metrics: every frame in and out, every drop by reason,
+// every ownership violation by the guest. Data-path counters are written by the
+// device event loop only (relaxed load + store, no locked instruction); register-side
+// counters by vCPU threads (relaxed fetch_add). Readers on other threads see each
+// counter atomically. The histograms are event-loop only: read them once it stopped.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "allocator/histogram.h"
+
+namespace labyrinth::devices::lnic {
+
+struct Counter {
+  std::atomic<uint64_t> v{0};
+  void inc(uint64_t n = 1) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void inc_shared(uint64_t n = 1) { v.fetch_add(n, std::memory_order_relaxed); }
+  uint64_t get() const { return v.load(std::memory_order_relaxed); }
+};
+
+struct LnicMetrics {
+  // Receive path (event loop).
+  Counter rx_frames, rx_bytes;
+  Counter rx_drop_no_page;      // pool had no page for the interrupt path
+  Counter rx_drop_ring_full;    // guest has not consumed completions
+  Counter rx_drop_not_running;  // NIC not enabled (or reset)
+  Counter rx_drop_oversize;     // frame longer than a page (or empty)
+  Counter rx_drop_bad_ring;     // RX ring's consumer index corrupt
+  Counter irqs;                 // interrupts raised
+  // Return path (event loop).
+  Counter ret_doorbells, pages_returned;
+  // Transmit path (event loop).
+  Counter tx_doorbells, tx_frames, tx_bytes, tx_drop_backend;
+  // Ownership and protocol violations by the guest (event loop).
+  Counter viol_bad_address;  // returned address outside the pool window / not a live page
+  Counter viol_not_owner;    // returned a page the guest (via this NIC) does not own
+  Counter viol_double_free;  // returned a page that is already free
+  Counter viol_stale;        // returned an old life of a page
+  Counter viol_bad_index;    // ring index beyond the ring's size
+  Counter viol_bad_tx;       // TX descriptor with a bad length or buffer
+  // Register side (vCPU threads).
+  Counter mmio_bad_access;   // undefined offset, width or read-only write
+  Counter config_errors;     // ENABLE rejected a ring or MSI setting
+  Counter enables, resets;
+  // Latency floor (event loop).
+  Counter floor_sent, floor_missed;
+
+  uint64_t violations() const {
+    return viol_bad_address.get() + viol_not_owner.get() + viol_double_free.get() +
+           viol_stale.get() + viol_bad_index.get() + viol_bad_tx.get();
+  }
+  uint64_t rx_drops() const {
+    return rx_drop_no_page.get() + rx_drop_ring_full.get() + rx_drop_not_running.get() +
+           rx_drop_oversize.get() + rx_drop_bad_ring.get();
+  }
+};
+
+// Latency histograms, in TSC ticks. Event loop only.
+struct LnicLatency {
+  alloc::Histogram alloc;     // the alloc_page(atomic|exclusive) call itself
+  alloc::Histogram host_rx;   // frame ready -> completion posted and interrupt signalled
+  alloc::Histogram guest;     // frame ready -> guest interrupt handler entry
+  alloc::Histogram floor;     // irqfd signalled -> guest handler entry, no device work
+};
+
+}  // namespace labyrinth::devices::lnic

@@ -1,0 +1,174 @@
+// The lnic register file (vCPU threads): reads, writes, ENABLE validation, RESET.
+#include <cstring>
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include "allocator/tsc.h"
+#include "devices/lnic/lnic.h"
+
+namespace labyrinth::devices::lnic {
+
+namespace {
+constexpr size_t kEntrySize[3] = {sizeof(lnic_rx_completion), sizeof(lnic_return),
+                                  sizeof(lnic_tx_desc)};
+constexpr uint32_t kRingLo[3] = {LNIC_REG_RX_RING_LO, LNIC_REG_RET_RING_LO, LNIC_REG_TX_RING_LO};
+constexpr uint32_t kRingSize[3] = {LNIC_REG_RX_RING_SIZE, LNIC_REG_RET_RING_SIZE,
+                                   LNIC_REG_TX_RING_SIZE};
+bool is_pow2(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
+}  // namespace
+
+void Lnic::read(uint64_t offset, std::span<uint8_t> data) {
+  if (data.size() != 4 || offset % 4 != 0) {
+    metrics_.mmio_bad_access.inc_shared();
+    std::memset(data.data(), 0xFF, data.size());
+    return;
+  }
+  const uint32_t v = read_reg(static_cast<uint32_t>(offset));
+  std::memcpy(data.data(), &v, 4);
+}
+
+void Lnic::write(uint64_t offset, std::span<const uint8_t> data) {
+  if (data.size() != 4 || offset % 4 != 0) {
+    metrics_.mmio_bad_access.inc_shared();
+    return;
+  }
+  uint32_t v;
+  std::memcpy(&v, data.data(), 4);
+  write_reg(static_cast<uint32_t>(offset), v);
+}
+
+bool Lnic::running() const {
+  return (status_.load(std::memory_order_acquire) & LNIC_STATUS_RUNNING) != 0;
+}
+
+uint32_t Lnic::read_reg(uint32_t offset) {
+  std::lock_guard lock(mu_);
+  switch (offset) {
+    case LNIC_REG_MAGIC: return LNIC_MAGIC;
+    case LNIC_REG_VERSION: return LNIC_VERSION;
+    case LNIC_REG_FEATURES: return LNIC_F_TIMESTAMPS;
+    case LNIC_REG_STATUS: return regs_.status;
+    case LNIC_REG_CONFIG_ERROR: return regs_.config_error;
+    case LNIC_REG_MAC_LO:
+      return uint32_t{cfg_.mac[0]} | uint32_t{cfg_.mac[1]} << 8 | uint32_t{cfg_.mac[2]} << 16 |
+             uint32_t{cfg_.mac[3]} << 24;
+    case LNIC_REG_MAC_HI: return uint32_t{cfg_.mac[4]} | uint32_t{cfg_.mac[5]} << 8;
+    case LNIC_REG_MSI_ADDR_LO: return static_cast<uint32_t>(regs_.msi_addr);
+    case LNIC_REG_MSI_ADDR_HI: return static_cast<uint32_t>(regs_.msi_addr >> 32);
+    case LNIC_REG_MSI_DATA: return regs_.msi_data;
+    default: break;
+  }
+  for (int r = 0; r < 3; ++r) {
+    if (offset == kRingLo[r]) return static_cast<uint32_t>(regs_.ring_gpa[r]);
+    if (offset == kRingLo[r] + 4) return static_cast<uint32_t>(regs_.ring_gpa[r] >> 32);
+    if (offset == kRingSize[r]) return regs_.ring_size[r];
+  }
+  metrics_.mmio_bad_access.inc_shared();
+  return 0xFFFFFFFF;
+}
+
+void Lnic::write_reg(uint32_t offset, uint32_t value) {
+  // Doorbells normally never get here (ioeventfd handles them in the kernel); when they
+  // do (no ioeventfd, e.g. unit tests) they are forwarded to the event loop.
+  if (offset == LNIC_REG_RET_DOORBELL || offset == LNIC_REG_TX_DOORBELL ||
+      offset == LNIC_REG_FLOOR_ARM) {
+    std::weak_ptr<Lnic> weak = weak_from_this();
+    boost::asio::post(io_, [weak, offset] {
+      auto self = weak.lock();
+      if (!self) return;
+      if (offset == LNIC_REG_RET_DOORBELL) self->on_return_doorbell();
+      else if (offset == LNIC_REG_TX_DOORBELL) self->on_tx_doorbell();
+      else self->floor_send(alloc::rdtsc());
+    });
+    return;
+  }
+  std::lock_guard lock(mu_);
+  for (int r = 0; r < 3; ++r) {
+    if (offset == kRingLo[r]) {
+      regs_.ring_gpa[r] = (regs_.ring_gpa[r] & ~0xFFFFFFFFull) | value;
+      return;
+    }
+    if (offset == kRingLo[r] + 4) {
+      regs_.ring_gpa[r] = (regs_.ring_gpa[r] & 0xFFFFFFFFull) | (uint64_t{value} << 32);
+      return;
+    }
+    if (offset == kRingSize[r]) {
+      regs_.ring_size[r] = value;
+      return;
+    }
+  }
+  switch (offset) {
+    case LNIC_REG_MSI_ADDR_LO: regs_.msi_addr = (regs_.msi_addr & ~0xFFFFFFFFull) | value; return;
+    case LNIC_REG_MSI_ADDR_HI:
+      regs_.msi_addr = (regs_.msi_addr & 0xFFFFFFFFull) | (uint64_t{value} << 32);
+      return;
+    case LNIC_REG_MSI_DATA: regs_.msi_data = value; return;
+    case LNIC_REG_CONTROL:
+      if (value & LNIC_CTRL_RESET) reset_locked();
+      if (value & LNIC_CTRL_ENABLE) enable_locked();
+      return;
+    default: metrics_.mmio_bad_access.inc_shared(); return;
+  }
+}
+
+void Lnic::enable_locked() {
+  metrics_.enables.inc_shared();
+  auto fail = [&](uint32_t reg, const char* why) {
+    regs_.status = LNIC_STATUS_CONFIG_ERROR;
+    regs_.config_error = reg;
+    status_.store(regs_.status, std::memory_order_release);
+    metrics_.config_errors.inc_shared();
+    if (metrics_.config_errors.get() <= 10) {  // a hostile guest must not flood the log
+      spdlog::warn("{}: ENABLE rejected: register {:#x}: {}", label_, reg, why);
+    }
+  };
+  if (regs_.status & LNIC_STATUS_RUNNING) return;  // already running: ignore
+  RingSet set;
+  Ring* rings[3] = {&set.rx, &set.ret, &set.tx};
+  for (int r = 0; r < 3; ++r) {
+    const uint32_t size = regs_.ring_size[r];
+    if (!is_pow2(size) || size < LNIC_RING_MIN || size > LNIC_RING_MAX) {
+      return fail(kRingSize[r], "ring size must be a power of two in 8..4096");
+    }
+    const uint64_t gpa = regs_.ring_gpa[r];
+    if (gpa % 4096 != 0) return fail(kRingLo[r], "ring address must be 4 KiB aligned");
+    const uint64_t bytes = sizeof(lnic_ring_header) + uint64_t{size} * kEntrySize[r];
+    auto mem = ram_.translate(gpa, bytes);
+    if (!mem) return fail(kRingLo[r], "ring is not entirely inside guest RAM");
+    rings[r]->mem = *mem;
+    rings[r]->size = size;
+  }
+  for (int a = 0; a < 3; ++a) {  // rings must not overlap: one guest write would feed two
+    for (int b = a + 1; b < 3; ++b) {
+      const auto& x = rings[a]->mem;
+      const auto& y = rings[b]->mem;
+      if (x.data() < y.data() + y.size() && y.data() < x.data() + x.size()) {
+        return fail(kRingLo[b], "rings overlap");
+      }
+    }
+  }
+  if (!msi_.configure(regs_.msi_addr, regs_.msi_data)) {
+    return fail(LNIC_REG_MSI_ADDR_LO, "unusable MSI message");
+  }
+  regs_.status = LNIC_STATUS_RUNNING;
+  regs_.config_error = 0;
+  status_.store(regs_.status, std::memory_order_release);
+  std::weak_ptr<Lnic> weak = weak_from_this();
+  boost::asio::post(io_, [weak, set] {
+    if (auto self = weak.lock()) self->activate(set);
+  });
+}
+
+void Lnic::reset_locked() {
+  metrics_.resets.inc_shared();
+  regs_.status = 0;
+  regs_.config_error = 0;
+  status_.store(0, std::memory_order_release);
+  std::weak_ptr<Lnic> weak = weak_from_this();
+  boost::asio::post(io_, [weak] {
+    if (auto self = weak.lock()) self->deactivate();
+  });
+}
+
+}  // namespace labyrinth::devices::lnic
