@@ -202,27 +202,37 @@ int Machine::run(const RunOptions& options) {
 }
 
 void Machine::print_stats() const {
-  uint64_t rss_kib = 0, hwm_kib = 0;
+  uint64_t rss_kib = 0, hwm_kib = 0, anon_kib = 0, file_kib = 0;
   std::ifstream status("/proc/self/status");
   std::string line;
+  auto field = [&](const char* key, uint64_t& out) {
+    if (line.rfind(key, 0) == 0) out = std::stoull(line.substr(std::strlen(key)));
+  };
   while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) rss_kib = std::stoull(line.substr(6));
-    if (line.rfind("VmHWM:", 0) == 0) hwm_kib = std::stoull(line.substr(6));
+    field("VmRSS:", rss_kib);
+    field("VmHWM:", hwm_kib);
+    field("RssAnon:", anon_kib);
+    field("RssFile:", file_kib);
   }
   const uint64_t guest_kib = memory_->resident_bytes() / kKiB;
-  const auto ps = pool_->stats();
-  const uint64_t pool_kib = ps.chunks * config_.pool.chunk_size_kib;
+  const uint64_t pool_kib = pool_->stats().chunks * config_.pool.chunk_size_kib;
   const uint64_t used = guest_kib + pool_kib;
   uint64_t exits = 0;
   for (const auto& r : runners_) exits += r->exits();
+  // vmm_overhead: VmRSS minus guest RAM touched minus pinned pool chunks. Of it,
+  // rss_file is mostly shared-library text; vmm_anon_overhead is private memory.
   std::fprintf(stderr,
-               "labyrinth: stats: vm_rss_kib=%llu vm_hwm_kib=%llu guest_touched_kib=%llu "
-               "pool_pinned_kib=%llu vmm_overhead_kib=%llu vcpu_exits=%llu "
+               "labyrinth: stats: vm_rss_kib=%llu vm_hwm_kib=%llu rss_anon_kib=%llu "
+               "rss_file_kib=%llu guest_touched_kib=%llu pool_pinned_kib=%llu "
+               "vmm_overhead_kib=%llu vmm_anon_overhead_kib=%llu vcpu_exits=%llu "
                "serial_bytes=%llu pio_unmapped=%llu\n",
                static_cast<unsigned long long>(rss_kib), static_cast<unsigned long long>(hwm_kib),
+               static_cast<unsigned long long>(anon_kib),
+               static_cast<unsigned long long>(file_kib),
                static_cast<unsigned long long>(guest_kib),
                static_cast<unsigned long long>(pool_kib),
                static_cast<unsigned long long>(rss_kib > used ? rss_kib - used : 0),
+               static_cast<unsigned long long>(anon_kib > used ? anon_kib - used : 0),
                static_cast<unsigned long long>(exits),
                static_cast<unsigned long long>(serial_out_->bytes_written()),
                static_cast<unsigned long long>(pio_.unmapped_accesses()));

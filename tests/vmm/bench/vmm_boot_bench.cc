@@ -29,7 +29,7 @@ struct Sample {
   double first_byte_ms = -1;
   double exit_ms = -1;
   int status = -1;
-  long rss_kib = -1, overhead_kib = -1, guest_kib = -1, pool_kib = -1;
+  long rss_kib = -1, overhead_kib = -1, anon_overhead_kib = -1, file_kib = -1;
 };
 
 long stat_field(const std::string& err, const char* key) {
@@ -82,8 +82,8 @@ Sample run_once(const std::string& config) {
   ::close(err[0]);
   s.rss_kib = stat_field(err_text, "vm_rss_kib=");
   s.overhead_kib = stat_field(err_text, "vmm_overhead_kib=");
-  s.guest_kib = stat_field(err_text, "guest_touched_kib=");
-  s.pool_kib = stat_field(err_text, "pool_pinned_kib=");
+  s.anon_overhead_kib = stat_field(err_text, "vmm_anon_overhead_kib=");
+  s.file_kib = stat_field(err_text, "rss_file_kib=");
   return s;
 }
 
@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
   ::close(fd);
 
   run_once(tmpl);  // warm-up: page cache, KVM module state
-  std::vector<double> first, exit, rss, overhead;
+  std::vector<double> first, exit, rss, overhead, anon, file;
   int failures = 0;
   for (int i = 0; i < runs; ++i) {
     const Sample s = run_once(tmpl);
@@ -124,6 +124,8 @@ int main(int argc, char** argv) {
     exit.push_back(s.exit_ms);
     rss.push_back(static_cast<double>(s.rss_kib));
     overhead.push_back(static_cast<double>(s.overhead_kib));
+    anon.push_back(static_cast<double>(s.anon_overhead_kib));
+    file.push_back(static_cast<double>(s.file_kib));
   }
   ::unlink(tmpl);
   if (first.empty()) {
@@ -139,5 +141,9 @@ int main(int argc, char** argv) {
   std::printf("  VmRSS at exit:              median %.0f KiB\n", percentile(rss, 0.5));
   std::printf("  VMM overhead (VmRSS - guest touched - pool pinned): median %.0f KiB (%.2f MiB)\n",
               percentile(overhead, 0.5), percentile(overhead, 0.5) / 1024.0);
+  std::printf("    of which file-backed (shared libraries, binary): median %.0f KiB\n",
+              percentile(file, 0.5));
+  std::printf("    private anonymous (VmRSS anon - guest - pool):    median %.0f KiB\n",
+              percentile(anon, 0.5));
   return failures == 0 ? 0 : 1;
 }
