@@ -13,6 +13,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "allocator/page_pool.h"
+#include "allocator/tsc.h"
 #include "devices/lnic/lnic.h"
 #include "tests/allocator/kvm_vm.h"
 

@@ -49,7 +49,7 @@ TEST_F(LnicTest, EnableRejectsBadRingsAndNamesTheRegister) {
   wr(LNIC_REG_TX_RING_HI, 1);  // 4 GiB + ...: outside RAM
   expect_reject(LNIC_REG_TX_RING_LO);
   wr(LNIC_REG_TX_RING_HI, 0);
-  wr(LNIC_REG_TX_RING_LO, kRamSize - 4096);  // runs past the end of RAM
+  wr(LNIC_REG_TX_RING_LO, kRamSize);  // starts at the end of RAM
   expect_reject(LNIC_REG_TX_RING_LO);
   wr(LNIC_REG_TX_RING_LO, kRxRing);  // overlaps the RX ring
   expect_reject(LNIC_REG_TX_RING_LO);
