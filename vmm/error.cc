@@ -10,6 +10,7 @@ std::string_view to_string(Error e) noexcept {
     case Error::thread_failed: return "thread creation failed";
     case Error::io_failed: return "I/O error";
     case Error::pool_failed: return "page pool setup failed";
+    case Error::net_backend_failed: return "a network backend could not be opened";
     case Error::pool_bad_config: return "page pool rejected its configuration (labyrinth.pool)";
     case Error::kvm_api_version: return "unsupported KVM API version (need 12)";
     case Error::kvm_missing_cap: return "a required KVM capability is missing";

@@ -20,6 +20,7 @@ enum class Error : uint8_t {
   thread_failed,
   io_failed,            // reading a file (kernel image) failed
   pool_failed,          // the page pool could not pin or map its memory
+  net_backend_failed,   // an lnic backend could not open its socket / tap device
   // KVM (exit status 4).
   kvm_api_version,      // KVM_GET_API_VERSION != 12
   kvm_missing_cap,      // a required capability is absent

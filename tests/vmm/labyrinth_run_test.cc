@@ -132,6 +132,14 @@ TEST_F(LabyrinthRun, UnmappedPortReadsAllOnes) {
   EXPECT_NE(r.err.find("unmapped read"), std::string::npos) << r.err;
 }
 
+TEST_F(LabyrinthRun, PoolWindowIsMappedIntoTheGuest) {
+  auto mapped = run(config(hand_guest("pool", testing::guests::kReadPoolWindow)));
+  EXPECT_EQ(mapped.status, 0) << "first pool chunk at the window base reads as zero: " << mapped.err;
+  auto beyond = run(config(hand_guest("pool_end", testing::guests::kReadPoolWindowEnd)));
+  EXPECT_EQ(beyond.status, 255) << "no chunk at the end of the window: MMIO, all-ones";
+  EXPECT_NE(beyond.err.find("mmio bus: unmapped read"), std::string::npos) << beyond.err;
+}
+
 void expect_clean_signal_exit(Child& c, int sig, int expected_status) {
   ASSERT_TRUE(c.wait_for_output("spin\n", 10s)) << c.err();
   std::this_thread::sleep_for(50ms);  // let the vCPUs spin inside KVM_RUN

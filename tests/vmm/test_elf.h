@@ -45,6 +45,21 @@ inline const std::vector<uint8_t> kUnmappedRead = {
     0xEE,                          // out dx, al  (exit status 255)
     0xF4, 0xEB, 0xFD,
 };
+// Reads one byte at the start of the page-pool window (4 GiB for 128 MiB of RAM) and
+// exits with it: 0 when the pool's first chunk is mapped there (zeroed pages), 255
+// when the access became an MMIO exit to an unmapped address.
+inline const std::vector<uint8_t> kReadPoolWindow = {
+    0x48, 0xB8, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,  // movabs rax, 0x100000000
+    0x8A, 0x00,                                                  // mov al, [rax]
+    0x66, 0xBA, 0x01, 0x05,                                      // mov dx, 0x501
+    0xEE,                                                        // out dx, al
+    0xF4, 0xEB, 0xFD,
+};
+// Same, at the last page of the 1 GiB window (beyond every chunk): 255.
+inline const std::vector<uint8_t> kReadPoolWindowEnd = {
+    0x48, 0xB8, 0x00, 0xF0, 0xFF, 0x3F, 0x01, 0x00, 0x00, 0x00,  // movabs rax, 0x13FFFF000
+    0x8A, 0x00, 0x66, 0xBA, 0x01, 0x05, 0xEE, 0xF4, 0xEB, 0xFD,
+};
 }  // namespace guests
 
 struct TestElf {

@@ -82,12 +82,13 @@ std::expected<uint32_t, Error> Vm::add_memslot(uint64_t gpa, uint64_t size, void
 
 std::expected<void, Error> Vm::remove_memslot(uint32_t slot) {
   std::lock_guard lock(slots_mu_);
+  if (!slots_.is_used(slot)) return std::unexpected(Error::bad_memslot);
   kvm_userspace_memory_region region{};
   region.slot = slot;  // memory_size 0 deletes the slot
   if (::ioctl(fd(), KVM_SET_USER_MEMORY_REGION, &region) < 0) {
     return ioctl_failed("KVM_SET_USER_MEMORY_REGION (delete)");
   }
-  if (!slots_.release(slot)) return std::unexpected(Error::bad_memslot);
+  slots_.release(slot);  // is_used() above: cannot fail
   return {};
 }
 

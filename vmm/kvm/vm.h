@@ -32,6 +32,7 @@ class SlotAllocator {
   explicit SlotAllocator(uint32_t capacity) : used_(capacity, false) {}
   std::optional<uint32_t> allocate();
   bool release(uint32_t slot);  // false when slot was not allocated
+  bool is_used(uint32_t slot) const { return slot < used_.size() && used_[slot]; }
   uint32_t in_use() const noexcept { return in_use_; }
 
  private:

@@ -1,0 +1,87 @@
+// vmm/net/lnic_set.h — a VM's lnics, wired to KVM.
+//
+// For each configured lnic: an MSI interrupt (own GSI, routing entry, irqfd), its
+// backend, the device on the MMIO bus at LABYRINTH_DEVICE_MMIO_BASE + i * 4 KiB, and
+// ioeventfd doorbells for the RETURN and TX registers (guest writes there never reach
+// userspace as exits; the event loop reads the eventfd). All lnics of the VM share the
+// event loop's page-pool cache (one context).
+//
+//   auto nics = LnicSet::create(settings, *vm, router, io, *pool, ram, mmio, tsc_offset);
+//   nics->describe(boot_info);    // devices[] entries the guest driver discovers
+//   nics->start();                // on the event loop thread: backends begin
+//   ...
+//   nics->stop();                 // before the pool and the VM go
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/json/object.hpp>
+
+#include "allocator/page_pool.h"
+#include "devices/bus/bus.h"
+#include "devices/guest_ram.h"
+#include "devices/lnic/lnic.h"
+#include "guest/abi/boot_info.h"
+#include "vmm/error.h"
+#include "vmm/kvm/irqfd.h"
+#include "vmm/kvm/msi.h"
+#include "vmm/kvm/vm.h"
+#include "vmm/memory/guest_memory.h"
+#include "vmm/net/lnic_settings.h"
+
+namespace labyrinth::vmm {
+
+// devices::GuestRam over GuestMemory's checked translation.
+class GuestRamView final : public devices::GuestRam {
+ public:
+  explicit GuestRamView(const GuestMemory& mem) : mem_(mem) {}
+  std::optional<std::span<std::byte>> translate(uint64_t gpa, uint64_t len) const override {
+    auto r = mem_.translate(gpa, len);
+    if (!r) return std::nullopt;
+    return *r;
+  }
+
+ private:
+  const GuestMemory& mem_;
+};
+
+class LnicSet {
+ public:
+  // Owner ids in the page pool: device i owns kDeviceOwnerBase + i while it holds a page,
+  // the guest driver kGuestOwnerBase + i while the guest holds it via NIC i.
+  static constexpr alloc::OwnerId kDeviceOwnerBase = 0x100;
+  static constexpr alloc::OwnerId kGuestOwnerBase = 0x200;
+
+  static std::expected<std::unique_ptr<LnicSet>, Error> create(
+      const std::vector<LnicSettings>& settings, Vm& vm, MsiRouter& router,
+      boost::asio::io_context& io, alloc::PagePool& pool, const GuestMemory& memory,
+      devices::Bus& mmio, int64_t tsc_offset);
+  ~LnicSet();
+
+  void describe(labyrinth_boot_info& info) const;
+  void start();  // event loop thread
+  void stop();   // event loop thread (or after it stopped)
+  bool empty() const { return nics_.empty(); }
+  std::vector<std::shared_ptr<devices::lnic::Lnic>>& nics() { return nics_; }
+  // Per-NIC counters (Firecracker net-metrics style) and the pool's view.
+  boost::json::array metrics_json() const;
+
+ private:
+  LnicSet(alloc::PagePool& pool, const GuestMemory& memory) : pool_(pool), ram_(memory) {}
+  void arm(size_t i, bool ret);
+
+  alloc::PagePool& pool_;
+  GuestRamView ram_;
+  alloc::PageCache* cache_ = nullptr;  // the event loop's context
+  std::vector<LnicSettings> settings_;
+  std::vector<std::unique_ptr<MsiIrq>> msi_;
+  std::vector<std::shared_ptr<devices::lnic::Lnic>> nics_;
+  std::vector<std::unique_ptr<IoEventFd>> ret_bells_, tx_bells_;
+  bool stopped_ = false;
+};
+
+}  // namespace labyrinth::vmm
