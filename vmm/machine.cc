@@ -166,7 +166,10 @@ void Machine::request_shutdown(int status, std::string_view reason) {
   }
   spdlog::debug("shutdown requested: {} (status {})", reason, status);
   stop_.store(true, std::memory_order_release);  // pairs with the runners' acquire loads
-  for (auto& r : runners_) r->kick();
+  {
+    std::lock_guard lock(runners_mu_);
+    for (auto& r : runners_) r->kick();
+  }
   io_.stop();
 }
 
@@ -175,12 +178,17 @@ int Machine::run(const RunOptions& options) {
   for (auto& vcpu : vcpus_) {
     runners_.push_back(std::make_unique<VcpuRunner>(*vcpu, pio_, mmio_, *this, stop_));
   }
-  for (auto& r : runners_) {
-    if (!r->start()) {
-      request_shutdown(kExitHostError, "cannot start vCPU threads");
-      break;
+  bool started = true;
+  {
+    std::lock_guard lock(runners_mu_);
+    for (auto& r : runners_) {
+      if (!r->start()) {
+        started = false;
+        break;
+      }
     }
   }
+  if (!started) request_shutdown(kExitHostError, "cannot start vCPU threads");
   spdlog::info("VM running: {} vCPU(s), {} MiB, {}", vcpus_.size(), config_.mem_size_mib,
                config_.kernel_image_path);
   for (;;) {

@@ -84,6 +84,9 @@ class Machine final : public devices::VmControl {
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   std::vector<std::unique_ptr<VcpuRunner>> runners_;  // first to go: joins the threads
 
+  std::mutex runners_mu_;          // held while run() starts the threads, so a kick
+                                   // never reads a std::thread being assigned.
+                                   // Order: runners_mu_ -> (nothing)
   std::atomic<bool> stop_{false};  // release-stored by the first request_shutdown
   std::mutex status_mu_;           // guards status_, reason_ (leaf lock)
   bool shutdown_requested_ = false;
