@@ -1,0 +1,169 @@
+// lnic_echo: sends every received frame back out (TX).
+//
+// Zero-copy by default: the frame is transmitted straight from its pool page
+// (send_page) and the page goes back through the RETURN ring only once the
+// device's TX cons has passed it. With copy=1 the frame is copied into a
+// driver-owned TX buffer and the page is returned at once.
+//
+// Command line (key=value, all optional):
+//   mode=irq|poll   as lnic_sink (default irq: HLT between interrupts)
+//   copy=0|1        send from the RX page (0, default) or copy (1)
+//   kick=N          transmit N pktgen-format frames first (for loopback /
+//                   two-VM setups where nothing arrives until someone sends)
+//   kick_len=N      length of those frames (default 256)
+//   frames=N idle_ms=N wait_ms=N seconds=N batch=N   as lnic_sink
+//   + driver keys (lnic_common.h)
+//
+// Last line: lnic_echo: frames=N bytes=B echoed=E tx_dropped=D errors=X
+// Exit 0 if frames > 0, every echo was transmitted and completed, and the driver
+// saw no device fault.
+#include "guest/programs/lnic_common.h"
+#include "guest/runtime/tick.h"
+
+namespace {
+
+constexpr const char* kWho = "lnic_echo";
+constexpr const char* kKeys[] = {"mode", "copy", "kick", "kick_len", "frames", "idle_ms",
+                                 "wait_ms", "seconds", "batch"};
+
+struct Echo {
+  bool copy = false;
+  uint64_t frames = 0;
+  uint64_t bytes = 0;
+  uint64_t echoed = 0;
+  uint64_t dropped = 0;  // TX refused (ring full for 1 s, ...)
+};
+
+constinit Echo g_echo;
+constinit guest::Lnic g_nic;
+alignas(64) uint8_t g_kick_frame[LNIC_FRAME_MAX];
+
+guest::LnicVerdict on_frame(guest::Lnic& nic, const guest::LnicFrame& f, void* context) {
+  Echo& e = *static_cast<Echo*>(context);
+  ++e.frames;
+  e.bytes += f.len;
+  if (e.copy) {
+    if (nic.send_copy(f.data, f.len)) {
+      ++e.echoed;
+    } else {
+      ++e.dropped;
+    }
+    return guest::LnicVerdict::kReturn;
+  }
+  if (nic.send_page(f.page_gpa, f.len, f.t_guest_irq)) {
+    ++e.echoed;
+    return guest::LnicVerdict::kKeep;  // returned by the driver when the TX completes
+  }
+  ++e.dropped;
+  return guest::LnicVerdict::kReturn;
+}
+
+struct Limits {
+  uint64_t frames, idle_ms, wait_ms, seconds;
+};
+
+const char* check_limits(const Limits& lim, uint64_t start, uint64_t now, uint64_t last_change) {
+  const uint64_t khz = guest::tsc_khz();
+  if (lim.frames != 0 && g_echo.frames >= lim.frames) return "frames";
+  if (lim.seconds != 0 && now - start >= lim.seconds * 1000 * khz) return "time";
+  if (g_echo.frames == 0 && now - start >= lim.wait_ms * khz) return "no traffic";
+  if (g_echo.frames != 0 && now - last_change >= lim.idle_ms * khz) return "idle";
+  return nullptr;
+}
+
+const char* run(const Limits& lim, bool poll, uint32_t batch) {
+  if (!poll) guest::tick_start(guest::kTickVector, 10);
+  const uint64_t start = guest::rdtsc();
+  uint64_t last_frames = 0, last_change = start;
+  const char* why;
+  for (;;) {
+    guest::cli();
+    if (poll || g_nic.rx_pending()) g_nic.poll(batch);
+    g_nic.service();  // reclaim finished TX (returns their pages), ring doorbells
+    const uint64_t now = guest::rdtsc();
+    if (g_echo.frames != last_frames) {
+      last_frames = g_echo.frames;
+      last_change = now;
+    }
+    why = check_limits(lim, start, now, last_change);
+    if (why != nullptr) break;
+    if (poll) {
+      guest::pause();
+    } else if (g_nic.tx_in_flight() != 0) {
+      // TX completions raise no interrupt: keep interrupts open but spin until
+      // the device has taken the frames, so their pages go back promptly.
+      guest::sti();
+      for (int i = 0; i < 64; ++i) guest::pause();
+    } else {
+      guest::sti_hlt();
+    }
+  }
+  if (!poll) guest::tick_stop();
+  return why;
+}
+
+}  // namespace
+
+int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
+  if (cpu != 0) guest::halt_forever();
+  guest::Cmdline args = guest::Cmdline::from_boot_info(info);
+  const char* const kModes[] = {"irq", "poll"};
+  const bool poll = args.choice("mode", kModes, 0) == 1;
+  const Limits lim{args.u64("frames", 0), args.u64("idle_ms", 2000), args.u64("wait_ms", 10000),
+                   args.u64("seconds", 0)};
+  const uint32_t batch = static_cast<uint32_t>(args.u64("batch", 64));
+  const uint64_t kick = args.u64("kick", 0);
+  const uint32_t kick_len = static_cast<uint32_t>(args.u64("kick_len", 256));
+  g_echo.copy = args.flag("copy", false);
+  const guest::LnicOptions opts = lnic_app::driver_options(args, poll);
+  if (!lnic_app::check_args(kWho, args, kKeys)) return guest::kExitFail;
+  if (kick_len < sizeof(lnic_pktgen_header) || kick_len > LNIC_FRAME_MAX) {
+    guest::printf("%s: FAIL: kick_len %u not in %zu..%u\n", kWho, kick_len,
+                  sizeof(lnic_pktgen_header), LNIC_FRAME_MAX);
+    return guest::kExitFail;
+  }
+  if (!lnic_app::start(kWho, g_nic, info, args, opts, on_frame, &g_echo)) return guest::kExitFail;
+  guest::printf("%s: mode=%s tx=%s kick=%lu frames=%lu idle_ms=%lu wait_ms=%lu seconds=%lu\n",
+                kWho, poll ? "poll" : "irq (hlt between interrupts)",
+                g_echo.copy ? "copy" : "zero-copy from the RX page", kick, lim.frames, lim.idle_ms,
+                lim.wait_ms, lim.seconds);
+
+  uint64_t kicked = 0;
+  for (uint64_t i = 0; i < kick; ++i) {
+    guest::lnic::fill_pktgen(g_kick_frame, kick_len, g_nic.mac(), i, static_cast<uint8_t>(i),
+                             true);
+    if (!g_nic.send_copy(g_kick_frame, kick_len)) break;
+    ++kicked;
+    if (kicked % 64 == 0) g_nic.flush();
+  }
+  g_nic.flush();
+  if (kick != 0) guest::printf("%s: kicked %lu/%lu frames of %u bytes\n", kWho, kicked, kick, kick_len);
+
+  const uint64_t t0 = guest::rdtsc();
+  const char* why = run(lim, poll, batch);
+  const uint64_t elapsed_us = guest::tsc_to_us(guest::rdtsc() - t0);
+
+  // Let the last echoes complete so their pages go back.
+  const uint64_t drain = guest::tsc_deadline_ms(1000);
+  while (g_nic.tx_in_flight() != 0 && !guest::tsc_passed(drain)) {
+    g_nic.service();
+    guest::pause();
+  }
+  g_nic.service();
+
+  const Echo& e = g_echo;
+  const guest::LnicStats& st = g_nic.stats();
+  const uint64_t faults = st.device_faults();
+  const uint64_t stuck = g_nic.tx_in_flight();
+  g_nic.print_stats(kWho);
+  guest::printf("%s: stopped (%s) after %lu us: frames=%lu echoed=%lu tx_dropped=%lu "
+                "tx_completed=%lu still_in_flight=%lu pages_held=%lu device_faults=%lu\n",
+                kWho, why, elapsed_us, e.frames, e.echoed, e.dropped, st.tx_completed, stuck,
+                g_nic.pages_held(), faults);
+  if (e.frames == 0) guest::printf("%s: FAIL: no frames received\n", kWho);
+  if (stuck != 0) guest::printf("%s: FAIL: %lu TX frames never completed\n", kWho, stuck);
+  const uint64_t errors = faults + e.dropped + stuck;
+  guest::printf("%s: frames=%lu bytes=%lu echoed=%lu tx_dropped=%lu errors=%lu\n", kWho, e.frames,
+                e.bytes, e.echoed, e.dropped, errors);
+  return e.frames != 0 && errors == 0 ? guest::kExitPass : guest::kExitFail;
+}

@@ -1,0 +1,417 @@
+// lnic_hostile: a misbehaving driver. Proves the device treats everything the
+// guest writes as untrusted (guest/abi/lnic.h) and keeps working afterwards.
+//
+// Checks, in this order, each enabled by a flag (all default 1):
+//   config=1    before ENABLE: absurd ring configurations (size 0 / not a power of
+//               two / above MAX / below MIN, misaligned, inside the pool window, in
+//               the MMIO gap, at 1 TiB, straddling the end of RAM). Each must give
+//               STATUS = CONFIG_ERROR; then the correct configuration must give
+//               RUNNING. (A different CONFIG_ERROR register than the one we broke
+//               is reported as a note, not a failure.)
+//   bogus=1     RETURN entries with addresses below / above the pool window, 0,
+//               2^64 - 4 KiB, misaligned (a page we own + 8), inside guest RAM
+//   double=1    the same page returned twice in one batch
+//   unowned=1   pages never received (the pool window's last page and a page we
+//               neither own nor see in the RX ring)
+//   indices=1   RETURN prod far beyond cons + size and just behind cons, RX cons far
+//               beyond prod, TX prod far beyond cons + size (each followed by its
+//               doorbell, then restored to the real value)
+//   flood=1     flood_count RETURN doorbells, then flood_count TX doorbells
+// Between checks the device must stay RUNNING and keep delivering frames; at the
+// end the guest receives `frames` more frames normally.
+//
+// Command line: the flags above, flood_count=N (default 2000), frames=N (default
+// 1000), wait_ms=N (time allowed for expected frames, default 10000), settle_ms=N
+// (normal traffic between checks, default 50), + driver keys (lnic_common.h).
+// Runs in poll mode with interrupts off (the checks need precise control).
+//
+// Last line: lnic_hostile: frames=N checks=C failed=F device_faults=D
+// Exit 0 if every check passed, `frames` frames arrived and the driver saw no
+// device fault.
+#include "guest/programs/lnic_common.h"
+
+namespace {
+
+constexpr const char* kWho = "lnic_hostile";
+constexpr const char* kKeys[] = {"config", "bogus", "double", "unowned", "indices", "flood",
+                                 "flood_count", "frames", "wait_ms", "settle_ms"};
+constexpr uint32_t kMaxKept = 8;
+
+struct State {
+  uint64_t frames = 0;
+  uint32_t keep_wanted = 0;  // keep the next N pages (kKeep)
+  uint32_t kept = 0;
+  uint64_t kept_pages[kMaxKept] = {};
+};
+
+constinit State g_state;
+constinit guest::Lnic g_nic;
+alignas(4096) uint8_t g_ram_page[4096];  // a guest RAM page (not pool) to "return"
+
+uint64_t g_wait_ms = 10000;
+uint64_t g_settle_ms = 50;
+uint32_t g_checks = 0;
+uint32_t g_failed = 0;
+
+guest::LnicVerdict on_frame(guest::Lnic&, const guest::LnicFrame& f, void* context) {
+  State& s = *static_cast<State*>(context);
+  ++s.frames;
+  if (s.keep_wanted != 0 && s.kept < kMaxKept) {
+    --s.keep_wanted;
+    s.kept_pages[s.kept++] = f.page_gpa;
+    return guest::LnicVerdict::kKeep;
+  }
+  return guest::LnicVerdict::kReturn;
+}
+
+// Polls until `n` more frames arrived or wait_ms passed.
+bool receive(uint64_t n) {
+  const uint64_t target = g_state.frames + n;
+  const uint64_t deadline = guest::tsc_deadline_ms(g_wait_ms);
+  while (g_state.frames < target) {
+    if (g_nic.poll(64) == 0) {
+      if (guest::tsc_passed(deadline)) return false;
+      guest::pause();
+    }
+  }
+  g_nic.flush();
+  return true;
+}
+
+// Normal operation for settle_ms.
+void settle() {
+  const uint64_t deadline = guest::tsc_deadline_ms(g_settle_ms);
+  while (!guest::tsc_passed(deadline)) {
+    if (g_nic.poll(64) == 0) guest::pause();
+  }
+  g_nic.flush();
+}
+
+void verdict(const char* check, bool pass, const char* detail) {
+  ++g_checks;
+  if (!pass) ++g_failed;
+  guest::printf("%s: [%s] %s: %s\n", kWho, check, pass ? "ok" : "FAIL", detail);
+}
+
+// After a check: the device must still run and deliver frames.
+bool alive(const char* check) {
+  char buf[160];
+  const uint32_t st = g_nic.status();
+  if ((st & LNIC_STATUS_RUNNING) == 0 || (st & LNIC_STATUS_CONFIG_ERROR) != 0) {
+    guest::snprintf(buf, sizeof(buf), "device STATUS 0x%x afterwards (not RUNNING)", st);
+    verdict(check, false, buf);
+    return false;
+  }
+  const uint64_t before = g_state.frames;
+  const bool got = receive(16);
+  guest::snprintf(buf, sizeof(buf), "device still RUNNING, %s (%lu frames)",
+                  got ? "frames keep arriving" : "NO FRAMES within wait_ms",
+                  g_state.frames - before);
+  verdict(check, got, buf);
+  return got;
+}
+
+// Keep `n` pages from the next frames.
+bool keep_pages(uint32_t n) {
+  g_state.kept = 0;
+  g_state.keep_wanted = n;
+  const bool ok = receive(n);
+  g_state.keep_wanted = 0;
+  return ok && g_state.kept == n;
+}
+
+// --- config ------------------------------------------------------------------
+
+struct RingRegs {
+  uint32_t lo, hi, size;
+};
+constexpr RingRegs kRx{LNIC_REG_RX_RING_LO, LNIC_REG_RX_RING_HI, LNIC_REG_RX_RING_SIZE};
+constexpr RingRegs kRet{LNIC_REG_RET_RING_LO, LNIC_REG_RET_RING_HI, LNIC_REG_RET_RING_SIZE};
+constexpr RingRegs kTx{LNIC_REG_TX_RING_LO, LNIC_REG_TX_RING_HI, LNIC_REG_TX_RING_SIZE};
+
+void write_ring(const RingRegs& r, uint64_t gpa, uint32_t size) {
+  g_nic.reg_write(r.lo, static_cast<uint32_t>(gpa));
+  g_nic.reg_write(r.hi, static_cast<uint32_t>(gpa >> 32));
+  g_nic.reg_write(r.size, size);
+}
+
+void write_valid_config() {
+  write_ring(kRx, g_nic.rx_ring_gpa(), g_nic.rx_entries());
+  write_ring(kRet, g_nic.ret_ring_gpa(), g_nic.ret_entries());
+  write_ring(kTx, g_nic.tx_ring_gpa(), g_nic.tx_entries());
+  g_nic.reg_write(LNIC_REG_MSI_ADDR_LO, guest::lnic::msi_address_lo(guest::lapic_id()));
+  g_nic.reg_write(LNIC_REG_MSI_ADDR_HI, 0);
+  g_nic.reg_write(LNIC_REG_MSI_DATA, g_nic.vector());
+}
+
+// RESET, valid configuration, then ring `r` set to (gpa, size), ENABLE: expects
+// CONFIG_ERROR naming one of r's registers.
+void expect_rejected(const char* what, const RingRegs& r, uint64_t gpa, uint32_t size) {
+  g_nic.reset();
+  write_valid_config();
+  write_ring(r, gpa, size);
+  g_nic.reg_write(LNIC_REG_CONTROL, LNIC_CTRL_ENABLE);
+  const uint32_t st = g_nic.status();
+  char buf[200];
+  if ((st & LNIC_STATUS_CONFIG_ERROR) != 0) {
+    const uint32_t reg = g_nic.reg_read(LNIC_REG_CONFIG_ERROR);
+    const bool named_ring = reg == r.lo || reg == r.hi || reg == r.size;
+    guest::snprintf(buf, sizeof(buf), "%s (gpa 0x%lx size %u) -> CONFIG_ERROR, register %s%s", what,
+                    gpa, size, guest::lnic_reg_name(reg),
+                    named_ring ? "" : " (note: not one of the broken ring's registers)");
+    verdict("config", true, buf);
+  } else {
+    guest::snprintf(buf, sizeof(buf), "%s (gpa 0x%lx size %u) ACCEPTED: STATUS 0x%x", what, gpa,
+                    size, st);
+    verdict("config", false, buf);
+  }
+  g_nic.reset();
+}
+
+uint64_t ram_end(const labyrinth_boot_info& info) {
+  uint64_t end = 0;
+  for (uint32_t i = 0; i < info.num_mem_regions; ++i) {
+    const labyrinth_mem_region& m = info.mem[i];
+    if (m.type == LABYRINTH_MEM_RAM && m.base + m.size > end) end = m.base + m.size;
+  }
+  return end;
+}
+
+void check_config(const labyrinth_boot_info& info) {
+  const uint64_t rx = g_nic.rx_ring_gpa(), ret = g_nic.ret_ring_gpa(), tx = g_nic.tx_ring_gpa();
+  const uint32_t rxn = g_nic.rx_entries(), retn = g_nic.ret_entries(), txn = g_nic.tx_entries();
+  expect_rejected("RX size 0", kRx, rx, 0);
+  expect_rejected("RX size 100 (not a power of two)", kRx, rx, 100);
+  expect_rejected("RET size 8192 (> LNIC_RING_MAX)", kRet, ret, 2 * LNIC_RING_MAX);
+  expect_rejected("TX size 4 (< LNIC_RING_MIN)", kTx, tx, LNIC_RING_MIN / 2);
+  expect_rejected("TX size 0xFFFFFFFF", kTx, tx, 0xFFFFFFFFu);
+  expect_rejected("RX ring misaligned (+8)", kRx, rx + 8, rxn);
+  expect_rejected("RET ring inside the pool window", kRet, g_nic.pool_base(), retn);
+  expect_rejected("TX ring in the MMIO gap", kTx, LABYRINTH_DEVICE_MMIO_BASE, txn);
+  expect_rejected("RX ring at 1 TiB (beyond RAM)", kRx, 1ull << 40, rxn);
+  expect_rejected("RX ring at 2^64 - 4 KiB (wraps)", kRx, ~0xFFFull, rxn);
+  const uint64_t end = ram_end(info);
+  if (end >= 4096) {
+    expect_rejected("RX ring straddling the end of RAM", kRx, end - 4096, LNIC_RING_MAX);
+  }
+}
+
+// --- returns -----------------------------------------------------------------
+
+void check_bogus() {
+  if (!keep_pages(1)) {
+    verdict("bogus", false, "could not receive a page to misalign");
+    return;
+  }
+  const uint64_t page = g_state.kept_pages[0];
+  const uint64_t pool = g_nic.pool_base(), size = g_nic.pool_size();
+  const uint64_t addrs[] = {
+      pool >= 4096 ? pool - 4096 : 0,  // below the pool window
+      pool + size,                      // just above it
+      0,
+      ~0xFFFull,                                      // 2^64 - 4 KiB
+      page + 8,                                       // misaligned, inside a page we own
+      reinterpret_cast<uint64_t>(g_ram_page),         // guest RAM
+      g_nic.rx_ring_gpa(),                            // guest RAM: our own RX ring
+  };
+  for (uint64_t a : addrs) g_nic.ret_post_raw(a, 0);
+  g_nic.ring_ret_doorbell();
+  guest::printf("%s: [bogus] returned 0x%lx 0x%lx 0x%lx 0x%lx 0x%lx 0x%lx 0x%lx, one doorbell\n",
+                kWho, addrs[0], addrs[1], addrs[2], addrs[3], addrs[4], addrs[5], addrs[6]);
+  settle();
+  if (alive("bogus")) {
+    // The misaligned return must not have freed the page: we still own it and
+    // give it back properly now (a device that freed it would hand it out again
+    // while we hold it: the driver reports "page delivered twice").
+    g_nic.return_page(page, 0);
+    g_nic.flush();
+  }
+}
+
+void check_double() {
+  if (!keep_pages(1)) {
+    verdict("double", false, "could not receive a page");
+    return;
+  }
+  const uint64_t page = g_state.kept_pages[0];
+  g_nic.ret_post_raw(page, 0);
+  g_nic.ret_post_raw(page, 0);
+  g_nic.ring_ret_doorbell();
+  guest::printf("%s: [double] returned page 0x%lx twice in one batch, one doorbell\n", kWho, page);
+  settle();
+  alive("double");
+}
+
+bool in_rx_ring(uint64_t page) {
+  const lnic_ring_header* h = g_nic.rx_header();
+  const uint32_t prod = __atomic_load_n(&h->prod, __ATOMIC_ACQUIRE);
+  const auto* e = reinterpret_cast<const lnic_rx_completion*>(h + 1);
+  const uint32_t n = g_nic.rx_entries();
+  for (uint32_t i = g_nic.rx_cons(); i != prod && i - g_nic.rx_cons() <= n; ++i) {
+    if (e[i & (n - 1)].page_gpa == page) return true;
+  }
+  return false;
+}
+
+void check_unowned() {
+  const uint64_t pool = g_nic.pool_base(), size = g_nic.pool_size();
+  // The last page of the window (unbacked unless the pool grew to its maximum)
+  // and a page from the middle of the first chunks that we neither hold nor see
+  // in flight in the RX ring. (A page the device posted between this look and
+  // its processing of the return would be legitimately ours: small race.)
+  const uint64_t last = pool + size - 4096;
+  uint64_t mid = 0;
+  for (uint64_t p = pool + 64 * 4096; p < pool + size; p += 4096) {
+    if (!g_nic.owns(p) && !in_rx_ring(p)) {
+      mid = p;
+      break;
+    }
+  }
+  g_nic.ret_post_raw(last, 0);
+  if (mid != 0) g_nic.ret_post_raw(mid, 0);
+  g_nic.ring_ret_doorbell();
+  guest::printf("%s: [unowned] returned never-received pages 0x%lx and 0x%lx, one doorbell\n",
+                kWho, last, mid);
+  settle();
+  alive("unowned");
+}
+
+// --- indices -----------------------------------------------------------------
+
+void check_indices() {
+  char buf[200];
+  lnic_ring_header* ret = g_nic.ret_header();
+  lnic_ring_header* rx = g_nic.rx_header();
+  lnic_ring_header* tx = g_nic.tx_header();
+
+  // RETURN prod far beyond cons + size, then just behind cons.
+  const uint32_t ret_cons = __atomic_load_n(&ret->cons, __ATOMIC_ACQUIRE);
+  const uint32_t bad_prods[] = {ret_cons + 16 * g_nic.ret_entries() + 5, ret_cons - 1};
+  for (uint32_t bad : bad_prods) {
+    __atomic_store_n(&ret->prod, bad, __ATOMIC_RELEASE);
+    g_nic.ring_ret_doorbell();
+    guest::mdelay(20);
+    __atomic_store_n(&ret->prod, g_nic.ret_prod(), __ATOMIC_RELEASE);
+    g_nic.ring_ret_doorbell();
+    guest::printf("%s: [indices] RETURN prod %u with cons %u (ring %u) + doorbell, restored to %u\n",
+                  kWho, bad, ret_cons, g_nic.ret_entries(), g_nic.ret_prod());
+    settle();
+  }
+
+  // RX cons far beyond prod: the device must not take it as room to post.
+  const uint32_t rx_bad = g_nic.rx_cons() + 8 * g_nic.rx_entries() + 3;
+  __atomic_store_n(&rx->cons, rx_bad, __ATOMIC_RELEASE);
+  guest::mdelay(20);
+  __atomic_store_n(&rx->cons, g_nic.rx_cons(), __ATOMIC_RELEASE);
+  guest::printf("%s: [indices] RX cons %u with our cons %u for 20 ms, restored\n", kWho, rx_bad,
+                g_nic.rx_cons());
+  settle();  // the driver checks RX prod and every completion it now reads
+
+  // TX prod far beyond cons + size: the device must not transmit garbage.
+  g_nic.reclaim_tx();
+  const uint32_t tx_real = g_nic.tx_prod();
+  const uint32_t tx_cons_before = __atomic_load_n(&tx->cons, __ATOMIC_ACQUIRE);
+  const uint32_t tx_bad = tx_cons_before + 4 * g_nic.tx_entries() + 3;
+  __atomic_store_n(&tx->prod, tx_bad, __ATOMIC_RELEASE);
+  g_nic.ring_tx_doorbell();
+  guest::mdelay(20);
+  const uint32_t tx_cons_after = __atomic_load_n(&tx->cons, __ATOMIC_ACQUIRE);
+  __atomic_store_n(&tx->prod, tx_real, __ATOMIC_RELEASE);
+  g_nic.ring_tx_doorbell();
+  const bool tx_ok = guest::lnic::cons_advance_ok(tx_cons_before, tx_cons_after, tx_real);
+  guest::snprintf(buf, sizeof(buf),
+                  "TX prod %u with cons %u (ring %u) + doorbell: cons afterwards %u (%s), "
+                  "restored to %u",
+                  tx_bad, tx_cons_before, g_nic.tx_entries(), tx_cons_after,
+                  tx_ok ? "did not consume garbage" : "CONSUMED GARBAGE DESCRIPTORS", tx_real);
+  verdict("indices", tx_ok, buf);
+  settle();
+  alive("indices");
+}
+
+void check_flood(uint64_t count) {
+  const uint64_t t0 = guest::rdtsc();
+  for (uint64_t i = 0; i < count; ++i) g_nic.ring_ret_doorbell();
+  const uint64_t t1 = guest::rdtsc();
+  for (uint64_t i = 0; i < count; ++i) g_nic.ring_tx_doorbell();
+  const uint64_t t2 = guest::rdtsc();
+  guest::printf("%s: [flood] %lu RETURN doorbells in %lu us, %lu TX doorbells in %lu us "
+                "(%lu ns per doorbell exit)\n",
+                kWho, count, guest::tsc_to_us(t1 - t0), count, guest::tsc_to_us(t2 - t1),
+                count != 0 ? (t2 - t0) * 1000000 / guest::tsc_khz() / (2 * count) : 0);
+  settle();
+  alive("flood");
+}
+
+}  // namespace
+
+int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
+  if (cpu != 0) guest::halt_forever();
+  guest::Cmdline args = guest::Cmdline::from_boot_info(info);
+  const bool do_config = args.flag("config", true);
+  const bool do_bogus = args.flag("bogus", true);
+  const bool do_double = args.flag("double", true);
+  const bool do_unowned = args.flag("unowned", true);
+  const bool do_indices = args.flag("indices", true);
+  const bool do_flood = args.flag("flood", true);
+  const uint64_t flood_count = args.u64("flood_count", 2000);
+  const uint64_t frames = args.u64("frames", 1000);
+  g_wait_ms = args.u64("wait_ms", 10000);
+  g_settle_ms = args.u64("settle_ms", 50);
+  guest::LnicOptions opts = lnic_app::driver_options(args, /*poll=*/true);
+  if (!lnic_app::check_args(kWho, args, kKeys)) return guest::kExitFail;
+
+  // Configure without ENABLE first: the config checks need valid ring addresses
+  // but no traffic yet (pages in flight would be lost when we re-zero the rings).
+  opts.enable = !do_config;
+  if (!lnic_app::start(kWho, g_nic, info, args, opts, on_frame, &g_state)) return guest::kExitFail;
+  guest::printf("%s: checks config=%d bogus=%d double=%d unowned=%d indices=%d flood=%d "
+                "(flood_count=%lu) then %lu frames; poll mode, interrupts off\n",
+                kWho, do_config, do_bogus, do_double, do_unowned, do_indices, do_flood,
+                flood_count, frames);
+  if (do_config) {
+    check_config(info);
+    g_nic.reset();
+    opts.enable = true;
+    const guest::LnicError e = g_nic.bring_up(opts, on_frame, &g_state);
+    char buf[160];
+    guest::snprintf(buf, sizeof(buf), "correct configuration afterwards -> %s (STATUS 0x%x)",
+                    guest::to_string(e), g_nic.status());
+    verdict("config", e == guest::LnicError::kNone, buf);
+    if (e != guest::LnicError::kNone) {
+      guest::printf("%s: frames=0 checks=%u failed=%u device_faults=%lu\n", kWho, g_checks,
+                    g_failed, g_nic.stats().device_faults());
+      return guest::kExitFail;
+    }
+  }
+
+  if (!receive(16)) {
+    guest::printf("%s: FAIL: no frames within %lu ms of ENABLE (is a backend generating "
+                  "traffic?)\n", kWho, g_wait_ms);
+    g_nic.print_stats(kWho);
+    return guest::kExitFail;
+  }
+  if (do_bogus) check_bogus();
+  if (do_double) check_double();
+  if (do_unowned) check_unowned();
+  if (do_indices) check_indices();
+  if (do_flood) check_flood(flood_count);
+
+  const uint64_t before = g_state.frames;
+  const bool got = receive(frames);
+  g_nic.flush();
+  const uint64_t received = g_state.frames - before;
+  char buf[160];
+  guest::snprintf(buf, sizeof(buf), "%lu/%lu frames received normally after the checks",
+                  received, frames);
+  verdict("final", got, buf);
+  g_nic.print_stats(kWho);
+  const uint64_t faults = g_nic.stats().device_faults();
+  if (faults != 0) {
+    guest::printf("%s: FAIL: the driver saw %lu device faults (see DEVICE BUG lines)\n", kWho,
+                  faults);
+  }
+  guest::printf("%s: frames=%lu checks=%u failed=%u device_faults=%lu\n", kWho, g_state.frames,
+                g_checks, g_failed, faults);
+  return g_failed == 0 && faults == 0 ? guest::kExitPass : guest::kExitFail;
+}

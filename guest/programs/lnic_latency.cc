@@ -1,0 +1,141 @@
+// lnic_latency: the guest end of `labyrinth latency`.
+//
+// Interrupt mode, halted (sti; hlt) between interrupts. The driver's handler
+// reads the TSC first thing and returns every page with t_guest_irq = that TSC,
+// one RETURN doorbell per handler run; the host computes the guest-observed
+// latency from it. This guest also arms a floor interrupt (LNIC_REG_FLOOR_ARM)
+// every floor_ms and the handler answers it (floor_guest_tsc).
+//
+// Command line (key=value, all optional):
+//   seconds=N     run this long (default 10)
+//   frames=N      ... or until N frames (0 = no limit, default)
+//   floor_ms=N    arm a floor every N ms (default 100; 0 = never)
+//   floor_timeout_ms=N  give up on an armed floor after N ms (default 1000)
+//   + driver keys (lnic_common.h); ret_batch defaults to 1 here
+//
+// It also prints guest-side summaries of (handler entry - t_ready),
+// (handler entry - t_posted) and of the floors, as raw TSC differences: the
+// guest TSC is the host TSC plus the VM's TSC offset, which the guest does not
+// know, so these are latencies only if that offset is 0 (checked: negative
+// values are counted and reported). The host's figures are authoritative.
+//
+// Last line: lnic_latency: frames=N floors=F irqs=I errors=E
+// Exit 0 if frames or floors were seen and the driver saw no device fault.
+#include "guest/programs/lnic_common.h"
+#include "guest/runtime/tick.h"
+
+namespace {
+
+constexpr const char* kWho = "lnic_latency";
+constexpr const char* kKeys[] = {"seconds", "frames", "floor_ms", "floor_timeout_ms"};
+constexpr uint32_t kTickMs = 10;
+
+struct Latency {
+  uint64_t frames = 0;
+  uint64_t polled = 0;   // consumed outside the handler (t_guest_irq = 0)
+  uint64_t negative = 0;  // guest TSC earlier than host stamp: nonzero TSC offset
+  lnic_app::Histogram from_ready;
+  lnic_app::Histogram from_posted;
+  lnic_app::Histogram floors;
+};
+
+constinit Latency g_lat;
+constinit guest::Lnic g_nic;
+
+guest::LnicVerdict on_frame(guest::Lnic&, const guest::LnicFrame& f, void* context) {
+  Latency& l = *static_cast<Latency*>(context);
+  ++l.frames;
+  if (f.t_guest_irq == 0) {
+    ++l.polled;
+  } else if (f.t_guest_irq < f.t_ready || f.t_guest_irq < f.t_posted) {
+    ++l.negative;
+  } else {
+    l.from_ready.add(f.t_guest_irq - f.t_ready);
+    l.from_posted.add(f.t_guest_irq - f.t_posted);
+  }
+  return guest::LnicVerdict::kReturn;
+}
+
+}  // namespace
+
+int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
+  if (cpu != 0) guest::halt_forever();
+  guest::Cmdline args = guest::Cmdline::from_boot_info(info);
+  const uint64_t seconds = args.u64("seconds", 10);
+  const uint64_t max_frames = args.u64("frames", 0);
+  const uint64_t floor_ms = args.u64("floor_ms", 100);
+  const uint64_t floor_timeout_ms = args.u64("floor_timeout_ms", 1000);
+  const guest::LnicOptions opts = lnic_app::driver_options(args, /*poll=*/false);
+  if (!lnic_app::check_args(kWho, args, kKeys)) return guest::kExitFail;
+  if (!lnic_app::start(kWho, g_nic, info, args, opts, on_frame, &g_lat)) return guest::kExitFail;
+  guest::printf("%s: idle=hlt (sti;hlt between interrupts; LAPIC tick every %u ms for "
+                "deadlines and floors) seconds=%lu frames=%lu floor_ms=%lu ret_batch=%u\n",
+                kWho, kTickMs, seconds, max_frames, floor_ms, opts.ret_doorbell_batch);
+
+  const uint64_t khz = guest::tsc_khz();
+  guest::tick_start(guest::kTickVector, kTickMs);
+  const uint64_t start = guest::rdtsc();
+  uint64_t next_floor = start + floor_ms * khz;
+  uint64_t floor_armed_at = 0;
+  uint64_t floors_seen = 0, floors_lost = 0, floor_negative = 0;
+  const char* why;
+  for (;;) {
+    guest::cli();
+    const uint64_t now = guest::rdtsc();
+    if (max_frames != 0 && g_lat.frames >= max_frames) { why = "frames"; break; }
+    if (now - start >= seconds * 1000 * khz) { why = "time"; break; }
+
+    // Floors: collect a finished one, give up on a lost one, arm the next.
+    if (g_nic.stats().floor_irqs != floors_seen) {
+      floors_seen = g_nic.stats().floor_irqs;
+      uint64_t t_sent, guest_tsc;
+      if (g_nic.floor_result(&t_sent, &guest_tsc)) {
+        if (guest_tsc >= t_sent) {
+          g_lat.floors.add(guest_tsc - t_sent);
+        } else {
+          ++floor_negative;
+        }
+      }
+    }
+    if (g_nic.floor_pending() && now - floor_armed_at >= floor_timeout_ms * khz) {
+      ++floors_lost;
+      if (floors_lost <= 3) {
+        guest::printf("%s: floor armed %lu ms ago never signalled\n", kWho, floor_timeout_ms);
+      }
+      g_nic.floor_cancel();
+    }
+    if (floor_ms != 0 && !g_nic.floor_pending() && static_cast<int64_t>(now - next_floor) >= 0) {
+      floor_armed_at = now;
+      next_floor = now + floor_ms * khz;
+      g_nic.floor_arm();
+    }
+
+    if (g_nic.rx_pending()) g_nic.poll();  // left over after a budget-limited handler run
+    g_nic.service();
+    guest::sti_hlt();
+  }
+  guest::tick_stop();
+  g_nic.service();
+
+  const Latency& l = g_lat;
+  const guest::LnicStats& st = g_nic.stats();
+  const uint64_t faults = st.device_faults();
+  g_nic.print_stats(kWho);
+  guest::printf("%s: stopped (%s): frames=%lu (in handler %lu, polled %lu) irqs=%lu "
+                "floors armed=%lu seen=%lu lost=%lu\n",
+                kWho, why, l.frames, l.frames - l.polled, l.polled, st.irqs, st.floor_armed,
+                st.floor_irqs, floors_lost);
+  guest::printf("%s: raw guest-TSC minus host-TSC deltas (latency only if the VM's TSC offset "
+                "is 0): negative frame deltas %lu, negative floor deltas %lu%s\n",
+                kWho, l.negative, floor_negative,
+                l.negative + floor_negative != 0 ? " -> TSC offset nonzero, use the host's figures"
+                                                 : "");
+  lnic_app::print_histogram_ns(kWho, "irq entry - t_ready ", l.from_ready);
+  lnic_app::print_histogram_ns(kWho, "irq entry - t_posted", l.from_posted);
+  lnic_app::print_histogram_ns(kWho, "floor: entry - t_sent", l.floors);
+  const bool any = l.frames != 0 || st.floor_irqs != 0;
+  if (!any) guest::printf("%s: FAIL: neither frames nor floor interrupts arrived\n", kWho);
+  guest::printf("%s: frames=%lu floors=%lu irqs=%lu errors=%lu\n", kWho, l.frames, st.floor_irqs,
+                st.irqs, faults);
+  return any && faults == 0 ? guest::kExitPass : guest::kExitFail;
+}
