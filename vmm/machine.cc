@@ -6,9 +6,14 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <functional>
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/post.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "allocator/tsc.h"
 #include "devices/legacy/exit_device.h"
 #include "devices/legacy/i8042.h"
 #include "guest/abi/ports.h"
@@ -122,6 +127,14 @@ std::expected<void, Error> Machine::build_devices() {
     stdin_ = std::make_unique<devices::StdinReader>(io_, *uart_);
     stdin_->start();
   }
+  // lnics: MSI interrupts, MMIO windows, doorbells. The guest TSC equals the host TSC
+  // plus KVM's per-VM offset, read from vCPU 0 once it exists (build_vcpus).
+  msi_router_ = std::make_unique<MsiRouter>(*vm_);
+  auto lnics = LnicSet::create(config_.lnics, *vm_, *msi_router_, io_, *pool_, *memory_, mmio_,
+                               /*tsc_offset=*/0);
+  if (!lnics) return std::unexpected(lnics.error());
+  lnics_ = std::move(*lnics);
+
   signals_ = std::make_unique<boost::asio::signal_set>(io_, SIGINT, SIGTERM);
   signals_->async_wait([this](const boost::system::error_code& ec, int sig) {
     if (ec) return;
@@ -141,6 +154,12 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
   auto khz = vcpus_[0]->tsc_khz();
   BootParams params{n, khz ? *khz : 0, config_.boot_args};
   if (auto r = write_boot_structures(*memory_, layout_, params); !r) return r;
+  if (!lnics_->empty()) {  // device descriptors for the guest's drivers
+    auto info = memory_->read_obj<labyrinth_boot_info>(LABYRINTH_BOOT_INFO_GPA);
+    if (!info) return std::unexpected(info.error());
+    lnics_->describe(*info);
+    if (auto r = memory_->write_obj(LABYRINTH_BOOT_INFO_GPA, *info); !r) return r;
+  }
 
   for (auto& vcpu : vcpus_) {
     if (auto r = vcpu->set_cpuid(vcpu_cpuid(kvm_->supported_cpuid(), vcpu->index(), n)); !r) {
@@ -191,6 +210,11 @@ int Machine::run(const RunOptions& options) {
   if (!started) request_shutdown(kExitHostError, "cannot start vCPU threads");
   spdlog::info("VM running: {} vCPU(s), {} MiB, {}", vcpus_.size(), config_.mem_size_mib,
                config_.kernel_image_path);
+  if (options.latency.seconds > 0) {
+    start_latency_run(options.latency);
+  } else {
+    boost::asio::post(io_, [this] { lnics_->start(); });
+  }
   for (;;) {
     try {
       io_.run();
@@ -203,7 +227,13 @@ int Machine::run(const RunOptions& options) {
     io_.restart();  // ran out of work without a shutdown: keep serving signals
   }
   for (auto& r : runners_) r->join();
+  lnics_->stop();  // the event loop has stopped: backends and the pool cache go quietly
   if (options.print_stats) print_stats();
+  if (!options.metrics_path.empty()) {
+    std::ofstream out(options.metrics_path);
+    out << boost::json::serialize(metrics_json()) << "\n";
+    if (!out) spdlog::error("cannot write metrics to {}", options.metrics_path);
+  }
   std::lock_guard lock(status_mu_);
   spdlog::info("VM stopped: {} (status {})", reason_, status_);
   return status_;
@@ -244,6 +274,75 @@ void Machine::print_stats() const {
                static_cast<unsigned long long>(exits),
                static_cast<unsigned long long>(serial_out_->bytes_written()),
                static_cast<unsigned long long>(pio_.unmapped_accesses()));
+}
+
+boost::json::object Machine::metrics_json() const {
+  const alloc::PoolStats p = pool_->stats();
+  boost::json::object pool{
+      {"chunks", p.chunks},           {"total_pages", p.total_pages},
+      {"free_clean", p.free_clean},   {"free_dirty", p.free_dirty},
+      {"in_use", p.in_use},           {"alloc_cache", p.alloc_cache},
+      {"alloc_depot", p.alloc_depot}, {"alloc_reserve", p.alloc_reserve},
+      {"alloc_wait", p.alloc_wait},   {"fail_exhausted", p.fail_exhausted},
+      {"frees", p.frees},             {"transfers", p.transfers},
+      {"violations", p.violations()}, {"pages_zeroed", p.pages_zeroed},
+      {"chunks_added", p.chunks_added}, {"chunks_removed", p.chunks_removed},
+      {"below_low_events", p.below_low_events}, {"below_min_events", p.below_min_events}};
+  return boost::json::object{{"pool", pool}, {"lnics", lnics_->metrics_json()}};
+}
+
+// A latency run: wait until the guest has enabled lnic 0, measure the floor (irqfd ->
+// guest handler, no device work) for half the time, then the device path (pktgen ->
+// allocation -> completion -> interrupt -> guest handler) for the other half, then stop.
+void Machine::start_latency_run(const LatencyOptions& opts) {
+  latency_timer_ = std::make_unique<boost::asio::steady_timer>(io_);
+  if (lnics_->empty()) {
+    latency_error_ = "the configuration has no lnic (labyrinth.lnics)";
+    request_shutdown(kExitUsage, "latency run without an lnic");
+    return;
+  }
+  auto nic = lnics_->nics()[0];
+  const auto half = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(opts.seconds / 2));
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(opts.ready_timeout_s));
+  const double floor_rate =
+      opts.floor_rate_hz > 0 ? opts.floor_rate_hz
+                             : (config_.lnics[0].backend.type == devices::lnic::BackendType::pktgen
+                                    ? config_.lnics[0].backend.pktgen.rate_pps
+                                    : 1000.0);
+  // Arm the doorbells now (the guest may return pages as soon as it runs), not the backends.
+  boost::asio::post(io_, [this] { lnics_->start_doorbells(); });
+  auto wait_ready = std::make_shared<std::function<void()>>();
+  *wait_ready = [this, nic, half, deadline, floor_rate, wait_ready] {
+    if (!nic->running()) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        latency_error_ = "the guest did not enable lnic " + nic->config().id + " in time";
+        request_shutdown(kExitUsage, "lnic never enabled");
+        return;
+      }
+      latency_timer_->expires_after(std::chrono::milliseconds(5));
+      latency_timer_->async_wait([wait_ready](const boost::system::error_code& ec) {
+        if (!ec) (*wait_ready)();
+      });
+      return;
+    }
+    spdlog::info("latency: floor phase ({:.0f} Hz)", floor_rate);
+    nic->start_floor(floor_rate, 50);
+    latency_timer_->expires_after(half);
+    latency_timer_->async_wait([this, nic, half](const boost::system::error_code& ec) {
+      if (ec) return;
+      nic->stop_floor();
+      spdlog::info("latency: device phase");
+      lnics_->start_backends();
+      latency_timer_->expires_after(half);
+      latency_timer_->async_wait([this](const boost::system::error_code& ec2) {
+        if (!ec2) request_shutdown(0, "latency run complete");
+      });
+    });
+  };
+  boost::asio::post(io_, [wait_ready] { (*wait_ready)(); });
 }
 
 }  // namespace labyrinth::vmm

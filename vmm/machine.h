@@ -21,6 +21,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/object.hpp>
 
 #include "allocator/page_pool.h"
 #include "devices/bus/bus.h"
@@ -33,17 +35,28 @@
 #include "vmm/fd.h"
 #include "vmm/kvm/irqfd.h"
 #include "vmm/kvm/kvm.h"
+#include "vmm/kvm/msi.h"
 #include "vmm/kvm/vcpu.h"
 #include "vmm/kvm/vm.h"
 #include "vmm/memory/guest_memory.h"
 #include "vmm/memory/layout.h"
 #include "vmm/memory/pool_sink.h"
+#include "vmm/net/lnic_set.h"
 #include "vmm/vcpu_runner.h"
 
 namespace labyrinth::vmm {
 
+// `labyrinth latency`: measure lnic 0's interrupt path for a fixed time.
+struct LatencyOptions {
+  double seconds = 0;        // 0: not a latency run
+  double floor_rate_hz = 0;  // the floor phase's interrupt rate (0: the pktgen rate)
+  double ready_timeout_s = 10;  // how long the guest may take to enable the NIC
+};
+
 struct RunOptions {
   bool print_stats = false;  // one "labyrinth: stats: ..." line on stderr at the end
+  std::string metrics_path;  // write pool and lnic counters as JSON here at the end
+  LatencyOptions latency;
 };
 
 class Machine final : public devices::VmControl {
@@ -53,6 +66,13 @@ class Machine final : public devices::VmControl {
 
   // Runs the VM to its end; returns the process exit status.
   int run(const RunOptions& options);
+  // After run(): the VM's lnics (counters, latency histograms) and its pool.
+  LnicSet& lnics() { return *lnics_; }
+  const alloc::PagePool& pool() const { return *pool_; }
+  const Config& config() const { return config_; }
+  boost::json::object metrics_json() const;
+  // Set by a latency run that could not measure (e.g. the guest never enabled the NIC).
+  const std::string& latency_error() const { return latency_error_; }
   void request_shutdown(int status, std::string_view reason) override;
 
  private:
@@ -62,6 +82,7 @@ class Machine final : public devices::VmControl {
   std::expected<void, Error> build_devices();
   std::expected<void, Error> build_vcpus(uint64_t entry);
   void print_stats() const;
+  void start_latency_run(const LatencyOptions& opts);
 
   Config config_;
   boost::asio::io_context io_;  // destroyed last: every Asio object below uses it
@@ -78,6 +99,10 @@ class Machine final : public devices::VmControl {
   std::shared_ptr<devices::Uart16550> uart_;
   std::unique_ptr<devices::StdinReader> stdin_;
   std::unique_ptr<devices::IrqTrain> irq_train_;
+  std::unique_ptr<MsiRouter> msi_router_;
+  std::unique_ptr<LnicSet> lnics_;  // after the pool: stopped and gone before it
+  std::unique_ptr<boost::asio::steady_timer> latency_timer_;
+  std::string latency_error_;
   devices::Bus pio_{"pio"};    // declared after the devices: dropped before them
   devices::Bus mmio_{"mmio"};
   std::unique_ptr<boost::asio::signal_set> signals_;

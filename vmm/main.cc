@@ -2,7 +2,12 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
 #include <string>
+
+#include <boost/json/serialize.hpp>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -11,6 +16,7 @@
 #include "vmm/config/config.h"
 #include "vmm/error.h"
 #include "vmm/machine.h"
+#include "vmm/report/latency_report.h"
 
 namespace {
 
@@ -25,23 +31,118 @@ constexpr const char* kExitStatusHelp =
     "  5       host resource error: no /dev/kvm, out of memory, cannot open a file, ...\n"
     "  130/143 stopped by SIGINT/SIGTERM (clean shutdown)\n";
 
-int run_vm(const std::string& config_path, const std::string& serial_out, bool stats) {
+std::expected<labyrinth::vmm::Config, int> load(const std::string& config_path,
+                                                const std::string& serial_out) {
   auto config = labyrinth::vmm::load_config(config_path,
                                             labyrinth::vmm::ConfigLimits::host_limits());
   if (!config) {
     std::fprintf(stderr, "labyrinth: config error: %s\n", config.error().message().c_str());
-    return labyrinth::vmm::kExitUsage;
+    return std::unexpected(labyrinth::vmm::kExitUsage);
   }
   if (!serial_out.empty()) config->serial.output = serial_out;
-  auto machine = labyrinth::vmm::Machine::create(*config);
-  if (!machine) {
-    const int status = labyrinth::vmm::exit_status_for(machine.error());
-    std::fprintf(stderr, "labyrinth: %s: %s\n",
-                 status == labyrinth::vmm::kExitUsage ? "config error" : "error",
-                 std::string(labyrinth::vmm::to_string(machine.error())).c_str());
+  return *config;
+}
+
+int report_build_error(labyrinth::vmm::Error e) {
+  const int status = labyrinth::vmm::exit_status_for(e);
+  std::fprintf(stderr, "labyrinth: %s: %s\n",
+               status == labyrinth::vmm::kExitUsage ? "config error" : "error",
+               std::string(labyrinth::vmm::to_string(e)).c_str());
+  return status;
+}
+
+// `labyrinth latency`: run the VM for `seconds`, then print and write the report.
+int run_latency(const std::string& config_path, const std::string& serial_out, double seconds,
+                double floor_rate, const std::string& json_path, const std::string& plot_path) {
+  using namespace labyrinth;
+  if (!plot_path.empty() && std::filesystem::path(plot_path).extension() != ".svg") {
+    std::fprintf(stderr, "labyrinth: --plot: only .svg plots are written, got \"%s\"\n",
+                 plot_path.c_str());
+    return vmm::kExitUsage;
+  }
+  auto config = load(config_path, serial_out);
+  if (!config) return config.error();
+  if (config->lnics.empty()) {
+    std::fprintf(stderr, "labyrinth: config error: labyrinth.lnics: a latency run needs an lnic\n");
+    return vmm::kExitUsage;
+  }
+  auto machine = vmm::Machine::create(*config);
+  if (!machine) return report_build_error(machine.error());
+  vmm::RunOptions opts;
+  opts.latency.seconds = seconds;
+  opts.latency.floor_rate_hz = floor_rate;
+  const int status = (*machine)->run(opts);
+  if (!(*machine)->latency_error().empty()) {
+    std::fprintf(stderr, "labyrinth: latency: %s\n", (*machine)->latency_error().c_str());
+    return status != 0 ? status : vmm::kExitUsage;
+  }
+  if (status != 0) {
+    std::fprintf(stderr, "labyrinth: latency: the VM ended with status %d before the run completed\n", status);
     return status;
   }
-  return (*machine)->run({.print_stats = stats});
+  auto& nic = *(*machine)->lnics().nics()[0];
+  const auto& m = nic.metrics();
+  const auto& lat = nic.latency();
+  const auto& be = config->lnics[0].backend;
+  std::string title = "lnic " + nic.config().id + ": " +
+                      (be.type == devices::lnic::BackendType::pktgen
+                           ? std::to_string(static_cast<long>(be.pktgen.rate_pps)) + " pps pktgen, " +
+                                 std::to_string(be.pktgen.frame_size) + "-byte frames"
+                           : std::string(nic.backend().name()) + " backend");
+  vmm::LatencyReport r(title);
+  r.note("guest", config->kernel_image_path + (config->boot_args.empty() ? "" : " " + config->boot_args));
+  r.note("guest idle mode", "as the guest reports it (lnic_latency: halted in hlt between interrupts)");
+  r.note("duration", std::to_string(seconds) + " s: first half floor, second half device path");
+  r.add("alloc", "alloc_page(atomic|exclusive) call on the RX path", lat.alloc, m.rx_drop_no_page.get());
+  r.add("host_rx", "frame ready (scheduled) -> completion posted and MSI irqfd signalled", lat.host_rx,
+        m.rx_drops());
+  r.add("guest", "frame ready (scheduled) -> guest interrupt handler entry (guest TSC)", lat.guest,
+        m.rx_drops());
+  r.add("floor", "irqfd signalled at its scheduled time -> guest handler entry, no device work",
+        lat.floor, m.floor_missed.get());
+  const double floor50 = static_cast<double>(lat.floor.percentile(50));
+  const double floor99 = static_cast<double>(lat.floor.percentile(99));
+  char buf[160];
+  if (floor50 > 0 && lat.guest.count() > 0) {
+    std::snprintf(buf, sizeof buf, "p50 %.2fx, p99 %.2fx",
+                  static_cast<double>(lat.guest.percentile(50)) / floor50,
+                  floor99 > 0 ? static_cast<double>(lat.guest.percentile(99)) / floor99 : 0.0);
+    r.note("device path / floor", buf);
+  }
+  if (lat.host_rx.count() > 0) {
+    std::snprintf(buf, sizeof buf, "%.2f%% at p50",
+                  100.0 * static_cast<double>(lat.alloc.percentile(50)) /
+                      static_cast<double>(std::max<uint64_t>(lat.host_rx.percentile(50), 1)));
+    r.note("allocation share of host_rx", buf);
+  }
+  std::cout << r.table();
+  std::cout << "rx_frames " << m.rx_frames.get() << ", drops " << m.rx_drops()
+            << ", violations " << m.violations() << ", pages with guest " << nic.pages_with_guest()
+            << "\n";
+  if (!json_path.empty()) {
+    auto j = r.json();
+    j["metrics"] = (*machine)->metrics_json();
+    std::ofstream out(json_path);
+    out << boost::json::serialize(j) << "\n";
+    if (!out) {
+      std::fprintf(stderr, "labyrinth: cannot write %s\n", json_path.c_str());
+      return vmm::kExitHostError;
+    }
+  }
+  if (!plot_path.empty() && !r.write_svg(plot_path)) {
+    std::fprintf(stderr, "labyrinth: cannot write %s\n", plot_path.c_str());
+    return vmm::kExitHostError;
+  }
+  return 0;
+}
+
+int run_vm(const std::string& config_path, const std::string& serial_out, bool stats,
+           const std::string& metrics_path) {
+  auto config = load(config_path, serial_out);
+  if (!config) return config.error();
+  auto machine = labyrinth::vmm::Machine::create(*config);
+  if (!machine) return report_build_error(machine.error());
+  return (*machine)->run({.print_stats = stats, .metrics_path = metrics_path});
 }
 
 }  // namespace
@@ -62,7 +163,30 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
   run->add_flag("--stats", stats, "Print memory and exit statistics on stderr at the end");
+  std::string metrics_path;
+  run->add_option("--metrics", metrics_path,
+                  "Write the page pool's and every lnic's counters as JSON to FILE at the end");
   run->footer(kExitStatusHelp);
+
+  double seconds = 10, floor_rate = 0;
+  std::string json_path, plot_path;
+  CLI::App* lat = app.add_subcommand(
+      "latency", "Measure an lnic's interrupt path: allocation, host RX path, guest-observed, floor");
+  lat->add_option("--config", config_path, "VM configuration with an lnic (pktgen backend)")
+      ->required();
+  lat->add_option("--seconds", seconds, "Run time: half floor, half device path")
+      ->check(CLI::Range(0.2, 3600.0))
+      ->capture_default_str();
+  lat->add_option("--json", json_path, "Write the report and all counters as JSON to FILE");
+  lat->add_option("--plot", plot_path, "Write a percentile plot to FILE (.svg)");
+  lat->add_option("--floor-rate", floor_rate,
+                  "Interrupts per second in the floor phase (default: the pktgen rate)");
+  lat->add_option("--serial-out", serial_out, "Write the guest's serial output to FILE");
+  lat->add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+  lat->footer("Exit status: 0 report written; 2 usage/config error or the guest never enabled "
+              "the NIC; otherwise as for `labyrinth run`.");
 
   try {
     app.parse(argc, argv);
@@ -80,5 +204,8 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(log_level));
   ::signal(SIGPIPE, SIG_IGN);  // a closed serial pipe is an EPIPE, not a death
-  return run_vm(config_path, serial_out, stats);
+  if (lat->parsed()) {
+    return run_latency(config_path, serial_out, seconds, floor_rate, json_path, plot_path);
+  }
+  return run_vm(config_path, serial_out, stats, metrics_path);
 }

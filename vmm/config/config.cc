@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <cstdio>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -16,6 +18,7 @@
 #include <boost/json/value.hpp>
 
 #include "guest/abi/boot_info.h"
+#include "guest/abi/lnic.h"
 #include "vmm/boot/boot_setup.h"
 #include "vmm/fd.h"
 
@@ -107,6 +110,36 @@ class Section {
       return;
     }
     out = static_cast<uint32_t>(n);
+  }
+
+  void number(std::string_view key, bool required, double lo, double hi, double& out) {
+    const json::value* v = get(key, required);
+    if (v == nullptr) return;
+    double d = 0;
+    if (v->is_double()) d = v->get_double();
+    else if (v->is_int64()) d = static_cast<double>(v->get_int64());
+    else if (v->is_uint64()) d = static_cast<double>(v->get_uint64());
+    else {
+      fail(key, std::string("expected a number, got ") + std::string(kind_name(v->kind())));
+      return;
+    }
+    if (!(d >= lo && d <= hi)) {
+      std::ostringstream msg;
+      msg << "must be " << lo << ".." << hi << ", got " << d;
+      fail(key, msg.str());
+      return;
+    }
+    out = d;
+  }
+
+  const json::array* array(std::string_view key, bool required) {
+    const json::value* v = get(key, required);
+    if (v == nullptr) return nullptr;
+    if (!v->is_array()) {
+      fail(key, std::string("expected an array, got ") + std::string(kind_name(v->kind())));
+      return nullptr;
+    }
+    return &v->get_array();
   }
 
  private:
@@ -202,10 +235,100 @@ void parse_pool(const json::object& obj, PoolSettings& p, std::optional<ConfigEr
   }
 }
 
+bool parse_mac(const std::string& text, std::array<uint8_t, 6>& mac) {
+  unsigned b[6];
+  char tail;
+  if (std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4],
+                  &b[5], &tail) != 6) {
+    return false;
+  }
+  for (int i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(b[i]);
+  return (mac[0] & 1) == 0;  // a unicast address
+}
+
+void parse_backend(const json::object& obj, const std::string& path,
+                   devices::lnic::BackendConfig& b, std::optional<ConfigError>& err) {
+  Section s(obj, path, err);
+  std::string type;
+  s.string("type", true, type);
+  if (!s.ok()) return;
+  using devices::lnic::BackendType;
+  if (type == "loopback") {
+    b.type = BackendType::loopback;
+    s.allow_only({"type"});
+  } else if (type == "pktgen") {
+    b.type = BackendType::pktgen;
+    s.allow_only({"type", "rate_pps", "frame_size", "burst", "duration_s", "count", "pattern",
+                  "spin_us"});
+    auto& p = b.pktgen;
+    s.number("rate_pps", false, 1, 20e6, p.rate_pps);
+    s.integer("frame_size", false, sizeof(lnic_pktgen_header), LNIC_FRAME_MAX, p.frame_size);
+    s.integer("burst", false, 1, 1024, p.burst);
+    s.number("duration_s", false, 0, 86400, p.duration_s);
+    uint32_t count = 0;
+    s.integer("count", false, 0, UINT32_MAX, count);
+    p.count = count;
+    uint32_t pattern = p.pattern;
+    s.integer("pattern", false, 0, 255, pattern);
+    p.pattern = static_cast<uint8_t>(pattern);
+    s.integer("spin_us", false, 0, 100000, p.spin_us);
+  } else if (type == "udp") {
+    b.type = BackendType::udp;
+    s.allow_only({"type", "local_port", "peer_port"});
+    uint32_t local = 0, peer = 0;
+    s.integer("local_port", true, 1, 65535, local);
+    s.integer("peer_port", true, 1, 65535, peer);
+    b.udp.local_port = static_cast<uint16_t>(local);
+    b.udp.peer_port = static_cast<uint16_t>(peer);
+  } else if (type == "tap") {
+    b.type = BackendType::tap;
+    s.allow_only({"type", "host_dev_name"});
+    s.string("host_dev_name", true, b.tap.ifname);
+    if (s.ok() && (b.tap.ifname.empty() || b.tap.ifname.size() > 15)) {
+      s.fail("host_dev_name", "must be 1..15 characters (an interface name)");
+    }
+  } else {
+    s.fail("type", "must be \"loopback\", \"pktgen\", \"udp\" or \"tap\", got \"" + type + "\"");
+  }
+}
+
+void parse_lnics(const json::array& arr, std::vector<LnicSettings>& out,
+                 std::optional<ConfigError>& err) {
+  if (arr.size() > LABYRINTH_MAX_DEVICES) {
+    if (!err) err = ConfigError{"labyrinth.lnics", "at most " + std::to_string(LABYRINTH_MAX_DEVICES) + " lnics"};
+    return;
+  }
+  for (size_t i = 0; i < arr.size() && !err; ++i) {
+    const std::string path = "labyrinth.lnics[" + std::to_string(i) + "]";
+    if (!arr[i].is_object()) {
+      err = ConfigError{path, std::string("expected an object, got ") + std::string(kind_name(arr[i].kind()))};
+      return;
+    }
+    Section s(arr[i].get_object(), path, err);
+    s.allow_only({"id", "guest_mac", "backend"});
+    LnicSettings n;
+    n.id = "lnic" + std::to_string(i);
+    s.string("id", false, n.id);
+    char mac_buf[32];
+    std::snprintf(mac_buf, sizeof mac_buf, "02:4c:42:00:00:%02x", static_cast<unsigned>((i + 1) & 0xFF));
+    std::string mac = mac_buf;
+    s.string("guest_mac", false, mac);
+    if (s.ok() && !parse_mac(mac, n.mac)) {
+      s.fail("guest_mac", "must be a unicast MAC like 02:4c:42:00:00:01, got \"" + mac + "\"");
+    }
+    for (const LnicSettings& other : out) {
+      if (s.ok() && other.id == n.id) s.fail("id", "duplicate id \"" + n.id + "\"");
+    }
+    if (const json::object* b = s.object("backend", true)) parse_backend(*b, s.field("backend"), n.backend, err);
+    out.push_back(std::move(n));
+  }
+}
+
 void parse_labyrinth(const json::object& obj, Config& cfg, std::optional<ConfigError>& err) {
   Section s(obj, "labyrinth", err);
-  s.allow_only({"pool"});
+  s.allow_only({"pool", "lnics"});
   if (const json::object* pool = s.object("pool", false)) parse_pool(*pool, cfg.pool, err);
+  if (const json::array* lnics = s.array("lnics", false)) parse_lnics(*lnics, cfg.lnics, err);
 }
 
 // "line L column C" of byte offset in text.

@@ -6,8 +6,10 @@
 //     "serial":         {"output": "stdout", "input": "stdin"},
 //     "labyrinth":      {"pool": {"chunk_size_kib": 2048, "initial_chunks": 1,
 //                                 "max_chunks": 16, "backing": "4k",
-//                                 "min_pages": 64, "low_pages": 256, "high_pages": 512}}
-//   }
+//                                 "min_pages": 64, "low_pages": 256, "high_pages": 512},
+//                        "lnics": [{"id": "lnic0", "guest_mac": "02:4c:42:00:00:01",
+//                                   "backend": {"type": "pktgen", "rate_pps": 10000}}]}
+//   }   (lnic keys: vmm/net/lnic_settings.h)
 //
 //   auto cfg = load_config("configs/hello.json");
 //   if (!cfg) { std::cerr << "labyrinth: config error: " << cfg.error().message(); exit(2); }
@@ -24,6 +26,9 @@
 #include <expected>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "vmm/net/lnic_settings.h"
 
 namespace labyrinth::vmm {
 
@@ -50,6 +55,7 @@ struct Config {
   uint32_t mem_size_mib = 128;
   SerialSettings serial;
   PoolSettings pool;
+  std::vector<LnicSettings> lnics;  // labyrinth.lnics, at most LABYRINTH_MAX_DEVICES
 };
 
 struct ConfigError {

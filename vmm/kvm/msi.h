@@ -14,6 +14,7 @@
 
 #include <linux/kvm.h>
 
+#include <atomic>
 #include <cstdint>
 #include <expected>
 #include <map>

@@ -90,11 +90,19 @@ void LnicSet::arm(size_t i, bool ret) {
 }
 
 void LnicSet::start() {
+  start_doorbells();
+  start_backends();
+}
+
+void LnicSet::start_doorbells() {
   for (size_t i = 0; i < nics_.size(); ++i) {
     arm(i, true);
     arm(i, false);
-    nics_[i]->start();
   }
+}
+
+void LnicSet::start_backends() {
+  for (auto& nic : nics_) nic->start();
 }
 
 void LnicSet::stop() {

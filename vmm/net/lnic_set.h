@@ -63,7 +63,9 @@ class LnicSet {
   ~LnicSet();
 
   void describe(labyrinth_boot_info& info) const;
-  void start();  // event loop thread
+  void start();  // event loop thread: doorbells and backends
+  void start_doorbells();
+  void start_backends();
   void stop();   // event loop thread (or after it stopped)
   bool empty() const { return nics_.empty(); }
   std::vector<std::shared_ptr<devices::lnic::Lnic>>& nics() { return nics_; }
