@@ -1,0 +1,709 @@
+// The lnic guest driver (guest/runtime/lnic.cc) built for the host and run
+// against a scripted fake device: the "MMIO window" is a plain 4 KiB array the
+// test reads and writes, the page pool an aligned host buffer, and guest
+// addresses are host pointers (the guest's identity map, in miniature). The test
+// plays the device: it posts completions into the RX ring the driver set up,
+// consumes RETURN/TX entries and moves the device-owned indices.
+// LAPIC, IDT registration and serial output are stubbed; printed lines are
+// captured so the DEVICE BUG reports can be checked.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "guest/runtime/lnic.h"
+#include "guest/runtime/serial.h"
+#include "guest/runtime/tsc.h"
+
+// --- stubs for the runtime pieces lnic.cc and print.cc use ---------------------
+namespace {
+std::string g_out;
+guest::IrqHandler g_handler[256];
+void* g_handler_ctx[256];
+int g_eois = 0;
+constexpr uint32_t kApicId = 2;
+}  // namespace
+
+namespace guest {
+void serial_putc(char c) { g_out.push_back(c); }
+SpinLock& serial_lock() {
+  static SpinLock lock;
+  return lock;
+}
+unsigned this_cpu() { return 0; }
+uint32_t lapic_id() { return kApicId; }
+void lapic_eoi() { ++g_eois; }
+bool irq_register(uint8_t vector, IrqHandler handler, void* context) {
+  g_handler[vector] = handler;  // every test builds a new driver on the same vector
+  g_handler_ctx[vector] = context;
+  return true;
+}
+}  // namespace guest
+
+namespace {
+
+using guest::Lnic;
+using guest::LnicError;
+using guest::LnicFault;
+using guest::LnicFrame;
+using guest::LnicOptions;
+using guest::LnicVerdict;
+
+uint64_t measure_tsc_khz() {
+  const auto t0 = std::chrono::steady_clock::now();
+  const uint64_t c0 = guest::rdtsc();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const uint64_t c1 = guest::rdtsc();
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - t0).count();
+  return (c1 - c0) * 1000 / static_cast<uint64_t>(us);
+}
+
+constexpr uint32_t kPoolPages = 256;
+constexpr uint8_t kMac[6] = {0x52, 0x54, 0x00, 0xAB, 0xCD, 0xEF};
+
+// The fake device: registers, pool and boot info, plus the device's side of
+// the rings.
+class FakeDevice {
+ public:
+  FakeDevice() {
+    static bool tsc_ready = false;
+    if (!tsc_ready) {
+      guest::tsc_init(measure_tsc_khz());
+      tsc_ready = true;
+    }
+    regs_ = static_cast<uint32_t*>(std::aligned_alloc(4096, 4096));
+    pool_ = static_cast<uint8_t*>(std::aligned_alloc(4096, kPoolPages * 4096));
+    std::memset(regs_, 0, 4096);
+    std::memset(pool_, 0, kPoolPages * 4096);
+    reg(LNIC_REG_MAGIC) = LNIC_MAGIC;
+    reg(LNIC_REG_VERSION) = LNIC_VERSION;
+    reg(LNIC_REG_FEATURES) = LNIC_F_TIMESTAMPS;
+    reg(LNIC_REG_STATUS) = LNIC_STATUS_RUNNING;
+    reg(LNIC_REG_MAC_LO) = kMac[0] | kMac[1] << 8 | kMac[2] << 16 | uint32_t{kMac[3]} << 24;
+    reg(LNIC_REG_MAC_HI) = kMac[4] | kMac[5] << 8;
+    std::memset(&info_, 0, sizeof(info_));
+    info_.magic = LABYRINTH_BOOT_INFO_MAGIC;
+    info_.version = LABYRINTH_BOOT_INFO_VERSION;
+    info_.num_cpus = 1;
+    info_.identity_map_end = ~0ull;
+    info_.pool_window_gpa = pool_gpa();
+    info_.pool_window_size = kPoolPages * 4096ull;
+    info_.num_devices = 1;
+    info_.devices[0].type = LABYRINTH_DEV_LNIC;
+    info_.devices[0].mmio_base = reinterpret_cast<uint64_t>(regs_);
+    info_.devices[0].mmio_size = LNIC_MMIO_SIZE;
+    std::memcpy(info_.devices[0].mac, kMac, 6);
+    g_out.clear();
+    g_eois = 0;
+  }
+  ~FakeDevice() {
+    std::free(regs_);
+    std::free(pool_);
+  }
+
+  uint32_t& reg(uint32_t offset) { return regs_[offset / 4]; }
+  labyrinth_boot_info& info() { return info_; }
+  uint64_t pool_gpa() const { return reinterpret_cast<uint64_t>(pool_); }
+  uint64_t page(uint32_t i) const { return pool_gpa() + uint64_t{i} * 4096; }
+
+  template <typename T>
+  T* ring(uint32_t lo) {
+    const uint64_t gpa = uint64_t{reg(lo)} | uint64_t{reg(lo + 4)} << 32;
+    return reinterpret_cast<T*>(gpa);
+  }
+  lnic_ring_header* rx() { return ring<lnic_ring_header>(LNIC_REG_RX_RING_LO); }
+  lnic_ring_header* ret() { return ring<lnic_ring_header>(LNIC_REG_RET_RING_LO); }
+  lnic_ring_header* tx() { return ring<lnic_ring_header>(LNIC_REG_TX_RING_LO); }
+
+  // Posts one completion (page i, or a raw gpa) and publishes prod.
+  void post_gpa(uint64_t gpa, uint32_t len, uint64_t seq, uint32_t flags = 0) {
+    lnic_ring_header* h = rx();
+    const uint32_t size = reg(LNIC_REG_RX_RING_SIZE);
+    auto* e = reinterpret_cast<lnic_rx_completion*>(h + 1);
+    lnic_rx_completion& c = e[h->prod & (size - 1)];
+    c = lnic_rx_completion{gpa, len, flags, seq, 1000 + seq, 2000 + seq, {}};
+    __atomic_store_n(&h->prod, h->prod + 1, __ATOMIC_RELEASE);
+  }
+  void post(uint32_t page_index, uint32_t len = 128) {
+    uint8_t* p = pool_ + uint64_t{page_index} * 4096;
+    guest::lnic::fill_pktgen(p, len, kMac, seq_, static_cast<uint8_t>(seq_), true);
+    post_gpa(page(page_index), len, seq_++);
+  }
+  // Consumes every published RETURN entry.
+  std::vector<lnic_return> take_returns() {
+    lnic_ring_header* h = ret();
+    const uint32_t size = reg(LNIC_REG_RET_RING_SIZE);
+    auto* e = reinterpret_cast<lnic_return*>(h + 1);
+    std::vector<lnic_return> out;
+    const uint32_t prod = __atomic_load_n(&h->prod, __ATOMIC_ACQUIRE);
+    while (h->cons != prod) {
+      out.push_back(e[h->cons & (size - 1)]);
+      __atomic_store_n(&h->cons, h->cons + 1, __ATOMIC_RELEASE);
+    }
+    return out;
+  }
+  std::vector<lnic_tx_desc> take_tx() {
+    lnic_ring_header* h = tx();
+    const uint32_t size = reg(LNIC_REG_TX_RING_SIZE);
+    auto* e = reinterpret_cast<lnic_tx_desc*>(h + 1);
+    std::vector<lnic_tx_desc> out;
+    const uint32_t prod = __atomic_load_n(&h->prod, __ATOMIC_ACQUIRE);
+    while (h->cons != prod) {
+      out.push_back(e[h->cons & (size - 1)]);
+      __atomic_store_n(&h->cons, h->cons + 1, __ATOMIC_RELEASE);
+    }
+    return out;
+  }
+  void interrupt() {
+    const uint8_t v = static_cast<uint8_t>(reg(LNIC_REG_MSI_DATA));
+    ASSERT_NE(g_handler[v], nullptr);
+    guest::InterruptFrame frame{};
+    g_handler[v](frame, g_handler_ctx[v]);
+  }
+
+ private:
+  uint32_t* regs_;
+  uint8_t* pool_;
+  labyrinth_boot_info info_;
+  uint64_t seq_ = 0;
+};
+
+// What the program callback saw.
+struct Seen {
+  std::vector<LnicFrame> frames;
+  uint32_t keep = 0;  // keep this many pages
+  bool echo = false;  // send_page every frame
+  uint32_t pattern_errors = 0;
+};
+
+LnicVerdict record(Lnic& nic, const LnicFrame& f, void* ctx) {
+  Seen& s = *static_cast<Seen*>(ctx);
+  s.frames.push_back(f);
+  if (guest::lnic::check_pktgen(f.data, f.len).status != guest::lnic::PktgenStatus::kOk) {
+    ++s.pattern_errors;
+  }
+  if (s.echo) {
+    return nic.send_page(f.page_gpa, f.len, f.t_guest_irq) ? LnicVerdict::kKeep
+                                                             : LnicVerdict::kReturn;
+  }
+  if (s.keep != 0) {
+    --s.keep;
+    return LnicVerdict::kKeep;
+  }
+  return LnicVerdict::kReturn;
+}
+
+LnicOptions small(bool poll) {
+  LnicOptions o;
+  o.rx_entries = 64;
+  o.ret_entries = 64;
+  o.tx_entries = 16;
+  o.tx_buffers = 8;
+  o.poll = poll;
+  return o;
+}
+
+uint64_t fault(const Lnic& nic, LnicFault f) { return nic.stats().faults[static_cast<uint32_t>(f)]; }
+
+TEST(LnicDriver, BringUpProgramsRingsMsiAndEnable) {
+  FakeDevice dev;
+  Lnic nic;
+  Seen seen;
+  ASSERT_EQ(nic.init(dev.info(), 0, small(false), record, &seen), LnicError::kNone) << g_out;
+  for (uint32_t lo : {LNIC_REG_RX_RING_LO, LNIC_REG_RET_RING_LO, LNIC_REG_TX_RING_LO}) {
+    const uint64_t gpa = uint64_t{dev.reg(lo)} | uint64_t{dev.reg(lo + 4)} << 32;
+    EXPECT_NE(gpa, 0u);
+    EXPECT_EQ(gpa % 4096, 0u);
+  }
+  EXPECT_EQ(dev.reg(LNIC_REG_RX_RING_SIZE), 64u);
+  EXPECT_EQ(dev.reg(LNIC_REG_RET_RING_SIZE), 64u);
+  EXPECT_EQ(dev.reg(LNIC_REG_TX_RING_SIZE), 16u);
+  EXPECT_EQ(dev.reg(LNIC_REG_MSI_ADDR_LO), 0xFEE00000u | kApicId << 12);
+  EXPECT_EQ(dev.reg(LNIC_REG_MSI_ADDR_HI), 0u);
+  EXPECT_EQ(dev.reg(LNIC_REG_MSI_DATA), guest::kLnicVectorBase + 0u);
+  EXPECT_EQ(dev.reg(LNIC_REG_CONTROL), LNIC_CTRL_ENABLE);
+  EXPECT_EQ(dev.rx()->flags, 0u);
+  EXPECT_EQ(dev.rx()->prod, 0u);
+  EXPECT_EQ(nic.features(), LNIC_F_TIMESTAMPS);
+  EXPECT_EQ(nic.stats().device_faults(), 0u) << g_out;
+}
+
+TEST(LnicDriver, PollModeSetsNoIrq) {
+  FakeDevice dev;
+  Lnic nic;
+  ASSERT_EQ(nic.init(dev.info(), 0, small(true), nullptr, nullptr), LnicError::kNone);
+  EXPECT_EQ(dev.rx()->flags, LNIC_RING_F_NO_IRQ);
+}
+
+TEST(LnicDriver, ProbeAndBringUpFailures) {
+  {
+    FakeDevice dev;
+    dev.info().num_devices = 0;
+    Lnic nic;
+    EXPECT_EQ(nic.init(dev.info(), 0, small(true), nullptr, nullptr), LnicError::kNoDevice);
+  }
+  {
+    FakeDevice dev;
+    Lnic nic;
+    EXPECT_EQ(nic.init(dev.info(), 1, small(true), nullptr, nullptr), LnicError::kNoDevice);
+  }
+  {
+    FakeDevice dev;
+    dev.reg(LNIC_REG_MAGIC) = 0xFFFFFFFF;
+    Lnic nic;
+    EXPECT_EQ(nic.init(dev.info(), 0, small(true), nullptr, nullptr), LnicError::kBadMagic);
+  }
+  {
+    FakeDevice dev;
+    dev.reg(LNIC_REG_VERSION) = 2;
+    Lnic nic;
+    EXPECT_EQ(nic.init(dev.info(), 0, small(true), nullptr, nullptr), LnicError::kBadVersion);
+  }
+  {
+    FakeDevice dev;
+    dev.info().pool_window_size = 0;
+    Lnic nic;
+    EXPECT_EQ(nic.init(dev.info(), 0, small(true), nullptr, nullptr), LnicError::kNoPool);
+  }
+  {
+    FakeDevice dev;
+    Lnic nic;
+    LnicOptions o = small(true);
+    o.rx_entries = 100;
+    EXPECT_EQ(nic.init(dev.info(), 0, o, nullptr, nullptr), LnicError::kBadOptions);
+  }
+  {
+    FakeDevice dev;
+    dev.reg(LNIC_REG_STATUS) = LNIC_STATUS_CONFIG_ERROR;
+    dev.reg(LNIC_REG_CONFIG_ERROR) = LNIC_REG_RX_RING_SIZE;
+    Lnic nic;
+    EXPECT_EQ(nic.init(dev.info(), 0, small(true), nullptr, nullptr), LnicError::kConfigRejected);
+    EXPECT_EQ(nic.config_error_register(), static_cast<uint32_t>(LNIC_REG_RX_RING_SIZE));
+    EXPECT_NE(g_out.find("RX_RING_SIZE"), std::string::npos) << g_out;
+  }
+  {
+    FakeDevice dev;
+    dev.reg(LNIC_REG_MAC_HI) ^= 1;
+    Lnic nic;
+    EXPECT_EQ(nic.init(dev.info(), 0, small(true), nullptr, nullptr), LnicError::kNone);
+    EXPECT_EQ(fault(nic, LnicFault::kMacMismatch), 1u);
+  }
+}
+
+TEST(LnicDriver, PollDeliversFramesAndReturnsPagesWithOneDoorbell) {
+  FakeDevice dev;
+  Lnic nic;
+  Seen seen;
+  ASSERT_EQ(nic.init(dev.info(), 0, small(true), record, &seen), LnicError::kNone);
+  for (uint32_t i = 0; i < 5; ++i) dev.post(i, 60 + i);
+  EXPECT_TRUE(nic.rx_pending());
+  EXPECT_EQ(nic.poll(), 5u);
+  EXPECT_FALSE(nic.rx_pending());
+  ASSERT_EQ(seen.frames.size(), 5u);
+  EXPECT_EQ(seen.pattern_errors, 0u);
+  for (uint32_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(seen.frames[i].page_gpa, dev.page(i));
+    EXPECT_EQ(seen.frames[i].len, 60 + i);
+    EXPECT_EQ(seen.frames[i].seq, i);
+    EXPECT_EQ(seen.frames[i].t_guest_irq, 0u);  // polled
+  }
+  EXPECT_EQ(dev.rx()->cons, 5u);
+  EXPECT_EQ(nic.stats().ret_doorbells, 1u);
+  EXPECT_EQ(dev.reg(LNIC_REG_RET_DOORBELL), 1u);
+  const auto returns = dev.take_returns();
+  ASSERT_EQ(returns.size(), 5u);
+  for (uint32_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(returns[i].page_gpa, dev.page(i));
+    EXPECT_EQ(returns[i].t_guest_irq, 0u);
+  }
+  EXPECT_EQ(nic.pages_held(), 0u);
+  EXPECT_EQ(nic.stats().rx_bytes, 60u + 61 + 62 + 63 + 64);
+  EXPECT_EQ(nic.stats().device_faults(), 0u) << g_out;
+}
+
+TEST(LnicDriver, InterruptStampsEntryTscOnEveryReturnAndEoisLast) {
+  FakeDevice dev;
+  Lnic nic;
+  Seen seen;
+  ASSERT_EQ(nic.init(dev.info(), 0, small(false), record, &seen), LnicError::kNone);
+  for (uint32_t i = 0; i < 10; ++i) dev.post(i);
+  const uint64_t before = guest::rdtsc();
+  dev.interrupt();
+  const uint64_t after = guest::rdtsc();
+  EXPECT_EQ(g_eois, 1);
+  ASSERT_EQ(seen.frames.size(), 10u);
+  const auto returns = dev.take_returns();
+  ASSERT_EQ(returns.size(), 10u);
+  const uint64_t t = returns[0].t_guest_irq;
+  EXPECT_GE(t, before);
+  EXPECT_LE(t, after);
+  for (const auto& r : returns) EXPECT_EQ(r.t_guest_irq, t);  // one handler run, one stamp
+  EXPECT_EQ(seen.frames[3].t_guest_irq, t);
+  EXPECT_EQ(nic.stats().ret_doorbells, 1u);
+  EXPECT_EQ(nic.stats().irqs, 1u);
+  dev.interrupt();  // nothing new
+  EXPECT_EQ(nic.stats().irqs_empty, 1u);
+  EXPECT_EQ(nic.stats().ret_doorbells, 1u);  // no returns, no doorbell
+  EXPECT_EQ(g_eois, 2);
+}
+
+TEST(LnicDriver, HandlerBudgetLeavesTheRestPending) {
+  FakeDevice dev;
+  Lnic nic;
+  Seen seen;
+  LnicOptions o = small(false);
+  o.rx_budget = 4;
+  ASSERT_EQ(nic.init(dev.info(), 0, o, record, &seen), LnicError::kNone);
+  for (uint32_t i = 0; i < 10; ++i) dev.post(i);
+  dev.interrupt();
+  EXPECT_EQ(seen.frames.size(), 4u);
+  EXPECT_TRUE(nic.rx_pending());
+  EXPECT_EQ(nic.poll(), 6u);
+}
+
+TEST(LnicDriver, DoorbellBatchThresholdAndFlush) {
+  FakeDevice dev;
+  Lnic nic;
+  Seen seen;
+  LnicOptions o = small(true);
+  o.ret_doorbell_batch = 8;
+  ASSERT_EQ(nic.init(dev.info(), 0, o, record, &seen), LnicError::kNone);
+  for (uint32_t i = 0; i < 5; ++i) dev.post(i);
+  nic.poll();
+  EXPECT_EQ(nic.stats().ret_doorbells, 0u);
+  EXPECT_EQ(dev.ret()->prod, 5u);  // published even without a doorbell
+  for (uint32_t i = 5; i < 8; ++i) dev.post(i);
+  nic.poll();
+  EXPECT_EQ(nic.stats().ret_doorbells, 1u);  // 8 unannounced
+  dev.post(8);
+  nic.poll();
+  EXPECT_EQ(nic.stats().ret_doorbells, 1u);
+  nic.flush();
+  EXPECT_EQ(nic.stats().ret_doorbells, 2u);
+  nic.flush();
+  EXPECT_EQ(nic.stats().ret_doorbells, 2u);  // nothing new
+}
+
+TEST(LnicDriver, BadCompletionsAreReportedNotDelivered) {
+  FakeDevice dev;
+  Lnic nic;
+  Seen seen;
+  ASSERT_EQ(nic.init(dev.info(), 0, small(true), record, &seen), LnicError::kNone);
+  dev.post_gpa(dev.page(0), 0, 0);                          // len 0: page returned
+  dev.post_gpa(dev.page(1), LNIC_FRAME_MAX + 1, 1);         // too long: page returned
+  dev.post_gpa(dev.page(2) + 64, 100, 2);                   // misaligned: dropped
+  dev.post_gpa(dev.pool_gpa() + kPoolPages * 4096, 100, 3); // above the pool
+  dev.post_gpa(dev.pool_gpa() - 4096, 100, 4);              // below the pool
+  dev.post(5);                                              // fine (seq 0 of the fake)
+  nic.poll();
+  EXPECT_EQ(seen.frames.size(), 1u);
+  EXPECT_EQ(fault(nic, LnicFault::kBadCompletion), 5u);
+  const auto returns = dev.take_returns();
+  ASSERT_EQ(returns.size(), 3u);
+  EXPECT_EQ(returns[0].page_gpa, dev.page(0));
+  EXPECT_EQ(returns[1].page_gpa, dev.page(1));
+  EXPECT_EQ(returns[2].page_gpa, dev.page(5));
+  EXPECT_NE(g_out.find("DEVICE BUG (bad completion)"), std::string::npos) << g_out;
+  EXPECT_NE(g_out.find("len > LNIC_FRAME_MAX"), std::string::npos) << g_out;
+}
+
+TEST(LnicDriver, PageDeliveredWhileOwnedIsADeviceBug) {
+  FakeDevice dev;
+  Lnic nic;
+  Seen seen;
+  seen.keep = 1;
+  ASSERT_EQ(nic.init(dev.info(), 0, small(true), record, &seen), LnicError::kNone);
+  dev.post(7);
+  dev.post(7);
+  nic.poll();
+  EXPECT_EQ(seen.frames.size(), 1u);
+  EXPECT_EQ(fault(nic, LnicFault::kPageTwice), 1u);
+  EXPECT_TRUE(nic.owns(dev.page(7)));
+  EXPECT_TRUE(nic.return_page(dev.page(7), 0));
+  EXPECT_FALSE(nic.return_page(dev.page(7), 0));  // program misuse: not ours any more
+  EXPECT_EQ(nic.stats().driver_errors, 1u);
+  nic.flush();
+  EXPECT_EQ(dev.take_returns().size(), 1u);
+}
+
+TEST(LnicDriver, RxProdBeyondTheRingIsNotConsumed) {
+  FakeDevice dev;
+  Lnic nic;
+  Seen seen;
+  ASSERT_EQ(nic.init(dev.info(), 0, small(true), record, &seen), LnicError::kNone);
+  dev.rx()->prod = 65;  // ring of 64
+  EXPECT_EQ(nic.poll(), 0u);
+  EXPECT_EQ(nic.poll(), 0u);
+  EXPECT_EQ(fault(nic, LnicFault::kRxProdBeyond), 1u);  // reported once per value
+  EXPECT_EQ(dev.rx()->cons, 0u);
+  EXPECT_TRUE(seen.frames.empty());
+}
+
+TEST(LnicDriver, CompletionSeqMustIncrease) {
+  FakeDevice dev;
+  Lnic nic;
+  Seen seen;
+  ASSERT_EQ(nic.init(dev.info(), 0, small(true), record, &seen), LnicError::kNone);
+  dev.post_gpa(dev.page(0), 60, 5);
+  dev.post_gpa(dev.page(1), 60, 6);
+  dev.post_gpa(dev.page(2), 60, 10);  // jump: drops, counted
+  dev.post_gpa(dev.page(3), 60, 3);   // backwards: device bug
+  nic.poll();
+  EXPECT_EQ(seen.frames.size(), 4u);
+  EXPECT_EQ(nic.stats().rx_seq_jumps, 1u);
+  EXPECT_EQ(fault(nic, LnicFault::kSeqBackwards), 1u);
+}
+
+TEST(LnicDriver, IndicesWrapTheRingManyTimes) {
+  FakeDevice dev;
+  Lnic nic;
+  Seen seen;
+  LnicOptions o = small(true);
+  o.rx_entries = 8;
+  o.ret_entries = 8;
+  ASSERT_EQ(nic.init(dev.info(), 0, o, record, &seen), LnicError::kNone);
+  uint32_t page = 0;
+  for (int round = 0; round < 100; ++round) {
+    for (int i = 0; i < 5; ++i) dev.post(page++ % kPoolPages);
+    EXPECT_EQ(nic.poll(), 5u);
+    EXPECT_EQ(dev.take_returns().size(), 5u);
+  }
+  EXPECT_EQ(seen.frames.size(), 500u);
+  EXPECT_EQ(seen.pattern_errors, 0u);
+  EXPECT_EQ(dev.rx()->cons, 500u);
+  EXPECT_EQ(nic.stats().device_faults(), 0u) << g_out;
+}
+
+TEST(LnicDriver, FullReturnRingWaitsForTheDevice) {
+  FakeDevice dev;
+  Lnic nic;
+  Seen seen;
+  LnicOptions o = small(true);
+  o.ret_entries = 8;
+  ASSERT_EQ(nic.init(dev.info(), 0, o, record, &seen), LnicError::kNone);
+  for (uint32_t i = 0; i < 8; ++i) dev.post(i);
+  nic.poll();  // RETURN ring now full, device has not consumed
+  for (uint32_t i = 8; i < 12; ++i) dev.post(i);
+  std::atomic<bool> done{false};
+  std::thread device([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    size_t n = 0;
+    while (!done.load()) n += dev.take_returns().size();
+    n += dev.take_returns().size();
+    EXPECT_EQ(n, 12u);
+  });
+  EXPECT_EQ(nic.poll(), 4u);
+  done.store(true);
+  device.join();
+  EXPECT_EQ(nic.stats().ret_full_waits, 1u);
+  EXPECT_EQ(nic.stats().returns_lost, 0u);
+  EXPECT_EQ(nic.stats().device_faults(), 0u) << g_out;
+}
+
+TEST(LnicDriver, DeviceRetConsBeyondProdIsReported) {
+  FakeDevice dev;
+  Lnic nic;
+  Seen seen;
+  LnicOptions o = small(true);
+  o.ret_entries = 8;
+  ASSERT_EQ(nic.init(dev.info(), 0, o, record, &seen), LnicError::kNone);
+  for (uint32_t i = 0; i < 8; ++i) dev.post(i);
+  nic.poll();
+  dev.ret()->cons = 100;  // past our prod of 8
+  dev.post(8);
+  nic.poll();  // ring full -> reads cons -> insane -> waits, stalls
+  EXPECT_GE(fault(nic, LnicFault::kRetConsBad), 1u);
+  EXPECT_EQ(fault(nic, LnicFault::kStall), 1u);
+  EXPECT_EQ(nic.stats().returns_lost, 1u);
+}
+
+TEST(LnicDriver, TxCopyUsesDriverBuffersAndReclaims) {
+  FakeDevice dev;
+  Lnic nic;
+  ASSERT_EQ(nic.init(dev.info(), 0, small(true), nullptr, nullptr), LnicError::kNone);
+  uint8_t frame[300];
+  for (int i = 0; i < 300; ++i) frame[i] = static_cast<uint8_t>(i * 7);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(nic.send_copy(frame, 300 - i));
+  EXPECT_EQ(dev.tx()->prod, 3u);  // published at once
+  EXPECT_EQ(nic.stats().tx_doorbells, 0u);
+  nic.flush();
+  EXPECT_EQ(nic.stats().tx_doorbells, 1u);
+  const auto descs = dev.take_tx();
+  ASSERT_EQ(descs.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(descs[i].len, 300u - i);
+    EXPECT_EQ(descs[i].flags, 0u);
+    EXPECT_EQ(descs[i].buf_gpa % 4096, 0u);
+    EXPECT_FALSE(guest::lnic::page_in_pool(descs[i].buf_gpa, dev.pool_gpa(), kPoolPages * 4096));
+    EXPECT_EQ(std::memcmp(reinterpret_cast<void*>(descs[i].buf_gpa), frame, 300 - i), 0);
+  }
+  EXPECT_NE(descs[0].buf_gpa, descs[1].buf_gpa);
+  EXPECT_EQ(nic.tx_in_flight(), 3u);
+  EXPECT_EQ(nic.reclaim_tx(), 3u);
+  EXPECT_EQ(nic.tx_in_flight(), 0u);
+  // All 8 buffers usable again, many times over (ring of 16 wraps).
+  for (int round = 0; round < 10; ++round) {
+    for (int i = 0; i < 8; ++i) ASSERT_TRUE(nic.send_copy(frame, 64));
+    nic.flush();
+    EXPECT_EQ(dev.take_tx().size(), 8u);
+    nic.service();
+  }
+  EXPECT_FALSE(nic.send_copy(frame, 0));
+  EXPECT_FALSE(nic.send_copy(frame, LNIC_FRAME_MAX + 1));
+  EXPECT_EQ(nic.stats().driver_errors, 2u);
+  EXPECT_EQ(nic.stats().device_faults(), 0u) << g_out;
+}
+
+TEST(LnicDriver, TxBuffersExhaustedWaitThenFail) {
+  FakeDevice dev;
+  Lnic nic;
+  ASSERT_EQ(nic.init(dev.info(), 0, small(true), nullptr, nullptr), LnicError::kNone);
+  uint8_t frame[64] = {};
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(nic.send_copy(frame, 64));
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(nic.send_copy(frame, 64));  // device never consumes: 1 s stall
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(900));
+  EXPECT_EQ(nic.stats().tx_full, 1u);
+  EXPECT_EQ(fault(nic, LnicFault::kStall), 1u);
+  EXPECT_EQ(nic.stats().tx_doorbells, 1u);  // it told the device before waiting
+}
+
+TEST(LnicDriver, ZeroCopyEchoReturnsThePageAfterTxCompletes) {
+  FakeDevice dev;
+  Lnic nic;
+  Seen seen;
+  seen.echo = true;
+  ASSERT_EQ(nic.init(dev.info(), 0, small(false), record, &seen), LnicError::kNone);
+  dev.post(3, 200);
+  dev.post(4, 300);
+  dev.interrupt();
+  ASSERT_EQ(seen.frames.size(), 2u);
+  EXPECT_EQ(nic.stats().tx_doorbells, 1u);  // rung at the end of the handler
+  EXPECT_TRUE(dev.take_returns().empty());  // pages still in TX
+  EXPECT_EQ(nic.pages_held(), 2u);
+  const auto descs = dev.take_tx();
+  ASSERT_EQ(descs.size(), 2u);
+  EXPECT_EQ(descs[0].buf_gpa, dev.page(3));
+  EXPECT_EQ(descs[0].len, 200u);
+  EXPECT_EQ(descs[1].buf_gpa, dev.page(4));
+  nic.service();  // reclaims, returns, rings
+  const auto returns = dev.take_returns();
+  ASSERT_EQ(returns.size(), 2u);
+  EXPECT_EQ(returns[0].page_gpa, dev.page(3));
+  EXPECT_EQ(returns[0].t_guest_irq, seen.frames[0].t_guest_irq);
+  EXPECT_NE(returns[0].t_guest_irq, 0u);
+  EXPECT_EQ(nic.pages_held(), 0u);
+  EXPECT_FALSE(nic.send_page(dev.page(3), 100, 0));  // no longer ours
+  EXPECT_EQ(nic.stats().device_faults(), 0u) << g_out;
+}
+
+TEST(LnicDriver, TxConsBeyondProdIsReported) {
+  FakeDevice dev;
+  Lnic nic;
+  ASSERT_EQ(nic.init(dev.info(), 0, small(true), nullptr, nullptr), LnicError::kNone);
+  uint8_t frame[64] = {};
+  ASSERT_TRUE(nic.send_copy(frame, 64));
+  dev.tx()->cons = 5;
+  EXPECT_EQ(nic.reclaim_tx(), 0u);
+  EXPECT_EQ(fault(nic, LnicFault::kTxConsBad), 1u);
+}
+
+TEST(LnicDriver, FloorIsRecordedOncePerNewTSent) {
+  FakeDevice dev;
+  Lnic nic;
+  Seen seen;
+  ASSERT_EQ(nic.init(dev.info(), 0, small(false), record, &seen), LnicError::kNone);
+  uint64_t t_sent, guest_tsc;
+  EXPECT_FALSE(nic.floor_result(&t_sent, &guest_tsc));
+  EXPECT_TRUE(nic.floor_arm());
+  EXPECT_EQ(dev.reg(LNIC_REG_FLOOR_ARM), 1u);
+  EXPECT_FALSE(nic.floor_arm());  // outstanding
+  dev.interrupt();                // an RX interrupt before the device stamped: no floor
+  EXPECT_TRUE(nic.floor_pending());
+  EXPECT_EQ(dev.rx()->floor_guest_tsc, 0u);
+  __atomic_store_n(&dev.rx()->floor_t_sent, 1234u, __ATOMIC_RELEASE);
+  const uint64_t before = guest::rdtsc();
+  dev.interrupt();
+  EXPECT_FALSE(nic.floor_pending());
+  ASSERT_TRUE(nic.floor_result(&t_sent, &guest_tsc));
+  EXPECT_EQ(t_sent, 1234u);
+  EXPECT_GE(guest_tsc, before);
+  EXPECT_EQ(dev.rx()->floor_guest_tsc, guest_tsc);
+  EXPECT_EQ(nic.stats().floor_irqs, 1u);
+  EXPECT_EQ(nic.stats().irqs_empty, 1u);  // the floor interrupt is not "empty"
+  dev.interrupt();                        // same t_sent: not a new floor
+  EXPECT_EQ(nic.stats().floor_irqs, 1u);
+  EXPECT_EQ(dev.rx()->floor_guest_tsc, guest_tsc);
+  // Next floor, device did not clear floor_guest_tsc: still recognised.
+  EXPECT_TRUE(nic.floor_arm());
+  __atomic_store_n(&dev.rx()->floor_t_sent, 5678u, __ATOMIC_RELEASE);
+  dev.interrupt();
+  EXPECT_EQ(nic.stats().floor_irqs, 2u);
+  ASSERT_TRUE(nic.floor_result(&t_sent, &guest_tsc));
+  EXPECT_EQ(t_sent, 5678u);
+  EXPECT_EQ(dev.rx()->floor_guest_tsc, guest_tsc);
+}
+
+TEST(LnicDriver, PollModeInterruptsOnlyAnswerFloors) {
+  FakeDevice dev;
+  Lnic nic;
+  Seen seen;
+  ASSERT_EQ(nic.init(dev.info(), 0, small(true), record, &seen), LnicError::kNone);
+  dev.post(0);
+  __atomic_store_n(&dev.rx()->floor_t_sent, 99u, __ATOMIC_RELEASE);
+  dev.interrupt();
+  EXPECT_EQ(nic.stats().floor_irqs, 1u);
+  EXPECT_TRUE(seen.frames.empty());  // the rings are the poller's
+  EXPECT_EQ(fault(nic, LnicFault::kIrqWhilePolling), 0u);
+  dev.interrupt();
+  EXPECT_EQ(fault(nic, LnicFault::kIrqWhilePolling), 1u);
+  EXPECT_EQ(g_eois, 2);
+  EXPECT_EQ(nic.poll(), 1u);
+}
+
+TEST(LnicDriver, BringUpAgainReusesRingsAndKeepsOwnership) {
+  FakeDevice dev;
+  Lnic nic;
+  Seen seen;
+  seen.keep = 1;
+  ASSERT_EQ(nic.init(dev.info(), 0, small(true), record, &seen), LnicError::kNone);
+  const uint32_t rx_lo = dev.reg(LNIC_REG_RX_RING_LO);
+  dev.post(9);
+  nic.poll();
+  EXPECT_TRUE(nic.owns(dev.page(9)));
+  ASSERT_EQ(nic.bring_up(small(true), record, &seen), LnicError::kNone);
+  EXPECT_EQ(dev.reg(LNIC_REG_RX_RING_LO), rx_lo);
+  EXPECT_EQ(dev.rx()->prod, 0u);  // re-zeroed
+  EXPECT_TRUE(nic.owns(dev.page(9)));
+  EXPECT_TRUE(nic.return_page(dev.page(9), 0));
+  nic.flush();
+  EXPECT_EQ(dev.take_returns().size(), 1u);
+}
+
+TEST(LnicDriver, RawAccessForHostileTests) {
+  FakeDevice dev;
+  Lnic nic;
+  Seen seen;
+  seen.keep = 1;
+  ASSERT_EQ(nic.init(dev.info(), 0, small(true), record, &seen), LnicError::kNone);
+  dev.post(1);
+  nic.poll();
+  nic.ret_post_raw(dev.page(1) + 8, 0);  // misaligned: the page stays ours
+  EXPECT_TRUE(nic.owns(dev.page(1)));
+  nic.ret_post_raw(dev.page(1), 0);
+  nic.ret_post_raw(dev.page(1), 0);
+  EXPECT_FALSE(nic.owns(dev.page(1)));
+  EXPECT_EQ(dev.ret()->prod, 3u);
+  nic.ring_ret_doorbell();
+  const auto r = dev.take_returns();
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].page_gpa, dev.page(1) + 8);
+}
+
+}  // namespace
