@@ -51,6 +51,9 @@ struct LnicConfig {
   alloc::OwnerId device_owner = 0;  // the device's owner id in the pool
   alloc::OwnerId guest_owner = 0;   // the guest driver's owner id (pages it holds via this NIC)
   int64_t tsc_offset = 0;           // guest TSC = host TSC + tsc_offset
+  // Test only: busy-wait this long on the RX path (after the copy, before posting), so
+  // the measurement can be validated against a delay of known size.
+  uint64_t test_inject_delay_ns = 0;
 };
 
 class Lnic final : public BusDevice, public FrameSink, public std::enable_shared_from_this<Lnic> {
@@ -145,6 +148,7 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   size_t pending_ = 0;
   bool in_returns_ = false;
   std::unique_ptr<Pacer> floor_pacer_;
+  uint64_t inject_ticks_ = 0;
 
   LnicMetrics metrics_;
   LnicLatency latency_;

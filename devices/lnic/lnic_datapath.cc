@@ -37,7 +37,10 @@ Lnic::Lnic(LnicConfig cfg, boost::asio::io_context& io, alloc::PagePool& pool,
       ram_(ram),
       msi_(msi),
       backend_(std::move(backend)),
-      t_ready_(pool.config().max_chunks * (pool.config().chunk_bytes / alloc::kPageSize), 0) {}
+      t_ready_(pool.config().max_chunks * (pool.config().chunk_bytes / alloc::kPageSize), 0),
+      inject_ticks_(cfg_.test_inject_delay_ns
+                        ? alloc::TscClock::instance().from_ns(static_cast<double>(cfg_.test_inject_delay_ns))
+                        : 0) {}
 
 Lnic::~Lnic() = default;
 
@@ -103,6 +106,10 @@ void Lnic::receive(std::span<const std::byte> frame, uint64_t t_ready) {
   (void)pool_.transfer(*page, cfg_.device_owner, cfg_.guest_owner);
   t_ready_[page->index] = t_ready;
   ++pages_out_;
+  if (inject_ticks_ != 0) {  // test only: a delay of known size on the measured path
+    for (const uint64_t t0 = alloc::rdtsc(); alloc::rdtsc() - t0 < inject_ticks_;) {
+    }
+  }
 
   lnic_rx_completion c{};
   c.page_gpa = page->gpa;

@@ -305,7 +305,7 @@ void parse_lnics(const json::array& arr, std::vector<LnicSettings>& out,
       return;
     }
     Section s(arr[i].get_object(), path, err);
-    s.allow_only({"id", "guest_mac", "backend"});
+    s.allow_only({"id", "guest_mac", "backend", "test_inject_delay_ns"});
     LnicSettings n;
     n.id = "lnic" + std::to_string(i);
     s.string("id", false, n.id);
@@ -319,7 +319,12 @@ void parse_lnics(const json::array& arr, std::vector<LnicSettings>& out,
     for (const LnicSettings& other : out) {
       if (s.ok() && other.id == n.id) s.fail("id", "duplicate id \"" + n.id + "\"");
     }
-    if (const json::object* b = s.object("backend", true)) parse_backend(*b, s.field("backend"), n.backend, err);
+    uint32_t delay = 0;
+    s.integer("test_inject_delay_ns", false, 0, 1'000'000'000, delay);
+    n.test_inject_delay_ns = delay;
+    if (const json::object* b = s.object("backend", true)) {
+      parse_backend(*b, s.field("backend"), n.backend, err);
+    }
     out.push_back(std::move(n));
   }
 }

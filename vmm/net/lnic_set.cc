@@ -37,6 +37,7 @@ std::expected<std::unique_ptr<LnicSet>, Error> LnicSet::create(
     cfg.device_owner = kDeviceOwnerBase + static_cast<alloc::OwnerId>(i);
     cfg.guest_owner = kGuestOwnerBase + static_cast<alloc::OwnerId>(i);
     cfg.tsc_offset = tsc_offset;
+    cfg.test_inject_delay_ns = s.test_inject_delay_ns;
     auto nic = std::make_shared<lnic::Lnic>(cfg, io, pool, set->cache_, set->ram_, **msi,
                                             std::move(*backend));
     if (auto r = mmio.insert(nic, cfg.mmio_base, LNIC_MMIO_SIZE); !r) {

@@ -19,6 +19,7 @@ struct LnicSettings {
   std::string id;
   std::array<uint8_t, 6> mac{};
   devices::lnic::BackendConfig backend;
+  uint64_t test_inject_delay_ns = 0;  // "test_inject_delay_ns": validation of the measurement only
 };
 
 }  // namespace labyrinth::vmm

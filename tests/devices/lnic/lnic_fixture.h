@@ -100,6 +100,7 @@ class LnicTest : public ::testing::Test {
     cfg.mac = {0x02, 0x4C, 0x42, 0x00, 0x00, 0x07};
     cfg.device_owner = kDevOwner;
     cfg.guest_owner = kGuestOwner;
+    cfg.test_inject_delay_ns = inject_delay_ns_;
     nic_ = std::make_shared<Lnic>(cfg, io_, *pool_, cache_, ram_, msi_, std::move(be));
     nic_->start();
   }
@@ -170,6 +171,7 @@ class LnicTest : public ::testing::Test {
   CountingMsi msi_;
   RecordingBackend* backend_ = nullptr;
   std::shared_ptr<Lnic> nic_;
+  uint64_t inject_delay_ns_ = 0;
 };
 
 }  // namespace labyrinth::devices::lnic::testing

@@ -3,6 +3,8 @@
 // real page pool on a real KVM VM fd.
 #include "tests/devices/lnic/lnic_fixture.h"
 
+#include <cmath>
+
 namespace labyrinth::devices::lnic::testing {
 namespace {
 
@@ -292,6 +294,33 @@ TEST_F(LnicTest, FloorSignalsAndMeasuresWithoutDeviceWork) {
   run_loop();
   EXPECT_EQ(nic_->metrics().floor_missed.get(), 1u);
   EXPECT_EQ(pool_->stats().in_use, 0u);  // no page involved
+}
+
+// Validation of the measurement: a delay of known size on the RX path shows up in the
+// host_rx histogram within 5%.
+TEST_F(LnicTest, InjectedDelayShowsUpInTheHistogramWithinFivePercent) {
+  constexpr uint64_t kDelayNs = 50'000;
+  inject_delay_ns_ = kDelayNs;
+  make_pool(1, 1);
+  bring_up(32);
+  const auto& clk = alloc::TscClock::instance();
+  for (int round = 0; round < 20; ++round) {  // 20 x 8 frames, pages returned each round
+    std::vector<uint64_t> gpas;
+    for (int i = 0; i < 8; ++i) {
+      send(frame_of(64, 1));
+      nic_->flush();  // one frame per batch: each host_rx sample is one frame's path
+    }
+    const uint32_t prod = hdr(kRxRing)->prod;
+    for (uint32_t i = prod - 8; i < prod; ++i) gpas.push_back(completion(i, 32)->page_gpa);
+    consume_rx(prod);
+    return_pages(gpas, 32);
+    pool_->run_worker_once();
+  }
+  const auto& h = nic_->latency().host_rx;
+  ASSERT_EQ(h.count(), 160u);
+  const double p50_ns = clk.to_ns(h.percentile(50));
+  EXPECT_GE(clk.to_ns(h.min()), kDelayNs * 0.999);
+  EXPECT_LE(std::abs(p50_ns - kDelayNs) / kDelayNs, 0.05) << "p50 " << p50_ns << " ns";
 }
 
 TEST_F(LnicTest, ResetStopsReceiving) {
