@@ -49,6 +49,7 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -145,6 +146,7 @@ struct SharedHot {
   std::atomic<uint64_t> below_low_events{0};
   std::atomic<uint64_t> below_min_events{0};
   std::atomic<uint64_t> chunks{0};
+  std::atomic<uint64_t> chunks_high_water{0};
   std::atomic<uint32_t> chunk_limit{0};  // slots [0, limit) may hold chunks
 };
 
@@ -171,6 +173,8 @@ struct PagePool::Impl {
   std::mutex worker_mu;  // lock order: worker_mu before wait_mu; never taken on the atomic path
   std::vector<ChunkCold> cold;
   bool below_low = false, below_min = false;
+  // Since when the depot has been above high + one chunk (shrink hysteresis).
+  std::optional<std::chrono::steady_clock::time_point> surplus_since;
   Error last_grow_error = Error::at_maximum;
 
   std::mutex attach_mu;  // guards PageCache::attached
@@ -711,7 +715,10 @@ bool PagePool::Impl::add_chunk() {
   chunks[c].state.store(kChunkActive, std::memory_order_release);
   uint32_t limit = shared->chunk_limit.load(std::memory_order_relaxed);
   if (c + 1 > limit) shared->chunk_limit.store(c + 1, std::memory_order_release);
-  shared->chunks.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t now_chunks = shared->chunks.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (now_chunks > shared->chunks_high_water.load(std::memory_order_relaxed)) {
+    shared->chunks_high_water.store(now_chunks, std::memory_order_relaxed);  // worker_mu held
+  }
   bump_shared(shared->chunks_added);
   // release: the chunk's stack is complete before anyone can claim its pages.
   shared->depot_free.fetch_add(ppc, std::memory_order_release);
@@ -812,7 +819,15 @@ bool PagePool::Impl::worker_pass() {
       }
       grew = true;
     }
-  } else if (cfg.shrink) {
+  }
+  const bool surplus = free >= uint64_t{cfg.high_pages} + ppc;
+  if (!surplus || now_below_low) {
+    surplus_since.reset();
+  } else if (!surplus_since) {
+    surplus_since = std::chrono::steady_clock::now();
+  }
+  if (cfg.shrink && surplus_since &&
+      std::chrono::steady_clock::now() - *surplus_since >= cfg.shrink_delay) {
     // Give back fully free chunks while comfortably above the high watermark.
     const uint32_t limit = shared->chunk_limit.load(std::memory_order_relaxed);
     for (uint32_t c = limit; c-- > 0;) {
@@ -821,6 +836,7 @@ bool PagePool::Impl::worker_pass() {
       if (shared->depot_free.load(std::memory_order_relaxed) < uint64_t{cfg.high_pages} + ppc) break;
       (void)try_retire(c);
     }
+    surplus_since.reset();
   }
   if (zeroed > 0 || grew) pages_cv.notify_all();
   return zeroed > 0 || grew;
@@ -883,6 +899,7 @@ PoolStats PagePool::stats() const {
   st.below_low_events = ld(s.below_low_events);
   st.below_min_events = ld(s.below_min_events);
   st.chunks = ld(s.chunks);
+  st.chunks_high_water = ld(s.chunks_high_water);
   st.total_pages = st.chunks * m.ppc;
   st.free_clean = ld(s.depot_free);
   st.free_dirty = ld(s.dirty_count);

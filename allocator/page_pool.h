@@ -105,6 +105,9 @@ struct PoolConfig {
   uint32_t cache_capacity = 64;  // pages per cache magazine (refill/flush in halves)
   bool start_worker = true;      // false: caller drives run_worker_once() (tests, benchmarks)
   bool shrink = true;            // worker gives back fully free chunks above high watermark
+  // ... but only once the depot has stayed above high + one chunk this long (hysteresis:
+  // a memslot add/remove costs ~0.2 ms here and invalidates shadow page tables).
+  std::chrono::milliseconds shrink_delay{1000};
   std::chrono::microseconds worker_poll{500};   // worker wake-up period when idle
   std::chrono::milliseconds wait_timeout{200};  // non-atomic allocation's longest wait
 };
@@ -141,6 +144,7 @@ struct PoolStats {
   uint64_t below_min_events = 0;
   // Gauges (current values).
   uint64_t chunks = 0;
+  uint64_t chunks_high_water = 0;  // most chunks ever mapped at once (never > max_chunks)
   uint64_t total_pages = 0;
   uint64_t free_clean = 0;   // unclaimed clean pages in the depot
   uint64_t free_dirty = 0;   // freed pages waiting for the worker

@@ -279,7 +279,8 @@ void Machine::print_stats() const {
 boost::json::object Machine::metrics_json() const {
   const alloc::PoolStats p = pool_->stats();
   boost::json::object pool{
-      {"chunks", p.chunks},           {"total_pages", p.total_pages},
+      {"chunks", p.chunks},           {"chunks_high_water", p.chunks_high_water},
+      {"total_pages", p.total_pages},
       {"free_clean", p.free_clean},   {"free_dirty", p.free_dirty},
       {"in_use", p.in_use},           {"alloc_cache", p.alloc_cache},
       {"alloc_depot", p.alloc_depot}, {"alloc_reserve", p.alloc_reserve},

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "tests/allocator/kvm_vm.h"
@@ -34,6 +35,7 @@ PoolConfig small_config() {
   c.cache_capacity = 8;
   c.start_worker = false;
   c.wait_timeout = std::chrono::milliseconds(20);
+  c.shrink_delay = std::chrono::milliseconds(0);  // give back at once: tests step the worker
   return c;
 }
 
@@ -377,6 +379,7 @@ TEST_F(PagePoolTest, WorkerGrowsFromLowToHighUpToMaxAndShrinksBack) {
   EXPECT_GE(s.chunks_removed, 1u);
   EXPECT_GE(s.free_clean, 24u);  // never below high by shrinking
   EXPECT_EQ(static_cast<uint64_t>(sink_->unmapped), s.chunks_removed);
+  EXPECT_EQ(s.chunks_high_water, 4u);
   EXPECT_EQ(pool->audit(), "");
   // Handles into a removed chunk are now stale or outside the window.
   EXPECT_FALSE(pool->free_page(pages.back(), kDev, nullptr));
@@ -406,6 +409,26 @@ TEST_F(PagePoolTest, TransparentHugePageBackingWorks) {
   auto p = pool->alloc_page(kGfpAtomicExclusive, kDev, cache);
   ASSERT_TRUE(p);
   EXPECT_EQ(pool->stats().total_pages, 512u);
+}
+
+TEST_F(PagePoolTest, ShrinkWaitsForTheSurplusToLast) {
+  PoolConfig c = small_config();
+  c.shrink_delay = std::chrono::milliseconds(50);
+  c.initial_chunks = 1;
+  auto pool = make(c);
+  PageCache* cache = pool->attach_cache().value();
+  std::vector<Page> pages;
+  for (int i = 0; i < 14; ++i) pages.push_back(pool->alloc_page(kGfpAtomicExclusive, kDev, cache).value());
+  pool->run_worker_once();  // below low: grows
+  ASSERT_GE(pool->stats().chunks, 2u);
+  for (const Page& p : pages) ASSERT_TRUE(pool->free_page(p, kDev, cache));
+  pool->detach_cache(cache);
+  pool->run_worker_once();  // surplus starts now: nothing given back yet
+  pool->run_worker_once();
+  EXPECT_EQ(pool->stats().chunks_removed, 0u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  pool->run_worker_once();  // the surplus lasted: give back
+  EXPECT_GE(pool->stats().chunks_removed, 1u);
 }
 
 TEST_F(PagePoolTest, CacheSlotsAreLimited) {

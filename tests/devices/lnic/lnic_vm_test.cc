@@ -1,0 +1,259 @@
+// The lnic end to end: build/labyrinth with real guests (guest/programs/lnic_*) on
+// real KVM. Each test writes its own config (absolute paths) to a temp dir.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <algorithm>
+#include <sstream>
+#include <string>
+
+#include <boost/json/parse.hpp>
+
+#include "tests/vmm/subprocess.h"
+
+namespace labyrinth::devices::lnic {
+namespace {
+
+using labyrinth::testing::Child;
+namespace json = boost::json;
+
+class LnicVmTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is not available: skipping";
+    dir_ = std::filesystem::temp_directory_path() /
+           ("lnic-vm-test-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+  // A config for guest `name` with `boot_args` and the given lnics JSON array.
+  std::string config(const std::string& name, const std::string& boot_args, const std::string& lnics,
+                     const std::string& pool = "") {
+    const std::string path = (dir_ / (name + std::to_string(n_++) + ".json")).string();
+    std::ofstream f(path);
+    f << "{\"boot-source\": {\"kernel_image_path\": \"" << LABYRINTH_GUEST_DIR << "/" << name
+      << ".elf\", \"boot_args\": \"" << boot_args << "\"},\n"
+      << " \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 64},\n"
+      << " \"serial\": {\"input\": \"none\"},\n"
+      << " \"labyrinth\": {" << (pool.empty() ? "" : "\"pool\": " + pool + ", ") << "\"lnics\": "
+      << lnics << "}}\n";
+    return path;
+  }
+  std::string metrics_path() { return (dir_ / ("metrics" + std::to_string(n_++) + ".json")).string(); }
+  static json::object read_json(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return json::parse(s.str()).as_object();
+  }
+  static uint64_t num(const json::value& v) { return v.is_uint64() ? v.as_uint64() : static_cast<uint64_t>(v.as_int64()); }
+  // Checks the pool's books balance after the VM ended: every page that is not free
+  // is one the guest still holds through some lnic.
+  static void expect_exact_accounting(const json::object& m) {
+    const auto& pool = m.at("pool").as_object();
+    uint64_t with_guest = 0;
+    for (const auto& n : m.at("lnics").as_array()) with_guest += num(n.as_object().at("pages_with_guest"));
+    EXPECT_EQ(num(pool.at("in_use")), with_guest);
+    EXPECT_EQ(num(pool.at("free_clean")) + num(pool.at("free_dirty")) + num(pool.at("in_use")),
+              num(pool.at("total_pages")));
+    EXPECT_EQ(num(pool.at("violations")), num(m.at("lnics").as_array()[0].as_object().at("violations").as_object().at("not_owner")) +
+                                              num(m.at("lnics").as_array()[0].as_object().at("violations").as_object().at("double_return")) +
+                                              num(m.at("lnics").as_array()[0].as_object().at("violations").as_object().at("stale")) +
+                                              num(m.at("lnics").as_array()[0].as_object().at("violations").as_object().at("bad_address")));
+  }
+
+  std::filesystem::path dir_;
+  int n_ = 0;
+};
+
+TEST_F(LnicVmTest, SinkPollsPktgenTrafficAndVerifiesEveryFrame) {
+  const std::string m = metrics_path();
+  auto r = Child::run({LABYRINTH_BINARY, "run", "--metrics", m, "--config",
+                       config("lnic_sink", "mode=poll frames=20000",
+                              R"([{"backend": {"type": "pktgen", "rate_pps": 50000, "frame_size": 128}}])")},
+                      std::chrono::seconds(90));
+  ASSERT_FALSE(r.timed_out) << r.out << r.err;
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("errors=0"), std::string::npos) << r.out;
+  const auto j = read_json(m);
+  const auto& nic = j.at("lnics").as_array()[0].as_object();
+  EXPECT_GE(num(nic.at("rx_frames")), 20000u);
+  EXPECT_EQ(num(j.at("pool").at("violations")), 0u);
+  expect_exact_accounting(j);
+}
+
+TEST_F(LnicVmTest, SinkInInterruptModeHaltsBetweenInterrupts) {
+  const std::string m = metrics_path();
+  auto r = Child::run({LABYRINTH_BINARY, "run", "--metrics", m, "--config",
+                       config("lnic_sink", "mode=irq frames=2000",
+                              R"([{"backend": {"type": "pktgen", "rate_pps": 2000, "burst": 4}}])")},
+                      std::chrono::seconds(90));
+  ASSERT_FALSE(r.timed_out) << r.out << r.err;
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  const auto j = read_json(m);
+  EXPECT_GT(num(j.at("lnics").as_array()[0].at("irqs")), 0u);
+  expect_exact_accounting(j);
+}
+
+TEST_F(LnicVmTest, HostileGuestIsCountedAndTheDeviceKeepsWorking) {
+  const std::string m = metrics_path();
+  auto r = Child::run({LABYRINTH_BINARY, "run", "--metrics", m, "--config",
+                       config("lnic_hostile", "frames=500",
+                              R"([{"backend": {"type": "pktgen", "rate_pps": 20000}}])")},
+                      std::chrono::seconds(120));
+  ASSERT_FALSE(r.timed_out) << r.out << r.err;
+  EXPECT_EQ(r.status, 0) << r.out << r.err;  // the guest saw every check handled and frames flow
+  const auto j = read_json(m);
+  const auto& v = j.at("lnics").as_array()[0].at("violations").as_object();
+  EXPECT_GT(num(v.at("bad_address")), 0u);
+  EXPECT_GT(num(v.at("double_return")) + num(v.at("not_owner")), 0u);
+  EXPECT_GT(num(v.at("bad_index")), 0u);
+  EXPECT_GT(num(v.at("rejected_config")), 0u);
+  expect_exact_accounting(j);
+}
+
+TEST_F(LnicVmTest, ExhaustionDropsAndCountsAndNeverPassesThePoolMaximum) {
+  const std::string m = metrics_path();
+  // A tiny pool (2 chunks of 64 KiB = 32 pages) and a sink that returns pages in big
+  // batches: pktgen outruns the returns, the RX path drops with no_page, traffic goes on.
+  auto r = Child::run(
+      {LABYRINTH_BINARY, "run", "--metrics", m, "--config",
+       config("lnic_sink", "mode=poll frames=5000 ret_batch=16",
+              R"([{"backend": {"type": "pktgen", "rate_pps": 200000, "burst": 32}}])",
+              R"({"chunk_size_kib": 64, "initial_chunks": 1, "max_chunks": 2, "min_pages": 2, "low_pages": 4, "high_pages": 8})")},
+      std::chrono::seconds(90));
+  ASSERT_FALSE(r.timed_out) << r.out << r.err;
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  const auto j = read_json(m);
+  const auto& pool = j.at("pool").as_object();
+  EXPECT_LE(num(pool.at("chunks")), 2u);
+  EXPECT_LE(num(pool.at("chunks_high_water")), 2u);
+  const auto& nic = j.at("lnics").as_array()[0].as_object();
+  EXPECT_GT(num(nic.at("rx_drops").at("no_page")), 0u);
+  EXPECT_GE(num(nic.at("rx_frames")), 5000u);  // recovered: frames kept coming after drops
+  EXPECT_GT(num(pool.at("fail_exhausted")), 0u);
+  expect_exact_accounting(j);
+}
+
+TEST_F(LnicVmTest, TwoLabyrinthProcessesExchangeFramesOverUdp) {
+  // Pick two free loopback ports by binding and releasing them.
+  auto free_port = [] {
+    const int s = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+    close(s);
+    return ntohs(a.sin_port);
+  };
+  const int pa = free_port(), pb = free_port();
+  auto udp = [](int local, int peer) {
+    return "[{\"backend\": {\"type\": \"udp\", \"local_port\": " + std::to_string(local) +
+           ", \"peer_port\": " + std::to_string(peer) + "}}]";
+  };
+  const std::string ma = metrics_path(), mb = metrics_path();
+  Child b = Child::spawn({LABYRINTH_BINARY, "run", "--metrics", mb, "--config",
+                          config("lnic_echo", "mode=irq frames=2000 wait_ms=20000", udp(pb, pa))});
+  Child a = Child::spawn({LABYRINTH_BINARY, "run", "--metrics", ma, "--config",
+                          config("lnic_echo", "mode=irq kick=8 frames=2000 wait_ms=20000", udp(pa, pb))});
+  auto ra = a.wait(std::chrono::seconds(90));
+  auto rb = b.wait(std::chrono::seconds(30));
+  EXPECT_EQ(ra.status, 0) << ra.out << ra.err;
+  EXPECT_EQ(rb.status, 0) << rb.out << rb.err;
+  const auto ja = read_json(ma), jb = read_json(mb);
+  EXPECT_GE(num(ja.at("lnics").as_array()[0].at("rx_frames")), 2000u);
+  EXPECT_GE(num(jb.at("lnics").as_array()[0].at("tx_frames")), 2000u);
+}
+
+TEST_F(LnicVmTest, LatencyCommandWritesTableJsonAndPlot) {
+  const std::string js = (dir_ / "lat.json").string(), svg = (dir_ / "lat.svg").string();
+  auto r = Child::run({LABYRINTH_BINARY, "latency", "--seconds", "2", "--json", js, "--plot", svg,
+                       "--config",
+                       config("lnic_latency", "seconds=3600",
+                              R"([{"backend": {"type": "pktgen", "rate_pps": 1000}}])")},
+                      std::chrono::seconds(60));
+  ASSERT_FALSE(r.timed_out) << r.out << r.err;
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  for (const char* span : {"alloc", "host_rx", "guest", "floor"}) {
+    EXPECT_NE(r.out.find(span), std::string::npos) << r.out;
+  }
+  const auto j = read_json(js);
+  for (const char* span : {"alloc", "host_rx", "guest", "floor"}) {
+    const auto& s = j.at("spans").at(span).as_object();
+    EXPECT_GT(num(s.at("count")), 100u) << span;
+    EXPECT_LE(s.at("p50").as_double(), s.at("p99").as_double()) << span;
+  }
+  std::ifstream plot(svg);
+  std::string text((std::istreambuf_iterator<char>(plot)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("<svg"), std::string::npos);
+  EXPECT_NE(text.find("polyline"), std::string::npos);
+}
+
+TEST_F(LnicVmTest, LatencyWithoutAnLnicIsAUsageError) {
+  const std::string path = (dir_ / "nolnic.json").string();
+  std::ofstream(path) << "{\"boot-source\": {\"kernel_image_path\": \"" << LABYRINTH_GUEST_DIR
+                      << "/hello.elf\"}}";
+  auto r = Child::run({LABYRINTH_BINARY, "latency", "--seconds", "1", "--config", path});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("labyrinth.lnics"), std::string::npos) << r.err;
+}
+
+TEST_F(LnicVmTest, BadLnicConfigNamesTheField) {
+  struct Case {
+    std::string lnics, field;
+  } cases[] = {
+      {R"([{"backend": {"type": "warp"}}])", "labyrinth.lnics[0].backend.type"},
+      {R"([{"backend": {"type": "pktgen", "rate_pps": -5}}])", "labyrinth.lnics[0].backend.rate_pps"},
+      {R"([{"backend": {"type": "pktgen", "frame_size": 9000}}])", "labyrinth.lnics[0].backend.frame_size"},
+      {R"([{"guest_mac": "01:00:00:00:00:01", "backend": {"type": "loopback"}}])", "labyrinth.lnics[0].guest_mac"},
+      {R"([{"backend": {"type": "udp", "local_port": 1}}])", "labyrinth.lnics[0].backend.peer_port"},
+      {R"([{"backend": {"type": "tap"}}])", "labyrinth.lnics[0].backend.host_dev_name"},
+      {R"([{"id": "a", "backend": {"type": "loopback"}}, {"id": "a", "backend": {"type": "loopback"}}])", "labyrinth.lnics[1].id"},
+      {R"([{"backend": {"type": "loopback"}, "speed": 1}])", "labyrinth.lnics[0].speed"},
+      {R"({"backend": 1})", "labyrinth.lnics"},
+  };
+  for (const Case& c : cases) {
+    auto r = Child::run({LABYRINTH_BINARY, "run", "--config", config("hello", "", c.lnics)});
+    EXPECT_EQ(r.status, 2) << c.lnics << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.field), std::string::npos) << c.lnics << "\n" << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;  // one line
+  }
+}
+
+TEST_F(LnicVmTest, UdpPortInUseIsAClearHostError) {
+  const int s = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  socklen_t len = sizeof a;
+  getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  auto r = Child::run({LABYRINTH_BINARY, "run", "--config",
+                       config("hello", "",
+                              "[{\"backend\": {\"type\": \"udp\", \"local_port\": " +
+                                  std::to_string(ntohs(a.sin_port)) + ", \"peer_port\": 9}}]")});
+  close(s);
+  EXPECT_EQ(r.status, 5) << r.err;
+  EXPECT_NE(r.err.find("UDP"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace labyrinth::devices::lnic
