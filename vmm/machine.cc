@@ -120,7 +120,7 @@ std::expected<void, Error> Machine::build_devices() {
   ok = ok && pio_.insert(std::make_shared<devices::ExitDevice>(*this), LABYRINTH_PORT_EXIT, 4)
                  .has_value();
   ok = ok && pio_.insert(std::make_shared<devices::IrqTestDevice>(*irq_train_),
-                         LABYRINTH_PORT_IRQ_TEST, 4).has_value();
+                         LABYRINTH_PORT_IRQ_TEST, 8).has_value();  // request + ack
   if (!ok) return std::unexpected(Error::boot_layout);
 
   if (config_.serial.read_stdin) {

@@ -6,6 +6,8 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include "guest/abi/ports.h"
+
 namespace labyrinth::devices {
 
 uint64_t IrqTrain::request(uint64_t n) {
@@ -32,24 +34,50 @@ uint64_t IrqTrain::request(uint64_t n) {
 void IrqTrain::tick(const boost::system::error_code& ec) {
   if (ec) return;  // cancelled: the VM is going away
   irq_.trigger();
+  last_raise_ = std::chrono::steady_clock::now();
   raised_.fetch_add(1, std::memory_order_relaxed);
   accepted_.fetch_sub(1, std::memory_order_relaxed);
   if (--remaining_ == 0) {
     running_ = false;
     return;
   }
-  // Next deadline from the previous one, so the period does not drift.
-  timer_.expires_at(timer_.expiry() + kPeriod);
+  // Wait for the guest's ack (or the timeout) before the next edge.
+  awaiting_ack_ = true;
+  ack_timer_.expires_after(kAckTimeout);
+  ack_timer_.async_wait([this](const boost::system::error_code& e) {
+    if (e || !awaiting_ack_) return;
+    spdlog::warn("irq-test: no ack from the guest within {} ms; raising the next anyway",
+                 kAckTimeout.count());
+    awaiting_ack_ = false;
+    schedule_next();
+  });
+}
+
+void IrqTrain::ack() {
+  boost::asio::post(io_, [this] {
+    if (!awaiting_ack_) return;  // unsolicited ack: ignore
+    awaiting_ack_ = false;
+    ack_timer_.cancel();
+    schedule_next();
+  });
+}
+
+void IrqTrain::schedule_next() {
+  timer_.expires_at(last_raise_ + kPeriod);  // at least kPeriod after the previous edge
   timer_.async_wait([this](const boost::system::error_code& e) { tick(e); });
 }
 
 void IrqTestDevice::read(uint64_t offset, std::span<uint8_t> data) {
-  if (offset != 0) return;
+  if (offset != 0) return;  // the ack register reads as 0
   const uint32_t v = static_cast<uint32_t>(train_.raised());
   std::memcpy(data.data(), &v, std::min(data.size(), sizeof(v)));
 }
 
 void IrqTestDevice::write(uint64_t offset, std::span<const uint8_t> data) {
+  if (offset == LABYRINTH_PORT_IRQ_TEST_ACK - LABYRINTH_PORT_IRQ_TEST) {
+    train_.ack();
+    return;
+  }
   if (offset != 0 || data.empty()) return;
   uint32_t n = 0;
   std::memcpy(&n, data.data(), std::min(data.size(), sizeof(n)));

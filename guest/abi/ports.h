@@ -5,7 +5,12 @@
  *   0x60, 0x64   i8042: writing 0xFE to 0x64 resets the machine (VMM shuts down, status 0).
  *   0x501        exit device: a 32-bit OUT ends the VM; the VMM exits with (value & 0xFF).
  *   0x510        irq test device: a 32-bit OUT of N asks the VMM to raise N interrupts on
- *                LABYRINTH_IRQ_TEST_GSI through irqfd, one every millisecond, from its event loop.
+ *                LABYRINTH_IRQ_TEST_GSI through irqfd (edge), from its event loop; a read
+ *                returns how many were raised so far.
+ *   0x514        irq test ack: the guest's handler writes any value once it has counted an
+ *                interrupt; the device raises the next one >= 1 ms after the previous and
+ *                only once it was acked (or 1 s passed), so edges never merge even when the
+ *                host is too busy to run the vCPU for a while.
  */
 #ifndef LABYRINTH_GUEST_ABI_PORTS_H
 #define LABYRINTH_GUEST_ABI_PORTS_H
@@ -17,6 +22,7 @@
 #define LABYRINTH_I8042_RESET 0xFE
 #define LABYRINTH_PORT_EXIT 0x501
 #define LABYRINTH_PORT_IRQ_TEST 0x510
+#define LABYRINTH_PORT_IRQ_TEST_ACK 0x514
 #define LABYRINTH_IRQ_TEST_GSI 5
 
 #endif /* LABYRINTH_GUEST_ABI_PORTS_H */

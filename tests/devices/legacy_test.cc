@@ -2,7 +2,10 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <atomic>
+
 #include "devices/irq_test/irq_test_device.h"
+#include "guest/abi/ports.h"
 #include "devices/legacy/exit_device.h"
 #include "devices/legacy/i8042.h"
 #include "guest/abi/ports.h"
@@ -39,11 +42,24 @@ TEST(I8042, ResetIsACleanShutdown) {
   EXPECT_EQ(control.statuses[0], 0);
 }
 
-TEST(IrqTestDevice, RaisesOneInterruptPerMillisecond) {
+// An interrupt line whose "guest" acks every interrupt it receives.
+struct AckingIrq final : IrqLine {
+  IrqTestDevice* dev = nullptr;
+  std::atomic<int> count{0};
+  void trigger() override {
+    count.fetch_add(1);
+    const uint32_t one = 1;
+    dev->write(LABYRINTH_PORT_IRQ_TEST_ACK - LABYRINTH_PORT_IRQ_TEST,
+               std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&one), 4));
+  }
+};
+
+TEST(IrqTestDevice, RaisesAckedInterruptsAtLeastAMillisecondApart) {
   boost::asio::io_context io;
-  test::CountingIrq irq;
+  AckingIrq irq;
   IrqTrain train(io, irq);
   IrqTestDevice dev(train);
+  irq.dev = &dev;
   const uint32_t n = 20;
   const auto t0 = std::chrono::steady_clock::now();
   dev.write(0, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&n), 4));
@@ -55,6 +71,21 @@ TEST(IrqTestDevice, RaisesOneInterruptPerMillisecond) {
   uint32_t raised = 0;
   dev.read(0, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&raised), 4));
   EXPECT_EQ(raised, 20u);
+}
+
+TEST(IrqTestDevice, WaitsForTheAckBeforeTheNextEdge) {
+  boost::asio::io_context io;
+  test::CountingIrq irq;  // never acks
+  IrqTrain train(io, irq);
+  IrqTestDevice dev(train);
+  const uint32_t n = 3;
+  dev.write(0, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&n), 4));
+  io.run_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(irq.count.load(), 1) << "a second edge without an ack could merge with the first";
+  const uint32_t one = 1;
+  dev.write(4, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&one), 4));  // ack
+  io.run_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(irq.count.load(), 2);
 }
 
 TEST(IrqTestDevice, CapsUntrustedCounts) {
