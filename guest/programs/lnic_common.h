@@ -8,7 +8,8 @@
 //
 // Driver keys (all optional): nic=<index> rx=<entries> ret=<entries> tx=<entries>
 // tx_buffers=<n> ret_batch=<returns per doorbell> budget=<completions per irq>
-// log=<DEVICE BUG lines per kind>.
+// log=<DEVICE BUG lines per kind> busy=0|1 (account handler/poll time; costs an
+// RDTSC exit per interrupt).
 #pragma once
 
 #include <stdint.h>
@@ -17,12 +18,13 @@
 #include "guest/runtime/lapic.h"
 #include "guest/runtime/lnic.h"
 #include "guest/runtime/runtime.h"
+#include "guest/runtime/tick.h"
 #include "guest/runtime/tsc.h"
 
 namespace lnic_app {
 
 inline constexpr const char* kDriverKeys[] = {"nic", "rx", "ret", "tx", "tx_buffers",
-                                              "ret_batch", "budget", "log"};
+                                              "ret_batch", "budget", "log", "busy"};
 
 inline guest::LnicOptions driver_options(guest::Cmdline& args, bool poll) {
   guest::LnicOptions o;
@@ -33,6 +35,7 @@ inline guest::LnicOptions driver_options(guest::Cmdline& args, bool poll) {
   o.ret_doorbell_batch = static_cast<uint32_t>(args.u64("ret_batch", o.ret_doorbell_batch));
   o.rx_budget = static_cast<uint32_t>(args.u64("budget", o.rx_budget));
   o.log_limit = static_cast<uint32_t>(args.u64("log", o.log_limit));
+  o.account_busy = args.flag("busy", o.account_busy);
   o.poll = poll;
   return o;
 }
@@ -77,6 +80,48 @@ inline bool start(const char* who, guest::Lnic& nic, const labyrinth_boot_info& 
                 opts.poll ? "poll" : "irq", opts.ret_doorbell_batch, nic.pool_base(),
                 nic.pool_size());
   return true;
+}
+
+// How long a sink/echo run may go on: frames (0 = no limit), idle_ms without a
+// frame, wait_ms for the first frame, seconds in total (0 = no limit).
+struct RunLimits {
+  uint64_t frames, idle_ms, wait_ms, seconds;
+};
+
+// Checks RunLimits without reading the TSC more than needed: RDTSC traps on the
+// nested host, so loops call frames_done() every time and check() (one RDTSC)
+// only now and then.
+class RunClock {
+ public:
+  explicit RunClock(const RunLimits& lim)
+      : lim_(lim), start_(guest::rdtsc()), last_change_(start_) {}
+  bool frames_done(uint64_t frames) const { return lim_.frames != 0 && frames >= lim_.frames; }
+  // Why the run ends ("frames", "time", "no traffic", "idle"), or nullptr.
+  const char* check(uint64_t frames) {
+    if (frames_done(frames)) return "frames";
+    const uint64_t now = guest::rdtsc();
+    const uint64_t khz = guest::tsc_khz();
+    if (frames != last_frames_) {
+      last_frames_ = frames;
+      last_change_ = now;
+    }
+    if (lim_.seconds != 0 && now - start_ >= lim_.seconds * 1000 * khz) return "time";
+    if (frames == 0 && now - start_ >= lim_.wait_ms * khz) return "no traffic";
+    if (frames != 0 && now - last_change_ >= lim_.idle_ms * khz) return "idle";
+    return nullptr;
+  }
+  uint64_t start() const { return start_; }
+
+ private:
+  RunLimits lim_;
+  uint64_t start_;
+  uint64_t last_change_;
+  uint64_t last_frames_ = 0;
+};
+
+inline RunLimits run_limits(guest::Cmdline& args) {
+  return RunLimits{args.u64("frames", 0), args.u64("idle_ms", 2000), args.u64("wait_ms", 10000),
+                   args.u64("seconds", 0)};
 }
 
 // Log-linear histogram of uint64 values: 8 sub-buckets per power of two

@@ -18,7 +18,6 @@
 // Exit 0 if frames > 0, every echo was transmitted and completed, and the driver
 // saw no device fault.
 #include "guest/programs/lnic_common.h"
-#include "guest/runtime/tick.h"
 
 namespace {
 
@@ -58,42 +57,33 @@ guest::LnicVerdict on_frame(guest::Lnic& nic, const guest::LnicFrame& f, void* c
   return guest::LnicVerdict::kReturn;
 }
 
-struct Limits {
-  uint64_t frames, idle_ms, wait_ms, seconds;
-};
-
-const char* check_limits(const Limits& lim, uint64_t start, uint64_t now, uint64_t last_change) {
-  const uint64_t khz = guest::tsc_khz();
-  if (lim.frames != 0 && g_echo.frames >= lim.frames) return "frames";
-  if (lim.seconds != 0 && now - start >= lim.seconds * 1000 * khz) return "time";
-  if (g_echo.frames == 0 && now - start >= lim.wait_ms * khz) return "no traffic";
-  if (g_echo.frames != 0 && now - last_change >= lim.idle_ms * khz) return "idle";
-  return nullptr;
-}
-
-const char* run(const Limits& lim, bool poll, uint32_t batch) {
+// One loop for both modes. irq: HLT between interrupts (TSC read only when the
+// 10 ms tick moved), but spin with interrupts open while TX frames are in
+// flight, since TX completions raise no interrupt and their pages should go
+// back promptly. poll: interrupts off, TSC read every 16th pass.
+const char* run(const lnic_app::RunLimits& lim, bool poll, uint32_t batch) {
   if (!poll) guest::tick_start(guest::kTickVector, 10);
-  const uint64_t start = guest::rdtsc();
-  uint64_t last_frames = 0, last_change = start;
-  const char* why;
-  for (;;) {
+  lnic_app::RunClock clock(lim);
+  uint64_t last_tick = guest::tick_count();
+  const char* why = nullptr;
+  for (uint32_t iter = 1;; ++iter) {
     guest::cli();
     if (poll || g_nic.rx_pending()) g_nic.poll(batch);
     g_nic.service();  // reclaim finished TX (returns their pages), ring doorbells
-    const uint64_t now = guest::rdtsc();
-    if (g_echo.frames != last_frames) {
-      last_frames = g_echo.frames;
-      last_change = now;
+    if (clock.frames_done(g_echo.frames)) {
+      why = "frames";
+      break;
     }
-    why = check_limits(lim, start, now, last_change);
-    if (why != nullptr) break;
+    const bool look = poll ? iter % 16 == 0 : guest::tick_count() != last_tick;
+    if (look) {
+      last_tick = guest::tick_count();
+      if ((why = clock.check(g_echo.frames)) != nullptr) break;
+    }
     if (poll) {
       guest::pause();
     } else if (g_nic.tx_in_flight() != 0) {
-      // TX completions raise no interrupt: keep interrupts open but spin until
-      // the device has taken the frames, so their pages go back promptly.
       guest::sti();
-      for (int i = 0; i < 64; ++i) guest::pause();
+      for (int i = 0; i < 16; ++i) guest::pause();
     } else {
       guest::sti_hlt();
     }
@@ -109,8 +99,7 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   guest::Cmdline args = guest::Cmdline::from_boot_info(info);
   const char* const kModes[] = {"irq", "poll"};
   const bool poll = args.choice("mode", kModes, 0) == 1;
-  const Limits lim{args.u64("frames", 0), args.u64("idle_ms", 2000), args.u64("wait_ms", 10000),
-                   args.u64("seconds", 0)};
+  const lnic_app::RunLimits lim = lnic_app::run_limits(args);
   const uint32_t batch = static_cast<uint32_t>(args.u64("batch", 64));
   const uint64_t kick = args.u64("kick", 0);
   const uint32_t kick_len = static_cast<uint32_t>(args.u64("kick_len", 256));
@@ -131,7 +120,7 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   uint64_t kicked = 0;
   for (uint64_t i = 0; i < kick; ++i) {
     guest::lnic::fill_pktgen(g_kick_frame, kick_len, g_nic.mac(), i, static_cast<uint8_t>(i),
-                             true);
+                             /*ethertype_network=*/true, /*magic_network=*/true);
     if (!g_nic.send_copy(g_kick_frame, kick_len)) break;
     ++kicked;
     if (kicked % 64 == 0) g_nic.flush();

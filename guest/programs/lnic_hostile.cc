@@ -285,9 +285,10 @@ void check_indices() {
   lnic_ring_header* tx = g_nic.tx_header();
 
   // RETURN prod far beyond cons + size, then just behind cons.
-  const uint32_t ret_cons = __atomic_load_n(&ret->cons, __ATOMIC_ACQUIRE);
-  const uint32_t bad_prods[] = {ret_cons + 16 * g_nic.ret_entries() + 5, ret_cons - 1};
-  for (uint32_t bad : bad_prods) {
+  for (int variant = 0; variant < 2; ++variant) {
+    g_nic.flush();
+    const uint32_t ret_cons = __atomic_load_n(&ret->cons, __ATOMIC_ACQUIRE);
+    const uint32_t bad = variant == 0 ? ret_cons + 16 * g_nic.ret_entries() + 5 : ret_cons - 1;
     __atomic_store_n(&ret->prod, bad, __ATOMIC_RELEASE);
     g_nic.ring_ret_doorbell();
     guest::mdelay(20);

@@ -3,15 +3,21 @@
 // Interrupt mode, halted (sti; hlt) between interrupts. The driver's handler
 // reads the TSC first thing and returns every page with t_guest_irq = that TSC,
 // one RETURN doorbell per handler run; the host computes the guest-observed
-// latency from it. This guest also arms a floor interrupt (LNIC_REG_FLOOR_ARM)
-// every floor_ms and the handler answers it (floor_guest_tsc).
+// latency from it. Floor interrupts (signalled by `labyrinth latency`'s floor
+// phase, or armed by this guest with floor_ms) are answered by the handler
+// (floor_guest_tsc = its entry TSC).
 //
 // Command line (key=value, all optional):
-//   seconds=N     run this long (default 10)
-//   frames=N      ... or until N frames (0 = no limit, default)
-//   floor_ms=N    arm a floor every N ms (default 100; 0 = never)
+//   seconds=N     stop after N s (default 0: run until the VMM ends the VM, which
+//                 is what `labyrinth latency` does; the summary is then not printed)
+//   frames=N      ... or after N frames (0 = no limit, default)
+//   floor_ms=N    arm a floor (LNIC_REG_FLOOR_ARM) every N ms (default 0 = never:
+//                 `labyrinth latency` drives floors itself and arming here would
+//                 collide with its floor generator)
 //   floor_timeout_ms=N  give up on an armed floor after N ms (default 1000)
-//   + driver keys (lnic_common.h); ret_batch defaults to 1 here
+//   tick_ms=N     LAPIC tick for deadlines/floors (default 10); no tick at all when
+//                 seconds=0 and floor_ms=0, so nothing but lnic MSIs wakes the HLT
+//   + driver keys (lnic_common.h); ret_batch=1 (default): one doorbell per interrupt
 //
 // It also prints guest-side summaries of (handler entry - t_ready),
 // (handler entry - t_posted) and of the floors, as raw TSC differences: the
@@ -22,13 +28,11 @@
 // Last line: lnic_latency: frames=N floors=F irqs=I errors=E
 // Exit 0 if frames or floors were seen and the driver saw no device fault.
 #include "guest/programs/lnic_common.h"
-#include "guest/runtime/tick.h"
 
 namespace {
 
 constexpr const char* kWho = "lnic_latency";
-constexpr const char* kKeys[] = {"seconds", "frames", "floor_ms", "floor_timeout_ms"};
-constexpr uint32_t kTickMs = 10;
+constexpr const char* kKeys[] = {"seconds", "frames", "floor_ms", "floor_timeout_ms", "tick_ms"};
 
 struct Latency {
   uint64_t frames = 0;
@@ -61,31 +65,38 @@ guest::LnicVerdict on_frame(guest::Lnic&, const guest::LnicFrame& f, void* conte
 int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   if (cpu != 0) guest::halt_forever();
   guest::Cmdline args = guest::Cmdline::from_boot_info(info);
-  const uint64_t seconds = args.u64("seconds", 10);
+  const uint64_t seconds = args.u64("seconds", 0);
   const uint64_t max_frames = args.u64("frames", 0);
-  const uint64_t floor_ms = args.u64("floor_ms", 100);
+  const uint64_t floor_ms = args.u64("floor_ms", 0);
   const uint64_t floor_timeout_ms = args.u64("floor_timeout_ms", 1000);
+  const uint32_t tick_ms = static_cast<uint32_t>(args.u64("tick_ms", 10));
   const guest::LnicOptions opts = lnic_app::driver_options(args, /*poll=*/false);
   if (!lnic_app::check_args(kWho, args, kKeys)) return guest::kExitFail;
   if (!lnic_app::start(kWho, g_nic, info, args, opts, on_frame, &g_lat)) return guest::kExitFail;
-  guest::printf("%s: idle=hlt (sti;hlt between interrupts; LAPIC tick every %u ms for "
-                "deadlines and floors) seconds=%lu frames=%lu floor_ms=%lu ret_batch=%u\n",
-                kWho, kTickMs, seconds, max_frames, floor_ms, opts.ret_doorbell_batch);
+  // The tick only serves deadlines and floor arming; without either the guest
+  // sleeps in HLT undisturbed (no timer interrupt can delay an lnic MSI).
+  const bool tick = seconds != 0 || floor_ms != 0;
+  guest::printf("%s: idle=hlt (sti;hlt between interrupts, %s) seconds=%lu%s frames=%lu "
+                "floor_ms=%lu ret_batch=%u\n",
+                kWho, tick ? "LAPIC tick for deadlines/floors" : "no timer", seconds,
+                seconds == 0 ? " (until the VMM ends the run)" : "", max_frames, floor_ms,
+                opts.ret_doorbell_batch);
+  if (tick && tick_ms != 0) guest::tick_start(guest::kTickVector, tick_ms);
 
   const uint64_t khz = guest::tsc_khz();
-  guest::tick_start(guest::kTickVector, kTickMs);
   const uint64_t start = guest::rdtsc();
+  uint64_t last_tick = guest::tick_count();
   uint64_t next_floor = start + floor_ms * khz;
   uint64_t floor_armed_at = 0;
   uint64_t floors_seen = 0, floors_lost = 0, floor_negative = 0;
   const char* why;
   for (;;) {
     guest::cli();
-    const uint64_t now = guest::rdtsc();
-    if (max_frames != 0 && g_lat.frames >= max_frames) { why = "frames"; break; }
-    if (now - start >= seconds * 1000 * khz) { why = "time"; break; }
-
-    // Floors: collect a finished one, give up on a lost one, arm the next.
+    if (max_frames != 0 && g_lat.frames >= max_frames) {
+      why = "frames";
+      break;
+    }
+    // Floors answered by the handler (no clock needed).
     if (g_nic.stats().floor_irqs != floors_seen) {
       floors_seen = g_nic.stats().floor_irqs;
       uint64_t t_sent, guest_tsc;
@@ -97,24 +108,31 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
         }
       }
     }
-    if (g_nic.floor_pending() && now - floor_armed_at >= floor_timeout_ms * khz) {
-      ++floors_lost;
-      if (floors_lost <= 3) {
-        guest::printf("%s: floor armed %lu ms ago never signalled\n", kWho, floor_timeout_ms);
+    // Clock work once per tick only: RDTSC is an exit on the nested host.
+    if (guest::tick_count() != last_tick) {
+      last_tick = guest::tick_count();
+      const uint64_t now = guest::rdtsc();
+      if (seconds != 0 && now - start >= seconds * 1000 * khz) {
+        why = "time";
+        break;
       }
-      g_nic.floor_cancel();
+      if (g_nic.floor_pending() && now - floor_armed_at >= floor_timeout_ms * khz) {
+        if (++floors_lost <= 3) {
+          guest::printf("%s: floor armed %lu ms ago never signalled\n", kWho, floor_timeout_ms);
+        }
+        g_nic.floor_cancel();
+      }
+      if (floor_ms != 0 && !g_nic.floor_pending() && static_cast<int64_t>(now - next_floor) >= 0) {
+        floor_armed_at = now;
+        next_floor = now + floor_ms * khz;
+        g_nic.floor_arm();
+      }
     }
-    if (floor_ms != 0 && !g_nic.floor_pending() && static_cast<int64_t>(now - next_floor) >= 0) {
-      floor_armed_at = now;
-      next_floor = now + floor_ms * khz;
-      g_nic.floor_arm();
-    }
-
     if (g_nic.rx_pending()) g_nic.poll();  // left over after a budget-limited handler run
     g_nic.service();
     guest::sti_hlt();
   }
-  guest::tick_stop();
+  if (tick) guest::tick_stop();
   g_nic.service();
 
   const Latency& l = g_lat;

@@ -35,9 +35,13 @@
 // poll(); returns carry t_guest_irq = 0.
 //
 // Every doorbell is a VM exit (~12 us on the nested host), so returns are
-// batched: one doorbell per handler run or poll batch at most; with
+// batched: one doorbell per handler run or poll batch (plus one whenever half
+// the RETURN ring is unannounced, so a long batch never fills it); with
 // ret_doorbell_batch > 1 fewer, and the program must call flush() (service())
-// before it sleeps so returns are not left unannounced for long.
+// before it sleeps so returns are not left unannounced for long. On that host
+// RDTSC traps too and plain guest instructions cost ~0.5-1 us each, so the hot
+// path reads the TSC once per interrupt and uses string instructions for bulk
+// copies, fills and compares.
 //
 // Transmit. send_copy() copies into a driver-owned 4 KiB TX buffer (in RAM);
 // send_page() sends straight from a pool page the guest owns (a frame it
@@ -86,9 +90,12 @@ struct LnicOptions {
   uint32_t tx_buffers = 256;  // 4 KiB copy buffers for send_copy (power of two, or 0)
   bool poll = false;          // LNIC_RING_F_NO_IRQ: no MSI, program calls poll()
   uint32_t ret_doorbell_batch = 1;  // ring when >= this many returns are unannounced
-  uint32_t rx_budget = 0;           // completions per interrupt; 0 = 4 x rx_entries
+  uint32_t rx_budget = 0;           // completions per interrupt; 0 = rx_entries
   uint32_t log_limit = 8;           // DEVICE BUG lines printed per kind
   bool enable = true;  // false: write the configuration but not ENABLE (lnic_hostile)
+  // Account TSC spent in the handler / poll() in stats().busy_cycles. Off by
+  // default: RDTSC traps on the nested host (one more exit per interrupt).
+  bool account_busy = false;
 };
 
 // One received frame, valid during the callback. The page stays the guest's
@@ -164,6 +171,7 @@ struct LnicStats {
   uint64_t floor_armed = 0;
   uint64_t floor_irqs = 0;
   uint64_t driver_errors = 0;  // program misuse (returning a page it does not own, ...)
+  uint64_t busy_cycles = 0;    // options.account_busy: TSC in the handler and in busy poll()s
   uint64_t faults[static_cast<uint32_t>(LnicFault::kCount)] = {};
   uint64_t bad_completion[lnic::kCompletionErrorKinds] = {};
 
@@ -299,6 +307,7 @@ class Lnic {
   uint32_t ret_doorbell_batch_ = 1;
   uint32_t rx_budget_ = 0;
   uint32_t log_limit_ = 8;
+  bool account_busy_ = false;
 
   // Rings (guest RAM, from the arena) and the driver's private indices.
   lnic_ring_header* rx_ = nullptr;

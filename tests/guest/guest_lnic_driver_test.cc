@@ -132,7 +132,7 @@ class FakeDevice {
   }
   void post(uint32_t page_index, uint32_t len = 128) {
     uint8_t* p = pool_ + uint64_t{page_index} * 4096;
-    guest::lnic::fill_pktgen(p, len, kMac, seq_, static_cast<uint8_t>(seq_), true);
+    guest::lnic::fill_pktgen(p, len, kMac, seq_, static_cast<uint8_t>(seq_), true, false);
     post_gpa(page(page_index), len, seq_++);
   }
   // Consumes every published RETURN entry.
@@ -501,7 +501,7 @@ TEST(LnicDriver, FullReturnRingWaitsForTheDevice) {
   EXPECT_EQ(nic.poll(), 4u);
   done.store(true);
   device.join();
-  EXPECT_EQ(nic.stats().ret_full_waits, 1u);
+  EXPECT_GE(nic.stats().ret_full_waits, 1u);  // more if it sees the device mid-batch
   EXPECT_EQ(nic.stats().returns_lost, 0u);
   EXPECT_EQ(nic.stats().device_faults(), 0u) << g_out;
 }
