@@ -68,7 +68,7 @@ const char* run(const lnic_app::RunLimits& lim, bool poll, uint32_t batch) {
   const char* why = nullptr;
   for (uint32_t iter = 1;; ++iter) {
     guest::cli();
-    if (poll || g_nic.rx_pending()) g_nic.poll(batch);
+    if (poll || g_nic.rx_backlog()) g_nic.poll(batch);
     g_nic.service();  // reclaim finished TX (returns their pages), ring doorbells
     if (clock.frames_done(g_echo.frames)) {
       why = "frames";

@@ -97,7 +97,7 @@ const char* run_irq(const lnic_app::RunLimits& lim) {
     }
     // Completions left over when a handler run hit its budget (no new MSI
     // comes for them if the device goes quiet).
-    if (g_nic.rx_pending()) g_nic.poll();
+    if (g_nic.rx_backlog()) g_nic.poll();
     g_nic.service();
     guest::sti_hlt();
   }

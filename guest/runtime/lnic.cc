@@ -357,6 +357,7 @@ void Lnic::on_interrupt(uint64_t entry_tsc) {
   reclaim_tx();
   const uint32_t n = consume(rx_budget_, entry_tsc);
   if (n == 0 && !floor) ++stats_.irqs_empty;
+  if (n == rx_budget_ && rx_pending()) rx_backlog_ = true;
   end_batch();
   lapic_eoi();  // last: anything posted after our final look sends a new MSI
   if (account_busy_) stats_.busy_cycles += rdtsc() - entry_tsc;
@@ -576,6 +577,7 @@ uint32_t Lnic::poll(uint32_t budget) {
   if (rx_ == nullptr) return 0;
   check_thread_context();
   const uint64_t t0 = account_busy_ ? rdtsc() : 0;
+  rx_backlog_ = false;
   reclaim_tx();
   const uint32_t n = consume(budget != 0 ? budget : rx_size_, 0);
   end_batch();

@@ -204,6 +204,9 @@ class Lnic {
   // Receive (thread context). Consumes up to budget completions (0 = ring size).
   uint32_t poll(uint32_t budget = 0);
   bool rx_pending() const;
+  // The last handler run stopped at rx_budget with completions left: no MSI may
+  // come for those, so the program should poll() them. Cleared by poll().
+  bool rx_backlog() const { return rx_backlog_; }
 
   // Publishes RETURN/TX prod and rings every doorbell that has unannounced entries.
   void flush();
@@ -341,6 +344,7 @@ class Lnic {
   uint64_t floor_guest_tsc_ = 0;
 
   uint64_t last_irq_tsc_ = 0;
+  bool rx_backlog_ = false;
   bool warned_context_ = false;
   lnic::PageOwnership owned_;
   LnicStats stats_;

@@ -81,6 +81,7 @@ TEST_P(GuestImage, LoadSegmentsAreIdentityPlacedInLowRam) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllGuests, GuestImage,
-                         ::testing::Values("hello", "smp", "fault", "irq"));
+                         ::testing::Values("hello", "smp", "fault", "irq", "lnic_sink", "lnic_echo",
+                                           "lnic_latency", "lnic_hostile"));
 
 }  // namespace
