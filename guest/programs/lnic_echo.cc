@@ -11,6 +11,8 @@
 //   kick=N          transmit N pktgen-format frames first (for loopback /
 //                   two-VM setups where nothing arrives until someone sends)
 //   kick_len=N      length of those frames (default 256)
+//   kick_retry_ms=N send the kick frames again every N ms while nothing has come
+//                   back (default 500; 0 = once): the peer may not be up yet
 //   frames=N idle_ms=N wait_ms=N seconds=N batch=N   as lnic_sink
 //   + driver keys (lnic_common.h)
 //
@@ -22,8 +24,8 @@
 namespace {
 
 constexpr const char* kWho = "lnic_echo";
-constexpr const char* kKeys[] = {"mode", "copy", "kick", "kick_len", "frames", "idle_ms",
-                                 "wait_ms", "seconds", "batch"};
+constexpr const char* kKeys[] = {"mode",    "copy",    "kick",    "kick_len", "kick_retry_ms",
+                                 "frames",  "idle_ms", "wait_ms", "seconds",  "batch"};
 
 struct Echo {
   bool copy = false;
@@ -36,6 +38,38 @@ struct Echo {
 constinit Echo g_echo;
 constinit guest::Lnic g_nic;
 alignas(64) uint8_t g_kick_frame[LNIC_FRAME_MAX];
+
+// Kick frames: N pktgen-format frames sent at start, and again every retry_ms
+// for as long as nothing has come back (the peer VM may not have enabled its
+// NIC yet when the first ones arrive: its device drops them as not running).
+struct Kicker {
+  uint64_t count = 0;
+  uint32_t len = 256;
+  uint64_t retry_ms = 500;
+  uint64_t seq = 0;
+  uint64_t rounds = 0;
+  uint64_t sent = 0;
+  uint64_t last_tsc = 0;
+};
+constinit Kicker g_kick;
+
+// Interrupts off (or poll mode). Returns how many frames were queued.
+uint64_t kick_round() {
+  uint64_t n = 0;
+  for (; n < g_kick.count; ++n) {
+    const uint64_t seq = g_kick.seq++;
+    guest::lnic::fill_pktgen(g_kick_frame, g_kick.len, g_nic.mac(), seq,
+                             static_cast<uint8_t>(seq), /*ethertype_network=*/true,
+                             /*magic_network=*/true);
+    if (!g_nic.send_copy(g_kick_frame, g_kick.len)) break;
+    if ((n + 1) % 64 == 0) g_nic.flush();
+  }
+  g_nic.flush();
+  ++g_kick.rounds;
+  g_kick.sent += n;
+  g_kick.last_tsc = guest::rdtsc();
+  return n;
+}
 
 guest::LnicVerdict on_frame(guest::Lnic& nic, const guest::LnicFrame& f, void* context) {
   Echo& e = *static_cast<Echo*>(context);
@@ -78,6 +112,10 @@ const char* run(const lnic_app::RunLimits& lim, bool poll, uint32_t batch) {
     if (look) {
       last_tick = guest::tick_count();
       if ((why = clock.check(g_echo.frames)) != nullptr) break;
+      if (g_kick.count != 0 && g_echo.frames == 0 && g_kick.retry_ms != 0 &&
+          guest::rdtsc() - g_kick.last_tsc >= g_kick.retry_ms * guest::tsc_khz()) {
+        kick_round();
+      }
     }
     if (poll) {
       guest::pause();
@@ -101,8 +139,11 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   const bool poll = args.choice("mode", kModes, 0) == 1;
   const lnic_app::RunLimits lim = lnic_app::run_limits(args);
   const uint32_t batch = static_cast<uint32_t>(args.u64("batch", 64));
-  const uint64_t kick = args.u64("kick", 0);
-  const uint32_t kick_len = static_cast<uint32_t>(args.u64("kick_len", 256));
+  g_kick.count = args.u64("kick", 0);
+  g_kick.len = static_cast<uint32_t>(args.u64("kick_len", 256));
+  g_kick.retry_ms = args.u64("kick_retry_ms", 500);
+  const uint64_t kick = g_kick.count;
+  const uint32_t kick_len = g_kick.len;
   g_echo.copy = args.flag("copy", false);
   const guest::LnicOptions opts = lnic_app::driver_options(args, poll);
   if (!lnic_app::check_args(kWho, args, kKeys)) return guest::kExitFail;
@@ -117,16 +158,11 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
                 g_echo.copy ? "copy" : "zero-copy from the RX page", kick, lim.frames, lim.idle_ms,
                 lim.wait_ms, lim.seconds);
 
-  uint64_t kicked = 0;
-  for (uint64_t i = 0; i < kick; ++i) {
-    guest::lnic::fill_pktgen(g_kick_frame, kick_len, g_nic.mac(), i, static_cast<uint8_t>(i),
-                             /*ethertype_network=*/true, /*magic_network=*/true);
-    if (!g_nic.send_copy(g_kick_frame, kick_len)) break;
-    ++kicked;
-    if (kicked % 64 == 0) g_nic.flush();
+  if (g_kick.count != 0) {
+    const uint64_t n = kick_round();
+    guest::printf("%s: kicked %lu/%lu frames of %u bytes (again every %lu ms until one comes "
+                  "back)\n", kWho, n, g_kick.count, g_kick.len, g_kick.retry_ms);
   }
-  g_nic.flush();
-  if (kick != 0) guest::printf("%s: kicked %lu/%lu frames of %u bytes\n", kWho, kicked, kick, kick_len);
 
   const uint64_t t0 = guest::rdtsc();
   const char* why = run(lim, poll, batch);
@@ -146,9 +182,10 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   const uint64_t stuck = g_nic.tx_in_flight();
   g_nic.print_stats(kWho);
   guest::printf("%s: stopped (%s) after %lu us: frames=%lu echoed=%lu tx_dropped=%lu "
-                "tx_completed=%lu still_in_flight=%lu pages_held=%lu device_faults=%lu\n",
+                "tx_completed=%lu still_in_flight=%lu pages_held=%lu device_faults=%lu "
+                "kick_rounds=%lu kicked=%lu\n",
                 kWho, why, elapsed_us, e.frames, e.echoed, e.dropped, st.tx_completed, stuck,
-                g_nic.pages_held(), faults);
+                g_nic.pages_held(), faults, g_kick.rounds, g_kick.sent);
   if (e.frames == 0) guest::printf("%s: FAIL: no frames received\n", kWho);
   if (stuck != 0) guest::printf("%s: FAIL: %lu TX frames never completed\n", kWho, stuck);
   const uint64_t errors = faults + e.dropped + stuck;
