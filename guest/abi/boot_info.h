@@ -11,8 +11,17 @@
  *   RSI = guest-physical address of struct labyrinth_boot_info (LABYRINTH_BOOT_INFO_GPA),
  *   RSP = 0 (the guest runtime picks its own per-CPU stack from RDI),
  *   CR3 = VMM-built identity map (2 MiB pages) of [0, identity_map_end): RAM, the MMIO
- *         gap (cache-disabled) and the page-pool window. The guest never edits it.
- *   GDT: 0x08 = 64-bit code, 0x10 = data, 0x18 = TSS. Flat segments.
+ *         gap (cache-disabled) and the page-pool window, every entry user-accessible
+ *         (U). The guest never edits it.
+ *   GDT: 0x08 = 64-bit code, 0x10 = data, 0x18 = TSS (at LABYRINTH_TSS_GPA, 16-byte
+ *        descriptor), 0x28 = 64-bit code DPL 3 (selector 0x2B), 0x30 = data DPL 3
+ *        (selector 0x33). Flat segments. The TSS's RSP0 (LABYRINTH_TSS_RSP0_GPA) is 0:
+ *        a guest that drops to CPL 3 writes its interrupt stack there first.
+ *
+ * Performance note (nested "PVM" KVM hosts like the project's CI machine): guest code
+ * at CPL 0 is emulated instruction by instruction (~1-8 us each), CPL 3 code runs
+ * natively. Guests run setup at CPL 0 and their hot loops at CPL 3 (IOPL 3 keeps
+ * IN/OUT, CLI and STI available there; HLT needs CPL 0).
  * Low memory below 1 MiB belongs to the VMM (boot info, command line, GDT, page
  * tables); the guest image is linked at and above LABYRINTH_GUEST_LOAD_MIN.
  */
@@ -28,6 +37,13 @@
 #define LABYRINTH_BOOT_INFO_GPA 0x1000ULL   /* struct labyrinth_boot_info, 4 KiB */
 #define LABYRINTH_CMDLINE_GPA 0x2000ULL     /* NUL-terminated, < 4 KiB */
 #define LABYRINTH_GDT_GPA 0x3000ULL         /* GDT + TSS */
+#define LABYRINTH_TSS_GPA 0x3080ULL         /* 64-bit TSS (0x68 bytes) */
+#define LABYRINTH_TSS_RSP0_GPA (LABYRINTH_TSS_GPA + 4)
+#define LABYRINTH_SEL_KERNEL_CODE 0x08
+#define LABYRINTH_SEL_KERNEL_DATA 0x10
+#define LABYRINTH_SEL_TSS 0x18
+#define LABYRINTH_SEL_USER_CODE 0x2B
+#define LABYRINTH_SEL_USER_DATA 0x33
 #define LABYRINTH_PAGE_TABLE_GPA 0x10000ULL /* PML4, then PDPT, then PDs */
 #define LABYRINTH_GUEST_LOAD_MIN 0x100000ULL
 

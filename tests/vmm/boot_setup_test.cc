@@ -33,7 +33,7 @@ TEST_F(BootSetup, IdentityMapCoversRamGapAndPool) {
                         layout_.pool.gpa, layout_.identity_map_end - kHugePage}) {
     const uint64_t pde = pde_for(addr);
     EXPECT_EQ(pde & ~0x1FFFFFull, addr) << std::hex << addr;
-    EXPECT_EQ(pde & 0x83, 0x83u) << "present, writable, 2 MiB";
+    EXPECT_EQ(pde & 0x87, 0x87u) << "present, writable, user, 2 MiB";
     EXPECT_EQ(pde & 0x18, 0u) << "RAM and pool are cacheable";
   }
   for (uint64_t addr : std::initializer_list<uint64_t>{0xC0000000, 0xFEC00000, 0xFEE00000, 0xFFE00000}) {
@@ -75,6 +75,9 @@ TEST_F(BootSetup, GdtHasCodeDataAndTss) {
   const uint64_t tss = qword(LABYRINTH_GDT_GPA + 24);
   EXPECT_EQ((tss >> 40) & 0xFF, 0x8Bu);  // present, busy 64-bit TSS
   EXPECT_EQ(((tss >> 16) & 0xFFFFFF) | ((tss >> 32) & 0xFF000000), kTssGpa);
+  EXPECT_EQ(kTssGpa, LABYRINTH_TSS_GPA);
+  EXPECT_EQ(qword(LABYRINTH_GDT_GPA + 40), 0x00AFFB000000FFFFull);  // user code64, DPL 3
+  EXPECT_EQ(qword(LABYRINTH_GDT_GPA + 48), 0x00CFF3000000FFFFull);  // user data, DPL 3
 }
 
 TEST_F(BootSetup, RejectsOversizedCommandLine) {

@@ -7,7 +7,8 @@ namespace labyrinth::vmm {
 
 namespace {
 
-constexpr uint64_t kPtePresent = 1ull << 0, kPteWrite = 1ull << 1, kPtePwt = 1ull << 3,
+constexpr uint64_t kPtePresent = 1ull << 0, kPteWrite = 1ull << 1, kPteUser = 1ull << 2,
+                   kPtePwt = 1ull << 3,
                    kPtePcd = 1ull << 4, kPteHuge = 1ull << 7;
 constexpr uint64_t kPml4Gpa = LABYRINTH_PAGE_TABLE_GPA;
 constexpr uint64_t kPdptGpa = kPml4Gpa + kPage;
@@ -18,13 +19,15 @@ uint64_t gdt_entry(uint64_t flags, uint64_t base, uint64_t limit) {
          ((limit & 0xF0000ull) << 32) | ((base & 0x00FFFFFFull) << 16) | (limit & 0xFFFFull);
 }
 
-// GDT: null, code64, data, TSS (two slots).
-std::array<uint64_t, 5> make_gdt() {
+// GDT: null, code64, data, TSS (two slots), user code64, user data (guest/abi/boot_info.h).
+std::array<uint64_t, 7> make_gdt() {
   return {0,
           gdt_entry(0xA09B, 0, 0xFFFFF),  // 0x08: present, code, exec/read, accessed, L, G
           gdt_entry(0xC093, 0, 0xFFFFF),  // 0x10: present, data, read/write, accessed, D/B, G
           gdt_entry(0x008B, kTssGpa, 0x67),  // 0x18: present, 64-bit TSS (busy), low half
-          kTssGpa >> 32};                    // high half: base[63:32]
+          kTssGpa >> 32,                     // high half: base[63:32]
+          gdt_entry(0xA0FB, 0, 0xFFFFF),  // 0x28: as 0x08 with DPL 3 (selector 0x2B)
+          gdt_entry(0xC0F3, 0, 0xFFFFF)};  // 0x30: as 0x10 with DPL 3 (selector 0x33)                    // high half: base[63:32]
 }
 
 kvm_segment segment(uint16_t selector, uint8_t type, bool code) {
@@ -97,15 +100,19 @@ std::expected<void, Error> write_boot_structures(const GuestMemory& memory,
 
   // Identity map: PML4[0] -> PDPT; PDPT[i] -> PD i; PD entries are 2 MiB pages.
   std::array<uint64_t, 512> table{};
-  table[0] = kPdptGpa | kPtePresent | kPteWrite;
+  // Every level is user-accessible (U): guests run their hot code at CPL 3, where this
+  // nested host executes it natively (CPL 0 code is emulated, ~1-8 us per instruction).
+  table[0] = kPdptGpa | kPtePresent | kPteWrite | kPteUser;
   if (auto r = memory.write_obj(kPml4Gpa, table); !r) return r;
   table.fill(0);
-  for (uint64_t i = 0; i < gibs; ++i) table[i] = (kPdGpa + i * kPage) | kPtePresent | kPteWrite;
+  for (uint64_t i = 0; i < gibs; ++i) {
+    table[i] = (kPdGpa + i * kPage) | kPtePresent | kPteWrite | kPteUser;
+  }
   if (auto r = memory.write_obj(kPdptGpa, table); !r) return r;
   for (uint64_t i = 0; i < gibs; ++i) {
     for (uint64_t j = 0; j < 512; ++j) {
       const uint64_t addr = i * kGiB + j * kHugePage;
-      uint64_t pte = addr | kPtePresent | kPteWrite | kPteHuge;
+      uint64_t pte = addr | kPtePresent | kPteWrite | kPteUser | kPteHuge;
       if (addr >= LABYRINTH_MMIO_GAP_START && addr < LABYRINTH_MMIO_GAP_END) {
         pte |= kPtePcd | kPtePwt;
       }
@@ -130,7 +137,7 @@ kvm_sregs long_mode_sregs(kvm_sregs s) {
   s.ldt.present = 1;
   s.ldt.unusable = 1;
   s.gdt.base = LABYRINTH_GDT_GPA;
-  s.gdt.limit = 5 * 8 - 1;
+  s.gdt.limit = 7 * 8 - 1;
   s.idt.base = 0;
   s.idt.limit = 0;  // the guest installs its own IDT
   s.cr0 = kCr0Pe | kCr0Mp | kCr0Et | kCr0Ne | kCr0Wp | kCr0Am | kCr0Pg;

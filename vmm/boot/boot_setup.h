@@ -24,7 +24,7 @@
 
 namespace labyrinth::vmm {
 
-inline constexpr uint64_t kTssGpa = LABYRINTH_GDT_GPA + 0x80;  // after the GDT, same page
+inline constexpr uint64_t kTssGpa = LABYRINTH_TSS_GPA;  // after the GDT, same page
 inline constexpr uint16_t kCodeSelector = 0x08;
 inline constexpr uint16_t kDataSelector = 0x10;
 inline constexpr uint16_t kTssSelector = 0x18;
