@@ -68,7 +68,7 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   void write(uint64_t offset, std::span<const uint8_t> data) override;
 
   // Event loop.
-  void start();  // starts the backend
+  void start();  // starts the backend (pktgen: once the guest has enabled the NIC)
   void stop();   // stops the backend and the floor generator
   void receive(std::span<const std::byte> frame, uint64_t t_ready) override;
   void flush() override;
@@ -147,6 +147,8 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   std::array<uint64_t, kMaxPending> pending_ready_{};  // t_ready of frames posted, not signalled
   size_t pending_ = 0;
   bool in_returns_ = false;
+  bool start_requested_ = false;
+  bool backend_started_ = false;
   std::unique_ptr<Pacer> floor_pacer_;
   uint64_t inject_ticks_ = 0;
 

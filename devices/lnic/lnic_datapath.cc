@@ -44,10 +44,18 @@ Lnic::Lnic(LnicConfig cfg, boost::asio::io_context& io, alloc::PagePool& pool,
 
 Lnic::~Lnic() = default;
 
-void Lnic::start() { backend_->start(*this); }
+void Lnic::start() {
+  start_requested_ = true;
+  if (!backend_->starts_on_enable() || rings_) {
+    backend_->start(*this);
+    backend_started_ = true;
+  }
+}
 
 void Lnic::stop() {
-  backend_->stop();
+  start_requested_ = false;
+  if (backend_started_) backend_->stop();
+  backend_started_ = false;
   stop_floor();
 }
 
@@ -59,6 +67,10 @@ void Lnic::activate(const RingSet& rings) {
   tx_cons_ = load_acquire(rings.tx.header()->cons);
   spdlog::debug("{}: running (rx {} / ret {} / tx {} entries)", label_, rings.rx.size,
                 rings.ret.size, rings.tx.size);
+  if (start_requested_ && !backend_started_) {  // pktgen waited for the guest
+    backend_->start(*this);
+    backend_started_ = true;
+  }
 }
 
 void Lnic::deactivate() {
@@ -191,7 +203,11 @@ void Lnic::handle_return(const lnic_return& r) {
   if (r.t_guest_irq != 0) {
     const uint64_t host_irq = r.t_guest_irq - static_cast<uint64_t>(cfg_.tsc_offset);
     const uint64_t ready = t_ready_[page->index];
-    if (host_irq >= ready) latency_.guest.record(host_irq - ready);
+    if (host_irq >= ready) {
+      latency_.guest.record(host_irq - ready);
+    } else {
+      metrics_.guest_stamp_early.inc();
+    }
   }
   // Cannot fail: the transfer above made the device the owner.
   (void)pool_.free_page(*mine, cfg_.device_owner, cache_);

@@ -32,6 +32,8 @@ struct LnicMetrics {
   Counter irqs;                 // interrupts raised
   // Return path (event loop).
   Counter ret_doorbells, pages_returned;
+  Counter guest_stamp_early;  // t_guest_irq before the frame was ready: the handler was
+                              // entered before this completion was posted (no sample)
   // Transmit path (event loop).
   Counter tx_doorbells, tx_frames, tx_bytes, tx_drop_backend;
   // Ownership and protocol violations by the guest (event loop).

@@ -138,6 +138,7 @@ boost::json::array LnicSet::metrics_json() const {
     j["tx_drops"] = m.tx_drop_backend.get();
     j["irqs"] = m.irqs.get();
     j["pages_returned"] = m.pages_returned.get();
+    j["guest_samples_early"] = m.guest_stamp_early.get();
     j["pages_with_guest"] = n.pages_with_guest();
     j["doorbells"] = boost::json::object{{"return", m.ret_doorbells.get()}, {"tx", m.tx_doorbells.get()}};
     j["violations"] = boost::json::object{{"bad_address", m.viol_bad_address.get()},

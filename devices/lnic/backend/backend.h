@@ -89,6 +89,9 @@ class Backend {
   virtual BackendStats stats() const { return {}; }
   // pktgen: true once its duration/count is exhausted.
   virtual bool finished() const { return false; }
+  // Generated traffic starts when the guest enables the NIC, not at VM start (frames
+  // before then could only be dropped, and a count= run would be over before it began).
+  virtual bool starts_on_enable() const { return false; }
 };
 
 std::expected<std::unique_ptr<Backend>, BackendError> make_backend(const BackendConfig& cfg,

@@ -24,6 +24,7 @@ class PktgenBackend final : public Backend {
   bool transmit(std::span<const std::byte> frame) override;  // counted, discarded
   BackendStats stats() const override { return stats_; }
   bool finished() const override { return finished_; }
+  bool starts_on_enable() const override { return true; }
   uint64_t transmitted() const { return transmitted_; }
 
  private:
