@@ -302,7 +302,7 @@ void Machine::start_latency_run(const LatencyOptions& opts) {
     request_shutdown(kExitUsage, "latency run without an lnic");
     return;
   }
-  auto nic = lnics_->nics()[0];
+  const auto& nic = lnics_->nics()[0];
   const auto half = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(opts.seconds / 2));
   const auto deadline = std::chrono::steady_clock::now() +
@@ -315,26 +315,28 @@ void Machine::start_latency_run(const LatencyOptions& opts) {
                                     : 1000.0);
   // Arm the doorbells now (the guest may return pages as soon as it runs), not the backends.
   boost::asio::post(io_, [this] { lnics_->start_doorbells(); });
-  auto wait_ready = std::make_shared<std::function<void()>>();
-  *wait_ready = [this, nic, half, deadline, floor_rate, wait_ready] {
-    if (!nic->running()) {
+  // Polls until the guest has enabled the NIC. A member (not a self-capturing
+  // shared_ptr) so that no reference cycle keeps the lnic alive past the VM.
+  devices::lnic::Lnic* nic_ptr = nic.get();
+  latency_wait_ = [this, nic_ptr, half, deadline, floor_rate] {
+    if (!nic_ptr->running()) {
       if (std::chrono::steady_clock::now() > deadline) {
-        latency_error_ = "the guest did not enable lnic " + nic->config().id + " in time";
+        latency_error_ = "the guest did not enable lnic " + nic_ptr->config().id + " in time";
         request_shutdown(kExitUsage, "lnic never enabled");
         return;
       }
       latency_timer_->expires_after(std::chrono::milliseconds(5));
-      latency_timer_->async_wait([wait_ready](const boost::system::error_code& ec) {
-        if (!ec) (*wait_ready)();
+      latency_timer_->async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) latency_wait_();
       });
       return;
     }
     spdlog::info("latency: floor phase ({:.0f} Hz)", floor_rate);
-    nic->start_floor(floor_rate, 50);
+    nic_ptr->start_floor(floor_rate, 50);
     latency_timer_->expires_after(half);
-    latency_timer_->async_wait([this, nic, half](const boost::system::error_code& ec) {
+    latency_timer_->async_wait([this, nic_ptr, half](const boost::system::error_code& ec) {
       if (ec) return;
-      nic->stop_floor();
+      nic_ptr->stop_floor();
       spdlog::info("latency: device phase");
       lnics_->start_backends();
       latency_timer_->expires_after(half);
@@ -343,7 +345,7 @@ void Machine::start_latency_run(const LatencyOptions& opts) {
       });
     });
   };
-  boost::asio::post(io_, [wait_ready] { (*wait_ready)(); });
+  boost::asio::post(io_, [this] { latency_wait_(); });
 }
 
 }  // namespace labyrinth::vmm

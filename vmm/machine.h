@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -102,6 +103,7 @@ class Machine final : public devices::VmControl {
   std::unique_ptr<MsiRouter> msi_router_;
   std::unique_ptr<LnicSet> lnics_;  // after the pool: stopped and gone before it
   std::unique_ptr<boost::asio::steady_timer> latency_timer_;
+  std::function<void()> latency_wait_;  // event loop only
   std::string latency_error_;
   devices::Bus pio_{"pio"};    // declared after the devices: dropped before them
   devices::Bus mmio_{"mmio"};
