@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs every test: the full build, then the allocator under
-# ASan+UBSan and under TSan (clang-19). Exit status: non-zero if anything failed.
+# Sets up, builds and runs every test: the full build (g++), then everything again
+# under ASan+UBSan and under TSan (clang-19; the sanitizer builds boot the guests the
+# g++ build made). Exit status: non-zero if anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -19,10 +20,10 @@ echo "== build (g++) and test"
 scripts/build.sh release
 ctest --test-dir build --output-on-failure --timeout 600
 
-echo "== ASan+UBSan (clang-19): allocator"
+echo "== ASan+UBSan (clang-19)"
 scripts/build.sh asan
 ctest --test-dir build-asan --output-on-failure --timeout 600
 
-echo "== TSan (clang-19): allocator"
+echo "== TSan (clang-19)"
 scripts/build.sh tsan
 ctest --test-dir build-tsan --output-on-failure --timeout 600
