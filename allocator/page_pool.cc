@@ -90,7 +90,11 @@ inline void bump_shared(std::atomic<uint64_t>& c, uint64_t n = 1) {
 
 std::atomic<uint32_t> g_next_pool_id{1};
 
-enum ChunkState : uint32_t { kChunkEmpty = 0, kChunkActive = 1 };
+enum ChunkState : uint32_t {
+  kChunkEmpty = 0,
+  kChunkActive = 1,
+  kChunkZombie = 2,  // retired but KVM refused to drop its memslot: pinned forever, unused
+};
 
 }  // namespace
 
@@ -143,6 +147,7 @@ struct SharedHot {
   std::atomic<uint64_t> chunks_added{0};
   std::atomic<uint64_t> chunks_removed{0};
   std::atomic<uint64_t> grow_failures{0};
+  std::atomic<uint64_t> unmap_failures{0};
   std::atomic<uint64_t> below_low_events{0};
   std::atomic<uint64_t> below_min_events{0};
   std::atomic<uint64_t> chunks{0};
@@ -170,7 +175,7 @@ struct PagePool::Impl {
     PinnedRegion region;
     uint32_t memslot = 0;
   };
-  std::mutex worker_mu;  // lock order: worker_mu before wait_mu; never taken on the atomic path
+  mutable std::mutex worker_mu;  // lock order: worker_mu before wait_mu; never taken on the atomic path
   std::vector<ChunkCold> cold;
   bool below_low = false, below_min = false;
   // Since when the depot has been above high + one chunk (shrink hysteresis).
@@ -467,8 +472,11 @@ PagePool::~PagePool() {
   }
   std::lock_guard lock(m.worker_mu);
   for (uint32_t c = 0; c < cfg_.max_chunks; ++c) {
-    if (m.chunks[c].state.load(std::memory_order_relaxed) == kChunkActive) {
-      (void)m.sink.unmap(m.cold[c].memslot);  // VM teardown: nothing useful to do on failure
+    const uint32_t st = m.chunks[c].state.load(std::memory_order_relaxed);
+    if (st == kChunkActive || st == kChunkZombie) {
+      // VM teardown: if KVM refuses, the memory still goes (KVM takes no page references
+      // on userspace memory; the unmap invalidates its mappings).
+      if (!m.sink.unmap(m.cold[c].memslot)) m.shared->unmap_failures.fetch_add(1);
       m.cold[c].region = PinnedRegion();
     }
   }
@@ -755,8 +763,14 @@ bool PagePool::Impl::try_retire(uint32_t c) {
     const uint64_t w = desc[i].load(std::memory_order_relaxed);
     desc[i].store(desc_word(kOffline, desc_gen(w) + 1, kNoOwner), std::memory_order_release);
   }
+  if (!sink.unmap(cold[c].memslot)) {
+    // The guest may still reach the memory: keep it pinned and never reuse the slot.
+    chunks[c].state.store(kChunkZombie, std::memory_order_release);
+    bump_shared(shared->unmap_failures);
+    shared->chunks.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
   chunks[c].state.store(kChunkEmpty, std::memory_order_release);
-  (void)sink.unmap(cold[c].memslot);  // the guest can no longer reach the memory
   chunks[c].host.store(nullptr, std::memory_order_release);
   cold[c].region = PinnedRegion();
   shared->chunks.fetch_sub(1, std::memory_order_relaxed);
@@ -896,6 +910,7 @@ PoolStats PagePool::stats() const {
   st.chunks_added = ld(s.chunks_added);
   st.chunks_removed = ld(s.chunks_removed);
   st.grow_failures = ld(s.grow_failures);
+  st.unmap_failures = ld(s.unmap_failures);
   st.below_low_events = ld(s.below_low_events);
   st.below_min_events = ld(s.below_min_events);
   st.chunks = ld(s.chunks);
@@ -910,7 +925,7 @@ PoolStats PagePool::stats() const {
 
 std::string PagePool::audit() const {
   const Impl& m = *impl_;
-  std::lock_guard lock(const_cast<std::mutex&>(m.worker_mu));
+  std::lock_guard lock(m.worker_mu);
   std::vector<uint8_t> seen(m.max_pages, 0);
   auto where = [](uint32_t i) { return " (page " + std::to_string(i) + ")"; };
   auto mark = [&](uint32_t i, uint64_t want_state, const char* place) -> std::string {

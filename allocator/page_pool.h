@@ -140,6 +140,7 @@ struct PoolStats {
   uint64_t chunks_added = 0;
   uint64_t chunks_removed = 0;
   uint64_t grow_failures = 0;
+  uint64_t unmap_failures = 0;    // KVM refused to drop a chunk's memslot (chunk kept)
   uint64_t below_low_events = 0;  // watermark crossings seen by the worker
   uint64_t below_min_events = 0;
   // Gauges (current values).

@@ -8,6 +8,7 @@
 // gives the guest the same TSC plus a known offset, so host and guest stamps compare.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 namespace labyrinth::alloc {
@@ -29,7 +30,7 @@ class TscClock {
  public:
   static const TscClock& instance();     // calibrates on first use (setup path only)
   double ticks_per_ns() const { return ticks_per_ns_; }
-  uint64_t khz() const { return static_cast<uint64_t>(ticks_per_ns_ * 1e6 + 0.5); }
+  uint64_t khz() const { return static_cast<uint64_t>(std::llround(ticks_per_ns_ * 1e6)); }
   double to_ns(uint64_t ticks) const { return static_cast<double>(ticks) / ticks_per_ns_; }
   uint64_t from_ns(double ns) const { return static_cast<uint64_t>(ns * ticks_per_ns_); }
   // Calibrates against CLOCK_MONOTONIC_RAW over `ms` milliseconds.

@@ -20,6 +20,9 @@ echo "== build (g++) and test"
 scripts/build.sh release
 ctest --test-dir build --output-on-failure --timeout 600
 
+echo "== clang-tidy-19: allocator"
+scripts/lint.sh allocator
+
 echo "== ASan+UBSan (clang-19)"
 scripts/build.sh asan
 ctest --test-dir build-asan --output-on-failure --timeout 600

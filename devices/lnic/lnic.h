@@ -83,6 +83,7 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   const LnicMetrics& metrics() const { return metrics_; }
   const LnicLatency& latency() const { return latency_; }
   Backend& backend() { return *backend_; }
+  const Backend& backend() const { return *backend_; }
   bool running() const;  // RUNNING as the guest last saw it (any thread)
   // Pages this NIC has given the guest and not got back (event loop, or after it stopped).
   uint64_t pages_with_guest() const { return pages_out_; }

@@ -53,6 +53,10 @@ class CountingSink : public MemslotSink {
     return r;
   }
   std::expected<void, Error> unmap(uint32_t slot) override {
+    if (fail_next_unmap) {
+      fail_next_unmap = false;
+      return std::unexpected(Error::map_failed);
+    }
     auto r = real_.unmap(slot);
     if (r) ++unmapped;
     return r;
@@ -60,6 +64,7 @@ class CountingSink : public MemslotSink {
   int mapped = 0;
   int unmapped = 0;
   bool fail_next_map = false;
+  bool fail_next_unmap = false;
 
  private:
   KvmFdMemslotSink real_;
@@ -429,6 +434,27 @@ TEST_F(PagePoolTest, ShrinkWaitsForTheSurplusToLast) {
   std::this_thread::sleep_for(std::chrono::milliseconds(60));
   pool->run_worker_once();  // the surplus lasted: give back
   EXPECT_GE(pool->stats().chunks_removed, 1u);
+}
+
+TEST_F(PagePoolTest, ChunkWhoseMemslotCannotBeRemovedStaysPinnedAndUnused) {
+  auto pool = make(small_config());
+  PageCache* cache = pool->attach_cache().value();
+  std::vector<Page> pages;
+  for (int i = 0; i < 14; ++i) pages.push_back(pool->alloc_page(kGfpAtomicExclusive, kDev, cache).value());
+  pool->run_worker_once();  // grows to 3 chunks
+  for (const Page& p : pages) ASSERT_TRUE(pool->free_page(p, kDev, cache));
+  pool->detach_cache(cache);
+  sink_->fail_next_unmap = true;
+  pool->run_worker_once();  // zeroes, then tries to give chunks back: the first unmap fails
+  pool->run_worker_once();
+  const PoolStats s = pool->stats();
+  EXPECT_EQ(s.unmap_failures, 1u);
+  EXPECT_EQ(pool->audit(), "");  // the zombie's pages are offline, the rest consistent
+  // Its pages are never handed out again: every allocatable page is in a live chunk.
+  cache = pool->attach_cache().value();
+  while (auto p = pool->alloc_page(kGfpAtomicExclusive, kDev, cache)) {
+    ASSERT_TRUE(pool->lookup_gpa(p->gpa));
+  }
 }
 
 TEST_F(PagePoolTest, CacheSlotsAreLimited) {

@@ -121,10 +121,10 @@ boost::json::array LnicSet::metrics_json() const {
   for (size_t i = 0; i < nics_.size(); ++i) {
     const lnic::Lnic& n = *nics_[i];
     const lnic::LnicMetrics& m = n.metrics();
-    const lnic::BackendStats b = const_cast<lnic::Lnic&>(n).backend().stats();
+    const lnic::BackendStats b = n.backend().stats();
     boost::json::object j;
     j["id"] = settings_[i].id;
-    j["backend"] = std::string(const_cast<lnic::Lnic&>(n).backend().name());
+    j["backend"] = std::string(n.backend().name());
     j["rx_frames"] = m.rx_frames.get();
     j["rx_bytes"] = m.rx_bytes.get();
     j["rx_drops"] = boost::json::object{{"no_page", m.rx_drop_no_page.get()},
