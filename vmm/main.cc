@@ -91,7 +91,10 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
                            : std::string(nic.backend().name()) + " backend");
   vmm::LatencyReport r(title);
   r.note("guest", config->kernel_image_path + (config->boot_args.empty() ? "" : " " + config->boot_args));
-  r.note("guest idle mode", "as the guest reports it (lnic_latency: halted in hlt between interrupts)");
+  const bool known_guest =
+      std::filesystem::path(config->kernel_image_path).filename() == "lnic_latency.elf";
+  r.note("guest idle mode", known_guest ? "halted (lnic_latency: sti; hlt between interrupts)"
+                                        : "unknown: see the guest's own output");
   r.note("duration", std::to_string(seconds) + " s: first half floor, second half device path");
   r.add("alloc", "alloc_page(atomic|exclusive) call on the RX path", lat.alloc, m.rx_drop_no_page.get());
   r.add("host_rx", "frame ready (scheduled) -> completion posted and MSI irqfd signalled", lat.host_rx,
