@@ -8,8 +8,11 @@
 //   "ud2"    CPU 0 executes UD2 (#UD, vector 6)
 //   "ap"     CPU 1 (needs 2+ vCPUs) takes the #PF while CPU 0 waits; CPU 0
 //            exits 1 if the VM is still running after 5 s
+//   "user"   CPU 0 drops to CPL 3 (user.h) and reads the unmapped address: the
+//            report comes from the interrupt stack and says "at cpl 3"
 #include "guest/runtime/runtime.h"
 #include "guest/runtime/tsc.h"
+#include "guest/runtime/user.h"
 
 namespace {
 
@@ -49,6 +52,13 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   } else if (info.cmdline_len != 0 && cmdline_is(info, "ud2")) {
     guest::printf("fault: executing ud2, expecting #UD and exit status 3\n");
     asm volatile("ud2");
+  } else if (info.cmdline_len != 0 && cmdline_is(info, "user")) {
+    if (!guest::enter_user_mode()) {
+      guest::printf("fault: FAIL: cannot enter CPL 3\n");
+      return guest::kExitFail;
+    }
+    guest::printf("fault: now at cpl %u\n", guest::cpl());
+    read_unmapped(cpu, info);
   } else {
     read_unmapped(cpu, info);
   }

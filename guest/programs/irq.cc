@@ -9,6 +9,10 @@
 // raises a single interrupt. The handler acks each interrupt
 // (LABYRINTH_PORT_IRQ_TEST_ACK), so the device never raises an edge while the previous
 // one is still pending and none can merge.
+//
+// Command line "user": the wait loop runs at CPL 3 (user.h), where CLI, STI and
+// HLT are performed by the runtime's #GP entry; the guest first checks that
+// interrupts stay blocked for 50 ms after CLI at CPL 3.
 #include <atomic>
 
 #include "guest/abi/ports.h"
@@ -17,6 +21,7 @@
 #include "guest/runtime/lapic.h"
 #include "guest/runtime/runtime.h"
 #include "guest/runtime/tsc.h"
+#include "guest/runtime/user.h"
 
 namespace {
 
@@ -54,8 +59,10 @@ void on_tick(guest::InterruptFrame&, void*) {
 
 }  // namespace
 
-int guest_main(unsigned cpu, const labyrinth_boot_info&) {
+int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   if (cpu != 0) guest::halt_forever();
+  const char* cmdline = reinterpret_cast<const char*>(info.cmdline_gpa);
+  const bool user = info.cmdline_len == 4 && __builtin_memcmp(cmdline, "user", 4) == 0;
 
   if (!guest::irq_register(kVector, on_test_irq, nullptr) ||
       !guest::irq_register(kTickVector, on_tick, nullptr)) {
@@ -74,8 +81,20 @@ int guest_main(unsigned cpu, const labyrinth_boot_info&) {
   guest::printf("irq: gsi %u -> vector 0x%x on apic %u, lapic timer %u ticks/ms, "
                 "requesting %u interrupts\n",
                 LABYRINTH_IRQ_TEST_GSI, kVector, guest::lapic_id(), ticks_per_ms, kCount);
-  guest::sti();
-  guest::outl(LABYRINTH_PORT_IRQ_TEST, kCount);
+  if (user) {
+    if (!guest::enter_user_mode()) return guest::kExitFail;
+    guest::cli();
+    guest::outl(LABYRINTH_PORT_IRQ_TEST, kCount);
+    guest::mdelay(50);
+    const uint32_t early = g_received.load(std::memory_order_relaxed);
+    guest::printf("irq: at cpl %u; %u interrupts taken in 50 ms after cli (want 0)\n",
+                  guest::cpl(), early);
+    if (early != 0) return guest::kExitFail;
+    guest::sti();
+  } else {
+    guest::sti();
+    guest::outl(LABYRINTH_PORT_IRQ_TEST, kCount);
+  }
 
   const uint64_t deadline = guest::tsc_deadline_ms(kTimeoutMs);
   for (;;) {

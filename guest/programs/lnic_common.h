@@ -3,13 +3,15 @@
 // histogram for guest-side latency summaries.
 //
 //   guest::Cmdline args = guest::Cmdline::from_boot_info(info);
-//   guest::LnicOptions opts = lnic_app::driver_options(args, /*poll=*/false);
+//   if (!lnic_app::enter_cpl(who, args, /*poll=*/true)) return guest::kExitFail;  // CPL 3
+//   guest::LnicOptions opts = lnic_app::driver_options(args, /*poll=*/true);
 //   if (!lnic_app::start(who, nic, info, args, opts, on_frame, &state)) return guest::kExitFail;
 //
 // Driver keys (all optional): nic=<index> rx=<entries> ret=<entries> tx=<entries>
 // tx_buffers=<n> ret_batch=<returns per doorbell> budget=<completions per irq>
 // log=<DEVICE BUG lines per kind> busy=0|1 (account handler/poll time; costs an
-// RDTSC exit per interrupt).
+// RDTSC exit per interrupt) cpl=3|0 (run the program at CPL 3 or stay at CPL 0;
+// default 3 in poll mode, 0 in interrupt mode, see enter_cpl()).
 #pragma once
 
 #include <stdint.h>
@@ -20,11 +22,26 @@
 #include "guest/runtime/runtime.h"
 #include "guest/runtime/tick.h"
 #include "guest/runtime/tsc.h"
+#include "guest/runtime/user.h"
 
 namespace lnic_app {
 
 inline constexpr const char* kDriverKeys[] = {"nic", "rx", "ret", "tx", "tx_buffers",
-                                              "ret_batch", "budget", "log", "busy"};
+                                              "ret_batch", "budget", "log", "busy", "cpl"};
+
+// Drops to CPL 3 (guest/runtime/user.h) if cpl=3, or by default when `poll`.
+// Call first thing on CPU 0: everything the lnic guests do after boot (cmdline,
+// MMIO, driver, printf, the loops) works at CPL 3, and only CPL 3 runs natively
+// on the nested host. Interrupt mode defaults to CPL 0: the driver's handler
+// consumes the ring at CPL 0 either way, and under load (>= ~20k frames/s) its
+// back-to-back MSIs starve a CPL-3 main loop, which then never sees its limits.
+inline bool enter_cpl(const char* who, guest::Cmdline& args, bool poll) {
+  const char* const kCpl[] = {"3", "0"};
+  if (args.choice("cpl", kCpl, poll ? 0 : 1) != 0) return true;
+  if (guest::enter_user_mode()) return true;
+  guest::printf("%s: FAIL: cannot enter CPL 3 on cpu %u\n", who, guest::this_cpu());
+  return false;
+}
 
 inline guest::LnicOptions driver_options(guest::Cmdline& args, bool poll) {
   guest::LnicOptions o;
@@ -74,11 +91,11 @@ inline bool start(const char* who, guest::Lnic& nic, const labyrinth_boot_info& 
   }
   const uint8_t* m = nic.mac();
   guest::printf("%s: lnic%u up: mac %02x:%02x:%02x:%02x:%02x:%02x features 0x%x vector 0x%x "
-                "apic %u rings rx=%u ret=%u tx=%u mode=%s ret_batch=%u pool 0x%lx+0x%lx\n",
+                "apic %u rings rx=%u ret=%u tx=%u mode=%s ret_batch=%u pool 0x%lx+0x%lx cpl %u\n",
                 who, index, m[0], m[1], m[2], m[3], m[4], m[5], nic.features(), nic.vector(),
                 guest::lapic_id(), opts.rx_entries, opts.ret_entries, opts.tx_entries,
                 opts.poll ? "poll" : "irq", opts.ret_doorbell_batch, nic.pool_base(),
-                nic.pool_size());
+                nic.pool_size(), guest::cpl());
   return true;
 }
 

@@ -137,6 +137,7 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   guest::Cmdline args = guest::Cmdline::from_boot_info(info);
   const char* const kModes[] = {"irq", "poll"};
   const bool poll = args.choice("mode", kModes, 0) == 1;
+  if (!lnic_app::enter_cpl(kWho, args, poll)) return guest::kExitFail;
   const lnic_app::RunLimits lim = lnic_app::run_limits(args);
   const uint32_t batch = static_cast<uint32_t>(args.u64("batch", 64));
   g_kick.count = args.u64("kick", 0);

@@ -349,6 +349,7 @@ void check_flood(uint64_t count) {
 int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   if (cpu != 0) guest::halt_forever();
   guest::Cmdline args = guest::Cmdline::from_boot_info(info);
+  if (!lnic_app::enter_cpl(kWho, args, /*poll=*/true)) return guest::kExitFail;
   const bool do_config = args.flag("config", true);
   const bool do_bogus = args.flag("bogus", true);
   const bool do_double = args.flag("double", true);

@@ -68,6 +68,7 @@ guest::LnicVerdict on_frame(guest::Lnic&, const guest::LnicFrame& f, void* conte
 int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   if (cpu != 0) guest::halt_forever();
   guest::Cmdline args = guest::Cmdline::from_boot_info(info);
+  if (!lnic_app::enter_cpl(kWho, args, /*poll=*/false)) return guest::kExitFail;
   const uint64_t seconds = args.u64("seconds", 0);
   const uint64_t max_frames = args.u64("frames", 0);
   const uint64_t floor_ms = args.u64("floor_ms", 0);

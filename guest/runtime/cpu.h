@@ -7,29 +7,42 @@
 // Everything is inline and header-only. Port I/O and HLT cause VM exits (cheap
 // enough); never add page-table or descriptor-table edits here: on the nested
 // PVM host those trap and are very costly.
+//
+// CPL 3 (user.h): the same functions work there. IN/OUT, CLI, STI and HLT raise
+// #GP at CPL 3 on the nested host (it ignores IOPL 3), and the runtime's #GP
+// entry (user.S) performs them at CPL 0 and resumes after them; "sti; hlt" is
+// recognised as one unit, so it stays atomic. Port I/O therefore always uses
+// the DX forms, which is all that entry decodes. read_cr2() is CPL 0 only.
 #pragma once
 
 #include <stdint.h>
 
 namespace guest {
 
+// Current privilege level (CS.RPL): 0 during boot, 3 after enter_user_mode().
+inline unsigned cpl() {
+  uint16_t cs;
+  asm volatile("mov %%cs, %0" : "=r"(cs));
+  return cs & 3u;
+}
+
 inline void outb(uint16_t port, uint8_t value) {
-  asm volatile("outb %0, %1" : : "a"(value), "Nd"(port) : "memory");
+  asm volatile("outb %0, %1" : : "a"(value), "d"(port) : "memory");
 }
 
 inline void outl(uint16_t port, uint32_t value) {
-  asm volatile("outl %0, %1" : : "a"(value), "Nd"(port) : "memory");
+  asm volatile("outl %0, %1" : : "a"(value), "d"(port) : "memory");
 }
 
 inline uint8_t inb(uint16_t port) {
   uint8_t value;
-  asm volatile("inb %1, %0" : "=a"(value) : "Nd"(port) : "memory");
+  asm volatile("inb %1, %0" : "=a"(value) : "d"(port) : "memory");
   return value;
 }
 
 inline uint32_t inl(uint16_t port) {
   uint32_t value;
-  asm volatile("inl %1, %0" : "=a"(value) : "Nd"(port) : "memory");
+  asm volatile("inl %1, %0" : "=a"(value) : "d"(port) : "memory");
   return value;
 }
 
@@ -69,7 +82,13 @@ inline uint64_t read_rflags() {
   return value;
 }
 
-inline bool interrupts_enabled() { return (read_rflags() & (1u << 9)) != 0; }
+// At CPL 3 PUSHF shows the host's IF, not ours: user.S keeps our IF in
+// guest_user_if (a host build of this header defines it itself).
+extern "C" volatile uint32_t guest_user_if;
+inline bool interrupts_enabled() {
+  if (cpl() != 0) return guest_user_if != 0;
+  return (read_rflags() & (1u << 9)) != 0;
+}
 
 // Stop this CPU for good: interrupts off, HLT in a loop (NMIs may wake it).
 [[noreturn]] inline void halt_forever() {

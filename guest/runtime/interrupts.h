@@ -12,7 +12,12 @@
 //     EOI itself (guest::lapic_eoi() for LAPIC/IOAPIC interrupts). An interrupt
 //     on a vector with no handler is reported and exits with status 3 too;
 //   - vector 255 is the LAPIC spurious vector (kSpuriousVector) and is ignored
-//     (a spurious interrupt must not be EOI'd).
+//     (a spurious interrupt must not be EOI'd);
+//   - a #GP from CPL 3 on IN/OUT/CLI/STI/HLT is not an error: user.S performs
+//     the instruction (see user.h); any other #GP is reported as above.
+// Interrupts taken at CPL 3 arrive on the interrupt stack (TSS.RSP0); the frame
+// then holds the CPL-3 CS/SS/RSP, the report prints the CPL (CS & 3), and IRETQ
+// returns to CPL 3. From CPL 0 the CPU pushes the same 5 words (64-bit mode).
 // idt_init() builds the table once (boot CPU); idt_load() loads it on each CPU.
 // start.cc does both before guest_main runs.
 #pragma once

@@ -14,6 +14,7 @@
 #include "guest/runtime/runtime.h"
 #include "guest/runtime/serial.h"
 #include "guest/runtime/tsc.h"
+#include "guest/runtime/user.h"
 
 extern "C" char guest_stacks[];  // entry.S
 extern "C" char __image_end[];   // linker.ld
@@ -115,6 +116,7 @@ const labyrinth_boot_info& boot_info() { return *g_info; }
 unsigned this_cpu() {
   uint64_t rsp;
   asm volatile("mov %%rsp, %0" : "=r"(rsp));
+  if (on_user_irq_stack(rsp)) return 0;  // only CPU 0 runs at CPL 3 (user.h)
   return static_cast<unsigned>((rsp - reinterpret_cast<uint64_t>(guest_stacks)) / kStackSize);
 }
 

@@ -8,6 +8,13 @@
  * calls guest_interrupt_dispatch(frame). Registers are restored on return and
  * the stub's two words dropped before IRETQ.
  *
+ * Privilege: in 64-bit mode the CPU pushes SS, RSP, RFLAGS, CS, RIP whether
+ * or not the interrupt changes privilege; from CPL 3 (user.h) it first switches
+ * to TSS.RSP0, and IRETQ pops the CPL-3 CS/SS/RSP again, so the same stubs
+ * serve both. Vector 13 (#GP) goes to guest_gp_entry (user.S) first, which
+ * performs the privileged instructions CPL-3 code uses and sends the rest back
+ * to guest_interrupt_common.
+ *
  * Stack alignment: the CPU aligns RSP to 16 before pushing its 5-word frame;
  * error code + vector + 15 registers make 22 words in total, so RSP is 16-byte
  * aligned at the call as the SysV ABI requires. The runtime is built with
@@ -20,17 +27,23 @@ guest_vector_stubs:
   vector = 0
   .rept 256
   .balign 16
-  /* Vectors with a CPU-pushed error code: #DF #TS #NP #SS #GP #PF #AC #CP #VC #SX */
-  .if (vector == 8) || (vector == 10) || (vector == 11) || (vector == 12) || (vector == 13) || (vector == 14) || (vector == 17) || (vector == 21) || (vector == 29) || (vector == 30)
+  /* Vectors with a CPU-pushed error code: #DF #TS #NP #SS #GP #PF #AC #CP #VC #SX
+   (#GP's error code is pushed by the CPU too; user.S handles it). */
+  .if vector == 13
+  jmp guest_gp_entry
+  .else
+  .if (vector == 8) || (vector == 10) || (vector == 11) || (vector == 12) || (vector == 14) || (vector == 17) || (vector == 21) || (vector == 29) || (vector == 30)
   .else
   pushq $0
   .endif
   pushq $vector
-  jmp interrupt_common
+  jmp guest_interrupt_common
+  .endif
   vector = vector + 1
   .endr
 
-interrupt_common:
+  .globl guest_interrupt_common
+guest_interrupt_common:
   cld
   pushq %rax
   pushq %rbx

@@ -29,6 +29,12 @@ int g_eois = 0;
 constexpr uint32_t kApicId = 2;
 }  // namespace
 
+// The runtime's CPL-3 interrupt flag (user.S); host code runs at CPL 3, where
+// PUSHF shows IF = 1, so 1 keeps interrupts_enabled() as it was.
+extern "C" {
+volatile uint32_t guest_user_if = 1;
+}
+
 namespace guest {
 void serial_putc(char c) { g_out.push_back(c); }
 SpinLock& serial_lock() {
