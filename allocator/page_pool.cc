@@ -148,6 +148,7 @@ struct SharedHot {
   std::atomic<uint64_t> chunks_removed{0};
   std::atomic<uint64_t> grow_failures{0};
   std::atomic<uint64_t> unmap_failures{0};
+  std::atomic<uint64_t> grow_on_failure{0};
   std::atomic<uint64_t> below_low_events{0};
   std::atomic<uint64_t> below_min_events{0};
   std::atomic<uint64_t> chunks{0};
@@ -180,6 +181,7 @@ struct PagePool::Impl {
   bool below_low = false, below_min = false;
   // Since when the depot has been above high + one chunk (shrink hysteresis).
   std::optional<std::chrono::steady_clock::time_point> surplus_since;
+  uint64_t atomic_failures_seen = 0;  // sum of the caches' fail_exhausted at the last pass
   Error last_grow_error = Error::at_maximum;
 
   std::mutex attach_mu;  // guards PageCache::attached
@@ -824,7 +826,21 @@ bool PagePool::Impl::worker_pass() {
   below_min = now_below_min;
   below_low = now_below_low;
 
+  // Atomic allocations failed since the last pass: the depot ran dry between passes
+  // (bursts faster than the worker's poll, or dirty pages not yet zeroed). The low
+  // watermark did not protect the atomic path, so the pool gets another chunk.
+  uint64_t failures = 0;
+  for (uint32_t i = 0; i < cfg.max_caches; ++i) {
+    failures += caches[i].fail_exhausted.load(std::memory_order_relaxed);
+  }
+  const bool starved = failures != atomic_failures_seen;
+  atomic_failures_seen = failures;
+
   bool grew = false;
+  if (starved && !now_below_low && add_chunk()) {
+    bump_shared(shared->grow_on_failure);
+    grew = true;
+  }
   if (now_below_low) {
     while (shared->depot_free.load(std::memory_order_relaxed) < cfg.high_pages) {
       if (!add_chunk()) {
@@ -835,7 +851,7 @@ bool PagePool::Impl::worker_pass() {
     }
   }
   const bool surplus = free >= uint64_t{cfg.high_pages} + ppc;
-  if (!surplus || now_below_low) {
+  if (!surplus || now_below_low || starved) {
     surplus_since.reset();
   } else if (!surplus_since) {
     surplus_since = std::chrono::steady_clock::now();
@@ -911,6 +927,7 @@ PoolStats PagePool::stats() const {
   st.chunks_removed = ld(s.chunks_removed);
   st.grow_failures = ld(s.grow_failures);
   st.unmap_failures = ld(s.unmap_failures);
+  st.grow_on_failure = ld(s.grow_on_failure);
   st.below_low_events = ld(s.below_low_events);
   st.below_min_events = ld(s.below_min_events);
   st.chunks = ld(s.chunks);

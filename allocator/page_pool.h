@@ -31,8 +31,9 @@
 //                which is how the atomic reserve and exhaustion are decided).
 //   dirty list   lock-free stack of freed pages awaiting zeroing by the worker.
 //   worker       background thread: zeroes dirty pages, grows the pool below the low
-//                watermark (new chunk = new memslot) up to max_chunks, gives back fully
-//                free chunks above the high watermark.
+//                watermark (new chunk = new memslot) up to max_chunks — and by a chunk
+//                whenever atomic allocations failed since its last pass —, gives back
+//                fully free chunks that stayed above the high watermark (shrink_delay).
 // All metadata is allocated once at create() in mlock'ed, pre-faulted memory, so the
 // atomic path touches nothing that can fault.
 #pragma once
@@ -141,6 +142,7 @@ struct PoolStats {
   uint64_t chunks_removed = 0;
   uint64_t grow_failures = 0;
   uint64_t unmap_failures = 0;    // KVM refused to drop a chunk's memslot (chunk kept)
+  uint64_t grow_on_failure = 0;   // chunks added because atomic allocations had failed
   uint64_t below_low_events = 0;  // watermark crossings seen by the worker
   uint64_t below_min_events = 0;
   // Gauges (current values).

@@ -78,6 +78,7 @@ std::expected<void, Error> Machine::build_pool() {
   pc.backing = p.backing == "thp"       ? alloc::Backing::thp
                : p.backing == "hugetlb" ? alloc::Backing::hugetlb
                                         : alloc::Backing::small_pages;
+  pc.zero_policy = p.zero_policy == "on_free" ? alloc::ZeroPolicy::on_free : alloc::ZeroPolicy::worker;
   auto pool = alloc::PagePool::create(pc, *pool_sink_);
   if (!pool) {
     spdlog::error("page pool (labyrinth.pool): {}", alloc::to_string(pool.error()));
@@ -287,6 +288,7 @@ boost::json::object Machine::metrics_json() const {
       {"alloc_wait", p.alloc_wait},   {"fail_exhausted", p.fail_exhausted},
       {"frees", p.frees},             {"transfers", p.transfers},
       {"violations", p.violations()}, {"pages_zeroed", p.pages_zeroed},
+      {"grow_on_failure", p.grow_on_failure},
       {"chunks_added", p.chunks_added}, {"chunks_removed", p.chunks_removed},
       {"below_low_events", p.below_low_events}, {"below_min_events", p.below_min_events}};
   return boost::json::object{{"pool", pool}, {"lnics", lnics_->metrics_json()}};

@@ -150,6 +150,8 @@ TEST_F(PagePoolTest, EveryNewOwnerGetsAZeroedPageUnderBothZeroPolicies) {
   for (ZeroPolicy zp : {ZeroPolicy::worker, ZeroPolicy::on_free}) {
     PoolConfig c = small_config();
     c.zero_policy = zp;
+    c.max_chunks = 1;  // exactly these 16 pages, no growth
+    c.high_pages = 16;
     auto pool = make(c);
     PageCache* cache = pool->attach_cache().value();
     // Dirty every page, free them all, then take every page again.
@@ -455,6 +457,22 @@ TEST_F(PagePoolTest, ChunkWhoseMemslotCannotBeRemovedStaysPinnedAndUnused) {
   while (auto p = pool->alloc_page(kGfpAtomicExclusive, kDev, cache)) {
     ASSERT_TRUE(pool->lookup_gpa(p->gpa));
   }
+}
+
+TEST_F(PagePoolTest, AtomicFailuresMakeTheWorkerGrowEvenAboveTheLowWatermark) {
+  auto pool = make(small_config());  // 16 pages, low 8, max 4 chunks
+  PageCache* cache = pool->attach_cache().value();
+  std::vector<Page> pages;
+  while (auto p = pool->alloc_page(kGfpAtomicExclusive, kDev, cache)) pages.push_back(*p);
+  ASSERT_EQ(pages.size(), 16u);  // and one atomic allocation failed
+  for (const Page& p : pages) ASSERT_TRUE(pool->free_page(p, kDev, cache));
+  pool->detach_cache(cache);
+  pool->run_worker_once();  // zeroes all 16 (depot well above low) and sees the failure
+  const PoolStats s = pool->stats();
+  EXPECT_EQ(s.grow_on_failure, 1u);
+  EXPECT_EQ(s.chunks, 2u);
+  pool->run_worker_once();  // no new failure: no more growth
+  EXPECT_EQ(pool->stats().chunks, 2u);
 }
 
 TEST_F(PagePoolTest, CacheSlotsAreLimited) {

@@ -204,7 +204,7 @@ void parse_serial(const json::object& obj, Config& cfg, std::optional<ConfigErro
 void parse_pool(const json::object& obj, PoolSettings& p, std::optional<ConfigError>& err) {
   Section s(obj, "labyrinth.pool", err);
   s.allow_only({"chunk_size_kib", "initial_chunks", "max_chunks", "backing", "min_pages",
-                "low_pages", "high_pages"});
+                "low_pages", "high_pages", "zero_policy"});
   s.integer("chunk_size_kib", false, 4, 1 << 20, p.chunk_size_kib);
   s.integer("max_chunks", false, 1, 4096, p.max_chunks);
   s.integer("initial_chunks", false, 0, 4096, p.initial_chunks);
@@ -212,7 +212,11 @@ void parse_pool(const json::object& obj, PoolSettings& p, std::optional<ConfigEr
   s.integer("min_pages", false, 0, UINT32_MAX, p.min_pages);
   s.integer("low_pages", false, 0, UINT32_MAX, p.low_pages);
   s.integer("high_pages", false, 0, UINT32_MAX, p.high_pages);
+  s.string("zero_policy", false, p.zero_policy);
   if (!s.ok()) return;
+  if (p.zero_policy != "worker" && p.zero_policy != "on_free") {
+    return s.fail("zero_policy", "must be \"worker\" or \"on_free\", got \"" + p.zero_policy + "\"");
+  }
   if (p.backing != "4k" && p.backing != "thp" && p.backing != "hugetlb") {
     return s.fail("backing", "must be \"4k\", \"thp\" or \"hugetlb\", got \"" + p.backing + "\"");
   }

@@ -40,6 +40,7 @@ struct PoolSettings {
   uint32_t min_pages = 64;
   uint32_t low_pages = 256;
   uint32_t high_pages = 512;
+  std::string zero_policy = "worker";  // "worker" | "on_free" (who zeroes freed pages)
   uint64_t max_bytes() const { return uint64_t{chunk_size_kib} * 1024 * max_chunks; }
 };
 
