@@ -151,6 +151,7 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   bool start_requested_ = false;
   bool backend_started_ = false;
   std::unique_ptr<Pacer> floor_pacer_;
+  std::vector<std::unique_ptr<Pacer>> retired_pacers_;  // may have posted steps pending
   uint64_t inject_ticks_ = 0;
   uint64_t timer_ticks_ = 0;  // median cost of an empty rdtsc pair, taken off alloc samples
 

@@ -116,7 +116,10 @@ void Lnic::receive(std::span<const std::byte> frame, uint64_t t_ready) {
   auto page = pool_.alloc_page(alloc::kGfpAtomicExclusive, cfg_.device_owner, cache_);
   const uint64_t a1 = alloc::rdtsc();
   latency_.alloc.record(a1 - a0 > timer_ticks_ ? a1 - a0 - timer_ticks_ : 0);
-  if (!page && !in_returns_) {  // pages may be waiting in the return ring: reclaim, retry once
+  // Dry: pages may be waiting in the return ring (a polling guest rings no doorbell).
+  // Reclaiming them is device work on the RX path (and, with ZeroPolicy::on_free, their
+  // zeroing) — never inside alloc_page itself; it only happens when the pool is dry.
+  if (!page && !in_returns_) {
     process_returns();
     page = pool_.alloc_page(alloc::kGfpAtomicExclusive, cfg_.device_owner, cache_);
   }
@@ -286,6 +289,10 @@ void Lnic::process_tx() {
 
 void Lnic::start_floor(double rate_hz, uint32_t spin_us) {
   const auto& clk = alloc::TscClock::instance();
+  if (floor_pacer_) {  // a step may still be posted for the old one: keep it alive
+    floor_pacer_->stop();
+    retired_pacers_.push_back(std::move(floor_pacer_));
+  }
   floor_pacer_ = std::make_unique<Pacer>(io_, clk.from_ns(1e9 / std::max(rate_hz, 1e-3)),
                                          clk.from_ns(spin_us * 1000.0));
   floor_pacer_->start([this](uint64_t t_sched, uint64_t) {
