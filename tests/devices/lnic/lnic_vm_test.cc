@@ -256,6 +256,27 @@ TEST_F(LnicVmTest, UdpPortInUseIsAClearHostError) {
 }
 
 
+TEST_F(LnicVmTest, SeveralLnicsEachWithItsOwnWindowMacAndInterrupt) {
+  const std::string m = metrics_path();
+  auto r = Child::run(
+      {LABYRINTH_BINARY, "run", "--metrics", m, "--config",
+       config("lnic_sink", "mode=irq nic=1 frames=1000",
+              R"([{"id": "a", "guest_mac": "02:00:00:00:00:0a", "backend": {"type": "pktgen", "rate_pps": 2000}},
+                  {"id": "b", "guest_mac": "02:00:00:00:00:0b", "backend": {"type": "pktgen", "rate_pps": 2000, "pattern": 7}}])")},
+      std::chrono::seconds(90));
+  ASSERT_FALSE(r.timed_out) << r.out << r.err;
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("mac 02:00:00:00:00:0b"), std::string::npos) << r.out;  // it drove lnic 1
+  const auto j = read_json(m);
+  const auto& nics = j.at("lnics").as_array();
+  ASSERT_EQ(nics.size(), 2u);
+  EXPECT_EQ(nics[0].at("id").as_string(), "a");
+  EXPECT_EQ(num(nics[0].at("rx_frames")), 0u);  // never enabled: its pktgen never started
+  EXPECT_GE(num(nics[1].at("rx_frames")), 1000u);
+  EXPECT_GT(num(nics[1].at("irqs")), 0u);
+  expect_exact_accounting(j);
+}
+
 // A real TAP device with a real guest: labyrinth runs inside a network namespace the
 // test creates (and removes); lnic_echo sends back what arrives on the tap; a packet
 // socket in the namespace sends frames in and reads the echoes.
