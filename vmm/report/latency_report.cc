@@ -16,9 +16,8 @@ double us(uint64_t ticks) { return alloc::TscClock::instance().to_ns(ticks) / 10
 
 std::string fmt_us(double v) {
   char buf[32];
-  if (v < 10) std::snprintf(buf, sizeof buf, "%.3f", v);
-  else if (v < 1000) std::snprintf(buf, sizeof buf, "%.1f", v);
-  else std::snprintf(buf, sizeof buf, "%.0f", v);
+  const char* fmt = v < 10 ? "%.3f" : v < 1000 ? "%.1f" : "%.0f";
+  (void)std::snprintf(buf, sizeof buf, fmt, v);
   return buf;
 }
 
@@ -50,12 +49,12 @@ std::string LatencyReport::table() const {
   o << title_ << "\n";
   for (const auto& [k, v] : notes_) o << "  " << k << ": " << v << "\n";
   char line[256];
-  std::snprintf(line, sizeof line, "%-10s %10s %9s %9s %9s %9s %9s %9s %9s %9s\n", "span (us)",
+  (void)std::snprintf(line, sizeof line, "%-10s %10s %9s %9s %9s %9s %9s %9s %9s %9s\n", "span (us)",
                 "count", "min", "p50", "p90", "p99", "p99.9", "p99.99", "max", "drops");
   o << line;
   for (const Span& s : spans_) {
     const auto& h = s.hist;
-    std::snprintf(line, sizeof line, "%-10s %10llu %9s %9s %9s %9s %9s %9s %9s %9llu\n",
+    (void)std::snprintf(line, sizeof line, "%-10s %10llu %9s %9s %9s %9s %9s %9s %9s %9llu\n",
                   s.name.c_str(), static_cast<unsigned long long>(h.count()),
                   fmt_us(us(h.min())).c_str(), fmt_us(us(h.percentile(50))).c_str(),
                   fmt_us(us(h.percentile(90))).c_str(), fmt_us(us(h.percentile(99))).c_str(),
@@ -132,7 +131,8 @@ bool LatencyReport::write_svg(const std::string& path) const {
   o << "<text x='" << left << "' y='46' fill='#555'>latency by percentile (log scales); "
     << "each line is one span</text>\n";
   // Grid: decades on y, percentiles on x.
-  for (double d = dlo; d <= dhi + 1e-9; d += 1) {
+  for (int decade = static_cast<int>(dlo); decade <= static_cast<int>(dhi); ++decade) {
+    const double d = decade;
     const double y = ypos(std::pow(10.0, d));
     o << "<line x1='" << left << "' x2='" << left + pw << "' y1='" << y << "' y2='" << y
       << "' stroke='#ddd'/>\n";

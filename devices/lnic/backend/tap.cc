@@ -22,7 +22,7 @@ std::expected<std::unique_ptr<TapBackend>, BackendError> TapBackend::create(boos
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
   std::memcpy(ifr.ifr_name, cfg.ifname.data(), cfg.ifname.size());
   if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
-    ::close(fd);
+    (void)::close(fd);
     return std::unexpected(BackendError::tun_failed);
   }
   boost::asio::posix::stream_descriptor sd(io, fd);  // owns fd from here
@@ -37,7 +37,7 @@ void TapBackend::start(FrameSink& sink) {
 void TapBackend::stop() {
   sink_ = nullptr;
   boost::system::error_code ec;
-  fd_.cancel(ec);
+  (void)fd_.cancel(ec);
 }
 
 void TapBackend::arm() {

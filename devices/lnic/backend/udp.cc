@@ -10,11 +10,11 @@ std::expected<std::unique_ptr<UdpBackend>, BackendError> UdpBackend::create(
     boost::asio::io_context& io, const UdpConfig& cfg) {
   boost::system::error_code ec;
   ip::udp::socket s(io);
-  s.open(ip::udp::v4(), ec);
+  (void)s.open(ip::udp::v4(), ec);
   if (ec) return std::unexpected(BackendError::socket_failed);
-  s.bind(ip::udp::endpoint(ip::address_v4::loopback(), cfg.local_port), ec);
+  (void)s.bind(ip::udp::endpoint(ip::address_v4::loopback(), cfg.local_port), ec);
   if (ec) return std::unexpected(BackendError::socket_failed);
-  s.non_blocking(true, ec);
+  (void)s.non_blocking(true, ec);
   if (ec) return std::unexpected(BackendError::socket_failed);
   return std::unique_ptr<UdpBackend>(
       new UdpBackend(std::move(s), ip::udp::endpoint(ip::address_v4::loopback(), cfg.peer_port)));
@@ -33,7 +33,7 @@ void UdpBackend::start(FrameSink& sink) {
 void UdpBackend::stop() {
   sink_ = nullptr;
   boost::system::error_code ec;
-  socket_.cancel(ec);
+  (void)socket_.cancel(ec);
 }
 
 void UdpBackend::arm() {

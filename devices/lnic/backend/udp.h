@@ -25,7 +25,7 @@ class UdpBackend final : public Backend {
   uint16_t local_port() const;
 
  private:
-  UdpBackend(boost::asio::ip::udp::socket socket, boost::asio::ip::udp::endpoint peer)
+  UdpBackend(boost::asio::ip::udp::socket socket, const boost::asio::ip::udp::endpoint& peer)
       : socket_(std::move(socket)), peer_(peer) {}
   void arm();
   boost::asio::ip::udp::socket socket_;
