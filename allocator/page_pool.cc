@@ -43,6 +43,8 @@
 //   frozen stack holds, every other outstanding claim is still covered by unfrozen stacks.
 #include "allocator/page_pool.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <bit>
 #include <condition_variable>
@@ -156,6 +158,25 @@ struct SharedHot {
   std::atomic<uint32_t> chunk_limit{0};  // slots [0, limit) may hold chunks
 };
 
+namespace {
+// Objects the atomic path dereferences (PagePool, its Impl) are allocated from their own
+// pinned mapping: pre-faulted, mlock'ed, never swapped, so reading them cannot fault.
+size_t pinned_size(std::size_t bytes) { return (bytes + kPageSize - 1) / kPageSize * kPageSize; }
+void* pinned_new(std::size_t bytes) {
+  void* p = mmap(nullptr, pinned_size(bytes), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  if (mlock(p, pinned_size(bytes)) != 0) {
+    (void)munmap(p, pinned_size(bytes));
+    throw std::bad_alloc();
+  }
+  return p;
+}
+void pinned_delete(void* p, std::size_t bytes) noexcept {
+  if (p != nullptr) (void)munmap(p, pinned_size(bytes));
+}
+}  // namespace
+
 struct PagePool::Impl {
   PoolConfig cfg;
   MemslotSink& sink;
@@ -194,6 +215,9 @@ struct PagePool::Impl {
   std::thread worker;
 
   Impl(const PoolConfig& c, MemslotSink& s) : cfg(c), sink(s) {}
+  // Pinned like the pool object (see PagePool::operator new).
+  static void* operator new(std::size_t bytes) { return pinned_new(bytes); }
+  static void operator delete(void* p, std::size_t bytes) noexcept { pinned_delete(p, bytes); }
 
   uint64_t chunk_gpa(uint32_t c) const { return cfg.window_gpa + uint64_t{c} * cfg.chunk_bytes; }
   uint32_t chunk_of(uint32_t idx) const { return idx >> ppc_shift; }
@@ -394,6 +418,9 @@ constexpr size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
 }  // namespace
 
+void* PagePool::operator new(std::size_t bytes) { return pinned_new(bytes); }
+void PagePool::operator delete(void* p, std::size_t bytes) noexcept { pinned_delete(p, bytes); }
+
 PagePool::PagePool(const PoolConfig& cfg, MemslotSink& sink)
     : cfg_(cfg), pool_id_(g_next_pool_id.fetch_add(1, std::memory_order_relaxed)),
       impl_(std::make_unique<Impl>(cfg, sink)) {}
@@ -401,7 +428,12 @@ PagePool::PagePool(const PoolConfig& cfg, MemslotSink& sink)
 std::expected<std::unique_ptr<PagePool>, Error> PagePool::create(const PoolConfig& cfg,
                                                                  MemslotSink& sink) {
   if (auto ok = validate(cfg); !ok) return std::unexpected(ok.error());
-  std::unique_ptr<PagePool> pool(new PagePool(cfg, sink));
+  std::unique_ptr<PagePool> pool;
+  try {
+    pool.reset(new PagePool(cfg, sink));
+  } catch (const std::bad_alloc&) {
+    return std::unexpected(Error::pin_failed);
+  }
   Impl& m = *pool->impl_;
   m.pool_id = pool->pool_id_;
   m.ppc = static_cast<uint32_t>(cfg.chunk_bytes / kPageSize);

@@ -170,6 +170,10 @@ class PagePool {
   ~PagePool();  // stops the worker, unmaps every memslot, unpins every chunk
   PagePool(const PagePool&) = delete;
   PagePool& operator=(const PagePool&) = delete;
+  // The pool object itself lives in pinned memory (mmap + mlock), like everything the
+  // atomic path reads: a heap page could be swapped out and fault. Throws bad_alloc.
+  static void* operator new(std::size_t bytes);
+  static void operator delete(void* p, std::size_t bytes) noexcept;
 
   // Per-context caches. attach/detach are setup calls (may lock); a cache is used
   // by one thread at a time. detach flushes its pages back to the depot.
