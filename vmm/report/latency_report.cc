@@ -117,9 +117,10 @@ bool LatencyReport::write_svg(const std::string& path) const {
     hi = 100;
   }
   const double dlo = std::floor(std::log10(lo)), dhi = std::ceil(std::log10(hi) + 1e-9);
-  auto ypos = [&](double v) {
+  auto ypos = [&](double v) {  // values below the lowest decade (e.g. 0) sit on the axis
     const double l = std::log10(std::max(v, 1e-6));
-    return top + ph * (1.0 - (l - dlo) / std::max(dhi - dlo, 1.0));
+    const double y = top + ph * (1.0 - (l - dlo) / std::max(dhi - dlo, 1.0));
+    return std::clamp(y, top, top + ph);
   };
 
   std::ostringstream o;
