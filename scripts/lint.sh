@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # clang-tidy-19 (the repo's .clang-tidy, warnings are errors) over the given folders,
 # using build/compile_commands.json. Default: allocator/, the product's core. CI lints
-# allocator/, devices/lnic/, vmm/net/, vmm/report/ (the rest still has findings).
+# allocator/, devices/ and vmm/ (all host code but the tests).
 #   scripts/lint.sh [folder ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."

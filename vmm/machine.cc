@@ -163,7 +163,9 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
   }
 
   for (auto& vcpu : vcpus_) {
-    if (auto r = vcpu->set_cpuid(vcpu_cpuid(kvm_->supported_cpuid(), vcpu->index(), n)); !r) {
+    // kvm_ is set by build() before build_vcpus() runs.
+    if (auto r = vcpu->set_cpuid(vcpu_cpuid(kvm_.value().supported_cpuid(), vcpu->index(), n));  // NOLINT(bugprone-unchecked-optional-access)
+        !r) {
       return r;
     }
     auto sregs = vcpu->sregs();
@@ -260,7 +262,7 @@ void Machine::print_stats() const {
   for (const auto& r : runners_) exits += r->exits();
   // vmm_overhead: VmRSS minus guest RAM touched minus pinned pool chunks. Of it,
   // rss_file is mostly shared-library text; vmm_anon_overhead is private memory.
-  std::fprintf(stderr,
+  (void)std::fprintf(stderr,
                "labyrinth: stats: vm_rss_kib=%llu vm_hwm_kib=%llu rss_anon_kib=%llu "
                "rss_file_kib=%llu guest_touched_kib=%llu pool_pinned_kib=%llu "
                "vmm_overhead_kib=%llu vmm_anon_overhead_kib=%llu vcpu_exits=%llu "

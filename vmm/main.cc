@@ -36,7 +36,7 @@ std::expected<labyrinth::vmm::Config, int> load(const std::string& config_path,
   auto config = labyrinth::vmm::load_config(config_path,
                                             labyrinth::vmm::ConfigLimits::host_limits());
   if (!config) {
-    std::fprintf(stderr, "labyrinth: config error: %s\n", config.error().message().c_str());
+    (void)std::fprintf(stderr, "labyrinth: config error: %s\n", config.error().message().c_str());
     return std::unexpected(labyrinth::vmm::kExitUsage);
   }
   if (!serial_out.empty()) config->serial.output = serial_out;
@@ -45,7 +45,7 @@ std::expected<labyrinth::vmm::Config, int> load(const std::string& config_path,
 
 int report_build_error(labyrinth::vmm::Error e) {
   const int status = labyrinth::vmm::exit_status_for(e);
-  std::fprintf(stderr, "labyrinth: %s: %s\n",
+  (void)std::fprintf(stderr, "labyrinth: %s: %s\n",
                status == labyrinth::vmm::kExitUsage ? "config error" : "error",
                std::string(labyrinth::vmm::to_string(e)).c_str());
   return status;
@@ -56,14 +56,14 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
                 double floor_rate, const std::string& json_path, const std::string& plot_path) {
   using namespace labyrinth;
   if (!plot_path.empty() && std::filesystem::path(plot_path).extension() != ".svg") {
-    std::fprintf(stderr, "labyrinth: --plot: only .svg plots are written, got \"%s\"\n",
+    (void)std::fprintf(stderr, "labyrinth: --plot: only .svg plots are written, got \"%s\"\n",
                  plot_path.c_str());
     return vmm::kExitUsage;
   }
   auto config = load(config_path, serial_out);
   if (!config) return config.error();
   if (config->lnics.empty()) {
-    std::fprintf(stderr, "labyrinth: config error: labyrinth.lnics: a latency run needs an lnic\n");
+    (void)std::fprintf(stderr, "labyrinth: config error: labyrinth.lnics: a latency run needs an lnic\n");
     return vmm::kExitUsage;
   }
   auto machine = vmm::Machine::create(*config);
@@ -73,11 +73,11 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
   opts.latency.floor_rate_hz = floor_rate;
   const int status = (*machine)->run(opts);
   if (!(*machine)->latency_error().empty()) {
-    std::fprintf(stderr, "labyrinth: latency: %s\n", (*machine)->latency_error().c_str());
+    (void)std::fprintf(stderr, "labyrinth: latency: %s\n", (*machine)->latency_error().c_str());
     return status != 0 ? status : vmm::kExitUsage;
   }
   if (status != 0) {
-    std::fprintf(stderr, "labyrinth: latency: the VM ended with status %d before the run completed\n", status);
+    (void)std::fprintf(stderr, "labyrinth: latency: the VM ended with status %d before the run completed\n", status);
     return status;
   }
   auto& nic = *(*machine)->lnics().nics()[0];
@@ -107,13 +107,13 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
   const double floor99 = static_cast<double>(lat.floor.percentile(99));
   char buf[160];
   if (floor50 > 0 && lat.guest.count() > 0) {
-    std::snprintf(buf, sizeof buf, "p50 %.2fx, p99 %.2fx",
+    (void)std::snprintf(buf, sizeof buf, "p50 %.2fx, p99 %.2fx",
                   static_cast<double>(lat.guest.percentile(50)) / floor50,
                   floor99 > 0 ? static_cast<double>(lat.guest.percentile(99)) / floor99 : 0.0);
     r.note("device path / floor", buf);
   }
   if (lat.host_rx.count() > 0) {
-    std::snprintf(buf, sizeof buf, "%.2f%% at p50",
+    (void)std::snprintf(buf, sizeof buf, "%.2f%% at p50",
                   100.0 * static_cast<double>(lat.alloc.percentile(50)) /
                       static_cast<double>(std::max<uint64_t>(lat.host_rx.percentile(50), 1)));
     r.note("allocation share of host_rx", buf);
@@ -128,12 +128,12 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
     std::ofstream out(json_path);
     out << boost::json::serialize(j) << "\n";
     if (!out) {
-      std::fprintf(stderr, "labyrinth: cannot write %s\n", json_path.c_str());
+      (void)std::fprintf(stderr, "labyrinth: cannot write %s\n", json_path.c_str());
       return vmm::kExitHostError;
     }
   }
   if (!plot_path.empty() && !r.write_svg(plot_path)) {
-    std::fprintf(stderr, "labyrinth: cannot write %s\n", plot_path.c_str());
+    (void)std::fprintf(stderr, "labyrinth: cannot write %s\n", plot_path.c_str());
     return vmm::kExitHostError;
   }
   return 0;
@@ -150,7 +150,7 @@ int run_vm(const std::string& config_path, const std::string& serial_out, bool s
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run_main(int argc, char** argv) {
   CLI::App app{"Labyrinth: a small KVM virtual machine monitor", "labyrinth"};
   app.footer(kExitStatusHelp);
   app.require_subcommand(1);
@@ -206,9 +206,18 @@ int main(int argc, char** argv) {
   logger->set_pattern("labyrinth: [%l] %v");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(log_level));
-  ::signal(SIGPIPE, SIG_IGN);  // a closed serial pipe is an EPIPE, not a death
+  (void)::signal(SIGPIPE, SIG_IGN);  // a closed serial pipe is an EPIPE, not a death
   if (lat->parsed()) {
     return run_latency(config_path, serial_out, seconds, floor_rate, json_path, plot_path);
   }
   return run_vm(config_path, serial_out, stats, metrics_path);
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run_main(argc, argv);
+  } catch (const std::exception& e) {  // a bug: report it with the documented status
+    (void)std::fprintf(stderr, "labyrinth: internal error: %s\n", e.what());
+    return labyrinth::vmm::kExitHostError;
+  }
 }

@@ -37,7 +37,7 @@ StdinReader::StdinReader(boost::asio::io_context& io, Uart16550& uart, int fd)
 
 StdinReader::~StdinReader() {
   boost::system::error_code ec;
-  stream_.close(ec);  // closes our dup only
+  (void)stream_.close(ec);  // closes our dup only
 }
 
 bool StdinReader::start() {
@@ -54,7 +54,7 @@ bool StdinReader::start() {
   const int dup = ::fcntl(fd_, F_DUPFD_CLOEXEC, 3);
   if (dup < 0) return false;
   boost::system::error_code ec;
-  stream_.assign(dup, ec);  // registers with epoll; /dev/null and the like fail here
+  (void)stream_.assign(dup, ec);  // registers with epoll; /dev/null and the like fail here
   if (ec) {
     ::close(dup);
     spdlog::debug("serial input: cannot poll stdin ({}); not reading it", ec.message());

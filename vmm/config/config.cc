@@ -314,7 +314,7 @@ void parse_lnics(const json::array& arr, std::vector<LnicSettings>& out,
     n.id = "lnic" + std::to_string(i);
     s.string("id", false, n.id);
     char mac_buf[32];
-    std::snprintf(mac_buf, sizeof mac_buf, "02:4c:42:00:00:%02x", static_cast<unsigned>((i + 1) & 0xFF));
+    (void)std::snprintf(mac_buf, sizeof mac_buf, "02:4c:42:00:00:%02x", static_cast<unsigned>((i + 1) & 0xFF));
     std::string mac = mac_buf;
     s.string("guest_mac", false, mac);
     if (s.ok() && !parse_mac(mac, n.mac)) {

@@ -56,7 +56,7 @@ IoEventFd::~IoEventFd() {
     spdlog::warn("ioeventfd at {:#x} not deregistered", addr_);
   }
   boost::system::error_code ec;
-  stream_.close(ec);
+  (void)stream_.close(ec);
 }
 
 void IoEventFd::async_wait(std::function<void(uint64_t)> handler) {
