@@ -38,6 +38,15 @@ void to_c(const Page& p, labyrinth_page* out) {
   out->pool_id = p.pool_id;
 }
 
+// The C shape of an allocation result: the page's host address (NULL on failure),
+// *page filled, *err set (err may be NULL).
+void* hand_to_c(const std::expected<Page, Error>& p, labyrinth_page* page, int* err) {
+  if (err != nullptr) *err = p ? LABYRINTH_OK : code(p.error());
+  if (!p) return nullptr;
+  to_c(*p, page);
+  return p->host;
+}
+
 Page from_c(const labyrinth_page* p) {
   return Page{p->gpa, static_cast<std::byte*>(p->host), p->index, p->generation, p->pool_id};
 }
@@ -115,26 +124,15 @@ void labyrinth_cache_detach(labyrinth_cache* cache) {
 
 void* labyrinth_void_alloc_page_gfp_atomic_exclusive(labyrinth_cache* cache, uint32_t owner,
                                                       labyrinth_page* page, int* err) {
-  auto p = cache->owner->pool->alloc_page(labyrinth::alloc::kGfpAtomicExclusive, owner, cache->cache);
-  if (!p) {
-    if (err != nullptr) *err = code(p.error());
-    return nullptr;
-  }
-  to_c(*p, page);
-  if (err != nullptr) *err = LABYRINTH_OK;
-  return p->host;
+  return hand_to_c(cache->owner->pool->alloc_page(labyrinth::alloc::kGfpAtomicExclusive, owner,
+                                                  cache->cache),
+                   page, err);
 }
 
 void* labyrinth_alloc_page_wait(labyrinth_pool* pool, uint32_t owner, labyrinth_page* page,
                                 int* err) {
-  auto p = pool->pool->alloc_page(labyrinth::alloc::kGfpExclusive, owner, nullptr);
-  if (!p) {
-    if (err != nullptr) *err = code(p.error());
-    return nullptr;
-  }
-  to_c(*p, page);
-  if (err != nullptr) *err = LABYRINTH_OK;
-  return p->host;
+  return hand_to_c(pool->pool->alloc_page(labyrinth::alloc::kGfpExclusive, owner, nullptr), page,
+                   err);
 }
 
 int labyrinth_page_free(labyrinth_cache* cache, const labyrinth_page* page, uint32_t owner) {
