@@ -28,7 +28,9 @@ static_assert(static_cast<int>(Error::bad_config) == LABYRINTH_E_BAD_CONFIG);
 static_assert(static_cast<int>(Error::thread_failed) == LABYRINTH_E_THREAD_FAILED);
 
 namespace {
-int code(Error e) { return static_cast<int>(e); }
+int code(Error e) {
+  return static_cast<int>(e);
+}
 
 void to_c(const Page& p, labyrinth_page* out) {
   out->gpa = p.gpa;
@@ -90,8 +92,8 @@ int labyrinth_pool_create(int vm_fd, const labyrinth_pool_config* c, labyrinth_p
                                     : labyrinth::alloc::ZeroPolicy::worker;
   auto* handle = new (std::nothrow) labyrinth_pool;
   if (handle == nullptr) return LABYRINTH_E_PIN_FAILED;
-  handle->sink = std::make_unique<labyrinth::alloc::KvmFdMemslotSink>(vm_fd, c->first_slot,
-                                                                      c->max_chunks);
+  handle->sink =
+      std::make_unique<labyrinth::alloc::KvmFdMemslotSink>(vm_fd, c->first_slot, c->max_chunks);
   auto pool = PagePool::create(cfg, *handle->sink);
   if (!pool) {
     delete handle;
@@ -123,10 +125,10 @@ void labyrinth_cache_detach(labyrinth_cache* cache) {
 }
 
 void* labyrinth_void_alloc_page_gfp_atomic_exclusive(labyrinth_cache* cache, uint32_t owner,
-                                                      labyrinth_page* page, int* err) {
-  return hand_to_c(cache->owner->pool->alloc_page(labyrinth::alloc::kGfpAtomicExclusive, owner,
-                                                  cache->cache),
-                   page, err);
+                                                     labyrinth_page* page, int* err) {
+  return hand_to_c(
+      cache->owner->pool->alloc_page(labyrinth::alloc::kGfpAtomicExclusive, owner, cache->cache),
+      page, err);
 }
 
 void* labyrinth_alloc_page_wait(labyrinth_pool* pool, uint32_t owner, labyrinth_page* page,
@@ -145,7 +147,8 @@ int labyrinth_page_free_uncached(labyrinth_pool* pool, const labyrinth_page* pag
   return r ? LABYRINTH_OK : code(r.error());
 }
 
-int labyrinth_page_transfer(labyrinth_pool* pool, labyrinth_page* page, uint32_t from, uint32_t to) {
+int labyrinth_page_transfer(labyrinth_pool* pool, labyrinth_page* page, uint32_t from,
+                            uint32_t to) {
   auto r = pool->pool->transfer(from_c(page), from, to);
   if (!r) return code(r.error());
   to_c(*r, page);
@@ -161,13 +164,28 @@ int labyrinth_page_lookup_gpa(labyrinth_pool* pool, uint64_t gpa, labyrinth_page
 
 void labyrinth_pool_get_stats(const labyrinth_pool* pool, labyrinth_pool_stats* out) {
   const auto s = pool->pool->stats();
-  *out = labyrinth_pool_stats{s.alloc_cache, s.alloc_depot, s.alloc_reserve, s.alloc_wait,
-                              s.fail_exhausted, s.fail_reserve_only, s.fail_timed_out,
-                              s.frees, s.transfers, s.violation_double_free,
-                              s.violation_not_owner, s.violation_stale,
-                              s.violation_out_of_window, s.violation_foreign_pool,
-                              s.pages_zeroed, s.chunks_added, s.chunks_removed,
-                              s.chunks, s.total_pages, s.free_clean, s.free_dirty, s.in_use};
+  *out = labyrinth_pool_stats{s.alloc_cache,
+                              s.alloc_depot,
+                              s.alloc_reserve,
+                              s.alloc_wait,
+                              s.fail_exhausted,
+                              s.fail_reserve_only,
+                              s.fail_timed_out,
+                              s.frees,
+                              s.transfers,
+                              s.violation_double_free,
+                              s.violation_not_owner,
+                              s.violation_stale,
+                              s.violation_out_of_window,
+                              s.violation_foreign_pool,
+                              s.pages_zeroed,
+                              s.chunks_added,
+                              s.chunks_removed,
+                              s.chunks,
+                              s.total_pages,
+                              s.free_clean,
+                              s.free_dirty,
+                              s.in_use};
 }
 
 const char* labyrinth_strerror(int err) {

@@ -30,6 +30,8 @@ void Histogram::merge(const Histogram& other) {
   max_ = std::max(max_, other.max_);
 }
 
-void Histogram::reset() { *this = Histogram(); }
+void Histogram::reset() {
+  *this = Histogram();
+}
 
 }  // namespace labyrinth::alloc

@@ -35,7 +35,9 @@ class Histogram {
   uint64_t count() const { return count_; }
   uint64_t min() const { return count_ ? min_ : 0; }
   uint64_t max() const { return max_; }
-  double mean() const { return count_ ? static_cast<double>(sum_) / static_cast<double>(count_) : 0; }
+  double mean() const {
+    return count_ ? static_cast<double>(sum_) / static_cast<double>(count_) : 0;
+  }
   // The value at percentile p in [0, 100] (bucket midpoint, clamped to [min, max]).
   uint64_t percentile(double p) const;
   void merge(const Histogram& other);

@@ -51,17 +51,21 @@ enum labyrinth_error {
   LABYRINTH_E_THREAD_FAILED = 17,
 };
 
-enum labyrinth_backing { LABYRINTH_BACKING_4K = 0, LABYRINTH_BACKING_THP = 1, LABYRINTH_BACKING_HUGETLB = 2 };
+enum labyrinth_backing {
+  LABYRINTH_BACKING_4K = 0,
+  LABYRINTH_BACKING_THP = 1,
+  LABYRINTH_BACKING_HUGETLB = 2
+};
 
 struct labyrinth_pool_config {
-  uint64_t window_gpa;  /* 1 GiB aligned, >= 4 GiB */
+  uint64_t window_gpa; /* 1 GiB aligned, >= 4 GiB */
   uint64_t window_size;
   uint64_t chunk_bytes; /* power of two, >= 4 KiB */
   uint32_t initial_chunks;
   uint32_t max_chunks;
   uint32_t min_pages, low_pages, high_pages;
-  uint32_t backing;     /* enum labyrinth_backing */
-  uint32_t first_slot;  /* KVM memslots [first_slot, first_slot + max_chunks) are the pool's */
+  uint32_t backing;    /* enum labyrinth_backing */
+  uint32_t first_slot; /* KVM memslots [first_slot, first_slot + max_chunks) are the pool's */
   uint32_t max_caches;
   uint32_t zero_on_free; /* 0: worker zeroes freed pages (default); 1: the freeing thread does */
 };
@@ -97,7 +101,7 @@ void labyrinth_cache_detach(struct labyrinth_cache* cache);
 
 /* The atomic exclusive path: a zeroed page owned by `owner`, or NULL with *err set. */
 void* labyrinth_void_alloc_page_gfp_atomic_exclusive(struct labyrinth_cache* cache, uint32_t owner,
-                                                      struct labyrinth_page* page, int* err);
+                                                     struct labyrinth_page* page, int* err);
 /* Setup path: may wait for the pool to grow; never takes the atomic reserve. */
 void* labyrinth_alloc_page_wait(struct labyrinth_pool* pool, uint32_t owner,
                                 struct labyrinth_page* page, int* err);
@@ -105,9 +109,10 @@ int labyrinth_page_free(struct labyrinth_cache* cache, const struct labyrinth_pa
                         uint32_t owner);
 int labyrinth_page_free_uncached(struct labyrinth_pool* pool, const struct labyrinth_page* page,
                                  uint32_t owner);
-int labyrinth_page_transfer(struct labyrinth_pool* pool, struct labyrinth_page* page,
-                            uint32_t from, uint32_t to);
-int labyrinth_page_lookup_gpa(struct labyrinth_pool* pool, uint64_t gpa, struct labyrinth_page* page);
+int labyrinth_page_transfer(struct labyrinth_pool* pool, struct labyrinth_page* page, uint32_t from,
+                            uint32_t to);
+int labyrinth_page_lookup_gpa(struct labyrinth_pool* pool, uint64_t gpa,
+                              struct labyrinth_page* page);
 void labyrinth_pool_get_stats(const struct labyrinth_pool* pool, struct labyrinth_pool_stats* out);
 const char* labyrinth_strerror(int err);
 

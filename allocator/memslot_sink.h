@@ -41,9 +41,9 @@ class KvmFdMemslotSink final : public MemslotSink {
  private:
   int vm_fd_;
   uint32_t first_slot_;
-  std::mutex mu_;               // guards used_
-  std::vector<uint8_t> used_;   // per slot in range: mapped?
-  std::vector<uint64_t> gpa_;   // per slot: where it is mapped (for unmap)
+  std::mutex mu_;              // guards used_
+  std::vector<uint8_t> used_;  // per slot in range: mapped?
+  std::vector<uint64_t> gpa_;  // per slot: where it is mapped (for unmap)
 };
 
 }  // namespace labyrinth::alloc

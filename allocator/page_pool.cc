@@ -64,20 +64,31 @@ namespace {
 enum : uint64_t { kFree = 0, kAllocated = 1, kDirty = 2, kOffline = 3 };
 constexpr uint32_t kGenMask = (1u << 30) - 1;
 constexpr uint64_t desc_word(uint64_t state, uint32_t gen, OwnerId owner) {
-  return (static_cast<uint64_t>(owner) << 32) | (static_cast<uint64_t>(gen & kGenMask) << 2) | state;
+  return (static_cast<uint64_t>(owner) << 32) | (static_cast<uint64_t>(gen & kGenMask) << 2) |
+         state;
 }
-constexpr uint64_t desc_state(uint64_t w) { return w & 3; }
-constexpr uint32_t desc_gen(uint64_t w) { return static_cast<uint32_t>(w >> 2) & kGenMask; }
-constexpr OwnerId desc_owner(uint64_t w) { return static_cast<OwnerId>(w >> 32); }
+constexpr uint64_t desc_state(uint64_t w) {
+  return w & 3;
+}
+constexpr uint32_t desc_gen(uint64_t w) {
+  return static_cast<uint32_t>(w >> 2) & kGenMask;
+}
+constexpr OwnerId desc_owner(uint64_t w) {
+  return static_cast<OwnerId>(w >> 32);
+}
 
 // ---- stack head word ----
 constexpr uint32_t kNil = 0xFFFFFFFFu;
 constexpr uint64_t kFrozen = 1ull << 63;
 constexpr uint64_t kTagMask = (1ull << 31) - 1;
-constexpr uint32_t head_top(uint64_t h) { return static_cast<uint32_t>(h); }
-constexpr uint64_t head_tag(uint64_t h) { return (h >> 32) & kTagMask; }
+constexpr uint32_t head_top(uint64_t h) {
+  return static_cast<uint32_t>(h);
+}
+constexpr uint64_t head_tag(uint64_t h) {
+  return (h >> 32) & kTagMask;
+}
 constexpr uint64_t make_head(uint32_t top, uint64_t tag, bool frozen) {
-  return (frozen ? kFrozen : 0) | (((tag) & kTagMask) << 32) | top;
+  return (frozen ? kFrozen : 0) | (((tag)&kTagMask) << 32) | top;
 }
 
 // Counter owned by one thread: a relaxed load + store, no locked instruction; other
@@ -109,8 +120,8 @@ class alignas(64) PageCache {
   uint32_t* dirty = nullptr;  // freed pages not yet handed to the dirty list
   std::atomic<uint32_t> clean_count{0};
   std::atomic<uint32_t> dirty_count{0};
-  uint32_t hint = 0;          // chunk where the last refill found pages
-  bool attached = false;      // guarded by Impl::attach_mu_
+  uint32_t hint = 0;      // chunk where the last refill found pages
+  bool attached = false;  // guarded by Impl::attach_mu_
   // Counters (owner-written).
   std::atomic<uint64_t> alloc_cache{0};
   std::atomic<uint64_t> alloc_depot{0};
@@ -161,7 +172,9 @@ struct SharedHot {
 namespace {
 // Objects the atomic path dereferences (PagePool, its Impl) are allocated from their own
 // pinned mapping: pre-faulted, mlock'ed, never swapped, so reading them cannot fault.
-size_t pinned_size(std::size_t bytes) { return (bytes + kPageSize - 1) / kPageSize * kPageSize; }
+size_t pinned_size(std::size_t bytes) {
+  return (bytes + kPageSize - 1) / kPageSize * kPageSize;
+}
 void* pinned_new(std::size_t bytes) {
   void* p = mmap(nullptr, pinned_size(bytes), PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
@@ -185,7 +198,7 @@ struct PagePool::Impl {
   uint32_t ppc_shift;  // log2(ppc)
   uint32_t max_pages;
 
-  PinnedRegion meta;   // everything below points into it
+  PinnedRegion meta;  // everything below points into it
   SharedHot* shared = nullptr;
   ChunkHot* chunks = nullptr;
   std::atomic<uint64_t>* desc = nullptr;
@@ -197,7 +210,8 @@ struct PagePool::Impl {
     PinnedRegion region;
     uint32_t memslot = 0;
   };
-  mutable std::mutex worker_mu;  // lock order: worker_mu before wait_mu; never taken on the atomic path
+  mutable std::mutex
+      worker_mu;  // lock order: worker_mu before wait_mu; never taken on the atomic path
   std::vector<ChunkCold> cold;
   bool below_low = false, below_min = false;
   // Since when the depot has been above high + one chunk (shrink hysteresis).
@@ -207,11 +221,11 @@ struct PagePool::Impl {
 
   std::mutex attach_mu;  // guards PageCache::attached
 
-  std::mutex wait_mu;  // guards nothing but the condition variables' sleep
-  std::condition_variable worker_cv;   // wakes the worker (non-atomic allocs, shutdown)
-  std::condition_variable pages_cv;    // wakes non-atomic allocs waiting for pages
-  bool stop = false;                   // guarded by wait_mu
-  bool grow_requested = false;         // guarded by wait_mu
+  std::mutex wait_mu;                 // guards nothing but the condition variables' sleep
+  std::condition_variable worker_cv;  // wakes the worker (non-atomic allocs, shutdown)
+  std::condition_variable pages_cv;   // wakes non-atomic allocs waiting for pages
+  bool stop = false;                  // guarded by wait_mu
+  bool grow_requested = false;        // guarded by wait_mu
   std::thread worker;
 
   Impl(const PoolConfig& c, MemslotSink& s) : cfg(c), sink(s) {}
@@ -345,12 +359,23 @@ struct PagePool::Impl {
 
   void count_violation(Error e) const {
     switch (e) {
-      case Error::double_free: bump_shared(shared->violation_double_free); break;
-      case Error::not_owner: bump_shared(shared->violation_not_owner); break;
-      case Error::stale_handle: bump_shared(shared->violation_stale); break;
-      case Error::out_of_window: bump_shared(shared->violation_out_of_window); break;
-      case Error::foreign_pool: bump_shared(shared->violation_foreign_pool); break;
-      default: break;
+      case Error::double_free:
+        bump_shared(shared->violation_double_free);
+        break;
+      case Error::not_owner:
+        bump_shared(shared->violation_not_owner);
+        break;
+      case Error::stale_handle:
+        bump_shared(shared->violation_stale);
+        break;
+      case Error::out_of_window:
+        bump_shared(shared->violation_out_of_window);
+        break;
+      case Error::foreign_pool:
+        bump_shared(shared->violation_foreign_pool);
+        break;
+      default:
+        break;
     }
   }
 
@@ -385,7 +410,9 @@ struct PagePool::Impl {
 
 namespace {
 
-bool is_pow2(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+bool is_pow2(uint64_t v) {
+  return v != 0 && (v & (v - 1)) == 0;
+}
 
 std::expected<void, Error> validate(const PoolConfig& c) {
   constexpr uint64_t kGiB = 1ull << 30;
@@ -395,11 +422,13 @@ std::expected<void, Error> validate(const PoolConfig& c) {
   if (c.backing != Backing::small_pages && c.chunk_bytes < (2u << 20)) {
     return std::unexpected(Error::bad_config);
   }
-  if (c.max_chunks == 0 || c.initial_chunks > c.max_chunks) return std::unexpected(Error::bad_config);
+  if (c.max_chunks == 0 || c.initial_chunks > c.max_chunks)
+    return std::unexpected(Error::bad_config);
   const uint64_t ppc = c.chunk_bytes / kPageSize;
   const uint64_t max_pages = ppc * c.max_chunks;
   if (max_pages >= (1ull << 31)) return std::unexpected(Error::bad_config);
-  if (c.window_gpa % kGiB != 0 || c.window_gpa < 4 * kGiB) return std::unexpected(Error::bad_config);
+  if (c.window_gpa % kGiB != 0 || c.window_gpa < 4 * kGiB)
+    return std::unexpected(Error::bad_config);
   if (c.window_size < max_pages * kPageSize) return std::unexpected(Error::bad_config);
   if (c.window_gpa + c.window_size < c.window_gpa) return std::unexpected(Error::bad_config);
   if (c.window_gpa + c.window_size > (1ull << 46)) return std::unexpected(Error::bad_config);
@@ -414,15 +443,22 @@ std::expected<void, Error> validate(const PoolConfig& c) {
   return {};
 }
 
-constexpr size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+constexpr size_t align_up(size_t v, size_t a) {
+  return (v + a - 1) / a * a;
+}
 
 }  // namespace
 
-void* PagePool::operator new(std::size_t bytes) { return pinned_new(bytes); }
-void PagePool::operator delete(void* p, std::size_t bytes) noexcept { pinned_delete(p, bytes); }
+void* PagePool::operator new(std::size_t bytes) {
+  return pinned_new(bytes);
+}
+void PagePool::operator delete(void* p, std::size_t bytes) noexcept {
+  pinned_delete(p, bytes);
+}
 
 PagePool::PagePool(const PoolConfig& cfg, MemslotSink& sink)
-    : cfg_(cfg), pool_id_(g_next_pool_id.fetch_add(1, std::memory_order_relaxed)),
+    : cfg_(cfg),
+      pool_id_(g_next_pool_id.fetch_add(1, std::memory_order_relaxed)),
       impl_(std::make_unique<Impl>(cfg, sink)) {}
 
 std::expected<std::unique_ptr<PagePool>, Error> PagePool::create(const PoolConfig& cfg,
@@ -610,8 +646,8 @@ std::expected<Page, Error> PagePool::alloc_page(uint32_t flags, OwnerId owner, P
     m.worker_cv.notify_one();
     waited = true;
     // Short slices: pages can also come back through frees, which never notify.
-    m.pages_cv.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() +
-                                                       std::chrono::milliseconds(1)));
+    m.pages_cv.wait_until(
+        lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(1)));
   }
 }
 
@@ -683,11 +719,9 @@ std::expected<Page, Error> PagePool::transfer(const Page& page, OwnerId from, Ow
   }
   if (to == kNoOwner) return std::unexpected(Error::bad_owner);
   uint64_t expect = desc_word(kAllocated, page.generation, from);
-  if (from == kNoOwner ||
-      !m.desc[page.index].compare_exchange_strong(expect,
-                                                  desc_word(kAllocated, page.generation, to),
-                                                  std::memory_order_acq_rel,
-                                                  std::memory_order_acquire)) {
+  if (from == kNoOwner || !m.desc[page.index].compare_exchange_strong(
+                              expect, desc_word(kAllocated, page.generation, to),
+                              std::memory_order_acq_rel, std::memory_order_acquire)) {
     const Error e = from == kNoOwner ? Error::not_owner : m.classify(expect, page);
     m.count_violation(e);
     return std::unexpected(e);
@@ -782,7 +816,8 @@ bool PagePool::Impl::try_retire(uint32_t c) {
                                                std::memory_order_acquire)) {
   }
   uint32_t count = 0;
-  for (uint32_t i = head_top(h); i != kNil && count <= ppc; i = next[i].load(std::memory_order_relaxed)) {
+  for (uint32_t i = head_top(h); i != kNil && count <= ppc;
+       i = next[i].load(std::memory_order_relaxed)) {
     ++count;
   }
   if (count != ppc) {  // some page is allocated, cached or dirty: keep the chunk
@@ -817,10 +852,9 @@ bool PagePool::Impl::try_retire(uint32_t c) {
 uint64_t PagePool::Impl::drain_dirty() {
   // Take the whole list in one CAS; the chain is then ours alone.
   uint64_t h = shared->dirty_head.load(std::memory_order_acquire);
-  while (head_top(h) != kNil &&
-         !shared->dirty_head.compare_exchange_weak(h, make_head(kNil, head_tag(h) + 1, false),
-                                                   std::memory_order_acquire,
-                                                   std::memory_order_acquire)) {
+  while (head_top(h) != kNil && !shared->dirty_head.compare_exchange_weak(
+                                    h, make_head(kNil, head_tag(h) + 1, false),
+                                    std::memory_order_acquire, std::memory_order_acquire)) {
   }
   uint32_t i = head_top(h);
   uint64_t total = 0;
@@ -897,7 +931,8 @@ bool PagePool::Impl::worker_pass() {
     for (uint32_t c = limit; c-- > 0;) {
       if (shared->chunks.load(std::memory_order_relaxed) <= cfg.initial_chunks) break;
       if (chunks[c].state.load(std::memory_order_relaxed) != kChunkActive) continue;
-      if (shared->depot_free.load(std::memory_order_relaxed) < uint64_t{cfg.high_pages} + ppc) break;
+      if (shared->depot_free.load(std::memory_order_relaxed) < uint64_t{cfg.high_pages} + ppc)
+        break;
       (void)try_retire(c);
     }
     surplus_since.reset();
@@ -922,7 +957,9 @@ void PagePool::Impl::worker_loop() {
   }
 }
 
-void PagePool::run_worker_once() { (void)impl_->worker_pass(); }
+void PagePool::run_worker_once() {
+  (void)impl_->worker_pass();
+}
 
 // ===================== observation =====================
 
@@ -942,7 +979,8 @@ PoolStats PagePool::stats() const {
     frees += ld(c.frees);
     st.cache_refills += ld(c.refills);
     st.cache_flushes += ld(c.flushes);
-    cached += c.clean_count.load(std::memory_order_relaxed) + c.dirty_count.load(std::memory_order_relaxed);
+    cached += c.clean_count.load(std::memory_order_relaxed) +
+              c.dirty_count.load(std::memory_order_relaxed);
   }
   st.alloc_wait = ld(s.alloc_wait);
   st.alloc_waited = ld(s.alloc_waited);
@@ -1027,7 +1065,8 @@ std::string PagePool::audit() const {
   }
   for (uint32_t i = 0; i < m.max_pages; ++i) {
     const uint64_t st = desc_state(m.desc[i].load(std::memory_order_relaxed));
-    const bool active = m.chunks[m.chunk_of(i)].state.load(std::memory_order_relaxed) == kChunkActive;
+    const bool active =
+        m.chunks[m.chunk_of(i)].state.load(std::memory_order_relaxed) == kChunkActive;
     if (!active) {
       if (st != kOffline) return "page of an unmapped chunk is not offline" + where(i);
       continue;
@@ -1043,9 +1082,12 @@ std::string PagePool::audit() const {
 
 std::string_view to_string(Backing b) noexcept {
   switch (b) {
-    case Backing::small_pages: return "4k";
-    case Backing::thp: return "thp";
-    case Backing::hugetlb: return "hugetlb";
+    case Backing::small_pages:
+      return "4k";
+    case Backing::thp:
+      return "thp";
+    case Backing::hugetlb:
+      return "hugetlb";
   }
   return "?";
 }

@@ -70,11 +70,11 @@ inline constexpr OwnerId kNoOwner = 0;
 // A handle to one allocated page. Copyable; validity is checked on every use
 // (pool id, index bound, generation), never trusted.
 struct Page {
-  uint64_t gpa = 0;          // guest-physical address
-  std::byte* host = nullptr; // host mapping of the page (kPageSize bytes)
-  uint32_t index = 0;        // pool-wide page index
-  uint32_t generation = 0;   // life of the page this handle refers to
-  uint32_t pool_id = 0;      // which pool (VM) issued it
+  uint64_t gpa = 0;           // guest-physical address
+  std::byte* host = nullptr;  // host mapping of the page (kPageSize bytes)
+  uint32_t index = 0;         // pool-wide page index
+  uint32_t generation = 0;    // life of the page this handle refers to
+  uint32_t pool_id = 0;       // which pool (VM) issued it
 };
 
 enum class Backing : uint8_t {
@@ -91,15 +91,15 @@ enum class ZeroPolicy : uint8_t {
 };
 
 struct PoolConfig {
-  uint64_t window_gpa = 0;        // pool window base: 1 GiB aligned, at or above 4 GiB
-  uint64_t window_size = 0;       // bytes; >= max_chunks * chunk_bytes
-  uint64_t chunk_bytes = 2 << 20; // multiple of 4 KiB (of 2 MiB for thp/hugetlb)
+  uint64_t window_gpa = 0;         // pool window base: 1 GiB aligned, at or above 4 GiB
+  uint64_t window_size = 0;        // bytes; >= max_chunks * chunk_bytes
+  uint64_t chunk_bytes = 2 << 20;  // multiple of 4 KiB (of 2 MiB for thp/hugetlb)
   uint32_t initial_chunks = 1;
   uint32_t max_chunks = 16;
   // Watermarks in pages of clean free memory in the depot.
-  uint32_t min_pages = 64;    // below: only atomic allocations (the atomic reserve)
-  uint32_t low_pages = 256;   // below: the worker grows the pool
-  uint32_t high_pages = 1024; // the worker grows up to here; gives back chunks well above it
+  uint32_t min_pages = 64;     // below: only atomic allocations (the atomic reserve)
+  uint32_t low_pages = 256;    // below: the worker grows the pool
+  uint32_t high_pages = 1024;  // the worker grows up to here; gives back chunks well above it
   Backing backing = Backing::small_pages;
   ZeroPolicy zero_policy = ZeroPolicy::worker;
   uint32_t max_caches = 16;      // per-context caches that may be attached at once
@@ -149,13 +149,13 @@ struct PoolStats {
   uint64_t chunks = 0;
   uint64_t chunks_high_water = 0;  // most chunks ever mapped at once (never > max_chunks)
   uint64_t total_pages = 0;
-  uint64_t free_clean = 0;   // unclaimed clean pages in the depot
-  uint64_t free_dirty = 0;   // freed pages waiting for the worker
-  uint64_t in_use = 0;       // allocated pages (owned by someone)
+  uint64_t free_clean = 0;  // unclaimed clean pages in the depot
+  uint64_t free_dirty = 0;  // freed pages waiting for the worker
+  uint64_t in_use = 0;      // allocated pages (owned by someone)
 
   uint64_t violations() const {
-    return violation_double_free + violation_not_owner + violation_stale +
-           violation_out_of_window + violation_foreign_pool;
+    return violation_double_free + violation_not_owner + violation_stale + violation_out_of_window +
+           violation_foreign_pool;
   }
 };
 
@@ -212,7 +212,7 @@ class PagePool {
   // thread uses the pool. Returns a description of the first inconsistency, or "".
   std::string audit() const;
 
- struct Impl;  // page_pool.cc
+  struct Impl;  // page_pool.cc
 
  private:
   explicit PagePool(const PoolConfig& cfg, MemslotSink& sink);

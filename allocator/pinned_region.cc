@@ -15,12 +15,13 @@ constexpr size_t kHuge = 2u << 20;
 
 std::expected<PinnedRegion, Error> PinnedRegion::create(size_t bytes, Backing backing) {
   if (bytes == 0 || bytes % kPageSize != 0) return std::unexpected(Error::bad_config);
-  if (backing != Backing::small_pages && bytes % kHuge != 0) return std::unexpected(Error::bad_config);
+  if (backing != Backing::small_pages && bytes % kHuge != 0)
+    return std::unexpected(Error::bad_config);
 
   if (backing == Backing::hugetlb) {
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (21 << MAP_HUGE_SHIFT) | MAP_POPULATE,
-                   -1, 0);
+    void* p = mmap(
+        nullptr, bytes, PROT_READ | PROT_WRITE,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (21 << MAP_HUGE_SHIFT) | MAP_POPULATE, -1, 0);
     if (p == MAP_FAILED) return std::unexpected(Error::hugetlb_unavailable);
     if (mlock(p, bytes) != 0) {
       munmap(p, bytes);
@@ -74,7 +75,9 @@ PinnedRegion& PinnedRegion::operator=(PinnedRegion&& other) noexcept {
   return *this;
 }
 
-PinnedRegion::~PinnedRegion() { reset(); }
+PinnedRegion::~PinnedRegion() {
+  reset();
+}
 
 void PinnedRegion::reset() noexcept {
   if (data_ != nullptr) {

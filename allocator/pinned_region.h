@@ -39,7 +39,7 @@ class PinnedRegion {
   void reset() noexcept;
   std::byte* data_ = nullptr;
   size_t size_ = 0;
-  size_t map_size_ = 0;          // what was mmap'ed (THP over-allocates to align)
+  size_t map_size_ = 0;            // what was mmap'ed (THP over-allocates to align)
   std::byte* map_base_ = nullptr;  // start of the mmap'ed range
 };
 

@@ -28,7 +28,7 @@ inline uint64_t rdtsc() noexcept {
 
 class TscClock {
  public:
-  static const TscClock& instance();     // calibrates on first use (setup path only)
+  static const TscClock& instance();  // calibrates on first use (setup path only)
   double ticks_per_ns() const { return ticks_per_ns_; }
   uint64_t khz() const { return static_cast<uint64_t>(std::llround(ticks_per_ns_ * 1e6)); }
   double to_ns(uint64_t ticks) const { return static_cast<double>(ticks) / ticks_per_ns_; }

@@ -18,25 +18,25 @@ enum class Error : uint8_t {
   out_of_memory,        // mmap / allocation of guest or VMM memory failed
   eventfd_failed,
   thread_failed,
-  io_failed,            // reading a file (kernel image) failed
-  pool_failed,          // the page pool could not pin or map its memory
-  net_backend_failed,   // an lnic backend could not open its socket / tap device
+  io_failed,           // reading a file (kernel image) failed
+  pool_failed,         // the page pool could not pin or map its memory
+  net_backend_failed,  // an lnic backend could not open its socket / tap device
   // KVM (exit status 4).
-  kvm_api_version,      // KVM_GET_API_VERSION != 12
-  kvm_missing_cap,      // a required capability is absent
-  kvm_ioctl_failed,     // any other KVM ioctl failed
-  no_free_memslot,      // the slot allocator is exhausted
-  bad_memslot,          // remove of a slot that is not in use
-  interrupted,          // KVM_RUN returned EINTR/EAGAIN (not a failure: a kick)
+  kvm_api_version,   // KVM_GET_API_VERSION != 12
+  kvm_missing_cap,   // a required capability is absent
+  kvm_ioctl_failed,  // any other KVM ioctl failed
+  no_free_memslot,   // the slot allocator is exhausted
+  bad_memslot,       // remove of a slot that is not in use
+  interrupted,       // KVM_RUN returned EINTR/EAGAIN (not a failure: a kick)
   // Guest memory translation (a guest address that does not resolve).
-  gpa_out_of_range,     // [gpa, gpa + len) not inside one RAM region
-  gpa_overflow,         // gpa + len wraps around 2^64
+  gpa_out_of_range,  // [gpa, gpa + len) not inside one RAM region
+  gpa_overflow,      // gpa + len wraps around 2^64
   // Guest image / boot layout (exit status 2: the configured kernel is unusable).
-  elf_malformed,        // header, program headers or segments are inconsistent
-  elf_unsupported,      // valid ELF but not an x86-64 executable we can boot
-  elf_bad_placement,    // a segment is outside RAM or below LABYRINTH_GUEST_LOAD_MIN
-  boot_layout,          // boot structures do not fit the VMM-owned low memory
-  pool_bad_config,      // the page pool rejected labyrinth.pool (exit status 2)
+  elf_malformed,      // header, program headers or segments are inconsistent
+  elf_unsupported,    // valid ELF but not an x86-64 executable we can boot
+  elf_bad_placement,  // a segment is outside RAM or below LABYRINTH_GUEST_LOAD_MIN
+  boot_layout,        // boot structures do not fit the VMM-owned low memory
+  pool_bad_config,    // the page pool rejected labyrinth.pool (exit status 2)
 };
 
 std::string_view to_string(Error e) noexcept;

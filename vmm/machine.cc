@@ -44,8 +44,8 @@ std::expected<void, Error> Machine::build() {
   if (!vm) return std::unexpected(vm.error());
   vm_ = std::move(*vm);
 
-  auto layout = MemoryLayout::compute(uint64_t{config_.mem_size_mib} * kMiB,
-                                      config_.pool.max_bytes());
+  auto layout =
+      MemoryLayout::compute(uint64_t{config_.mem_size_mib} * kMiB, config_.pool.max_bytes());
   if (!layout) return std::unexpected(layout.error());
   layout_ = *layout;
   auto memory = GuestMemory::create(layout_.ram);
@@ -78,12 +78,13 @@ std::expected<void, Error> Machine::build_pool() {
   pc.backing = p.backing == "thp"       ? alloc::Backing::thp
                : p.backing == "hugetlb" ? alloc::Backing::hugetlb
                                         : alloc::Backing::small_pages;
-  pc.zero_policy = p.zero_policy == "on_free" ? alloc::ZeroPolicy::on_free : alloc::ZeroPolicy::worker;
+  pc.zero_policy =
+      p.zero_policy == "on_free" ? alloc::ZeroPolicy::on_free : alloc::ZeroPolicy::worker;
   auto pool = alloc::PagePool::create(pc, *pool_sink_);
   if (!pool) {
     spdlog::error("page pool (labyrinth.pool): {}", alloc::to_string(pool.error()));
     return std::unexpected(pool.error() == alloc::Error::bad_config ? Error::pool_bad_config
-                                                                     : Error::pool_failed);
+                                                                    : Error::pool_failed);
   }
   pool_ = std::move(*pool);
   spdlog::debug("page pool: window {:#x}+{:#x}, {} chunk(s) of {} KiB", pc.window_gpa,
@@ -95,8 +96,8 @@ std::expected<void, Error> Machine::build_devices() {
   // Serial output.
   int out_fd = STDOUT_FILENO;
   if (config_.serial.output != "stdout") {
-    serial_file_ = Fd(::open(config_.serial.output.c_str(),
-                             O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    serial_file_ =
+        Fd(::open(config_.serial.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!serial_file_) {
       spdlog::error("serial output {}: {}", config_.serial.output, std::strerror(errno));
       return std::unexpected(Error::io_failed);
@@ -117,11 +118,14 @@ std::expected<void, Error> Machine::build_devices() {
   // Fixed, non-overlapping ports: insert cannot fail.
   bool ok = pio_.insert(uart_, LABYRINTH_PORT_COM1, 8).has_value();
   ok = ok && pio_.insert(std::make_shared<devices::I8042>(*this), devices::I8042::kBase,
-                         devices::I8042::kLen).has_value();
-  ok = ok && pio_.insert(std::make_shared<devices::ExitDevice>(*this), LABYRINTH_PORT_EXIT, 4)
+                         devices::I8042::kLen)
                  .has_value();
+  ok =
+      ok &&
+      pio_.insert(std::make_shared<devices::ExitDevice>(*this), LABYRINTH_PORT_EXIT, 4).has_value();
   ok = ok && pio_.insert(std::make_shared<devices::IrqTestDevice>(*irq_train_),
-                         LABYRINTH_PORT_IRQ_TEST, 8).has_value();  // request + ack
+                         LABYRINTH_PORT_IRQ_TEST, 8)
+                 .has_value();  // request + ack
   if (!ok) return std::unexpected(Error::boot_layout);
 
   if (config_.serial.read_stdin) {
@@ -164,7 +168,8 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
 
   for (auto& vcpu : vcpus_) {
     // kvm_ is set by build() before build_vcpus() runs.
-    if (auto r = vcpu->set_cpuid(vcpu_cpuid(kvm_.value().supported_cpuid(), vcpu->index(), n));  // NOLINT(bugprone-unchecked-optional-access)
+    if (auto r = vcpu->set_cpuid(vcpu_cpuid(kvm_.value().supported_cpuid(), vcpu->index(),
+                                            n));  // NOLINT(bugprone-unchecked-optional-access)
         !r) {
       return r;
     }
@@ -262,37 +267,44 @@ void Machine::print_stats() const {
   for (const auto& r : runners_) exits += r->exits();
   // vmm_overhead: VmRSS minus guest RAM touched minus pinned pool chunks. Of it,
   // rss_file is mostly shared-library text; vmm_anon_overhead is private memory.
-  (void)std::fprintf(stderr,
-               "labyrinth: stats: vm_rss_kib=%llu vm_hwm_kib=%llu rss_anon_kib=%llu "
-               "rss_file_kib=%llu guest_touched_kib=%llu pool_pinned_kib=%llu "
-               "vmm_overhead_kib=%llu vmm_anon_overhead_kib=%llu vcpu_exits=%llu "
-               "serial_bytes=%llu pio_unmapped=%llu\n",
-               static_cast<unsigned long long>(rss_kib), static_cast<unsigned long long>(hwm_kib),
-               static_cast<unsigned long long>(anon_kib),
-               static_cast<unsigned long long>(file_kib),
-               static_cast<unsigned long long>(guest_kib),
-               static_cast<unsigned long long>(pool_kib),
-               static_cast<unsigned long long>(rss_kib > used ? rss_kib - used : 0),
-               static_cast<unsigned long long>(anon_kib > used ? anon_kib - used : 0),
-               static_cast<unsigned long long>(exits),
-               static_cast<unsigned long long>(serial_out_->bytes_written()),
-               static_cast<unsigned long long>(pio_.unmapped_accesses()));
+  (void)std::fprintf(
+      stderr,
+      "labyrinth: stats: vm_rss_kib=%llu vm_hwm_kib=%llu rss_anon_kib=%llu "
+      "rss_file_kib=%llu guest_touched_kib=%llu pool_pinned_kib=%llu "
+      "vmm_overhead_kib=%llu vmm_anon_overhead_kib=%llu vcpu_exits=%llu "
+      "serial_bytes=%llu pio_unmapped=%llu\n",
+      static_cast<unsigned long long>(rss_kib), static_cast<unsigned long long>(hwm_kib),
+      static_cast<unsigned long long>(anon_kib), static_cast<unsigned long long>(file_kib),
+      static_cast<unsigned long long>(guest_kib), static_cast<unsigned long long>(pool_kib),
+      static_cast<unsigned long long>(rss_kib > used ? rss_kib - used : 0),
+      static_cast<unsigned long long>(anon_kib > used ? anon_kib - used : 0),
+      static_cast<unsigned long long>(exits),
+      static_cast<unsigned long long>(serial_out_->bytes_written()),
+      static_cast<unsigned long long>(pio_.unmapped_accesses()));
 }
 
 boost::json::object Machine::metrics_json() const {
   const alloc::PoolStats p = pool_->stats();
-  boost::json::object pool{
-      {"chunks", p.chunks},           {"chunks_high_water", p.chunks_high_water},
-      {"total_pages", p.total_pages},
-      {"free_clean", p.free_clean},   {"free_dirty", p.free_dirty},
-      {"in_use", p.in_use},           {"alloc_cache", p.alloc_cache},
-      {"alloc_depot", p.alloc_depot}, {"alloc_reserve", p.alloc_reserve},
-      {"alloc_wait", p.alloc_wait},   {"fail_exhausted", p.fail_exhausted},
-      {"frees", p.frees},             {"transfers", p.transfers},
-      {"violations", p.violations()}, {"pages_zeroed", p.pages_zeroed},
-      {"grow_on_failure", p.grow_on_failure},
-      {"chunks_added", p.chunks_added}, {"chunks_removed", p.chunks_removed},
-      {"below_low_events", p.below_low_events}, {"below_min_events", p.below_min_events}};
+  boost::json::object pool{{"chunks", p.chunks},
+                           {"chunks_high_water", p.chunks_high_water},
+                           {"total_pages", p.total_pages},
+                           {"free_clean", p.free_clean},
+                           {"free_dirty", p.free_dirty},
+                           {"in_use", p.in_use},
+                           {"alloc_cache", p.alloc_cache},
+                           {"alloc_depot", p.alloc_depot},
+                           {"alloc_reserve", p.alloc_reserve},
+                           {"alloc_wait", p.alloc_wait},
+                           {"fail_exhausted", p.fail_exhausted},
+                           {"frees", p.frees},
+                           {"transfers", p.transfers},
+                           {"violations", p.violations()},
+                           {"pages_zeroed", p.pages_zeroed},
+                           {"grow_on_failure", p.grow_on_failure},
+                           {"chunks_added", p.chunks_added},
+                           {"chunks_removed", p.chunks_removed},
+                           {"below_low_events", p.below_low_events},
+                           {"below_min_events", p.below_min_events}};
   return boost::json::object{{"pool", pool}, {"lnics", lnics_->metrics_json()}};
 }
 

@@ -49,8 +49,8 @@ namespace labyrinth::vmm {
 
 // `labyrinth latency`: measure lnic 0's interrupt path for a fixed time.
 struct LatencyOptions {
-  double seconds = 0;        // 0: not a latency run
-  double floor_rate_hz = 0;  // the floor phase's interrupt rate (0: the pktgen rate)
+  double seconds = 0;           // 0: not a latency run
+  double floor_rate_hz = 0;     // the floor phase's interrupt rate (0: the pktgen rate)
   double ready_timeout_s = 10;  // how long the guest may take to enable the NIC
 };
 
@@ -105,7 +105,7 @@ class Machine final : public devices::VmControl {
   std::unique_ptr<boost::asio::steady_timer> latency_timer_;
   std::function<void()> latency_wait_;  // event loop only
   std::string latency_error_;
-  devices::Bus pio_{"pio"};    // declared after the devices: dropped before them
+  devices::Bus pio_{"pio"};  // declared after the devices: dropped before them
   devices::Bus mmio_{"mmio"};
   std::unique_ptr<boost::asio::signal_set> signals_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;

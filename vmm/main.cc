@@ -9,9 +9,9 @@
 
 #include <boost/json/serialize.hpp>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "vmm/config/config.h"
 #include "vmm/error.h"
@@ -33,8 +33,8 @@ constexpr const char* kExitStatusHelp =
 
 std::expected<labyrinth::vmm::Config, int> load(const std::string& config_path,
                                                 const std::string& serial_out) {
-  auto config = labyrinth::vmm::load_config(config_path,
-                                            labyrinth::vmm::ConfigLimits::host_limits());
+  auto config =
+      labyrinth::vmm::load_config(config_path, labyrinth::vmm::ConfigLimits::host_limits());
   if (!config) {
     (void)std::fprintf(stderr, "labyrinth: config error: %s\n", config.error().message().c_str());
     return std::unexpected(labyrinth::vmm::kExitUsage);
@@ -46,8 +46,8 @@ std::expected<labyrinth::vmm::Config, int> load(const std::string& config_path,
 int report_build_error(labyrinth::vmm::Error e) {
   const int status = labyrinth::vmm::exit_status_for(e);
   (void)std::fprintf(stderr, "labyrinth: %s: %s\n",
-               status == labyrinth::vmm::kExitUsage ? "config error" : "error",
-               std::string(labyrinth::vmm::to_string(e)).c_str());
+                     status == labyrinth::vmm::kExitUsage ? "config error" : "error",
+                     std::string(labyrinth::vmm::to_string(e)).c_str());
   return status;
 }
 
@@ -57,13 +57,14 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
   using namespace labyrinth;
   if (!plot_path.empty() && std::filesystem::path(plot_path).extension() != ".svg") {
     (void)std::fprintf(stderr, "labyrinth: --plot: only .svg plots are written, got \"%s\"\n",
-                 plot_path.c_str());
+                       plot_path.c_str());
     return vmm::kExitUsage;
   }
   auto config = load(config_path, serial_out);
   if (!config) return config.error();
   if (config->lnics.empty()) {
-    (void)std::fprintf(stderr, "labyrinth: config error: labyrinth.lnics: a latency run needs an lnic\n");
+    (void)std::fprintf(stderr,
+                       "labyrinth: config error: labyrinth.lnics: a latency run needs an lnic\n");
     return vmm::kExitUsage;
   }
   auto machine = vmm::Machine::create(*config);
@@ -77,28 +78,33 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
     return status != 0 ? status : vmm::kExitUsage;
   }
   if (status != 0) {
-    (void)std::fprintf(stderr, "labyrinth: latency: the VM ended with status %d before the run completed\n", status);
+    (void)std::fprintf(stderr,
+                       "labyrinth: latency: the VM ended with status %d before the run completed\n",
+                       status);
     return status;
   }
   auto& nic = *(*machine)->lnics().nics()[0];
   const auto& m = nic.metrics();
   const auto& lat = nic.latency();
   const auto& be = config->lnics[0].backend;
-  std::string title = "lnic " + nic.config().id + ": " +
-                      (be.type == devices::lnic::BackendType::pktgen
-                           ? std::to_string(static_cast<long>(be.pktgen.rate_pps)) + " pps pktgen, " +
-                                 std::to_string(be.pktgen.frame_size) + "-byte frames"
-                           : std::string(nic.backend().name()) + " backend");
+  std::string title =
+      "lnic " + nic.config().id + ": " +
+      (be.type == devices::lnic::BackendType::pktgen
+           ? std::to_string(static_cast<long>(be.pktgen.rate_pps)) + " pps pktgen, " +
+                 std::to_string(be.pktgen.frame_size) + "-byte frames"
+           : std::string(nic.backend().name()) + " backend");
   vmm::LatencyReport r(title);
-  r.note("guest", config->kernel_image_path + (config->boot_args.empty() ? "" : " " + config->boot_args));
+  r.note("guest",
+         config->kernel_image_path + (config->boot_args.empty() ? "" : " " + config->boot_args));
   const bool known_guest =
       std::filesystem::path(config->kernel_image_path).filename() == "lnic_latency.elf";
   r.note("guest idle mode", known_guest ? "halted (lnic_latency: sti; hlt between interrupts)"
                                         : "unknown: see the guest's own output");
   r.note("duration", std::to_string(seconds) + " s: first half floor, second half device path");
-  r.add("alloc", "alloc_page(atomic|exclusive) call on the RX path", lat.alloc, m.rx_drop_no_page.get());
-  r.add("host_rx", "frame ready (scheduled) -> completion posted and MSI irqfd signalled", lat.host_rx,
-        m.rx_drops());
+  r.add("alloc", "alloc_page(atomic|exclusive) call on the RX path", lat.alloc,
+        m.rx_drop_no_page.get());
+  r.add("host_rx", "frame ready (scheduled) -> completion posted and MSI irqfd signalled",
+        lat.host_rx, m.rx_drops());
   r.add("guest", "frame ready (scheduled) -> guest interrupt handler entry (guest TSC)", lat.guest,
         m.rx_drops());
   r.add("floor", "irqfd signalled at its scheduled time -> guest handler entry, no device work",
@@ -107,21 +113,21 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
   const double floor99 = static_cast<double>(lat.floor.percentile(99));
   char buf[160];
   if (floor50 > 0 && lat.guest.count() > 0) {
-    (void)std::snprintf(buf, sizeof buf, "p50 %.2fx, p99 %.2fx",
-                  static_cast<double>(lat.guest.percentile(50)) / floor50,
-                  floor99 > 0 ? static_cast<double>(lat.guest.percentile(99)) / floor99 : 0.0);
+    (void)std::snprintf(
+        buf, sizeof buf, "p50 %.2fx, p99 %.2fx",
+        static_cast<double>(lat.guest.percentile(50)) / floor50,
+        floor99 > 0 ? static_cast<double>(lat.guest.percentile(99)) / floor99 : 0.0);
     r.note("device path / floor", buf);
   }
   if (lat.host_rx.count() > 0) {
     (void)std::snprintf(buf, sizeof buf, "%.2f%% at p50",
-                  100.0 * static_cast<double>(lat.alloc.percentile(50)) /
-                      static_cast<double>(std::max<uint64_t>(lat.host_rx.percentile(50), 1)));
+                        100.0 * static_cast<double>(lat.alloc.percentile(50)) /
+                            static_cast<double>(std::max<uint64_t>(lat.host_rx.percentile(50), 1)));
     r.note("allocation share of host_rx", buf);
   }
   std::cout << r.table();
-  std::cout << "rx_frames " << m.rx_frames.get() << ", drops " << m.rx_drops()
-            << ", violations " << m.violations() << ", pages with guest " << nic.pages_with_guest()
-            << "\n";
+  std::cout << "rx_frames " << m.rx_frames.get() << ", drops " << m.rx_drops() << ", violations "
+            << m.violations() << ", pages with guest " << nic.pages_with_guest() << "\n";
   if (!json_path.empty()) {
     auto j = r.json();
     j["metrics"] = (*machine)->metrics_json();
@@ -174,7 +180,8 @@ static int run_main(int argc, char** argv) {
   double seconds = 10, floor_rate = 0;
   std::string json_path, plot_path;
   CLI::App* lat = app.add_subcommand(
-      "latency", "Measure an lnic's interrupt path: allocation, host RX path, guest-observed, floor");
+      "latency",
+      "Measure an lnic's interrupt path: allocation, host RX path, guest-observed, floor");
   lat->add_option("--config", config_path, "VM configuration with an lnic (pktgen backend)")
       ->required();
   lat->add_option("--seconds", seconds, "Run time: half floor, half device path")
@@ -188,8 +195,9 @@ static int run_main(int argc, char** argv) {
   lat->add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
-  lat->footer("Exit status: 0 report written; 2 usage/config error or the guest never enabled "
-              "the NIC; otherwise as for `labyrinth run`.");
+  lat->footer(
+      "Exit status: 0 report written; 2 usage/config error or the guest never enabled "
+      "the NIC; otherwise as for `labyrinth run`.");
 
   try {
     app.parse(argc, argv);

@@ -17,24 +17,35 @@ void on_kick(int) {}  // only interrupts KVM_RUN
 
 const char* exit_name(uint32_t reason) {
   switch (reason) {
-    case KVM_EXIT_UNKNOWN: return "KVM_EXIT_UNKNOWN";
-    case KVM_EXIT_EXCEPTION: return "KVM_EXIT_EXCEPTION";
-    case KVM_EXIT_HYPERCALL: return "KVM_EXIT_HYPERCALL";
-    case KVM_EXIT_DEBUG: return "KVM_EXIT_DEBUG";
-    case KVM_EXIT_HLT: return "KVM_EXIT_HLT";
-    case KVM_EXIT_IRQ_WINDOW_OPEN: return "KVM_EXIT_IRQ_WINDOW_OPEN";
-    case KVM_EXIT_SHUTDOWN: return "KVM_EXIT_SHUTDOWN (triple fault)";
-    case KVM_EXIT_FAIL_ENTRY: return "KVM_EXIT_FAIL_ENTRY";
-    case KVM_EXIT_INTERNAL_ERROR: return "KVM_EXIT_INTERNAL_ERROR";
-    case KVM_EXIT_SYSTEM_EVENT: return "KVM_EXIT_SYSTEM_EVENT";
-    default: return "unknown exit";
+    case KVM_EXIT_UNKNOWN:
+      return "KVM_EXIT_UNKNOWN";
+    case KVM_EXIT_EXCEPTION:
+      return "KVM_EXIT_EXCEPTION";
+    case KVM_EXIT_HYPERCALL:
+      return "KVM_EXIT_HYPERCALL";
+    case KVM_EXIT_DEBUG:
+      return "KVM_EXIT_DEBUG";
+    case KVM_EXIT_HLT:
+      return "KVM_EXIT_HLT";
+    case KVM_EXIT_IRQ_WINDOW_OPEN:
+      return "KVM_EXIT_IRQ_WINDOW_OPEN";
+    case KVM_EXIT_SHUTDOWN:
+      return "KVM_EXIT_SHUTDOWN (triple fault)";
+    case KVM_EXIT_FAIL_ENTRY:
+      return "KVM_EXIT_FAIL_ENTRY";
+    case KVM_EXIT_INTERNAL_ERROR:
+      return "KVM_EXIT_INTERNAL_ERROR";
+    case KVM_EXIT_SYSTEM_EVENT:
+      return "KVM_EXIT_SYSTEM_EVENT";
+    default:
+      return "unknown exit";
   }
 }
 
 }  // namespace
 
 void install_kick_handler() {
-  struct sigaction sa {};
+  struct sigaction sa{};
   sa.sa_handler = on_kick;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = 0;  // no SA_RESTART: KVM_RUN must return EINTR
@@ -157,11 +168,11 @@ void VcpuRunner::report_fatal(const char* what, int status) {
     regs = fmt::format(
         "rip={:#x} rsp={:#x} rflags={:#x} cr0={:#x} cr2={:#x} cr3={:#x} cr4={:#x} efer={:#x} "
         "rax={:#x} rbx={:#x} rcx={:#x} rdx={:#x} rsi={:#x} rdi={:#x} rbp={:#x} cs={:#x}",
-        r->rip, r->rsp, r->rflags, s->cr0, s->cr2, s->cr3, s->cr4, s->efer, r->rax, r->rbx,
-        r->rcx, r->rdx, r->rsi, r->rdi, r->rbp, s->cs.selector);
+        r->rip, r->rsp, r->rflags, s->cr0, s->cr2, s->cr3, s->cr4, s->efer, r->rax, r->rbx, r->rcx,
+        r->rdx, r->rsi, r->rdi, r->rbp, s->cs.selector);
   }
-  spdlog::error("vcpu {}: {}: {}; {}; stopping the VM with status {}", vcpu_.index(), what,
-                detail, regs, status);
+  spdlog::error("vcpu {}: {}: {}; {}; stopping the VM with status {}", vcpu_.index(), what, detail,
+                regs, status);
   control_.request_shutdown(status, what);
 }
 

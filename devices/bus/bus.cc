@@ -9,9 +9,12 @@ namespace labyrinth::devices {
 
 std::string_view to_string(Error e) noexcept {
   switch (e) {
-    case Error::overlap: return "range overlaps a device already on the bus";
-    case Error::empty_range: return "empty range";
-    case Error::overflow: return "range wraps around the address space";
+    case Error::overlap:
+      return "range overlaps a device already on the bus";
+    case Error::empty_range:
+      return "empty range";
+    case Error::overflow:
+      return "range wraps around the address space";
   }
   return "unknown bus error";
 }

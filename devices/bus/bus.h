@@ -48,16 +48,13 @@ class Bus {
  public:
   explicit Bus(std::string name) : name_(std::move(name)) {}
 
-  std::expected<void, Error> insert(std::shared_ptr<BusDevice> device, uint64_t base,
-                                    uint64_t len);
+  std::expected<void, Error> insert(std::shared_ptr<BusDevice> device, uint64_t base, uint64_t len);
   // Dispatch. Return false when no device covers the whole access (read: data is
   // filled with 0xFF). Thread-safe.
   bool read(uint64_t addr, std::span<uint8_t> data) const;
   bool write(uint64_t addr, std::span<const uint8_t> data) const;
 
-  uint64_t unmapped_accesses() const noexcept {
-    return unmapped_.load(std::memory_order_relaxed);
-  }
+  uint64_t unmapped_accesses() const noexcept { return unmapped_.load(std::memory_order_relaxed); }
   std::string_view name() const noexcept { return name_; }
 
  private:
@@ -70,8 +67,8 @@ class Bus {
   void log_unmapped(const char* kind, uint64_t addr, size_t size) const;
 
   std::string name_;
-  mutable std::shared_mutex devices_mu_;  // guards devices_
-  std::map<uint64_t, Entry> devices_;     // by base
+  mutable std::shared_mutex devices_mu_;       // guards devices_
+  std::map<uint64_t, Entry> devices_;          // by base
   mutable std::atomic<uint64_t> unmapped_{0};  // relaxed: a statistic, orders nothing
 };
 

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
 
 #include "guest/abi/ports.h"
 
@@ -16,8 +16,8 @@ uint64_t IrqTrain::request(uint64_t n) {
   uint64_t take = 0;
   do {
     take = std::min(n, kMaxPending - std::min(cur, kMaxPending));
-  } while (take > 0 && !accepted_.compare_exchange_weak(cur, cur + take,
-                                                        std::memory_order_relaxed));
+  } while (take > 0 &&
+           !accepted_.compare_exchange_weak(cur, cur + take, std::memory_order_relaxed));
   if (take < n) spdlog::warn("irq-test: request for {} interrupts capped to {}", n, take);
   if (take == 0) return 0;
   boost::asio::post(io_, [this, take] {

@@ -2,10 +2,11 @@
 //
 // A guest OUT of N asks for N interrupts on LABYRINTH_IRQ_TEST_GSI, at least a
 // millisecond apart, each raised only after the guest acked the previous one
-// (LABYRINTH_PORT_IRQ_TEST_ACK) or 1 s passed: edges never merge in the IOAPIC. The port side (IrqTestDevice, on vCPU threads) validates N and hands
-// the request to the event-loop side (IrqTrain, an Asio timer). N is untrusted: the
-// outstanding total is capped at kMaxPending; excess is dropped and logged.
-// Reading the port returns the number of interrupts raised so far (low 32 bits).
+// (LABYRINTH_PORT_IRQ_TEST_ACK) or 1 s passed: edges never merge in the IOAPIC. The port side
+// (IrqTestDevice, on vCPU threads) validates N and hands the request to the event-loop side
+// (IrqTrain, an Asio timer). N is untrusted: the outstanding total is capped at kMaxPending; excess
+// is dropped and logged. Reading the port returns the number of interrupts raised so far (low 32
+// bits).
 //
 //   IrqTrain train(io, irqfd);
 //   pio.insert(std::make_shared<IrqTestDevice>(train), LABYRINTH_PORT_IRQ_TEST, 4);
@@ -44,15 +45,15 @@ class IrqTrain {
 
   boost::asio::io_context& io_;
   IrqLine& irq_;
-  boost::asio::steady_timer timer_;        // event loop only
-  uint64_t remaining_ = 0;                  // event loop only
-  bool running_ = false;                    // event loop only
-  bool awaiting_ack_ = false;               // event loop only
+  boost::asio::steady_timer timer_;                     // event loop only
+  uint64_t remaining_ = 0;                              // event loop only
+  bool running_ = false;                                // event loop only
+  bool awaiting_ack_ = false;                           // event loop only
   std::chrono::steady_clock::time_point last_raise_{};  // event loop only
-  boost::asio::steady_timer ack_timer_{io_};  // event loop only: ack timeout
-  std::atomic<uint64_t> accepted_{0};       // requested minus raised, bounded by kMaxPending;
-                                            // relaxed: admission only, the post orders the work
-  std::atomic<uint64_t> raised_{0};         // relaxed: a statistic
+  boost::asio::steady_timer ack_timer_{io_};            // event loop only: ack timeout
+  std::atomic<uint64_t> accepted_{0};  // requested minus raised, bounded by kMaxPending;
+                                       // relaxed: admission only, the post orders the work
+  std::atomic<uint64_t> raised_{0};    // relaxed: a statistic
 };
 
 class IrqTestDevice final : public BusDevice {

@@ -13,8 +13,8 @@ namespace labyrinth::devices {
 
 class I8042 final : public BusDevice {
  public:
-  static constexpr uint64_t kBase = 0x60;  // LABYRINTH_PORT_I8042_DATA
-  static constexpr uint64_t kLen = 5;      // through LABYRINTH_PORT_I8042_CMD
+  static constexpr uint64_t kBase = 0x60;             // LABYRINTH_PORT_I8042_DATA
+  static constexpr uint64_t kLen = 5;                 // through LABYRINTH_PORT_I8042_CMD
   static constexpr uint8_t kStatusSystemFlag = 0x04;  // "self-test passed"
 
   explicit I8042(VmControl& control) : control_(control) {}

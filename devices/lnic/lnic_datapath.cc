@@ -39,9 +39,9 @@ Lnic::Lnic(LnicConfig cfg, boost::asio::io_context& io, alloc::PagePool& pool,
       msi_(msi),
       backend_(std::move(backend)),
       t_ready_(pool.config().max_chunks * (pool.config().chunk_bytes / alloc::kPageSize), 0),
-      inject_ticks_(cfg_.test_inject_delay_ns
-                        ? alloc::TscClock::instance().from_ns(static_cast<double>(cfg_.test_inject_delay_ns))
-                        : 0) {
+      inject_ticks_(cfg_.test_inject_delay_ns ? alloc::TscClock::instance().from_ns(
+                                                    static_cast<double>(cfg_.test_inject_delay_ns))
+                                              : 0) {
   // The alloc span brackets one call with two rdtsc; what an empty bracket costs is not
   // the allocator's (measured once, median of 1001).
   std::array<uint64_t, 1001> t{};
@@ -157,8 +157,8 @@ void Lnic::flush() {
     pending_ = 0;
     return;
   }
-  const uint32_t flags = std::atomic_ref<const uint32_t>(rings_->rx.header()->flags)
-                             .load(std::memory_order_acquire);
+  const uint32_t flags =
+      std::atomic_ref<const uint32_t>(rings_->rx.header()->flags).load(std::memory_order_acquire);
   if ((flags & LNIC_RING_F_NO_IRQ) == 0) {
     msi_.trigger();
     metrics_.irqs.inc();
@@ -207,10 +207,18 @@ void Lnic::handle_return(const lnic_return& r) {
   auto mine = pool_.transfer(*page, cfg_.guest_owner, cfg_.device_owner);
   if (!mine) {
     switch (mine.error()) {
-      case alloc::Error::double_free: metrics_.viol_double_free.inc(); break;
-      case alloc::Error::stale_handle: metrics_.viol_stale.inc(); break;
-      case alloc::Error::out_of_window: metrics_.viol_bad_address.inc(); break;
-      default: metrics_.viol_not_owner.inc(); break;
+      case alloc::Error::double_free:
+        metrics_.viol_double_free.inc();
+        break;
+      case alloc::Error::stale_handle:
+        metrics_.viol_stale.inc();
+        break;
+      case alloc::Error::out_of_window:
+        metrics_.viol_bad_address.inc();
+        break;
+      default:
+        metrics_.viol_not_owner.inc();
+        break;
     }
     return;
   }

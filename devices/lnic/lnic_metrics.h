@@ -16,7 +16,9 @@ namespace labyrinth::devices::lnic {
 
 struct Counter {
   std::atomic<uint64_t> v{0};
-  void inc(uint64_t n = 1) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void inc(uint64_t n = 1) {
+    v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   void inc_shared(uint64_t n = 1) { v.fetch_add(n, std::memory_order_relaxed); }
   uint64_t get() const { return v.load(std::memory_order_relaxed); }
 };
@@ -44,8 +46,8 @@ struct LnicMetrics {
   Counter viol_bad_index;    // ring index beyond the ring's size
   Counter viol_bad_tx;       // TX descriptor with a bad length or buffer
   // Register side (vCPU threads).
-  Counter mmio_bad_access;   // undefined offset, width or read-only write
-  Counter config_errors;     // ENABLE rejected a ring or MSI setting
+  Counter mmio_bad_access;  // undefined offset, width or read-only write
+  Counter config_errors;    // ENABLE rejected a ring or MSI setting
   Counter enables, resets;
   // Latency floor (event loop).
   Counter floor_sent, floor_missed;
@@ -62,10 +64,10 @@ struct LnicMetrics {
 
 // Latency histograms, in TSC ticks. Event loop only.
 struct LnicLatency {
-  alloc::Histogram alloc;     // the alloc_page(atomic|exclusive) call itself
-  alloc::Histogram host_rx;   // frame ready -> completion posted and interrupt signalled
-  alloc::Histogram guest;     // frame ready -> guest interrupt handler entry
-  alloc::Histogram floor;     // irqfd signalled -> guest handler entry, no device work
+  alloc::Histogram alloc;    // the alloc_page(atomic|exclusive) call itself
+  alloc::Histogram host_rx;  // frame ready -> completion posted and interrupt signalled
+  alloc::Histogram guest;    // frame ready -> guest interrupt handler entry
+  alloc::Histogram floor;    // irqfd signalled -> guest handler entry, no device work
 };
 
 }  // namespace labyrinth::devices::lnic

@@ -1,8 +1,8 @@
 // The lnic register file (vCPU threads): reads, writes, ENABLE validation, RESET.
 #include <cstring>
 
-#include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
 
 #include "allocator/tsc.h"
 #include "devices/lnic/lnic.h"
@@ -15,7 +15,9 @@ constexpr size_t kEntrySize[3] = {sizeof(lnic_rx_completion), sizeof(lnic_return
 constexpr uint32_t kRingLo[3] = {LNIC_REG_RX_RING_LO, LNIC_REG_RET_RING_LO, LNIC_REG_TX_RING_LO};
 constexpr uint32_t kRingSize[3] = {LNIC_REG_RX_RING_SIZE, LNIC_REG_RET_RING_SIZE,
                                    LNIC_REG_TX_RING_SIZE};
-bool is_pow2(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
+bool is_pow2(uint32_t v) {
+  return v != 0 && (v & (v - 1)) == 0;
+}
 }  // namespace
 
 void Lnic::read(uint64_t offset, std::span<uint8_t> data) {
@@ -45,19 +47,29 @@ bool Lnic::running() const {
 uint32_t Lnic::read_reg(uint32_t offset) {
   std::lock_guard lock(mu_);
   switch (offset) {
-    case LNIC_REG_MAGIC: return LNIC_MAGIC;
-    case LNIC_REG_VERSION: return LNIC_VERSION;  // NOLINT(bugprone-branch-clone): == F_* by chance
-    case LNIC_REG_FEATURES: return LNIC_F_TIMESTAMPS;
-    case LNIC_REG_STATUS: return regs_.status;
-    case LNIC_REG_CONFIG_ERROR: return regs_.config_error;
+    case LNIC_REG_MAGIC:
+      return LNIC_MAGIC;
+    case LNIC_REG_VERSION:
+      return LNIC_VERSION;  // NOLINT(bugprone-branch-clone): == F_* by chance
+    case LNIC_REG_FEATURES:
+      return LNIC_F_TIMESTAMPS;
+    case LNIC_REG_STATUS:
+      return regs_.status;
+    case LNIC_REG_CONFIG_ERROR:
+      return regs_.config_error;
     case LNIC_REG_MAC_LO:
       return uint32_t{cfg_.mac[0]} | uint32_t{cfg_.mac[1]} << 8 | uint32_t{cfg_.mac[2]} << 16 |
              uint32_t{cfg_.mac[3]} << 24;
-    case LNIC_REG_MAC_HI: return uint32_t{cfg_.mac[4]} | uint32_t{cfg_.mac[5]} << 8;
-    case LNIC_REG_MSI_ADDR_LO: return static_cast<uint32_t>(regs_.msi_addr);
-    case LNIC_REG_MSI_ADDR_HI: return static_cast<uint32_t>(regs_.msi_addr >> 32);
-    case LNIC_REG_MSI_DATA: return regs_.msi_data;
-    default: break;
+    case LNIC_REG_MAC_HI:
+      return uint32_t{cfg_.mac[4]} | uint32_t{cfg_.mac[5]} << 8;
+    case LNIC_REG_MSI_ADDR_LO:
+      return static_cast<uint32_t>(regs_.msi_addr);
+    case LNIC_REG_MSI_ADDR_HI:
+      return static_cast<uint32_t>(regs_.msi_addr >> 32);
+    case LNIC_REG_MSI_DATA:
+      return regs_.msi_data;
+    default:
+      break;
   }
   for (int r = 0; r < 3; ++r) {
     if (offset == kRingLo[r]) return static_cast<uint32_t>(regs_.ring_gpa[r]);
@@ -77,9 +89,12 @@ void Lnic::write_reg(uint32_t offset, uint32_t value) {
     boost::asio::post(io_, [weak, offset] {
       auto self = weak.lock();
       if (!self) return;
-      if (offset == LNIC_REG_RET_DOORBELL) self->on_return_doorbell();
-      else if (offset == LNIC_REG_TX_DOORBELL) self->on_tx_doorbell();
-      else self->floor_send(alloc::rdtsc());
+      if (offset == LNIC_REG_RET_DOORBELL)
+        self->on_return_doorbell();
+      else if (offset == LNIC_REG_TX_DOORBELL)
+        self->on_tx_doorbell();
+      else
+        self->floor_send(alloc::rdtsc());
     });
     return;
   }
@@ -99,16 +114,22 @@ void Lnic::write_reg(uint32_t offset, uint32_t value) {
     }
   }
   switch (offset) {
-    case LNIC_REG_MSI_ADDR_LO: regs_.msi_addr = (regs_.msi_addr & ~0xFFFFFFFFull) | value; return;
+    case LNIC_REG_MSI_ADDR_LO:
+      regs_.msi_addr = (regs_.msi_addr & ~0xFFFFFFFFull) | value;
+      return;
     case LNIC_REG_MSI_ADDR_HI:
       regs_.msi_addr = (regs_.msi_addr & 0xFFFFFFFFull) | (uint64_t{value} << 32);
       return;
-    case LNIC_REG_MSI_DATA: regs_.msi_data = value; return;
+    case LNIC_REG_MSI_DATA:
+      regs_.msi_data = value;
+      return;
     case LNIC_REG_CONTROL:
       if (value & LNIC_CTRL_RESET) reset_locked();
       if (value & LNIC_CTRL_ENABLE) enable_locked();
       return;
-    default: metrics_.mmio_bad_access.inc_shared(); return;
+    default:
+      metrics_.mmio_bad_access.inc_shared();
+      return;
   }
 }
 

@@ -39,7 +39,8 @@ void Pacer::step() {
   }
   if (next_ > now + spin_) {
     const auto& clk = alloc::TscClock::instance();
-    const auto wait = std::chrono::nanoseconds(static_cast<int64_t>(clk.to_ns(next_ - now - spin_)));
+    const auto wait =
+        std::chrono::nanoseconds(static_cast<int64_t>(clk.to_ns(next_ - now - spin_)));
     timer_.expires_after(wait);
     timer_.async_wait([this, gen](const boost::system::error_code& ec) {
       if (!ec && gen == generation_) step();

@@ -41,9 +41,9 @@ StdinReader::~StdinReader() {
 }
 
 bool StdinReader::start() {
-  struct stat st {};
-  if (::fstat(fd_, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) ||
-                                   S_ISSOCK(st.st_mode))) {
+  struct stat st{};
+  if (::fstat(fd_, &st) != 0 ||
+      !(S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode))) {
     spdlog::debug("serial input: stdin is not a stream; not reading it");
     return false;
   }

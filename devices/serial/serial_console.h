@@ -35,7 +35,7 @@ class FdOutput final : public SerialOutput {
 
  private:
   int fd_;
-  bool failed_ = false;  // guarded by the caller's lock (the UART's mu_)
+  bool failed_ = false;               // guarded by the caller's lock (the UART's mu_)
   std::atomic<uint64_t> written_{0};  // relaxed: a statistic
 };
 

@@ -31,15 +31,18 @@ uint8_t Uart16550::read_reg(uint8_t reg) {
       rx_.pop_front();
       return b;
     }
-    case kIer: return dlab ? dlm_ : ier_;
+    case kIer:
+      return dlab ? dlm_ : ier_;
     case kIir: {
       const uint8_t v = iir();
       // Reading IIR acknowledges a THR-empty interrupt when it is the one reported.
       if ((v & 0x0F) == kIirThrEmpty) thr_empty_pending_ = false;
       return v;
     }
-    case kLcr: return lcr_;
-    case kMcr: return mcr_;
+    case kLcr:
+      return lcr_;
+    case kMcr:
+      return mcr_;
     case kLsr: {
       uint8_t v = kLsrThrEmpty | kLsrIdle | lsr_extra_;
       if (!rx_.empty()) v |= kLsrDataReady;
@@ -54,8 +57,10 @@ uint8_t Uart16550::read_reg(uint8_t reg) {
       }
       return msr_;
     }
-    case kScr: return scr_;
-    default: return 0;
+    case kScr:
+      return scr_;
+    default:
+      return 0;
   }
 }
 
@@ -93,10 +98,17 @@ void Uart16550::write_reg(uint8_t reg, uint8_t v) {
       fcr_ = v & 0xC9;
       if (v & 0x02) rx_.clear();  // clear receive FIFO
       break;
-    case kLcr: lcr_ = v; break;
-    case kMcr: mcr_ = v & 0x1F; break;
-    case kScr: scr_ = v; break;
-    default: break;  // LSR and MSR are read-only
+    case kLcr:
+      lcr_ = v;
+      break;
+    case kMcr:
+      mcr_ = v & 0x1F;
+      break;
+    case kScr:
+      scr_ = v;
+      break;
+    default:
+      break;  // LSR and MSR are read-only
   }
 }
 

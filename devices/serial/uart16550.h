@@ -38,8 +38,17 @@ class SerialOutput {
 class Uart16550 final : public BusDevice {
  public:
   // Register offsets.
-  enum : uint8_t { kData = 0, kIer = 1, kIir = 2, kFcr = 2, kLcr = 3, kMcr = 4, kLsr = 5,
-                   kMsr = 6, kScr = 7 };
+  enum : uint8_t {
+    kData = 0,
+    kIer = 1,
+    kIir = 2,
+    kFcr = 2,
+    kLcr = 3,
+    kMcr = 4,
+    kLsr = 5,
+    kMsr = 6,
+    kScr = 7
+  };
   // Bits.
   static constexpr uint8_t kIerRxData = 0x01, kIerThrEmpty = 0x02;
   static constexpr uint8_t kIirNone = 0x01, kIirThrEmpty = 0x02, kIirRxData = 0x04,
@@ -62,10 +71,10 @@ class Uart16550 final : public BusDevice {
   size_t rx_space() const;
 
  private:
-  uint8_t read_reg(uint8_t reg);          // needs mu_
-  void write_reg(uint8_t reg, uint8_t v); // needs mu_
-  uint8_t iir() const;                    // needs mu_
-  void push_rx(uint8_t byte);             // needs mu_
+  uint8_t read_reg(uint8_t reg);           // needs mu_
+  void write_reg(uint8_t reg, uint8_t v);  // needs mu_
+  uint8_t iir() const;                     // needs mu_
+  void push_rx(uint8_t byte);              // needs mu_
 
   SerialOutput& out_;
   IrqLine& irq_;
@@ -77,7 +86,7 @@ class Uart16550 final : public BusDevice {
   uint8_t msr_ = kMsrDefault;
   uint8_t scr_ = 0;
   uint8_t fcr_ = 0;
-  uint8_t dll_ = 0x0C;     // 9600 baud
+  uint8_t dll_ = 0x0C;  // 9600 baud
   uint8_t dlm_ = 0;
   bool thr_empty_pending_ = false;  // THR-empty interrupt not yet acknowledged (IIR read)
   std::deque<uint8_t> rx_;

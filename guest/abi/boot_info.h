@@ -34,10 +34,10 @@
 #define LABYRINTH_BOOT_INFO_VERSION 1u
 
 /* Fixed guest-physical layout of low memory (VMM-owned). */
-#define LABYRINTH_BOOT_INFO_GPA 0x1000ULL   /* struct labyrinth_boot_info, 4 KiB */
-#define LABYRINTH_CMDLINE_GPA 0x2000ULL     /* NUL-terminated, < 4 KiB */
-#define LABYRINTH_GDT_GPA 0x3000ULL         /* GDT + TSS */
-#define LABYRINTH_TSS_GPA 0x3080ULL         /* 64-bit TSS (0x68 bytes) */
+#define LABYRINTH_BOOT_INFO_GPA 0x1000ULL /* struct labyrinth_boot_info, 4 KiB */
+#define LABYRINTH_CMDLINE_GPA 0x2000ULL   /* NUL-terminated, < 4 KiB */
+#define LABYRINTH_GDT_GPA 0x3000ULL       /* GDT + TSS */
+#define LABYRINTH_TSS_GPA 0x3080ULL       /* 64-bit TSS (0x68 bytes) */
 #define LABYRINTH_TSS_RSP0_GPA (LABYRINTH_TSS_GPA + 4)
 #define LABYRINTH_SEL_KERNEL_CODE 0x08
 #define LABYRINTH_SEL_KERNEL_DATA 0x10
@@ -59,9 +59,9 @@
 #define LABYRINTH_MAX_DEVICES 16u
 
 enum labyrinth_mem_type {
-  LABYRINTH_MEM_RAM = 1,       /* usable RAM */
-  LABYRINTH_MEM_RESERVED = 2,  /* VMM-owned low memory, MMIO */
-  LABYRINTH_MEM_POOL = 3,      /* page-pool window: reserved, pages handed out by devices */
+  LABYRINTH_MEM_RAM = 1,      /* usable RAM */
+  LABYRINTH_MEM_RESERVED = 2, /* VMM-owned low memory, MMIO */
+  LABYRINTH_MEM_POOL = 3,     /* page-pool window: reserved, pages handed out by devices */
 };
 
 struct labyrinth_mem_region {
@@ -76,8 +76,8 @@ enum labyrinth_device_type {
 };
 
 struct labyrinth_device_desc {
-  uint32_t type;     /* enum labyrinth_device_type */
-  uint32_t gsi;      /* interrupt line (IOAPIC pin) the device raises */
+  uint32_t type; /* enum labyrinth_device_type */
+  uint32_t gsi;  /* interrupt line (IOAPIC pin) the device raises */
   uint64_t mmio_base;
   uint64_t mmio_size;
   uint8_t mac[6];

@@ -79,10 +79,10 @@ enum lnic_reg {
   LNIC_REG_RX_RING_LO = 0x020,   /* RX completion ring GPA */
   LNIC_REG_RX_RING_HI = 0x024,
   LNIC_REG_RX_RING_SIZE = 0x028,
-  LNIC_REG_RET_RING_LO = 0x030,  /* RETURN ring GPA */
+  LNIC_REG_RET_RING_LO = 0x030, /* RETURN ring GPA */
   LNIC_REG_RET_RING_HI = 0x034,
   LNIC_REG_RET_RING_SIZE = 0x038,
-  LNIC_REG_TX_RING_LO = 0x040,   /* TX ring GPA */
+  LNIC_REG_TX_RING_LO = 0x040, /* TX ring GPA */
   LNIC_REG_TX_RING_HI = 0x044,
   LNIC_REG_TX_RING_SIZE = 0x048,
   LNIC_REG_MSI_ADDR_LO = 0x050,
@@ -93,7 +93,7 @@ enum lnic_reg {
   /* Latency floor (no device work in the path): writing LNIC_REG_FLOOR_ARM makes the
    * device signal the interrupt once with t_sent stamped in the RX ring header's
    * floor fields; the guest's handler stores its entry TSC in floor_guest_tsc. */
-  LNIC_REG_FLOOR_ARM = 0x088,    /* WO */
+  LNIC_REG_FLOOR_ARM = 0x088, /* WO */
 };
 
 #define LNIC_F_TIMESTAMPS 0x1u /* completions carry t_ready / t_posted */
@@ -109,8 +109,8 @@ enum lnic_reg {
 /* At the start of every ring; entries follow at offset sizeof(struct lnic_ring_header).
  * prod and cons sit on their own cache lines (producer and consumer are different CPUs). */
 struct lnic_ring_header {
-  uint32_t prod;  /* written by the producer only */
-  uint32_t flags; /* written by the guest: LNIC_RING_F_* (RX ring) */
+  uint32_t prod;            /* written by the producer only */
+  uint32_t flags;           /* written by the guest: LNIC_RING_F_* (RX ring) */
   uint64_t floor_t_sent;    /* RX ring: host TSC when the floor interrupt was signalled */
   uint64_t floor_guest_tsc; /* RX ring: guest TSC at the floor interrupt's handler entry */
   uint8_t pad0[40];

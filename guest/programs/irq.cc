@@ -78,17 +78,18 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
                   LABYRINTH_IRQ_TEST_GSI);
     return guest::kExitFail;
   }
-  guest::printf("irq: gsi %u -> vector 0x%x on apic %u, lapic timer %u ticks/ms, "
-                "requesting %u interrupts\n",
-                LABYRINTH_IRQ_TEST_GSI, kVector, guest::lapic_id(), ticks_per_ms, kCount);
+  guest::printf(
+      "irq: gsi %u -> vector 0x%x on apic %u, lapic timer %u ticks/ms, "
+      "requesting %u interrupts\n",
+      LABYRINTH_IRQ_TEST_GSI, kVector, guest::lapic_id(), ticks_per_ms, kCount);
   if (user) {
     if (!guest::enter_user_mode()) return guest::kExitFail;
     guest::cli();
     guest::outl(LABYRINTH_PORT_IRQ_TEST, kCount);
     guest::mdelay(50);
     const uint32_t early = g_received.load(std::memory_order_relaxed);
-    guest::printf("irq: at cpl %u; %u interrupts taken in 50 ms after cli (want 0)\n",
-                  guest::cpl(), early);
+    guest::printf("irq: at cpl %u; %u interrupts taken in 50 ms after cli (want 0)\n", guest::cpl(),
+                  early);
     if (early != 0) return guest::kExitFail;
     guest::sti();
   } else {
@@ -102,9 +103,10 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
     if (g_received.load(std::memory_order_relaxed) >= kCount) break;
     if (guest::tsc_passed(deadline)) {
       const uint32_t received = g_received.load(std::memory_order_relaxed);
-      guest::printf("irq: FAIL: received %u/%u interrupts after %lu ms (the host says it "
-                    "raised %u)\n", received, kCount, kTimeoutMs,
-                    guest::inl(LABYRINTH_PORT_IRQ_TEST));
+      guest::printf(
+          "irq: FAIL: received %u/%u interrupts after %lu ms (the host says it "
+          "raised %u)\n",
+          received, kCount, kTimeoutMs, guest::inl(LABYRINTH_PORT_IRQ_TEST));
       guest::lapic_timer_stop();
       return guest::kExitFail;
     }

@@ -26,7 +26,7 @@
 
 namespace lnic_app {
 
-inline constexpr const char* kDriverKeys[] = {"nic", "rx", "ret", "tx", "tx_buffers",
+inline constexpr const char* kDriverKeys[] = {"nic",       "rx",     "ret", "tx",   "tx_buffers",
                                               "ret_batch", "budget", "log", "busy", "cpl"};
 
 // Drops to CPL 3 (guest/runtime/user.h) if cpl=3, or by default when `poll`.
@@ -79,8 +79,10 @@ inline bool start(const char* who, guest::Lnic& nic, const labyrinth_boot_info& 
   const uint32_t count = guest::Lnic::count(info);
   const uint32_t index = static_cast<uint32_t>(args.u64("nic", 0));
   if (count == 0) {
-    guest::printf("%s: FAIL: no lnic found (boot info lists %u devices, none of type "
-                  "LABYRINTH_DEV_LNIC)\n", who, info.num_devices);
+    guest::printf(
+        "%s: FAIL: no lnic found (boot info lists %u devices, none of type "
+        "LABYRINTH_DEV_LNIC)\n",
+        who, info.num_devices);
     return false;
   }
   guest::lapic_enable();
@@ -90,12 +92,13 @@ inline bool start(const char* who, guest::Lnic& nic, const labyrinth_boot_info& 
     return false;
   }
   const uint8_t* m = nic.mac();
-  guest::printf("%s: lnic%u up: mac %02x:%02x:%02x:%02x:%02x:%02x features 0x%x vector 0x%x "
-                "apic %u rings rx=%u ret=%u tx=%u mode=%s ret_batch=%u pool 0x%lx+0x%lx cpl %u\n",
-                who, index, m[0], m[1], m[2], m[3], m[4], m[5], nic.features(), nic.vector(),
-                guest::lapic_id(), opts.rx_entries, opts.ret_entries, opts.tx_entries,
-                opts.poll ? "poll" : "irq", opts.ret_doorbell_batch, nic.pool_base(),
-                nic.pool_size(), guest::cpl());
+  guest::printf(
+      "%s: lnic%u up: mac %02x:%02x:%02x:%02x:%02x:%02x features 0x%x vector 0x%x "
+      "apic %u rings rx=%u ret=%u tx=%u mode=%s ret_batch=%u pool 0x%lx+0x%lx cpl %u\n",
+      who, index, m[0], m[1], m[2], m[3], m[4], m[5], nic.features(), nic.vector(),
+      guest::lapic_id(), opts.rx_entries, opts.ret_entries, opts.tx_entries,
+      opts.poll ? "poll" : "irq", opts.ret_doorbell_batch, nic.pool_base(), nic.pool_size(),
+      guest::cpl());
   return true;
 }
 

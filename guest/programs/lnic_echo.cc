@@ -24,8 +24,8 @@
 namespace {
 
 constexpr const char* kWho = "lnic_echo";
-constexpr const char* kKeys[] = {"mode",    "copy",    "kick",    "kick_len", "kick_retry_ms",
-                                 "frames",  "idle_ms", "wait_ms", "seconds",  "batch"};
+constexpr const char* kKeys[] = {"mode",   "copy",    "kick",    "kick_len", "kick_retry_ms",
+                                 "frames", "idle_ms", "wait_ms", "seconds",  "batch"};
 
 struct Echo {
   bool copy = false;
@@ -58,8 +58,8 @@ uint64_t kick_round() {
   uint64_t n = 0;
   for (; n < g_kick.count; ++n) {
     const uint64_t seq = g_kick.seq++;
-    guest::lnic::fill_pktgen(g_kick_frame, g_kick.len, g_nic.mac(), seq,
-                             static_cast<uint8_t>(seq), /*ethertype_network=*/true,
+    guest::lnic::fill_pktgen(g_kick_frame, g_kick.len, g_nic.mac(), seq, static_cast<uint8_t>(seq),
+                             /*ethertype_network=*/true,
                              /*magic_network=*/true);
     if (!g_nic.send_copy(g_kick_frame, g_kick.len)) break;
     if ((n + 1) % 64 == 0) g_nic.flush();
@@ -154,15 +154,17 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
     return guest::kExitFail;
   }
   if (!lnic_app::start(kWho, g_nic, info, args, opts, on_frame, &g_echo)) return guest::kExitFail;
-  guest::printf("%s: mode=%s tx=%s kick=%lu frames=%lu idle_ms=%lu wait_ms=%lu seconds=%lu\n",
-                kWho, poll ? "poll" : "irq (hlt between interrupts)",
+  guest::printf("%s: mode=%s tx=%s kick=%lu frames=%lu idle_ms=%lu wait_ms=%lu seconds=%lu\n", kWho,
+                poll ? "poll" : "irq (hlt between interrupts)",
                 g_echo.copy ? "copy" : "zero-copy from the RX page", kick, lim.frames, lim.idle_ms,
                 lim.wait_ms, lim.seconds);
 
   if (g_kick.count != 0) {
     const uint64_t n = kick_round();
-    guest::printf("%s: kicked %lu/%lu frames of %u bytes (again every %lu ms until one comes "
-                  "back)\n", kWho, n, g_kick.count, g_kick.len, g_kick.retry_ms);
+    guest::printf(
+        "%s: kicked %lu/%lu frames of %u bytes (again every %lu ms until one comes "
+        "back)\n",
+        kWho, n, g_kick.count, g_kick.len, g_kick.retry_ms);
   }
 
   const uint64_t t0 = guest::rdtsc();
@@ -182,11 +184,12 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   const uint64_t faults = st.device_faults();
   const uint64_t stuck = g_nic.tx_in_flight();
   g_nic.print_stats(kWho);
-  guest::printf("%s: stopped (%s) after %lu us: frames=%lu echoed=%lu tx_dropped=%lu "
-                "tx_completed=%lu still_in_flight=%lu pages_held=%lu device_faults=%lu "
-                "kick_rounds=%lu kicked=%lu\n",
-                kWho, why, elapsed_us, e.frames, e.echoed, e.dropped, st.tx_completed, stuck,
-                g_nic.pages_held(), faults, g_kick.rounds, g_kick.sent);
+  guest::printf(
+      "%s: stopped (%s) after %lu us: frames=%lu echoed=%lu tx_dropped=%lu "
+      "tx_completed=%lu still_in_flight=%lu pages_held=%lu device_faults=%lu "
+      "kick_rounds=%lu kicked=%lu\n",
+      kWho, why, elapsed_us, e.frames, e.echoed, e.dropped, st.tx_completed, stuck,
+      g_nic.pages_held(), faults, g_kick.rounds, g_kick.sent);
   if (e.frames == 0) guest::printf("%s: FAIL: no frames received\n", kWho);
   if (stuck != 0) guest::printf("%s: FAIL: %lu TX frames never completed\n", kWho, stuck);
   const uint64_t errors = faults + e.dropped + stuck;

@@ -33,8 +33,8 @@
 namespace {
 
 constexpr const char* kWho = "lnic_hostile";
-constexpr const char* kKeys[] = {"config", "bogus", "double", "unowned", "indices", "flood",
-                                 "flood_count", "frames", "wait_ms", "settle_ms"};
+constexpr const char* kKeys[] = {"config", "bogus",       "double", "unowned", "indices",
+                                 "flood",  "flood_count", "frames", "wait_ms", "settle_ms"};
 constexpr uint32_t kMaxKept = 8;
 
 struct State {
@@ -207,12 +207,12 @@ void check_bogus() {
   const uint64_t pool = g_nic.pool_base(), size = g_nic.pool_size();
   const uint64_t addrs[] = {
       pool >= 4096 ? pool - 4096 : 0,  // below the pool window
-      pool + size,                      // just above it
+      pool + size,                     // just above it
       0,
-      ~0xFFFull,                                      // 2^64 - 4 KiB
-      page + 8,                                       // misaligned, inside a page we own
-      reinterpret_cast<uint64_t>(g_ram_page),         // guest RAM
-      g_nic.rx_ring_gpa(),                            // guest RAM: our own RX ring
+      ~0xFFFull,                               // 2^64 - 4 KiB
+      page + 8,                                // misaligned, inside a page we own
+      reinterpret_cast<uint64_t>(g_ram_page),  // guest RAM
+      g_nic.rx_ring_gpa(),                     // guest RAM: our own RX ring
   };
   for (uint64_t a : addrs) g_nic.ret_post_raw(a, 0);
   g_nic.ring_ret_doorbell();
@@ -270,8 +270,8 @@ void check_unowned() {
   g_nic.ret_post_raw(last, 0);
   if (mid != 0) g_nic.ret_post_raw(mid, 0);
   g_nic.ring_ret_doorbell();
-  guest::printf("%s: [unowned] returned never-received pages 0x%lx and 0x%lx, one doorbell\n",
-                kWho, last, mid);
+  guest::printf("%s: [unowned] returned never-received pages 0x%lx and 0x%lx, one doorbell\n", kWho,
+                last, mid);
   settle();
   alive("unowned");
 }
@@ -294,8 +294,9 @@ void check_indices() {
     guest::mdelay(20);
     __atomic_store_n(&ret->prod, g_nic.ret_prod(), __ATOMIC_RELEASE);
     g_nic.ring_ret_doorbell();
-    guest::printf("%s: [indices] RETURN prod %u with cons %u (ring %u) + doorbell, restored to %u\n",
-                  kWho, bad, ret_cons, g_nic.ret_entries(), g_nic.ret_prod());
+    guest::printf(
+        "%s: [indices] RETURN prod %u with cons %u (ring %u) + doorbell, restored to %u\n", kWho,
+        bad, ret_cons, g_nic.ret_entries(), g_nic.ret_prod());
     settle();
   }
 
@@ -336,10 +337,11 @@ void check_flood(uint64_t count) {
   const uint64_t t1 = guest::rdtsc();
   for (uint64_t i = 0; i < count; ++i) g_nic.ring_tx_doorbell();
   const uint64_t t2 = guest::rdtsc();
-  guest::printf("%s: [flood] %lu RETURN doorbells in %lu us, %lu TX doorbells in %lu us "
-                "(%lu ns per doorbell exit)\n",
-                kWho, count, guest::tsc_to_us(t1 - t0), count, guest::tsc_to_us(t2 - t1),
-                count != 0 ? (t2 - t0) * 1000000 / guest::tsc_khz() / (2 * count) : 0);
+  guest::printf(
+      "%s: [flood] %lu RETURN doorbells in %lu us, %lu TX doorbells in %lu us "
+      "(%lu ns per doorbell exit)\n",
+      kWho, count, guest::tsc_to_us(t1 - t0), count, guest::tsc_to_us(t2 - t1),
+      count != 0 ? (t2 - t0) * 1000000 / guest::tsc_khz() / (2 * count) : 0);
   settle();
   alive("flood");
 }
@@ -367,10 +369,10 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   // but no traffic yet (pages in flight would be lost when we re-zero the rings).
   opts.enable = !do_config;
   if (!lnic_app::start(kWho, g_nic, info, args, opts, on_frame, &g_state)) return guest::kExitFail;
-  guest::printf("%s: checks config=%d bogus=%d double=%d unowned=%d indices=%d flood=%d "
-                "(flood_count=%lu) then %lu frames; poll mode, interrupts off\n",
-                kWho, do_config, do_bogus, do_double, do_unowned, do_indices, do_flood,
-                flood_count, frames);
+  guest::printf(
+      "%s: checks config=%d bogus=%d double=%d unowned=%d indices=%d flood=%d "
+      "(flood_count=%lu) then %lu frames; poll mode, interrupts off\n",
+      kWho, do_config, do_bogus, do_double, do_unowned, do_indices, do_flood, flood_count, frames);
   if (do_config) {
     check_config(info);
     g_nic.reset();
@@ -388,8 +390,10 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   }
 
   if (!receive(16)) {
-    guest::printf("%s: FAIL: no frames within %lu ms of ENABLE (is a backend generating "
-                  "traffic?)\n", kWho, g_wait_ms);
+    guest::printf(
+        "%s: FAIL: no frames within %lu ms of ENABLE (is a backend generating "
+        "traffic?)\n",
+        kWho, g_wait_ms);
     g_nic.print_stats(kWho);
     return guest::kExitFail;
   }
@@ -404,8 +408,8 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   g_nic.flush();
   const uint64_t received = g_state.frames - before;
   char buf[160];
-  guest::snprintf(buf, sizeof(buf), "%lu/%lu frames received normally after the checks",
-                  received, frames);
+  guest::snprintf(buf, sizeof(buf), "%lu/%lu frames received normally after the checks", received,
+                  frames);
   verdict("final", got, buf);
   g_nic.print_stats(kWho);
   const uint64_t faults = g_nic.stats().device_faults();

@@ -36,8 +36,8 @@ constexpr const char* kKeys[] = {"seconds", "frames", "floor_ms", "floor_timeout
 
 struct Latency {
   uint64_t frames = 0;
-  uint64_t polled = 0;   // consumed outside the handler (t_guest_irq = 0)
-  uint64_t late = 0;  // posted after the handler run that consumed it had started
+  uint64_t polled = 0;  // consumed outside the handler (t_guest_irq = 0)
+  uint64_t late = 0;    // posted after the handler run that consumed it had started
   lnic_app::Histogram from_ready;
   lnic_app::Histogram from_posted;
   lnic_app::Histogram floors;
@@ -80,11 +80,12 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   // The tick only serves deadlines and floor arming; without either the guest
   // sleeps in HLT undisturbed (no timer interrupt can delay an lnic MSI).
   const bool tick = seconds != 0 || floor_ms != 0;
-  guest::printf("%s: idle=hlt (sti;hlt between interrupts, %s) seconds=%lu%s frames=%lu "
-                "floor_ms=%lu ret_batch=%u\n",
-                kWho, tick ? "LAPIC tick for deadlines/floors" : "no timer", seconds,
-                seconds == 0 ? " (until the VMM ends the run)" : "", max_frames, floor_ms,
-                opts.ret_doorbell_batch);
+  guest::printf(
+      "%s: idle=hlt (sti;hlt between interrupts, %s) seconds=%lu%s frames=%lu "
+      "floor_ms=%lu ret_batch=%u\n",
+      kWho, tick ? "LAPIC tick for deadlines/floors" : "no timer", seconds,
+      seconds == 0 ? " (until the VMM ends the run)" : "", max_frames, floor_ms,
+      opts.ret_doorbell_batch);
   if (tick && tick_ms != 0) guest::tick_start(guest::kTickVector, tick_ms);
 
   const uint64_t khz = guest::tsc_khz();
@@ -146,14 +147,16 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   const guest::LnicStats& st = g_nic.stats();
   const uint64_t faults = st.device_faults();
   g_nic.print_stats(kWho);
-  guest::printf("%s: stopped (%s): frames=%lu (in handler %lu, polled %lu) irqs=%lu "
-                "floors armed=%lu seen=%lu lost=%lu\n",
-                kWho, why, l.frames, l.frames - l.polled, l.polled, st.irqs, st.floor_armed,
-                st.floor_irqs, floors_lost);
-  guest::printf("%s: raw guest-TSC minus host-TSC deltas (latencies only if the VM's TSC offset "
-                "is 0; the host's figures are authoritative): %lu frames were posted after the "
-                "handler run that consumed them began (excluded), %lu floors negative\n",
-                kWho, l.late, floor_negative);
+  guest::printf(
+      "%s: stopped (%s): frames=%lu (in handler %lu, polled %lu) irqs=%lu "
+      "floors armed=%lu seen=%lu lost=%lu\n",
+      kWho, why, l.frames, l.frames - l.polled, l.polled, st.irqs, st.floor_armed, st.floor_irqs,
+      floors_lost);
+  guest::printf(
+      "%s: raw guest-TSC minus host-TSC deltas (latencies only if the VM's TSC offset "
+      "is 0; the host's figures are authoritative): %lu frames were posted after the "
+      "handler run that consumed them began (excluded), %lu floors negative\n",
+      kWho, l.late, floor_negative);
   lnic_app::print_histogram_ns(kWho, "irq entry - t_ready ", l.from_ready);
   lnic_app::print_histogram_ns(kWho, "irq entry - t_posted", l.from_posted);
   lnic_app::print_histogram_ns(kWho, "floor: entry - t_sent", l.floors);

@@ -27,8 +27,8 @@
 namespace {
 
 constexpr const char* kWho = "lnic_sink";
-constexpr const char* kKeys[] = {"mode", "frames", "idle_ms", "wait_ms", "seconds", "batch",
-                                 "verify"};
+constexpr const char* kKeys[] = {"mode",    "frames", "idle_ms", "wait_ms",
+                                 "seconds", "batch",  "verify"};
 constexpr uint32_t kPrintErrors = 5;
 
 struct Sink {
@@ -57,8 +57,8 @@ guest::LnicVerdict on_frame(guest::Lnic&, const guest::LnicFrame& f, void* conte
                                               : sizeof(lnic_pktgen_header));
     if (r.status != guest::lnic::PktgenStatus::kOk) {
       if (++s.pattern_errors <= kPrintErrors) {
-        guest::printf("%s: ERROR: frame %lu (completion seq %lu, len %u, page 0x%lx): %s%s",
-                      kWho, s.frames - 1, f.seq, f.len, f.page_gpa, guest::lnic::to_string(r.status),
+        guest::printf("%s: ERROR: frame %lu (completion seq %lu, len %u, page 0x%lx): %s%s", kWho,
+                      s.frames - 1, f.seq, f.len, f.page_gpa, guest::lnic::to_string(r.status),
                       r.status == guest::lnic::PktgenStatus::kBadPattern ? "" : "\n");
         if (r.status == guest::lnic::PktgenStatus::kBadPattern) {
           guest::printf(" at offset %u (byte 0x%02x, pattern 0x%02x)\n", r.bad_offset,
@@ -146,7 +146,9 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   guest::printf("%s: mode=%s frames=%lu idle_ms=%lu wait_ms=%lu seconds=%lu batch=%u verify=%s\n",
                 kWho, poll ? "poll" : "irq (hlt between interrupts)", lim.frames, lim.idle_ms,
                 lim.wait_ms, lim.seconds, batch,
-                !g_sink.verify ? "none" : g_sink.verify_payload ? "full" : "header");
+                !g_sink.verify          ? "none"
+                : g_sink.verify_payload ? "full"
+                                        : "header");
 
   const uint64_t t0 = guest::rdtsc();
   const char* why = poll ? run_poll(lim, batch) : run_irq(lim);
@@ -161,11 +163,11 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   const auto order = [good](uint64_t network) {
     return network == good ? "network" : network == 0 ? "host (little-endian)" : "MIXED";
   };
-  guest::printf("%s: stopped (%s) after %lu us: frames=%lu (%lu/s) pattern_errors=%lu "
-                "out_of_order=%lu gaps=%lu in %lu jumps, first pktgen seq %lu, device faults %lu\n",
-                kWho, why, elapsed_us, s.frames,
-                elapsed_us != 0 ? s.frames * 1000000 / elapsed_us : 0, s.pattern_errors,
-                s.seq.out_of_order, s.seq.gaps, s.seq.gap_events, s.first_seq, faults);
+  guest::printf(
+      "%s: stopped (%s) after %lu us: frames=%lu (%lu/s) pattern_errors=%lu "
+      "out_of_order=%lu gaps=%lu in %lu jumps, first pktgen seq %lu, device faults %lu\n",
+      kWho, why, elapsed_us, s.frames, elapsed_us != 0 ? s.frames * 1000000 / elapsed_us : 0,
+      s.pattern_errors, s.seq.out_of_order, s.seq.gaps, s.seq.gap_events, s.first_seq, faults);
   if (good != 0) {
     guest::printf("%s: pktgen header byte order: ethertype %s, magic %s\n", kWho,
                   order(s.ethertype_network), order(s.magic_network));

@@ -9,7 +9,9 @@ namespace {
 
 constexpr size_t kMaxCmdline = 4096;  // boot_info.h: "< 4 KiB"
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 size_t cstr_len(const char* s) {
   size_t n = 0;
@@ -147,8 +149,7 @@ bool Cmdline::flag(const char* key, bool fallback) {
   return fallback;
 }
 
-size_t Cmdline::choice(const char* key, const char* const* choices, size_t count,
-                       size_t fallback) {
+size_t Cmdline::choice(const char* key, const char* const* choices, size_t count, size_t fallback) {
   const char* v;
   size_t n;
   if (!find(key, &v, &n)) return fallback;

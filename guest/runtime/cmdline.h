@@ -56,8 +56,7 @@ class Cmdline {
   size_t length() const { return len_; }
 
  private:
-  void fail(const char* key, size_t key_len, const char* what, const char* value,
-            size_t value_len);
+  void fail(const char* key, size_t key_len, const char* what, const char* value, size_t value_len);
 
   const char* text_ = "";
   size_t len_ = 0;

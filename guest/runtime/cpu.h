@@ -55,14 +55,24 @@ inline void mmio_write32(uint64_t addr, uint32_t value) {
   *reinterpret_cast<volatile uint32_t*>(addr) = value;
 }
 
-inline void cli() { asm volatile("cli" : : : "memory"); }
-inline void sti() { asm volatile("sti" : : : "memory"); }
-inline void hlt() { asm volatile("hlt" : : : "memory"); }
-inline void pause() { asm volatile("pause" : : : "memory"); }
+inline void cli() {
+  asm volatile("cli" : : : "memory");
+}
+inline void sti() {
+  asm volatile("sti" : : : "memory");
+}
+inline void hlt() {
+  asm volatile("hlt" : : : "memory");
+}
+inline void pause() {
+  asm volatile("pause" : : : "memory");
+}
 
 // STI's one-instruction interrupt shadow makes "sti; hlt" atomic: an interrupt
 // that became pending while IF was 0 wakes the HLT instead of being missed.
-inline void sti_hlt() { asm volatile("sti; hlt" : : : "memory"); }
+inline void sti_hlt() {
+  asm volatile("sti; hlt" : : : "memory");
+}
 
 inline uint64_t rdtsc() {
   uint32_t lo, hi;

@@ -82,14 +82,15 @@ const char* const kExceptionNames[32] = {
 
 void print_report(const InterruptFrame& f, const char* what) {
   const unsigned cpu = this_cpu();
-  printf_unlocked("\n*** guest: unhandled %s on cpu %u at cpl %lu: vector %lu (%s)\n", what,
-                  cpu, f.cs & 3, f.vector, f.vector < 32 ? exception_name(f.vector) : "interrupt");
+  printf_unlocked("\n*** guest: unhandled %s on cpu %u at cpl %lu: vector %lu (%s)\n", what, cpu,
+                  f.cs & 3, f.vector, f.vector < 32 ? exception_name(f.vector) : "interrupt");
   printf_unlocked("    error code 0x%lx  rip 0x%016lx  rsp 0x%016lx  rflags 0x%lx  cs 0x%lx\n",
                   f.error_code, f.rip, f.rsp, f.rflags, f.cs);
   if (f.vector == kPageFault) {
     printf_unlocked("    cr2 0x%016lx (%s, %s, %s, %s)\n", read_cr2(),
                     (f.error_code & 1) ? "protection" : "not present",
-                    (f.error_code & 2) ? "write" : "read", (f.error_code & 4) ? "user" : "supervisor",
+                    (f.error_code & 2) ? "write" : "read",
+                    (f.error_code & 4) ? "user" : "supervisor",
                     (f.error_code & 16) ? "instruction fetch" : "data");
   }
   printf_unlocked("    rax %016lx rbx %016lx rcx %016lx rdx %016lx\n", f.rax, f.rbx, f.rcx, f.rdx);

@@ -31,7 +31,7 @@ struct InterruptFrame {
   uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
   uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
   uint64_t vector;
-  uint64_t error_code;  // 0 for vectors without one
+  uint64_t error_code;                // 0 for vectors without one
   uint64_t rip, cs, rflags, rsp, ss;  // pushed by the CPU
 };
 static_assert(sizeof(InterruptFrame) == 22 * 8, "see vectors.S");

@@ -27,8 +27,12 @@ constexpr uint32_t kLvtMasked = 1u << 16;
 constexpr uint32_t kLvtDeliveryNmi = 4u << 8;
 constexpr uint32_t kDivideBy16 = 0x3;
 
-uint32_t read(uint32_t reg) { return mmio_read32(kBase + reg); }
-void write(uint32_t reg, uint32_t value) { mmio_write32(kBase + reg, value); }
+uint32_t read(uint32_t reg) {
+  return mmio_read32(kBase + reg);
+}
+void write(uint32_t reg, uint32_t value) {
+  mmio_write32(kBase + reg, value);
+}
 
 }  // namespace
 
@@ -43,9 +47,13 @@ void lapic_enable() {
   write(kRegSvr, kSvrEnable | kSpuriousVector);
 }
 
-uint32_t lapic_id() { return read(kRegId) >> 24; }
+uint32_t lapic_id() {
+  return read(kRegId) >> 24;
+}
 
-void lapic_eoi() { write(kRegEoi, 0); }
+void lapic_eoi() {
+  write(kRegEoi, 0);
+}
 
 bool lapic_timer_start(uint8_t vector, uint32_t initial_count, TimerMode mode) {
   constexpr uint32_t kModeBits = 3u << 17;
@@ -65,7 +73,9 @@ void lapic_timer_stop() {
   write(kRegTimerInitial, 0);
 }
 
-uint32_t lapic_timer_current() { return read(kRegTimerCurrent); }
+uint32_t lapic_timer_current() {
+  return read(kRegTimerCurrent);
+}
 
 uint32_t lapic_timer_ticks_per_ms() {
   constexpr uint32_t kStart = 0xFFFFFFFFu;

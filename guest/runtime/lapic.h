@@ -23,8 +23,8 @@ enum class TimerMode : uint32_t {
 // LINT0, so the legacy 8259 PIC cannot inject its (unprogrammed, vector 0-15)
 // interrupts; external interrupts then arrive only through the IOAPIC.
 void lapic_enable();
-uint32_t lapic_id();        // this CPU's APIC ID (bits 31:24 of the ID register)
-void lapic_eoi();           // end of interrupt for the in-service vector
+uint32_t lapic_id();  // this CPU's APIC ID (bits 31:24 of the ID register)
+void lapic_eoi();     // end of interrupt for the in-service vector
 // Starts the timer. Returns false if the LAPIC refused the mode: KVM only lets
 // the periodic bit be set once the VMM has done KVM_SET_CPUID2 (it derives the
 // writable timer-mode bits from the guest CPUID); one-shot always works.

@@ -38,8 +38,8 @@ uint64_t g_arena_used = 0;
 // Page-ownership bitmaps: 1 bit per pool page, up to 4 GiB of pool window; also
 // .noinit, probe() clears the words the pool window needs.
 constexpr uint64_t kOwnedWords = (4ull << 30) / kPageSize / 64;
-alignas(4096) __attribute__((section(".noinit.lnic_owned"))) uint64_t
-    g_owned_bits[kLnicMaxNics][kOwnedWords];
+alignas(4096)
+    __attribute__((section(".noinit.lnic_owned"))) uint64_t g_owned_bits[kLnicMaxNics][kOwnedWords];
 
 constexpr uint64_t kStallMs = 1000;
 
@@ -69,70 +69,118 @@ void copy_frame(void* dst, const void* src, uint32_t len) {
   asm volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(bytes) : : "memory");
 }
 
-bool power_of_two(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
+bool power_of_two(uint32_t v) {
+  return v != 0 && (v & (v - 1)) == 0;
+}
 
 }  // namespace
 
 const char* to_string(LnicError e) {
   switch (e) {
-    case LnicError::kNone: return "ok";
-    case LnicError::kNoDevice: return "no lnic found in boot info";
-    case LnicError::kBadWindow: return "lnic MMIO window unusable (size or not identity-mapped)";
-    case LnicError::kNoPool: return "boot info has no usable page-pool window";
-    case LnicError::kBadMagic: return "MAGIC register is not LNIC_MAGIC";
-    case LnicError::kBadVersion: return "VERSION register is not LNIC_VERSION";
-    case LnicError::kBadOptions: return "invalid driver options (ring sizes, tx_buffers)";
-    case LnicError::kArenaFull: return "rings and TX buffers do not fit the driver arena";
-    case LnicError::kVectorBusy: return "the NIC's interrupt vector has another handler";
-    case LnicError::kBusy: return "TX frames still in flight";
-    case LnicError::kConfigRejected: return "device reported LNIC_STATUS_CONFIG_ERROR";
-    case LnicError::kNotRunning: return "device not RUNNING after ENABLE";
+    case LnicError::kNone:
+      return "ok";
+    case LnicError::kNoDevice:
+      return "no lnic found in boot info";
+    case LnicError::kBadWindow:
+      return "lnic MMIO window unusable (size or not identity-mapped)";
+    case LnicError::kNoPool:
+      return "boot info has no usable page-pool window";
+    case LnicError::kBadMagic:
+      return "MAGIC register is not LNIC_MAGIC";
+    case LnicError::kBadVersion:
+      return "VERSION register is not LNIC_VERSION";
+    case LnicError::kBadOptions:
+      return "invalid driver options (ring sizes, tx_buffers)";
+    case LnicError::kArenaFull:
+      return "rings and TX buffers do not fit the driver arena";
+    case LnicError::kVectorBusy:
+      return "the NIC's interrupt vector has another handler";
+    case LnicError::kBusy:
+      return "TX frames still in flight";
+    case LnicError::kConfigRejected:
+      return "device reported LNIC_STATUS_CONFIG_ERROR";
+    case LnicError::kNotRunning:
+      return "device not RUNNING after ENABLE";
   }
   return "?";
 }
 
 const char* to_string(LnicFault f) {
   switch (f) {
-    case LnicFault::kBadCompletion: return "bad completion";
-    case LnicFault::kRxProdBeyond: return "RX prod beyond ring";
-    case LnicFault::kPageTwice: return "page delivered twice";
-    case LnicFault::kSeqBackwards: return "completion seq backwards";
-    case LnicFault::kRetConsBad: return "RETURN cons insane";
-    case LnicFault::kTxConsBad: return "TX cons insane";
-    case LnicFault::kStall: return "ring stalled";
-    case LnicFault::kMacMismatch: return "MAC mismatch";
-    case LnicFault::kIrqWhilePolling: return "MSI despite NO_IRQ";
-    case LnicFault::kCount: break;
+    case LnicFault::kBadCompletion:
+      return "bad completion";
+    case LnicFault::kRxProdBeyond:
+      return "RX prod beyond ring";
+    case LnicFault::kPageTwice:
+      return "page delivered twice";
+    case LnicFault::kSeqBackwards:
+      return "completion seq backwards";
+    case LnicFault::kRetConsBad:
+      return "RETURN cons insane";
+    case LnicFault::kTxConsBad:
+      return "TX cons insane";
+    case LnicFault::kStall:
+      return "ring stalled";
+    case LnicFault::kMacMismatch:
+      return "MAC mismatch";
+    case LnicFault::kIrqWhilePolling:
+      return "MSI despite NO_IRQ";
+    case LnicFault::kCount:
+      break;
   }
   return "?";
 }
 
 const char* lnic_reg_name(uint32_t offset) {
   switch (offset) {
-    case LNIC_REG_MAGIC: return "MAGIC";
-    case LNIC_REG_VERSION: return "VERSION";
-    case LNIC_REG_FEATURES: return "FEATURES";
-    case LNIC_REG_STATUS: return "STATUS";
-    case LNIC_REG_CONTROL: return "CONTROL";
-    case LNIC_REG_CONFIG_ERROR: return "CONFIG_ERROR";
-    case LNIC_REG_MAC_LO: return "MAC_LO";
-    case LNIC_REG_MAC_HI: return "MAC_HI";
-    case LNIC_REG_RX_RING_LO: return "RX_RING_LO";
-    case LNIC_REG_RX_RING_HI: return "RX_RING_HI";
-    case LNIC_REG_RX_RING_SIZE: return "RX_RING_SIZE";
-    case LNIC_REG_RET_RING_LO: return "RET_RING_LO";
-    case LNIC_REG_RET_RING_HI: return "RET_RING_HI";
-    case LNIC_REG_RET_RING_SIZE: return "RET_RING_SIZE";
-    case LNIC_REG_TX_RING_LO: return "TX_RING_LO";
-    case LNIC_REG_TX_RING_HI: return "TX_RING_HI";
-    case LNIC_REG_TX_RING_SIZE: return "TX_RING_SIZE";
-    case LNIC_REG_MSI_ADDR_LO: return "MSI_ADDR_LO";
-    case LNIC_REG_MSI_ADDR_HI: return "MSI_ADDR_HI";
-    case LNIC_REG_MSI_DATA: return "MSI_DATA";
-    case LNIC_REG_RET_DOORBELL: return "RET_DOORBELL";
-    case LNIC_REG_TX_DOORBELL: return "TX_DOORBELL";
-    case LNIC_REG_FLOOR_ARM: return "FLOOR_ARM";
-    default: return "?";
+    case LNIC_REG_MAGIC:
+      return "MAGIC";
+    case LNIC_REG_VERSION:
+      return "VERSION";
+    case LNIC_REG_FEATURES:
+      return "FEATURES";
+    case LNIC_REG_STATUS:
+      return "STATUS";
+    case LNIC_REG_CONTROL:
+      return "CONTROL";
+    case LNIC_REG_CONFIG_ERROR:
+      return "CONFIG_ERROR";
+    case LNIC_REG_MAC_LO:
+      return "MAC_LO";
+    case LNIC_REG_MAC_HI:
+      return "MAC_HI";
+    case LNIC_REG_RX_RING_LO:
+      return "RX_RING_LO";
+    case LNIC_REG_RX_RING_HI:
+      return "RX_RING_HI";
+    case LNIC_REG_RX_RING_SIZE:
+      return "RX_RING_SIZE";
+    case LNIC_REG_RET_RING_LO:
+      return "RET_RING_LO";
+    case LNIC_REG_RET_RING_HI:
+      return "RET_RING_HI";
+    case LNIC_REG_RET_RING_SIZE:
+      return "RET_RING_SIZE";
+    case LNIC_REG_TX_RING_LO:
+      return "TX_RING_LO";
+    case LNIC_REG_TX_RING_HI:
+      return "TX_RING_HI";
+    case LNIC_REG_TX_RING_SIZE:
+      return "TX_RING_SIZE";
+    case LNIC_REG_MSI_ADDR_LO:
+      return "MSI_ADDR_LO";
+    case LNIC_REG_MSI_ADDR_HI:
+      return "MSI_ADDR_HI";
+    case LNIC_REG_MSI_DATA:
+      return "MSI_DATA";
+    case LNIC_REG_RET_DOORBELL:
+      return "RET_DOORBELL";
+    case LNIC_REG_TX_DOORBELL:
+      return "TX_DOORBELL";
+    case LNIC_REG_FLOOR_ARM:
+      return "FLOOR_ARM";
+    default:
+      return "?";
   }
 }
 
@@ -144,8 +192,12 @@ uint32_t Lnic::count(const labyrinth_boot_info& info) {
   return n;
 }
 
-uint32_t Lnic::reg_read(uint32_t offset) const { return mmio_read32(mmio_ + offset); }
-void Lnic::reg_write(uint32_t offset, uint32_t value) { mmio_write32(mmio_ + offset, value); }
+uint32_t Lnic::reg_read(uint32_t offset) const {
+  return mmio_read32(mmio_ + offset);
+}
+void Lnic::reg_write(uint32_t offset, uint32_t value) {
+  mmio_write32(mmio_ + offset, value);
+}
 
 LnicError Lnic::probe(const labyrinth_boot_info& info, uint32_t index) {
   const labyrinth_device_desc* desc = nullptr;
@@ -192,9 +244,9 @@ LnicError Lnic::probe(const labyrinth_boot_info& info, uint32_t index) {
   const uint32_t mac_lo = reg_read(LNIC_REG_MAC_LO);
   const uint32_t mac_hi = reg_read(LNIC_REG_MAC_HI);
   const uint8_t reg_mac[6] = {
-      static_cast<uint8_t>(mac_lo), static_cast<uint8_t>(mac_lo >> 8),
+      static_cast<uint8_t>(mac_lo),       static_cast<uint8_t>(mac_lo >> 8),
       static_cast<uint8_t>(mac_lo >> 16), static_cast<uint8_t>(mac_lo >> 24),
-      static_cast<uint8_t>(mac_hi), static_cast<uint8_t>(mac_hi >> 8)};
+      static_cast<uint8_t>(mac_hi),       static_cast<uint8_t>(mac_hi >> 8)};
   for (int i = 0; i < 6; ++i) {
     if (reg_mac[i] != mac_[i]) {
       fault(LnicFault::kMacMismatch,
@@ -253,10 +305,11 @@ LnicError Lnic::bring_up(const LnicOptions& o, LnicRxCallback callback, void* co
   if (!lnic::ring_size_valid(o.rx_entries) || !lnic::ring_size_valid(o.ret_entries) ||
       !lnic::ring_size_valid(o.tx_entries) || o.tx_buffers > kLnicMaxTxBuffers ||
       (o.tx_buffers != 0 && !power_of_two(o.tx_buffers)) || o.ret_doorbell_batch == 0) {
-    printf("lnic%u: bad options: rings %u/%u/%u (powers of two %u..%u), tx_buffers %u "
-           "(power of two <= %u or 0), ret_doorbell_batch %u (>= 1)\n",
-           index_, o.rx_entries, o.ret_entries, o.tx_entries, LNIC_RING_MIN, LNIC_RING_MAX,
-           o.tx_buffers, kLnicMaxTxBuffers, o.ret_doorbell_batch);
+    printf(
+        "lnic%u: bad options: rings %u/%u/%u (powers of two %u..%u), tx_buffers %u "
+        "(power of two <= %u or 0), ret_doorbell_batch %u (>= 1)\n",
+        index_, o.rx_entries, o.ret_entries, o.tx_entries, LNIC_RING_MIN, LNIC_RING_MAX,
+        o.tx_buffers, kLnicMaxTxBuffers, o.ret_doorbell_batch);
     return LnicError::kBadOptions;
   }
   if (tx_in_flight() != 0) return LnicError::kBusy;
@@ -294,7 +347,9 @@ LnicError Lnic::bring_up(const LnicOptions& o, LnicRxCallback callback, void* co
   floor_last_t_sent_ = 0;
   if (poll_mode_) __atomic_store_n(&rx_->flags, LNIC_RING_F_NO_IRQ, __ATOMIC_RELEASE);
 
-  const auto lo = [](const void* p) { return static_cast<uint32_t>(reinterpret_cast<uint64_t>(p)); };
+  const auto lo = [](const void* p) {
+    return static_cast<uint32_t>(reinterpret_cast<uint64_t>(p));
+  };
   const auto hi = [](const void* p) {
     return static_cast<uint32_t>(reinterpret_cast<uint64_t>(p) >> 32);
   };
@@ -335,7 +390,9 @@ LnicError Lnic::bring_up(const LnicOptions& o, LnicRxCallback callback, void* co
   return LnicError::kNone;
 }
 
-void Lnic::reset() { reg_write(LNIC_REG_CONTROL, LNIC_CTRL_RESET); }
+void Lnic::reset() {
+  reg_write(LNIC_REG_CONTROL, LNIC_CTRL_RESET);
+}
 
 // --- interrupt path --------------------------------------------------------
 
@@ -427,8 +484,8 @@ void Lnic::rx_one(uint32_t slot, uint64_t t_guest_irq) {
         if (owned_.take(gpa)) {
           post_return(gpa, t_guest_irq);
         } else {
-          fault(LnicFault::kPageTwice, "completion #%u hands over page 0x%lx the guest already owns",
-                rx_cons_, gpa);
+          fault(LnicFault::kPageTwice,
+                "completion #%u hands over page 0x%lx the guest already owns", rx_cons_, gpa);
         }
       }
       return;
@@ -453,9 +510,10 @@ void Lnic::rx_one(uint32_t slot, uint64_t t_guest_irq) {
   ++stats_.rx_frames;
   stats_.rx_bytes += len;
 
-  const LnicFrame frame{reinterpret_cast<const uint8_t*>(gpa), len, gpa, seq, t_ready, t_posted,
-                        t_guest_irq};
-  const LnicVerdict v = callback_ != nullptr ? callback_(*this, frame, context_) : LnicVerdict::kReturn;
+  const LnicFrame frame{
+      reinterpret_cast<const uint8_t*>(gpa), len, gpa, seq, t_ready, t_posted, t_guest_irq};
+  const LnicVerdict v =
+      callback_ != nullptr ? callback_(*this, frame, context_) : LnicVerdict::kReturn;
   if (v == LnicVerdict::kReturn) post_return(gpa, t_guest_irq);
 }
 
@@ -630,8 +688,8 @@ bool Lnic::tx_space(bool need_buffer) {
     pause();
     if (spin % 64 == 0 && tsc_passed(deadline)) break;
   }
-  fault(LnicFault::kStall, "TX ring not consumed for %lu ms (prod %u, cons %u)", kStallMs,
-        tx_prod_, tx_clean_);
+  fault(LnicFault::kStall, "TX ring not consumed for %lu ms (prod %u, cons %u)", kStallMs, tx_prod_,
+        tx_clean_);
   return false;
 }
 
@@ -743,21 +801,23 @@ void Lnic::driver_error(const char* fmt, ...) {
 
 void Lnic::print_stats(const char* who) const {
   const LnicStats& s = stats_;
-  printf("%s: lnic%u rx frames=%lu bytes=%lu batches=%lu max_batch=%lu irqs=%lu empty_irqs=%lu "
-         "seq_jumps=%lu\n",
-         who, index_, s.rx_frames, s.rx_bytes, s.rx_batches, s.rx_max_batch, s.irqs, s.irqs_empty,
-         s.rx_seq_jumps);
+  printf(
+      "%s: lnic%u rx frames=%lu bytes=%lu batches=%lu max_batch=%lu irqs=%lu empty_irqs=%lu "
+      "seq_jumps=%lu\n",
+      who, index_, s.rx_frames, s.rx_bytes, s.rx_batches, s.rx_max_batch, s.irqs, s.irqs_empty,
+      s.rx_seq_jumps);
   if (account_busy_) {
     printf("%s: lnic%u busy %lu us in handler/poll (%lu ns per frame)\n", who, index_,
            tsc_to_us(s.busy_cycles),
            s.rx_frames != 0 ? tsc_to_us(s.busy_cycles) * 1000 / s.rx_frames : 0);
   }
-  printf("%s: lnic%u returns=%lu ret_doorbells=%lu ret_full_waits=%lu returns_lost=%lu "
-         "pages_held=%lu | tx frames=%lu bytes=%lu completed=%lu doorbells=%lu full=%lu | "
-         "floor armed=%lu seen=%lu\n",
-         who, index_, s.returns, s.ret_doorbells, s.ret_full_waits, s.returns_lost,
-         owned_.owned(), s.tx_frames, s.tx_bytes, s.tx_completed, s.tx_doorbells, s.tx_full,
-         s.floor_armed, s.floor_irqs);
+  printf(
+      "%s: lnic%u returns=%lu ret_doorbells=%lu ret_full_waits=%lu returns_lost=%lu "
+      "pages_held=%lu | tx frames=%lu bytes=%lu completed=%lu doorbells=%lu full=%lu | "
+      "floor armed=%lu seen=%lu\n",
+      who, index_, s.returns, s.ret_doorbells, s.ret_full_waits, s.returns_lost, owned_.owned(),
+      s.tx_frames, s.tx_bytes, s.tx_completed, s.tx_doorbells, s.tx_full, s.floor_armed,
+      s.floor_irqs);
   if (s.device_faults() != 0) {
     printf("%s: lnic%u DEVICE FAULTS %lu:", who, index_, s.device_faults());
     for (uint32_t k = 0; k < static_cast<uint32_t>(LnicFault::kCount); ++k) {

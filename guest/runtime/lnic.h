@@ -87,12 +87,12 @@ struct LnicOptions {
   uint32_t rx_entries = 1024;  // ring sizes: powers of two, LNIC_RING_MIN..MAX
   uint32_t ret_entries = 1024;
   uint32_t tx_entries = 1024;
-  uint32_t tx_buffers = 256;  // 4 KiB copy buffers for send_copy (power of two, or 0)
-  bool poll = false;          // LNIC_RING_F_NO_IRQ: no MSI, program calls poll()
+  uint32_t tx_buffers = 256;        // 4 KiB copy buffers for send_copy (power of two, or 0)
+  bool poll = false;                // LNIC_RING_F_NO_IRQ: no MSI, program calls poll()
   uint32_t ret_doorbell_batch = 1;  // ring when >= this many returns are unannounced
   uint32_t rx_budget = 0;           // completions per interrupt; 0 = rx_entries
   uint32_t log_limit = 8;           // DEVICE BUG lines printed per kind
-  bool enable = true;  // false: write the configuration but not ENABLE (lnic_hostile)
+  bool enable = true;               // false: write the configuration but not ENABLE (lnic_hostile)
   // Account TSC spent in the handler / poll() in stats().busy_cycles. Off by
   // default: RDTSC traps on the nested host (one more exit per interrupt).
   bool account_busy = false;
@@ -120,17 +120,17 @@ using LnicRxCallback = LnicVerdict (*)(Lnic& nic, const LnicFrame& frame, void* 
 
 enum class LnicError {
   kNone = 0,
-  kNoDevice,         // no LABYRINTH_DEV_LNIC entry with that index
-  kBadWindow,        // MMIO window too small / not identity-mapped
-  kNoPool,           // boot info has no usable pool window
+  kNoDevice,   // no LABYRINTH_DEV_LNIC entry with that index
+  kBadWindow,  // MMIO window too small / not identity-mapped
+  kNoPool,     // boot info has no usable pool window
   kBadMagic,
   kBadVersion,
-  kBadOptions,       // ring size not a power of two in range, ...
-  kArenaFull,        // rings + TX buffers do not fit the static arena
-  kVectorBusy,       // the NIC's vector already has another handler
-  kBusy,             // TX still in flight (bring_up while running)
-  kConfigRejected,   // STATUS = CONFIG_ERROR; see config_error_register()
-  kNotRunning,       // STATUS lacks RUNNING after ENABLE
+  kBadOptions,      // ring size not a power of two in range, ...
+  kArenaFull,       // rings + TX buffers do not fit the static arena
+  kVectorBusy,      // the NIC's vector already has another handler
+  kBusy,            // TX still in flight (bring_up while running)
+  kConfigRejected,  // STATUS = CONFIG_ERROR; see config_error_register()
+  kNotRunning,      // STATUS lacks RUNNING after ENABLE
 };
 const char* to_string(LnicError e);
 // "RX_RING_SIZE" for LNIC_REG_RX_RING_SIZE, "?" for unknown offsets.
@@ -138,14 +138,14 @@ const char* lnic_reg_name(uint32_t offset);
 
 // Kinds of device misbehaviour the driver detects.
 enum class LnicFault : uint32_t {
-  kBadCompletion,  // a completion failed check_completion (see bad_completion[])
-  kRxProdBeyond,   // RX prod more than ring size ahead of our cons
-  kPageTwice,      // a completion handed over a page the guest already owns
-  kSeqBackwards,   // completion seq did not increase
-  kRetConsBad,     // RETURN cons moved backwards or past our prod
-  kTxConsBad,      // TX cons moved backwards or past our prod
-  kStall,          // the device did not consume RETURN/TX entries for 1 s
-  kMacMismatch,    // MAC registers differ from boot info
+  kBadCompletion,    // a completion failed check_completion (see bad_completion[])
+  kRxProdBeyond,     // RX prod more than ring size ahead of our cons
+  kPageTwice,        // a completion handed over a page the guest already owns
+  kSeqBackwards,     // completion seq did not increase
+  kRetConsBad,       // RETURN cons moved backwards or past our prod
+  kTxConsBad,        // TX cons moved backwards or past our prod
+  kStall,            // the device did not consume RETURN/TX entries for 1 s
+  kMacMismatch,      // MAC registers differ from boot info
   kIrqWhilePolling,  // an MSI (not a floor) arrived with NO_IRQ set
   kCount,
 };
@@ -156,7 +156,7 @@ struct LnicStats {
   uint64_t irqs_empty = 0;  // handler found nothing to do (no frame, no floor)
   uint64_t rx_frames = 0;
   uint64_t rx_bytes = 0;
-  uint64_t rx_batches = 0;    // handler runs / poll() calls that consumed something
+  uint64_t rx_batches = 0;  // handler runs / poll() calls that consumed something
   uint64_t rx_max_batch = 0;
   uint64_t rx_seq_jumps = 0;  // completion seq skipped numbers (drops, if the device counts them)
   uint64_t returns = 0;
@@ -324,8 +324,8 @@ class Lnic {
   uint32_t rx_size_ = 0, ret_size_ = 0, tx_size_ = 0, tx_buffers_ = 0;
   uint32_t alloc_rx_ = 0, alloc_ret_ = 0, alloc_tx_ = 0, alloc_tx_buffers_ = 0;
 
-  uint32_t rx_cons_ = 0;        // next completion to consume
-  uint32_t rx_bad_prod_ = 0;    // last insane RX prod reported (report each value once)
+  uint32_t rx_cons_ = 0;      // next completion to consume
+  uint32_t rx_bad_prod_ = 0;  // last insane RX prod reported (report each value once)
   bool rx_seq_started_ = false;
   uint64_t rx_next_seq_ = 0;
   uint32_t ret_prod_ = 0;       // next RETURN slot to fill
@@ -333,8 +333,8 @@ class Lnic {
   uint32_t ret_cons_seen_ = 0;  // device's RETURN cons, last sane value
   uint32_t ret_unrung_ = 0;     // returns published/posted since the last doorbell
   uint32_t tx_prod_ = 0;
-  uint32_t tx_clean_ = 0;       // first TX slot not yet reclaimed
-  uint32_t tx_buf_prod_ = 0;    // copy buffers in use: tx_buf_prod_ - tx_buf_cons_
+  uint32_t tx_clean_ = 0;     // first TX slot not yet reclaimed
+  uint32_t tx_buf_prod_ = 0;  // copy buffers in use: tx_buf_prod_ - tx_buf_cons_
   uint32_t tx_buf_cons_ = 0;
   uint32_t tx_unrung_ = 0;
 

@@ -28,8 +28,12 @@ inline constexpr uint64_t kPageSize = 4096;
 constexpr bool ring_size_valid(uint32_t size) {
   return size >= LNIC_RING_MIN && size <= LNIC_RING_MAX && (size & (size - 1)) == 0;
 }
-constexpr uint32_t ring_slot(uint32_t index, uint32_t size) { return index & (size - 1); }
-constexpr uint32_t ring_used(uint32_t prod, uint32_t cons) { return prod - cons; }
+constexpr uint32_t ring_slot(uint32_t index, uint32_t size) {
+  return index & (size - 1);
+}
+constexpr uint32_t ring_used(uint32_t prod, uint32_t cons) {
+  return prod - cons;
+}
 // Only meaningful when ring_distance_ok(prod, cons, size).
 constexpr uint32_t ring_free(uint32_t prod, uint32_t cons, uint32_t size) {
   return size - (prod - cons);
@@ -55,7 +59,9 @@ constexpr uint64_t ring_bytes(uint32_t entries, size_t entry_size) {
 constexpr uint32_t msi_address_lo(uint32_t apic_id) {
   return 0xFEE00000u | ((apic_id & 0xFFu) << 12);
 }
-constexpr uint32_t msi_data(uint8_t vector) { return vector; }
+constexpr uint32_t msi_data(uint8_t vector) {
+  return vector;
+}
 
 // --- RX completions --------------------------------------------------------
 
@@ -71,19 +77,26 @@ inline constexpr uint32_t kCompletionErrorKinds = 6;
 
 constexpr const char* to_string(CompletionError e) {
   switch (e) {
-    case CompletionError::kNone: return "ok";
-    case CompletionError::kLenZero: return "len is 0";
-    case CompletionError::kLenTooBig: return "len > LNIC_FRAME_MAX";
-    case CompletionError::kPageMisaligned: return "page_gpa not 4 KiB aligned";
-    case CompletionError::kPageOutsidePool: return "page_gpa outside the pool window";
-    case CompletionError::kFlagsNonZero: return "reserved flags set";
+    case CompletionError::kNone:
+      return "ok";
+    case CompletionError::kLenZero:
+      return "len is 0";
+    case CompletionError::kLenTooBig:
+      return "len > LNIC_FRAME_MAX";
+    case CompletionError::kPageMisaligned:
+      return "page_gpa not 4 KiB aligned";
+    case CompletionError::kPageOutsidePool:
+      return "page_gpa outside the pool window";
+    case CompletionError::kFlagsNonZero:
+      return "reserved flags set";
   }
   return "?";
 }
 
 constexpr bool page_in_pool(uint64_t gpa, uint64_t pool_base, uint64_t pool_size) {
   // Written as a difference so base + size overflowing cannot fool it.
-  return gpa >= pool_base && gpa - pool_base < pool_size && pool_size - (gpa - pool_base) >= kPageSize;
+  return gpa >= pool_base && gpa - pool_base < pool_size &&
+         pool_size - (gpa - pool_base) >= kPageSize;
 }
 
 // Address checks first (they decide whether the page can be given back at all),
@@ -115,11 +128,16 @@ enum class PktgenStatus : uint32_t {
 
 constexpr const char* to_string(PktgenStatus s) {
   switch (s) {
-    case PktgenStatus::kOk: return "ok";
-    case PktgenStatus::kTooShort: return "shorter than the pktgen header";
-    case PktgenStatus::kBadEthertype: return "bad ethertype";
-    case PktgenStatus::kBadMagic: return "bad magic";
-    case PktgenStatus::kBadPattern: return "payload pattern mismatch";
+    case PktgenStatus::kOk:
+      return "ok";
+    case PktgenStatus::kTooShort:
+      return "shorter than the pktgen header";
+    case PktgenStatus::kBadEthertype:
+      return "bad ethertype";
+    case PktgenStatus::kBadMagic:
+      return "bad magic";
+    case PktgenStatus::kBadPattern:
+      return "payload pattern mismatch";
   }
   return "?";
 }

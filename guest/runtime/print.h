@@ -19,8 +19,7 @@ void printf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void vprintf(const char* fmt, va_list args);
 // As printf, but without taking the serial lock: for the exception path only.
 void printf_unlocked(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-size_t snprintf(char* buf, size_t size, const char* fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+size_t snprintf(char* buf, size_t size, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
 size_t vsnprintf(char* buf, size_t size, const char* fmt, va_list args);
 
 }  // namespace guest

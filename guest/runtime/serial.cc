@@ -8,12 +8,12 @@ namespace guest {
 namespace {
 
 constexpr uint16_t kBase = LABYRINTH_PORT_COM1;
-constexpr uint16_t kThr = kBase + 0;  // transmit holding register (DLAB = 0)
-constexpr uint16_t kIer = kBase + 1;  // interrupt enable
-constexpr uint16_t kFcr = kBase + 2;  // FIFO control
-constexpr uint16_t kLcr = kBase + 3;  // line control
-constexpr uint16_t kMcr = kBase + 4;  // modem control
-constexpr uint16_t kLsr = kBase + 5;  // line status
+constexpr uint16_t kThr = kBase + 0;   // transmit holding register (DLAB = 0)
+constexpr uint16_t kIer = kBase + 1;   // interrupt enable
+constexpr uint16_t kFcr = kBase + 2;   // FIFO control
+constexpr uint16_t kLcr = kBase + 3;   // line control
+constexpr uint16_t kMcr = kBase + 4;   // modem control
+constexpr uint16_t kLsr = kBase + 5;   // line status
 constexpr uint8_t kLsrThre = 1u << 5;  // transmit holding register empty
 // An emulated UART is always ready; the bound only keeps a broken one from
 // hanging the guest.
@@ -35,12 +35,16 @@ void serial_init() {
   outb(kMcr, 0x03);  // DTR | RTS
 }
 
-void serial_putc(char c) { put_raw(c); }
+void serial_putc(char c) {
+  put_raw(c);
+}
 
 void serial_write(const char* s, size_t len) {
   for (size_t i = 0; i < len; ++i) serial_putc(s[i]);
 }
 
-SpinLock& serial_lock() { return g_lock; }
+SpinLock& serial_lock() {
+  return g_lock;
+}
 
 }  // namespace guest

@@ -12,8 +12,8 @@
 // store in unlock(), so writes made under the lock are visible to the next holder.
 #pragma once
 
-#include <atomic>
 #include <stdint.h>
+#include <atomic>
 
 #include "guest/runtime/cpu.h"
 
@@ -37,9 +37,7 @@ class SpinLock {
 
   void unlock() { owner_.store(0, std::memory_order_release); }
 
-  bool held_by_me() const {
-    return owner_.load(std::memory_order_relaxed) == this_cpu() + 1;
-  }
+  bool held_by_me() const { return owner_.load(std::memory_order_relaxed) == this_cpu() + 1; }
 
  private:
   std::atomic<uint32_t> owner_{0};

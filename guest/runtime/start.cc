@@ -16,8 +16,8 @@
 #include "guest/runtime/tsc.h"
 #include "guest/runtime/user.h"
 
-extern "C" char guest_stacks[];  // entry.S
-extern "C" char __image_end[];   // linker.ld
+extern "C" char guest_stacks[];             // entry.S
+extern "C" char __image_end[];              // linker.ld
 extern "C" void (*__init_array_start[])();  // linker.ld
 extern "C" void (*__init_array_end[])();
 extern "C" [[noreturn]] void guest_runtime_start(uint64_t cpu, uint64_t boot_info_gpa);
@@ -62,9 +62,8 @@ const char* check_boot_info(uint64_t gpa, char* buf, size_t size) {
   }
   if (info->num_mem_regions > LABYRINTH_MAX_MEM_REGIONS ||
       info->num_devices > LABYRINTH_MAX_DEVICES) {
-    snprintf(buf, size, "num_mem_regions %u / num_devices %u exceed %u / %u",
-             info->num_mem_regions, info->num_devices, LABYRINTH_MAX_MEM_REGIONS,
-             LABYRINTH_MAX_DEVICES);
+    snprintf(buf, size, "num_mem_regions %u / num_devices %u exceed %u / %u", info->num_mem_regions,
+             info->num_devices, LABYRINTH_MAX_MEM_REGIONS, LABYRINTH_MAX_DEVICES);
     return buf;
   }
   return nullptr;
@@ -82,8 +81,7 @@ const char* check_boot_info(uint64_t gpa, char* buf, size_t size) {
   }
   g_info = reinterpret_cast<const labyrinth_boot_info*>(boot_info_gpa);
   if (g_info->tsc_khz == 0) {
-    printf("guest runtime: warning: boot info tsc_khz is 0, assuming %lu kHz\n",
-           kFallbackTscKhz);
+    printf("guest runtime: warning: boot info tsc_khz is 0, assuming %lu kHz\n", kFallbackTscKhz);
   }
   tsc_init(g_info->tsc_khz);
   for (auto* ctor = __init_array_start; ctor != __init_array_end; ++ctor) (*ctor)();
@@ -111,7 +109,9 @@ void exit(int status) {
   halt_forever();
 }
 
-const labyrinth_boot_info& boot_info() { return *g_info; }
+const labyrinth_boot_info& boot_info() {
+  return *g_info;
+}
 
 unsigned this_cpu() {
   uint64_t rsp;

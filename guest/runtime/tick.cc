@@ -13,7 +13,9 @@ uint32_t g_count = 0;  // LAPIC timer counts per period
 bool g_running = false;
 volatile uint64_t g_ticks = 0;
 
-void arm() { lapic_timer_start(g_vector, g_count, TimerMode::kOneShot); }
+void arm() {
+  lapic_timer_start(g_vector, g_count, TimerMode::kOneShot);
+}
 
 void on_tick(InterruptFrame&, void*) {
   g_ticks = g_ticks + 1;
@@ -44,6 +46,8 @@ void tick_stop() {
   lapic_timer_stop();
 }
 
-uint64_t tick_count() { return g_ticks; }
+uint64_t tick_count() {
+  return g_ticks;
+}
 
 }  // namespace guest

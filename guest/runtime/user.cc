@@ -5,7 +5,7 @@
 #include "guest/runtime/cpu.h"
 #include "guest/runtime/runtime.h"
 
-extern "C" char guest_user_irq_stack[];      // user.S
+extern "C" char guest_user_irq_stack[];  // user.S
 extern "C" char guest_user_irq_stack_end[];
 extern "C" void guest_enter_user_mode();
 

@@ -144,27 +144,34 @@ int child_main(ZeroPolicy policy, uint64_t min_ops, size_t burst_len) {
   const pid_t tid = sh.tid.load(std::memory_order_acquire);
   const long before = thread_minflt(tid);
   sh.phase.store(2, std::memory_order_release);
-  while (sh.phase.load(std::memory_order_acquire) != 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  while (sh.phase.load(std::memory_order_acquire) != 3)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   const long after = thread_minflt(tid);
   const PoolStats st = (*pool)->stats();
-  std::printf("policy=%s ops=%llu failures=%llu errors=%llu minflt=%ld violations=%llu zeroed=%llu\n",
-              policy == ZeroPolicy::worker ? "worker" : "on_free",
-              static_cast<unsigned long long>(sh.ops), static_cast<unsigned long long>(sh.failures),
-              static_cast<unsigned long long>(sh.errors), after - before,
-              static_cast<unsigned long long>(st.violations()),
-              static_cast<unsigned long long>(st.pages_zeroed));
+  std::printf(
+      "policy=%s ops=%llu failures=%llu errors=%llu minflt=%ld violations=%llu zeroed=%llu\n",
+      policy == ZeroPolicy::worker ? "worker" : "on_free", static_cast<unsigned long long>(sh.ops),
+      static_cast<unsigned long long>(sh.failures), static_cast<unsigned long long>(sh.errors),
+      after - before, static_cast<unsigned long long>(st.violations()),
+      static_cast<unsigned long long>(st.pages_zeroed));
   std::fflush(stdout);
   int status = 0;
-  if (sh.errors != 0) status = 10;
-  else if (sh.ops < 1'000'000) status = 11;
-  else if (after != before && !kSanitizer) status = 12;  // sanitizer shadow memory faults
-  else if (st.violations() != 0) status = 13;
+  if (sh.errors != 0)
+    status = 10;
+  else if (sh.ops < 1'000'000)
+    status = 11;
+  else if (after != before && !kSanitizer)
+    status = 12;  // sanitizer shadow memory faults
+  else if (st.violations() != 0)
+    status = 13;
   _exit(status);  // exit_group also ends the spinning thread
 }
 
 void run_in_child(ZeroPolicy policy, uint64_t min_ops, size_t burst) {
   if (!KvmVm::open()) GTEST_SKIP() << KvmVm::kSkipMessage;
-  if (kThreadSanitizer) GTEST_SKIP() << "TSan's runtime makes system calls of its own; the ASan and plain builds run this";
+  if (kThreadSanitizer)
+    GTEST_SKIP()
+        << "TSan's runtime makes system calls of its own; the ASan and plain builds run this";
   std::fflush(nullptr);
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);

@@ -9,12 +9,12 @@
 
 #include "allocator/labyrinth_alloc.h"
 
-#define CHECK(cond)                                               \
-  do {                                                            \
-    if (!(cond)) {                                                \
+#define CHECK(cond)                                                  \
+  do {                                                               \
+    if (!(cond)) {                                                   \
       fprintf(stderr, "c_api_test: line %d: %s\n", __LINE__, #cond); \
-      return __LINE__ % 200 + 1;                                  \
-    }                                                             \
+      return __LINE__ % 200 + 1;                                     \
+    }                                                                \
   } while (0)
 
 int main(void) {

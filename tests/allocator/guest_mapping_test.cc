@@ -66,9 +66,9 @@ void enter_long_mode(int vcpu) {
   s.cs = code;
   s.ds = s.es = s.fs = s.gs = s.ss = data;
   s.cr3 = kPml4;
-  s.cr4 = 1u << 5;                          // PAE
-  s.cr0 = 1u | (1u << 31);                  // PE | PG
-  s.efer = (1u << 8) | (1u << 10);          // LME | LMA
+  s.cr4 = 1u << 5;                  // PAE
+  s.cr0 = 1u | (1u << 31);          // PE | PG
+  s.efer = (1u << 8) | (1u << 10);  // LME | LMA
   ASSERT_EQ(ioctl(vcpu, KVM_SET_SREGS, &s), 0);
   kvm_regs r{};
   r.rip = kCode;
@@ -135,14 +135,16 @@ TEST(PagePoolGuestMapping, GuestReadsWhatTheHostWroteThroughThePool) {
   const int vcpu = ioctl(vm->vm_fd(), KVM_CREATE_VCPU, 0);
   ASSERT_GE(vcpu, 0);
   const int run_size = ioctl(vm->kvm_fd(), KVM_GET_VCPU_MMAP_SIZE, 0);
-  auto* run = static_cast<kvm_run*>(mmap(nullptr, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0));
+  auto* run =
+      static_cast<kvm_run*>(mmap(nullptr, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0));
   ASSERT_NE(run, MAP_FAILED);
   enter_long_mode(vcpu);
 
   const auto reported = run_until_hlt(vcpu, run);
   ASSERT_EQ(reported.size(), 2u);
   const uint64_t seen = reported[0] | (uint64_t{reported[1]} << 32);
-  EXPECT_EQ(seen, pattern) << std::hex << "guest read 0x" << seen << " at GPA 0x" << page.gpa + offset;
+  EXPECT_EQ(seen, pattern) << std::hex << "guest read 0x" << seen << " at GPA 0x"
+                           << page.gpa + offset;
 
   munmap(run, run_size);
   close(vcpu);

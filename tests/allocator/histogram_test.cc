@@ -25,8 +25,12 @@ void* operator new(size_t n) {
   if (void* p = std::malloc(n ? n : 1)) return p;
   throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, size_t) noexcept {
+  std::free(p);
+}
 #endif
 
 namespace labyrinth::alloc {
@@ -37,8 +41,8 @@ TEST(Histogram, BucketsCoverEveryValueContiguously) {
     ASSERT_EQ(Histogram::bucket_low(b) + Histogram::bucket_width(b), Histogram::bucket_low(b + 1))
         << "bucket " << b;
   }
-  for (uint64_t v : {0ull, 1ull, 127ull, 128ull, 255ull, 256ull, 1000ull, 123456789ull,
-                     (1ull << 63), ~0ull}) {
+  for (uint64_t v :
+       {0ull, 1ull, 127ull, 128ull, 255ull, 256ull, 1000ull, 123456789ull, (1ull << 63), ~0ull}) {
     const size_t b = Histogram::bucket_of(v);
     ASSERT_LT(b, Histogram::kBuckets);
     EXPECT_LE(Histogram::bucket_low(b), v);
@@ -68,7 +72,8 @@ TEST(Histogram, PercentilesWithinOnePercentOfExact) {
     const auto rank = static_cast<size_t>(std::ceil(p / 100.0 * values.size()));
     const double exact = static_cast<double>(values[rank - 1]);
     const double got = static_cast<double>(h.percentile(p));
-    EXPECT_LE(std::abs(got - exact) / exact, 0.01) << "p" << p << " exact " << exact << " got " << got;
+    EXPECT_LE(std::abs(got - exact) / exact, 0.01)
+        << "p" << p << " exact " << exact << " got " << got;
   }
   EXPECT_EQ(h.count(), values.size());
   EXPECT_EQ(h.min(), values.front());

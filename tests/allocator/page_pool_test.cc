@@ -93,18 +93,21 @@ TEST_F(PagePoolTest, RejectsBadConfigs) {
     auto p = PagePool::create(c, *sink_);
     return !p && p.error() == Error::bad_config;
   };
-  EXPECT_TRUE(bad([](PoolConfig& c) { c.window_gpa = 3ull << 30; }));        // below 4 GiB
-  EXPECT_TRUE(bad([](PoolConfig& c) { c.window_gpa = (4ull << 30) + 4096; })); // not 1 GiB aligned
-  EXPECT_TRUE(bad([](PoolConfig& c) { c.window_size = 4096; }));              // too small
-  EXPECT_TRUE(bad([](PoolConfig& c) { c.chunk_bytes = 12288; }));             // not a power of two
-  EXPECT_TRUE(bad([](PoolConfig& c) { c.chunk_bytes = 2048; }));              // below a page
-  EXPECT_TRUE(bad([](PoolConfig& c) { c.initial_chunks = 5; }));              // > max
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.window_gpa = 3ull << 30; }));           // below 4 GiB
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.window_gpa = (4ull << 30) + 4096; }));  // not 1 GiB aligned
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.window_size = 4096; }));                // too small
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.chunk_bytes = 12288; }));  // not a power of two
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.chunk_bytes = 2048; }));   // below a page
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.initial_chunks = 5; }));   // > max
   EXPECT_TRUE(bad([](PoolConfig& c) { c.max_chunks = 0; }));
-  EXPECT_TRUE(bad([](PoolConfig& c) { c.min_pages = 10; c.low_pages = 8; })); // min > low
-  EXPECT_TRUE(bad([](PoolConfig& c) { c.high_pages = 1000; }));               // > max pages
-  EXPECT_TRUE(bad([](PoolConfig& c) { c.cache_capacity = 3; }));              // odd
-  EXPECT_TRUE(bad([](PoolConfig& c) { c.backing = Backing::thp; }));          // chunk < 2 MiB
-  EXPECT_TRUE(bad([](PoolConfig& c) { c.window_gpa = 1ull << 62; }));         // beyond phys bits
+  EXPECT_TRUE(bad([](PoolConfig& c) {
+    c.min_pages = 10;
+    c.low_pages = 8;
+  }));                                                                 // min > low
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.high_pages = 1000; }));        // > max pages
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.cache_capacity = 3; }));       // odd
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.backing = Backing::thp; }));   // chunk < 2 MiB
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.window_gpa = 1ull << 62; }));  // beyond phys bits
   EXPECT_EQ(sink_->mapped, 0);
 }
 
@@ -140,7 +143,8 @@ TEST_F(PagePoolTest, AtomicAllocReturnsZeroedExclusivePageInsideWindow) {
   EXPECT_GE(page->gpa, kWindow);
   EXPECT_LT(page->gpa, kWindow + 16 * kPageSize);
   EXPECT_EQ(page->gpa % kPageSize, 0u);
-  EXPECT_TRUE(std::all_of(page->host, page->host + kPageSize, [](std::byte b) { return b == std::byte{0}; }));
+  EXPECT_TRUE(std::all_of(page->host, page->host + kPageSize,
+                          [](std::byte b) { return b == std::byte{0}; }));
   EXPECT_EQ(pool->owner_of(*page).value(), kDev);
   EXPECT_EQ(pool->stats().in_use, 1u);
   EXPECT_TRUE(pool->free_page(*page, kDev, cache));
@@ -168,7 +172,8 @@ TEST_F(PagePoolTest, EveryNewOwnerGetsAZeroedPageUnderBothZeroPolicies) {
     size_t seen = 0;
     while (auto p = pool->alloc_page(kGfpAtomicExclusive, kOther, cache)) {
       ++seen;
-      EXPECT_TRUE(std::all_of(p->host, p->host + kPageSize, [](std::byte b) { return b == std::byte{0}; }))
+      EXPECT_TRUE(
+          std::all_of(p->host, p->host + kPageSize, [](std::byte b) { return b == std::byte{0}; }))
           << "page " << p->index << " carried data from its previous owner";
     }
     EXPECT_EQ(seen, 16u);
@@ -351,7 +356,8 @@ TEST_F(PagePoolTest, WorkerGrowsFromLowToHighUpToMaxAndShrinksBack) {
   auto pool = make(small_config());  // 16 pages, low 8, high 24, max 4 chunks (64 pages)
   PageCache* cache = pool->attach_cache().value();
   std::vector<Page> pages;
-  for (int i = 0; i < 10; ++i) pages.push_back(pool->alloc_page(kGfpAtomicExclusive, kDev, cache).value());
+  for (int i = 0; i < 10; ++i)
+    pages.push_back(pool->alloc_page(kGfpAtomicExclusive, kDev, cache).value());
   // 10 taken: the cache holds 2 more, the depot 4 (< low).
   pool->run_worker_once();
   PoolStats s = pool->stats();
@@ -427,7 +433,8 @@ TEST_F(PagePoolTest, ShrinkWaitsForTheSurplusToLast) {
   auto pool = make(c);
   PageCache* cache = pool->attach_cache().value();
   std::vector<Page> pages;
-  for (int i = 0; i < 14; ++i) pages.push_back(pool->alloc_page(kGfpAtomicExclusive, kDev, cache).value());
+  for (int i = 0; i < 14; ++i)
+    pages.push_back(pool->alloc_page(kGfpAtomicExclusive, kDev, cache).value());
   pool->run_worker_once();  // below low: grows
   ASSERT_GE(pool->stats().chunks, 2u);
   for (const Page& p : pages) ASSERT_TRUE(pool->free_page(p, kDev, cache));
@@ -444,7 +451,8 @@ TEST_F(PagePoolTest, ChunkWhoseMemslotCannotBeRemovedStaysPinnedAndUnused) {
   auto pool = make(small_config());
   PageCache* cache = pool->attach_cache().value();
   std::vector<Page> pages;
-  for (int i = 0; i < 14; ++i) pages.push_back(pool->alloc_page(kGfpAtomicExclusive, kDev, cache).value());
+  for (int i = 0; i < 14; ++i)
+    pages.push_back(pool->alloc_page(kGfpAtomicExclusive, kDev, cache).value());
   pool->run_worker_once();  // grows to 3 chunks
   for (const Page& p : pages) ASSERT_TRUE(pool->free_page(p, kDev, cache));
   pool->detach_cache(cache);
@@ -492,7 +500,8 @@ TEST_F(PagePoolTest, CountersAddUp) {
   auto pool = make(small_config());
   PageCache* cache = pool->attach_cache().value();
   std::vector<Page> pages;
-  for (int i = 0; i < 10; ++i) pages.push_back(pool->alloc_page(kGfpAtomicExclusive, kDev, cache).value());
+  for (int i = 0; i < 10; ++i)
+    pages.push_back(pool->alloc_page(kGfpAtomicExclusive, kDev, cache).value());
   for (const Page& p : pages) ASSERT_TRUE(pool->free_page(p, kDev, cache));
   const PoolStats s = pool->stats();
   EXPECT_EQ(s.alloc_cache + s.alloc_depot + s.alloc_reserve, 10u);
@@ -527,7 +536,8 @@ TEST(PinnedRegion, ImpossibleRequestsFailWithTypedErrors) {
 }
 
 TEST(AllocError, EveryErrorHasAMessage) {
-  for (int e = static_cast<int>(Error::exhausted); e <= static_cast<int>(Error::thread_failed); ++e) {
+  for (int e = static_cast<int>(Error::exhausted); e <= static_cast<int>(Error::thread_failed);
+       ++e) {
     EXPECT_NE(to_string(static_cast<Error>(e)), "unknown allocator error") << e;
   }
 }

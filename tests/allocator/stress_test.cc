@@ -102,31 +102,47 @@ void run_stress(ZeroPolicy policy) {
           ++r.allocs;
           if (a->host[0] != std::byte{0}) ++r.errors;  // must be zeroed
           a->host[0] = std::byte{0x5A};
-          if (mine.size() < 512) mine.push_back(*a);
-          else if (pool.free_page(*a, self, cache)) ++r.frees; else ++r.errors;
+          if (mine.size() < 512)
+            mine.push_back(*a);
+          else if (pool.free_page(*a, self, cache))
+            ++r.frees;
+          else
+            ++r.errors;
         }
       } else if (dice < 5) {  // free locally
         p = mine.back();
         mine.pop_back();
-        if (pool.free_page(p, self, cache)) ++r.frees; else ++r.errors;
+        if (pool.free_page(p, self, cache))
+          ++r.frees;
+        else
+          ++r.errors;
         ++r.ops;
       } else if (dice < 7) {  // hand to the other thread (transfer, then ring)
         p = mine.back();
         auto t = pool.transfer(p, self, peer);
         ++r.ops;
-        if (!t) { ++r.errors; continue; }
+        if (!t) {
+          ++r.errors;
+          continue;
+        }
         ++r.transfers;
         mine.pop_back();
         while (!out.push(*t)) {  // ring full: the peer frees, we keep draining ours
           Page q;
           if (in.pop(&q)) {
-            if (pool.free_page(q, self, cache)) ++r.frees; else ++r.errors;
+            if (pool.free_page(q, self, cache))
+              ++r.frees;
+            else
+              ++r.errors;
             ++r.ops;
           }
         }
       } else {  // free what the other thread gave us (cross-thread free)
         while (in.pop(&p)) {
-          if (pool.free_page(p, self, cache)) ++r.frees; else ++r.errors;
+          if (pool.free_page(p, self, cache))
+            ++r.frees;
+          else
+            ++r.errors;
           ++r.ops;
         }
         ++r.ops;
@@ -137,13 +153,19 @@ void run_stress(ZeroPolicy policy) {
     auto drain = [&] {
       Page q;
       while (in.pop(&q)) {
-        if (pool.free_page(q, self, cache)) ++r.frees; else ++r.errors;
+        if (pool.free_page(q, self, cache))
+          ++r.frees;
+        else
+          ++r.errors;
       }
     };
     while (finished.load() < 2) drain();
     drain();
     for (const Page& m : mine) {
-      if (pool.free_page(m, self, cache)) ++r.frees; else ++r.errors;
+      if (pool.free_page(m, self, cache))
+        ++r.frees;
+      else
+        ++r.errors;
     }
     pool.detach_cache(cache);
   };
@@ -167,20 +189,25 @@ void run_stress(ZeroPolicy policy) {
   EXPECT_EQ(s.alloc_cache + s.alloc_depot + s.alloc_reserve, res[0].allocs + res[1].allocs);
   EXPECT_EQ(s.fail_exhausted, res[0].exhausted + res[1].exhausted);
   EXPECT_LE(s.chunks, cfg.max_chunks);
-  std::printf("stress(%s): %llu ops, %llu allocs, %llu transfers, %llu exhausted, %llu chunks added, %llu removed\n",
-              policy == ZeroPolicy::worker ? "worker" : "on_free",
-              static_cast<unsigned long long>(ops),
-              static_cast<unsigned long long>(res[0].allocs + res[1].allocs),
-              static_cast<unsigned long long>(s.transfers),
-              static_cast<unsigned long long>(s.fail_exhausted),
-              static_cast<unsigned long long>(s.chunks_added),
-              static_cast<unsigned long long>(s.chunks_removed));
+  std::printf(
+      "stress(%s): %llu ops, %llu allocs, %llu transfers, %llu exhausted, %llu chunks added, %llu "
+      "removed\n",
+      policy == ZeroPolicy::worker ? "worker" : "on_free", static_cast<unsigned long long>(ops),
+      static_cast<unsigned long long>(res[0].allocs + res[1].allocs),
+      static_cast<unsigned long long>(s.transfers),
+      static_cast<unsigned long long>(s.fail_exhausted),
+      static_cast<unsigned long long>(s.chunks_added),
+      static_cast<unsigned long long>(s.chunks_removed));
   // The worker thread is live; audit takes the worker's lock, and no other thread runs.
   EXPECT_EQ(pool.audit(), "");
 }
 
-TEST(PagePoolStress, TwoThreadsCrossThreadFreesWorkerZeroing) { run_stress(ZeroPolicy::worker); }
-TEST(PagePoolStress, TwoThreadsCrossThreadFreesZeroOnFree) { run_stress(ZeroPolicy::on_free); }
+TEST(PagePoolStress, TwoThreadsCrossThreadFreesWorkerZeroing) {
+  run_stress(ZeroPolicy::worker);
+}
+TEST(PagePoolStress, TwoThreadsCrossThreadFreesZeroOnFree) {
+  run_stress(ZeroPolicy::on_free);
+}
 
 }  // namespace
 }  // namespace labyrinth::alloc

@@ -64,7 +64,8 @@ struct Latency {
     const TscClock& clk = TscClock::instance();
     auto ns = [&](uint64_t t) { return clk.to_ns(t); };
     const std::string p(prefix);
-    state.counters[p + "ns_op"] = hist.count() ? ns(total_ticks) / static_cast<double>(hist.count()) : 0;
+    state.counters[p + "ns_op"] =
+        hist.count() ? ns(total_ticks) / static_cast<double>(hist.count()) : 0;
     state.counters[p + "p50"] = ns(hist.percentile(50));
     state.counters[p + "p99"] = ns(hist.percentile(99));
     state.counters[p + "p999"] = ns(hist.percentile(99.9));
@@ -151,7 +152,8 @@ void BM_1T_Pool(benchmark::State& state, ZeroPolicy zp) {
   lat.publish(state);
   pool.detach_cache(cache);
 }
-BENCHMARK_CAPTURE(BM_1T_Pool, atomic_alloc_free_worker_zeroing, ZeroPolicy::worker)->UseManualTime();
+BENCHMARK_CAPTURE(BM_1T_Pool, atomic_alloc_free_worker_zeroing, ZeroPolicy::worker)
+    ->UseManualTime();
 BENCHMARK_CAPTURE(BM_1T_Pool, atomic_alloc_free_zero_on_free, ZeroPolicy::on_free)->UseManualTime();
 
 // The TSC here advances in steps of 26 ticks (10 ns) under nested virtualization, so a
@@ -167,7 +169,7 @@ void BM_1T_Pool_Batched32(benchmark::State& state) {
   g_slot_base += 16;
   PagePool& pool = *p.pool;
   PageCache* cache = pool.attach_cache().value();  // fresh pool: free slots
-  Histogram per_pair_x100;  // hundredths of a tick
+  Histogram per_pair_x100;                         // hundredths of a tick
   const uint64_t overhead = timer_overhead_ticks();
   uint64_t total = 0, pairs = 0;
   for (auto _ : state) {
@@ -320,7 +322,8 @@ void BM_1T_MmapMlockMunmap(benchmark::State& state) {
   Latency lat;
   for (auto _ : state) {
     const uint64_t t0 = rdtsc_ordered();
-    void* p = mmap(nullptr, kPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    void* p = mmap(nullptr, kPageSize, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (p == MAP_FAILED || mlock(p, kPageSize) != 0) {
       state.SkipWithError("mmap/mlock failed");
       return;
@@ -344,7 +347,8 @@ void BM_1T_MemslotPerPage(benchmark::State& state) {
   uint64_t gpa = 64ull << 30;
   for (auto _ : state) {
     const uint64_t t0 = rdtsc_ordered();
-    void* p = mmap(nullptr, kPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    void* p = mmap(nullptr, kPageSize, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     (void)mlock(p, kPageSize);
     kvm_userspace_memory_region r{500, 0, gpa, kPageSize, reinterpret_cast<uint64_t>(p)};
     const bool ok = ioctl(shared_vm().vm, KVM_SET_USER_MEMORY_REGION, &r) == 0;

@@ -35,7 +35,10 @@ struct Ram final : devices::GuestRam {
     if (gpa > kRam || len > kRam - gpa) return std::nullopt;
     return std::span<std::byte>(const_cast<std::byte*>(b.data()) + gpa, len);
   }
-  template <class T> T* at(uint64_t gpa) { return reinterpret_cast<T*>(b.data() + gpa); }
+  template <class T>
+  T* at(uint64_t gpa) {
+    return reinterpret_cast<T*>(b.data() + gpa);
+  }
 };
 struct Msi final : devices::MsiLine {
   bool configure(uint64_t, uint32_t) override { return true; }
@@ -73,7 +76,8 @@ void BM_LnicRxPath(benchmark::State& state) {
   LnicConfig cfg;
   cfg.device_owner = 1;
   cfg.guest_owner = 2;
-  auto nic = std::make_shared<Lnic>(cfg, io, *pool, cache, ram, msi, std::make_unique<NullBackend>());
+  auto nic =
+      std::make_shared<Lnic>(cfg, io, *pool, cache, ram, msi, std::make_unique<NullBackend>());
   auto wr = [&](uint32_t reg, uint32_t v) {
     nic->write(reg, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&v), 4));
   };
@@ -115,7 +119,8 @@ void BM_LnicRxPath(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(m.rx_frames.get()));
   state.counters["frames"] = static_cast<double>(m.rx_frames.get());
   state.counters["drop_no_page"] = static_cast<double>(m.rx_drop_no_page.get());
-  state.counters["alloc_p50_ns"] = alloc::TscClock::instance().to_ns(nic->latency().alloc.percentile(50));
+  state.counters["alloc_p50_ns"] =
+      alloc::TscClock::instance().to_ns(nic->latency().alloc.percentile(50));
   state.counters["pool_fail_exhausted"] = static_cast<double>(pool->stats().fail_exhausted);
   nic.reset();
   pool->detach_cache(cache);

@@ -5,7 +5,6 @@
 #include <atomic>
 
 #include "devices/irq_test/irq_test_device.h"
-#include "guest/abi/ports.h"
 #include "devices/legacy/exit_device.h"
 #include "devices/legacy/i8042.h"
 #include "guest/abi/ports.h"

@@ -16,8 +16,8 @@ class Uart16550Test : public ::testing::Test {
   }
   void out(uint8_t reg, uint8_t v) { uart_.write(reg, std::span<const uint8_t>(&v, 1)); }
   void input(std::string_view s) {
-    uart_.enqueue_input(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()),
-                                                 s.size()));
+    uart_.enqueue_input(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()));
   }
 
   test::StringOutput output_;
@@ -47,7 +47,7 @@ TEST_F(Uart16550, LineStatusAlwaysReadyToSend) {
 }
 
 TEST_F(Uart16550, DivisorLatchBehindDlab) {
-  out(devices::Uart16550::kLcr, 0x83);  // DLAB | 8N1
+  out(devices::Uart16550::kLcr, 0x83);   // DLAB | 8N1
   out(devices::Uart16550::kData, 0x01);  // DLL
   out(devices::Uart16550::kIer, 0x02);   // DLM
   EXPECT_EQ(in(devices::Uart16550::kData), 0x01);
@@ -109,8 +109,8 @@ TEST_F(Uart16550, ModemStatusAndLoopback) {
 
 TEST_F(Uart16550, RxOverflowSetsOverrun) {
   const std::string big(devices::Uart16550::kRxCapacity + 10, 'x');
-  EXPECT_EQ(uart_.enqueue_input(std::span<const uint8_t>(
-                reinterpret_cast<const uint8_t*>(big.data()), big.size())),
+  EXPECT_EQ(uart_.enqueue_input(
+                std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(big.data()), big.size())),
             devices::Uart16550::kRxCapacity);
   EXPECT_EQ(uart_.rx_space(), 0u);
   // Loopback bytes beyond capacity are dropped and flagged.

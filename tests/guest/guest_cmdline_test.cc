@@ -15,12 +15,16 @@ SpinLock& serial_lock() {
   static SpinLock lock;
   return lock;
 }
-unsigned this_cpu() { return 0; }
+unsigned this_cpu() {
+  return 0;
+}
 }  // namespace guest
 
 namespace {
 
-guest::Cmdline make(const char* s) { return guest::Cmdline(s, std::strlen(s)); }
+guest::Cmdline make(const char* s) {
+  return guest::Cmdline(s, std::strlen(s));
+}
 
 TEST(GuestCmdline, NumbersAndDefaults) {
   guest::Cmdline c = make("frames=100000 batch=64  seconds=5\tidle_ms=0x10");
@@ -110,7 +114,7 @@ TEST(GuestCmdline, LengthBoundsAndNulEndTheText) {
   const char text[] = "a=1 b=2\0c=3";
   guest::Cmdline c(text, sizeof(text) - 1);
   EXPECT_EQ(c.u64("b", 0), 2u);
-  EXPECT_FALSE(c.has("c"));  // after the NUL
+  EXPECT_FALSE(c.has("c"));        // after the NUL
   guest::Cmdline d("a=1 b=2", 3);  // length excludes b
   EXPECT_TRUE(d.has("a"));
   EXPECT_FALSE(d.has("b"));

@@ -15,7 +15,9 @@ SpinLock& serial_lock() {
   static SpinLock lock;
   return lock;
 }
-unsigned this_cpu() { return 0; }
+unsigned this_cpu() {
+  return 0;
+}
 }  // namespace guest
 
 namespace {

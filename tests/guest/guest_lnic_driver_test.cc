@@ -36,14 +36,22 @@ volatile uint32_t guest_user_if = 1;
 }
 
 namespace guest {
-void serial_putc(char c) { g_out.push_back(c); }
+void serial_putc(char c) {
+  g_out.push_back(c);
+}
 SpinLock& serial_lock() {
   static SpinLock lock;
   return lock;
 }
-unsigned this_cpu() { return 0; }
-uint32_t lapic_id() { return kApicId; }
-void lapic_eoi() { ++g_eois; }
+unsigned this_cpu() {
+  return 0;
+}
+uint32_t lapic_id() {
+  return kApicId;
+}
+void lapic_eoi() {
+  ++g_eois;
+}
 bool irq_register(uint8_t vector, IrqHandler handler, void* context) {
   g_handler[vector] = handler;  // every test builds a new driver on the same vector
   g_handler_ctx[vector] = context;
@@ -65,8 +73,9 @@ uint64_t measure_tsc_khz() {
   const uint64_t c0 = guest::rdtsc();
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   const uint64_t c1 = guest::rdtsc();
-  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                      std::chrono::steady_clock::now() - t0).count();
+  const auto us =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
   return (c1 - c0) * 1000 / static_cast<uint64_t>(us);
 }
 
@@ -196,7 +205,7 @@ LnicVerdict record(Lnic& nic, const LnicFrame& f, void* ctx) {
   }
   if (s.echo) {
     return nic.send_page(f.page_gpa, f.len, f.t_guest_irq) ? LnicVerdict::kKeep
-                                                             : LnicVerdict::kReturn;
+                                                           : LnicVerdict::kReturn;
   }
   if (s.keep != 0) {
     --s.keep;
@@ -215,7 +224,9 @@ LnicOptions small(bool poll) {
   return o;
 }
 
-uint64_t fault(const Lnic& nic, LnicFault f) { return nic.stats().faults[static_cast<uint32_t>(f)]; }
+uint64_t fault(const Lnic& nic, LnicFault f) {
+  return nic.stats().faults[static_cast<uint32_t>(f)];
+}
 
 TEST(LnicDriver, BringUpProgramsRingsMsiAndEnable) {
   FakeDevice dev;
@@ -406,12 +417,12 @@ TEST(LnicDriver, BadCompletionsAreReportedNotDelivered) {
   Lnic nic;
   Seen seen;
   ASSERT_EQ(nic.init(dev.info(), 0, small(true), record, &seen), LnicError::kNone);
-  dev.post_gpa(dev.page(0), 0, 0);                          // len 0: page returned
-  dev.post_gpa(dev.page(1), LNIC_FRAME_MAX + 1, 1);         // too long: page returned
-  dev.post_gpa(dev.page(2) + 64, 100, 2);                   // misaligned: dropped
-  dev.post_gpa(dev.pool_gpa() + kPoolPages * 4096, 100, 3); // above the pool
-  dev.post_gpa(dev.pool_gpa() - 4096, 100, 4);              // below the pool
-  dev.post(5);                                              // fine (seq 0 of the fake)
+  dev.post_gpa(dev.page(0), 0, 0);                           // len 0: page returned
+  dev.post_gpa(dev.page(1), LNIC_FRAME_MAX + 1, 1);          // too long: page returned
+  dev.post_gpa(dev.page(2) + 64, 100, 2);                    // misaligned: dropped
+  dev.post_gpa(dev.pool_gpa() + kPoolPages * 4096, 100, 3);  // above the pool
+  dev.post_gpa(dev.pool_gpa() - 4096, 100, 4);               // below the pool
+  dev.post(5);                                               // fine (seq 0 of the fake)
   nic.poll();
   EXPECT_EQ(seen.frames.size(), 1u);
   EXPECT_EQ(fault(nic, LnicFault::kBadCompletion), 5u);

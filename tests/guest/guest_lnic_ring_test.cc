@@ -42,8 +42,8 @@ TEST(LnicRing, IndexMathAcrossUint32Wrap) {
 TEST(LnicRing, ConsAdvance) {
   EXPECT_TRUE(cons_advance_ok(10, 10, 20));
   EXPECT_TRUE(cons_advance_ok(10, 20, 20));
-  EXPECT_FALSE(cons_advance_ok(10, 21, 20));  // past prod
-  EXPECT_FALSE(cons_advance_ok(10, 9, 20));   // backwards
+  EXPECT_FALSE(cons_advance_ok(10, 21, 20));        // past prod
+  EXPECT_FALSE(cons_advance_ok(10, 9, 20));         // backwards
   EXPECT_TRUE(cons_advance_ok(0xFFFFFFFEu, 3, 5));  // across the wrap
   EXPECT_FALSE(cons_advance_ok(0xFFFFFFFEu, 6, 5));
 }
@@ -84,8 +84,7 @@ TEST(LnicRing, CompletionChecks) {
   EXPECT_EQ(check_completion(base - 4096, 60, 0, base, size), CompletionError::kPageOutsidePool);
   EXPECT_EQ(check_completion(base + 8, 60, 0, base, size), CompletionError::kPageMisaligned);
   EXPECT_EQ(check_completion(base, 0, 0, base, size), CompletionError::kLenZero);
-  EXPECT_EQ(check_completion(base, LNIC_FRAME_MAX + 1, 0, base, size),
-            CompletionError::kLenTooBig);
+  EXPECT_EQ(check_completion(base, LNIC_FRAME_MAX + 1, 0, base, size), CompletionError::kLenTooBig);
   EXPECT_EQ(check_completion(base, 60, 1, base, size), CompletionError::kFlagsNonZero);
   // A window at the top of the address space: no overflow in the bound check.
   const uint64_t top = ~0ull - (1ull << 20) + 1;

@@ -11,7 +11,7 @@ class BootSetup : public ::testing::Test {
  protected:
   void SetUp() override {
     layout_ = MemoryLayout::compute(4 * kGiB, 32 * kMiB).value();  // valid sizes
-    memory_ = GuestMemory::create(layout_.ram).value();              // lazy 4 GiB
+    memory_ = GuestMemory::create(layout_.ram).value();            // lazy 4 GiB
     ASSERT_TRUE(write_boot_structures(*memory_, layout_, {2, 2'500'000, "console=ttyS0"}));
   }
   uint64_t qword(uint64_t gpa) const { return memory_->read_obj<uint64_t>(gpa).value(); }
@@ -29,14 +29,16 @@ class BootSetup : public ::testing::Test {
 };
 
 TEST_F(BootSetup, IdentityMapCoversRamGapAndPool) {
-  for (uint64_t addr : std::initializer_list<uint64_t>{0, 0x200000, 3 * kGiB - kHugePage, 4 * kGiB, 5 * kGiB - kHugePage,
-                        layout_.pool.gpa, layout_.identity_map_end - kHugePage}) {
+  for (uint64_t addr : std::initializer_list<uint64_t>{0, 0x200000, 3 * kGiB - kHugePage, 4 * kGiB,
+                                                       5 * kGiB - kHugePage, layout_.pool.gpa,
+                                                       layout_.identity_map_end - kHugePage}) {
     const uint64_t pde = pde_for(addr);
     EXPECT_EQ(pde & ~0x1FFFFFull, addr) << std::hex << addr;
     EXPECT_EQ(pde & 0x87, 0x87u) << "present, writable, user, 2 MiB";
     EXPECT_EQ(pde & 0x18, 0u) << "RAM and pool are cacheable";
   }
-  for (uint64_t addr : std::initializer_list<uint64_t>{0xC0000000, 0xFEC00000, 0xFEE00000, 0xFFE00000}) {
+  for (uint64_t addr :
+       std::initializer_list<uint64_t>{0xC0000000, 0xFEC00000, 0xFEE00000, 0xFFE00000}) {
     EXPECT_EQ(pde_for(addr) & 0x18, 0x18u) << "MMIO gap is PCD|PWT at " << std::hex << addr;
   }
   // Page tables stay below the guest image.

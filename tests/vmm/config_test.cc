@@ -16,8 +16,7 @@ namespace fs = std::filesystem;
 class Config : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("labyrinth-config-test-" + std::to_string(::getpid()));
+    dir_ = fs::temp_directory_path() / ("labyrinth-config-test-" + std::to_string(::getpid()));
     fs::create_directories(dir_);
     kernel_ = (dir_ / "guest.elf").string();
     testing::TestElf::with_code(testing::guests::kExit7).write_to(kernel_);
@@ -149,8 +148,7 @@ TEST_F(Config, RejectsBadPoolAndSerialSettings) {
   EXPECT_EQ(pool(R"({"initial_chunks": 5, "max_chunks": 4})"),
             "labyrinth.pool.initial_chunks: must be at most max_chunks (4), got 5");
   EXPECT_EQ(pool(R"({"max_chunks": 0})"), "labyrinth.pool.max_chunks: must be 1..4096, got 0");
-  EXPECT_EQ(pool(R"({"min_pages": 10, "low_pages": 5})").rfind("labyrinth.pool.low_pages:", 0),
-            0u);
+  EXPECT_EQ(pool(R"({"min_pages": 10, "low_pages": 5})").rfind("labyrinth.pool.low_pages:", 0), 0u);
   EXPECT_EQ(error_of(with("{}", R"(, "serial": {"input": "tty"})")),
             "serial.input: must be \"stdin\" or \"none\", got \"tty\"");
 }

@@ -91,10 +91,10 @@ TEST_F(ElfLoader, RejectsBadPlacement) {
       e.eh.e_entry = paddr + TestElf::kCodeOffset;
     };
   };
-  EXPECT_EQ(rejects(place(0x1000)), Error::elf_bad_placement);            // VMM low memory
-  EXPECT_EQ(rejects(place(16 * kMiB - 16)), Error::elf_bad_placement);    // runs off RAM
-  EXPECT_EQ(rejects(place(0xC0000000)), Error::elf_bad_placement);        // MMIO gap
-  EXPECT_EQ(rejects(place(UINT64_MAX - 64)), Error::elf_bad_placement);   // overflow
+  EXPECT_EQ(rejects(place(0x1000)), Error::elf_bad_placement);           // VMM low memory
+  EXPECT_EQ(rejects(place(16 * kMiB - 16)), Error::elf_bad_placement);   // runs off RAM
+  EXPECT_EQ(rejects(place(0xC0000000)), Error::elf_bad_placement);       // MMIO gap
+  EXPECT_EQ(rejects(place(UINT64_MAX - 64)), Error::elf_bad_placement);  // overflow
   EXPECT_EQ(rejects([](TestElf& e) { e.ph[0].p_memsz = 1ull << 34; }), Error::elf_bad_placement);
   // Straddling from the end of low RAM into nothing is refused even though both
   // ends are "near" RAM.

@@ -13,7 +13,9 @@
 namespace labyrinth::vmm {
 namespace {
 
-bool have_kvm() { return ::access("/dev/kvm", R_OK | W_OK) == 0; }
+bool have_kvm() {
+  return ::access("/dev/kvm", R_OK | W_OK) == 0;
+}
 
 TEST(SlotAllocator, LowestFreeFirstAndBounded) {
   SlotAllocator slots(3);

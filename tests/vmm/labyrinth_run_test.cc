@@ -41,9 +41,10 @@ class LabyrinthRun : public ::testing::Test {
                      const std::string& args = "") {
     const std::string path = (dir_ / ("vm" + std::to_string(n_++) + ".json")).string();
     std::ofstream(path) << R"({"boot-source": {"kernel_image_path": ")" << kernel
-                        << R"(", "boot_args": ")" << args << R"("}, "machine-config": {"vcpu_count": )"
-                        << vcpus << R"(, "mem_size_mib": 128}, "serial": {"output": "stdout"})"
-                        << extra << "}";
+                        << R"(", "boot_args": ")" << args
+                        << R"("}, "machine-config": {"vcpu_count": )" << vcpus
+                        << R"(, "mem_size_mib": 128}, "serial": {"output": "stdout"})" << extra
+                        << "}";
     return path;
   }
   std::string raw_config(const std::string& text) {
@@ -134,7 +135,8 @@ TEST_F(LabyrinthRun, UnmappedPortReadsAllOnes) {
 
 TEST_F(LabyrinthRun, PoolWindowIsMappedIntoTheGuest) {
   auto mapped = run(config(hand_guest("pool", testing::guests::kReadPoolWindow)));
-  EXPECT_EQ(mapped.status, 0) << "first pool chunk at the window base reads as zero: " << mapped.err;
+  EXPECT_EQ(mapped.status, 0) << "first pool chunk at the window base reads as zero: "
+                              << mapped.err;
   auto beyond = run(config(hand_guest("pool_end", testing::guests::kReadPoolWindowEnd)));
   EXPECT_EQ(beyond.status, 255) << "no chunk at the end of the window: MMIO, all-ones";
   EXPECT_NE(beyond.err.find("mmio bus: unmapped read"), std::string::npos) << beyond.err;
@@ -153,21 +155,21 @@ void expect_clean_signal_exit(Child& c, int sig, int expected_status) {
 }
 
 TEST_F(LabyrinthRun, SigintStopsASpinningGuestWith130) {
-  Child c = Child::spawn({LABYRINTH_BINARY, "run", "--config",
-                          config(hand_guest("spin", testing::guests::kSpin))});
+  Child c = Child::spawn(
+      {LABYRINTH_BINARY, "run", "--config", config(hand_guest("spin", testing::guests::kSpin))});
   expect_clean_signal_exit(c, SIGINT, 130);
 }
 
 TEST_F(LabyrinthRun, SigtermStopsEveryVcpuWith143) {
-  Child c = Child::spawn({LABYRINTH_BINARY, "run", "--config",
-                          config(hand_guest("spin", testing::guests::kSpin), 3)});
+  Child c = Child::spawn(
+      {LABYRINTH_BINARY, "run", "--config", config(hand_guest("spin", testing::guests::kSpin), 3)});
   expect_clean_signal_exit(c, SIGTERM, 143);
 }
 
 struct BadConfig {
   const char* name;
-  std::string json;          // %K is replaced by the kernel path
-  std::string expected;      // the message after "labyrinth: config error: "
+  std::string json;      // %K is replaced by the kernel path
+  std::string expected;  // the message after "labyrinth: config error: "
 };
 
 TEST_F(LabyrinthRun, BadConfigsExitTwoNamingTheField) {
@@ -181,7 +183,8 @@ TEST_F(LabyrinthRun, BadConfigsExitTwoNamingTheField) {
       {"wrong type", "{" + boot + R"(, "machine-config": {"vcpu_count": "1"}})",
        "machine-config.vcpu_count: expected an integer, got a string"},
       {"missing kernel", R"({"boot-source": {"kernel_image_path": "/nonexistent.elf"}})",
-       "boot-source.kernel_image_path: cannot open \"/nonexistent.elf\": No such file or directory"},
+       "boot-source.kernel_image_path: cannot open \"/nonexistent.elf\": No such file or "
+       "directory"},
       {"non-ELF kernel", R"({"boot-source": {"kernel_image_path": ")" + text + R"("}})",
        "boot-source.kernel_image_path: \"" + text + "\" is not an ELF file"},
       {"zero memory", "{" + boot + R"(, "machine-config": {"mem_size_mib": 0}})",

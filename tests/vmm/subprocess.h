@@ -25,18 +25,18 @@ namespace labyrinth::testing {
 class Child {
  public:
   struct Result {
-    int status = -1;        // exit status, or 128 + signal number if killed
+    int status = -1;  // exit status, or 128 + signal number if killed
     bool timed_out = false;
     std::string out, err;
-    double seconds = 0;     // spawn -> exit
+    double seconds = 0;  // spawn -> exit
   };
 
   static Child spawn(const std::vector<std::string>& args) {
     Child c;
     static int counter = 0;
-    const auto base = std::filesystem::temp_directory_path() /
-                      ("labyrinth-child-" + std::to_string(::getpid()) + "-" +
-                       std::to_string(counter++));
+    const auto base =
+        std::filesystem::temp_directory_path() /
+        ("labyrinth-child-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
     c.out_path_ = base.string() + ".out";
     c.err_path_ = base.string() + ".err";
     c.start_ = std::chrono::steady_clock::now();

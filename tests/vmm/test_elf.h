@@ -19,30 +19,30 @@ namespace labyrinth::testing {
 namespace guests {
 // out "hi\n" to COM1, then a 32-bit OUT of 7 to the exit port 0x501; hlt loop.
 inline const std::vector<uint8_t> kExit7 = {
-    0x66, 0xBA, 0xF8, 0x03,              // mov dx, 0x3f8
-    0xB0, 'h',  0xEE,                    // mov al, 'h'; out dx, al
-    0xB0, 'i',  0xEE,                    // mov al, 'i'; out dx, al
-    0xB0, '\n', 0xEE,                    // mov al, '\n'; out dx, al
-    0x66, 0xBA, 0x01, 0x05,              // mov dx, 0x501
-    0xB8, 0x07, 0x00, 0x00, 0x00,        // mov eax, 7
-    0xEF,                                // out dx, eax
-    0xF4, 0xEB, 0xFD,                    // 1: hlt; jmp 1b
+    0x66, 0xBA, 0xF8, 0x03,        // mov dx, 0x3f8
+    0xB0, 'h',  0xEE,              // mov al, 'h'; out dx, al
+    0xB0, 'i',  0xEE,              // mov al, 'i'; out dx, al
+    0xB0, '\n', 0xEE,              // mov al, '\n'; out dx, al
+    0x66, 0xBA, 0x01, 0x05,        // mov dx, 0x501
+    0xB8, 0x07, 0x00, 0x00, 0x00,  // mov eax, 7
+    0xEF,                          // out dx, eax
+    0xF4, 0xEB, 0xFD,              // 1: hlt; jmp 1b
 };
 // out "spin\n" to COM1, then spin forever (jmp .).
 inline const std::vector<uint8_t> kSpin = {
-    0x66, 0xBA, 0xF8, 0x03,                                  // mov dx, 0x3f8
-    0xB0, 's', 0xEE, 0xB0, 'p', 0xEE, 0xB0, 'i', 0xEE,      // "spi"
-    0xB0, 'n', 0xEE, 0xB0, '\n', 0xEE,                       // "n\n"
-    0xEB, 0xFE,                                              // jmp .
+    0x66, 0xBA, 0xF8, 0x03,                               // mov dx, 0x3f8
+    0xB0, 's',  0xEE, 0xB0, 'p',  0xEE, 0xB0, 'i', 0xEE,  // "spi"
+    0xB0, 'n',  0xEE, 0xB0, '\n', 0xEE,                   // "n\n"
+    0xEB, 0xFE,                                           // jmp .
 };
 // ud2 with no IDT loaded: #UD -> #DF -> triple fault (KVM_EXIT_SHUTDOWN).
 inline const std::vector<uint8_t> kTripleFault = {0x0F, 0x0B};
 // out "x" to an unmapped port 0x9999, read it back into the exit port.
 inline const std::vector<uint8_t> kUnmappedRead = {
-    0x66, 0xBA, 0x99, 0x99,        // mov dx, 0x9999
-    0xEC,                          // in al, dx   (-> 0xFF)
-    0x66, 0xBA, 0x01, 0x05,        // mov dx, 0x501
-    0xEE,                          // out dx, al  (exit status 255)
+    0x66, 0xBA, 0x99, 0x99,  // mov dx, 0x9999
+    0xEC,                    // in al, dx   (-> 0xFF)
+    0x66, 0xBA, 0x01, 0x05,  // mov dx, 0x501
+    0xEE,                    // out dx, al  (exit status 255)
     0xF4, 0xEB, 0xFD,
 };
 // Reads one byte at the start of the page-pool window (4 GiB for 128 MiB of RAM) and
@@ -102,15 +102,16 @@ struct TestElf {
   std::vector<std::byte> bytes() const {
     std::vector<std::byte> out(sizeof(eh) + ph.size() * sizeof(Elf64_Phdr) + code.size());
     std::memcpy(out.data(), &eh, sizeof(eh));
-    if (!ph.empty()) std::memcpy(out.data() + sizeof(eh), ph.data(), ph.size() * sizeof(Elf64_Phdr));
+    if (!ph.empty())
+      std::memcpy(out.data() + sizeof(eh), ph.data(), ph.size() * sizeof(Elf64_Phdr));
     std::memcpy(out.data() + sizeof(eh) + ph.size() * sizeof(Elf64_Phdr), code.data(), code.size());
     return out;
   }
 
   void write_to(const std::string& path) const {
     auto b = bytes();
-    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(b.data()),
-                                                static_cast<std::streamsize>(b.size()));
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
   }
 };
 

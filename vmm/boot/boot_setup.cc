@@ -8,8 +8,7 @@ namespace labyrinth::vmm {
 namespace {
 
 constexpr uint64_t kPtePresent = 1ull << 0, kPteWrite = 1ull << 1, kPteUser = 1ull << 2,
-                   kPtePwt = 1ull << 3,
-                   kPtePcd = 1ull << 4, kPteHuge = 1ull << 7;
+                   kPtePwt = 1ull << 3, kPtePcd = 1ull << 4, kPteHuge = 1ull << 7;
 constexpr uint64_t kPml4Gpa = LABYRINTH_PAGE_TABLE_GPA;
 constexpr uint64_t kPdptGpa = kPml4Gpa + kPage;
 constexpr uint64_t kPdGpa = kPdptGpa + kPage;  // PD for GiB i at kPdGpa + i * 4 KiB
@@ -22,12 +21,13 @@ uint64_t gdt_entry(uint64_t flags, uint64_t base, uint64_t limit) {
 // GDT: null, code64, data, TSS (two slots), user code64, user data (guest/abi/boot_info.h).
 std::array<uint64_t, 7> make_gdt() {
   return {0,
-          gdt_entry(0xA09B, 0, 0xFFFFF),  // 0x08: present, code, exec/read, accessed, L, G
-          gdt_entry(0xC093, 0, 0xFFFFF),  // 0x10: present, data, read/write, accessed, D/B, G
+          gdt_entry(0xA09B, 0, 0xFFFFF),     // 0x08: present, code, exec/read, accessed, L, G
+          gdt_entry(0xC093, 0, 0xFFFFF),     // 0x10: present, data, read/write, accessed, D/B, G
           gdt_entry(0x008B, kTssGpa, 0x67),  // 0x18: present, 64-bit TSS (busy), low half
           kTssGpa >> 32,                     // high half: base[63:32]
-          gdt_entry(0xA0FB, 0, 0xFFFFF),  // 0x28: as 0x08 with DPL 3 (selector 0x2B)
-          gdt_entry(0xC0F3, 0, 0xFFFFF)};  // 0x30: as 0x10 with DPL 3 (selector 0x33)                    // high half: base[63:32]
+          gdt_entry(0xA0FB, 0, 0xFFFFF),     // 0x28: as 0x08 with DPL 3 (selector 0x2B)
+          gdt_entry(0xC0F3, 0, 0xFFFFF)};  // 0x30: as 0x10 with DPL 3 (selector 0x33) // high half:
+                                           // base[63:32]
 }
 
 kvm_segment segment(uint16_t selector, uint8_t type, bool code) {

@@ -41,7 +41,8 @@ std::expected<LoadedImage, Error> load_elf(std::span<const std::byte> image,
     return reject(Error::elf_malformed, "no ELF magic");
   }
   if (eh.e_ident[EI_CLASS] != ELFCLASS64) return reject(Error::elf_unsupported, "not ELF64");
-  if (eh.e_ident[EI_DATA] != ELFDATA2LSB) return reject(Error::elf_unsupported, "not little endian");
+  if (eh.e_ident[EI_DATA] != ELFDATA2LSB)
+    return reject(Error::elf_unsupported, "not little endian");
   if (eh.e_ident[EI_VERSION] != EV_CURRENT || eh.e_version != EV_CURRENT) {
     return reject(Error::elf_unsupported, "unknown ELF version");
   }
@@ -109,7 +110,7 @@ std::expected<LoadedImage, Error> load_elf(std::span<const std::byte> image,
 
 std::expected<std::vector<std::byte>, Error> read_file(const std::string& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  struct stat st {};
+  struct stat st{};
   if (!fd || ::fstat(fd.get(), &st) != 0) {
     spdlog::error("{}: {}", path, std::strerror(errno));
     return std::unexpected(Error::io_failed);

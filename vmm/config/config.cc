@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdio>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <initializer_list>
@@ -30,14 +30,21 @@ namespace {
 
 std::string_view kind_name(json::kind k) {
   switch (k) {
-    case json::kind::null: return "null";
-    case json::kind::bool_: return "a boolean";
+    case json::kind::null:
+      return "null";
+    case json::kind::bool_:
+      return "a boolean";
     case json::kind::int64:
-    case json::kind::uint64: return "an integer";
-    case json::kind::double_: return "a number with a fraction";
-    case json::kind::string: return "a string";
-    case json::kind::array: return "an array";
-    case json::kind::object: return "an object";
+    case json::kind::uint64:
+      return "an integer";
+    case json::kind::double_:
+      return "a number with a fraction";
+    case json::kind::string:
+      return "a string";
+    case json::kind::array:
+      return "an array";
+    case json::kind::object:
+      return "an object";
   }
   return "unknown";
 }
@@ -98,8 +105,9 @@ class Section {
     if (v->is_int64()) {
       n = v->get_int64();
     } else if (v->is_uint64()) {
-      n = v->get_uint64() > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX
-                                                             : static_cast<int64_t>(v->get_uint64());
+      n = v->get_uint64() > static_cast<uint64_t>(INT64_MAX)
+              ? INT64_MAX
+              : static_cast<int64_t>(v->get_uint64());
     } else {
       fail(key, std::string("expected an integer, got ") + std::string(kind_name(v->kind())));
       return;
@@ -116,9 +124,12 @@ class Section {
     const json::value* v = get(key, required);
     if (v == nullptr) return;
     double d = 0;
-    if (v->is_double()) d = v->get_double();
-    else if (v->is_int64()) d = static_cast<double>(v->get_int64());
-    else if (v->is_uint64()) d = static_cast<double>(v->get_uint64());
+    if (v->is_double())
+      d = v->get_double();
+    else if (v->is_int64())
+      d = static_cast<double>(v->get_int64());
+    else if (v->is_uint64())
+      d = static_cast<double>(v->get_uint64());
     else {
       fail(key, std::string("expected a number, got ") + std::string(kind_name(v->kind())));
       return;
@@ -155,8 +166,10 @@ void check_kernel(Section& s, const std::string& path) {
     return;
   }
   unsigned char magic[4] = {};
-  if (::read(fd.get(), magic, sizeof(magic)) != 4 ||
-      std::memcmp(magic, "\x7F" "ELF", 4) != 0) {
+  if (::read(fd.get(), magic, sizeof(magic)) != 4 || std::memcmp(magic,
+                                                                 "\x7F"
+                                                                 "ELF",
+                                                                 4) != 0) {
     s.fail("kernel_image_path", "\"" + path + "\" is not an ELF file");
   }
 }
@@ -182,8 +195,8 @@ void parse_machine(const json::object& obj, Config& cfg, const ConfigLimits& lim
   s.integer("vcpu_count", false, 1, limits.max_vcpus, cfg.vcpu_count);
   s.integer("mem_size_mib", false, 4, limits.max_mem_mib, cfg.mem_size_mib);
   if (s.ok() && cfg.mem_size_mib % 2 != 0) {
-    s.fail("mem_size_mib", "must be a multiple of 2 (2 MiB pages), got " +
-                               std::to_string(cfg.mem_size_mib));
+    s.fail("mem_size_mib",
+           "must be a multiple of 2 (2 MiB pages), got " + std::to_string(cfg.mem_size_mib));
   }
 }
 
@@ -215,7 +228,8 @@ void parse_pool(const json::object& obj, PoolSettings& p, std::optional<ConfigEr
   s.string("zero_policy", false, p.zero_policy);
   if (!s.ok()) return;
   if (p.zero_policy != "worker" && p.zero_policy != "on_free") {
-    return s.fail("zero_policy", "must be \"worker\" or \"on_free\", got \"" + p.zero_policy + "\"");
+    return s.fail("zero_policy",
+                  "must be \"worker\" or \"on_free\", got \"" + p.zero_policy + "\"");
   }
   if (p.backing != "4k" && p.backing != "thp" && p.backing != "hugetlb") {
     return s.fail("backing", "must be \"4k\", \"thp\" or \"hugetlb\", got \"" + p.backing + "\"");
@@ -227,9 +241,8 @@ void parse_pool(const json::object& obj, PoolSettings& p, std::optional<ConfigEr
                                         std::to_string(p.chunk_size_kib));
   }
   if (p.initial_chunks > p.max_chunks) {
-    return s.fail("initial_chunks", "must be at most max_chunks (" +
-                                        std::to_string(p.max_chunks) + "), got " +
-                                        std::to_string(p.initial_chunks));
+    return s.fail("initial_chunks", "must be at most max_chunks (" + std::to_string(p.max_chunks) +
+                                        "), got " + std::to_string(p.initial_chunks));
   }
   if (p.max_bytes() > 16ull << 30) {
     return s.fail("max_chunks", "chunk_size_kib * max_chunks must be at most 16 GiB");
@@ -262,8 +275,8 @@ void parse_backend(const json::object& obj, const std::string& path,
     s.allow_only({"type"});
   } else if (type == "pktgen") {
     b.type = BackendType::pktgen;
-    s.allow_only({"type", "rate_pps", "frame_size", "burst", "duration_s", "count", "pattern",
-                  "spin_us"});
+    s.allow_only(
+        {"type", "rate_pps", "frame_size", "burst", "duration_s", "count", "pattern", "spin_us"});
     auto& p = b.pktgen;
     s.number("rate_pps", false, 1, 20e6, p.rate_pps);
     s.integer("frame_size", false, sizeof(lnic_pktgen_header), LNIC_FRAME_MAX, p.frame_size);
@@ -299,13 +312,16 @@ void parse_backend(const json::object& obj, const std::string& path,
 void parse_lnics(const json::array& arr, std::vector<LnicSettings>& out,
                  std::optional<ConfigError>& err) {
   if (arr.size() > LABYRINTH_MAX_DEVICES) {
-    if (!err) err = ConfigError{"labyrinth.lnics", "at most " + std::to_string(LABYRINTH_MAX_DEVICES) + " lnics"};
+    if (!err)
+      err = ConfigError{"labyrinth.lnics",
+                        "at most " + std::to_string(LABYRINTH_MAX_DEVICES) + " lnics"};
     return;
   }
   for (size_t i = 0; i < arr.size() && !err; ++i) {
     const std::string path = "labyrinth.lnics[" + std::to_string(i) + "]";
     if (!arr[i].is_object()) {
-      err = ConfigError{path, std::string("expected an object, got ") + std::string(kind_name(arr[i].kind()))};
+      err = ConfigError{
+          path, std::string("expected an object, got ") + std::string(kind_name(arr[i].kind()))};
       return;
     }
     Section s(arr[i].get_object(), path, err);
@@ -314,7 +330,8 @@ void parse_lnics(const json::array& arr, std::vector<LnicSettings>& out,
     n.id = "lnic" + std::to_string(i);
     s.string("id", false, n.id);
     char mac_buf[32];
-    (void)std::snprintf(mac_buf, sizeof mac_buf, "02:4c:42:00:00:%02x", static_cast<unsigned>((i + 1) & 0xFF));
+    (void)std::snprintf(mac_buf, sizeof mac_buf, "02:4c:42:00:00:%02x",
+                        static_cast<unsigned>((i + 1) & 0xFF));
     std::string mac = mac_buf;
     s.string("guest_mac", false, mac);
     if (s.ok() && !parse_mac(mac, n.mac)) {
@@ -367,8 +384,7 @@ ConfigLimits ConfigLimits::host_limits() {
   return l;
 }
 
-std::expected<Config, ConfigError> parse_config(std::string_view text,
-                                                const ConfigLimits& limits) {
+std::expected<Config, ConfigError> parse_config(std::string_view text, const ConfigLimits& limits) {
   json::stream_parser parser;
   boost::system::error_code ec;
   const size_t used = parser.write(text.data(), text.size(), ec);
@@ -401,7 +417,8 @@ std::expected<Config, ConfigError> load_config(const std::string& path,
                                                const ConfigLimits& limits) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return std::unexpected(ConfigError{"", "cannot read \"" + path + "\": " + std::strerror(errno)});
+    return std::unexpected(
+        ConfigError{"", "cannot read \"" + path + "\": " + std::strerror(errno)});
   }
   std::ostringstream text;
   text << in.rdbuf();

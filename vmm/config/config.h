@@ -70,9 +70,9 @@ struct ConfigError {
 };
 
 struct ConfigLimits {
-  uint32_t max_mem_mib = 65536;  // and at most the host's RAM (see host_limits())
-  uint32_t max_vcpus = 32;       // LABYRINTH_MAX_VCPUS
-  bool check_kernel_file = true; // open the kernel and check the ELF magic
+  uint32_t max_mem_mib = 65536;   // and at most the host's RAM (see host_limits())
+  uint32_t max_vcpus = 32;        // LABYRINTH_MAX_VCPUS
+  bool check_kernel_file = true;  // open the kernel and check the ELF magic
   static ConfigLimits host_limits();
 };
 
@@ -80,7 +80,6 @@ struct ConfigLimits {
 std::expected<Config, ConfigError> parse_config(std::string_view json_text,
                                                 const ConfigLimits& limits);
 // Reads path and parses it.
-std::expected<Config, ConfigError> load_config(const std::string& path,
-                                               const ConfigLimits& limits);
+std::expected<Config, ConfigError> load_config(const std::string& path, const ConfigLimits& limits);
 
 }  // namespace labyrinth::vmm

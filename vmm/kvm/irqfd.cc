@@ -60,17 +60,17 @@ IoEventFd::~IoEventFd() {
 }
 
 void IoEventFd::async_wait(std::function<void(uint64_t)> handler) {
-  stream_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                     [this, h = std::move(handler)](const boost::system::error_code& ec) {
-                       if (ec) return;
-                       uint64_t count = 0;
-                       if (::read(stream_.native_handle(), &count, sizeof(count)) ==
-                           sizeof(count)) {
-                         h(count);
-                       } else {
-                         async_wait(h);  // spurious wake-up: wait again
-                       }
-                     });
+  stream_.async_wait(
+      boost::asio::posix::stream_descriptor::wait_read,
+      [this, h = std::move(handler)](const boost::system::error_code& ec) {
+        if (ec) return;
+        uint64_t count = 0;
+        if (::read(stream_.native_handle(), &count, sizeof(count)) == sizeof(count)) {
+          h(count);
+        } else {
+          async_wait(h);  // spurious wake-up: wait again
+        }
+      });
 }
 
 }  // namespace labyrinth::vmm

@@ -70,7 +70,8 @@ std::expected<void, Error> Vcpu::set_cpuid(std::span<const kvm_cpuid_entry2> ent
   const kvm_abi::CpuidHeader h{static_cast<uint32_t>(entries.size()), 0};
   std::memcpy(buf.data(), &h, header);
   std::memcpy(buf.data() + header, entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
-  if (::ioctl(fd(), kvm_abi::kSetCpuid2, buf.data()) < 0) return ioctl_failed(index_, "KVM_SET_CPUID2");
+  if (::ioctl(fd(), kvm_abi::kSetCpuid2, buf.data()) < 0)
+    return ioctl_failed(index_, "KVM_SET_CPUID2");
   return {};
 }
 

@@ -146,7 +146,8 @@ std::expected<void, Error> Vm::set_gsi_routing(std::span<const kvm_irq_routing_e
   const kvm_abi::IrqRoutingHeader h{static_cast<uint32_t>(entries.size()), 0};
   std::memcpy(buf.data(), &h, header);
   std::memcpy(buf.data() + header, entries.data(), entries.size() * sizeof(kvm_irq_routing_entry));
-  if (::ioctl(fd(), kvm_abi::kSetGsiRouting, buf.data()) < 0) return ioctl_failed("KVM_SET_GSI_ROUTING");
+  if (::ioctl(fd(), kvm_abi::kSetGsiRouting, buf.data()) < 0)
+    return ioctl_failed("KVM_SET_GSI_ROUTING");
   return {};
 }
 
@@ -161,8 +162,10 @@ std::vector<kvm_irq_routing_entry> Vm::default_gsi_routing() {
     out.push_back(e);
   };
   for (uint32_t gsi = 0; gsi < 24; ++gsi) {
-    if (gsi < 8) add(gsi, KVM_IRQCHIP_PIC_MASTER, gsi);
-    else if (gsi < 16) add(gsi, KVM_IRQCHIP_PIC_SLAVE, gsi - 8);
+    if (gsi < 8)
+      add(gsi, KVM_IRQCHIP_PIC_MASTER, gsi);
+    else if (gsi < 16)
+      add(gsi, KVM_IRQCHIP_PIC_SLAVE, gsi - 8);
     add(gsi, KVM_IRQCHIP_IOAPIC, gsi);
   }
   return out;

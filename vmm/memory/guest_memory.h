@@ -67,8 +67,8 @@ class GuestMemory {
  private:
   GuestMemory() = default;
   std::vector<GpaRange> ranges_;
-  std::vector<MmapRegion> host_;   // host_[i] backs ranges_[i]
-  Vm* vm_ = nullptr;               // set by register_slots
+  std::vector<MmapRegion> host_;  // host_[i] backs ranges_[i]
+  Vm* vm_ = nullptr;              // set by register_slots
   std::vector<uint32_t> slots_;
 };
 

@@ -25,7 +25,9 @@ inline constexpr uint64_t kGiB = 1024 * kMiB;
 inline constexpr uint64_t kPage = 4 * kKiB;
 inline constexpr uint64_t kHugePage = 2 * kMiB;
 
-constexpr uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+constexpr uint64_t align_up(uint64_t v, uint64_t a) {
+  return (v + a - 1) / a * a;
+}
 
 struct GpaRange {
   uint64_t gpa = 0;
@@ -35,9 +37,9 @@ struct GpaRange {
 
 struct MemoryLayout {
   uint64_t ram_bytes = 0;
-  std::vector<GpaRange> ram;  // one range, or two around the MMIO gap
-  uint64_t ram_end = 0;       // one past the highest RAM address
-  GpaRange pool;              // page-pool window (size 0: none)
+  std::vector<GpaRange> ram;      // one range, or two around the MMIO gap
+  uint64_t ram_end = 0;           // one past the highest RAM address
+  GpaRange pool;                  // page-pool window (size 0: none)
   uint64_t identity_map_end = 0;  // 1 GiB aligned; covers RAM, MMIO gap and pool window
 
   // ram_bytes: multiple of 2 MiB, > 0. pool_bytes: the pool's maximum size (0: no

@@ -2,8 +2,7 @@
 
 namespace labyrinth::vmm {
 
-std::expected<uint32_t, alloc::Error> VmMemslotSink::map(uint64_t gpa, void* host,
-                                                         uint64_t size) {
+std::expected<uint32_t, alloc::Error> VmMemslotSink::map(uint64_t gpa, void* host, uint64_t size) {
   auto slot = vm_.add_memslot(gpa, size, host);
   if (!slot) return std::unexpected(alloc::Error::map_failed);
   return *slot;

@@ -84,8 +84,10 @@ void LnicSet::arm(size_t i, bool ret) {
   bell.async_wait([this, i, ret, weak](uint64_t) {
     auto nic = weak.lock();
     if (!nic || stopped_) return;
-    if (ret) nic->on_return_doorbell();
-    else nic->on_tx_doorbell();
+    if (ret)
+      nic->on_return_doorbell();
+    else
+      nic->on_tx_doorbell();
     arm(i, ret);
   });
 }
@@ -127,12 +129,10 @@ boost::json::array LnicSet::metrics_json() const {
     j["backend"] = std::string(n.backend().name());
     j["rx_frames"] = m.rx_frames.get();
     j["rx_bytes"] = m.rx_bytes.get();
-    j["rx_drops"] = boost::json::object{{"no_page", m.rx_drop_no_page.get()},
-                                        {"ring_full", m.rx_drop_ring_full.get()},
-                                        {"not_running", m.rx_drop_not_running.get()},
-                                        {"oversize", m.rx_drop_oversize.get()},
-                                        {"bad_ring", m.rx_drop_bad_ring.get()},
-                                        {"generator_overrun", b.overrun}};
+    j["rx_drops"] = boost::json::object{
+        {"no_page", m.rx_drop_no_page.get()},         {"ring_full", m.rx_drop_ring_full.get()},
+        {"not_running", m.rx_drop_not_running.get()}, {"oversize", m.rx_drop_oversize.get()},
+        {"bad_ring", m.rx_drop_bad_ring.get()},       {"generator_overrun", b.overrun}};
     j["tx_frames"] = m.tx_frames.get();
     j["tx_bytes"] = m.tx_bytes.get();
     j["tx_drops"] = m.tx_drop_backend.get();
@@ -140,7 +140,8 @@ boost::json::array LnicSet::metrics_json() const {
     j["pages_returned"] = m.pages_returned.get();
     j["guest_samples_early"] = m.guest_stamp_early.get();
     j["pages_with_guest"] = n.pages_with_guest();
-    j["doorbells"] = boost::json::object{{"return", m.ret_doorbells.get()}, {"tx", m.tx_doorbells.get()}};
+    j["doorbells"] =
+        boost::json::object{{"return", m.ret_doorbells.get()}, {"tx", m.tx_doorbells.get()}};
     j["violations"] = boost::json::object{{"bad_address", m.viol_bad_address.get()},
                                           {"not_owner", m.viol_not_owner.get()},
                                           {"double_return", m.viol_double_free.get()},

@@ -66,7 +66,7 @@ class LnicSet {
   void start();  // event loop thread: doorbells and backends
   void start_doorbells();
   void start_backends();
-  void stop();   // event loop thread (or after it stopped)
+  void stop();  // event loop thread (or after it stopped)
   bool empty() const { return nics_.empty(); }
   std::vector<std::shared_ptr<devices::lnic::Lnic>>& nics() { return nics_; }
   // Per-NIC counters (Firecracker net-metrics style) and the pool's view.

@@ -12,7 +12,9 @@ namespace labyrinth::vmm {
 
 namespace {
 
-double us(uint64_t ticks) { return alloc::TscClock::instance().to_ns(ticks) / 1000.0; }
+double us(uint64_t ticks) {
+  return alloc::TscClock::instance().to_ns(ticks) / 1000.0;
+}
 
 std::string fmt_us(double v) {
   char buf[32];
@@ -27,11 +29,20 @@ std::string xml_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -49,17 +60,19 @@ std::string LatencyReport::table() const {
   o << title_ << "\n";
   for (const auto& [k, v] : notes_) o << "  " << k << ": " << v << "\n";
   char line[256];
-  (void)std::snprintf(line, sizeof line, "%-10s %10s %9s %9s %9s %9s %9s %9s %9s %9s\n", "span (us)",
-                "count", "min", "p50", "p90", "p99", "p99.9", "p99.99", "max", "drops");
+  (void)std::snprintf(line, sizeof line, "%-10s %10s %9s %9s %9s %9s %9s %9s %9s %9s\n",
+                      "span (us)", "count", "min", "p50", "p90", "p99", "p99.9", "p99.99", "max",
+                      "drops");
   o << line;
   for (const Span& s : spans_) {
     const auto& h = s.hist;
     (void)std::snprintf(line, sizeof line, "%-10s %10llu %9s %9s %9s %9s %9s %9s %9s %9llu\n",
-                  s.name.c_str(), static_cast<unsigned long long>(h.count()),
-                  fmt_us(us(h.min())).c_str(), fmt_us(us(h.percentile(50))).c_str(),
-                  fmt_us(us(h.percentile(90))).c_str(), fmt_us(us(h.percentile(99))).c_str(),
-                  fmt_us(us(h.percentile(99.9))).c_str(), fmt_us(us(h.percentile(99.99))).c_str(),
-                  fmt_us(us(h.max())).c_str(), static_cast<unsigned long long>(s.drops));
+                        s.name.c_str(), static_cast<unsigned long long>(h.count()),
+                        fmt_us(us(h.min())).c_str(), fmt_us(us(h.percentile(50))).c_str(),
+                        fmt_us(us(h.percentile(90))).c_str(), fmt_us(us(h.percentile(99))).c_str(),
+                        fmt_us(us(h.percentile(99.9))).c_str(),
+                        fmt_us(us(h.percentile(99.99))).c_str(), fmt_us(us(h.max())).c_str(),
+                        static_cast<unsigned long long>(s.drops));
     o << line;
   }
   for (const Span& s : spans_) o << "  " << s.name << ": " << s.description << "\n";
@@ -127,8 +140,8 @@ bool LatencyReport::write_svg(const std::string& path) const {
   o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H
     << "' font-family='sans-serif' font-size='12'>\n";
   o << "<rect width='100%' height='100%' fill='white'/>\n";
-  o << "<text x='" << left << "' y='28' font-size='16' font-weight='bold'>"
-    << xml_escape(title_) << "</text>\n";
+  o << "<text x='" << left << "' y='28' font-size='16' font-weight='bold'>" << xml_escape(title_)
+    << "</text>\n";
   o << "<text x='" << left << "' y='46' fill='#555'>latency by percentile (log scales); "
     << "each line is one span</text>\n";
   // Grid: decades on y, percentiles on x.
@@ -149,7 +162,8 @@ bool LatencyReport::write_svg(const std::string& path) const {
     o << "<text x='" << x << "' y='" << top + ph + 18 << "' text-anchor='middle'>" << labels[i]
       << "</text>\n";
   }
-  o << "<text x='" << left + pw / 2 << "' y='" << H - 20 << "' text-anchor='middle'>percentile</text>\n";
+  o << "<text x='" << left + pw / 2 << "' y='" << H - 20
+    << "' text-anchor='middle'>percentile</text>\n";
   o << "<rect x='" << left << "' y='" << top << "' width='" << pw << "' height='" << ph
     << "' fill='none' stroke='#333'/>\n";
   // One polyline per span, sampled densely in percentile space.
@@ -167,8 +181,8 @@ bool LatencyReport::write_svg(const std::string& path) const {
       o << "'/>\n";
     }
     const double ly = top + 10 + 40.0 * k;
-    o << "<line x1='" << left + pw + 15 << "' x2='" << left + pw + 35 << "' y1='" << ly
-      << "' y2='" << ly << "' stroke='" << color << "' stroke-width='3'/>\n";
+    o << "<line x1='" << left + pw + 15 << "' x2='" << left + pw + 35 << "' y1='" << ly << "' y2='"
+      << ly << "' stroke='" << color << "' stroke-width='3'/>\n";
     o << "<text x='" << left + pw + 40 << "' y='" << ly + 4 << "'>" << xml_escape(s.name)
       << "</text>\n";
     o << "<text x='" << left + pw + 40 << "' y='" << ly + 18 << "' fill='#555' font-size='10'>p50 "

@@ -31,8 +31,11 @@ class LatencyReport {
   };
 
   explicit LatencyReport(std::string title) : title_(std::move(title)) {}
-  void add(std::string name, std::string description, const alloc::Histogram& ticks, uint64_t drops);
-  void note(std::string key, std::string value) { notes_.emplace_back(std::move(key), std::move(value)); }
+  void add(std::string name, std::string description, const alloc::Histogram& ticks,
+           uint64_t drops);
+  void note(std::string key, std::string value) {
+    notes_.emplace_back(std::move(key), std::move(value));
+  }
 
   std::string table() const;
   boost::json::object json() const;

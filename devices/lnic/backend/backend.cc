@@ -9,9 +9,12 @@ namespace labyrinth::devices::lnic {
 
 std::string_view to_string(BackendError e) noexcept {
   switch (e) {
-    case BackendError::socket_failed: return "could not open/bind the UDP socket on 127.0.0.1";
-    case BackendError::tun_failed: return "could not open /dev/net/tun or create the tap interface";
-    case BackendError::bad_config: return "invalid backend configuration";
+    case BackendError::socket_failed:
+      return "could not open/bind the UDP socket on 127.0.0.1";
+    case BackendError::tun_failed:
+      return "could not open /dev/net/tun or create the tap interface";
+    case BackendError::bad_config:
+      return "invalid backend configuration";
   }
   return "unknown backend error";
 }
@@ -19,8 +22,10 @@ std::string_view to_string(BackendError e) noexcept {
 std::expected<std::unique_ptr<Backend>, BackendError> make_backend(const BackendConfig& cfg,
                                                                    boost::asio::io_context& io) {
   switch (cfg.type) {
-    case BackendType::loopback: return std::make_unique<LoopbackBackend>(io);
-    case BackendType::pktgen: return std::make_unique<PktgenBackend>(io, cfg.pktgen);
+    case BackendType::loopback:
+      return std::make_unique<LoopbackBackend>(io);
+    case BackendType::pktgen:
+      return std::make_unique<PktgenBackend>(io, cfg.pktgen);
     case BackendType::udp: {
       auto b = UdpBackend::create(io, cfg.udp);
       if (!b) return std::unexpected(b.error());

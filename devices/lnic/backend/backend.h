@@ -35,19 +35,19 @@ class FrameSink {
 };
 
 struct PktgenConfig {
-  double rate_pps = 10'000;    // frames per second (bursts included)
-  uint32_t frame_size = 64;    // bytes, 40..4096 (the pktgen header is 40)
-  uint32_t burst = 1;          // frames sharing one scheduled time
-  double duration_s = 0;       // 0: until the VM stops
-  uint64_t count = 0;          // 0: unlimited
-  uint8_t pattern = 0xA5;      // payload byte i = pattern + i
-  uint32_t spin_us = 50;       // busy-wait this close to a scheduled time (precision)
-  uint32_t max_backlog = 4096; // frames a stalled loop may owe before they are dropped
+  double rate_pps = 10'000;     // frames per second (bursts included)
+  uint32_t frame_size = 64;     // bytes, 40..4096 (the pktgen header is 40)
+  uint32_t burst = 1;           // frames sharing one scheduled time
+  double duration_s = 0;        // 0: until the VM stops
+  uint64_t count = 0;           // 0: unlimited
+  uint8_t pattern = 0xA5;       // payload byte i = pattern + i
+  uint32_t spin_us = 50;        // busy-wait this close to a scheduled time (precision)
+  uint32_t max_backlog = 4096;  // frames a stalled loop may owe before they are dropped
 };
 
 struct UdpConfig {
-  uint16_t local_port = 0;   // bound on 127.0.0.1
-  uint16_t peer_port = 0;    // frames are sent to 127.0.0.1:peer_port
+  uint16_t local_port = 0;  // bound on 127.0.0.1
+  uint16_t peer_port = 0;   // frames are sent to 127.0.0.1:peer_port
 };
 
 struct TapConfig {
@@ -71,11 +71,11 @@ enum class BackendError : uint8_t {
 std::string_view to_string(BackendError e) noexcept;
 
 struct BackendStats {
-  uint64_t generated = 0;       // pktgen: frames generated
-  uint64_t overrun = 0;         // pktgen: frames dropped because the loop fell behind
-  uint64_t rx_errors = 0;       // socket/tap read errors
-  uint64_t tx_errors = 0;       // socket/tap write errors (frame dropped)
-  uint64_t max_lateness_ns = 0; // pktgen: worst lateness of a generated frame
+  uint64_t generated = 0;        // pktgen: frames generated
+  uint64_t overrun = 0;          // pktgen: frames dropped because the loop fell behind
+  uint64_t rx_errors = 0;        // socket/tap read errors
+  uint64_t tx_errors = 0;        // socket/tap write errors (frame dropped)
+  uint64_t max_lateness_ns = 0;  // pktgen: worst lateness of a generated frame
 };
 
 class Backend {

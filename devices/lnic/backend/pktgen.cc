@@ -23,7 +23,8 @@ PktgenBackend::PktgenBackend(boost::asio::io_context& io, const PktgenConfig& cf
   cfg_.burst = std::max<uint32_t>(cfg_.burst, 1);
   // Payload: byte i after the header is pattern + i (fixed per generator).
   for (size_t i = sizeof(lnic_pktgen_header); i < cfg_.frame_size; ++i) {
-    frame_[i] = static_cast<std::byte>(static_cast<uint8_t>(cfg_.pattern + (i - sizeof(lnic_pktgen_header))));
+    frame_[i] = static_cast<std::byte>(
+        static_cast<uint8_t>(cfg_.pattern + (i - sizeof(lnic_pktgen_header))));
   }
 }
 
@@ -32,7 +33,8 @@ void PktgenBackend::build_frame(uint64_t seq, uint64_t t_sched) {
   std::memset(h.dst_mac, 0xFF, sizeof h.dst_mac);
   const uint8_t src[6] = {0x02, 0x4C, 0x42, 0x00, 0x00, 0x01};
   std::memcpy(h.src_mac, src, sizeof src);
-  h.ethertype = static_cast<uint16_t>((LNIC_PKTGEN_ETHERTYPE >> 8) | ((LNIC_PKTGEN_ETHERTYPE & 0xFF) << 8));
+  h.ethertype =
+      static_cast<uint16_t>((LNIC_PKTGEN_ETHERTYPE >> 8) | ((LNIC_PKTGEN_ETHERTYPE & 0xFF) << 8));
   h.magic = LNIC_PKTGEN_MAGIC;
   h.seq = seq;
   h.t_sched = t_sched;
@@ -69,8 +71,8 @@ bool PktgenBackend::fire(uint64_t t_sched, uint64_t now) {
     t_sched += skip_slots * pacer_.period();
   }
   const auto& clk = alloc::TscClock::instance();
-  stats_.max_lateness_ns = std::max<uint64_t>(stats_.max_lateness_ns,
-                                              static_cast<uint64_t>(clk.to_ns(now - t_sched)));
+  stats_.max_lateness_ns =
+      std::max<uint64_t>(stats_.max_lateness_ns, static_cast<uint64_t>(clk.to_ns(now - t_sched)));
   for (uint32_t b = 0; b < cfg_.burst; ++b) {
     if (cfg_.count != 0 && seq_ >= cfg_.count) break;
     build_frame(seq_++, t_sched);

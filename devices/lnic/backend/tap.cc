@@ -13,9 +13,10 @@
 
 namespace labyrinth::devices::lnic {
 
-std::expected<std::unique_ptr<TapBackend>, BackendError> TapBackend::create(boost::asio::io_context& io,
-                                                                            const TapConfig& cfg) {
-  if (cfg.ifname.empty() || cfg.ifname.size() >= IFNAMSIZ) return std::unexpected(BackendError::bad_config);
+std::expected<std::unique_ptr<TapBackend>, BackendError> TapBackend::create(
+    boost::asio::io_context& io, const TapConfig& cfg) {
+  if (cfg.ifname.empty() || cfg.ifname.size() >= IFNAMSIZ)
+    return std::unexpected(BackendError::bad_config);
   const int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return std::unexpected(BackendError::tun_failed);
   ifreq ifr{};

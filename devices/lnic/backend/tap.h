@@ -16,8 +16,8 @@ namespace labyrinth::devices::lnic {
 
 class TapBackend final : public Backend {
  public:
-  static std::expected<std::unique_ptr<TapBackend>, BackendError> create(boost::asio::io_context& io,
-                                                                         const TapConfig& cfg);
+  static std::expected<std::unique_ptr<TapBackend>, BackendError> create(
+      boost::asio::io_context& io, const TapConfig& cfg);
   std::string_view name() const override { return "tap"; }
   void start(FrameSink& sink) override;
   void stop() override;

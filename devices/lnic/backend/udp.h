@@ -15,8 +15,8 @@ namespace labyrinth::devices::lnic {
 
 class UdpBackend final : public Backend {
  public:
-  static std::expected<std::unique_ptr<UdpBackend>, BackendError> create(boost::asio::io_context& io,
-                                                                         const UdpConfig& cfg);
+  static std::expected<std::unique_ptr<UdpBackend>, BackendError> create(
+      boost::asio::io_context& io, const UdpConfig& cfg);
   std::string_view name() const override { return "udp"; }
   void start(FrameSink& sink) override;
   void stop() override;

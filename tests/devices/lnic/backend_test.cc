@@ -153,7 +153,8 @@ int in_test_netns(const std::function<int()>& body) {
 
 TEST(TapBackend, FramesCrossARealTapDeviceInItsOwnNamespace) {
   if (access("/dev/net/tun", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/net/tun is not available";
-  if (std::system("command -v ip >/dev/null") != 0) GTEST_SKIP() << "iproute2 (ip) is not installed";
+  if (std::system("command -v ip >/dev/null") != 0)
+    GTEST_SKIP() << "iproute2 (ip) is not installed";
   const int rc = in_test_netns([] {
     boost::asio::io_context io;
     auto tap = TapBackend::create(io, TapConfig{"lbtap0"});
@@ -170,13 +171,14 @@ TEST(TapBackend, FramesCrossARealTapDeviceInItsOwnNamespace) {
     addr.sll_ifindex = static_cast<int>(if_nametoindex("lbtap0"));
     if (bind(ps, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return 13;
     std::vector<uint8_t> in(64, 0);
-    std::memset(in.data(), 0xFF, 6);                                   // broadcast
+    std::memset(in.data(), 0xFF, 6);  // broadcast
     const uint8_t src[6] = {0x02, 0, 0, 0, 0, 0x99};
     std::memcpy(in.data() + 6, src, 6);
     in[12] = 0x88;
     in[13] = 0xB5;
     in[20] = 0x77;
-    if (sendto(ps, in.data(), in.size(), 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 64) return 14;
+    if (sendto(ps, in.data(), in.size(), 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 64)
+      return 14;
     for (int i = 0; i < 50 && sink.frames.empty(); ++i) run_for(io, std::chrono::milliseconds(10));
     bool got_in = false;
     for (const auto& f : sink.frames) {

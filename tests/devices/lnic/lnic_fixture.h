@@ -32,7 +32,9 @@ class FakeRam final : public GuestRam {
     return std::span<std::byte>(const_cast<std::byte*>(bytes_.data()) + gpa, len);
   }
   template <class T>
-  T* at(uint64_t gpa) { return reinterpret_cast<T*>(bytes_.data() + gpa); }
+  T* at(uint64_t gpa) {
+    return reinterpret_cast<T*>(bytes_.data() + gpa);
+  }
 
  private:
   std::vector<std::byte> bytes_;
@@ -92,7 +94,7 @@ class LnicTest : public ::testing::Test {
     pc.cache_capacity = 4;
     pc.start_worker = false;
     pool_ = std::move(alloc::PagePool::create(pc, *sink_).value());  // valid config
-    cache_ = pool_->attach_cache().value();  // fresh pool: free slots
+    cache_ = pool_->attach_cache().value();                          // fresh pool: free slots
     auto be = std::make_unique<RecordingBackend>();
     backend_ = be.get();
     LnicConfig cfg;

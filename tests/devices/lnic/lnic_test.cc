@@ -127,12 +127,12 @@ TEST_F(LnicTest, HostileReturnsAreCountedAndChangeNothing) {
   // A page the device itself holds (never given to the guest).
   auto devpage = pool_->alloc_page(alloc::kGfpAtomicExclusive, kDevOwner, cache_).value();
   return_pages({
-      a, a,                     // returned twice: the second is a double free
-      0x2000,                   // guest RAM, not the pool
-      kWindow - 4096,           // just below the window
-      kWindow + (1ull << 30),   // just above it
-      b + 8,                    // misaligned
-      kWindow + 15 * 4096,      // a free page of the pool the guest never got
+      a, a,                    // returned twice: the second is a double free
+      0x2000,                  // guest RAM, not the pool
+      kWindow - 4096,          // just below the window
+      kWindow + (1ull << 30),  // just above it
+      b + 8,                   // misaligned
+      kWindow + 15 * 4096,     // a free page of the pool the guest never got
   });
   return_pages({devpage.gpa});  // a page owned by someone else
   const LnicMetrics& m = nic_->metrics();
@@ -194,10 +194,14 @@ TEST_F(LnicTest, ExhaustionDropsWithoutBlockingAndRecovers) {
   // The guest returns everything; the worker zeroes; traffic flows again.
   consume_rx(16);
   std::vector<uint64_t> gpas;
-  for (uint32_t i = 0; i < 16; ++i) gpas.push_back(ram_.at<lnic_rx_completion>(kRxRing + sizeof(lnic_ring_header) + i * sizeof(lnic_rx_completion))->page_gpa);
+  for (uint32_t i = 0; i < 16; ++i)
+    gpas.push_back(ram_.at<lnic_rx_completion>(kRxRing + sizeof(lnic_ring_header) +
+                                               i * sizeof(lnic_rx_completion))
+                       ->page_gpa);
   auto* h = hdr(kRetRing);
   for (uint32_t i = 0; i < 16; ++i) {
-    ram_.at<lnic_return>(kRetRing + sizeof(lnic_ring_header) + i * sizeof(lnic_return))->page_gpa = gpas[i];
+    ram_.at<lnic_return>(kRetRing + sizeof(lnic_ring_header) + i * sizeof(lnic_return))->page_gpa =
+        gpas[i];
   }
   h->prod = 16;
   nic_->on_return_doorbell();
@@ -217,7 +221,9 @@ TEST_F(LnicTest, ReceivePathReclaimsReturnedPagesWhenThePoolIsDry) {
   auto* h = hdr(kRetRing);
   for (uint32_t i = 0; i < 16; ++i) {
     ram_.at<lnic_return>(kRetRing + sizeof(lnic_ring_header) + i * sizeof(lnic_return))->page_gpa =
-        ram_.at<lnic_rx_completion>(kRxRing + sizeof(lnic_ring_header) + i * sizeof(lnic_rx_completion))->page_gpa;
+        ram_.at<lnic_rx_completion>(kRxRing + sizeof(lnic_ring_header) +
+                                    i * sizeof(lnic_rx_completion))
+            ->page_gpa;
   }
   h->prod = 16;
   pool_->run_worker_once();  // nothing dirty yet
@@ -245,11 +251,11 @@ TEST_F(LnicTest, TransmitsFromRamAndFromOwnedPoolPagesOnly) {
   };
   *desc(0) = {kTxBuf, 60, 0};
   *desc(1) = {rxpage, 80, 0};
-  *desc(2) = {kTxBuf, 0, 0};             // zero length
-  *desc(3) = {kTxBuf, 5000, 0};          // too long
-  *desc(4) = {devpage.gpa, 64, 0};       // a pool page the guest does not own
-  *desc(5) = {rxpage + 4090, 64, 0};     // crosses the end of its page
-  *desc(6) = {kRamSize - 10, 64, 0};     // runs past RAM
+  *desc(2) = {kTxBuf, 0, 0};          // zero length
+  *desc(3) = {kTxBuf, 5000, 0};       // too long
+  *desc(4) = {devpage.gpa, 64, 0};    // a pool page the guest does not own
+  *desc(5) = {rxpage + 4090, 64, 0};  // crosses the end of its page
+  *desc(6) = {kRamSize - 10, 64, 0};  // runs past RAM
   h->prod = 7;
   nic_->on_tx_doorbell();
   ASSERT_EQ(backend_->sent.size(), 2u);

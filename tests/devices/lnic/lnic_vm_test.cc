@@ -2,10 +2,10 @@
 // real KVM. Each test writes its own config (absolute paths) to a temp dir.
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -13,10 +13,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <algorithm>
 #include <sstream>
 #include <string>
 
@@ -43,39 +43,56 @@ class LnicVmTest : public ::testing::Test {
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
   // A config for guest `name` with `boot_args` and the given lnics JSON array.
-  std::string config(const std::string& name, const std::string& boot_args, const std::string& lnics,
-                     const std::string& pool = "") {
+  std::string config(const std::string& name, const std::string& boot_args,
+                     const std::string& lnics, const std::string& pool = "") {
     const std::string path = (dir_ / (name + std::to_string(n_++) + ".json")).string();
     std::ofstream f(path);
     f << "{\"boot-source\": {\"kernel_image_path\": \"" << LABYRINTH_GUEST_DIR << "/" << name
       << ".elf\", \"boot_args\": \"" << boot_args << "\"},\n"
       << " \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 64},\n"
       << " \"serial\": {\"input\": \"none\"},\n"
-      << " \"labyrinth\": {" << (pool.empty() ? "" : "\"pool\": " + pool + ", ") << "\"lnics\": "
-      << lnics << "}}\n";
+      << " \"labyrinth\": {" << (pool.empty() ? "" : "\"pool\": " + pool + ", ")
+      << "\"lnics\": " << lnics << "}}\n";
     return path;
   }
-  std::string metrics_path() { return (dir_ / ("metrics" + std::to_string(n_++) + ".json")).string(); }
+  std::string metrics_path() {
+    return (dir_ / ("metrics" + std::to_string(n_++) + ".json")).string();
+  }
   static json::object read_json(const std::string& path) {
     std::ifstream in(path);
     std::stringstream s;
     s << in.rdbuf();
     return json::parse(s.str()).as_object();
   }
-  static uint64_t num(const json::value& v) { return v.is_uint64() ? v.as_uint64() : static_cast<uint64_t>(v.as_int64()); }
+  static uint64_t num(const json::value& v) {
+    return v.is_uint64() ? v.as_uint64() : static_cast<uint64_t>(v.as_int64());
+  }
   // Checks the pool's books balance after the VM ended: every page that is not free
   // is one the guest still holds through some lnic.
   static void expect_exact_accounting(const json::object& m) {
     const auto& pool = m.at("pool").as_object();
     uint64_t with_guest = 0;
-    for (const auto& n : m.at("lnics").as_array()) with_guest += num(n.as_object().at("pages_with_guest"));
+    for (const auto& n : m.at("lnics").as_array())
+      with_guest += num(n.as_object().at("pages_with_guest"));
     EXPECT_EQ(num(pool.at("in_use")), with_guest);
     EXPECT_EQ(num(pool.at("free_clean")) + num(pool.at("free_dirty")) + num(pool.at("in_use")),
               num(pool.at("total_pages")));
-    EXPECT_EQ(num(pool.at("violations")), num(m.at("lnics").as_array()[0].as_object().at("violations").as_object().at("not_owner")) +
-                                              num(m.at("lnics").as_array()[0].as_object().at("violations").as_object().at("double_return")) +
-                                              num(m.at("lnics").as_array()[0].as_object().at("violations").as_object().at("stale")) +
-                                              num(m.at("lnics").as_array()[0].as_object().at("violations").as_object().at("bad_address")));
+    EXPECT_EQ(
+        num(pool.at("violations")),
+        num(m.at("lnics").as_array()[0].as_object().at("violations").as_object().at("not_owner")) +
+            num(m.at("lnics")
+                    .as_array()[0]
+                    .as_object()
+                    .at("violations")
+                    .as_object()
+                    .at("double_return")) +
+            num(m.at("lnics").as_array()[0].as_object().at("violations").as_object().at("stale")) +
+            num(m.at("lnics")
+                    .as_array()[0]
+                    .as_object()
+                    .at("violations")
+                    .as_object()
+                    .at("bad_address")));
   }
 
   std::filesystem::path dir_;
@@ -84,10 +101,11 @@ class LnicVmTest : public ::testing::Test {
 
 TEST_F(LnicVmTest, SinkPollsPktgenTrafficAndVerifiesEveryFrame) {
   const std::string m = metrics_path();
-  auto r = Child::run({LABYRINTH_BINARY, "run", "--metrics", m, "--config",
-                       config("lnic_sink", "mode=poll frames=20000",
-                              R"([{"backend": {"type": "pktgen", "rate_pps": 50000, "frame_size": 128}}])")},
-                      std::chrono::seconds(90));
+  auto r = Child::run(
+      {LABYRINTH_BINARY, "run", "--metrics", m, "--config",
+       config("lnic_sink", "mode=poll frames=20000",
+              R"([{"backend": {"type": "pktgen", "rate_pps": 50000, "frame_size": 128}}])")},
+      std::chrono::seconds(90));
   ASSERT_FALSE(r.timed_out) << r.out << r.err;
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("errors=0"), std::string::npos) << r.out;
@@ -100,10 +118,11 @@ TEST_F(LnicVmTest, SinkPollsPktgenTrafficAndVerifiesEveryFrame) {
 
 TEST_F(LnicVmTest, SinkInInterruptModeHaltsBetweenInterrupts) {
   const std::string m = metrics_path();
-  auto r = Child::run({LABYRINTH_BINARY, "run", "--metrics", m, "--config",
-                       config("lnic_sink", "mode=irq frames=2000",
-                              R"([{"backend": {"type": "pktgen", "rate_pps": 2000, "burst": 4}}])")},
-                      std::chrono::seconds(90));
+  auto r =
+      Child::run({LABYRINTH_BINARY, "run", "--metrics", m, "--config",
+                  config("lnic_sink", "mode=irq frames=2000",
+                         R"([{"backend": {"type": "pktgen", "rate_pps": 2000, "burst": 4}}])")},
+                 std::chrono::seconds(90));
   ASSERT_FALSE(r.timed_out) << r.out << r.err;
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   const auto j = read_json(m);
@@ -134,9 +153,10 @@ TEST_F(LnicVmTest, ExhaustionDropsAndCountsAndNeverPassesThePoolMaximum) {
   // batches: pktgen outruns the returns, the RX path drops with no_page, traffic goes on.
   auto r = Child::run(
       {LABYRINTH_BINARY, "run", "--metrics", m, "--config",
-       config("lnic_sink", "mode=poll frames=5000 ret_batch=16",
-              R"([{"backend": {"type": "pktgen", "rate_pps": 200000, "burst": 32}}])",
-              R"({"chunk_size_kib": 64, "initial_chunks": 1, "max_chunks": 2, "min_pages": 2, "low_pages": 4, "high_pages": 8})")},
+       config(
+           "lnic_sink", "mode=poll frames=5000 ret_batch=16",
+           R"([{"backend": {"type": "pktgen", "rate_pps": 200000, "burst": 32}}])",
+           R"({"chunk_size_kib": 64, "initial_chunks": 1, "max_chunks": 2, "min_pages": 2, "low_pages": 4, "high_pages": 8})")},
       std::chrono::seconds(90));
   ASSERT_FALSE(r.timed_out) << r.out << r.err;
   EXPECT_EQ(r.status, 0) << r.out << r.err;
@@ -172,8 +192,9 @@ TEST_F(LnicVmTest, TwoLabyrinthProcessesExchangeFramesOverUdp) {
   const std::string ma = metrics_path(), mb = metrics_path();
   Child b = Child::spawn({LABYRINTH_BINARY, "run", "--metrics", mb, "--config",
                           config("lnic_echo", "mode=irq frames=2000 wait_ms=20000", udp(pb, pa))});
-  Child a = Child::spawn({LABYRINTH_BINARY, "run", "--metrics", ma, "--config",
-                          config("lnic_echo", "mode=irq kick=8 frames=2000 wait_ms=20000", udp(pa, pb))});
+  Child a =
+      Child::spawn({LABYRINTH_BINARY, "run", "--metrics", ma, "--config",
+                    config("lnic_echo", "mode=irq kick=8 frames=2000 wait_ms=20000", udp(pa, pb))});
   auto ra = a.wait(std::chrono::seconds(90));
   auto rb = b.wait(std::chrono::seconds(30));
   EXPECT_EQ(ra.status, 0) << ra.out << ra.err;
@@ -185,11 +206,11 @@ TEST_F(LnicVmTest, TwoLabyrinthProcessesExchangeFramesOverUdp) {
 
 TEST_F(LnicVmTest, LatencyCommandWritesTableJsonAndPlot) {
   const std::string js = (dir_ / "lat.json").string(), svg = (dir_ / "lat.svg").string();
-  auto r = Child::run({LABYRINTH_BINARY, "latency", "--seconds", "2", "--json", js, "--plot", svg,
-                       "--config",
-                       config("lnic_latency", "seconds=3600",
-                              R"([{"backend": {"type": "pktgen", "rate_pps": 1000}}])")},
-                      std::chrono::seconds(60));
+  auto r = Child::run(
+      {LABYRINTH_BINARY, "latency", "--seconds", "2", "--json", js, "--plot", svg, "--config",
+       config("lnic_latency", "seconds=3600",
+              R"([{"backend": {"type": "pktgen", "rate_pps": 1000}}])")},
+      std::chrono::seconds(60));
   ASSERT_FALSE(r.timed_out) << r.out << r.err;
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   for (const char* span : {"alloc", "host_rx", "guest", "floor"}) {
@@ -221,12 +242,17 @@ TEST_F(LnicVmTest, BadLnicConfigNamesTheField) {
     std::string lnics, field;
   } cases[] = {
       {R"([{"backend": {"type": "warp"}}])", "labyrinth.lnics[0].backend.type"},
-      {R"([{"backend": {"type": "pktgen", "rate_pps": -5}}])", "labyrinth.lnics[0].backend.rate_pps"},
-      {R"([{"backend": {"type": "pktgen", "frame_size": 9000}}])", "labyrinth.lnics[0].backend.frame_size"},
-      {R"([{"guest_mac": "01:00:00:00:00:01", "backend": {"type": "loopback"}}])", "labyrinth.lnics[0].guest_mac"},
-      {R"([{"backend": {"type": "udp", "local_port": 1}}])", "labyrinth.lnics[0].backend.peer_port"},
+      {R"([{"backend": {"type": "pktgen", "rate_pps": -5}}])",
+       "labyrinth.lnics[0].backend.rate_pps"},
+      {R"([{"backend": {"type": "pktgen", "frame_size": 9000}}])",
+       "labyrinth.lnics[0].backend.frame_size"},
+      {R"([{"guest_mac": "01:00:00:00:00:01", "backend": {"type": "loopback"}}])",
+       "labyrinth.lnics[0].guest_mac"},
+      {R"([{"backend": {"type": "udp", "local_port": 1}}])",
+       "labyrinth.lnics[0].backend.peer_port"},
       {R"([{"backend": {"type": "tap"}}])", "labyrinth.lnics[0].backend.host_dev_name"},
-      {R"([{"id": "a", "backend": {"type": "loopback"}}, {"id": "a", "backend": {"type": "loopback"}}])", "labyrinth.lnics[1].id"},
+      {R"([{"id": "a", "backend": {"type": "loopback"}}, {"id": "a", "backend": {"type": "loopback"}}])",
+       "labyrinth.lnics[1].id"},
       {R"([{"backend": {"type": "loopback"}, "speed": 1}])", "labyrinth.lnics[0].speed"},
       {R"({"backend": 1})", "labyrinth.lnics"},
   };
@@ -255,13 +281,13 @@ TEST_F(LnicVmTest, UdpPortInUseIsAClearHostError) {
   EXPECT_NE(r.err.find("UDP"), std::string::npos) << r.err;
 }
 
-
 TEST_F(LnicVmTest, SeveralLnicsEachWithItsOwnWindowMacAndInterrupt) {
   const std::string m = metrics_path();
   auto r = Child::run(
       {LABYRINTH_BINARY, "run", "--metrics", m, "--config",
-       config("lnic_sink", "mode=irq nic=1 frames=1000",
-              R"([{"id": "a", "guest_mac": "02:00:00:00:00:0a", "backend": {"type": "pktgen", "rate_pps": 2000}},
+       config(
+           "lnic_sink", "mode=irq nic=1 frames=1000",
+           R"([{"id": "a", "guest_mac": "02:00:00:00:00:0a", "backend": {"type": "pktgen", "rate_pps": 2000}},
                   {"id": "b", "guest_mac": "02:00:00:00:00:0b", "backend": {"type": "pktgen", "rate_pps": 2000, "pattern": 7}}])")},
       std::chrono::seconds(90));
   ASSERT_FALSE(r.timed_out) << r.out << r.err;
@@ -282,13 +308,14 @@ TEST_F(LnicVmTest, SeveralLnicsEachWithItsOwnWindowMacAndInterrupt) {
 // socket in the namespace sends frames in and reads the echoes.
 TEST_F(LnicVmTest, EchoGuestOverARealTapDeviceInItsOwnNamespace) {
   if (access("/dev/net/tun", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/net/tun is not available";
-  if (std::system("command -v ip >/dev/null") != 0) GTEST_SKIP() << "iproute2 (ip) is not installed";
+  if (std::system("command -v ip >/dev/null") != 0)
+    GTEST_SKIP() << "iproute2 (ip) is not installed";
   const std::string ns = "lbvm-" + std::to_string(getpid());
   if (std::system(("ip netns add " + ns).c_str()) != 0) GTEST_SKIP() << "cannot create a netns";
   const std::string cfg = config("lnic_echo", "mode=irq idle_ms=3000 wait_ms=20000",
                                  R"([{"backend": {"type": "tap", "host_dev_name": "lbtap0"}}])");
-  Child vm = Child::spawn({"/usr/bin/env", "ip", "netns", "exec", ns, LABYRINTH_BINARY, "run",
-                           "--config", cfg});
+  Child vm = Child::spawn(
+      {"/usr/bin/env", "ip", "netns", "exec", ns, LABYRINTH_BINARY, "run", "--config", cfg});
   // Wait for labyrinth to create the tap, bring it up (no addresses: raw frames only).
   bool up = false;
   for (int i = 0; i < 200 && !up; ++i) {
@@ -320,7 +347,8 @@ TEST_F(LnicVmTest, EchoGuestOverARealTapDeviceInItsOwnNamespace) {
           sockaddr_ll from{};
           socklen_t fl = sizeof from;
           uint8_t buf[2048];
-          const ssize_t r = recvfrom(ps, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &fl);
+          const ssize_t r =
+              recvfrom(ps, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &fl);
           if (r < 0) return;
           if (r == 64 && from.sll_pkttype != PACKET_OUTGOING && buf[40] < 20 && !seen[buf[40]]) {
             seen[buf[40]] = true;
@@ -336,7 +364,9 @@ TEST_F(LnicVmTest, EchoGuestOverARealTapDeviceInItsOwnNamespace) {
         frame[12] = 0x88;
         frame[13] = 0xB5;
         frame[40] = static_cast<uint8_t>(n);
-        if (sendto(ps, frame, sizeof frame, 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 64) _exit(102);
+        if (sendto(ps, frame, sizeof frame, 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr) !=
+            64)
+          _exit(102);
         usleep(20000);
         drain();
       }

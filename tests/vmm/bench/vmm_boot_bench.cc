@@ -89,7 +89,8 @@ Sample run_once(const std::string& config) {
 
 double percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5));
+  const size_t i =
+      std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5));
   return v[i];
 }
 
@@ -134,10 +135,10 @@ int main(int argc, char** argv) {
   }
   std::printf("vmm_boot_bench: %zu runs of %s (%d failed)\n", first.size(), guest.c_str(),
               failures);
-  std::printf("  start -> first serial byte: median %.2f ms, p90 %.2f ms\n",
-              percentile(first, 0.5), percentile(first, 0.9));
-  std::printf("  start -> exit:              median %.2f ms, p90 %.2f ms\n",
-              percentile(exit, 0.5), percentile(exit, 0.9));
+  std::printf("  start -> first serial byte: median %.2f ms, p90 %.2f ms\n", percentile(first, 0.5),
+              percentile(first, 0.9));
+  std::printf("  start -> exit:              median %.2f ms, p90 %.2f ms\n", percentile(exit, 0.5),
+              percentile(exit, 0.9));
   std::printf("  VmRSS at exit:              median %.0f KiB\n", percentile(rss, 0.5));
   std::printf("  VMM overhead (VmRSS - guest touched - pool pinned): median %.0f KiB (%.2f MiB)\n",
               percentile(overhead, 0.5), percentile(overhead, 0.5) / 1024.0);
