@@ -20,6 +20,9 @@ echo "== build (g++) and test"
 scripts/build.sh release
 ctest --test-dir build --output-on-failure --timeout 600
 
+echo "== clang-format-19 (.clang-format): every C/C++ file"
+git ls-files '*.cc' '*.h' '*.c' | xargs clang-format-19 --dry-run --Werror
+
 echo "== clang-tidy-19: allocator, devices, vmm"
 scripts/lint.sh allocator devices vmm
 
