@@ -27,8 +27,6 @@ class Pacer {
       : io_(io), timer_(io), period_(period_ticks ? period_ticks : 1), spin_(spin_ticks) {}
   void start(Fire fire);
   void stop();
-  bool running() const { return running_; }
-  uint64_t next_slot() const { return next_; }
   // Skips slots that are hopelessly late (the caller counted them as dropped).
   void skip_to(uint64_t slot_time) { next_ = slot_time; }
   uint64_t period() const { return period_; }
