@@ -166,11 +166,9 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
     if (auto r = memory_->write_obj(LABYRINTH_BOOT_INFO_GPA, *info); !r) return r;
   }
 
+  if (!kvm_) return std::unexpected(Error::kvm_unavailable);  // build() opened it first
   for (auto& vcpu : vcpus_) {
-    // kvm_ is set by build() before build_vcpus() runs.
-    if (auto r = vcpu->set_cpuid(vcpu_cpuid(kvm_.value().supported_cpuid(), vcpu->index(),
-                                            n));  // NOLINT(bugprone-unchecked-optional-access)
-        !r) {
+    if (auto r = vcpu->set_cpuid(vcpu_cpuid(kvm_->supported_cpuid(), vcpu->index(), n)); !r) {
       return r;
     }
     auto sregs = vcpu->sregs();
