@@ -155,7 +155,7 @@ fi
 
 status=0
 timeout --foreground -k 10 "$timeout_s" \
-  qemu-system-x86_64 -accel tcg,tb-size=512 -cpu max -smp 1 -m "$mem" \
+  qemu-system-x86_64 -accel tcg,tb-size=512 -cpu max -smp "${LABYRINTH_VM_SMP:-1}" -m "$mem" \
   -nodefaults -no-user-config -nographic -no-reboot -bios /usr/share/qemu/qboot.rom \
   -serial stdio -monitor none \
   -kernel "$image/vmlinuz" -initrd "$image/initramfs.cpio.gz" -append "$append" \

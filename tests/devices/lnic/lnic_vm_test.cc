@@ -77,22 +77,9 @@ class LnicVmTest : public ::testing::Test {
     EXPECT_EQ(num(pool.at("in_use")), with_guest);
     EXPECT_EQ(num(pool.at("free_clean")) + num(pool.at("free_dirty")) + num(pool.at("in_use")),
               num(pool.at("total_pages")));
-    EXPECT_EQ(
-        num(pool.at("violations")),
-        num(m.at("lnics").as_array()[0].as_object().at("violations").as_object().at("not_owner")) +
-            num(m.at("lnics")
-                    .as_array()[0]
-                    .as_object()
-                    .at("violations")
-                    .as_object()
-                    .at("double_return")) +
-            num(m.at("lnics").as_array()[0].as_object().at("violations").as_object().at("stale")) +
-            num(m.at("lnics")
-                    .as_array()[0]
-                    .as_object()
-                    .at("violations")
-                    .as_object()
-                    .at("bad_address")));
+    // The device settles every bad return against its own record of deliveries and
+    // never asks the pool to act on one: the pool sees no violation at all.
+    EXPECT_EQ(num(pool.at("violations")), 0u);
   }
 
   std::filesystem::path dir_;
@@ -141,7 +128,9 @@ TEST_F(LnicVmTest, HostileGuestIsCountedAndTheDeviceKeepsWorking) {
   const auto j = read_json(m);
   const auto& v = j.at("lnics").as_array()[0].at("violations").as_object();
   EXPECT_GT(num(v.at("bad_address")), 0u);
-  EXPECT_GT(num(v.at("double_return")) + num(v.at("not_owner")), 0u);
+  EXPECT_GT(num(v.at("double_return")), 0u);
+  EXPECT_GT(num(v.at("not_owner")), 0u);
+  EXPECT_GT(num(v.at("stale")), 0u);
   EXPECT_GT(num(v.at("bad_index")), 0u);
   EXPECT_GT(num(v.at("rejected_config")), 0u);
   expect_exact_accounting(j);
