@@ -195,8 +195,10 @@ TEST_F(LnicVmTest, TwoLabyrinthProcessesExchangeFramesOverUdp) {
 
 TEST_F(LnicVmTest, LatencyCommandWritesTableJsonAndPlot) {
   const std::string js = (dir_ / "lat.json").string(), svg = (dir_ / "lat.svg").string();
+  const std::string serial = (dir_ / "lat-guest.log").string();
   auto r = Child::run(
-      {LABYRINTH_BINARY, "latency", "--seconds", "2", "--json", js, "--plot", svg, "--config",
+      {LABYRINTH_BINARY, "latency", "--seconds", "2", "--json", js, "--plot", svg,
+       "--serial-out", serial, "--config",
        config("lnic_latency", "seconds=3600",
               R"([{"backend": {"type": "pktgen", "rate_pps": 1000}}])")},
       std::chrono::seconds(60));
@@ -211,6 +213,28 @@ TEST_F(LnicVmTest, LatencyCommandWritesTableJsonAndPlot) {
     EXPECT_GT(num(s.at("count")), 100u) << span;
     EXPECT_LE(s.at("p50").as_double(), s.at("p99").as_double()) << span;
   }
+  // The guest span is right only with the real TSC offset (standard KVM starts a VM's
+  // TSC near 0): positive, plausible (the guest handler runs after the frame was
+  // allocated for, within a second), and at most 1% of stamps earlier than their frame.
+  const auto& guest = j.at("spans").at("guest").as_object();
+  const auto& alloc = j.at("spans").at("alloc").as_object();
+  const auto& nic = j.at("metrics").at("lnics").as_array()[0].as_object();
+  const uint64_t early = num(nic.at("guest_samples_early"));
+  const uint64_t samples = num(guest.at("count"));
+  EXPECT_LE(early * 100, samples + early) << early << " early of " << samples + early;
+  EXPECT_GT(guest.at("p50").as_double(), 0.0);
+  EXPECT_GE(guest.at("p50").as_double(), alloc.at("p50").as_double());
+  EXPECT_LT(guest.at("p99").as_double(), 1e6);  // us
+  for (const auto& [kind, n] : nic.at("violations").as_object()) {
+    EXPECT_EQ(num(n), 0u) << kind << "\n" << r.out;
+  }
+  EXPECT_NE(j.at("notes").at("host").as_string().size(), 0u);
+  EXPECT_NE(std::string(j.at("notes").at("guest TSC offset").as_string()).find("ticks"),
+            std::string::npos);
+  std::ifstream guest_log(serial);
+  const std::string glog((std::istreambuf_iterator<char>(guest_log)),
+                         std::istreambuf_iterator<char>());
+  EXPECT_EQ(glog.find("DEVICE BUG"), std::string::npos) << glog;
   std::ifstream plot(svg);
   std::string text((std::istreambuf_iterator<char>(plot)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("<svg"), std::string::npos);
