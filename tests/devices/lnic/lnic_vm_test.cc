@@ -82,6 +82,19 @@ class LnicVmTest : public ::testing::Test {
     EXPECT_EQ(num(pool.at("violations")), 0u);
   }
 
+  // A well-behaved guest on a correct device: no violation of any kind on any lnic,
+  // and the driver never reported the device (pages delivered twice, completions out
+  // of order, cons past prod: "DEVICE BUG" lines).
+  static void expect_clean_run(const json::object& m, const std::string& guest_out) {
+    for (const auto& n : m.at("lnics").as_array()) {
+      for (const auto& [kind, count] : n.at("violations").as_object()) {
+        EXPECT_EQ(num(count), 0u) << n.at("id").as_string() << " " << kind;
+      }
+    }
+    EXPECT_EQ(guest_out.find("DEVICE BUG"), std::string::npos) << guest_out;
+    EXPECT_EQ(guest_out.find("out of order"), std::string::npos) << guest_out;
+  }
+
   std::filesystem::path dir_;
   int n_ = 0;
 };
@@ -115,6 +128,7 @@ TEST_F(LnicVmTest, SinkInInterruptModeHaltsBetweenInterrupts) {
   const auto j = read_json(m);
   EXPECT_GT(num(j.at("lnics").as_array()[0].at("irqs")), 0u);
   expect_exact_accounting(j);
+  expect_clean_run(j, r.out);
 }
 
 TEST_F(LnicVmTest, HostileGuestIsCountedAndTheDeviceKeepsWorking) {
@@ -191,6 +205,8 @@ TEST_F(LnicVmTest, TwoLabyrinthProcessesExchangeFramesOverUdp) {
   const auto ja = read_json(ma), jb = read_json(mb);
   EXPECT_GE(num(ja.at("lnics").as_array()[0].at("rx_frames")), 2000u);
   EXPECT_GE(num(jb.at("lnics").as_array()[0].at("tx_frames")), 2000u);
+  expect_clean_run(ja, ra.out);
+  expect_clean_run(jb, rb.out);
 }
 
 TEST_F(LnicVmTest, LatencyCommandWritesTableJsonAndPlot) {
@@ -314,6 +330,7 @@ TEST_F(LnicVmTest, SeveralLnicsEachWithItsOwnWindowMacAndInterrupt) {
   EXPECT_GE(num(nics[1].at("rx_frames")), 1000u);
   EXPECT_GT(num(nics[1].at("irqs")), 0u);
   expect_exact_accounting(j);
+  expect_clean_run(j, r.out);
 }
 
 // A real TAP device with a real guest: labyrinth runs inside a network namespace the
