@@ -167,9 +167,9 @@ void VcpuRunner::report_fatal(const char* what, int status) {
   // On AMD SVM, KVM re-initialises the vCPU when it intercepts a shutdown (the VMCB is
   // undefined afterwards): what it returns is the power-on state, not the crash. Say
   // so instead of printing a reset vector as if the guest had died there.
-  const bool reset_state = r && s && run->exit_reason == KVM_EXIT_SHUTDOWN &&
-                           r->rip == 0xfff0 && s->cs.base == 0xffff0000 &&
-                           (s->cr0 & 1) == 0 && (s->efer & (uint64_t{1} << 10)) == 0;  // EFER.LMA clear
+  const bool reset_state = r && s && run->exit_reason == KVM_EXIT_SHUTDOWN && r->rip == 0xfff0 &&
+                           s->cs.base == 0xffff0000 && (s->cr0 & 1) == 0 &&
+                           (s->efer & (uint64_t{1} << 10)) == 0;  // EFER.LMA clear
   if (reset_state) {
     regs =
         "registers lost: KVM reset the vCPU at the shutdown (AMD SVM does not keep the "

@@ -212,12 +212,11 @@ TEST_F(LnicVmTest, TwoLabyrinthProcessesExchangeFramesOverUdp) {
 TEST_F(LnicVmTest, LatencyCommandWritesTableJsonAndPlot) {
   const std::string js = (dir_ / "lat.json").string(), svg = (dir_ / "lat.svg").string();
   const std::string serial = (dir_ / "lat-guest.log").string();
-  auto r = Child::run(
-      {LABYRINTH_BINARY, "latency", "--seconds", "2", "--json", js, "--plot", svg,
-       "--serial-out", serial, "--config",
-       config("lnic_latency", "seconds=3600",
-              R"([{"backend": {"type": "pktgen", "rate_pps": 1000}}])")},
-      std::chrono::seconds(60));
+  auto r = Child::run({LABYRINTH_BINARY, "latency", "--seconds", "2", "--json", js, "--plot", svg,
+                       "--serial-out", serial, "--config",
+                       config("lnic_latency", "seconds=3600",
+                              R"([{"backend": {"type": "pktgen", "rate_pps": 1000}}])")},
+                      std::chrono::seconds(60));
   ASSERT_FALSE(r.timed_out) << r.out << r.err;
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   for (const char* span : {"alloc", "host_rx", "guest", "floor"}) {
