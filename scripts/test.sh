@@ -25,15 +25,35 @@ if [[ ${CI:-} == true && ${LABYRINTH_ALLOW_SKIPS:-0} != 1 ]]; then no_skips=1; f
 started=$SECONDS
 
 # ctest over one build tree, where kvm_decide said; fails on a skipped test under CI.
-run_tests() {
-  local dir="$1" log
-  log="$dir/ctest.log"
-  local t0=$SECONDS status
+# Tests labelled `linux` boot stock Linux, whose CPL-0 code a nested PVM KVM runs ~1000x
+# too slowly: on such a host they go to the test VM while the rest runs natively.
+ctest_in() {  # where ctest-args...
+  local where="$1" status
+  shift
   set +e
-  kvm_run ctest --test-dir "$dir" --output-on-failure --timeout 900 2>&1 | tee "$log"
+  if [[ $where == vm ]]; then
+    scripts/vm.sh ctest "$@" --output-on-failure --timeout 1800 2>&1 | tee -a "$log"
+  else
+    ctest "$@" --output-on-failure --timeout 1800 2>&1 | tee -a "$log"
+  fi
   status=${PIPESTATUS[0]}
   set -e
-  echo "== $dir: ctest status $status in $((SECONDS - t0)) s ($KVM_WHERE)"
+  return "$status"
+}
+
+run_tests() {
+  local dir="$1" t0=$SECONDS status=0 where="$KVM_WHERE"
+  log="$dir/ctest.log"
+  : >"$log"
+  if [[ $KVM_WHERE == native && -d /sys/module/kvm_pvm ]] &&
+    ctest --test-dir "$dir" -N -L linux | grep -q -E 'Total Tests: [1-9]'; then
+    where="native, linux tests in the test VM (PVM host)"
+    ctest_in native --test-dir "$dir" -LE linux || status=$?
+    ctest_in vm --test-dir "$dir" -L linux || status=$?
+  else
+    ctest_in "$KVM_WHERE" --test-dir "$dir" || status=$?
+  fi
+  echo "== $dir: ctest status $status in $((SECONDS - t0)) s ($where)"
   if ((status != 0)); then return "$status"; fi
   if ((no_skips)) && grep -q -E '\((Skipped|Not Run|Disabled)\)' "$log"; then
     echo "== $dir: FAILED: tests were skipped under CI (a skipped test is not a passed test):"
