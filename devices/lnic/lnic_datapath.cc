@@ -199,12 +199,9 @@ void Lnic::process_returns() {
 }
 
 void Lnic::handle_return(const lnic_return& r) {
-  auto page = pool_.lookup_gpa(r.page_gpa);
-  if (!page) {
-    metrics_.viol_bad_address.inc();
-    return;
-  }
-  auto mine = pool_.transfer(*page, cfg_.guest_owner, cfg_.device_owner);
+  // One CAS takes the page back only if the guest owns it right now: a free page, one
+  // already returned (now the device's) or owned by anyone else is refused and counted.
+  auto mine = pool_.transfer_gpa(r.page_gpa, cfg_.guest_owner, cfg_.device_owner);
   if (!mine) {
     switch (mine.error()) {
       case alloc::Error::double_free:
@@ -224,7 +221,7 @@ void Lnic::handle_return(const lnic_return& r) {
   }
   if (r.t_guest_irq != 0) {
     const uint64_t host_irq = r.t_guest_irq - static_cast<uint64_t>(cfg_.tsc_offset);
-    const uint64_t ready = t_ready_[page->index];
+    const uint64_t ready = t_ready_[mine->index];
     if (host_irq >= ready) {
       latency_.guest.record(host_irq - ready);
     } else {
