@@ -1,7 +1,10 @@
 // labyrinth — the command line: `labyrinth run --config FILE [...]`.
 #include <signal.h>
+#include <sys/mman.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -225,6 +228,14 @@ static int run_main(int argc, char** argv) {
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(log_level));
   (void)::signal(SIGPIPE, SIG_IGN);  // a closed serial pipe is an EPIPE, not a death
+  // The page pool's atomic path promises no page fault (allocator/labyrinth_alloc.h): the
+  // pool locks its data; the code it runs (ours, libc's) and the threads' stacks are
+  // locked here. MCL_ONFAULT locks pages as they become resident instead of pre-faulting
+  // every mapping, guest RAM included, at start-up.
+  if (::mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0) {
+    spdlog::warn("mlockall failed ({}): the allocator's code may page-fault after eviction",
+                 std::strerror(errno));
+  }
   if (lat->parsed()) {
     return run_latency(config_path, serial_out, seconds, floor_rate, json_path, plot_path);
   }
