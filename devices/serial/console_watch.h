@@ -1,0 +1,59 @@
+// devices/serial/console_watch.h — reads a Linux guest's console for how it ended.
+//
+// A SerialOutput in front of another: bytes pass through unchanged; complete lines are
+// kept (the last kKeepLines) and checked for the kernel's last words:
+//   "reboot: Power down"            kernel_power_off(): the VM ends with status 0 —
+//                                   without ACPI nothing else tells the VMM, the
+//                                   kernel would halt the CPU forever;
+//   "---[ end Kernel panic"         the panic report is complete: the VM ends with
+//                                   kExitGuestCrashed, whatever the kernel's panic=
+//                                   setting would do next (reboot or hang).
+// The guest can end itself at any time anyway (exit port, i8042 reset), so a guest
+// that prints these strings gains nothing.
+//
+//   ConsoleWatch watch(fd_output, machine);   // Uart16550 writes into watch
+//   ...; if (watch.panicked()) for (auto& l : watch.last_lines()) log(l);
+//
+// Thread-safety: mu_ guards the lines (the UART calls write under its own lock; the
+// Machine reads after the VM stopped). request_shutdown is called with mu_ released.
+// Order: Uart16550::mu_ -> ConsoleWatch::mu_.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "devices/serial/uart16550.h"
+#include "devices/vm_control.h"
+
+namespace labyrinth::devices {
+
+class ConsoleWatch final : public SerialOutput {
+ public:
+  static constexpr size_t kKeepLines = 30, kMaxLine = 512;
+  static constexpr int kExitPanic = 3;  // vmm's kExitGuestCrashed
+
+  ConsoleWatch(SerialOutput& out, VmControl& control) : out_(out), control_(control) {}
+  void write(std::span<const uint8_t> bytes) override;
+
+  bool panicked() const;
+  bool powered_off() const;
+  std::vector<std::string> last_lines() const;  // oldest first, the partial line last
+
+ private:
+  void end_line();  // needs mu_; sets pending_ when a marker line completes
+
+  SerialOutput& out_;
+  VmControl& control_;
+  mutable std::mutex mu_;
+  std::string line_;
+  std::deque<std::string> lines_;
+  bool panicked_ = false;
+  bool powered_off_ = false;
+  int pending_ = -1;  // a shutdown status to request once mu_ is released
+};
+
+}  // namespace labyrinth::devices
