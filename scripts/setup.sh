@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-19 clang-tidy-19 clang-format-19 libclang-rt-19-dev
   iproute2
+  qemu-system-x86 busybox-static cpio  # the test VM (scripts/vm.sh)
 )
 
 missing=()

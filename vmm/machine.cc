@@ -183,10 +183,9 @@ std::expected<void, Error> Machine::build_devices() {
     stdin_->start();
   }
   // lnics: MSI interrupts, MMIO windows, doorbells. The guest TSC equals the host TSC
-  // plus KVM's per-VM offset, read from vCPU 0 once it exists (build_vcpus).
+  // plus KVM's offset, read from vCPU 0 once every vCPU exists (build_vcpus).
   msi_router_ = std::make_unique<MsiRouter>(*vm_);
-  auto lnics = LnicSet::create(config_.lnics, *vm_, *msi_router_, io_, *pool_, *memory_, mmio_,
-                               /*tsc_offset=*/0);
+  auto lnics = LnicSet::create(config_.lnics, *vm_, *msi_router_, io_, *pool_, *memory_, mmio_);
   if (!lnics) return std::unexpected(lnics.error());
   lnics_ = std::move(*lnics);
 
@@ -206,6 +205,14 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
     if (!vcpu) return std::unexpected(vcpu.error());
     vcpus_.push_back(std::move(*vcpu));
   }
+  // Every vCPU exists now (KVM has synchronised their TSCs): the offset is settled.
+  auto tsc = vcpus_[0]->tsc_offset();
+  if (!tsc) return std::unexpected(tsc.error());
+  tsc_offset_ = *tsc;
+  lnics_->set_tsc_offset(tsc_offset_.offset);
+  spdlog::debug("guest TSC offset {} ({}; measured {} +- {} ticks)", tsc_offset_.offset,
+                tsc_offset_.from_attribute ? "KVM_VCPU_TSC_OFFSET" : "measured pair",
+                tsc_offset_.measured, tsc_offset_.uncertainty);
   auto khz = vcpus_[0]->tsc_khz();
   BootParams params{n, khz ? *khz : 0, config_.boot_args};
   if (!linux_) {

@@ -74,6 +74,8 @@ class Machine final : public devices::VmControl {
   LnicSet& lnics() { return *lnics_; }
   const alloc::PagePool& pool() const { return *pool_; }
   const Config& config() const { return config_; }
+  // guest TSC = host TSC + offset (vCPU 0, read at build time).
+  const Vcpu::TscOffset& tsc_offset() const { return tsc_offset_; }
   boost::json::object metrics_json() const;
   // Set by a latency run that could not measure (e.g. the guest never enabled the NIC).
   const std::string& latency_error() const { return latency_error_; }
@@ -117,6 +119,7 @@ class Machine final : public devices::VmControl {
   devices::Bus mmio_{"mmio"};
   std::unique_ptr<boost::asio::signal_set> signals_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
+  Vcpu::TscOffset tsc_offset_;
   std::vector<std::unique_ptr<VcpuRunner>> runners_;  // first to go: joins the threads
 
   std::mutex runners_mu_;          // held while run() starts the threads, so a kick

@@ -15,6 +15,7 @@
 
 #include "vmm/config/config.h"
 #include "vmm/error.h"
+#include "vmm/kvm/host_kind.h"
 #include "vmm/machine.h"
 #include "vmm/report/latency_report.h"
 
@@ -96,6 +97,14 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
                  std::to_string(be.pktgen.frame_size) + "-byte frames"
            : std::string(nic.backend().name()) + " backend");
   vmm::LatencyReport r(title);
+  r.note("host", vmm::detect_host_kind().description);
+  const auto& tsc = (*machine)->tsc_offset();
+  r.note("guest TSC offset",
+         std::to_string(tsc.offset) + " ticks (" +
+             (tsc.from_attribute ? "KVM_VCPU_TSC_OFFSET, matches the measured pair"
+                                 : "measured guest/host TSC pair, +-" +
+                                       std::to_string(tsc.uncertainty) + " ticks") +
+             ")");
   r.note("guest",
          config->kernel_image_path + (config->boot_args.empty() ? "" : " " + config->boot_args));
   const bool known_guest =
@@ -129,7 +138,8 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
   }
   std::cout << r.table();
   std::cout << "rx_frames " << m.rx_frames.get() << ", drops " << m.rx_drops() << ", violations "
-            << m.violations() << ", pages with guest " << nic.pages_with_guest() << "\n";
+            << m.violations() << ", pages with guest " << nic.pages_with_guest()
+            << ", early guest stamps " << m.guest_stamp_early.get() << "\n";
   if (!json_path.empty()) {
     auto j = r.json();
     j["metrics"] = (*machine)->metrics_json();

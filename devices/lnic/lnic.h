@@ -80,6 +80,9 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   void stop_floor();
 
   const LnicConfig& config() const { return cfg_; }
+  // The guest TSC's offset from the host's, known once the vCPUs exist. Setup only:
+  // before the event loop and the vCPU threads run.
+  void set_tsc_offset(int64_t offset) { cfg_.tsc_offset = offset; }
   const LnicMetrics& metrics() const { return metrics_; }
   const LnicLatency& latency() const { return latency_; }
   Backend& backend() { return *backend_; }
@@ -143,7 +146,17 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   uint32_t rx_prod_ = 0, ret_cons_ = 0, tx_cons_ = 0;
   uint64_t seq_ = 0;
   uint64_t pages_out_ = 0;
-  std::vector<uint64_t> t_ready_;  // by pool page index: when its frame was ready
+  // What this NIC has handed the guest, by pool page index: the exact handle (pool
+  // generation) and the completion seq that delivered it. A RETURN entry is acted on
+  // only if it names that delivery; the pool's generation check backs it up.
+  struct Delivery {
+    alloc::Page page;
+    uint64_t seq = 0;
+    uint64_t t_ready = 0;            // when its frame was ready
+    uint64_t last_returned_seq = 0;  // + 1; 0: never returned (classifies violations)
+    bool out = false;                // with the guest now
+  };
+  std::vector<Delivery> out_;
   static constexpr size_t kMaxPending = 256;
   std::array<uint64_t, kMaxPending> pending_ready_{};  // t_ready of frames posted, not signalled
   size_t pending_ = 0;

@@ -38,7 +38,7 @@ Lnic::Lnic(LnicConfig cfg, boost::asio::io_context& io, alloc::PagePool& pool,
       ram_(ram),
       msi_(msi),
       backend_(std::move(backend)),
-      t_ready_(pool.config().max_chunks * (pool.config().chunk_bytes / alloc::kPageSize), 0),
+      out_(pool.config().max_chunks * (pool.config().chunk_bytes / alloc::kPageSize)),
       inject_ticks_(cfg_.test_inject_delay_ns ? alloc::TscClock::instance().from_ns(
                                                     static_cast<double>(cfg_.test_inject_delay_ns))
                                               : 0) {
@@ -130,7 +130,12 @@ void Lnic::receive(std::span<const std::byte> frame, uint64_t t_ready) {
   std::memcpy(page->host, frame.data(), frame.size());
   // Cannot fail: the device owns the page it just allocated.
   (void)pool_.transfer(*page, cfg_.device_owner, cfg_.guest_owner);
-  t_ready_[page->index] = t_ready;
+  // index < out_.size(): the pool never has more than max_chunks chunks of pages.
+  Delivery& d = out_[page->index];
+  d.page = *page;
+  d.seq = seq_;
+  d.t_ready = t_ready;
+  d.out = true;
   ++pages_out_;
   if (inject_ticks_ != 0) {  // test only: a delay of known size on the measured path
     for (const uint64_t t0 = alloc::rdtsc(); alloc::rdtsc() - t0 < inject_ticks_;) {
@@ -199,34 +204,41 @@ void Lnic::process_returns() {
 }
 
 void Lnic::handle_return(const lnic_return& r) {
-  auto page = pool_.lookup_gpa(r.page_gpa);
-  if (!page) {
+  // Which page: pure arithmetic on the untrusted address, checked; the pool is not
+  // asked to resolve it (a lookup by address cannot tell this delivery from an older one).
+  const uint64_t base = pool_.config().window_gpa;
+  if ((r.page_gpa & (alloc::kPageSize - 1)) != 0 || r.page_gpa < base ||
+      (r.page_gpa - base) / alloc::kPageSize >= out_.size()) {
     metrics_.viol_bad_address.inc();
     return;
   }
-  auto mine = pool_.transfer(*page, cfg_.guest_owner, cfg_.device_owner);
-  if (!mine) {
-    switch (mine.error()) {
-      case alloc::Error::double_free:
-        metrics_.viol_double_free.inc();
-        break;
-      case alloc::Error::stale_handle:
-        metrics_.viol_stale.inc();
-        break;
-      case alloc::Error::out_of_window:
-        metrics_.viol_bad_address.inc();
-        break;
-      default:
-        metrics_.viol_not_owner.inc();
-        break;
+  Delivery& d = out_[(r.page_gpa - base) / alloc::kPageSize];
+  if (!d.out) {  // not with the guest: returned already, or never given
+    if (d.last_returned_seq != 0 && d.last_returned_seq - 1 == r.seq) {
+      metrics_.viol_double_free.inc();
+    } else {
+      metrics_.viol_not_owner.inc();
     }
     return;
   }
+  if (r.seq != d.seq) {  // an older (or invented) delivery of a page the guest holds again
+    metrics_.viol_stale.inc();
+    return;
+  }
+  // The exact handle this NIC delivered: the pool checks owner and generation again.
+  auto mine = pool_.transfer(d.page, cfg_.guest_owner, cfg_.device_owner);
+  if (!mine) {  // cannot happen while the books above are right: count, never act
+    metrics_.viol_not_owner.inc();
+    spdlog::error("{}: page {:#x} (seq {}) refused by the pool: {}", label_, d.page.gpa, d.seq,
+                  alloc::to_string(mine.error()));
+    return;
+  }
+  d.out = false;
+  d.last_returned_seq = d.seq + 1;
   if (r.t_guest_irq != 0) {
     const uint64_t host_irq = r.t_guest_irq - static_cast<uint64_t>(cfg_.tsc_offset);
-    const uint64_t ready = t_ready_[page->index];
-    if (host_irq >= ready) {
-      latency_.guest.record(host_irq - ready);
+    if (host_irq >= d.t_ready) {
+      latency_.guest.record(host_irq - d.t_ready);
     } else {
       metrics_.guest_stamp_early.inc();
     }

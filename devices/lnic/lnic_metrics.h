@@ -39,10 +39,10 @@ struct LnicMetrics {
   // Transmit path (event loop).
   Counter tx_doorbells, tx_frames, tx_bytes, tx_drop_backend;
   // Ownership and protocol violations by the guest (event loop).
-  Counter viol_bad_address;  // returned address outside the pool window / not a live page
-  Counter viol_not_owner;    // returned a page the guest (via this NIC) does not own
-  Counter viol_double_free;  // returned a page that is already free
-  Counter viol_stale;        // returned an old life of a page
+  Counter viol_bad_address;  // returned address misaligned or outside the pool window
+  Counter viol_not_owner;    // returned a page this NIC has not given the guest
+  Counter viol_double_free;  // returned the same delivery twice
+  Counter viol_stale;        // named another delivery (seq) of a page the guest holds
   Counter viol_bad_index;    // ring index beyond the ring's size
   Counter viol_bad_tx;       // TX descriptor with a bad length or buffer
   // Register side (vCPU threads).

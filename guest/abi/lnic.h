@@ -59,7 +59,7 @@
 #include <stdint.h>
 
 #define LNIC_MAGIC 0x43494E4Cu /* "LNIC" little-endian */
-#define LNIC_VERSION 1u
+#define LNIC_VERSION 2u /* 2: RETURN entries name the delivering completion (seq) */
 #define LNIC_MMIO_SIZE 0x1000u
 #define LNIC_RING_MIN 8u
 #define LNIC_RING_MAX 4096u
@@ -129,10 +129,16 @@ struct lnic_rx_completion {
   uint64_t reserved[3];
 };
 
-/* RETURN entry: guest -> device. Gives the page back (the guest must own it). */
+/* RETURN entry: guest -> device. Gives the page back: the guest must hold it through
+ * the completion whose seq it names. An address alone cannot tell a valid return from
+ * a stale one (a page returned, reallocated and delivered again has the same address),
+ * so a return naming any other delivery of the page is rejected (counted as stale) and
+ * the page stays the guest's. */
 struct lnic_return {
   uint64_t page_gpa;
-  uint64_t t_guest_irq; /* guest TSC at entry of the handler that saw it; 0 if polled */
+  uint64_t t_guest_irq; /* guest TSC when its handler saw the completion; 0 if polled */
+  uint64_t seq;         /* the seq of the completion that delivered this page */
+  uint64_t reserved;    /* 0 */
 };
 
 /* TX descriptor: guest -> device. The buffer is in guest RAM or a pool page the guest
@@ -162,7 +168,7 @@ struct lnic_pktgen_header {
 #ifdef __cplusplus
 static_assert(sizeof(struct lnic_ring_header) == 128, "lnic_ring_header layout");
 static_assert(sizeof(struct lnic_rx_completion) == 64, "lnic_rx_completion layout");
-static_assert(sizeof(struct lnic_return) == 16, "lnic_return layout");
+static_assert(sizeof(struct lnic_return) == 32, "lnic_return layout");
 static_assert(sizeof(struct lnic_tx_desc) == 16, "lnic_tx_desc layout");
 static_assert(sizeof(struct lnic_pktgen_header) == 40, "lnic_pktgen_header layout");
 #endif

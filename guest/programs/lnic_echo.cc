@@ -83,7 +83,7 @@ guest::LnicVerdict on_frame(guest::Lnic& nic, const guest::LnicFrame& f, void* c
     }
     return guest::LnicVerdict::kReturn;
   }
-  if (nic.send_page(f.page_gpa, f.len, f.t_guest_irq)) {
+  if (nic.send_page(f.page_gpa, f.seq, f.len, f.t_guest_irq)) {
     ++e.echoed;
     return guest::LnicVerdict::kKeep;  // returned by the driver when the TX completes
   }

@@ -11,6 +11,8 @@
 //   bogus=1     RETURN entries with addresses below / above the pool window, 0,
 //               2^64 - 4 KiB, misaligned (a page we own + 8), inside guest RAM
 //   double=1    the same page returned twice in one batch
+//   stale=1     a page we hold returned naming another delivery (a seq it did not
+//               come with): refused, the page stays ours and is returned properly
 //   unowned=1   pages never received (the pool window's last page and a page we
 //               neither own nor see in the RX ring)
 //   indices=1   RETURN prod far beyond cons + size and just behind cons, RX cons far
@@ -33,8 +35,9 @@
 namespace {
 
 constexpr const char* kWho = "lnic_hostile";
-constexpr const char* kKeys[] = {"config", "bogus",       "double", "unowned", "indices",
-                                 "flood",  "flood_count", "frames", "wait_ms", "settle_ms"};
+constexpr const char* kKeys[] = {"config",  "bogus", "double",      "stale",
+                                 "unowned", "indices", "flood",  "flood_count",
+                                 "frames",  "wait_ms", "settle_ms"};
 constexpr uint32_t kMaxKept = 8;
 
 struct State {
@@ -42,6 +45,7 @@ struct State {
   uint32_t keep_wanted = 0;  // keep the next N pages (kKeep)
   uint32_t kept = 0;
   uint64_t kept_pages[kMaxKept] = {};
+  uint64_t kept_seqs[kMaxKept] = {};  // the completion that delivered each
 };
 
 constinit State g_state;
@@ -58,6 +62,7 @@ guest::LnicVerdict on_frame(guest::Lnic&, const guest::LnicFrame& f, void* conte
   ++s.frames;
   if (s.keep_wanted != 0 && s.kept < kMaxKept) {
     --s.keep_wanted;
+    s.kept_seqs[s.kept] = f.seq;
     s.kept_pages[s.kept++] = f.page_gpa;
     return guest::LnicVerdict::kKeep;
   }
@@ -204,6 +209,7 @@ void check_bogus() {
     return;
   }
   const uint64_t page = g_state.kept_pages[0];
+  const uint64_t seq = g_state.kept_seqs[0];
   const uint64_t pool = g_nic.pool_base(), size = g_nic.pool_size();
   const uint64_t addrs[] = {
       pool >= 4096 ? pool - 4096 : 0,  // below the pool window
@@ -214,7 +220,7 @@ void check_bogus() {
       reinterpret_cast<uint64_t>(g_ram_page),  // guest RAM
       g_nic.rx_ring_gpa(),                     // guest RAM: our own RX ring
   };
-  for (uint64_t a : addrs) g_nic.ret_post_raw(a, 0);
+  for (uint64_t a : addrs) g_nic.ret_post_raw(a, seq, 0);
   g_nic.ring_ret_doorbell();
   guest::printf("%s: [bogus] returned 0x%lx 0x%lx 0x%lx 0x%lx 0x%lx 0x%lx 0x%lx, one doorbell\n",
                 kWho, addrs[0], addrs[1], addrs[2], addrs[3], addrs[4], addrs[5], addrs[6]);
@@ -223,7 +229,7 @@ void check_bogus() {
     // The misaligned return must not have freed the page: we still own it and
     // give it back properly now (a device that freed it would hand it out again
     // while we hold it: the driver reports "page delivered twice").
-    g_nic.return_page(page, 0);
+    g_nic.return_page(page, seq, 0);
     g_nic.flush();
   }
 }
@@ -234,12 +240,36 @@ void check_double() {
     return;
   }
   const uint64_t page = g_state.kept_pages[0];
-  g_nic.ret_post_raw(page, 0);
-  g_nic.ret_post_raw(page, 0);
+  const uint64_t seq = g_state.kept_seqs[0];
+  g_nic.ret_post_raw(page, seq, 0);
+  g_nic.ret_post_raw(page, seq, 0);
   g_nic.ring_ret_doorbell();
   guest::printf("%s: [double] returned page 0x%lx twice in one batch, one doorbell\n", kWho, page);
   settle();
   alive("double");
+}
+
+void check_stale() {
+  if (!keep_pages(1)) {
+    verdict("stale", false, "could not receive a page");
+    return;
+  }
+  const uint64_t page = g_state.kept_pages[0];
+  const uint64_t seq = g_state.kept_seqs[0];
+  // Names deliveries this page did not come with: an older one (as a replayed RETURN
+  // entry from the page's previous life would) and one not yet made. The device must
+  // leave the page ours: if it freed it, it would deliver it again while we hold it
+  // and the driver would report "page delivered twice".
+  g_nic.ret_post_raw(page, seq != 0 ? seq - 1 : seq + 1000000, 0, /*keep_in_books=*/true);
+  g_nic.ret_post_raw(page, seq + 1000000, 0, /*keep_in_books=*/true);
+  g_nic.ring_ret_doorbell();
+  guest::printf("%s: [stale] returned page 0x%lx (delivered by seq %lu) naming other seqs\n",
+                kWho, page, seq);
+  settle();
+  if (alive("stale")) {
+    g_nic.return_page(page, seq, 0);  // the real return: accepted
+    g_nic.flush();
+  }
 }
 
 bool in_rx_ring(uint64_t page) {
@@ -267,8 +297,8 @@ void check_unowned() {
       break;
     }
   }
-  g_nic.ret_post_raw(last, 0);
-  if (mid != 0) g_nic.ret_post_raw(mid, 0);
+  g_nic.ret_post_raw(last, 0, 0);
+  if (mid != 0) g_nic.ret_post_raw(mid, 0, 0);
   g_nic.ring_ret_doorbell();
   guest::printf("%s: [unowned] returned never-received pages 0x%lx and 0x%lx, one doorbell\n", kWho,
                 last, mid);
@@ -355,6 +385,7 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   const bool do_config = args.flag("config", true);
   const bool do_bogus = args.flag("bogus", true);
   const bool do_double = args.flag("double", true);
+  const bool do_stale = args.flag("stale", true);
   const bool do_unowned = args.flag("unowned", true);
   const bool do_indices = args.flag("indices", true);
   const bool do_flood = args.flag("flood", true);
@@ -370,9 +401,10 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   opts.enable = !do_config;
   if (!lnic_app::start(kWho, g_nic, info, args, opts, on_frame, &g_state)) return guest::kExitFail;
   guest::printf(
-      "%s: checks config=%d bogus=%d double=%d unowned=%d indices=%d flood=%d "
+      "%s: checks config=%d bogus=%d double=%d stale=%d unowned=%d indices=%d flood=%d "
       "(flood_count=%lu) then %lu frames; poll mode, interrupts off\n",
-      kWho, do_config, do_bogus, do_double, do_unowned, do_indices, do_flood, flood_count, frames);
+      kWho, do_config, do_bogus, do_double, do_stale, do_unowned, do_indices, do_flood,
+      flood_count, frames);
   if (do_config) {
     check_config(info);
     g_nic.reset();
@@ -399,6 +431,7 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   }
   if (do_bogus) check_bogus();
   if (do_double) check_double();
+  if (do_stale) check_stale();
   if (do_unowned) check_unowned();
   if (do_indices) check_indices();
   if (do_flood) check_flood(flood_count);

@@ -79,6 +79,14 @@ inline uint64_t rdtsc() {
   asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
   return (static_cast<uint64_t>(hi) << 32) | lo;
 }
+// RDTSC after every earlier load has completed (LFENCE; the "memory" clobber keeps
+// the compiler from moving loads below it): a stamp taken after reading a flag or an
+// index is never earlier than what that read observed.
+inline uint64_t rdtsc_ordered() {
+  uint32_t lo, hi;
+  asm volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi) : : "memory");
+  return (static_cast<uint64_t>(hi) << 32) | lo;
+}
 
 inline uint64_t read_cr2() {
   uint64_t value;

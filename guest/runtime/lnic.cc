@@ -125,6 +125,8 @@ const char* to_string(LnicFault f) {
       return "MAC mismatch";
     case LnicFault::kIrqWhilePolling:
       return "MSI despite NO_IRQ";
+    case LnicFault::kReentered:
+      return "RX walked re-entrantly";
     case LnicFault::kCount:
       break;
   }
@@ -397,11 +399,18 @@ void Lnic::reset() {
 // --- interrupt path --------------------------------------------------------
 
 void Lnic::irq_entry(InterruptFrame&, void* context) {
-  const uint64_t entry_tsc = rdtsc();  // first thing: the guest-observed latency endpoint
-  static_cast<Lnic*>(context)->on_interrupt(entry_tsc);
+  // First thing: the guest-observed latency endpoint. RX prod is loaded before the
+  // TSC is read (LFENCE keeps RDTSC after the load), so every completion below this
+  // prod was posted before entry_tsc; completions revealed by later loads are
+  // stamped with a TSC read after the load that revealed them (consume()). No stamp
+  // is ever earlier than its completion's t_posted.
+  Lnic* nic = static_cast<Lnic*>(context);
+  const uint32_t prod = nic->rx_ != nullptr ? __atomic_load_n(&nic->rx_->prod, __ATOMIC_ACQUIRE) : 0;
+  const uint64_t entry_tsc = rdtsc_ordered();
+  nic->on_interrupt(prod, entry_tsc);
 }
 
-void Lnic::on_interrupt(uint64_t entry_tsc) {
+void Lnic::on_interrupt(uint32_t entry_prod, uint64_t entry_tsc) {
   ++stats_.irqs;
   last_irq_tsc_ = entry_tsc;
   const bool floor = check_floor(entry_tsc);
@@ -412,7 +421,7 @@ void Lnic::on_interrupt(uint64_t entry_tsc) {
     return;
   }
   reclaim_tx();
-  const uint32_t n = consume(rx_budget_, entry_tsc);
+  const uint32_t n = consume(rx_budget_, entry_tsc, entry_prod);
   if (n == 0 && !floor) ++stats_.irqs_empty;
   if (n == rx_budget_ && rx_pending()) rx_backlog_ = true;
   end_batch();
@@ -432,13 +441,27 @@ bool Lnic::check_floor(uint64_t entry_tsc) {
   return true;
 }
 
-uint32_t Lnic::consume(uint32_t budget, uint64_t t_guest_irq) {
+uint32_t Lnic::consume(uint32_t budget, uint64_t t_guest_irq, uint32_t stamped_prod) {
   constexpr uint32_t kPublishEvery = 64;  // let the device reuse slots mid-batch
+  if (in_consume_) {
+    // Entered again while a consume() is running (an interrupt taken with IF clear,
+    // or the callback calling poll()): two walkers of one ring would deliver
+    // completions twice and run cons past prod. Refuse, loudly.
+    fault(LnicFault::kReentered, "RX ring walked re-entrantly (cons %u): refused", rx_cons_);
+    return 0;
+  }
+  in_consume_ = true;
   uint32_t done = 0;
   while (done < budget) {
     const uint32_t prod = __atomic_load_n(&rx_->prod, __ATOMIC_ACQUIRE);
     uint32_t avail = lnic::ring_used(prod, rx_cons_);
     if (avail == 0) break;
+    // Completions at or beyond stamped_prod were not visible when t_guest_irq was
+    // read: this load revealed them, so they get a TSC read after it.
+    uint64_t t_revealed = t_guest_irq;
+    if (t_guest_irq != 0 && lnic::ring_used(prod, stamped_prod) - 1 < rx_size_) {
+      t_revealed = rdtsc_ordered();
+    }
     if (!lnic::ring_distance_ok(prod, rx_cons_, rx_size_)) {
       if (prod != rx_bad_prod_) {
         rx_bad_prod_ = prod;
@@ -449,13 +472,19 @@ uint32_t Lnic::consume(uint32_t budget, uint64_t t_guest_irq) {
     }
     if (avail > budget - done) avail = budget - done;
     for (uint32_t i = 0; i < avail; ++i) {
-      rx_one(lnic::ring_slot(rx_cons_, rx_size_), t_guest_irq);
+      const bool seen_at_stamp = static_cast<int32_t>(stamped_prod - rx_cons_) > 0;
+      rx_one(lnic::ring_slot(rx_cons_, rx_size_), seen_at_stamp ? t_guest_irq : t_revealed);
       ++rx_cons_;
       if ((i + 1) % kPublishEvery == 0) __atomic_store_n(&rx_->cons, rx_cons_, __ATOMIC_RELEASE);
     }
     __atomic_store_n(&rx_->cons, rx_cons_, __ATOMIC_RELEASE);
     done += avail;
+    if (t_revealed != t_guest_irq) {
+      t_guest_irq = t_revealed;  // later loads compare against what this one showed
+      stamped_prod = prod;
+    }
   }
+  in_consume_ = false;
   if (done != 0) {
     ++stats_.rx_batches;
     if (done > stats_.rx_max_batch) stats_.rx_max_batch = done;
@@ -482,7 +511,7 @@ void Lnic::rx_one(uint32_t slot, uint64_t t_guest_irq) {
       // Not delivered. A real pool page is still ours and goes back.
       if (lnic::completion_page_usable(e)) {
         if (owned_.take(gpa)) {
-          post_return(gpa, t_guest_irq);
+          post_return(gpa, seq, t_guest_irq);
         } else {
           fault(LnicFault::kPageTwice,
                 "completion #%u hands over page 0x%lx the guest already owns", rx_cons_, gpa);
@@ -514,7 +543,7 @@ void Lnic::rx_one(uint32_t slot, uint64_t t_guest_irq) {
       reinterpret_cast<const uint8_t*>(gpa), len, gpa, seq, t_ready, t_posted, t_guest_irq};
   const LnicVerdict v =
       callback_ != nullptr ? callback_(*this, frame, context_) : LnicVerdict::kReturn;
-  if (v == LnicVerdict::kReturn) post_return(gpa, t_guest_irq);
+  if (v == LnicVerdict::kReturn) post_return(gpa, seq, t_guest_irq);
 }
 
 // --- RETURN ring -----------------------------------------------------------
@@ -550,7 +579,7 @@ bool Lnic::ret_space() {
   return false;
 }
 
-bool Lnic::post_return(uint64_t page_gpa, uint64_t t_guest_irq) {
+bool Lnic::post_return(uint64_t page_gpa, uint64_t seq, uint64_t t_guest_irq) {
   if (!owned_.give(page_gpa)) {
     driver_error("return of page 0x%lx the guest does not own (refused)", page_gpa);
     return false;
@@ -562,6 +591,8 @@ bool Lnic::post_return(uint64_t page_gpa, uint64_t t_guest_irq) {
   lnic_return* r = &ret_entries_[lnic::ring_slot(ret_prod_, ret_size_)];
   store(&r->page_gpa, page_gpa);
   store(&r->t_guest_irq, t_guest_irq);
+  store(&r->seq, seq);
+  store(&r->reserved, uint64_t{0});
   ++ret_prod_;
   ++stats_.returns;
   // A long batch (a handler run of up to rx_budget frames) must not fill the
@@ -611,19 +642,23 @@ void Lnic::service() {
   flush();
 }
 
-bool Lnic::return_page(uint64_t page_gpa, uint64_t t_guest_irq) {
+bool Lnic::return_page(uint64_t page_gpa, uint64_t seq, uint64_t t_guest_irq) {
   check_thread_context();
-  return post_return(page_gpa, t_guest_irq);
+  return post_return(page_gpa, seq, t_guest_irq);
 }
 
-void Lnic::ret_post_raw(uint64_t page_gpa, uint64_t t_guest_irq) {
+void Lnic::ret_post_raw(uint64_t page_gpa, uint64_t seq, uint64_t t_guest_irq,
+                        bool keep_in_books) {
   // Only an exact, owned page address gives the page back in our books.
-  if ((page_gpa & (kPageSize - 1)) == 0 && owned_.tracked(page_gpa) && owned_.owns(page_gpa)) {
+  if (!keep_in_books && (page_gpa & (kPageSize - 1)) == 0 && owned_.tracked(page_gpa) &&
+      owned_.owns(page_gpa)) {
     owned_.give(page_gpa);
   }
   lnic_return* r = &ret_entries_[lnic::ring_slot(ret_prod_, ret_size_)];
   store(&r->page_gpa, page_gpa);
   store(&r->t_guest_irq, t_guest_irq);
+  store(&r->seq, seq);
+  store(&r->reserved, uint64_t{0});
   ++ret_prod_;
   ++ret_unrung_;
   publish_ret();
@@ -637,7 +672,7 @@ uint32_t Lnic::poll(uint32_t budget) {
   const uint64_t t0 = account_busy_ ? rdtsc() : 0;
   rx_backlog_ = false;
   reclaim_tx();
-  const uint32_t n = consume(budget != 0 ? budget : rx_size_, 0);
+  const uint32_t n = consume(budget != 0 ? budget : rx_size_, 0, rx_cons_);
   end_batch();
   if (account_busy_ && n != 0) stats_.busy_cycles += rdtsc() - t0;
   return n;
@@ -661,7 +696,7 @@ uint32_t Lnic::reclaim_tx() {
   while (tx_clean_ != cons) {
     const TxMeta& m = tx_meta_[lnic::ring_slot(tx_clean_, tx_size_)];
     if (m.page_gpa != 0) {
-      post_return(m.page_gpa, m.t_guest_irq);
+      post_return(m.page_gpa, m.seq, m.t_guest_irq);
     } else {
       ++tx_buf_cons_;
     }
@@ -693,13 +728,14 @@ bool Lnic::tx_space(bool need_buffer) {
   return false;
 }
 
-void Lnic::post_tx(uint64_t buf_gpa, uint32_t len, uint64_t page_gpa, uint64_t t_guest_irq) {
+void Lnic::post_tx(uint64_t buf_gpa, uint32_t len, uint64_t page_gpa, uint64_t seq,
+                   uint64_t t_guest_irq) {
   const uint32_t slot = lnic::ring_slot(tx_prod_, tx_size_);
   lnic_tx_desc* d = &tx_entries_[slot];
   store(&d->buf_gpa, buf_gpa);
   store(&d->len, len);
   store(&d->flags, uint32_t{0});
-  tx_meta_[slot] = TxMeta{page_gpa, t_guest_irq};
+  tx_meta_[slot] = TxMeta{page_gpa, seq, t_guest_irq};
   ++tx_prod_;
   __atomic_store_n(&tx_->prod, tx_prod_, __ATOMIC_RELEASE);
   ++tx_unrung_;
@@ -724,11 +760,11 @@ bool Lnic::send_copy(const void* data, uint32_t len) {
   uint8_t* buf = tx_buf_ + uint64_t{lnic::ring_slot(tx_buf_prod_, tx_buffers_)} * kPageSize;
   copy_frame(buf, data, len);
   ++tx_buf_prod_;
-  post_tx(reinterpret_cast<uint64_t>(buf), len, 0, 0);
+  post_tx(reinterpret_cast<uint64_t>(buf), len, 0, 0, 0);
   return true;
 }
 
-bool Lnic::send_page(uint64_t page_gpa, uint32_t len, uint64_t t_guest_irq) {
+bool Lnic::send_page(uint64_t page_gpa, uint64_t seq, uint32_t len, uint64_t t_guest_irq) {
   if (tx_ == nullptr) return false;
   if (len == 0 || len > LNIC_FRAME_MAX) {
     driver_error("send_page: len %u not in 1..%u", len, LNIC_FRAME_MAX);
@@ -743,7 +779,7 @@ bool Lnic::send_page(uint64_t page_gpa, uint32_t len, uint64_t t_guest_irq) {
     ++stats_.tx_full;
     return false;
   }
-  post_tx(page_gpa, len, page_gpa, t_guest_irq);
+  post_tx(page_gpa, len, page_gpa, seq, t_guest_irq);
   return true;
 }
 

@@ -147,6 +147,7 @@ enum class LnicFault : uint32_t {
   kStall,            // the device did not consume RETURN/TX entries for 1 s
   kMacMismatch,      // MAC registers differ from boot info
   kIrqWhilePolling,  // an MSI (not a floor) arrived with NO_IRQ set
+  kReentered,        // the RX ring was walked re-entrantly (interrupt with IF clear?)
   kCount,
 };
 const char* to_string(LnicFault f);
@@ -213,14 +214,15 @@ class Lnic {
   // reclaim_tx() + flush(): call before sleeping.
   void service();
 
-  // Gives back a page the program kept (kKeep). False if the guest does not own
-  // it (reported) or the RETURN ring stayed full for 1 s.
-  bool return_page(uint64_t page_gpa, uint64_t t_guest_irq);
+  // Gives back a page the program kept (kKeep); seq is its LnicFrame's (the device
+  // accepts a return only for the delivery it names). False if the guest does not
+  // own it (reported) or the RETURN ring stayed full for 1 s.
+  bool return_page(uint64_t page_gpa, uint64_t seq, uint64_t t_guest_irq);
 
   // Transmit. False if len is not 1..LNIC_FRAME_MAX, the page is not owned, or no
   // slot/buffer became free within 1 s (counted in tx_full).
   bool send_copy(const void* data, uint32_t len);
-  bool send_page(uint64_t page_gpa, uint32_t len, uint64_t t_guest_irq);
+  bool send_page(uint64_t page_gpa, uint64_t seq, uint32_t len, uint64_t t_guest_irq);
   uint32_t reclaim_tx();
   uint32_t tx_in_flight() const { return tx_prod_ - tx_clean_; }
 
@@ -264,21 +266,25 @@ class Lnic {
   uint64_t tx_ring_gpa() const { return reinterpret_cast<uint64_t>(tx_); }
   // Writes a RETURN entry at our prod, advances and publishes prod; no ownership
   // check, no doorbell. The page (if the guest owned it) is marked given back.
-  void ret_post_raw(uint64_t page_gpa, uint64_t t_guest_irq);
+  // keep_in_books: leave the page ours in the driver's books (a return the device
+  // must refuse), so a device that acted on it is caught delivering it twice.
+  void ret_post_raw(uint64_t page_gpa, uint64_t seq, uint64_t t_guest_irq,
+                    bool keep_in_books = false);
   void ring_ret_doorbell();
   void ring_tx_doorbell();
 
  private:
   static void irq_entry(InterruptFrame& frame, void* context);
-  void on_interrupt(uint64_t entry_tsc);
+  void on_interrupt(uint32_t entry_prod, uint64_t entry_tsc);
   bool check_floor(uint64_t entry_tsc);
-  uint32_t consume(uint32_t budget, uint64_t t_guest_irq);
+  uint32_t consume(uint32_t budget, uint64_t t_guest_irq, uint32_t stamped_prod);
   void rx_one(uint32_t slot, uint64_t t_guest_irq);
-  bool post_return(uint64_t page_gpa, uint64_t t_guest_irq);
+  bool post_return(uint64_t page_gpa, uint64_t seq, uint64_t t_guest_irq);
   bool ret_space();
   void refresh_ret_cons();
   bool tx_space(bool need_buffer);
-  void post_tx(uint64_t buf_gpa, uint32_t len, uint64_t page_gpa, uint64_t t_guest_irq);
+  void post_tx(uint64_t buf_gpa, uint32_t len, uint64_t page_gpa, uint64_t seq,
+               uint64_t t_guest_irq);
   void publish_ret();
   void end_batch();
   bool allocate(const LnicOptions& options);
@@ -288,6 +294,7 @@ class Lnic {
 
   struct TxMeta {
     uint64_t page_gpa;     // pool page to return when the slot completes; 0 = copy buffer
+    uint64_t seq;          // the completion that delivered it (named in the return)
     uint64_t t_guest_irq;  // returned with the page
   };
 
@@ -345,6 +352,7 @@ class Lnic {
 
   uint64_t last_irq_tsc_ = 0;
   bool rx_backlog_ = false;
+  bool in_consume_ = false;  // consume() is running: a second entry would corrupt rx_cons_
   bool warned_context_ = false;
   lnic::PageOwnership owned_;
   LnicStats stats_;

@@ -204,7 +204,7 @@ LnicVerdict record(Lnic& nic, const LnicFrame& f, void* ctx) {
     ++s.pattern_errors;
   }
   if (s.echo) {
-    return nic.send_page(f.page_gpa, f.len, f.t_guest_irq) ? LnicVerdict::kKeep
+    return nic.send_page(f.page_gpa, f.seq, f.len, f.t_guest_irq) ? LnicVerdict::kKeep
                                                            : LnicVerdict::kReturn;
   }
   if (s.keep != 0) {
@@ -278,7 +278,7 @@ TEST(LnicDriver, ProbeAndBringUpFailures) {
   }
   {
     FakeDevice dev;
-    dev.reg(LNIC_REG_VERSION) = 2;
+    dev.reg(LNIC_REG_VERSION) = LNIC_VERSION + 1;
     Lnic nic;
     EXPECT_EQ(nic.init(dev.info(), 0, small(true), nullptr, nullptr), LnicError::kBadVersion);
   }
@@ -370,6 +370,75 @@ TEST(LnicDriver, InterruptStampsEntryTscOnEveryReturnAndEoisLast) {
   EXPECT_EQ(g_eois, 2);
 }
 
+// A completion posted while the handler runs (after its entry snapshot of RX prod)
+// is stamped with a TSC read after the load that revealed it, never with the entry
+// TSC: that stamp would be earlier than the completion itself (counted as an "early"
+// guest sample by the host).
+struct PostDuringHandler {
+  FakeDevice* dev;
+  Seen seen;
+  bool posted = false;
+};
+LnicVerdict post_more(Lnic& nic, const LnicFrame& f, void* ctx) {
+  auto& p = *static_cast<PostDuringHandler*>(ctx);
+  if (!p.posted) {
+    p.posted = true;
+    // The device posts two more while the guest handles the first.
+    p.dev->post(20);
+    p.dev->post(21);
+  }
+  return record(nic, f, &p.seen);
+}
+
+TEST(LnicDriver, CompletionsRevealedDuringTheHandlerGetALaterStamp) {
+  FakeDevice dev;
+  Lnic nic;
+  PostDuringHandler p{&dev, {}, false};
+  ASSERT_EQ(nic.init(dev.info(), 0, small(false), post_more, &p), LnicError::kNone);
+  dev.post(0);
+  dev.interrupt();
+  ASSERT_EQ(p.seen.frames.size(), 3u);
+  const uint64_t entry = p.seen.frames[0].t_guest_irq;
+  EXPECT_NE(entry, 0u);
+  EXPECT_GT(p.seen.frames[1].t_guest_irq, entry);
+  EXPECT_EQ(p.seen.frames[2].t_guest_irq, p.seen.frames[1].t_guest_irq);  // one load showed both
+  const auto returns = dev.take_returns();
+  ASSERT_EQ(returns.size(), 3u);
+  EXPECT_EQ(returns[1].t_guest_irq, p.seen.frames[1].t_guest_irq);
+  EXPECT_EQ(nic.stats().device_faults(), 0u) << g_out;
+}
+
+// An interrupt taken while the ring is being walked (IF clear not honoured, or a
+// handler re-entered) must not walk it a second time: that delivers completions
+// twice and runs cons past prod (what the standard-KVM report showed). Refused,
+// counted, and the outer walk finishes exactly once per completion.
+struct Reenter {
+  FakeDevice* dev;
+  Seen seen;
+  int nested = 0;
+};
+LnicVerdict reenter(Lnic& nic, const LnicFrame& f, void* ctx) {
+  auto& r = *static_cast<Reenter*>(ctx);
+  if (r.nested++ == 0) r.dev->interrupt();  // "interrupted" in the middle of the walk
+  return record(nic, f, &r.seen);
+}
+
+TEST(LnicDriver, ReenteredRingWalkIsRefusedAndReported) {
+  FakeDevice dev;
+  Lnic nic;
+  Reenter r{&dev, {}, 0};
+  ASSERT_EQ(nic.init(dev.info(), 0, small(false), reenter, &r), LnicError::kNone);
+  for (uint32_t i = 0; i < 4; ++i) dev.post(i);
+  nic.poll();
+  ASSERT_EQ(r.seen.frames.size(), 4u);  // each exactly once
+  for (uint32_t i = 0; i < 4; ++i) EXPECT_EQ(r.seen.frames[i].seq, i);
+  EXPECT_EQ(fault(nic, LnicFault::kReentered), 1u);
+  EXPECT_EQ(fault(nic, LnicFault::kPageTwice), 0u);
+  EXPECT_EQ(fault(nic, LnicFault::kSeqBackwards), 0u);
+  EXPECT_EQ(nic.rx_cons(), dev.rx()->prod);
+  EXPECT_EQ(dev.take_returns().size(), 4u);
+}
+
 TEST(LnicDriver, HandlerBudgetLeavesTheRestPending) {
   FakeDevice dev;
   Lnic nic;
@@ -447,8 +516,8 @@ TEST(LnicDriver, PageDeliveredWhileOwnedIsADeviceBug) {
   EXPECT_EQ(seen.frames.size(), 1u);
   EXPECT_EQ(fault(nic, LnicFault::kPageTwice), 1u);
   EXPECT_TRUE(nic.owns(dev.page(7)));
-  EXPECT_TRUE(nic.return_page(dev.page(7), 0));
-  EXPECT_FALSE(nic.return_page(dev.page(7), 0));  // program misuse: not ours any more
+  EXPECT_TRUE(nic.return_page(dev.page(7), seen.frames[0].seq, 0));
+  EXPECT_FALSE(nic.return_page(dev.page(7), seen.frames[0].seq, 0));  // misuse: not ours any more
   EXPECT_EQ(nic.stats().driver_errors, 1u);
   nic.flush();
   EXPECT_EQ(dev.take_returns().size(), 1u);
@@ -621,7 +690,9 @@ TEST(LnicDriver, ZeroCopyEchoReturnsThePageAfterTxCompletes) {
   EXPECT_EQ(returns[0].t_guest_irq, seen.frames[0].t_guest_irq);
   EXPECT_NE(returns[0].t_guest_irq, 0u);
   EXPECT_EQ(nic.pages_held(), 0u);
-  EXPECT_FALSE(nic.send_page(dev.page(3), 100, 0));  // no longer ours
+  EXPECT_EQ(returns[0].seq, seen.frames[0].seq);  // named the delivering completion
+  EXPECT_EQ(returns[1].seq, seen.frames[1].seq);
+  EXPECT_FALSE(nic.send_page(dev.page(3), seen.frames[0].seq, 100, 0));  // no longer ours
   EXPECT_EQ(nic.stats().device_faults(), 0u) << g_out;
 }
 
@@ -703,7 +774,7 @@ TEST(LnicDriver, BringUpAgainReusesRingsAndKeepsOwnership) {
   EXPECT_EQ(dev.reg(LNIC_REG_RX_RING_LO), rx_lo);
   EXPECT_EQ(dev.rx()->prod, 0u);  // re-zeroed
   EXPECT_TRUE(nic.owns(dev.page(9)));
-  EXPECT_TRUE(nic.return_page(dev.page(9), 0));
+  EXPECT_TRUE(nic.return_page(dev.page(9), seen.frames[0].seq, 0));
   nic.flush();
   EXPECT_EQ(dev.take_returns().size(), 1u);
 }
@@ -716,16 +787,19 @@ TEST(LnicDriver, RawAccessForHostileTests) {
   ASSERT_EQ(nic.init(dev.info(), 0, small(true), record, &seen), LnicError::kNone);
   dev.post(1);
   nic.poll();
-  nic.ret_post_raw(dev.page(1) + 8, 0);  // misaligned: the page stays ours
+  nic.ret_post_raw(dev.page(1) + 8, 0, 0);  // misaligned: the page stays ours
   EXPECT_TRUE(nic.owns(dev.page(1)));
-  nic.ret_post_raw(dev.page(1), 0);
-  nic.ret_post_raw(dev.page(1), 0);
+  nic.ret_post_raw(dev.page(1), 77, 0, /*keep_in_books=*/true);  // a stale seq: still ours
+  EXPECT_TRUE(nic.owns(dev.page(1)));
+  nic.ret_post_raw(dev.page(1), 0, 0);
+  nic.ret_post_raw(dev.page(1), 0, 0);
   EXPECT_FALSE(nic.owns(dev.page(1)));
-  EXPECT_EQ(dev.ret()->prod, 3u);
+  EXPECT_EQ(dev.ret()->prod, 4u);
   nic.ring_ret_doorbell();
   const auto r = dev.take_returns();
-  ASSERT_EQ(r.size(), 3u);
+  ASSERT_EQ(r.size(), 4u);
   EXPECT_EQ(r[0].page_gpa, dev.page(1) + 8);
+  EXPECT_EQ(r[1].seq, 77u);
 }
 
 }  // namespace

@@ -52,8 +52,8 @@ TEST(LnicRing, RingBytesArePagesAndFitTheHeader) {
   EXPECT_EQ(ring_bytes(8, sizeof(lnic_return)), 4096u);
   EXPECT_EQ(ring_bytes(1024, sizeof(lnic_rx_completion)), 68u * 1024);  // 128 + 64 KiB
   EXPECT_EQ(ring_bytes(4096, sizeof(lnic_rx_completion)), 260u * 1024);
-  EXPECT_EQ(ring_bytes(248, sizeof(lnic_return)), 4096u);  // 128 + 3968 exactly
-  EXPECT_EQ(ring_bytes(249, sizeof(lnic_return)), 8192u);
+  EXPECT_EQ(ring_bytes(124, sizeof(lnic_return)), 4096u);  // 128 + 3968 exactly
+  EXPECT_EQ(ring_bytes(125, sizeof(lnic_return)), 8192u);
 }
 
 TEST(LnicRing, HeaderLayoutMatchesTheAbi) {

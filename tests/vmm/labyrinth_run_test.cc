@@ -122,8 +122,15 @@ TEST_F(LabyrinthRun, TripleFaultIsReportedOnceWithStatusThree) {
   auto r = run(config(hand_guest("triple", testing::guests::kTripleFault)));
   EXPECT_EQ(r.status, 3) << r.err;
   EXPECT_NE(r.err.find("KVM_EXIT_SHUTDOWN"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("rip=0x100078"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("cr3=0x10000"), std::string::npos) << r.err;
+  if (::access("/sys/module/kvm_amd", F_OK) == 0) {
+    // AMD SVM: KVM resets the vCPU at a shutdown; the report must say the state is
+    // gone rather than show the reset vector as the crash site.
+    EXPECT_NE(r.err.find("registers lost: KVM reset the vCPU"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("rip=0xfff0"), std::string::npos) << r.err;
+  } else {  // Intel VMX and PVM keep the state: the faulting instruction and page tables
+    EXPECT_NE(r.err.find("rip=0x100078"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("cr3=0x10000"), std::string::npos) << r.err;
+  }
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 

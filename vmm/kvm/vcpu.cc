@@ -11,6 +11,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "allocator/tsc.h"
+
 namespace labyrinth::vmm {
 
 namespace {
@@ -86,6 +88,56 @@ std::expected<uint32_t, Error> Vcpu::tsc_khz() const {
   const int khz = ::ioctl(fd(), KVM_GET_TSC_KHZ, 0);
   if (khz <= 0) return ioctl_failed(index_, "KVM_GET_TSC_KHZ");
   return static_cast<uint32_t>(khz);
+}
+
+std::expected<Vcpu::TscOffset, Error> Vcpu::tsc_offset() const {
+  constexpr uint32_t kMsrTsc = 0x10;  // IA32_TIME_STAMP_COUNTER
+  struct {
+    kvm_abi::MsrsHeader header;
+    kvm_msr_entry entry;
+  } msrs{};
+  TscOffset out;
+  uint64_t best = UINT64_MAX;
+  for (int i = 0; i < 32; ++i) {
+    msrs.header.nmsrs = 1;
+    msrs.entry = kvm_msr_entry{};
+    msrs.entry.index = kMsrTsc;
+    const uint64_t h0 = alloc::rdtsc();
+    const int n = ::ioctl(fd(), kvm_abi::kGetMsrs, &msrs);
+    const uint64_t h1 = alloc::rdtsc();
+    if (n != 1) return ioctl_failed(index_, "KVM_GET_MSRS(IA32_TSC)");
+    if (h1 - h0 < best) {
+      best = h1 - h0;
+      const uint64_t mid = h0 + (h1 - h0) / 2;
+      out.measured = static_cast<int64_t>(msrs.entry.data - mid);
+    }
+  }
+  out.uncertainty = best / 2 + 1;
+  out.offset = out.measured;
+
+  uint64_t attr_value = 0;
+  kvm_device_attr attr{};
+  attr.group = KVM_VCPU_TSC_CTRL;
+  attr.attr = KVM_VCPU_TSC_OFFSET;
+  attr.addr = reinterpret_cast<uint64_t>(&attr_value);
+  if (::ioctl(fd(), KVM_HAS_DEVICE_ATTR, &attr) == 0 &&
+      ::ioctl(fd(), KVM_GET_DEVICE_ATTR, &attr) == 0) {
+    const auto offset = static_cast<int64_t>(attr_value);
+    // The attribute is L1's offset; it is the guest's only without TSC scaling and
+    // when nothing below KVM adds its own. Trust it when the measurement agrees.
+    const uint64_t diff = offset > out.measured ? static_cast<uint64_t>(offset - out.measured)
+                                                : static_cast<uint64_t>(out.measured - offset);
+    if (diff <= out.uncertainty + alloc::TscClock::instance().from_ns(1000)) {
+      out.offset = offset;
+      out.from_attribute = true;
+    } else {
+      spdlog::warn(
+          "vcpu {}: KVM_VCPU_TSC_OFFSET {} disagrees with the measured guest/host TSC pair {} "
+          "(+-{} ticks): using the measurement",
+          index_, offset, out.measured, out.uncertainty);
+    }
+  }
+  return out;
 }
 
 }  // namespace labyrinth::vmm

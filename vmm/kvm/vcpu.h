@@ -49,6 +49,23 @@ class Vcpu {
   // KVM_GET_TSC_KHZ: the guest TSC frequency.
   std::expected<uint32_t, Error> tsc_khz() const;
 
+  // The guest's TSC against the host's: guest TSC = host TSC + offset. Standard KVM
+  // starts a new VM's TSC near 0 (offset ~ -host TSC); other hosts differ, so it is
+  // read, never assumed. Source: KVM's per-vCPU attribute KVM_VCPU_TSC_OFFSET
+  // (KVM_VCPU_TSC_CTRL group, Linux 5.16+) where offered, checked against a measured
+  // pair; otherwise the measured pair alone: the guest's MSR_IA32_TSC read with
+  // KVM_GET_MSRS between two host RDTSCs, the tightest of 32 tries (its half-width
+  // is the uncertainty). Call after every vCPU exists (KVM re-synchronises the TSCs
+  // of vCPUs created within a second of each other) and before the guest writes
+  // its TSC.
+  struct TscOffset {
+    int64_t offset = 0;
+    bool from_attribute = false;  // KVM_VCPU_TSC_OFFSET (else: measured)
+    uint64_t uncertainty = 0;     // ticks, of the measured pair
+    int64_t measured = 0;         // the measured pair's offset (always taken)
+  };
+  std::expected<TscOffset, Error> tsc_offset() const;
+
  private:
   Vcpu(uint32_t index, Fd fd, MmapRegion run)
       : index_(index), fd_(std::move(fd)), run_(std::move(run)) {}

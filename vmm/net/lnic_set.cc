@@ -11,7 +11,7 @@ namespace lnic = devices::lnic;
 std::expected<std::unique_ptr<LnicSet>, Error> LnicSet::create(
     const std::vector<LnicSettings>& settings, Vm& vm, MsiRouter& router,
     boost::asio::io_context& io, alloc::PagePool& pool, const GuestMemory& memory,
-    devices::Bus& mmio, int64_t tsc_offset) {
+    devices::Bus& mmio) {
   std::unique_ptr<LnicSet> set(new LnicSet(pool, memory));
   set->settings_ = settings;
   if (settings.empty()) return set;
@@ -36,7 +36,7 @@ std::expected<std::unique_ptr<LnicSet>, Error> LnicSet::create(
     cfg.mmio_base = LABYRINTH_DEVICE_MMIO_BASE + i * LNIC_MMIO_SIZE;
     cfg.device_owner = kDeviceOwnerBase + static_cast<alloc::OwnerId>(i);
     cfg.guest_owner = kGuestOwnerBase + static_cast<alloc::OwnerId>(i);
-    cfg.tsc_offset = tsc_offset;
+    cfg.tsc_offset = 0;  // set_tsc_offset() once the vCPUs exist
     cfg.test_inject_delay_ns = s.test_inject_delay_ns;
     auto nic = std::make_shared<lnic::Lnic>(cfg, io, pool, set->cache_, set->ram_, **msi,
                                             std::move(*backend));
@@ -64,6 +64,10 @@ LnicSet::~LnicSet() {
   tx_bells_.clear();
   nics_.clear();
   msi_.clear();
+}
+
+void LnicSet::set_tsc_offset(int64_t offset) {
+  for (auto& nic : nics_) nic->set_tsc_offset(offset);
 }
 
 void LnicSet::describe(labyrinth_boot_info& info) const {

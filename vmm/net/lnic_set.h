@@ -6,8 +6,9 @@
 // userspace as exits; the event loop reads the eventfd). All lnics of the VM share the
 // event loop's page-pool cache (one context).
 //
-//   auto nics = LnicSet::create(settings, *vm, router, io, *pool, ram, mmio, tsc_offset);
+//   auto nics = LnicSet::create(settings, *vm, router, io, *pool, ram, mmio);
 //   nics->describe(boot_info);    // devices[] entries the guest driver discovers
+//   nics->set_tsc_offset(vcpu0->tsc_offset()->offset);   // once the vCPUs exist
 //   nics->start();                // on the event loop thread: backends begin
 //   ...
 //   nics->stop();                 // before the pool and the VM go
@@ -59,10 +60,12 @@ class LnicSet {
   static std::expected<std::unique_ptr<LnicSet>, Error> create(
       const std::vector<LnicSettings>& settings, Vm& vm, MsiRouter& router,
       boost::asio::io_context& io, alloc::PagePool& pool, const GuestMemory& memory,
-      devices::Bus& mmio, int64_t tsc_offset);
+      devices::Bus& mmio);
   ~LnicSet();
 
   void describe(labyrinth_boot_info& info) const;
+  // Setup only (before the threads run): guest TSC = host TSC + offset.
+  void set_tsc_offset(int64_t offset);
   void start();  // event loop thread: doorbells and backends
   void start_doorbells();
   void start_backends();

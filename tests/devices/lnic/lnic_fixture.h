@@ -148,14 +148,33 @@ class LnicTest : public ::testing::Test {
   }
   // Guest consumes completion i (advances the RX cons index).
   void consume_rx(uint32_t upto) { hdr(kRxRing)->cons = upto; }
-  // Guest returns these addresses and rings the doorbell.
+  // The seq of the newest completion in the RX ring (of `rx_size` entries) that
+  // delivered the page at gpa; 0 if none did (what a well-behaved guest names).
+  uint64_t delivered_seq(uint64_t gpa, uint32_t rx_size = 8) {
+    uint64_t seq = 0;
+    bool found = false;
+    for (uint32_t i = 0; i < rx_size; ++i) {
+      const lnic_rx_completion* c = completion(i, rx_size);
+      if (c->page_gpa == (gpa & ~uint64_t{4095}) && (!found || c->seq > seq)) {
+        seq = c->seq;
+        found = true;
+      }
+    }
+    return seq;
+  }
+  // Guest returns these addresses, each naming the completion that delivered it, and
+  // rings the doorbell.
   void return_pages(const std::vector<uint64_t>& gpas, uint32_t size = 8) {
+    std::vector<lnic_return> entries;
+    for (uint64_t g : gpas) entries.push_back(lnic_return{g, 0, delivered_seq(g, size), 0});
+    return_entries(entries, size);
+  }
+  // Guest posts exactly these RETURN entries and rings the doorbell.
+  void return_entries(const std::vector<lnic_return>& entries, uint32_t size = 8) {
     lnic_ring_header* h = hdr(kRetRing);
-    for (uint64_t g : gpas) {
-      auto* e = ram_.at<lnic_return>(kRetRing + sizeof(lnic_ring_header) +
-                                     (h->prod & (size - 1)) * sizeof(lnic_return));
-      e->page_gpa = g;
-      e->t_guest_irq = 0;
+    for (const lnic_return& r : entries) {
+      *ram_.at<lnic_return>(kRetRing + sizeof(lnic_ring_header) +
+                            (h->prod & (size - 1)) * sizeof(lnic_return)) = r;
       ++h->prod;
     }
     nic_->on_return_doorbell();

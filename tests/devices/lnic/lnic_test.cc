@@ -116,6 +116,54 @@ TEST_F(LnicTest, ReturnedPagesGoBackToThePool) {
   EXPECT_EQ(pool_->stats().in_use, 0u);
 }
 
+// The exclusivity hole behind "page delivered twice" on standard KVM: a RETURN entry
+// names a page by address, and a page that was returned, reallocated and delivered
+// again has the same address. A replayed (stale) entry for its previous life used to
+// be accepted — the device took the page back from the guest that now held it, freed
+// it, and handed it out again while the guest still owned it. The entry must name the
+// delivery (seq); anything else is refused and the page stays the guest's.
+TEST_F(LnicTest, StaleReturnOfARedeliveredPageIsRefused) {
+  bring_up();
+  send(frame_of(64, 1));
+  nic_->flush();
+  consume_rx(1);
+  const lnic_rx_completion first = *completion(0);
+  // Return each delivery properly and receive again until the page comes back.
+  lnic_rx_completion second = first;
+  uint32_t n = 1;
+  for (; n < 64; ++n) {
+    return_entries({lnic_return{second.page_gpa, 0, second.seq, 0}});
+    pool_->run_worker_once();
+    send(frame_of(64, 2));
+    nic_->flush();
+    consume_rx(n + 1);
+    second = *completion(n);
+    if (second.page_gpa == first.page_gpa) break;
+  }
+  ASSERT_EQ(second.page_gpa, first.page_gpa) << "the pool never handed the page out again";
+  ASSERT_NE(second.seq, first.seq);
+  const uint64_t returned = nic_->metrics().pages_returned.get();
+  // Replay the old entry (delivery 0) and invent a future one.
+  return_entries({lnic_return{first.page_gpa, 0, first.seq, 0},
+                  lnic_return{first.page_gpa, 0, second.seq + 5, 0}});
+  const LnicMetrics& m = nic_->metrics();
+  EXPECT_EQ(m.viol_stale.get(), 2u);
+  EXPECT_EQ(m.pages_returned.get(), returned);
+  EXPECT_EQ(nic_->pages_with_guest(), 1u);
+  // The guest still owns it, so the device cannot hand it to anyone else.
+  auto held = pool_->alloc_page(alloc::kGfpAtomicExclusive, kDevOwner, cache_);
+  ASSERT_TRUE(held.has_value());
+  EXPECT_NE(held->gpa, second.page_gpa);
+  send(frame_of(64, 3));
+  nic_->flush();
+  EXPECT_NE(completion(n + 1)->page_gpa, second.page_gpa);
+  (void)pool_->free_page(*held, kDevOwner, cache_);
+  // The real return of the current delivery is accepted.
+  return_entries({lnic_return{second.page_gpa, 0, second.seq, 0}});
+  EXPECT_EQ(m.pages_returned.get(), returned + 1);
+  EXPECT_EQ(m.viol_stale.get(), 2u);
+}
+
 TEST_F(LnicTest, HostileReturnsAreCountedAndChangeNothing) {
   bring_up();
   send(frame_of(64, 1));
@@ -127,7 +175,7 @@ TEST_F(LnicTest, HostileReturnsAreCountedAndChangeNothing) {
   // A page the device itself holds (never given to the guest).
   auto devpage = pool_->alloc_page(alloc::kGfpAtomicExclusive, kDevOwner, cache_).value();
   return_pages({
-      a, a,                    // returned twice: the second is a double free
+      a, a,                    // returned twice: the second is a double return
       0x2000,                  // guest RAM, not the pool
       kWindow - 4096,          // just below the window
       kWindow + (1ull << 30),  // just above it
@@ -137,9 +185,9 @@ TEST_F(LnicTest, HostileReturnsAreCountedAndChangeNothing) {
   return_pages({devpage.gpa});  // a page owned by someone else
   const LnicMetrics& m = nic_->metrics();
   EXPECT_EQ(m.pages_returned.get(), 1u);
-  EXPECT_EQ(m.viol_double_free.get(), 2u);  // a twice + the never-given free page
+  EXPECT_EQ(m.viol_double_free.get(), 1u);  // a twice
   EXPECT_EQ(m.viol_bad_address.get(), 4u);
-  EXPECT_EQ(m.viol_not_owner.get(), 1u);
+  EXPECT_EQ(m.viol_not_owner.get(), 2u);  // the never-given free page + the device's page
   EXPECT_EQ(pool_->owner_of(devpage).value(), kDevOwner);  // untouched
   // Out-of-range producer index: nothing is processed, nothing changes.
   hdr(kRetRing)->prod += 1000;
@@ -193,15 +241,12 @@ TEST_F(LnicTest, ExhaustionDropsWithoutBlockingAndRecovers) {
   EXPECT_EQ(pool_->stats().chunks, 1u);  // never past the maximum
   // The guest returns everything; the worker zeroes; traffic flows again.
   consume_rx(16);
-  std::vector<uint64_t> gpas;
-  for (uint32_t i = 0; i < 16; ++i)
-    gpas.push_back(ram_.at<lnic_rx_completion>(kRxRing + sizeof(lnic_ring_header) +
-                                               i * sizeof(lnic_rx_completion))
-                       ->page_gpa);
   auto* h = hdr(kRetRing);
   for (uint32_t i = 0; i < 16; ++i) {
-    ram_.at<lnic_return>(kRetRing + sizeof(lnic_ring_header) + i * sizeof(lnic_return))->page_gpa =
-        gpas[i];
+    const auto* c = ram_.at<lnic_rx_completion>(kRxRing + sizeof(lnic_ring_header) +
+                                                i * sizeof(lnic_rx_completion));
+    *ram_.at<lnic_return>(kRetRing + sizeof(lnic_ring_header) + i * sizeof(lnic_return)) =
+        lnic_return{c->page_gpa, 0, c->seq, 0};
   }
   h->prod = 16;
   nic_->on_return_doorbell();
@@ -220,10 +265,10 @@ TEST_F(LnicTest, ReceivePathReclaimsReturnedPagesWhenThePoolIsDry) {
   // The guest posts returns but (like a polling guest) does not ring the doorbell.
   auto* h = hdr(kRetRing);
   for (uint32_t i = 0; i < 16; ++i) {
-    ram_.at<lnic_return>(kRetRing + sizeof(lnic_ring_header) + i * sizeof(lnic_return))->page_gpa =
-        ram_.at<lnic_rx_completion>(kRxRing + sizeof(lnic_ring_header) +
-                                    i * sizeof(lnic_rx_completion))
-            ->page_gpa;
+    const auto* c = ram_.at<lnic_rx_completion>(kRxRing + sizeof(lnic_ring_header) +
+                                                i * sizeof(lnic_rx_completion));
+    *ram_.at<lnic_return>(kRetRing + sizeof(lnic_ring_header) + i * sizeof(lnic_return)) =
+        lnic_return{c->page_gpa, 0, c->seq, 0};
   }
   h->prod = 16;
   pool_->run_worker_once();  // nothing dirty yet

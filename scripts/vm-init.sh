@@ -1,0 +1,50 @@
+#!/bin/sh
+# /init of the test VM's initramfs (scripts/vm.sh builds it; busybox sh).
+# Loads the modules (dependencies first: vm.sh numbered them), mounts the host's /
+# from virtio-9p, gives it the VM's own /proc /sys /dev /run /tmp, runs the command
+# vm.sh wrote (labyrinth.run=DIR on the kernel command line: DIR/cmd.sh) and leaves
+# its exit status in DIR/rc, then powers off.
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+
+fail() {
+  echo "vm-init: $*" >/dev/ttyS0
+  echo 0 >/proc/sys/kernel/printk
+  poweroff -f
+}
+
+for m in /modules/*.ko; do
+  insmod "$m" || fail "insmod $m failed"
+done
+
+run=""
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    labyrinth.run=*) run="${arg#labyrinth.run=}" ;;
+  esac
+done
+[ -n "$run" ] || fail "no labyrinth.run= on the command line"
+
+# msize: 512 KiB messages (the default 8 KiB makes every read many round trips).
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=mmap,access=client hostroot /mnt ||
+  fail "cannot mount the host's root over virtio-9p"
+mount -t proc proc /mnt/proc
+mount -t sysfs sys /mnt/sys
+mount -t devtmpfs dev /mnt/dev
+mkdir -p /mnt/dev/pts /mnt/dev/shm
+mount -t devpts devpts /mnt/dev/pts
+mount -t tmpfs shm /mnt/dev/shm
+mount -t tmpfs run /mnt/run
+mount -t tmpfs tmp /mnt/tmp
+ip link set lo up
+[ -e /dev/kvm ] || fail "/dev/kvm did not appear (kvm_amd: no SVM in -cpu max?)"
+
+stty -F /dev/ttyS0 -onlcr -echo 2>/dev/null
+chroot /mnt /bin/bash "$run/cmd.sh" </dev/null >/dev/ttyS0 2>&1
+echo $? >"/mnt$run/rc"
+sync
+echo 0 >/proc/sys/kernel/printk
+umount /mnt/tmp /mnt/run 2>/dev/null
+poweroff -f
