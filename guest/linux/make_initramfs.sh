@@ -2,12 +2,12 @@
 # Builds the Linux test initramfs: Debian's busybox-static, the kernel package's virtio
 # modules (with their dependencies, in load order) and guest/linux/init.
 #   guest/linux/make_initramfs.sh [CACHE_DIR]      -> CACHE_DIR/initramfs.cpio.gz
-# CACHE_DIR defaults to build/linux (shared with fetch_kernel.sh, which it runs first).
+# CACHE_DIR defaults to build/vm/linux-guest (shared with fetch_kernel.sh, which it runs first).
 # Packages are downloaded with apt-get download and unpacked, never installed. The
 # archive is rebuilt when init or this script is newer. Prints the archive's path.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-cache="${1:-$here/../../build/linux}"
+cache="${1:-$here/../../build/vm/linux-guest}"
 mkdir -p "$cache"
 cache="$(cd "$cache" && pwd)"
 "$here/fetch_kernel.sh" "$cache" >/dev/null

@@ -39,11 +39,12 @@ class LinuxBoot : public ::testing::Test {
   // Booting needs standard KVM: fail with the reason on a PVM host or without /dev/kvm.
   static void require_standard_kvm() {
     ASSERT_EQ(::access("/dev/kvm", R_OK | W_OK), 0)
-        << "/dev/kvm is not available: run the `linux` tests in the test VM (scripts/vm.sh)";
+        << "/dev/kvm is not available: run the `linux` tests in the test VM (scripts/vm.sh ctest "
+           "--test-dir build -L linux)";
     ASSERT_FALSE(fs::exists("/sys/module/kvm_pvm"))
         << "this host's KVM is the nested PVM one (/sys/module/kvm_pvm), where a stock kernel "
            "runs ~1000x too slowly: run the `linux` tests in the test VM (scripts/vm.sh "
-           "ctest -L linux)";
+           "ctest --test-dir build -L linux)";
   }
 
   std::string config(const std::string& test, int vcpus = 1, int mem_mib = 256,

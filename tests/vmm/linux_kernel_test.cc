@@ -1,5 +1,5 @@
 // Debian's stock kernel (guest/linux/fetch_kernel.sh; the ctest fixture linux_kernel
-// downloads it into build/linux/ first): the loader takes it as it is.
+// downloads it into build/vm/linux-guest/ first): the loader takes it as it is.
 #include <gtest/gtest.h>
 
 #include <filesystem>
