@@ -23,7 +23,8 @@ void ConsoleWatch::write(std::span<const uint8_t> bytes) {
 
 void ConsoleWatch::end_line() {
   if (!panicked_ && !powered_off_) {
-    if (line_.find("reboot: Power down") != std::string::npos) {
+    if (line_.find("reboot: Power down") != std::string::npos ||
+        line_.find("reboot: System halted") != std::string::npos) {
       powered_off_ = true;
       pending_ = 0;
     } else if (line_.find("---[ end Kernel panic") != std::string::npos) {

@@ -2,9 +2,10 @@
 //
 // A SerialOutput in front of another: bytes pass through unchanged; complete lines are
 // kept (the last kKeepLines) and checked for the kernel's last words:
-//   "reboot: Power down"            kernel_power_off(): the VM ends with status 0 —
-//                                   without ACPI nothing else tells the VMM, the
-//                                   kernel would halt the CPU forever;
+//   "reboot: System halted"         kernel_halt(): the VM ends with status 0. Without
+//   "reboot: Power down"            ACPI, Linux turns a power-off into a halt (no
+//                                   pm_power_off) and nothing else tells the VMM:
+//                                   the CPUs would stay halted forever;
 //   "---[ end Kernel panic"         the panic report is complete: the VM ends with
 //                                   kExitGuestCrashed, whatever the kernel's panic=
 //                                   setting would do next (reboot or hang).

@@ -56,6 +56,12 @@ TEST(ConsoleWatch, PowerDownEndsTheVmWithZero) {
   ASSERT_EQ(control.statuses.size(), 1u);
   EXPECT_EQ(control.statuses[0], 0);
   EXPECT_TRUE(w.powered_off());
+  // Without ACPI a power-off is a halt.
+  test::RecordingControl control2;
+  ConsoleWatch halted(out, control2);
+  put(halted, "[   82.1] reboot: System halted\n");
+  ASSERT_EQ(control2.statuses.size(), 1u);
+  EXPECT_EQ(control2.statuses[0], 0);
   // init exiting after poweroff -f panics the kernel: the VM already ended with 0.
   put(w, "---[ end Kernel panic - not syncing: Attempted to kill init! ]---\n");
   EXPECT_EQ(control.statuses.size(), 1u);
