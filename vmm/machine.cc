@@ -251,6 +251,13 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
 }
 
 void Machine::request_shutdown(int status, std::string_view reason) {
+  // A Linux kernel that panicked with panic=-1 resets without finishing its report: the
+  // reset (status 0) is the end of a crash. Taken before status_mu_ (the watch's lock
+  // is a leaf, not held while it calls here).
+  if (status == 0 && console_ && console_->panicked()) {
+    status = kExitGuestCrashed;
+    reason = "guest kernel panic, then a reset";
+  }
   {
     std::lock_guard lock(status_mu_);
     if (shutdown_requested_) return;

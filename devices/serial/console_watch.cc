@@ -27,11 +27,11 @@ void ConsoleWatch::end_line() {
         line_.find("reboot: System halted") != std::string::npos) {
       powered_off_ = true;
       pending_ = 0;
-    } else if (line_.find("---[ end Kernel panic") != std::string::npos) {
+    } else if (line_.find("Kernel panic - not syncing") != std::string::npos) {
       panicked_ = true;
-      pending_ = kExitPanic;
     }
   }
+  if (panicked_ && line_.find("---[ end Kernel panic") != std::string::npos) pending_ = kExitPanic;
   lines_.push_back(std::move(line_));
   line_.clear();
   if (lines_.size() > kKeepLines) lines_.pop_front();

@@ -6,9 +6,11 @@
 //   "reboot: Power down"            ACPI, Linux turns a power-off into a halt (no
 //                                   pm_power_off) and nothing else tells the VMM:
 //                                   the CPUs would stay halted forever;
-//   "---[ end Kernel panic"         the panic report is complete: the VM ends with
-//                                   kExitGuestCrashed, whatever the kernel's panic=
-//                                   setting would do next (reboot or hang).
+//   "Kernel panic - not syncing"    panicked() turns true; the VMM reports the reset
+//                                   that panic=-1 does next (before the report's
+//                                   end) as kExitGuestCrashed, not 0;
+//   "---[ end Kernel panic"         the panic report is complete (panic=0 would hang
+//                                   now): the VM ends with kExitGuestCrashed.
 // The guest can end itself at any time anyway (exit port, i8042 reset), so a guest
 // that prints these strings gains nothing.
 //

@@ -34,7 +34,8 @@ TEST(ConsoleWatch, EndOfPanicReportEndsTheVmWithTheCrashStatus) {
   test::RecordingControl control;
   ConsoleWatch w(out, control);
   put(w, "[    1.0] Kernel panic - not syncing: sysrq triggered crash\n[    1.1] Call Trace:\n");
-  EXPECT_TRUE(control.statuses.empty()) << "only the end of the report counts";
+  EXPECT_TRUE(control.statuses.empty()) << "only the end of the report ends the VM";
+  EXPECT_TRUE(w.panicked()) << "a reset from here on is a crash (panic=-1)";
   put(w, "[    1.2] ---[ end Kernel panic - not syncing: sysrq triggered ");  // split write
   EXPECT_TRUE(control.statuses.empty());
   put(w, "crash ]---\n");
