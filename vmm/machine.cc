@@ -317,6 +317,7 @@ int Machine::run(const RunOptions& options) {
     if (!out) spdlog::error("cannot write metrics to {}", options.metrics_path);
   }
   if (console_ && console_->panicked()) {
+    spdlog::error("the guest kernel panicked: {}", console_->panic_line());
     spdlog::error("the guest kernel panicked; its last console lines:");
     for (const std::string& line : console_->last_lines()) spdlog::error("  {}", line);
   }

@@ -29,6 +29,7 @@ void ConsoleWatch::end_line() {
       pending_ = 0;
     } else if (line_.find("Kernel panic - not syncing") != std::string::npos) {
       panicked_ = true;
+      panic_line_ = line_;
     }
   }
   if (panicked_ && line_.find("---[ end Kernel panic") != std::string::npos) pending_ = kExitPanic;
@@ -45,6 +46,11 @@ bool ConsoleWatch::panicked() const {
 bool ConsoleWatch::powered_off() const {
   std::lock_guard lock(mu_);
   return powered_off_;
+}
+
+std::string ConsoleWatch::panic_line() const {
+  std::lock_guard lock(mu_);
+  return panic_line_;
 }
 
 std::vector<std::string> ConsoleWatch::last_lines() const {

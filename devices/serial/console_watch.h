@@ -44,6 +44,7 @@ class ConsoleWatch final : public SerialOutput {
 
   bool panicked() const;
   bool powered_off() const;
+  std::string panic_line() const;               // the "Kernel panic - not syncing" line, or empty
   std::vector<std::string> last_lines() const;  // oldest first, the partial line last
 
  private:
@@ -55,6 +56,7 @@ class ConsoleWatch final : public SerialOutput {
   std::string line_;
   std::deque<std::string> lines_;
   bool panicked_ = false;
+  std::string panic_line_;
   bool powered_off_ = false;
   int pending_ = -1;  // a shutdown status to request once mu_ is released
 };

@@ -36,6 +36,7 @@ TEST(ConsoleWatch, EndOfPanicReportEndsTheVmWithTheCrashStatus) {
   put(w, "[    1.0] Kernel panic - not syncing: sysrq triggered crash\n[    1.1] Call Trace:\n");
   EXPECT_TRUE(control.statuses.empty()) << "only the end of the report ends the VM";
   EXPECT_TRUE(w.panicked()) << "a reset from here on is a crash (panic=-1)";
+  EXPECT_EQ(w.panic_line(), "[    1.0] Kernel panic - not syncing: sysrq triggered crash");
   put(w, "[    1.2] ---[ end Kernel panic - not syncing: sysrq triggered ");  // split write
   EXPECT_TRUE(control.statuses.empty());
   put(w, "crash ]---\n");
