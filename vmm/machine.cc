@@ -14,12 +14,16 @@
 #include <boost/json/serialize.hpp>
 
 #include "allocator/tsc.h"
+#include "devices/legacy/cmos.h"
 #include "devices/legacy/exit_device.h"
 #include "devices/legacy/i8042.h"
+#include "devices/serial/console_watch.h"
 #include "guest/abi/ports.h"
 #include "vmm/boot/boot_setup.h"
 #include "vmm/boot/cpuid.h"
 #include "vmm/boot/elf_loader.h"
+#include "vmm/boot/linux_loader.h"
+#include "vmm/boot/mptable.h"
 
 namespace labyrinth::vmm {
 
@@ -56,11 +60,47 @@ std::expected<void, Error> Machine::build() {
 
   auto image_bytes = read_file(config_.kernel_image_path);
   if (!image_bytes) return std::unexpected(image_bytes.error());
-  auto image = load_elf(*image_bytes, *memory_);
-  if (!image) return std::unexpected(image.error());
+  uint64_t entry = 0;
+  if (is_linux_kernel(*image_bytes)) {
+    linux_ = true;
+    auto e = load_linux_guest(*image_bytes);
+    if (!e) return std::unexpected(e.error());
+    entry = *e;
+  } else {
+    auto image = load_elf(*image_bytes, *memory_);
+    if (!image) return std::unexpected(image.error());
+    entry = image->entry;
+  }
 
   if (auto r = build_devices(); !r) return r;
-  return build_vcpus(image->entry);
+  return build_vcpus(entry);
+}
+
+std::expected<uint64_t, Error> Machine::load_linux_guest(std::span<const std::byte> image) {
+  // The configuration was checked against the same files (config.cc): failing here means
+  // a file changed in between.
+  auto rejected = [](const BootError& e) {
+    spdlog::error("{}", e.message());
+    return std::unexpected(Error::linux_rejected);
+  };
+  auto kernel = parse_linux_kernel(image);
+  if (!kernel) return rejected(kernel.error());
+  std::vector<std::byte> initrd;
+  if (!config_.initrd_path.empty()) {
+    auto bytes = read_file(config_.initrd_path);
+    if (!bytes) return std::unexpected(bytes.error());
+    initrd = std::move(*bytes);
+  }
+  auto plan = plan_linux_boot(*kernel, layout_, initrd.size(), config_.boot_args);
+  if (!plan) return rejected(plan.error());
+  if (auto r = load_linux(image, *kernel, *plan, initrd, config_.boot_args, *memory_, layout_);
+      !r) {
+    return std::unexpected(r.error());
+  }
+  if (auto r = memory_->write(kLinuxEbdaGpa, make_mptable(kLinuxEbdaGpa, config_.vcpu_count)); !r) {
+    return std::unexpected(r.error());
+  }
+  return kernel->entry_gpa;
 }
 
 std::expected<void, Error> Machine::build_pool() {
@@ -113,7 +153,12 @@ std::expected<void, Error> Machine::build_devices() {
   if (!irq_test) return std::unexpected(irq_test.error());
   irq_test_irq_ = std::move(*irq_test);
 
-  uart_ = std::make_shared<devices::Uart16550>(*serial_out_, *com1_irq_);
+  devices::SerialOutput* uart_out = serial_out_.get();
+  if (linux_) {  // a Linux guest's console tells how it ended (console_watch.h)
+    console_ = std::make_unique<devices::ConsoleWatch>(*serial_out_, *this);
+    uart_out = console_.get();
+  }
+  uart_ = std::make_shared<devices::Uart16550>(*uart_out, *com1_irq_);
   irq_train_ = std::make_unique<devices::IrqTrain>(io_, *irq_test_irq_);
   // Fixed, non-overlapping ports: insert cannot fail.
   bool ok = pio_.insert(uart_, LABYRINTH_PORT_COM1, 8).has_value();
@@ -123,6 +168,11 @@ std::expected<void, Error> Machine::build_devices() {
   ok =
       ok &&
       pio_.insert(std::make_shared<devices::ExitDevice>(*this), LABYRINTH_PORT_EXIT, 4).has_value();
+  ok = ok &&
+       pio_.insert(std::make_shared<devices::Cmos>(), devices::Cmos::kBase, devices::Cmos::kLen)
+           .has_value();
+  pci_ = std::make_shared<devices::PciBus>();
+  ok = ok && pio_.insert(pci_, devices::PciBus::kBase, devices::PciBus::kLen).has_value();
   ok = ok && pio_.insert(std::make_shared<devices::IrqTestDevice>(*irq_train_),
                          LABYRINTH_PORT_IRQ_TEST, 8)
                  .has_value();  // request + ack
@@ -165,7 +215,9 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
                 tsc_offset_.measured, tsc_offset_.uncertainty);
   auto khz = vcpus_[0]->tsc_khz();
   BootParams params{n, khz ? *khz : 0, config_.boot_args};
-  if (auto r = write_boot_structures(*memory_, layout_, params); !r) return r;
+  if (!linux_) {
+    if (auto r = write_boot_structures(*memory_, layout_, params); !r) return r;
+  }
   if (!lnics_->empty()) {  // device descriptors for the guest's drivers
     auto info = memory_->read_obj<labyrinth_boot_info>(LABYRINTH_BOOT_INFO_GPA);
     if (!info) return std::unexpected(info.error());
@@ -178,6 +230,16 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
     if (auto r = vcpu->set_cpuid(vcpu_cpuid(kvm_->supported_cpuid(), vcpu->index(), n)); !r) {
       return r;
     }
+    if (linux_) {
+      // Linux starts its application processors itself (INIT/SIPI through the
+      // in-kernel LAPIC); they wait in KVM's initial state until then.
+      if (vcpu->index() != 0) continue;
+      auto sregs = vcpu->sregs();
+      if (!sregs) return std::unexpected(sregs.error());
+      if (auto r = vcpu->set_sregs(linux_sregs(*sregs)); !r) return r;
+      if (auto r = vcpu->set_regs(linux_regs(entry)); !r) return r;
+      continue;
+    }
     auto sregs = vcpu->sregs();
     if (!sregs) return std::unexpected(sregs.error());
     if (auto r = vcpu->set_sregs(long_mode_sregs(*sregs)); !r) return r;
@@ -189,6 +251,13 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
 }
 
 void Machine::request_shutdown(int status, std::string_view reason) {
+  // A Linux kernel that panicked with panic=-1 resets without finishing its report: the
+  // reset (status 0) is the end of a crash. Taken before status_mu_ (the watch's lock
+  // is a leaf, not held while it calls here).
+  if (status == 0 && console_ && console_->panicked()) {
+    status = kExitGuestCrashed;
+    reason = "guest kernel panic, then a reset";
+  }
   {
     std::lock_guard lock(status_mu_);
     if (shutdown_requested_) return;
@@ -246,6 +315,11 @@ int Machine::run(const RunOptions& options) {
     std::ofstream out(options.metrics_path);
     out << boost::json::serialize(metrics_json()) << "\n";
     if (!out) spdlog::error("cannot write metrics to {}", options.metrics_path);
+  }
+  if (console_ && console_->panicked()) {
+    spdlog::error("the guest kernel panicked: {}", console_->panic_line());
+    spdlog::error("the guest kernel panicked; its last console lines:");
+    for (const std::string& line : console_->last_lines()) spdlog::error("  {}", line);
   }
   std::lock_guard lock(status_mu_);
   spdlog::info("VM stopped: {} (status {})", reason_, status_);

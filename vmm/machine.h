@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,8 @@
 #include "allocator/page_pool.h"
 #include "devices/bus/bus.h"
 #include "devices/irq_test/irq_test_device.h"
+#include "devices/pci/pci_bus.h"
+#include "devices/serial/console_watch.h"
 #include "devices/serial/serial_console.h"
 #include "devices/serial/uart16550.h"
 #include "devices/vm_control.h"
@@ -84,10 +87,13 @@ class Machine final : public devices::VmControl {
   std::expected<void, Error> build_pool();
   std::expected<void, Error> build_devices();
   std::expected<void, Error> build_vcpus(uint64_t entry);
+  // Loads a Linux kernel (linux_loader.h) and its MP table; returns the entry point.
+  std::expected<uint64_t, Error> load_linux_guest(std::span<const std::byte> image);
   void print_stats() const;
   void start_latency_run(const LatencyOptions& opts);
 
   Config config_;
+  bool linux_ = false;          // a Linux kernel (boot protocol) rather than a Labyrinth test guest
   boost::asio::io_context io_;  // destroyed last: every Asio object below uses it
   std::optional<Kvm> kvm_;
   std::unique_ptr<Vm> vm_;
@@ -97,11 +103,13 @@ class Machine final : public devices::VmControl {
   std::unique_ptr<alloc::PagePool> pool_;
   Fd serial_file_;  // when serial output goes to a file
   std::unique_ptr<devices::FdOutput> serial_out_;
+  std::unique_ptr<devices::ConsoleWatch> console_;  // Linux guests: between UART and output
   std::unique_ptr<Irqfd> com1_irq_;
   std::unique_ptr<Irqfd> irq_test_irq_;
   std::shared_ptr<devices::Uart16550> uart_;
   std::unique_ptr<devices::StdinReader> stdin_;
   std::unique_ptr<devices::IrqTrain> irq_train_;
+  std::shared_ptr<devices::PciBus> pci_;  // bus 0 behind 0xCF8/0xCFC
   std::unique_ptr<MsiRouter> msi_router_;
   std::unique_ptr<LnicSet> lnics_;  // after the pool: stopped and gone before it
   std::unique_ptr<boost::asio::steady_timer> latency_timer_;

@@ -27,10 +27,12 @@ namespace {
 constexpr const char* kExitStatusHelp =
     "Exit status of `labyrinth run`:\n"
     "  0..255  the guest's status, written to the exit port 0x501 (value & 0xFF);\n"
+    "          0 also for a reset (i8042) or a Linux power-off\n"
     "          the guest runtime uses 0 pass, 1 fail, 2 bad boot info, 3 unhandled exception\n"
     "  2       usage or configuration error (also an unusable kernel image)\n"
     "  3       guest crashed: triple fault / KVM_EXIT_SHUTDOWN (the guest runtime also\n"
-    "          exits with 3 after its own unhandled-exception report)\n"
+    "          exits with 3 after its own unhandled-exception report), or a Linux\n"
+    "          kernel panic (its last console lines on stderr)\n"
     "  4       KVM failure: entry failure, internal error, unknown exit\n"
     "  5       host resource error: no /dev/kvm, out of memory, cannot open a file, ...\n"
     "  130/143 stopped by SIGINT/SIGTERM (clean shutdown)\n";

@@ -40,8 +40,17 @@ struct BootParams {
 std::expected<void, Error> write_boot_structures(const GuestMemory& memory,
                                                  const MemoryLayout& layout,
                                                  const BootParams& params);
+// Identity page tables at LABYRINTH_PAGE_TABLE_GPA for [0, map_end) (a multiple of
+// 1 GiB, at most kPageTableBytesMax of tables): 2 MiB pages, the MMIO gap PCD|PWT.
+inline constexpr uint64_t kPageTableBytesMax = LABYRINTH_GUEST_LOAD_MIN - LABYRINTH_PAGE_TABLE_GPA;
+std::expected<void, Error> write_identity_map(const GuestMemory& memory, uint64_t map_end);
 // The boot info alone (exposed for tests).
 labyrinth_boot_info make_boot_info(const MemoryLayout& layout, const BootParams& params);
+
+// A GDT descriptor (flags: access byte in bits 0-7, G/D/L/AVL in bits 12-15) and the
+// flat ring-0 segment KVM should load for it (code: 64-bit, type 0xB; data: type 0x3).
+uint64_t gdt_entry(uint64_t flags, uint64_t base, uint64_t limit);
+kvm_segment flat_segment(uint16_t selector, uint8_t type, bool code);
 
 // base with long-mode segments, GDT, TR, CR0/CR3/CR4/EFER set.
 kvm_sregs long_mode_sregs(kvm_sregs base);
