@@ -67,6 +67,9 @@ run_tests() {  # dir [ctest-args...]
 
 echo "== build (g++) and test"
 scripts/build.sh release
+# The stock-Linux kit (kernel + test initramfs from Debian's packages): fetched here,
+# on the host — the test VM has no network.
+echo "linux guest kit: $(guest/linux/make_initramfs.sh)"
 kvm_decide build/labyrinth
 run_tests build
 
