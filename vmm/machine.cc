@@ -309,6 +309,9 @@ int Machine::run(const RunOptions& options) {
     io_.restart();  // ran out of work without a shutdown: keep serving signals
   }
   for (auto& r : runners_) r->join();
+  // The offset again, now the vCPUs are stopped: KVM may have moved it during the run
+  // (its TSC catch-up mode does on hosts whose TSC it deems unstable, e.g. under TCG).
+  if (auto end = vcpus_[0]->tsc_offset()) tsc_offset_end_ = *end;
   lnics_->stop();  // the event loop has stopped: backends and the pool cache go quietly
   if (options.print_stats) print_stats();
   if (!options.metrics_path.empty()) {

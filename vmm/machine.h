@@ -76,6 +76,8 @@ class Machine final : public devices::VmControl {
   const Config& config() const { return config_; }
   // guest TSC = host TSC + offset (vCPU 0, read at build time).
   const Vcpu::TscOffset& tsc_offset() const { return tsc_offset_; }
+  // ... and read again after the run (equal to tsc_offset() unless KVM moved it).
+  const Vcpu::TscOffset& tsc_offset_end() const { return tsc_offset_end_; }
   boost::json::object metrics_json() const;
   // Set by a latency run that could not measure (e.g. the guest never enabled the NIC).
   const std::string& latency_error() const { return latency_error_; }
@@ -120,6 +122,7 @@ class Machine final : public devices::VmControl {
   std::unique_ptr<boost::asio::signal_set> signals_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   Vcpu::TscOffset tsc_offset_;
+  Vcpu::TscOffset tsc_offset_end_;
   std::vector<std::unique_ptr<VcpuRunner>> runners_;  // first to go: joins the threads
 
   std::mutex runners_mu_;          // held while run() starts the threads, so a kick

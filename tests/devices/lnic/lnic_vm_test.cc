@@ -223,9 +223,16 @@ TEST_F(LnicVmTest, LatencyCommandWritesTableJsonAndPlot) {
     EXPECT_NE(r.out.find(span), std::string::npos) << r.out;
   }
   const auto j = read_json(js);
+  // KVM's TSC catch-up mode (QEMU TCG hosts) moves the guest TSC during the run: the
+  // report states it; a floor (~100 us) is placed right only when the offset is stable.
+  const double drift_us = j.at("tsc_offset_drift_us").as_double();
+  const bool tsc_stable = j.at("tsc_offset_stable").as_bool();
+  EXPECT_NE(std::string(j.at("notes").at("guest TSC offset drift").as_string()).find("us"),
+            std::string::npos);
   for (const char* span : {"alloc", "host_rx", "guest", "floor"}) {
     const auto& s = j.at("spans").at(span).as_object();
-    EXPECT_GT(num(s.at("count")), 100u) << span;
+    if (std::string(span) == "floor" && !tsc_stable) continue;
+    EXPECT_GT(num(s.at("count")), 100u) << span << " (TSC offset drift " << drift_us << " us)";
     EXPECT_LE(s.at("p50").as_double(), s.at("p99").as_double()) << span;
   }
   // The guest span is right only with the real TSC offset (standard KVM starts a VM's
