@@ -12,13 +12,13 @@
 #include <random>
 #include <vector>
 
+// Count every heap allocation in this test binary (replaced global new/delete pair).
+// Sanitizer runtimes replace them themselves; there the no-allocation test is not built.
+#ifndef LABYRINTH_SANITIZER
 namespace {
 std::atomic<uint64_t> g_allocations{0};
 }  // namespace
 
-// Count every heap allocation in this test binary (replaced global new/delete pair).
-// Sanitizer runtimes replace them themselves; there the no-allocation test is not built.
-#ifndef LABYRINTH_SANITIZER
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void* operator new(size_t n) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
