@@ -128,28 +128,34 @@ std::expected<void, Error> write_identity_map(const GuestMemory& memory, uint64_
   return {};
 }
 
-kvm_sregs long_mode_sregs(kvm_sregs s) {
-  s.cs = flat_segment(kCodeSelector, 0xB, true);
-  s.ds = s.es = s.fs = s.gs = s.ss = flat_segment(kDataSelector, 0x3, false);
+kvm_sregs long_mode_sregs(kvm_sregs s, const LongModeLayout& l) {
+  s.cs = flat_segment(l.code_selector, 0xB, true);
+  s.ds = s.es = s.fs = s.gs = s.ss = flat_segment(l.data_selector, 0x3, false);
   s.tr = kvm_segment{};
-  s.tr.base = kTssGpa;
+  s.tr.base = l.tss_gpa;
   s.tr.limit = 0x67;
-  s.tr.selector = kTssSelector;
+  s.tr.selector = l.tss_selector;
   s.tr.type = 0xB;  // busy 64-bit TSS
   s.tr.present = 1;
   s.ldt = kvm_segment{};
   s.ldt.type = 0x2;
   s.ldt.present = 1;
   s.ldt.unusable = 1;
-  s.gdt.base = LABYRINTH_GDT_GPA;
-  s.gdt.limit = 7 * 8 - 1;
+  s.gdt.base = l.gdt_gpa;
+  s.gdt.limit = static_cast<uint16_t>(l.gdt_entries * 8 - 1);
   s.idt.base = 0;
   s.idt.limit = 0;  // the guest installs its own IDT
   s.cr0 = kCr0Pe | kCr0Mp | kCr0Et | kCr0Ne | kCr0Wp | kCr0Am | kCr0Pg;
   s.cr3 = LABYRINTH_PAGE_TABLE_GPA;
-  s.cr4 = kCr4Pae | kCr4Osfxsr | kCr4Osxmmexcpt;
+  s.cr4 = l.cr4;
   s.efer = kEferLme | kEferLma;
   return s;
+}
+
+kvm_sregs long_mode_sregs(kvm_sregs s) {
+  return long_mode_sregs(
+      s, LongModeLayout{kCodeSelector, kDataSelector, kTssSelector, kTssGpa, LABYRINTH_GDT_GPA, 7,
+                        kCr4Pae | kCr4Osfxsr | kCr4Osxmmexcpt});
 }
 
 kvm_regs entry_regs(uint64_t entry, uint32_t vcpu_index) {

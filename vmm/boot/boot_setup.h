@@ -52,7 +52,18 @@ labyrinth_boot_info make_boot_info(const MemoryLayout& layout, const BootParams&
 uint64_t gdt_entry(uint64_t flags, uint64_t base, uint64_t limit);
 kvm_segment flat_segment(uint16_t selector, uint8_t type, bool code);
 
-// base with long-mode segments, GDT, TR, CR0/CR3/CR4/EFER set.
+// Where a long-mode entry's GDT and TSS are, and its CR4 (the Labyrinth guests' and
+// Linux's differ only in these).
+struct LongModeLayout {
+  uint16_t code_selector, data_selector, tss_selector;
+  uint64_t tss_gpa, gdt_gpa;
+  uint16_t gdt_entries;
+  uint64_t cr4;
+};
+// base with flat long-mode segments, that GDT, a busy TSS, paging on
+// LABYRINTH_PAGE_TABLE_GPA, CR0/CR4/EFER set; no IDT (the guest installs its own).
+kvm_sregs long_mode_sregs(kvm_sregs base, const LongModeLayout& layout);
+// ... with the Labyrinth guests' layout (boot_info.h).
 kvm_sregs long_mode_sregs(kvm_sregs base);
 // RIP = entry, RDI = vcpu index, RSI = boot info GPA, RSP = 0, RFLAGS = 2.
 kvm_regs entry_regs(uint64_t entry, uint32_t vcpu_index);

@@ -297,27 +297,8 @@ std::expected<void, Error> load_linux(std::span<const std::byte> image, const Li
 }
 
 kvm_sregs linux_sregs(kvm_sregs s) {
-  s.cs = flat_segment(kLinuxBootCs, 0xB, true);
-  s.ds = s.es = s.fs = s.gs = s.ss = flat_segment(kLinuxBootDs, 0x3, false);
-  s.tr = kvm_segment{};
-  s.tr.base = kLinuxTssGpa;
-  s.tr.limit = 0x67;
-  s.tr.selector = kLinuxTss;
-  s.tr.type = 0xB;  // busy 64-bit TSS
-  s.tr.present = 1;
-  s.ldt = kvm_segment{};
-  s.ldt.type = 0x2;
-  s.ldt.present = 1;
-  s.ldt.unusable = 1;
-  s.gdt.base = kLinuxGdtGpa;
-  s.gdt.limit = 6 * 8 - 1;
-  s.idt.base = 0;
-  s.idt.limit = 0;
-  s.cr0 = kCr0Pe | kCr0Mp | kCr0Et | kCr0Ne | kCr0Wp | kCr0Am | kCr0Pg;
-  s.cr3 = LABYRINTH_PAGE_TABLE_GPA;
-  s.cr4 = kCr4Pae;
-  s.efer = kEferLme | kEferLma;
-  return s;
+  return long_mode_sregs(s, LongModeLayout{kLinuxBootCs, kLinuxBootDs, kLinuxTss, kLinuxTssGpa,
+                                           kLinuxGdtGpa, 6, kCr4Pae});
 }
 
 kvm_regs linux_regs(uint64_t entry) {
