@@ -272,7 +272,7 @@ struct PagePool::Impl {
   uint32_t mag_pages;  // M: pages per magazine (cache_capacity / 2)
   uint32_t mags;       // magazines in all
 
-  VaReservation va;             // max_chunks * chunk_bytes of address space for the chunks
+  VaReservation va;                // max_chunks * chunk_bytes of address space for the chunks
   std::byte* host_base = nullptr;  // va.data()
   PinnedRegion meta;               // everything below points into it
   SharedHot* shared = nullptr;
@@ -406,7 +406,8 @@ struct PagePool::Impl {
   // The cache's loaded magazine is empty (alloc path): swap in a full previous one, or
   // exchange magazines with the depot, or take loose pages. Returns the pages now loaded;
   // 0 if the depot is empty (Error::exhausted).
-  uint32_t reload(PageCache& c) {
+  // Out of line and cold: the fast path around it then needs no saved registers.
+  [[gnu::noinline, gnu::cold]] uint32_t reload(PageCache& c) {
     if (c.prev_count.load(std::memory_order_relaxed) == mag_pages) {
       std::swap(c.loaded, c.prev);
       c.slots = slots_of(c.loaded);
@@ -436,7 +437,8 @@ struct PagePool::Impl {
   // The cache's loaded magazine is full (free path): if the previous one is full too it
   // goes to the depot and an empty one takes its place; then loaded and previous swap.
   // Returns the pages now loaded (0).
-  uint32_t unload(PageCache& c) {
+  // Out of line and cold: the fast path around it then needs no saved registers.
+  [[gnu::noinline, gnu::cold]] uint32_t unload(PageCache& c) {
     if (c.prev_count.load(std::memory_order_relaxed) == mag_pages) {
       const uint32_t empty = pop_mag(shared->empty_head);
       if (empty == kNil) {  // not expected (see Magazines): the pages go loose instead
@@ -460,8 +462,8 @@ struct PagePool::Impl {
   uint64_t depot_clean(uint64_t d) const { return depot_mags(d) * mag_pages + depot_loose(d); }
 
   struct Claim {
-    uint32_t loose = 0;  // loose pages claimed
-    bool mag = false;    // one full magazine claimed
+    uint32_t loose = 0;    // loose pages claimed
+    bool mag = false;      // one full magazine claimed
     bool reserve = false;  // the claim took the clean count below min_pages
   };
   // A cache refill on the atomic path: one full magazine if the depot has one, else up to
@@ -626,7 +628,8 @@ struct PagePool::Impl {
     return {};
   }
 
-  void count_violation(Error e) const {
+  // Out of line and cold: the fast path around it then needs no saved registers.
+  [[gnu::noinline, gnu::cold]] void count_violation(Error e) const {
     switch (e) {
       case Error::double_free:
         bump_shared(shared->violation_double_free);
@@ -683,6 +686,69 @@ struct PagePool::Impl {
     // release: pairs with the acquire of a later free/transfer CAS by this owner.
     pm[idx].word.store(desc_word(kAllocated, gen_low(gen), owner), std::memory_order_release);
     return make_page(idx, gen);
+  }
+
+  // ---- freeing ----
+  // Ends owner's ownership of the page (handle already through check_handle) in one CAS
+  // after every check of its word; the page is then kDirty and the caller's alone.
+  // Refusals are counted.
+  std::expected<void, Error> take_back(const Page& page, OwnerId owner) {
+    std::atomic<uint64_t>& word = pm[page.index].word;
+    // acquire: pairs with the allocation's release (the handle's era is then current for
+    // this word). The CAS's acq_rel: acquire again for the page contents we zero or
+    // reuse, release publishes the state change to the next allocator.
+    uint64_t w = word.load(std::memory_order_acquire);
+    for (;;) {
+      if (auto ok = check_word(page, w, owner); !ok) {
+        count_violation(ok.error());
+        return ok;
+      }
+      if (word.compare_exchange_weak(w, desc_word(kDirty, gen_low(page.generation), kNoOwner),
+                                     std::memory_order_acq_rel, std::memory_order_acquire)) {
+        return {};
+      }
+    }
+  }
+  // ZeroPolicy::on_free: zeroes page idx (taken back) and keeps it in the cache's loaded
+  // magazine, or gives it to the depot without a cache.
+  void recycle_now(uint32_t idx, uint32_t low, PageCache* cache) {
+    std::memset(host_of(idx), 0, kPageSize);
+    pm[idx].word.store(desc_word(kFree, low, kNoOwner), std::memory_order_relaxed);
+    if (cache == nullptr) {
+      push_clean(&idx, 1);
+      bump_shared(shared->frees_uncached);
+      return;
+    }
+    uint32_t n = cache->count.load(std::memory_order_relaxed);
+    if (n == mag_pages) [[unlikely]]
+      n = unload(*cache);
+    cache->slots[n] = idx;
+    cache->count.store(n + 1, std::memory_order_relaxed);
+    bump(cache->frees);
+  }
+  // Free entries in the cache's dirty ring at producer position t (>= want if the worker
+  // made room: dirty_head is read only when the last view says there is too little).
+  uint32_t ring_room(PageCache& c, uint32_t t, uint32_t want) {
+    uint32_t room = c.ring_mask + 1 - (t - c.dirty_head_seen);
+    if (room < want) {
+      // acquire: pairs with the worker's release of dirty_head (it read those entries).
+      c.dirty_head_seen = c.dirty_head.load(std::memory_order_acquire);
+      room = c.ring_mask + 1 - (t - c.dirty_head_seen);
+    }
+    return room;
+  }
+  // Writes idx at ring position *t (advancing it) if room is left, else spills it to the
+  // shared dirty list (the worker is behind). Returns the room left. The caller
+  // publishes the tail.
+  uint32_t queue_dirty(PageCache& c, uint32_t idx, uint32_t* t, uint32_t room) {
+    if (room == 0) {
+      push_dirty(&idx, 1);
+      bump(c.flushes);
+      return 0;
+    }
+    c.dirty[*t & c.ring_mask] = idx;
+    ++*t;
+    return room - 1;
   }
 
   // ---- worker jobs (worker_mu held) ----
@@ -926,6 +992,24 @@ void PagePool::detach_cache(PageCache* cache) {
 
 std::expected<Page, Error> PagePool::alloc_page(uint32_t flags, OwnerId owner, PageCache* cache) {
   Impl& m = *impl_;
+  // The fast path: an atomic allocation served from the loaded magazine. Everything else
+  // (refills, refusals, non-atomic callers) is out of line, so this needs no saved
+  // registers.
+  if (flags == kGfpAtomicExclusive && owner != kNoOwner && m.cache_ok(cache)) [[likely]] {
+    const uint32_t n = cache->count.load(std::memory_order_relaxed);
+    if (n != 0) [[likely]] {
+      bump(cache->alloc_cache);
+      const uint32_t idx = cache->slots[n - 1];
+      cache->count.store(n - 1, std::memory_order_relaxed);
+      return m.hand_out(idx, owner);
+    }
+  }
+  return alloc_page_slow(flags, owner, cache);
+}
+
+std::expected<Page, Error> PagePool::alloc_page_slow(uint32_t flags, OwnerId owner,
+                                                     PageCache* cache) {
+  Impl& m = *impl_;
   if (!(flags & kGfpExclusive) || (flags & ~kGfpAtomicExclusive) != 0) {
     return std::unexpected(Error::bad_flags);
   }
@@ -937,7 +1021,7 @@ std::expected<Page, Error> PagePool::alloc_page(uint32_t flags, OwnerId owner, P
       return std::unexpected(Error::bad_cache);
     }
     uint32_t n = cache->count.load(std::memory_order_relaxed);
-    if (n == 0) [[unlikely]] {
+    if (n == 0) {
       n = m.reload(*cache);
       if (n == 0) {
         bump(cache->fail_exhausted);
@@ -997,7 +1081,58 @@ std::expected<Page, Error> PagePool::alloc_page(uint32_t flags, OwnerId owner, P
   }
 }
 
+std::expected<uint32_t, Error> PagePool::alloc_pages(uint32_t flags, OwnerId owner,
+                                                     PageCache* cache, Page* out, uint32_t n) {
+  Impl& m = *impl_;
+  if (flags != kGfpAtomicExclusive) return std::unexpected(Error::bad_flags);
+  if (owner == kNoOwner) return std::unexpected(Error::bad_owner);
+  if (!m.cache_ok(cache)) {
+    m.count_violation(Error::bad_cache);
+    return std::unexpected(Error::bad_cache);
+  }
+  uint32_t have = cache->count.load(std::memory_order_relaxed);
+  uint32_t k = 0;
+  uint32_t reloads = 0;  // each counted itself (alloc_depot/alloc_reserve/alloc_cache)
+  while (k < n) {
+    if (have == 0) {
+      have = m.reload(*cache);
+      if (have == 0) break;
+      ++reloads;
+    }
+    const uint32_t take = std::min(have, n - k);
+    for (uint32_t j = 0; j < take; ++j) out[k++] = m.hand_out(cache->slots[--have], owner);
+  }
+  cache->count.store(have, std::memory_order_relaxed);
+  if (k == 0) {
+    if (n > 0) bump(cache->fail_exhausted);
+    return n > 0 ? std::unexpected(Error::exhausted) : std::expected<uint32_t, Error>(0);
+  }
+  bump(cache->alloc_cache, k - reloads);
+  return k;
+}
+
 std::expected<void, Error> PagePool::free_page(const Page& page, OwnerId owner, PageCache* cache) {
+  Impl& m = *impl_;
+  // The fast path: a well-formed handle freed into a valid cache; the CAS decides.
+  if (cache == nullptr || !m.cache_ok(cache) || !m.check_handle(page)) [[unlikely]] {
+    return free_page_slow(page, owner, cache);
+  }
+  if (auto ok = m.take_back(page, owner); !ok) [[unlikely]]
+    return ok;
+  if (cfg_.zero_policy == ZeroPolicy::on_free) {
+    m.recycle_now(page.index, gen_low(page.generation), cache);
+    return {};
+  }
+  uint32_t t = cache->dirty_tail.load(std::memory_order_relaxed);
+  m.queue_dirty(*cache, page.index, &t, m.ring_room(*cache, t, 1));
+  // release: the entry is written before the worker can see the new tail.
+  cache->dirty_tail.store(t, std::memory_order_release);
+  bump(cache->frees);
+  return {};
+}
+
+std::expected<void, Error> PagePool::free_page_slow(const Page& page, OwnerId owner,
+                                                    PageCache* cache) {
   Impl& m = *impl_;
   if (auto ok = m.check_handle(page); !ok) {
     m.count_violation(ok.error());
@@ -1007,63 +1142,68 @@ std::expected<void, Error> PagePool::free_page(const Page& page, OwnerId owner, 
     m.count_violation(Error::bad_cache);
     return std::unexpected(Error::bad_cache);
   }
-  const uint32_t idx = page.index;
-  const uint32_t low = gen_low(page.generation);
-  std::atomic<uint64_t>& word = m.pm[idx].word;
-  // acquire: pairs with the allocation's release (the handle's era and host are then
-  // current for this word). The CAS's acq_rel: acquire again for the page contents we
-  // zero or reuse, release publishes the state change to the next allocator.
-  uint64_t w = word.load(std::memory_order_acquire);
-  for (;;) {
-    if (auto ok = m.check_word(page, w, owner); !ok) {
-      m.count_violation(ok.error());
-      return ok;
-    }
-    if (word.compare_exchange_weak(w, desc_word(kDirty, low, kNoOwner), std::memory_order_acq_rel,
-                                   std::memory_order_acquire)) {
-      break;
-    }
-  }
-
+  if (auto ok = m.take_back(page, owner); !ok) return ok;
   if (cfg_.zero_policy == ZeroPolicy::on_free) {
-    std::memset(m.host_of(idx), 0, kPageSize);
-    word.store(desc_word(kFree, low, kNoOwner), std::memory_order_relaxed);
-    if (cache == nullptr) {
-      uint32_t one = idx;
-      m.push_clean(&one, 1);
-      bump_shared(m.shared->frees_uncached);
-      return {};
-    }
-    uint32_t n = cache->count.load(std::memory_order_relaxed);
-    if (n == m.mag_pages) [[unlikely]] n = m.unload(*cache);
-    cache->slots[n] = idx;
-    cache->count.store(n + 1, std::memory_order_relaxed);
-    bump(cache->frees);
-    return {};
-  }
-
-  // ZeroPolicy::worker: the page goes to the worker through this cache's ring.
-  if (cache == nullptr) {
+    m.recycle_now(page.index, gen_low(page.generation), cache);
+  } else if (cache == nullptr) {
+    uint32_t idx = page.index;
     m.push_dirty(&idx, 1);
     bump_shared(m.shared->frees_uncached);
-    return {};
+  } else {
+    // ZeroPolicy::worker: the page goes to the worker through this cache's ring.
+    uint32_t t = cache->dirty_tail.load(std::memory_order_relaxed);
+    m.queue_dirty(*cache, page.index, &t, m.ring_room(*cache, t, 1));
+    // release: the entry is written before the worker can see the new tail.
+    cache->dirty_tail.store(t, std::memory_order_release);
+    bump(cache->frees);
   }
-  const uint32_t t = cache->dirty_tail.load(std::memory_order_relaxed);
-  if (t - cache->dirty_head_seen > cache->ring_mask) {
-    // acquire: pairs with the worker's release of dirty_head (it read those entries).
-    cache->dirty_head_seen = cache->dirty_head.load(std::memory_order_acquire);
-    if (t - cache->dirty_head_seen > cache->ring_mask) {  // worker behind: spill
-      m.push_dirty(&idx, 1);
-      bump(cache->flushes);
-      bump(cache->frees);
-      return {};
-    }
-  }
-  cache->dirty[t & cache->ring_mask] = idx;
-  // release: the entry is written before the worker can see the new tail.
-  cache->dirty_tail.store(t + 1, std::memory_order_release);
-  bump(cache->frees);
   return {};
+}
+
+uint32_t PagePool::free_pages(const Page* pages, uint32_t n, OwnerId owner, PageCache* cache,
+                              Error* first_error) {
+  Impl& m = *impl_;
+  Error first{};
+  auto refuse = [&](Error e) {
+    if (first == Error{}) first = e;
+  };
+  uint32_t freed = 0;
+  if (cache != nullptr && !m.cache_ok(cache)) {
+    m.count_violation(Error::bad_cache);
+    refuse(Error::bad_cache);
+  } else if (cfg_.zero_policy == ZeroPolicy::on_free || cache == nullptr) {
+    for (uint32_t k = 0; k < n; ++k) {
+      if (auto ok = free_page(pages[k], owner, cache); ok) {
+        ++freed;
+      } else {
+        refuse(ok.error());
+      }
+    }
+  } else {
+    // ZeroPolicy::worker with a cache: the ring's room is looked up once and the tail
+    // published once, after every entry is written.
+    uint32_t t = cache->dirty_tail.load(std::memory_order_relaxed);
+    uint32_t room = m.ring_room(*cache, t, n);
+    for (uint32_t k = 0; k < n; ++k) {
+      const Page& page = pages[k];
+      auto ok = m.check_handle(page);
+      if (ok) {
+        ok = m.take_back(page, owner);
+      } else {
+        m.count_violation(ok.error());
+      }
+      if (!ok) {
+        refuse(ok.error());
+        continue;
+      }
+      room = m.queue_dirty(*cache, page.index, &t, room);
+      ++freed;
+    }
+    cache->dirty_tail.store(t, std::memory_order_release);
+    bump(cache->frees, freed);
+  }
+  if (first_error != nullptr) *first_error = first;
+  return freed;
 }
 
 std::expected<Page, Error> PagePool::transfer(const Page& page, OwnerId from, OwnerId to) {
@@ -1175,8 +1315,8 @@ bool PagePool::Impl::add_chunk() {
     last_grow_error = Error::at_maximum;
     return false;
   }
-  auto region = PinnedRegion::create_at(host_base + uint64_t{c} * cfg.chunk_bytes,
-                                        cfg.chunk_bytes, cfg.backing);
+  auto region = PinnedRegion::create_at(host_base + uint64_t{c} * cfg.chunk_bytes, cfg.chunk_bytes,
+                                        cfg.backing);
   if (!region) {
     last_grow_error = region.error();
     return false;
@@ -1443,7 +1583,8 @@ PoolStats PagePool::stats() const {
     frees += ld(c.frees);
     st.cache_refills += ld(c.refills);
     st.cache_flushes += ld(c.flushes);
-    cached += c.count.load(std::memory_order_relaxed) + c.prev_count.load(std::memory_order_relaxed);
+    cached +=
+        c.count.load(std::memory_order_relaxed) + c.prev_count.load(std::memory_order_relaxed);
     dirty_rings += c.dirty_pending();
   }
   st.alloc_wait = ld(s.alloc_wait);
@@ -1515,7 +1656,8 @@ std::string PagePool::audit() const {
   // Magazines: each in exactly one place; full ones hold exactly M clean pages.
   std::vector<uint8_t> mag_seen(m.mags, 0);
   auto walk_mags = [&](uint64_t head, bool full, uint64_t* count) -> std::string {
-    for (uint32_t g = head_top(head); g != kNil; g = m.mag_next[g].load(std::memory_order_relaxed)) {
+    for (uint32_t g = head_top(head); g != kNil;
+         g = m.mag_next[g].load(std::memory_order_relaxed)) {
       if (g >= m.mags) return "magazine index out of range";
       if (mag_seen[g]) return "magazine " + std::to_string(g) + " in two places";
       mag_seen[g] = 1;

@@ -123,8 +123,8 @@ struct PoolConfig {
   // (worker_poll): 4096 covers 8 M frees/s at 500 us. Beyond it, frees spill to the
   // shared dirty list (two more atomic read-modify-writes each).
   uint32_t dirty_ring = 4096;
-  bool start_worker = true;      // false: caller drives run_worker_once() (tests, benchmarks)
-  bool shrink = true;            // worker gives back fully free chunks above high watermark
+  bool start_worker = true;  // false: caller drives run_worker_once() (tests, benchmarks)
+  bool shrink = true;        // worker gives back fully free chunks above high watermark
   // ... but only once the depot has stayed above high + one chunk this long (hysteresis:
   // a memslot add/remove costs ~0.2 ms here and invalidates shadow page tables).
   std::chrono::milliseconds shrink_delay{1000};
@@ -219,6 +219,21 @@ class PagePool {
   // (the page then goes straight to the shared lists).
   std::expected<void, Error> free_page(const Page& page, OwnerId owner, PageCache* cache);
 
+  // Batched forms, for a context that takes or gives back many pages at once (a NIC
+  // refilling its RX ring, a burst of completions): the same contract per page, with the
+  // flag, owner and cache checks, the ring publication and the counters paid once.
+  // alloc_pages: atomic only (flags == kGfpAtomicExclusive; a batch never waits). Fills
+  // out[0..k) and returns k: k < n means the pool ran dry after k pages; not even one is
+  // Error::exhausted. Atomic-path safe.
+  std::expected<uint32_t, Error> alloc_pages(uint32_t flags, OwnerId owner, PageCache* cache,
+                                             Page* out, uint32_t n);
+  // free_pages: frees every page of pages[0..n) that passes free_page's checks; each one
+  // that does not is refused and counted exactly as free_page would, and the rest are
+  // still freed. Returns how many were freed; *first_error (if given) is the first
+  // refusal's reason (Error{} if none). Atomic-path safe.
+  uint32_t free_pages(const Page* pages, uint32_t n, OwnerId owner, PageCache* cache,
+                      Error* first_error = nullptr);
+
   // Moves ownership from -> to. Atomic-path safe. Returns the (same-generation) handle.
   std::expected<Page, Error> transfer(const Page& page, OwnerId from, OwnerId to);
 
@@ -262,6 +277,12 @@ class PagePool {
 
  private:
   explicit PagePool(const PoolConfig& cfg, MemslotSink& sink);
+  // alloc_page beyond its fast path (refills, refusals, non-atomic callers).
+  [[gnu::noinline]] std::expected<Page, Error> alloc_page_slow(uint32_t flags, OwnerId owner,
+                                                               PageCache* cache);
+  // free_page beyond its fast path (no cache, refusals).
+  [[gnu::noinline]] std::expected<void, Error> free_page_slow(const Page& page, OwnerId owner,
+                                                              PageCache* cache);
   PoolConfig cfg_;
   uint32_t pool_id_;
   std::unique_ptr<Impl> impl_;

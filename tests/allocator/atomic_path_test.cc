@@ -98,6 +98,19 @@ void work(PagePool& pool, PageCache* cache, Page* burst, size_t burst_len, uint6
       }
       ++sh.ops;
     }
+    // The same through the batch calls.
+    auto got =
+        pool.alloc_pages(kGfpAtomicExclusive, kDev, cache, burst, static_cast<uint32_t>(burst_len));
+    ++sh.ops;
+    if (!got) {
+      if (got.error() != Error::exhausted) ++sh.errors;
+      ++sh.failures;
+      for (int i = 0; i < 2000; ++i) __builtin_ia32_pause();
+      continue;
+    }
+    for (uint32_t i = 0; i < *got; ++i) burst[i].host[i % kPageSize] = std::byte{1};
+    if (pool.free_pages(burst, *got, kDev, cache) != *got) ++sh.errors;
+    sh.ops += *got;
   }
 }
 

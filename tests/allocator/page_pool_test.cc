@@ -3,6 +3,9 @@
 #include "allocator/labyrinth_alloc.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <atomic>
@@ -102,6 +105,8 @@ TEST_F(PagePoolTest, RejectsBadConfigs) {
   }));                                                                 // min > low
   EXPECT_TRUE(bad([](PoolConfig& c) { c.high_pages = 1000; }));        // > max pages
   EXPECT_TRUE(bad([](PoolConfig& c) { c.cache_capacity = 3; }));       // odd
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.dirty_ring = 100; }));         // not a power of two
+  EXPECT_TRUE(bad([](PoolConfig& c) { c.dirty_ring = 4; }));           // < cache_capacity
   EXPECT_TRUE(bad([](PoolConfig& c) { c.backing = Backing::thp; }));   // chunk < 2 MiB
   EXPECT_TRUE(bad([](PoolConfig& c) { c.window_gpa = 1ull << 62; }));  // beyond phys bits
   EXPECT_EQ(sink_->mapped, 0);
@@ -706,11 +711,223 @@ TEST_F(PagePoolTest, CountersAddUp) {
   EXPECT_EQ(s.violations(), 0u);
 }
 
+TEST_F(PagePoolTest, BatchAllocHandsOutDistinctZeroedPagesUntilTheDepotRunsDry) {
+  PoolConfig c = small_config();
+  c.max_chunks = 1;  // 16 pages, no growth
+  c.high_pages = 16;
+  auto pool = make(c);
+  PageCache* cache = pool->attach_cache().value();
+  Page out[32];
+  auto got = pool->alloc_pages(kGfpAtomicExclusive, kDev, cache, out, 10);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(*got, 10u);
+  auto more = pool->alloc_pages(kGfpAtomicExclusive, kDev, cache, out + 10, 22);
+  ASSERT_TRUE(more);
+  EXPECT_EQ(*more, 6u);  // the pool ran dry after 16 pages in all
+  std::set<uint64_t> gpas;
+  for (uint32_t i = 0; i < 16; ++i) {
+    gpas.insert(out[i].gpa);
+    EXPECT_EQ(pool->owner_of(out[i]).value(), kDev);
+    EXPECT_TRUE(std::all_of(out[i].host, out[i].host + kPageSize,
+                            [](std::byte b) { return b == std::byte{0}; }));
+    std::memset(out[i].host, 0xA5, kPageSize);  // dirty it: the next owner must get zeroes
+  }
+  EXPECT_EQ(gpas.size(), 16u);
+  EXPECT_EQ(pool->alloc_pages(kGfpAtomicExclusive, kDev, cache, out + 16, 1).error(),
+            Error::exhausted);
+  const PoolStats s = pool->stats();
+  EXPECT_EQ(s.alloc_cache + s.alloc_depot + s.alloc_reserve, 16u);
+  EXPECT_EQ(s.fail_exhausted, 1u);
+  EXPECT_EQ(pool->free_pages(out, 16, kDev, cache), 16u);
+  pool->run_worker_once();
+  ASSERT_EQ(pool->alloc_pages(kGfpAtomicExclusive, kGuest, cache, out, 16).value(), 16u);
+  for (uint32_t i = 0; i < 16; ++i) {
+    EXPECT_TRUE(std::all_of(out[i].host, out[i].host + kPageSize,
+                            [](std::byte b) { return b == std::byte{0}; }));
+  }
+  EXPECT_EQ(pool->free_pages(out, 16, kGuest, cache), 16u);
+  EXPECT_EQ(pool->audit(), "");
+}
+
+TEST_F(PagePoolTest, BatchAllocRefusesWhatTheSingleCallRefuses) {
+  auto pool = make(small_config());
+  PageCache* cache = pool->attach_cache().value();
+  Page out[4];
+  EXPECT_EQ(pool->alloc_pages(kGfpExclusive, kDev, cache, out, 4).error(), Error::bad_flags);
+  EXPECT_EQ(pool->alloc_pages(kGfpAtomic, kDev, cache, out, 4).error(), Error::bad_flags);
+  EXPECT_EQ(pool->alloc_pages(kGfpAtomicExclusive, kNoOwner, cache, out, 4).error(),
+            Error::bad_owner);
+  EXPECT_EQ(pool->alloc_pages(kGfpAtomicExclusive, kDev, nullptr, out, 4).error(),
+            Error::bad_cache);
+  EXPECT_EQ(pool->alloc_pages(kGfpAtomicExclusive, kDev, cache, out, 0).value(), 0u);
+  EXPECT_EQ(pool->stats().in_use, 0u);
+}
+
+// Every page of a batch gets free_page's checks: the bad ones are refused and counted,
+// the good ones are still freed, under both zero policies.
+TEST_F(PagePoolTest, BatchFreeRefusesBadPagesOneByOneAndFreesTheRest) {
+  for (ZeroPolicy zp : {ZeroPolicy::worker, ZeroPolicy::on_free}) {
+    PoolConfig c = small_config();
+    c.zero_policy = zp;
+    auto pool = make(c);
+    PageCache* cache = pool->attach_cache().value();
+    Page p[6];
+    ASSERT_EQ(pool->alloc_pages(kGfpAtomicExclusive, kDev, cache, p, 6).value(), 6u);
+    ASSERT_TRUE(pool->transfer(p[4], kDev, kGuest));  // now the guest's
+    Page stale = p[5];
+    stale.generation += 1;
+    Page forged = p[3];
+    forged.gpa += kPageSize;
+    const Page batch[] = {p[0], p[1], p[0], p[4], stale, forged, p[2]};
+    Error first{};
+    EXPECT_EQ(pool->free_pages(batch, std::size(batch), kDev, cache, &first), 3u);
+    EXPECT_EQ(first, Error::double_free);  // p[0] again, in the same batch
+    const PoolStats s = pool->stats();
+    EXPECT_EQ(s.violation_double_free, 1u);
+    EXPECT_EQ(s.violation_not_owner, 1u);
+    EXPECT_EQ(s.violation_stale, 1u);
+    EXPECT_EQ(s.violation_bad_handle, 1u);
+    EXPECT_EQ(s.frees, 3u);
+    EXPECT_EQ(s.in_use, 3u);  // p[3], p[4] (the guest's), p[5]
+    EXPECT_EQ(pool->owner_of(p[4]).value(), kGuest);
+    const Page rest[] = {p[3], p[5]};
+    EXPECT_EQ(pool->free_pages(rest, 2, kDev, cache), 2u);
+    EXPECT_TRUE(pool->free_page(p[4], kGuest, cache));
+    pool->run_worker_once();
+    pool->detach_cache(cache);
+    EXPECT_EQ(pool->audit(), "");
+    EXPECT_EQ(pool->stats().in_use, 0u);
+  }
+}
+
+// A batch larger than the room in the cache's dirty ring spills the rest to the shared
+// dirty list: no page is lost, every one comes back clean.
+TEST_F(PagePoolTest, BatchFreeBeyondTheDirtyRingSpillsAndLosesNothing) {
+  PoolConfig c = small_config();
+  c.dirty_ring = 8;
+  auto pool = make(c);
+  PageCache* cache = pool->attach_cache().value();
+  Page p[14];
+  ASSERT_EQ(pool->alloc_pages(kGfpAtomicExclusive, kDev, cache, p, 14).value(), 14u);
+  EXPECT_EQ(pool->free_pages(p, 14, kDev, cache), 14u);
+  PoolStats s = pool->stats();
+  EXPECT_EQ(s.free_dirty, 14u);
+  EXPECT_EQ(s.cache_flushes, 6u);  // 8 in the ring, 6 spilled
+  EXPECT_EQ(pool->audit(), "");
+  pool->run_worker_once();
+  s = pool->stats();
+  EXPECT_EQ(s.free_dirty, 0u);
+  EXPECT_EQ(s.in_use, 0u);
+  EXPECT_EQ(pool->audit(), "");
+}
+
+// Cross-context traffic moves whole magazines: B frees what A allocated; A's refills then
+// take B's full magazines (one refill per magazine), and the books stay exact.
+TEST_F(PagePoolTest, FullMagazinesMoveFromTheFreeingCacheToTheAllocatingOne) {
+  PoolConfig c = small_config();
+  c.zero_policy = ZeroPolicy::on_free;
+  c.cache_capacity = 4;  // magazines of 2 pages
+  c.max_chunks = 1;
+  c.high_pages = 16;
+  auto pool = make(c);
+  PageCache* a = pool->attach_cache().value();
+  PageCache* b = pool->attach_cache().value();
+  for (int round = 0; round < 50; ++round) {
+    Page p[8];
+    ASSERT_EQ(pool->alloc_pages(kGfpAtomicExclusive, kDev, a, p, 8).value(), 8u) << round;
+    EXPECT_EQ(pool->free_pages(p, 8, kDev, b), 8u);
+    ASSERT_EQ(pool->audit(), "") << round;
+  }
+  const PoolStats s = pool->stats();
+  EXPECT_EQ(s.alloc_cache + s.alloc_depot + s.alloc_reserve, 400u);
+  EXPECT_EQ(s.frees, 400u);
+  EXPECT_GT(s.cache_flushes, 0u);  // B handed full magazines to the depot
+  // A takes a whole magazine (2 pages) per refill once B's are there: about one refill
+  // per two pages, never one per page.
+  EXPECT_LE(s.cache_refills, 400u / 2 + 8);
+  EXPECT_EQ(s.in_use, 0u);
+  pool->detach_cache(a);
+  pool->detach_cache(b);
+  EXPECT_EQ(pool->audit(), "");
+  EXPECT_EQ(pool->stats().free_clean, 16u);
+}
+
+// Chunks sit at fixed offsets of one reserved range: a removed chunk's addresses stay
+// reserved (nothing else can be mapped there), and a chunk added again lands at the same
+// host address.
+TEST_F(PagePoolTest, RemovedChunkAddressesStayReservedAndAreReused) {
+  PoolConfig c = small_config();
+  c.high_pages = 8;
+  auto pool = make(c);
+  PageCache* cache = pool->attach_cache().value();
+  // Grow to a second chunk (index 16..31) and note where it is mapped.
+  auto take = [&](std::vector<Page>& held) {
+    while (held.size() < 20) {
+      if (auto p = pool->alloc_page(kGfpAtomicExclusive, kDev, cache)) {
+        held.push_back(*p);
+      } else {
+        pool->run_worker_once();  // grows on failure
+      }
+    }
+  };
+  auto chunk1_base = [](const std::vector<Page>& held) -> std::byte* {
+    for (const Page& p : held) {
+      if (p.index >= 16 && p.index < 32) return p.host - uint64_t{p.index - 16} * kPageSize;
+    }
+    return nullptr;
+  };
+  std::vector<Page> held;
+  take(held);
+  std::byte* base = chunk1_base(held);
+  ASSERT_NE(base, nullptr);
+  EXPECT_EQ(base, held[0].host - uint64_t{held[0].index} * kPageSize + (64 << 10));
+  for (const Page& p : held) ASSERT_TRUE(pool->free_page(p, kDev, cache));
+  pool->detach_cache(cache);
+  for (int i = 0; i < 8 && pool->stats().chunks > 1; ++i) pool->run_worker_once();
+  ASSERT_EQ(pool->stats().chunks, 1u);
+  ASSERT_GE(pool->stats().chunks_removed, 1u);
+  void* probe =
+      mmap(base, kPageSize, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  EXPECT_EQ(probe, MAP_FAILED);
+  EXPECT_EQ(errno, EEXIST);
+  // Grown again: the chunk comes back at the same place.
+  cache = pool->attach_cache().value();
+  held.clear();
+  take(held);
+  EXPECT_EQ(chunk1_base(held), base);
+  for (const Page& p : held) ASSERT_TRUE(pool->free_page(p, kDev, cache));
+  pool->detach_cache(cache);
+  pool->run_worker_once();
+  EXPECT_EQ(pool->audit(), "");
+}
+
 }  // namespace
 }  // namespace labyrinth::alloc
 
 namespace labyrinth::alloc {
 namespace {
+
+TEST(PinnedRegion, PlacedInAReservationGoesBackToReservedOnRelease) {
+  auto va = VaReservation::create(4 << 20, 2 << 20);
+  ASSERT_TRUE(va);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(va->data()) % (2 << 20), 0u);
+  std::byte* at = va->data() + (2 << 20);
+  {
+    auto r = PinnedRegion::create_at(at, 64 << 10, Backing::small_pages);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->data(), at);
+    std::memset(at, 0x5A, 64 << 10);  // resident and writable
+  }
+  // Released: the range is reserved again (no one else can map there) ...
+  void* probe = mmap(at, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  EXPECT_EQ(probe, MAP_FAILED);
+  EXPECT_EQ(errno, EEXIST);
+  // ... and a region placed there again starts from zeroed memory.
+  auto again = PinnedRegion::create_at(at, 64 << 10, Backing::small_pages);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(at[100], std::byte{0});
+  EXPECT_EQ(PinnedRegion::create_at(at + 4096, 2 << 20, Backing::thp).error(), Error::bad_config);
+}
 
 TEST(PinnedRegion, PinsAndReleasesMemory) {
   auto r = PinnedRegion::create(64 << 10, Backing::small_pages);

@@ -81,9 +81,35 @@ void run_stress(ZeroPolicy policy) {
     std::vector<Page> mine;
     mine.reserve(512);
     while (r.ops < kOpsPerThread) {
-      const unsigned dice = rng() % 8;
+      const unsigned dice = rng() % 10;
       Page p;
-      if (dice < 3 || mine.empty()) {  // allocate
+      if (dice == 8 && mine.size() + 16 <= 512) {  // allocate a batch
+        Page got[16];
+        auto k = pool.alloc_pages(kGfpAtomicExclusive, self, cache, got, 16);
+        ++r.ops;
+        if (!k) {
+          if (k.error() == Error::exhausted) {
+            ++r.exhausted;
+            std::this_thread::yield();
+          } else {
+            ++r.errors;
+          }
+          continue;
+        }
+        for (uint32_t i = 0; i < *k; ++i) {
+          if (got[i].host[0] != std::byte{0}) ++r.errors;  // must be zeroed
+          got[i].host[0] = std::byte{0x5A};
+          mine.push_back(got[i]);
+        }
+        r.allocs += *k;
+      } else if (dice == 9 && !mine.empty()) {  // free a batch locally
+        const uint32_t n = static_cast<uint32_t>(std::min<size_t>(16, mine.size()));
+        const uint32_t freed = pool.free_pages(mine.data() + mine.size() - n, n, self, cache);
+        if (freed != n) r.errors += n - freed;
+        r.frees += freed;
+        mine.resize(mine.size() - n);
+        ++r.ops;
+      } else if (dice < 3 || dice >= 8 || mine.empty()) {  // allocate
         auto a = pool.alloc_page(kGfpAtomicExclusive, self, cache);
         ++r.ops;
         if (!a) {
