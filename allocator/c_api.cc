@@ -2,6 +2,7 @@
 // labyrinth_pool_create(vm_fd, ...) lives in allocator/kvm/c_api_kvm.cc (its own target).
 #include "allocator/labyrinth_alloc.h"
 
+#include <algorithm>
 #include <memory>
 #include <new>
 
@@ -156,6 +157,49 @@ void* labyrinth_void_alloc_page_gfp_atomic_exclusive(labyrinth_cache* cache, uin
   return hand_to_c(
       cache->owner->pool->alloc_page(labyrinth::alloc::kGfpAtomicExclusive, owner, cache->cache),
       page, err);
+}
+
+// The batch calls convert handles through a bounded stack buffer: no heap, no syscall.
+constexpr uint32_t kBatchStep = 64;
+
+uint32_t labyrinth_alloc_pages_gfp_atomic_exclusive(labyrinth_cache* cache, uint32_t owner,
+                                                    labyrinth_page* pages, uint32_t n, int* err) {
+  Page buf[kBatchStep];
+  uint32_t done = 0;
+  while (done < n) {
+    const uint32_t want = std::min(kBatchStep, n - done);
+    auto got = cache->owner->pool->alloc_pages(labyrinth::alloc::kGfpAtomicExclusive, owner,
+                                               cache->cache, buf, want);
+    if (!got) {
+      if (done == 0) {
+        *err = code(got.error());
+        return 0;
+      }
+      break;  // ran dry after `done` pages
+    }
+    for (uint32_t i = 0; i < *got; ++i) to_c(buf[i], &pages[done + i]);
+    done += *got;
+    if (*got < want) break;
+  }
+  *err = LABYRINTH_OK;
+  return done;
+}
+
+uint32_t labyrinth_pages_free(labyrinth_cache* cache, const labyrinth_page* pages, uint32_t n,
+                              uint32_t owner, int* err) {
+  Page buf[kBatchStep];
+  uint32_t freed = 0;
+  Error first{};
+  for (uint32_t done = 0; done < n;) {
+    const uint32_t step = std::min(kBatchStep, n - done);
+    for (uint32_t i = 0; i < step; ++i) buf[i] = from_c(&pages[done + i]);
+    Error e{};
+    freed += cache->owner->pool->free_pages(buf, step, owner, cache->cache, &e);
+    if (first == Error{}) first = e;
+    done += step;
+  }
+  if (err != nullptr) *err = first == Error{} ? LABYRINTH_OK : code(first);
+  return freed;
 }
 
 void* labyrinth_alloc_page_wait(labyrinth_pool* pool, uint32_t owner, labyrinth_page* page,

@@ -117,6 +117,16 @@ void labyrinth_cache_detach(struct labyrinth_cache* cache);
 /* The atomic exclusive path: a zeroed page owned by `owner`, or NULL with *err set. */
 void* labyrinth_void_alloc_page_gfp_atomic_exclusive(struct labyrinth_cache* cache, uint32_t owner,
                                                      struct labyrinth_page* page, int* err);
+/* Batched atomic path: fills pages[0..k) and returns k (k < n: the pool ran dry after k
+ * pages). Returns 0 with *err set if not even one page was free or the call is refused. */
+uint32_t labyrinth_alloc_pages_gfp_atomic_exclusive(struct labyrinth_cache* cache, uint32_t owner,
+                                                    struct labyrinth_page* pages, uint32_t n,
+                                                    int* err);
+/* Batched free: frees every page of pages[0..n) that passes labyrinth_page_free's checks
+ * (each refusal is counted as there) and returns how many; *err (may be NULL) gets the
+ * first refusal's code, LABYRINTH_OK if none. */
+uint32_t labyrinth_pages_free(struct labyrinth_cache* cache, const struct labyrinth_page* pages,
+                              uint32_t n, uint32_t owner, int* err);
 /* Setup path: may wait for the pool to grow; never takes the atomic reserve. */
 void* labyrinth_alloc_page_wait(struct labyrinth_pool* pool, uint32_t owner,
                                 struct labyrinth_page* page, int* err);
