@@ -15,8 +15,12 @@ constexpr uint8_t kCapCommon = 0x40, kCapNotify = 0x50, kCapIsr = 0x64, kCapDevi
 constexpr uint16_t kCommandMask = 0x0406;  // memory space, bus master, INTx disable
 constexpr uint16_t kStatusCapList = 0x0010;
 
-void put16(std::array<uint8_t, 256>& c, size_t off, uint16_t v) { std::memcpy(&c[off], &v, 2); }
-void put32(std::array<uint8_t, 256>& c, size_t off, uint32_t v) { std::memcpy(&c[off], &v, 4); }
+void put16(std::array<uint8_t, 256>& c, size_t off, uint16_t v) {
+  std::memcpy(&c[off], &v, 2);
+}
+void put32(std::array<uint8_t, 256>& c, size_t off, uint32_t v) {
+  std::memcpy(&c[off], &v, 4);
+}
 
 // struct virtio_pci_cap at off.
 void put_vendor_cap(std::array<uint8_t, 256>& c, uint8_t off, uint8_t next, uint8_t len,
@@ -71,7 +75,7 @@ VirtioPciTransport::VirtioPciTransport(std::shared_ptr<VirtioDevice> device, con
   c[kCapMsix] = kPciCapMsix;
   c[kCapMsix + 1] = 0;
   put16(c, kCapMsix + 2, static_cast<uint16_t>(nvec_ - 1));  // table size - 1
-  put32(c, kCapMsix + 4, kMsixTableOff);                      // BIR 0
+  put32(c, kCapMsix + 4, kMsixTableOff);                     // BIR 0
   put32(c, kCapMsix + 8, kMsixPbaOff);
 }
 

@@ -59,9 +59,7 @@ struct TransportMetrics {
   std::atomic<uint64_t> activations{0}, resets{0};
 };
 
-class VirtioPciTransport final : public PciFunction,
-                                 public BusDevice,
-                                 public VirtioInterrupt {
+class VirtioPciTransport final : public PciFunction, public BusDevice, public VirtioInterrupt {
  public:
   static constexpr uint64_t kBarSize = 0x8000;
   static constexpr uint32_t kCommonOff = 0x0000, kIsrOff = 0x1000, kDeviceOff = 0x2000,
@@ -120,7 +118,7 @@ class VirtioPciTransport final : public PciFunction,
   std::string label_;
   TransportMetrics metrics_;
 
-  std::mutex mu_;  // guards everything below except the atomics
+  std::mutex mu_;                   // guards everything below except the atomics
   std::array<uint8_t, 256> cfg_{};  // the config-space image (read-only parts and caps)
   uint16_t command_ = 0;
   uint8_t irq_line_ = 0;

@@ -42,17 +42,17 @@
 namespace labyrinth::devices::virtio {
 
 enum class QueueError : uint8_t {
-  bad_size = 1,   // queue size 0, not a power of two, or > kMaxSize
-  misaligned,     // desc not 16-byte, avail not 2-byte, used not 4-byte aligned
-  ring_outside,   // a ring (or the table) is not inside guest RAM
-  avail_idx_jump, // avail.idx ran more than size entries ahead of the device
-  bad_head,       // head index >= size
-  bad_next,       // a next index >= size
-  too_long,       // more than size descriptors: a loop
-  bad_buffer,     // address/length outside RAM or overflowing
-  zero_length,    // an empty buffer
-  bad_order,      // a readable buffer after a writable one
-  indirect,       // VIRTQ_DESC_F_INDIRECT without the feature
+  bad_size = 1,    // queue size 0, not a power of two, or > kMaxSize
+  misaligned,      // desc not 16-byte, avail not 2-byte, used not 4-byte aligned
+  ring_outside,    // a ring (or the table) is not inside guest RAM
+  avail_idx_jump,  // avail.idx ran more than size entries ahead of the device
+  bad_head,        // head index >= size
+  bad_next,        // a next index >= size
+  too_long,        // more than size descriptors: a loop
+  bad_buffer,      // address/length outside RAM or overflowing
+  zero_length,     // an empty buffer
+  bad_order,       // a readable buffer after a writable one
+  indirect,        // VIRTQ_DESC_F_INDIRECT without the feature
 };
 std::string_view to_string(QueueError e) noexcept;
 
@@ -66,15 +66,15 @@ class SplitQueue {
   };
   struct Chain {
     uint16_t head = 0;
-    uint32_t count = 0;          // segments in seg
-    uint64_t readable = 0;       // bytes in the readable segments
-    uint64_t writable = 0;       // bytes in the writable segments
+    uint32_t count = 0;     // segments in seg
+    uint64_t readable = 0;  // bytes in the readable segments
+    uint64_t writable = 0;  // bytes in the writable segments
     std::array<Segment, kMaxSize> seg{};
   };
 
   static std::expected<SplitQueue, QueueError> create(const GuestRam& ram, uint16_t size,
-                                                       uint64_t desc_gpa, uint64_t avail_gpa,
-                                                       uint64_t used_gpa);
+                                                      uint64_t desc_gpa, uint64_t avail_gpa,
+                                                      uint64_t used_gpa);
 
   // The next available chain into out: true; nothing available: false; a malformed
   // chain: its error (already consumed and returned with length 0 where possible).

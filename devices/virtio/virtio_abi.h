@@ -38,8 +38,12 @@ struct VirtqUsedElem {
 };
 static_assert(sizeof(VirtqDesc) == 16 && sizeof(VirtqUsedElem) == 8);
 // avail: flags, idx, ring[size], used_event; used: flags, idx, ring[size], avail_event.
-inline constexpr uint64_t avail_ring_bytes(uint16_t size) { return 6 + 2 * uint64_t{size}; }
-inline constexpr uint64_t used_ring_bytes(uint16_t size) { return 6 + 8 * uint64_t{size}; }
+inline constexpr uint64_t avail_ring_bytes(uint16_t size) {
+  return 6 + 2 * uint64_t{size};
+}
+inline constexpr uint64_t used_ring_bytes(uint16_t size) {
+  return 6 + 8 * uint64_t{size};
+}
 
 // PCI transport (4.1).
 inline constexpr uint16_t kPciVendor = 0x1AF4;

@@ -36,8 +36,8 @@ class VirtioDevice {
  public:
   virtual ~VirtioDevice() = default;
   virtual std::string_view label() const = 0;
-  virtual uint32_t device_id() const = 0;     // 1: net
-  virtual uint64_t features() const = 0;      // offered, VIRTIO_F_VERSION_1 included
+  virtual uint32_t device_id() const = 0;  // 1: net
+  virtual uint64_t features() const = 0;   // offered, VIRTIO_F_VERSION_1 included
   virtual uint16_t num_queues() const = 0;
   virtual uint16_t max_queue_size() const = 0;  // <= SplitQueue::kMaxSize, a power of two
   // The device-specific config space (reads outside it: zero; writes: ignored or own).

@@ -88,9 +88,8 @@ class LinuxNet : public ::testing::Test {
   }
   Child::Result run(const std::string& cfg) {
     metrics_ = (dir_ / "metrics.json").string();
-    return Child::run(in_ns({LABYRINTH_BINARY, "run", "--config", cfg, "--metrics", metrics_,
-                             "--stats"}),
-                      900s);
+    return Child::run(
+        in_ns({LABYRINTH_BINARY, "run", "--config", cfg, "--metrics", metrics_, "--stats"}), 900s);
   }
   json::object nic() const {
     std::ifstream in(metrics_);
@@ -109,15 +108,16 @@ class LinuxNet : public ::testing::Test {
 TEST_F(LinuxNet, Eth0ComesUpWithLinkAndTheConfiguredMac) {
   auto r = run(config("net-link"));
   EXPECT_EQ(r.status, 0) << r.out << r.err;
-  EXPECT_NE(r.out.find(std::string("labyrinth-net: eth0 ") + kMac + " carrier 1 operstate up "
-                                                                    "driver virtio_net"),
+  EXPECT_NE(r.out.find(std::string("labyrinth-net: eth0 ") + kMac +
+                       " carrier 1 operstate up "
+                       "driver virtio_net"),
             std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("labyrinth-test: net-link status 0"), std::string::npos);
   const json::object m = nic();
-  EXPECT_EQ(m.at("transport").at("activations").as_uint64(), 1u);
-  EXPECT_EQ(m.at("transport").at("features_rejected").as_uint64(), 0u);
-  EXPECT_EQ(m.at("malformed_chains").as_uint64(), 0u) << "Linux's driver is well-formed";
+  EXPECT_EQ(m.at("transport").at("activations").to_number<uint64_t>(), 1u);
+  EXPECT_EQ(m.at("transport").at("features_rejected").to_number<uint64_t>(), 0u);
+  EXPECT_EQ(m.at("malformed_chains").to_number<uint64_t>(), 0u) << "Linux's driver is well-formed";
 }
 
 TEST_F(LinuxNet, GuestPingsTheHost) {
@@ -132,11 +132,11 @@ TEST_F(LinuxNet, GuestPingsTheHost) {
     RecordProperty("rtt", rtt.str());
   }
   const json::object m = nic();
-  EXPECT_GE(m.at("rx_frames").as_uint64(), 10u);
-  EXPECT_GE(m.at("tx_frames").as_uint64(), 10u);
+  EXPECT_GE(m.at("rx_frames").to_number<uint64_t>(), 10u);
+  EXPECT_GE(m.at("tx_frames").to_number<uint64_t>(), 10u);
   // Every received frame has its host RX span recorded.
-  EXPECT_EQ(m.at("latency").at("spans").at("host_rx").at("count").as_uint64(),
-            m.at("rx_frames").as_uint64());
+  EXPECT_EQ(m.at("latency").at("spans").at("host_rx").at("count").to_number<uint64_t>(),
+            m.at("rx_frames").to_number<uint64_t>());
   EXPECT_NE(r.err.find("virtio-net eth0 (TAP " + tap_ + ")"), std::string::npos)
       << "--stats prints the host_rx table: " << r.err;
 }
@@ -158,9 +158,9 @@ TEST_F(LinuxNet, MovesTenMegabytesOverTcpEachWay) {
   EXPECT_EQ(o.status, 0) << o.out << o.err;
   std::cout << "guest -> host: " << s.out << "host -> guest: " << o.out;
   const json::object m = nic();
-  EXPECT_GE(m.at("rx_bytes").as_uint64(), kBytes);
-  EXPECT_GE(m.at("tx_bytes").as_uint64(), kBytes);
-  EXPECT_EQ(m.at("malformed_chains").as_uint64(), 0u);
+  EXPECT_GE(m.at("rx_bytes").to_number<uint64_t>(), kBytes);
+  EXPECT_GE(m.at("tx_bytes").to_number<uint64_t>(), kBytes);
+  EXPECT_EQ(m.at("malformed_chains").to_number<uint64_t>(), 0u);
 }
 
 TEST_F(LinuxNet, BadNetworkInterfacesAreOneLineConfigErrors) {
@@ -192,11 +192,10 @@ TEST_F(LinuxNet, BadNetworkInterfacesAreOneLineConfigErrors) {
     r = Child::run({LABYRINTH_BINARY, "run", "--config", write(one(tap_, mac))}, 60s);
     expect_error(r, "network-interfaces[0].guest_mac");
   }
-  r = Child::run(
-      {LABYRINTH_BINARY, "run", "--config",
-       write(R"([{"iface_id": "eth0", "host_dev_name": "t1"},)"
-             R"( {"iface_id": "eth0", "host_dev_name": "t2"}])")},
-      60s);
+  r = Child::run({LABYRINTH_BINARY, "run", "--config",
+                  write(R"([{"iface_id": "eth0", "host_dev_name": "t1"},)"
+                        R"( {"iface_id": "eth0", "host_dev_name": "t2"}])")},
+                 60s);
   expect_error(r, "network-interfaces[1].iface_id");
   EXPECT_NE(r.err.find("duplicate iface_id \"eth0\""), std::string::npos) << r.err;
   r = Child::run({LABYRINTH_BINARY, "run", "--config",

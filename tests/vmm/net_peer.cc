@@ -76,10 +76,9 @@ int main(int argc, char** argv) {
     while (::read(s, buf.data(), buf.size()) > 0) {
     }
   }
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  (void)std::printf("net_peer: %s %llu bytes in %.3f s (%.1f Mbit/s), nonzero %llu\n",
-                    mode.c_str(), static_cast<unsigned long long>(moved), secs,
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  (void)std::printf("net_peer: %s %llu bytes in %.3f s (%.1f Mbit/s), nonzero %llu\n", mode.c_str(),
+                    static_cast<unsigned long long>(moved), secs,
                     secs > 0 ? static_cast<double>(moved) * 8 / secs / 1e6 : 0.0,
                     static_cast<unsigned long long>(nonzero));
   (void)::close(s);

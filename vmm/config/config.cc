@@ -18,9 +18,9 @@
 #include <boost/json/stream_parser.hpp>
 #include <boost/json/value.hpp>
 
+#include "devices/virtio/net/tap.h"
 #include "guest/abi/boot_info.h"
 #include "guest/abi/lnic.h"
-#include "devices/virtio/net/tap.h"
 #include "vmm/boot/boot_setup.h"
 #include "vmm/boot/elf_loader.h"
 #include "vmm/boot/linux_loader.h"
@@ -417,8 +417,8 @@ void parse_network_interfaces(const json::array& arr, std::vector<NetworkInterfa
     s.string("guest_mac", false, mac);
     if (s.ok() && n.iface_id.empty()) s.fail("iface_id", "must not be empty");
     if (s.ok() && (n.host_dev_name.empty() || n.host_dev_name.size() > 15)) {
-      s.fail("host_dev_name", "must be 1..15 characters (an interface name), got \"" +
-                                  n.host_dev_name + "\"");
+      s.fail("host_dev_name",
+             "must be 1..15 characters (an interface name), got \"" + n.host_dev_name + "\"");
     }
     if (s.ok() && !parse_mac(mac, n.guest_mac)) {
       s.fail("guest_mac", "must be a unicast MAC like 06:00:ac:10:00:02, got \"" + mac + "\"");

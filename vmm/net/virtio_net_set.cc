@@ -106,13 +106,12 @@ boost::json::array VirtioNetSet::metrics_json() const {
         {"kicks", boost::json::object{{"rx", m.kicks_rx.get()}, {"tx", m.kicks_tx.get()}}},
         {"malformed_chains", m.bad_chains_total()},
         {"malformed_by_reason", std::move(bad)},
-        {"transport",
-         boost::json::object{{"bad_register_access", t.bad_access.load()},
-                             {"features_rejected", t.feature_rejects.load()},
-                             {"queues_rejected", t.queue_rejects.load()},
-                             {"msi_rejected", t.msi_rejects.load()},
-                             {"activations", t.activations.load()},
-                             {"resets", t.resets.load()}}},
+        {"transport", boost::json::object{{"bad_register_access", t.bad_access.load()},
+                                          {"features_rejected", t.feature_rejects.load()},
+                                          {"queues_rejected", t.queue_rejects.load()},
+                                          {"msi_rejected", t.msi_rejects.load()},
+                                          {"activations", t.activations.load()},
+                                          {"resets", t.resets.load()}}},
         {"latency", r.json()}};
     out.push_back(std::move(j));
   }

@@ -30,9 +30,9 @@ struct NetMetrics {
   NetCounter rx_drop_oversize;   // the TAP gave more than a frame can be (no offloads)
   NetCounter rx_waits;           // the RX queue was empty: the TAP is not read until a kick
   NetCounter tx_frames, tx_bytes;
-  NetCounter tx_drop_backend;   // the TAP refused the frame (interface down, queue full)
-  NetCounter tx_drop_malformed; // shorter than the virtio-net header, or too long
-  NetCounter irqs;              // queue interrupts signalled
+  NetCounter tx_drop_backend;    // the TAP refused the frame (interface down, queue full)
+  NetCounter tx_drop_malformed;  // shorter than the virtio-net header, or too long
+  NetCounter irqs;               // queue interrupts signalled
   NetCounter kicks_rx, kicks_tx;
   // Malformed chains by reason (index: QueueError value), both queues.
   std::array<NetCounter, 16> bad_chains;

@@ -32,8 +32,8 @@ std::expected<TapFd, TapError> open_tap(std::string_view name) {
   }
   const int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
-    return std::unexpected(TapError{"cannot open /dev/net/tun for " + quoted + ": " +
-                                    std::strerror(errno)});
+    return std::unexpected(
+        TapError{"cannot open /dev/net/tun for " + quoted + ": " + std::strerror(errno)});
   }
   ifreq ifr{};
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
@@ -41,8 +41,8 @@ std::expected<TapFd, TapError> open_tap(std::string_view name) {
   if (::ioctl(fd, TUNSETIFF, &ifr) != 0) {
     const int err = errno;
     (void)::close(fd);
-    return std::unexpected(TapError{"cannot open or create TAP device " + quoted + ": " +
-                                    std::strerror(err)});
+    return std::unexpected(
+        TapError{"cannot open or create TAP device " + quoted + ": " + std::strerror(err)});
   }
   return TapFd(fd, ifr.ifr_name);
 }

@@ -41,8 +41,8 @@ void VirtioNet::read_config(uint32_t offset, std::span<uint8_t> data) {
   }
 }
 
-void VirtioNet::activate(uint64_t /*features: nothing to configure*/, std::vector<SplitQueue> queues,
-                         VirtioInterrupt& irq) {
+void VirtioNet::activate(uint64_t /*features: nothing to configure*/,
+                         std::vector<SplitQueue> queues, VirtioInterrupt& irq) {
   std::weak_ptr<VirtioNet> weak = weak_from_this();
   boost::asio::post(io_, [weak, q = std::move(queues), irq = &irq]() mutable {
     if (auto self = weak.lock()) self->on_activate(std::move(q), irq);
@@ -111,22 +111,24 @@ void VirtioNet::arm_tap() {
 
 void VirtioNet::process_rx() {
   if (!rx_ || stopped_) return;
+  SplitQueue& rx = *rx_;
   bool delivered_all = true;
   for (size_t n = 0; n < kBatch; ++n) {
     if (held_ == 0) {
+      // NOLINTNEXTLINE(clang-analyzer-unix.BlockInCriticalSection): O_NONBLOCK fd, no lock held
       const ssize_t got = ::read(tap_.native_handle(), frame_.data(), frame_.size());
       if (got <= 0) break;  // EAGAIN: empty (errors: the next readiness tells)
       held_ready_ = alloc::rdtsc();
       held_ = static_cast<size_t>(got);
     }
-    if (!deliver(std::span(frame_.data(), held_))) {
+    if (!deliver(rx, std::span(frame_.data(), held_))) {
       delivered_all = false;
       break;
     }
     held_ = 0;
   }
   if (batch_ != 0) {
-    if (rx_->needs_interrupt()) {
+    if (rx.needs_interrupt()) {
       irq_->signal_queue(kRxQueue);
       metrics_.irqs.inc();
     }
@@ -143,13 +145,13 @@ void VirtioNet::process_rx() {
   }
 }
 
-bool VirtioNet::deliver(std::span<const std::byte> frame) {
+bool VirtioNet::deliver(SplitQueue& rx, std::span<const std::byte> frame) {
   if (frame.size() > kMaxFrame) {
     metrics_.rx_drop_oversize.inc();
     return true;  // consumed
   }
   for (;;) {
-    auto r = rx_->pop(chain_);
+    auto r = rx.pop(chain_);
     if (!r) {
       count(r.error());
       if (r.error() == QueueError::avail_idx_jump) return false;  // corrupt ring: wait for a kick
@@ -163,12 +165,11 @@ bool VirtioNet::deliver(std::span<const std::byte> frame) {
   const size_t total = sizeof hdr + frame.size();
   if (chain_.readable != 0 || chain_.writable < total) {
     metrics_.rx_drop_too_small.inc();
-    rx_->push_used(chain_.head, 0);
+    rx.push_used(chain_.head, 0);
     return true;
   }
   // Scatter header then frame over the writable segments.
-  std::array<std::span<const std::byte>, 2> parts{
-      std::as_bytes(std::span(&hdr, 1)), frame};
+  std::array<std::span<const std::byte>, 2> parts{std::as_bytes(std::span(&hdr, 1)), frame};
   size_t part = 0, part_off = 0;
   for (uint32_t s = 0; s < chain_.count && part < parts.size(); ++s) {
     std::span<std::byte> dst = chain_.seg[s].bytes;
@@ -184,7 +185,7 @@ bool VirtioNet::deliver(std::span<const std::byte> frame) {
       }
     }
   }
-  rx_->push_used(chain_.head, static_cast<uint32_t>(total));
+  rx.push_used(chain_.head, static_cast<uint32_t>(total));
   metrics_.rx_frames.inc();
   metrics_.rx_bytes.inc(frame.size());
   batch_ready_[batch_++] = held_ready_;
@@ -193,9 +194,10 @@ bool VirtioNet::deliver(std::span<const std::byte> frame) {
 
 void VirtioNet::process_tx() {
   if (!tx_ || stopped_) return;
+  SplitQueue& tx = *tx_;
   bool any = false;
   for (;;) {
-    auto r = tx_->pop(chain_);
+    auto r = tx.pop(chain_);
     if (!r) {
       count(r.error());
       any = true;  // given back with length 0 where possible
@@ -207,7 +209,7 @@ void VirtioNet::process_tx() {
     const uint64_t len = chain_.readable;
     if (len <= sizeof(VirtioNetHdr) || len > sizeof(VirtioNetHdr) + 65535 || chain_.writable != 0) {
       metrics_.tx_drop_malformed.inc();
-      tx_->push_used(chain_.head, 0);
+      tx.push_used(chain_.head, 0);
       continue;
     }
     size_t off = 0;
@@ -215,7 +217,7 @@ void VirtioNet::process_tx() {
       std::memcpy(tx_buf_.data() + off, chain_.seg[s].bytes.data(), chain_.seg[s].bytes.size());
       off += chain_.seg[s].bytes.size();
     }
-    tx_->push_used(chain_.head, 0);
+    tx.push_used(chain_.head, 0);
     const size_t frame = off - sizeof(VirtioNetHdr);
     const ssize_t n = ::write(tap_.native_handle(), tx_buf_.data() + sizeof(VirtioNetHdr), frame);
     if (n != static_cast<ssize_t>(frame)) {
@@ -225,7 +227,7 @@ void VirtioNet::process_tx() {
     metrics_.tx_frames.inc();
     metrics_.tx_bytes.inc(frame);
   }
-  if (any && tx_->needs_interrupt()) {
+  if (any && tx.needs_interrupt()) {
     irq_->signal_queue(kTxQueue);
     metrics_.irqs.inc();
   }

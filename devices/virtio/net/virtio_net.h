@@ -81,7 +81,7 @@ class VirtioNet final : public VirtioDevice, public std::enable_shared_from_this
   void on_reset();
   void arm_tap();
   void process_rx();
-  bool deliver(std::span<const std::byte> frame);  // false: no RX buffer (frame held)
+  bool deliver(SplitQueue& rx, std::span<const std::byte> frame);  // false: no RX buffer
   void process_tx();
   void count(QueueError e) { metrics_.bad_chains[static_cast<size_t>(e)].inc(); }
 
@@ -95,9 +95,9 @@ class VirtioNet final : public VirtioDevice, public std::enable_shared_from_this
   // Event-loop state.
   std::optional<SplitQueue> rx_, tx_;
   VirtioInterrupt* irq_ = nullptr;
-  bool waiting_ = false;   // an async_wait on the TAP is outstanding
+  bool waiting_ = false;  // an async_wait on the TAP is outstanding
   bool stopped_ = false;
-  size_t held_ = 0;        // bytes of a frame read but not yet delivered (no RX buffer)
+  size_t held_ = 0;  // bytes of a frame read but not yet delivered (no RX buffer)
   std::array<std::byte, 65536> frame_{};
   uint64_t held_ready_ = 0;
   std::array<std::byte, 65536 + 16> tx_buf_{};

@@ -28,8 +28,8 @@ TEST_F(Transport, ConfigSpaceIsAModernVirtioNetWithItsCapabilities) {
   auto caps = drv_->caps();
   std::map<uint8_t, uint8_t> by_type(caps.begin(), caps.end());
   ASSERT_EQ(caps.size(), 5u);
-  for (uint8_t t : {kPciCapCommonCfg, kPciCapNotifyCfg, kPciCapIsrCfg, kPciCapDeviceCfg,
-                    kPciCapMsix}) {
+  for (uint8_t t :
+       {kPciCapCommonCfg, kPciCapNotifyCfg, kPciCapIsrCfg, kPciCapDeviceCfg, kPciCapMsix}) {
     ASSERT_TRUE(by_type.contains(t)) << int{t};
   }
   auto field = [&](uint8_t type, uint8_t off) {

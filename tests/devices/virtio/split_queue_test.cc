@@ -30,7 +30,9 @@ class SplitQueueTest : public ::testing::Test {
     ram_.put<uint16_t>(kAvail + 2, idx + 1);
   }
   uint16_t used_idx() const { return ram_.get<uint16_t>(kUsed + 2); }
-  VirtqUsedElem used(uint16_t i) const { return ram_.get<VirtqUsedElem>(kUsed + 4 + 8 * (i % kSize)); }
+  VirtqUsedElem used(uint16_t i) const {
+    return ram_.get<VirtqUsedElem>(kUsed + 4 + 8 * (i % kSize));
+  }
   // After a malformed chain, a good one still goes through.
   void expect_still_works(SplitQueue& q) {
     desc(7, kData + 0x800, 64, kDescFWrite);

@@ -84,14 +84,14 @@ TEST_F(VirtioNetTest, MalformedChainsAreCountedAndTheDeviceKeepsWorking) {
   bring_up();
   desc(kTxDesc, 0, kBuf, 100, kDescFNext, 0);  // a loop
   offer(kTxAvail, 0);
-  offer(kTxAvail, 99);                                  // head out of range
-  desc(kTxDesc, 1, 0xFFFFFFFFFFFFF000ull, 100, 0);     // outside RAM
+  offer(kTxAvail, 99);                              // head out of range
+  desc(kTxDesc, 1, 0xFFFFFFFFFFFFF000ull, 100, 0);  // outside RAM
   offer(kTxAvail, 1);
-  desc(kTxDesc, 2, kBuf, 0, 0);                         // empty
+  desc(kTxDesc, 2, kBuf, 0, 0);  // empty
   offer(kTxAvail, 2);
-  desc(kTxDesc, 3, kBuf, 8, 0);                         // shorter than the header
+  desc(kTxDesc, 3, kBuf, 8, 0);  // shorter than the header
   offer(kTxAvail, 3);
-  desc(kTxDesc, 6, kBuf, 0xFFFFFFFF, 0);                // huge
+  desc(kTxDesc, 6, kBuf, 0xFFFFFFFF, 0);  // huge
   offer(kTxAvail, 6);
   kick(VirtioNet::kTxQueue);
   const auto& m = net_->metrics();
