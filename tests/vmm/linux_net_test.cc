@@ -91,6 +91,19 @@ class LinuxNet : public ::testing::Test {
     return Child::run(
         in_ns({LABYRINTH_BINARY, "run", "--config", cfg, "--metrics", metrics_, "--stats"}), 900s);
   }
+  // Figures for the log: when init ran, the guest's own lines, and the host_rx table.
+  static void print_figures(const Child::Result& r) {
+    std::istringstream out(r.out);
+    for (std::string line; std::getline(out, line);) {
+      if (line.starts_with("labyrinth-init: reached") || line.starts_with("labyrinth-net:") ||
+          line.find("round-trip") != std::string::npos) {
+        std::cout << "  guest: " << line << "\n";
+      }
+    }
+    const size_t table = r.err.find("virtio-net eth0 (TAP");
+    if (table != std::string::npos) std::cout << r.err.substr(table);
+    std::cout << "  labyrinth run: " << r.seconds << " s wall\n";
+  }
   json::object nic() const {
     std::ifstream in(metrics_);
     std::stringstream text;
@@ -123,6 +136,7 @@ TEST_F(LinuxNet, Eth0ComesUpWithLinkAndTheConfiguredMac) {
 TEST_F(LinuxNet, GuestPingsTheHost) {
   auto r = run(config("net-ping"));
   EXPECT_EQ(r.status, 0) << r.out << r.err;
+  print_figures(r);
   EXPECT_NE(r.out.find("10 packets transmitted, 10 packets received, 0% packet loss"),
             std::string::npos)
       << r.out;
@@ -157,6 +171,7 @@ TEST_F(LinuxNet, MovesTenMegabytesOverTcpEachWay) {
   EXPECT_EQ(s.status, 0) << s.out << s.err;
   EXPECT_EQ(o.status, 0) << o.out << o.err;
   std::cout << "guest -> host: " << s.out << "host -> guest: " << o.out;
+  print_figures(r);
   const json::object m = nic();
   EXPECT_GE(m.at("rx_bytes").to_number<uint64_t>(), kBytes);
   EXPECT_GE(m.at("tx_bytes").to_number<uint64_t>(), kBytes);
