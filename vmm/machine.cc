@@ -188,6 +188,10 @@ std::expected<void, Error> Machine::build_devices() {
   auto lnics = LnicSet::create(config_.lnics, *vm_, *msi_router_, io_, *pool_, *memory_, mmio_);
   if (!lnics) return std::unexpected(lnics.error());
   lnics_ = std::move(*lnics);
+  auto nets = VirtioNetSet::create(config_.network_interfaces, *vm_, *msi_router_, io_, *memory_,
+                                   *pci_, mmio_);
+  if (!nets) return std::unexpected(nets.error());
+  nets_ = std::move(*nets);
 
   signals_ = std::make_unique<boost::asio::signal_set>(io_, SIGINT, SIGTERM);
   signals_->async_wait([this](const boost::system::error_code& ec, int sig) {
@@ -292,6 +296,7 @@ int Machine::run(const RunOptions& options) {
   if (!started) request_shutdown(kExitHostError, "cannot start vCPU threads");
   spdlog::info("VM running: {} vCPU(s), {} MiB, {}", vcpus_.size(), config_.mem_size_mib,
                config_.kernel_image_path);
+  boost::asio::post(io_, [this] { nets_->start(); });
   if (options.latency.seconds > 0) {
     start_latency_run(options.latency);
   } else {
@@ -313,6 +318,7 @@ int Machine::run(const RunOptions& options) {
   // (its TSC catch-up mode does on hosts whose TSC it deems unstable, e.g. under TCG).
   if (auto end = vcpus_[0]->tsc_offset()) tsc_offset_end_ = *end;
   lnics_->stop();  // the event loop has stopped: backends and the pool cache go quietly
+  nets_->stop();
   if (options.print_stats) print_stats();
   if (!options.metrics_path.empty()) {
     std::ofstream out(options.metrics_path);
@@ -363,6 +369,7 @@ void Machine::print_stats() const {
       static_cast<unsigned long long>(exits),
       static_cast<unsigned long long>(serial_out_->bytes_written()),
       static_cast<unsigned long long>(pio_.unmapped_accesses()));
+  if (!nets_->empty()) (void)std::fputs(nets_->report().c_str(), stderr);
 }
 
 boost::json::object Machine::metrics_json() const {
@@ -387,7 +394,8 @@ boost::json::object Machine::metrics_json() const {
                            {"chunks_removed", p.chunks_removed},
                            {"below_low_events", p.below_low_events},
                            {"below_min_events", p.below_min_events}};
-  return boost::json::object{{"pool", pool}, {"lnics", lnics_->metrics_json()}};
+  return boost::json::object{
+      {"pool", pool}, {"lnics", lnics_->metrics_json()}, {"virtio_net", nets_->metrics_json()}};
 }
 
 // A latency run: wait until the guest has enabled lnic 0, measure the floor (irqfd ->

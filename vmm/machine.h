@@ -46,6 +46,7 @@
 #include "vmm/memory/layout.h"
 #include "vmm/memory/pool_sink.h"
 #include "vmm/net/lnic_set.h"
+#include "vmm/net/virtio_net_set.h"
 #include "vmm/vcpu_runner.h"
 
 namespace labyrinth::vmm {
@@ -59,7 +60,7 @@ struct LatencyOptions {
 
 struct RunOptions {
   bool print_stats = false;  // one "labyrinth: stats: ..." line on stderr at the end
-  std::string metrics_path;  // write pool and lnic counters as JSON here at the end
+  std::string metrics_path;  // write pool, lnic and virtio-net counters as JSON here at the end
   LatencyOptions latency;
 };
 
@@ -72,6 +73,7 @@ class Machine final : public devices::VmControl {
   int run(const RunOptions& options);
   // After run(): the VM's lnics (counters, latency histograms) and its pool.
   LnicSet& lnics() { return *lnics_; }
+  const VirtioNetSet& virtio_nets() const { return *nets_; }
   const alloc::PagePool& pool() const { return *pool_; }
   const Config& config() const { return config_; }
   // guest TSC = host TSC + offset (vCPU 0, read at build time).
@@ -113,7 +115,8 @@ class Machine final : public devices::VmControl {
   std::unique_ptr<devices::IrqTrain> irq_train_;
   std::shared_ptr<devices::PciBus> pci_;  // bus 0 behind 0xCF8/0xCFC
   std::unique_ptr<MsiRouter> msi_router_;
-  std::unique_ptr<LnicSet> lnics_;  // after the pool: stopped and gone before it
+  std::unique_ptr<LnicSet> lnics_;      // after the pool: stopped and gone before it
+  std::unique_ptr<VirtioNetSet> nets_;  // network-interfaces: virtio-net on pci_
   std::unique_ptr<boost::asio::steady_timer> latency_timer_;
   std::function<void()> latency_wait_;  // event loop only
   std::string latency_error_;

@@ -18,6 +18,7 @@
 #include <boost/json/stream_parser.hpp>
 #include <boost/json/value.hpp>
 
+#include "devices/virtio/net/tap.h"
 #include "guest/abi/boot_info.h"
 #include "guest/abi/lnic.h"
 #include "vmm/boot/boot_setup.h"
@@ -388,6 +389,64 @@ void parse_lnics(const json::array& arr, std::vector<LnicSettings>& out,
   }
 }
 
+void parse_network_interfaces(const json::array& arr, std::vector<NetworkInterface>& out,
+                              std::optional<ConfigError>& err) {
+  if (arr.size() > kMaxNetworkInterfaces) {
+    if (!err) {
+      err = ConfigError{"network-interfaces",
+                        "at most " + std::to_string(kMaxNetworkInterfaces) + " interfaces"};
+    }
+    return;
+  }
+  for (size_t i = 0; i < arr.size() && !err; ++i) {
+    const std::string path = "network-interfaces[" + std::to_string(i) + "]";
+    if (!arr[i].is_object()) {
+      err = ConfigError{
+          path, std::string("expected an object, got ") + std::string(kind_name(arr[i].kind()))};
+      return;
+    }
+    Section s(arr[i].get_object(), path, err);
+    s.allow_only({"iface_id", "host_dev_name", "guest_mac"});
+    NetworkInterface n;
+    s.string("iface_id", true, n.iface_id);
+    s.string("host_dev_name", true, n.host_dev_name);
+    char mac_buf[32];
+    (void)std::snprintf(mac_buf, sizeof mac_buf, "06:00:ac:10:00:%02x",
+                        static_cast<unsigned>((i + 2) & 0xFF));
+    std::string mac = mac_buf;
+    s.string("guest_mac", false, mac);
+    if (s.ok() && n.iface_id.empty()) s.fail("iface_id", "must not be empty");
+    if (s.ok() && (n.host_dev_name.empty() || n.host_dev_name.size() > 15)) {
+      s.fail("host_dev_name",
+             "must be 1..15 characters (an interface name), got \"" + n.host_dev_name + "\"");
+    }
+    if (s.ok() && !parse_mac(mac, n.guest_mac)) {
+      s.fail("guest_mac", "must be a unicast MAC like 06:00:ac:10:00:02, got \"" + mac + "\"");
+    }
+    for (const NetworkInterface& other : out) {
+      if (s.ok() && other.iface_id == n.iface_id) {
+        s.fail("iface_id", "duplicate iface_id \"" + n.iface_id + "\"");
+      }
+      if (s.ok() && other.host_dev_name == n.host_dev_name) {
+        s.fail("host_dev_name", "\"" + n.host_dev_name + "\" is already used by iface_id \"" +
+                                    other.iface_id + "\"");
+      }
+    }
+    out.push_back(std::move(n));
+  }
+}
+
+// Each TAP device can be opened (or created: it goes away again when closed).
+void check_taps(const Config& cfg, std::optional<ConfigError>& err) {
+  for (size_t i = 0; i < cfg.network_interfaces.size() && !err; ++i) {
+    auto tap = devices::virtio::open_tap(cfg.network_interfaces[i].host_dev_name);
+    if (!tap) {
+      err = ConfigError{"network-interfaces[" + std::to_string(i) + "].host_dev_name",
+                        tap.error().detail};
+    }
+  }
+}
+
 void parse_labyrinth(const json::object& obj, Config& cfg, std::optional<ConfigError>& err) {
   Section s(obj, "labyrinth", err);
   s.allow_only({"pool", "lnics"});
@@ -438,16 +497,20 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const Con
   Config cfg;
   std::optional<ConfigError> err;
   Section top(root.get_object(), "", err);
-  top.allow_only({"boot-source", "machine-config", "serial", "labyrinth"});
+  top.allow_only({"boot-source", "machine-config", "network-interfaces", "serial", "labyrinth"});
   if (const json::object* o = top.object("boot-source", true)) {
     parse_boot_source(*o, cfg, err);
   }
   if (const json::object* o = top.object("machine-config", false)) {
     parse_machine(*o, cfg, limits, err);
   }
+  if (const json::array* a = top.array("network-interfaces", false)) {
+    parse_network_interfaces(*a, cfg.network_interfaces, err);
+  }
   if (const json::object* o = top.object("serial", false)) parse_serial(*o, cfg, err);
   if (const json::object* o = top.object("labyrinth", false)) parse_labyrinth(*o, cfg, err);
   if (limits.check_kernel_file) check_boot(cfg, err);
+  if (limits.check_kernel_file) check_taps(cfg, err);
   if (err) return std::unexpected(*err);
   return cfg;
 }

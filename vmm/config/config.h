@@ -4,6 +4,8 @@
 //     "boot-source":    {"kernel_image_path": "build/guest/hello.elf", "boot_args": "",
 //                        "initrd_path": "..."},   (initrd: Linux kernels only)
 //     "machine-config": {"vcpu_count": 1, "mem_size_mib": 128},
+//     "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0",
+//                             "guest_mac": "06:00:ac:10:00:02"}],   (virtio-net over PCI)
 //     "serial":         {"output": "stdout", "input": "stdin"},
 //     "labyrinth":      {"pool": {"chunk_size_kib": 2048, "initial_chunks": 1,
 //                                 "max_chunks": 16, "backing": "4k",
@@ -20,9 +22,11 @@
 // ("machine-config.vcpu_count: must be 1..32, got 64"). Relative paths are relative
 // to the current working directory, as in Firecracker.
 // Extending: each section has its own parse_* function in config.cc and a list of
-// allowed keys; "network-interfaces" and "labyrinth.lnics" will slot in the same way.
+// allowed keys.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <expected>
 #include <string>
@@ -54,6 +58,15 @@ struct SerialSettings {
   bool read_stdin = true;         // "input": "stdin" | "none"
 };
 
+// One entry of "network-interfaces" (Firecracker's keys): a virtio-net device on PCI
+// whose backend is the TAP device host_dev_name (opened, or created if missing).
+struct NetworkInterface {
+  std::string iface_id;
+  std::string host_dev_name;
+  std::array<uint8_t, 6> guest_mac{};  // default 06:00:ac:10:00:<index + 2>
+};
+inline constexpr size_t kMaxNetworkInterfaces = 8;
+
 struct Config {
   std::string kernel_image_path;
   std::string initrd_path;  // Linux only; empty: none
@@ -63,6 +76,7 @@ struct Config {
   SerialSettings serial;
   PoolSettings pool;
   std::vector<LnicSettings> lnics;  // labyrinth.lnics, at most LABYRINTH_MAX_DEVICES
+  std::vector<NetworkInterface> network_interfaces;
 };
 
 struct ConfigError {
@@ -74,7 +88,8 @@ struct ConfigError {
 struct ConfigLimits {
   uint32_t max_mem_mib = 65536;   // and at most the host's RAM (see host_limits())
   uint32_t max_vcpus = 32;        // LABYRINTH_MAX_VCPUS
-  bool check_kernel_file = true;  // open the kernel (and initramfs) and check they can boot
+  bool check_kernel_file = true;  // open the kernel (and initramfs) and check they can boot,
+                                  // and open (or create) each TAP device once
   static ConfigLimits host_limits();
 };
 

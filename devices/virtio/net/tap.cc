@@ -1,0 +1,50 @@
+#include "devices/virtio/net/tap.h"
+
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace labyrinth::devices::virtio {
+
+TapFd& TapFd::operator=(TapFd&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) (void)::close(fd_);
+    fd_ = std::exchange(o.fd_, -1);
+    name_ = std::move(o.name_);
+  }
+  return *this;
+}
+
+TapFd::~TapFd() {
+  if (fd_ >= 0) (void)::close(fd_);
+}
+
+std::expected<TapFd, TapError> open_tap(std::string_view name) {
+  const std::string quoted = "\"" + std::string(name) + "\"";
+  if (name.empty() || name.size() >= IFNAMSIZ) {
+    return std::unexpected(TapError{quoted + ": an interface name has 1 to " +
+                                    std::to_string(IFNAMSIZ - 1) + " characters"});
+  }
+  const int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    return std::unexpected(
+        TapError{"cannot open /dev/net/tun for " + quoted + ": " + std::strerror(errno)});
+  }
+  ifreq ifr{};
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  std::memcpy(ifr.ifr_name, name.data(), name.size());
+  if (::ioctl(fd, TUNSETIFF, &ifr) != 0) {
+    const int err = errno;
+    (void)::close(fd);
+    return std::unexpected(
+        TapError{"cannot open or create TAP device " + quoted + ": " + std::strerror(err)});
+  }
+  return TapFd(fd, ifr.ifr_name);
+}
+
+}  // namespace labyrinth::devices::virtio

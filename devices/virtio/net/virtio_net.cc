@@ -1,0 +1,236 @@
+#include "devices/virtio/net/virtio_net.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <boost/asio/post.hpp>
+
+#include "allocator/tsc.h"
+#include "devices/virtio/virtio_abi.h"
+
+namespace labyrinth::devices::virtio {
+
+VirtioNet::VirtioNet(NetConfig cfg, boost::asio::io_context& io, TapFd tap)
+    : cfg_(std::move(cfg)),
+      label_("virtio-net-" + cfg_.id),
+      tap_name_(tap.name()),
+      io_(io),
+      tap_(io, tap.release()) {}
+
+VirtioNet::~VirtioNet() = default;
+
+uint32_t VirtioNet::device_id() const {
+  return kNetDeviceId;
+}
+
+uint64_t VirtioNet::features() const {
+  return kFVersion1 | kNetFMac | kNetFStatus;
+}
+
+void VirtioNet::read_config(uint32_t offset, std::span<uint8_t> data) {
+  VirtioNetConfig c{};
+  std::copy(cfg_.mac.begin(), cfg_.mac.end(), c.mac);
+  c.status = kNetSLinkUp;
+  std::array<uint8_t, sizeof c> bytes{};
+  std::memcpy(bytes.data(), &c, sizeof c);
+  for (size_t i = 0; i < data.size(); ++i) {
+    data[i] = offset + i < bytes.size() ? bytes[offset + i] : 0;
+  }
+}
+
+void VirtioNet::activate(uint64_t /*features: nothing to configure*/,
+                         std::vector<SplitQueue> queues, VirtioInterrupt& irq) {
+  std::weak_ptr<VirtioNet> weak = weak_from_this();
+  boost::asio::post(io_, [weak, q = std::move(queues), irq = &irq]() mutable {
+    if (auto self = weak.lock()) self->on_activate(std::move(q), irq);
+  });
+}
+
+void VirtioNet::reset() {
+  std::weak_ptr<VirtioNet> weak = weak_from_this();
+  boost::asio::post(io_, [weak] {
+    if (auto self = weak.lock()) self->on_reset();
+  });
+}
+
+void VirtioNet::notify(uint16_t queue) {
+  std::weak_ptr<VirtioNet> weak = weak_from_this();
+  boost::asio::post(io_, [weak, queue] {
+    auto self = weak.lock();
+    if (!self) return;
+    if (queue == kRxQueue) {
+      self->metrics_.kicks_rx.inc();
+      self->process_rx();  // buffers posted: a held frame can go, the TAP be read again
+    } else if (queue == kTxQueue) {
+      self->metrics_.kicks_tx.inc();
+      self->process_tx();
+    }
+  });
+}
+
+void VirtioNet::stop() {
+  stopped_ = true;
+  boost::system::error_code ec;
+  (void)tap_.cancel(ec);
+}
+
+void VirtioNet::on_activate(std::vector<SplitQueue> queues, VirtioInterrupt* irq) {
+  if (queues.size() != 2) return;  // the transport hands over every queue
+  rx_.emplace(queues[kRxQueue]);
+  tx_.emplace(queues[kTxQueue]);
+  irq_ = irq;
+  active_.store(true, std::memory_order_relaxed);
+  process_tx();
+  process_rx();
+}
+
+void VirtioNet::on_reset() {
+  rx_.reset();
+  tx_.reset();
+  irq_ = nullptr;
+  held_ = 0;  // the frame is lost with the device state, as on real hardware
+  batch_ = 0;
+  active_.store(false, std::memory_order_relaxed);
+}
+
+void VirtioNet::arm_tap() {
+  if (waiting_ || stopped_) return;
+  waiting_ = true;
+  std::weak_ptr<VirtioNet> weak = weak_from_this();
+  tap_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                  [weak](const boost::system::error_code& ec) {
+                    auto self = weak.lock();
+                    if (!self) return;
+                    self->waiting_ = false;
+                    if (!ec) self->process_rx();
+                  });
+}
+
+void VirtioNet::process_rx() {
+  if (!rx_ || stopped_) return;
+  SplitQueue& rx = *rx_;
+  bool delivered_all = true;
+  for (size_t n = 0; n < kBatch; ++n) {
+    if (held_ == 0) {
+      // NOLINTNEXTLINE(clang-analyzer-unix.BlockInCriticalSection): O_NONBLOCK fd, no lock held
+      const ssize_t got = ::read(tap_.native_handle(), frame_.data(), frame_.size());
+      if (got <= 0) break;  // EAGAIN: empty (errors: the next readiness tells)
+      held_ready_ = alloc::rdtsc();
+      held_ = static_cast<size_t>(got);
+    }
+    if (!deliver(rx, std::span(frame_.data(), held_))) {
+      delivered_all = false;
+      break;
+    }
+    held_ = 0;
+  }
+  if (batch_ != 0) {
+    if (rx.needs_interrupt()) {
+      irq_->signal_queue(kRxQueue);
+      metrics_.irqs.inc();
+    }
+    const uint64_t done = alloc::rdtsc();
+    for (size_t i = 0; i < batch_; ++i) {
+      latency_.host_rx.record(done > batch_ready_[i] ? done - batch_ready_[i] : 0);
+    }
+    batch_ = 0;
+  }
+  if (delivered_all) {
+    arm_tap();  // more may be waiting (a full batch) or come later
+  } else {
+    metrics_.rx_waits.inc();  // wait for the driver's RX kick
+  }
+}
+
+bool VirtioNet::deliver(SplitQueue& rx, std::span<const std::byte> frame) {
+  if (frame.size() > kMaxFrame) {
+    metrics_.rx_drop_oversize.inc();
+    return true;  // consumed
+  }
+  for (;;) {
+    auto r = rx.pop(chain_);
+    if (!r) {
+      count(r.error());
+      if (r.error() == QueueError::avail_idx_jump) return false;  // corrupt ring: wait for a kick
+      continue;
+    }
+    if (!*r) return false;
+    break;
+  }
+  VirtioNetHdr hdr{};
+  hdr.num_buffers = 1;
+  const size_t total = sizeof hdr + frame.size();
+  if (chain_.readable != 0 || chain_.writable < total) {
+    metrics_.rx_drop_too_small.inc();
+    rx.push_used(chain_.head, 0);
+    return true;
+  }
+  // Scatter header then frame over the writable segments.
+  std::array<std::span<const std::byte>, 2> parts{std::as_bytes(std::span(&hdr, 1)), frame};
+  size_t part = 0, part_off = 0;
+  for (uint32_t s = 0; s < chain_.count && part < parts.size(); ++s) {
+    std::span<std::byte> dst = chain_.seg[s].bytes;
+    size_t dst_off = 0;
+    while (dst_off < dst.size() && part < parts.size()) {
+      const size_t n = std::min(dst.size() - dst_off, parts[part].size() - part_off);
+      std::memcpy(dst.data() + dst_off, parts[part].data() + part_off, n);
+      dst_off += n;
+      part_off += n;
+      if (part_off == parts[part].size()) {
+        ++part;
+        part_off = 0;
+      }
+    }
+  }
+  rx.push_used(chain_.head, static_cast<uint32_t>(total));
+  metrics_.rx_frames.inc();
+  metrics_.rx_bytes.inc(frame.size());
+  batch_ready_[batch_++] = held_ready_;
+  return true;
+}
+
+void VirtioNet::process_tx() {
+  if (!tx_ || stopped_) return;
+  SplitQueue& tx = *tx_;
+  bool any = false;
+  for (;;) {
+    auto r = tx.pop(chain_);
+    if (!r) {
+      count(r.error());
+      any = true;  // given back with length 0 where possible
+      if (r.error() == QueueError::avail_idx_jump) break;
+      continue;
+    }
+    if (!*r) break;
+    any = true;
+    const uint64_t len = chain_.readable;
+    if (len <= sizeof(VirtioNetHdr) || len > sizeof(VirtioNetHdr) + 65535 || chain_.writable != 0) {
+      metrics_.tx_drop_malformed.inc();
+      tx.push_used(chain_.head, 0);
+      continue;
+    }
+    size_t off = 0;
+    for (uint32_t s = 0; s < chain_.count; ++s) {
+      std::memcpy(tx_buf_.data() + off, chain_.seg[s].bytes.data(), chain_.seg[s].bytes.size());
+      off += chain_.seg[s].bytes.size();
+    }
+    tx.push_used(chain_.head, 0);
+    const size_t frame = off - sizeof(VirtioNetHdr);
+    const ssize_t n = ::write(tap_.native_handle(), tx_buf_.data() + sizeof(VirtioNetHdr), frame);
+    if (n != static_cast<ssize_t>(frame)) {
+      metrics_.tx_drop_backend.inc();
+      continue;
+    }
+    metrics_.tx_frames.inc();
+    metrics_.tx_bytes.inc(frame);
+  }
+  if (any && tx.needs_interrupt()) {
+    irq_->signal_queue(kTxQueue);
+    metrics_.irqs.inc();
+  }
+}
+
+}  // namespace labyrinth::devices::virtio

@@ -1,0 +1,373 @@
+#include "devices/virtio/pci_transport.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "devices/virtio/virtio_abi.h"
+
+namespace labyrinth::devices::virtio {
+
+namespace {
+constexpr uint8_t kCapCommon = 0x40, kCapNotify = 0x50, kCapIsr = 0x64, kCapDevice = 0x74,
+                  kCapMsix = 0x84;
+constexpr uint16_t kCommandMask = 0x0406;  // memory space, bus master, INTx disable
+constexpr uint16_t kStatusCapList = 0x0010;
+
+void put16(std::array<uint8_t, 256>& c, size_t off, uint16_t v) {
+  std::memcpy(&c[off], &v, 2);
+}
+void put32(std::array<uint8_t, 256>& c, size_t off, uint32_t v) {
+  std::memcpy(&c[off], &v, 4);
+}
+
+// struct virtio_pci_cap at off.
+void put_vendor_cap(std::array<uint8_t, 256>& c, uint8_t off, uint8_t next, uint8_t len,
+                    uint8_t type, uint32_t bar_off, uint32_t bar_len) {
+  c[off] = kPciCapVendor;
+  c[off + 1] = next;
+  c[off + 2] = len;
+  c[off + 3] = type;
+  c[off + 4] = 0;  // BAR 0
+  put32(c, off + 8, bar_off);
+  put32(c, off + 12, bar_len);
+}
+
+uint64_t load(std::span<const uint8_t> data) {
+  uint64_t v = 0;
+  std::memcpy(&v, data.data(), std::min<size_t>(data.size(), 8));
+  return v;
+}
+void store(std::span<uint8_t> data, uint64_t v) {
+  std::memcpy(data.data(), &v, std::min<size_t>(data.size(), 8));
+}
+}  // namespace
+
+VirtioPciTransport::VirtioPciTransport(std::shared_ptr<VirtioDevice> device, const GuestRam& ram,
+                                       uint32_t bar_gpa, std::vector<MsiLine*> lines)
+    : device_(std::move(device)),
+      ram_(ram),
+      bar_gpa_(bar_gpa),
+      lines_(std::move(lines)),
+      nvec_(static_cast<uint16_t>(std::min<size_t>(lines_.size(), kMaxVectors))),
+      label_("virtio-pci-" + std::string(device_->label())),
+      queues_(std::min<size_t>(device_->num_queues(), kMaxVectors - 1)) {
+  for (auto& v : queue_vector_) v.store(kMsixNoVector, std::memory_order_relaxed);
+  for (auto& q : queues_) q.size = device_->max_queue_size();
+  const uint16_t nq = static_cast<uint16_t>(queues_.size());
+  auto& c = cfg_;
+  put16(c, 0x00, kPciVendor);
+  put16(c, 0x02, static_cast<uint16_t>(kPciDeviceBase + device_->device_id()));
+  put16(c, 0x06, kStatusCapList);
+  c[0x08] = 1;  // revision 1: a modern (virtio 1.x) device
+  // Class: network controller / Ethernet for net, "other" otherwise.
+  put32(c, 0x08, (device_->device_id() == kNetDeviceId ? 0x020000u : 0xFF0000u) << 8 | 1u);
+  put32(c, 0x10, bar_gpa_);  // 32-bit memory BAR, non-prefetchable
+  put16(c, 0x2C, kPciVendor);
+  put16(c, 0x2E, 0x40);
+  c[0x34] = kCapCommon;
+  put_vendor_cap(c, kCapCommon, kCapNotify, 16, kPciCapCommonCfg, kCommonOff, common::kSize);
+  put_vendor_cap(c, kCapNotify, kCapIsr, 20, kPciCapNotifyCfg, kNotifyOff, kNotifyMultiplier * nq);
+  put32(c, kCapNotify + 16, kNotifyMultiplier);
+  put_vendor_cap(c, kCapIsr, kCapDevice, 16, kPciCapIsrCfg, kIsrOff, 1);
+  put_vendor_cap(c, kCapDevice, kCapMsix, 16, kPciCapDeviceCfg, kDeviceOff, 0x1000);
+  c[kCapMsix] = kPciCapMsix;
+  c[kCapMsix + 1] = 0;
+  put16(c, kCapMsix + 2, static_cast<uint16_t>(nvec_ - 1));  // table size - 1
+  put32(c, kCapMsix + 4, kMsixTableOff);                     // BIR 0
+  put32(c, kCapMsix + 8, kMsixPbaOff);
+}
+
+// --- PCI configuration space ---------------------------------------------------------
+
+uint32_t VirtioPciTransport::read_config(uint8_t offset) {
+  std::lock_guard lock(mu_);
+  uint32_t v = 0;
+  std::memcpy(&v, &cfg_[offset], 4);
+  switch (offset) {
+    case 0x04:
+      return (v & 0xFFFF0000u) | command_;
+    case 0x10:
+      return bar_probe_ ? static_cast<uint32_t>(~(kBarSize - 1)) : v;
+    case 0x3C:
+      return (v & 0xFFFFFF00u) | irq_line_;
+    case kCapMsix:
+      return v | (msix_enabled_ ? 0x80000000u : 0) | (msix_function_mask_ ? 0x40000000u : 0);
+    default:
+      return v;
+  }
+}
+
+void VirtioPciTransport::write_config(uint8_t offset, uint32_t value, uint32_t mask) {
+  std::lock_guard lock(mu_);
+  switch (offset) {
+    case 0x04:
+      if ((mask & 0xFFFF) != 0) {
+        command_ = static_cast<uint16_t>((command_ & ~mask) | (value & mask)) & kCommandMask;
+      }
+      return;  // status bits are read-only here (nothing to clear)
+    case 0x10:
+      // A full all-ones write is the size probe; the BAR itself does not move.
+      bar_probe_ = mask == 0xFFFFFFFFu && value == 0xFFFFFFFFu;
+      return;
+    case 0x3C:
+      if ((mask & 0xFF) != 0) irq_line_ = static_cast<uint8_t>(value);
+      return;
+    case kCapMsix:
+      if ((mask & 0xC0000000u) != 0) {
+        if ((mask & 0x80000000u) != 0) msix_enabled_ = (value & 0x80000000u) != 0;
+        if ((mask & 0x40000000u) != 0) msix_function_mask_ = (value & 0x40000000u) != 0;
+        update_masks();
+      }
+      return;
+    default:
+      return;  // read-only
+  }
+}
+
+// --- BAR0 ---------------------------------------------------------------------------
+
+void VirtioPciTransport::read(uint64_t offset, std::span<uint8_t> data) {
+  const size_t w = data.size();
+  if (offset < kCommonOff + common::kSize) {
+    std::lock_guard lock(mu_);
+    store(data, read_common(static_cast<uint32_t>(offset), w));
+  } else if (offset == kIsrOff && w == 1) {
+    data[0] = isr_.exchange(0, std::memory_order_acq_rel);  // read clears
+  } else if (offset >= kDeviceOff && offset + w <= kDeviceOff + 0x1000) {
+    device_->read_config(static_cast<uint32_t>(offset - kDeviceOff), data);
+  } else if (offset >= kMsixTableOff && offset + w <= kMsixTableOff + 16u * nvec_ && w == 4 &&
+             offset % 4 == 0) {
+    std::lock_guard lock(mu_);
+    const uint32_t rel = static_cast<uint32_t>(offset - kMsixTableOff);
+    const Vector& v = vectors_[rel / 16];
+    const uint32_t words[4] = {static_cast<uint32_t>(v.address),
+                               static_cast<uint32_t>(v.address >> 32), v.data,
+                               v.entry_masked ? 1u : 0u};
+    store(data, words[(rel % 16) / 4]);
+  } else if (offset >= kMsixPbaOff && offset + w <= kMsixPbaOff + 8 && offset % w == 0) {
+    uint64_t pba = 0;
+    for (uint16_t i = 0; i < nvec_; ++i) {
+      if (vectors_[i].pending.load(std::memory_order_seq_cst)) pba |= uint64_t{1} << i;
+    }
+    store(data, pba >> (8 * (offset - kMsixPbaOff)));
+  } else if (offset >= kNotifyOff && offset < kNotifyOff + 0x1000) {
+    store(data, 0);  // notify registers read as 0
+  } else {
+    metrics_.bad_access.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void VirtioPciTransport::write(uint64_t offset, std::span<const uint8_t> data) {
+  const size_t w = data.size();
+  const uint64_t value = load(data);
+  if (offset < kCommonOff + common::kSize) {
+    std::lock_guard lock(mu_);
+    write_common(static_cast<uint32_t>(offset), w, value);
+  } else if (offset >= kDeviceOff && offset + w <= kDeviceOff + 0x1000) {
+    device_->write_config(static_cast<uint32_t>(offset - kDeviceOff), data);
+  } else if (offset >= kNotifyOff && offset < kNotifyOff + kNotifyMultiplier * queues_.size() &&
+             (offset - kNotifyOff) % kNotifyMultiplier == 0) {
+    // Only when no ioeventfd caught it (tests, or a write of another width).
+    device_->notify(static_cast<uint16_t>((offset - kNotifyOff) / kNotifyMultiplier));
+  } else if (offset >= kMsixTableOff && offset + w <= kMsixTableOff + 16u * nvec_ && w == 4 &&
+             offset % 4 == 0) {
+    std::lock_guard lock(mu_);
+    write_msix_table(static_cast<uint32_t>(offset - kMsixTableOff), static_cast<uint32_t>(value));
+  } else {
+    metrics_.bad_access.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+uint32_t VirtioPciTransport::read_common(uint32_t offset, size_t w) {
+  using namespace common;
+  QueueRegs* q = queue_select_ < queues_.size() ? &queues_[queue_select_] : nullptr;
+  auto field = [&](uint32_t at, size_t width) { return offset == at && w == width; };
+  if (field(kDeviceFeatureSelect, 4)) return device_feature_select_;
+  if (field(kDeviceFeature, 4)) {
+    return device_feature_select_ < 2
+               ? static_cast<uint32_t>(device_->features() >> (32 * device_feature_select_))
+               : 0;
+  }
+  if (field(kDriverFeatureSelect, 4)) return driver_feature_select_;
+  if (field(kDriverFeature, 4)) {
+    return driver_feature_select_ < 2
+               ? static_cast<uint32_t>(driver_features_ >> (32 * driver_feature_select_))
+               : 0;
+  }
+  if (field(kMsixConfig, 2)) return config_vector_.load(std::memory_order_relaxed);
+  if (field(kNumQueues, 2)) return static_cast<uint32_t>(queues_.size());
+  if (field(kDeviceStatus, 1)) return status_;
+  if (field(kConfigGeneration, 1)) return 0;  // the config never changes in one read
+  if (field(kQueueSelect, 2)) return queue_select_;
+  if (field(kQueueSize, 2)) return q ? q->size : 0;
+  if (field(kQueueMsixVector, 2)) {
+    return q ? queue_vector_[queue_select_].load(std::memory_order_relaxed) : kMsixNoVector;
+  }
+  if (field(kQueueEnable, 2)) return q && q->enabled ? 1 : 0;
+  if (field(kQueueNotifyOff, 2)) return q ? queue_select_ : 0;
+  for (uint32_t at : {kQueueDesc, kQueueDriver, kQueueDevice}) {
+    if (q == nullptr || offset < at || offset >= at + 8 || (w != 4 && w != 8)) continue;
+    const uint64_t v = at == kQueueDesc ? q->desc : at == kQueueDriver ? q->driver : q->device;
+    return static_cast<uint32_t>(offset == at ? v : v >> 32);
+  }
+  metrics_.bad_access.fetch_add(1, std::memory_order_relaxed);
+  return 0;
+}
+
+void VirtioPciTransport::write_common(uint32_t offset, size_t w, uint64_t value) {
+  using namespace common;
+  QueueRegs* q = queue_select_ < queues_.size() ? &queues_[queue_select_] : nullptr;
+  const bool live = (status_ & kStatusDriverOk) != 0;
+  auto field = [&](uint32_t at, size_t width) { return offset == at && w == width; };
+  if (field(kDeviceFeatureSelect, 4)) {
+    device_feature_select_ = static_cast<uint32_t>(value);
+  } else if (field(kDriverFeatureSelect, 4)) {
+    driver_feature_select_ = static_cast<uint32_t>(value);
+  } else if (field(kDriverFeature, 4) && driver_feature_select_ < 2 &&
+             (status_ & kStatusFeaturesOk) == 0) {
+    const unsigned shift = 32 * driver_feature_select_;
+    driver_features_ = (driver_features_ & ~(uint64_t{0xFFFFFFFF} << shift)) | (value << shift);
+  } else if (field(kMsixConfig, 2)) {
+    config_vector_.store(value < nvec_ ? static_cast<uint16_t>(value) : kMsixNoVector,
+                         std::memory_order_relaxed);
+  } else if (field(kDeviceStatus, 1)) {
+    write_status(static_cast<uint8_t>(value));
+  } else if (field(kQueueSelect, 2)) {
+    queue_select_ = static_cast<uint16_t>(value);
+  } else if (q != nullptr && !live && !q->enabled && field(kQueueSize, 2)) {
+    q->size = static_cast<uint16_t>(value);  // checked at queue_enable
+  } else if (q != nullptr && field(kQueueMsixVector, 2)) {
+    // A vector the table does not have reads back as NO_VECTOR: the driver checks.
+    queue_vector_[queue_select_].store(value < nvec_ ? static_cast<uint16_t>(value) : kMsixNoVector,
+                                       std::memory_order_relaxed);
+  } else if (q != nullptr && !live && field(kQueueEnable, 2)) {
+    if (value != 1 || q->enabled) return;
+    auto sq = SplitQueue::create(ram_, q->size, q->desc, q->driver, q->device);
+    if (!sq) {
+      metrics_.queue_rejects.fetch_add(1, std::memory_order_relaxed);
+      spdlog::debug("{}: queue {} rejected: {}", label_, queue_select_, to_string(sq.error()));
+      return;  // stays disabled: the driver reads 0 back
+    }
+    q->queue.emplace(*sq);
+    q->enabled = true;
+  } else if (q != nullptr && !live && !q->enabled && (w == 4 || w == 8) && offset >= kQueueDesc &&
+             offset + w <= kQueueDevice + 8) {
+    const uint32_t at = kQueueDesc + (offset - kQueueDesc) / 8 * 8;
+    uint64_t& reg = at == kQueueDesc ? q->desc : at == kQueueDriver ? q->driver : q->device;
+    if (w == 8) {
+      reg = value;
+    } else if (offset == at) {
+      reg = (reg & 0xFFFFFFFF00000000ull) | (value & 0xFFFFFFFFull);
+    } else {
+      reg = (reg & 0xFFFFFFFFull) | (value << 32);
+    }
+  } else {
+    metrics_.bad_access.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void VirtioPciTransport::write_status(uint8_t status) {
+  if (status == 0) {
+    reset_locked();
+    return;
+  }
+  if ((status & kStatusFeaturesOk) != 0 && (status_ & kStatusFeaturesOk) == 0) {
+    const uint64_t offered = device_->features();
+    if ((driver_features_ & ~offered) != 0 || (driver_features_ & kFVersion1) == 0) {
+      metrics_.feature_rejects.fetch_add(1, std::memory_order_relaxed);
+      status &= static_cast<uint8_t>(~kStatusFeaturesOk);  // the driver reads it back and fails
+    }
+  }
+  const bool starting = (status & kStatusDriverOk) != 0 && (status_ & kStatusDriverOk) == 0;
+  status_ = status;
+  if (!starting) return;
+  std::vector<SplitQueue> queues;
+  for (auto& q : queues_) {
+    if (!q.enabled || !q.queue) {
+      metrics_.queue_rejects.fetch_add(1, std::memory_order_relaxed);
+      status_ |= kStatusNeedsReset;
+      return;
+    }
+    queues.push_back(*q.queue);
+  }
+  metrics_.activations.fetch_add(1, std::memory_order_relaxed);
+  device_->activate(driver_features_, std::move(queues), *this);
+}
+
+void VirtioPciTransport::reset_locked() {
+  if ((status_ & kStatusDriverOk) != 0) device_->reset();
+  metrics_.resets.fetch_add(1, std::memory_order_relaxed);
+  status_ = 0;
+  driver_features_ = 0;
+  device_feature_select_ = driver_feature_select_ = 0;
+  queue_select_ = 0;
+  for (auto& q : queues_) q = QueueRegs{.size = device_->max_queue_size()};
+  for (auto& v : queue_vector_) v.store(kMsixNoVector, std::memory_order_relaxed);
+  config_vector_.store(kMsixNoVector, std::memory_order_relaxed);
+  isr_.store(0, std::memory_order_relaxed);
+}
+
+// --- MSI-X ----------------------------------------------------------------------------
+
+void VirtioPciTransport::write_msix_table(uint32_t offset, uint32_t value) {
+  Vector& v = vectors_[offset / 16];
+  switch ((offset % 16) / 4) {
+    case 0:
+      v.address = (v.address & 0xFFFFFFFF00000000ull) | value;
+      break;
+    case 1:
+      v.address = (v.address & 0xFFFFFFFFull) | (uint64_t{value} << 32);
+      break;
+    case 2:
+      v.data = value;
+      break;
+    default:
+      v.entry_masked = (value & 1) != 0;
+      // The message is taken when the entry is (re)unmasked: Linux masks an entry
+      // while it rewrites the address and data.
+      if (!v.entry_masked && !lines_[offset / 16]->configure(v.address, v.data)) {
+        metrics_.msi_rejects.fetch_add(1, std::memory_order_relaxed);
+      }
+      break;
+  }
+  update_masks();
+}
+
+void VirtioPciTransport::update_masks() {
+  for (uint16_t i = 0; i < nvec_; ++i) {
+    Vector& v = vectors_[i];
+    const bool masked = !msix_enabled_ || msix_function_mask_ || v.entry_masked;
+    v.masked.store(masked, std::memory_order_seq_cst);
+    // Unmasked: deliver what was raised while masked (pairs with fire()'s re-check).
+    if (!masked && v.pending.exchange(false, std::memory_order_seq_cst)) lines_[i]->trigger();
+  }
+}
+
+void VirtioPciTransport::fire(uint16_t vector) {
+  if (vector >= nvec_) return;  // NO_VECTOR: the driver asked for no interrupt (no INTx)
+  Vector& v = vectors_[vector];
+  if (!v.masked.load(std::memory_order_seq_cst)) {
+    lines_[vector]->trigger();
+    return;
+  }
+  v.pending.store(true, std::memory_order_seq_cst);
+  // Unmasked meanwhile, and update_masks() may have looked at pending before our store.
+  if (!v.masked.load(std::memory_order_seq_cst) &&
+      v.pending.exchange(false, std::memory_order_seq_cst)) {
+    lines_[vector]->trigger();
+  }
+}
+
+void VirtioPciTransport::signal_queue(uint16_t q) {
+  isr_.fetch_or(kIsrQueue, std::memory_order_release);
+  if (q < queue_vector_.size()) fire(queue_vector_[q].load(std::memory_order_relaxed));
+}
+
+void VirtioPciTransport::signal_config() {
+  isr_.fetch_or(kIsrConfig, std::memory_order_release);
+  fire(config_vector_.load(std::memory_order_relaxed));
+}
+
+}  // namespace labyrinth::devices::virtio
