@@ -382,6 +382,9 @@ struct PagePool::Impl {
   std::expected<void, Error> check_handle(const Page& p) const {
     if (p.pool_id != pool_id) return std::unexpected(Error::foreign_pool);
     if (p.index >= max_pages) return std::unexpected(Error::out_of_window);
+    // Generations are kGenMask wide; a handle with higher bits set was never issued
+    // (the descriptor CAS compares masked generations and would accept it).
+    if ((p.generation & ~kGenMask) != 0) return std::unexpected(Error::stale_handle);
     return {};
   }
 
@@ -524,7 +527,10 @@ std::expected<std::unique_ptr<PagePool>, Error> PagePool::create(const PoolConfi
   }
   if (cfg.start_worker) {
     try {
-      m.worker = std::thread([&m] { m.worker_loop(); });
+      m.worker = std::thread([&m] {
+        if (m.cfg.on_worker_start) m.cfg.on_worker_start();
+        m.worker_loop();
+      });
     } catch (const std::system_error&) {
       return std::unexpected(Error::thread_failed);
     }

@@ -42,6 +42,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -111,6 +112,9 @@ struct PoolConfig {
   std::chrono::milliseconds shrink_delay{1000};
   std::chrono::microseconds worker_poll{500};   // worker wake-up period when idle
   std::chrono::milliseconds wait_timeout{200};  // non-atomic allocation's longest wait
+  // Called once on the worker thread before its first pass (the VMM installs the
+  // worker's seccomp filter here). Empty: nothing.
+  std::function<void()> on_worker_start;
 };
 
 // Counters. Monotonic unless noted; a snapshot is consistent per field, not across fields.

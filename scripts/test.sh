@@ -33,3 +33,8 @@ ctest --test-dir build-asan --output-on-failure --timeout 600
 echo "== TSan (clang-19)"
 scripts/build.sh tsan
 ctest --test-dir build-tsan --output-on-failure --timeout 600
+
+# ---- fuzzing (tests/fuzz/, issue 9): every libFuzzer target for a short fixed time.
+# Longer campaigns: scripts/fuzz.sh --seconds 600 (docs/hardening.md).
+echo "== libFuzzer targets (clang-19, ASan+UBSan): 20 s each"
+scripts/fuzz.sh --seconds 20

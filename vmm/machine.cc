@@ -20,6 +20,7 @@
 #include "vmm/boot/boot_setup.h"
 #include "vmm/boot/cpuid.h"
 #include "vmm/boot/elf_loader.h"
+#include "vmm/sandbox/seccomp.h"
 
 namespace labyrinth::vmm {
 
@@ -80,6 +81,11 @@ std::expected<void, Error> Machine::build_pool() {
                                         : alloc::Backing::small_pages;
   pc.zero_policy =
       p.zero_policy == "on_free" ? alloc::ZeroPolicy::on_free : alloc::ZeroPolicy::worker;
+  if (config_.seccomp) {  // the worker confines itself before its first pass
+    pc.on_worker_start = [fd = vm_->fd()] {
+      sandbox::Seccomp::install_or_exit(sandbox::ThreadKind::pool_worker, {.vm_fd = fd});
+    };
+  }
   auto pool = alloc::PagePool::create(pc, *pool_sink_);
   if (!pool) {
     spdlog::error("page pool (labyrinth.pool): {}", alloc::to_string(pool.error()));
@@ -209,6 +215,11 @@ int Machine::run(const RunOptions& options) {
   install_kick_handler();
   for (auto& vcpu : vcpus_) {
     runners_.push_back(std::make_unique<VcpuRunner>(*vcpu, pio_, mmio_, *this, stop_));
+    if (config_.seccomp) {  // each vCPU thread confines itself before its first KVM_RUN
+      runners_.back()->set_thread_init([vm = vm_->fd(), fd = vcpu->fd()] {
+        sandbox::Seccomp::install_or_exit(sandbox::ThreadKind::vcpu, {.vm_fd = vm, .vcpu_fd = fd});
+      });
+    }
   }
   bool started = true;
   {
@@ -227,6 +238,10 @@ int Machine::run(const RunOptions& options) {
     start_latency_run(options.latency);
   } else {
     boost::asio::post(io_, [this] { lnics_->start(); });
+  }
+  // Setup is over: this thread runs the event loop, then teardown and the reports.
+  if (config_.seccomp) {
+    sandbox::Seccomp::install_or_exit(sandbox::ThreadKind::event_loop, {.vm_fd = vm_->fd()});
   }
   for (;;) {
     try {

@@ -61,6 +61,7 @@ struct Config {
   SerialSettings serial;
   PoolSettings pool;
   std::vector<LnicSettings> lnics;  // labyrinth.lnics, at most LABYRINTH_MAX_DEVICES
+  bool seccomp = true;              // not a JSON key: the CLI's --no-seccomp clears it
 };
 
 struct ConfigError {
