@@ -237,6 +237,29 @@ TEST_F(PagePoolTest, StaleHandleIsRejectedAfterThePageIsReused) {
   EXPECT_EQ(pool->stats().violation_stale, 2u);
 }
 
+// Found by tests/fuzz/c_api_fuzz (corpus/c_api_fuzz/regression-generation-high-bit): the
+// descriptor keeps 30 generation bits and compared masked values, so a handle differing
+// from the live one only above bit 29 was accepted.
+TEST_F(PagePoolTest, HandleWithGenerationBitsAboveTheDescriptorsWidthIsStale) {
+  auto pool = make(small_config());
+  PageCache* cache = pool->attach_cache().value();
+  Page live = pool->alloc_page(kGfpAtomicExclusive, kDev, cache).value();
+  for (const uint32_t bit : {30u, 31u}) {
+    Page forged = live;
+    forged.generation ^= 1u << bit;
+    auto f = pool->free_page(forged, kDev, cache);
+    ASSERT_FALSE(f);
+    EXPECT_EQ(f.error(), Error::stale_handle);
+    auto t = pool->transfer(forged, kDev, kOther);
+    ASSERT_FALSE(t);
+    EXPECT_EQ(t.error(), Error::stale_handle);
+    EXPECT_FALSE(pool->owner_of(forged).has_value());
+  }
+  EXPECT_EQ(pool->owner_of(live).value(), kDev);
+  EXPECT_EQ(pool->stats().violation_stale, 4u);
+  EXPECT_TRUE(pool->free_page(live, kDev, cache));
+}
+
 TEST_F(PagePoolTest, AddressesOutsideTheWindowAreRejected) {
   auto pool = make(small_config());
   EXPECT_EQ(pool->lookup_gpa(kWindow - kPageSize).error(), Error::out_of_window);

@@ -1,7 +1,7 @@
 // tests/fuzz/elf_fuzz.cc — untrusted guest images through load_elf() into real GuestMemory.
 //
-// RAM is two GuestMemory ranges with a hole between them ([0, 1.5 MiB) and
-// [2 MiB, 2.25 MiB)), filled with a canary before each input. Invariants: a rejected
+// RAM is two GuestMemory ranges with a hole between them ([0xFF000, 0x110000) and
+// [0x120000, 0x128000)), filled with a canary before each input. Invariants: a rejected
 // image writes nothing and fails with an elf_* error; an accepted one has its entry
 // point inside [low, high), low >= LABYRINTH_GUEST_LOAD_MIN, and every byte of RAM
 // outside the loaded segments still holds the canary (loads stay where the headers say,
@@ -30,7 +30,9 @@ using labyrinth::vmm::GpaRange;
 using labyrinth::vmm::GuestMemory;
 
 constexpr std::byte kCanary{0xA5};
-constexpr GpaRange kRam[] = {{0, 0x180000}, {0x200000, 0x40000}};
+// Small on purpose (the canary is checked after every input): a range straddling
+// LOAD_MIN, a hole, and a second range.
+constexpr GpaRange kRam[] = {{0xFF000, 0x11000}, {0x120000, 0x8000}};
 
 GuestMemory& memory() {
   static const std::unique_ptr<GuestMemory> mem = [] {
