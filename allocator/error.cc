@@ -33,11 +33,15 @@ std::string_view to_string(Error e) noexcept {
     case Error::hugetlb_unavailable:
       return "no 2 MiB hugetlbfs pages reserved (raise /proc/sys/vm/nr_hugepages)";
     case Error::map_failed:
-      return "KVM refused the memory slot";
+      return "the memslot sink refused the mapping (KVM_SET_USER_MEMORY_REGION)";
     case Error::at_maximum:
       return "pool is at max_chunks";
     case Error::thread_failed:
       return "could not start the pool worker";
+    case Error::bad_handle:
+      return "page handle's address fields disagree with its index (forged or corrupted)";
+    case Error::bad_cache:
+      return "cache belongs to another pool or was detached";
   }
   return "unknown allocator error";
 }

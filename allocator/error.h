@@ -30,6 +30,9 @@ enum class Error : uint8_t {
   map_failed,           // the memslot sink refused the mapping (KVM_SET_USER_MEMORY_REGION)
   at_maximum,           // cannot grow: max_chunks reached
   thread_failed,        // the background worker could not be started
+  // Caller errors found on the atomic path (counted like violations).
+  bad_handle,  // a handle's gpa/host disagree with its index: forged or corrupted
+  bad_cache,   // the cache belongs to another pool, or was detached
 };
 
 std::string_view to_string(Error e) noexcept;

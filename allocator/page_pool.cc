@@ -2,15 +2,24 @@
 //
 // Concurrency design (who touches what, and how):
 //
-// Descriptor word, one std::atomic<uint64_t> per page:
-//     [63:32] owner   [31:2] generation (30 bits)   [1:0] state
+// Descriptor, one 16-byte PageMeta per page: the CAS word
+//     [63:32] owner   [31:2] generation, low 30 bits   [1:0] state
+//   beside `era`, the generation's upper 32 bits (62 in all: a handle is revived only
+//   after 2^62 lives of its page, 146 years at one allocation per ns), and `next`, the
+//   page's stack link. era changes only in hand_out, when the low bits wrap, while the
+//   page is free and held by the allocating thread alone; it is stored before the word's
+//   release store. A checker loads the word with acquire, then era, then CASes from the
+//   word it loaded: success means the word did not change in between, so the era it read
+//   belongs to that word (unless the page lived exactly 2^30 times between two adjacent
+//   loads of one call — the same bound as the stacks' tags below).
 //   state kFree      clean, in a depot stack or a cache's clean magazine
 //         kAllocated owned by `owner`; generation was bumped when it was handed out
 //         kDirty     freed, waiting to be zeroed (a cache's dirty buffer or the dirty list)
 //         kOffline   its chunk is not mapped
-//   Every ownership change (free, transfer) is a compare_exchange from the exact word
-//   {kAllocated, handle.generation, caller}: of two racing frees exactly one wins; a
-//   stale or foreign handle cannot match, so it is reported, never applied. Allocation
+//   Every ownership change (free, transfer, transfer_gpa) is a compare_exchange from the
+//   exact word {kAllocated, handle.generation, caller} after the handle's every field was
+//   checked against it: of two racing frees exactly one wins; a stale, forged or foreign
+//   handle cannot match, so it is reported, never applied. Allocation
 //   needs no CAS: the allocating thread took the page index exclusively from a stack.
 //   Orders: allocation publishes the word with release; frees/transfers CAS with acq_rel
 //   (pairs with the allocation's release, so the new owner sees the zeroed contents).
@@ -27,6 +36,14 @@
 //   Link loads may read values being rewritten concurrently; they are atomics (no data
 //   race) and such a walk always ends in a failed CAS.
 //   progress: lock-free (a CAS fails only because another thread's succeeded).
+//
+// Cache dirty rings (ZeroPolicy::worker): each cache's freed pages go into its own
+//   single-producer/single-consumer ring. Producer: the cache's thread (writes the entry,
+//   then dirty_tail with release). Consumer: the worker under worker_mu (reads
+//   dirty_tail with acquire, the entries, then stores dirty_head with release; the
+//   producer reads dirty_head with acquire only when the ring looks full, and then spills
+//   the page to the shared dirty list). No freed page is ever out of the worker's reach.
+//   Wait-free for both sides; indices are free-running, the ring size a power of two.
 //
 // Claims: depot_free counts the clean pages on depot stacks that nobody has claimed.
 //   An allocator first claims k pages by CAS-decrementing it (acquire; pairs with the
@@ -63,6 +80,9 @@ namespace {
 // ---- descriptor word ----
 enum : uint64_t { kFree = 0, kAllocated = 1, kDirty = 2, kOffline = 3 };
 constexpr uint32_t kGenMask = (1u << 30) - 1;
+constexpr unsigned kGenLowBits = 30;
+constexpr uint64_t kGenLimit = 1ull << kGenerationBits;
+static_assert(kGenLowBits + 32 == kGenerationBits);
 constexpr uint64_t desc_word(uint64_t state, uint32_t gen, OwnerId owner) {
   return (static_cast<uint64_t>(owner) << 32) | (static_cast<uint64_t>(gen & kGenMask) << 2) |
          state;
@@ -75,6 +95,15 @@ constexpr uint32_t desc_gen(uint64_t w) {
 }
 constexpr OwnerId desc_owner(uint64_t w) {
   return static_cast<OwnerId>(w >> 32);
+}
+constexpr uint64_t full_gen(uint32_t era, uint32_t low) {
+  return (uint64_t{era} << kGenLowBits) | low;
+}
+constexpr uint32_t gen_low(uint64_t g) {
+  return static_cast<uint32_t>(g) & kGenMask;
+}
+constexpr uint32_t gen_era(uint64_t g) {
+  return static_cast<uint32_t>(g >> kGenLowBits);
 }
 
 // ---- stack head word ----
@@ -117,11 +146,13 @@ class alignas(64) PageCache {
  public:
   PagePool::Impl* pool = nullptr;
   uint32_t* clean = nullptr;  // clean magazine (capacity entries)
-  uint32_t* dirty = nullptr;  // freed pages not yet handed to the dirty list
+  uint32_t* dirty = nullptr;  // ring of freed pages for the worker (ring_mask + 1 entries)
   std::atomic<uint32_t> clean_count{0};
-  std::atomic<uint32_t> dirty_count{0};
-  uint32_t hint = 0;      // chunk where the last refill found pages
-  bool attached = false;  // guarded by Impl::attach_mu_
+  std::atomic<uint32_t> dirty_tail{0};  // producer: entries written (free-running)
+  uint32_t dirty_head_seen = 0;         // producer's last view of dirty_head
+  uint32_t ring_mask = 0;
+  uint32_t hint = 0;                  // chunk where the last refill found pages
+  std::atomic<bool> attached{false};  // written under Impl::attach_mu, read by the atomic path
   // Counters (owner-written).
   std::atomic<uint64_t> alloc_cache{0};
   std::atomic<uint64_t> alloc_depot{0};
@@ -130,7 +161,22 @@ class alignas(64) PageCache {
   std::atomic<uint64_t> frees{0};
   std::atomic<uint64_t> refills{0};
   std::atomic<uint64_t> flushes{0};
+  // Consumer side, own line: the worker's progress through the ring.
+  alignas(64) std::atomic<uint32_t> dirty_head{0};
+
+  uint32_t dirty_pending() const {  // head first: then tail >= head
+    const uint32_t h = dirty_head.load(std::memory_order_relaxed);
+    return dirty_tail.load(std::memory_order_relaxed) - h;
+  }
 };
+
+// Per-page metadata (see the top of this file).
+struct PageMeta {
+  std::atomic<uint64_t> word;
+  std::atomic<uint32_t> next;
+  std::atomic<uint32_t> era;
+};
+static_assert(sizeof(PageMeta) == 16, "four pages' metadata per cache line");
 
 // Hot chunk state read by the atomic path. Pinned, one cache line each.
 struct alignas(64) ChunkHot {
@@ -151,6 +197,8 @@ struct SharedHot {
   std::atomic<uint64_t> violation_stale{0};
   mutable std::atomic<uint64_t> violation_out_of_window{0};
   std::atomic<uint64_t> violation_foreign_pool{0};
+  mutable std::atomic<uint64_t> violation_bad_handle{0};
+  std::atomic<uint64_t> violation_bad_cache{0};
   std::atomic<uint64_t> alloc_wait{0};
   std::atomic<uint64_t> alloc_waited{0};
   std::atomic<uint64_t> fail_reserve_only{0};
@@ -172,21 +220,13 @@ struct SharedHot {
 namespace {
 // Objects the atomic path dereferences (PagePool, its Impl) are allocated from their own
 // pinned mapping: pre-faulted, mlock'ed, never swapped, so reading them cannot fault.
-size_t pinned_size(std::size_t bytes) {
-  return (bytes + kPageSize - 1) / kPageSize * kPageSize;
-}
 void* pinned_new(std::size_t bytes) {
-  void* p = mmap(nullptr, pinned_size(bytes), PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();
-  if (mlock(p, pinned_size(bytes)) != 0) {
-    (void)munmap(p, pinned_size(bytes));
-    throw std::bad_alloc();
-  }
+  void* p = pinned_alloc(bytes);
+  if (p == nullptr) throw std::bad_alloc();
   return p;
 }
 void pinned_delete(void* p, std::size_t bytes) noexcept {
-  if (p != nullptr) (void)munmap(p, pinned_size(bytes));
+  pinned_free(p, bytes);
 }
 }  // namespace
 
@@ -201,8 +241,7 @@ struct PagePool::Impl {
   PinnedRegion meta;  // everything below points into it
   SharedHot* shared = nullptr;
   ChunkHot* chunks = nullptr;
-  std::atomic<uint64_t>* desc = nullptr;
-  std::atomic<uint32_t>* next = nullptr;
+  PageMeta* pm = nullptr;  // max_pages records
   PageCache* caches = nullptr;
 
   // Cold, worker-owned chunk state (worker_mu_).
@@ -246,7 +285,7 @@ struct PagePool::Impl {
     uint64_t h = head.load(std::memory_order_relaxed);
     for (;;) {
       if (h & kFrozen) return false;
-      next[last].store(head_top(h), std::memory_order_relaxed);
+      pm[last].next.store(head_top(h), std::memory_order_relaxed);
       // release: publishes the chain's links (and the pages' descriptor/contents) to the
       // popper's acquire load of head.
       if (head.compare_exchange_weak(h, make_head(first, head_tag(h) + 1, false),
@@ -266,7 +305,7 @@ struct PagePool::Impl {
       while (n < max && i != kNil) {
         out[n++] = i;
         if (i >= max_pages) break;  // torn walk; the CAS below fails
-        i = next[i].load(std::memory_order_relaxed);
+        i = pm[i].next.load(std::memory_order_relaxed);
       }
       // acquire on success: pairs with the pusher's release, the pages are ours.
       if (head.compare_exchange_weak(h, make_head(i, head_tag(h) + 1, false),
@@ -278,7 +317,8 @@ struct PagePool::Impl {
 
   // Links idx[0..n) into a chain; returns nothing, caller pushes idx[0]..idx[n-1].
   void link(const uint32_t* idx, uint32_t n) {
-    for (uint32_t k = 0; k + 1 < n; ++k) next[idx[k]].store(idx[k + 1], std::memory_order_relaxed);
+    for (uint32_t k = 0; k + 1 < n; ++k)
+      pm[idx[k]].next.store(idx[k + 1], std::memory_order_relaxed);
   }
 
   // ---- claims ----
@@ -329,8 +369,9 @@ struct PagePool::Impl {
         shared->depot_free.fetch_add(k, std::memory_order_release);
       } else {
         for (uint32_t j = 0; j < k; ++j) {
-          const uint64_t w = desc[idx[j]].load(std::memory_order_relaxed);
-          desc[idx[j]].store(desc_word(kDirty, desc_gen(w), kNoOwner), std::memory_order_relaxed);
+          const uint64_t w = pm[idx[j]].word.load(std::memory_order_relaxed);
+          pm[idx[j]].word.store(desc_word(kDirty, desc_gen(w), kNoOwner),
+                                std::memory_order_relaxed);
         }
         push_dirty(idx, k);
       }
@@ -342,19 +383,68 @@ struct PagePool::Impl {
   void push_dirty(const uint32_t* idx, uint32_t n) {
     if (n == 0) return;
     link(idx, n);
+    // Count first, push second: drain_dirty subtracts only what it took off the list, so
+    // the count never goes below the pages on it (it used to wrap to 2^64 - 1).
+    shared->dirty_count.fetch_add(n, std::memory_order_relaxed);
     const bool ok = push_chain(shared->dirty_head, idx[0], idx[n - 1]);
     (void)ok;  // the dirty list is never frozen
-    shared->dirty_count.fetch_add(n, std::memory_order_relaxed);
+  }
+
+  // Takes up to max entries off a cache's dirty ring (consumer side; worker_mu held).
+  uint32_t take_ring(PageCache& c, uint32_t* out, uint32_t max) {
+    const uint32_t h = c.dirty_head.load(std::memory_order_relaxed);
+    // acquire: pairs with the producer's release store of dirty_tail (entries visible).
+    const uint32_t t = c.dirty_tail.load(std::memory_order_acquire);
+    const uint32_t n = std::min(t - h, max);
+    for (uint32_t k = 0; k < n; ++k) out[k] = c.dirty[(h + k) & c.ring_mask];
+    // release: the entries were read before the producer may overwrite them.
+    c.dirty_head.store(h + n, std::memory_order_release);
+    return n;
+  }
+
+  // Page index of a guest-physical address inside the window, or out_of_window.
+  std::expected<uint32_t, Error> index_of(uint64_t gpa) const {
+    if (gpa < cfg.window_gpa || gpa % kPageSize != 0 ||
+        (gpa - cfg.window_gpa) / kPageSize >= max_pages) {
+      return std::unexpected(Error::out_of_window);
+    }
+    return static_cast<uint32_t>((gpa - cfg.window_gpa) / kPageSize);
+  }
+
+  // Freed pages not yet zeroed: the shared list and every cache's ring.
+  uint64_t dirty_pending() const {
+    uint64_t n = shared->dirty_count.load(std::memory_order_relaxed);
+    for (uint32_t i = 0; i < cfg.max_caches; ++i) n += caches[i].dirty_pending();
+    return n;
   }
 
   // ---- validation of handles ----
-  // Classifies why a CAS on a descriptor failed (or would fail).
-  Error classify(uint64_t cur, const Page& p) const {
-    const uint64_t st = desc_state(cur);
-    if (st == kOffline) return Error::out_of_window;
-    if (desc_gen(cur) != (p.generation & kGenMask)) return Error::stale_handle;
-    if (st != kAllocated) return Error::double_free;
-    return Error::not_owner;
+  // Checks of a handle that need no descriptor.
+  std::expected<void, Error> check_handle(const Page& p) const {
+    if (p.pool_id != pool_id) return std::unexpected(Error::foreign_pool);
+    if (p.index >= max_pages) return std::unexpected(Error::out_of_window);
+    if (p.generation >= kGenLimit) return std::unexpected(Error::stale_handle);
+    if (p.gpa != cfg.window_gpa + uint64_t{p.index} * kPageSize) {
+      return std::unexpected(Error::bad_handle);
+    }
+    return {};
+  }
+
+  // Checks handle p (already through check_handle) against its page's word w, loaded
+  // with acquire, for an ownership change by `owner`: ok iff w is {allocated, p's
+  // generation, owner} and p.host is the page's.
+  std::expected<void, Error> check_word(const Page& p, uint64_t w, OwnerId owner) const {
+    const uint64_t st = desc_state(w);
+    if (st == kOffline) return std::unexpected(Error::out_of_window);
+    // era after w (acquire above): it is at least as new as w's low bits.
+    if (desc_gen(w) != gen_low(p.generation) ||
+        pm[p.index].era.load(std::memory_order_relaxed) != gen_era(p.generation)) {
+      return std::unexpected(Error::stale_handle);
+    }
+    if (p.host != host_of(p.index)) return std::unexpected(Error::bad_handle);
+    if (st != kAllocated) return std::unexpected(Error::double_free);
+    if (owner == kNoOwner || desc_owner(w) != owner) return std::unexpected(Error::not_owner);
+    return {};
   }
 
   void count_violation(Error e) const {
@@ -374,34 +464,50 @@ struct PagePool::Impl {
       case Error::foreign_pool:
         bump_shared(shared->violation_foreign_pool);
         break;
+      case Error::bad_handle:
+        bump_shared(shared->violation_bad_handle);
+        break;
+      case Error::bad_cache:
+        bump_shared(shared->violation_bad_cache);
+        break;
       default:
         break;
     }
   }
 
-  std::expected<void, Error> check_handle(const Page& p) const {
-    if (p.pool_id != pool_id) return std::unexpected(Error::foreign_pool);
-    if (p.index >= max_pages) return std::unexpected(Error::out_of_window);
-    // Generations are kGenMask wide; a handle with higher bits set was never issued
-    // (the descriptor CAS compares masked generations and would accept it).
-    if ((p.generation & ~kGenMask) != 0) return std::unexpected(Error::stale_handle);
-    return {};
+  // A cache the atomic path may use: this pool's, attached.
+  bool cache_ok(const PageCache* c) const {
+    return c != nullptr && c->pool == this && c->attached.load(std::memory_order_relaxed);
   }
 
-  Page make_page(uint32_t idx, uint32_t gen) const {
-    return Page{cfg.window_gpa + uint64_t{idx} * kPageSize, host_of(idx), idx, gen, pool_id};
+  Page make_page(uint32_t idx, uint64_t gen) const {
+    return Page{cfg.window_gpa + uint64_t{idx} * kPageSize, host_of(idx), gen, idx, pool_id};
+  }
+
+  // The next generation of page idx (held exclusively: free and off every list, or its
+  // chunk being retired); bumps the era when the low bits wrap. Returns the full value.
+  uint64_t advance_gen(uint32_t idx, uint64_t w) {
+    const uint32_t low = (desc_gen(w) + 1) & kGenMask;
+    uint32_t era = pm[idx].era.load(std::memory_order_relaxed);
+    if (low == 0) {
+      ++era;
+      // published by the release store of the word that follows.
+      pm[idx].era.store(era, std::memory_order_relaxed);
+    }
+    return full_gen(era, low);
   }
 
   // Publishes a freshly popped (clean, kFree) page as owned by owner.
   Page hand_out(uint32_t idx, OwnerId owner) {
-    const uint64_t w = desc[idx].load(std::memory_order_relaxed);
-    const uint32_t gen = (desc_gen(w) + 1) & kGenMask;
+    const uint64_t w = pm[idx].word.load(std::memory_order_relaxed);
+    const uint64_t gen = advance_gen(idx, w);
     // release: pairs with the acquire of a later free/transfer CAS by this owner.
-    desc[idx].store(desc_word(kAllocated, gen, owner), std::memory_order_release);
+    pm[idx].word.store(desc_word(kAllocated, gen_low(gen), owner), std::memory_order_release);
     return make_page(idx, gen);
   }
 
   // ---- worker jobs (worker_mu held) ----
+  void zero_and_recycle(uint32_t* idx, uint32_t n);
   uint64_t drain_dirty();
   bool add_chunk();
   bool try_retire(uint32_t c);
@@ -485,14 +591,14 @@ std::expected<std::unique_ptr<PagePool>, Error> PagePool::create(const PoolConfi
   off = align_up(off + sizeof(SharedHot), 64);
   const size_t chunks_off = off;
   off = align_up(off + sizeof(ChunkHot) * cfg.max_chunks, 64);
-  const size_t desc_off = off;
-  off = align_up(off + sizeof(std::atomic<uint64_t>) * m.max_pages, 64);
-  const size_t next_off = off;
-  off = align_up(off + sizeof(std::atomic<uint32_t>) * m.max_pages, 64);
+  const size_t pm_off = off;
+  off = align_up(off + sizeof(PageMeta) * m.max_pages, 64);
   const size_t caches_off = off;
   off = align_up(off + sizeof(PageCache) * cfg.max_caches, 64);
   const size_t mags_off = off;
-  off += sizeof(uint32_t) * 2 * size_t{cfg.cache_capacity} * cfg.max_caches;
+  const uint32_t ring = std::bit_ceil(cfg.cache_capacity);  // dirty ring entries per cache
+  const size_t per_cache = size_t{cfg.cache_capacity} + ring;
+  off += sizeof(uint32_t) * per_cache * cfg.max_caches;
   // 4 KiB pages: a transparent huge page here was tried (fewer TLB misses on a cold
   // atomic path) but gained little measurable and pinned 2 MiB more per VM.
   auto meta = PinnedRegion::create(align_up(off, kPageSize), Backing::small_pages);
@@ -503,19 +609,18 @@ std::expected<std::unique_ptr<PagePool>, Error> PagePool::create(const PoolConfi
   m.shared = new (base + shared_off) SharedHot();
   m.chunks = reinterpret_cast<ChunkHot*>(base + chunks_off);
   for (uint32_t c = 0; c < cfg.max_chunks; ++c) new (&m.chunks[c]) ChunkHot();
-  m.desc = reinterpret_cast<std::atomic<uint64_t>*>(base + desc_off);
-  m.next = reinterpret_cast<std::atomic<uint32_t>*>(base + next_off);
+  m.pm = reinterpret_cast<PageMeta*>(base + pm_off);
   for (uint32_t i = 0; i < m.max_pages; ++i) {
-    new (&m.desc[i]) std::atomic<uint64_t>(desc_word(kOffline, 0, kNoOwner));
-    new (&m.next[i]) std::atomic<uint32_t>(kNil);
+    new (&m.pm[i]) PageMeta{{desc_word(kOffline, 0, kNoOwner)}, {kNil}, {0}};
   }
   m.caches = reinterpret_cast<PageCache*>(base + caches_off);
   auto* mags = reinterpret_cast<uint32_t*>(base + mags_off);
   for (uint32_t i = 0; i < cfg.max_caches; ++i) {
     new (&m.caches[i]) PageCache();
     m.caches[i].pool = &m;
-    m.caches[i].clean = mags + size_t{2} * i * cfg.cache_capacity;
+    m.caches[i].clean = mags + per_cache * i;
     m.caches[i].dirty = m.caches[i].clean + cfg.cache_capacity;
+    m.caches[i].ring_mask = ring - 1;
   }
   m.cold.resize(cfg.max_chunks);
 
@@ -527,10 +632,7 @@ std::expected<std::unique_ptr<PagePool>, Error> PagePool::create(const PoolConfi
   }
   if (cfg.start_worker) {
     try {
-      m.worker = std::thread([&m] {
-        if (m.cfg.on_worker_start) m.cfg.on_worker_start();
-        m.worker_loop();
-      });
+      m.worker = std::thread([&m] { m.worker_loop(); });
     } catch (const std::system_error&) {
       return std::unexpected(Error::thread_failed);
     }
@@ -567,11 +669,12 @@ std::expected<PageCache*, Error> PagePool::attach_cache() {
   std::lock_guard lock(m.attach_mu);
   for (uint32_t i = 0; i < cfg_.max_caches; ++i) {
     PageCache& c = m.caches[i];
-    if (!c.attached) {
-      c.attached = true;
+    if (!c.attached.load(std::memory_order_relaxed)) {
+      // The ring is empty (fresh, or drained by detach): continue from where it stands.
       c.clean_count.store(0, std::memory_order_relaxed);
-      c.dirty_count.store(0, std::memory_order_relaxed);
+      c.dirty_head_seen = c.dirty_head.load(std::memory_order_acquire);
       c.hint = 0;
+      c.attached.store(true, std::memory_order_relaxed);
       return &c;
     }
   }
@@ -579,14 +682,21 @@ std::expected<PageCache*, Error> PagePool::attach_cache() {
 }
 
 void PagePool::detach_cache(PageCache* cache) {
-  if (cache == nullptr || cache->pool != impl_.get()) return;
   Impl& m = *impl_;
+  if (!m.cache_ok(cache)) {
+    m.count_violation(Error::bad_cache);
+    return;
+  }
   m.push_clean(cache->clean, cache->clean_count.load(std::memory_order_relaxed));
-  m.push_dirty(cache->dirty, cache->dirty_count.load(std::memory_order_relaxed));
   cache->clean_count.store(0, std::memory_order_relaxed);
-  cache->dirty_count.store(0, std::memory_order_relaxed);
+  {
+    // The worker consumes rings under worker_mu: take over what it has not reached yet.
+    std::lock_guard lock(m.worker_mu);
+    uint32_t batch[256];
+    while (uint32_t n = m.take_ring(*cache, batch, std::size(batch))) m.push_dirty(batch, n);
+  }
   std::lock_guard lock(m.attach_mu);
-  cache->attached = false;
+  cache->attached.store(false, std::memory_order_relaxed);
 }
 
 // ===================== the atomic path =====================
@@ -599,7 +709,10 @@ std::expected<Page, Error> PagePool::alloc_page(uint32_t flags, OwnerId owner, P
   if (owner == kNoOwner) return std::unexpected(Error::bad_owner);
 
   if (flags & kGfpAtomic) {
-    if (cache == nullptr || cache->pool != &m) return std::unexpected(Error::bad_flags);
+    if (!m.cache_ok(cache)) {
+      m.count_violation(Error::bad_cache);
+      return std::unexpected(Error::bad_cache);
+    }
     uint32_t n = cache->clean_count.load(std::memory_order_relaxed);
     if (n == 0) {
       bool reserve = false;
@@ -620,10 +733,9 @@ std::expected<Page, Error> PagePool::alloc_page(uint32_t flags, OwnerId owner, P
     return m.hand_out(idx, owner);
   }
 
-  // Non-atomic: never below min_pages; may wait for the worker.
+  // Non-atomic: never below min_pages; may wait for the worker (see page_pool.h).
   const auto deadline = std::chrono::steady_clock::now() + cfg_.wait_timeout;
   bool waited = false;
-  bool refused_reserve = false;
   for (;;) {
     bool reserve = false;
     if (m.claim(1, /*atomic=*/false, &reserve) == 1) {
@@ -634,17 +746,20 @@ std::expected<Page, Error> PagePool::alloc_page(uint32_t flags, OwnerId owner, P
       if (waited) bump_shared(m.shared->alloc_waited);
       return m.hand_out(idx, owner);
     }
-    if (!refused_reserve && m.shared->depot_free.load(std::memory_order_relaxed) > 0) {
-      refused_reserve = true;
-      bump_shared(m.shared->fail_reserve_only);
+    const uint64_t clean = m.shared->depot_free.load(std::memory_order_relaxed);
+    if (m.shared->chunks.load(std::memory_order_relaxed) >= cfg_.max_chunks &&
+        clean + m.dirty_pending() <= cfg_.min_pages) {
+      // No growth can come, and zeroing what is freed would not lift the depot above the
+      // reserve either: waiting could only end in a timeout.
+      if (clean > 0) {
+        bump_shared(m.shared->fail_reserve_only);
+        return std::unexpected(Error::reserve_only);
+      }
+      bump_shared(m.shared->fail_exhausted_wait);
+      return std::unexpected(Error::exhausted);
     }
     std::unique_lock lock(m.wait_mu);
     if (m.stop || std::chrono::steady_clock::now() >= deadline) {
-      const bool at_max = m.shared->chunks.load(std::memory_order_relaxed) >= cfg_.max_chunks;
-      if (at_max) {
-        bump_shared(m.shared->fail_exhausted_wait);
-        return std::unexpected(Error::exhausted);
-      }
       bump_shared(m.shared->fail_timed_out);
       return std::unexpected(Error::timed_out);
     }
@@ -663,22 +778,31 @@ std::expected<void, Error> PagePool::free_page(const Page& page, OwnerId owner, 
     m.count_violation(ok.error());
     return ok;
   }
-  if (cache != nullptr && cache->pool != &m) return std::unexpected(Error::bad_flags);
+  if (cache != nullptr && !m.cache_ok(cache)) {
+    m.count_violation(Error::bad_cache);
+    return std::unexpected(Error::bad_cache);
+  }
   const uint32_t idx = page.index;
-  uint64_t expect = desc_word(kAllocated, page.generation, owner);
-  // acq_rel: acquire pairs with the allocation's release (we then zero/reuse the page);
-  // release publishes the state change to the next allocator.
-  if (owner == kNoOwner ||
-      !m.desc[idx].compare_exchange_strong(expect, desc_word(kDirty, page.generation, kNoOwner),
-                                           std::memory_order_acq_rel, std::memory_order_acquire)) {
-    const Error e = owner == kNoOwner ? Error::not_owner : m.classify(expect, page);
-    m.count_violation(e);
-    return std::unexpected(e);
+  const uint32_t low = gen_low(page.generation);
+  std::atomic<uint64_t>& word = m.pm[idx].word;
+  // acquire: pairs with the allocation's release (the handle's era and host are then
+  // current for this word). The CAS's acq_rel: acquire again for the page contents we
+  // zero or reuse, release publishes the state change to the next allocator.
+  uint64_t w = word.load(std::memory_order_acquire);
+  for (;;) {
+    if (auto ok = m.check_word(page, w, owner); !ok) {
+      m.count_violation(ok.error());
+      return ok;
+    }
+    if (word.compare_exchange_weak(w, desc_word(kDirty, low, kNoOwner), std::memory_order_acq_rel,
+                                   std::memory_order_acquire)) {
+      break;
+    }
   }
 
   if (cfg_.zero_policy == ZeroPolicy::on_free) {
     std::memset(m.host_of(idx), 0, kPageSize);
-    m.desc[idx].store(desc_word(kFree, page.generation, kNoOwner), std::memory_order_relaxed);
+    word.store(desc_word(kFree, low, kNoOwner), std::memory_order_relaxed);
     if (cache == nullptr) {
       uint32_t one = idx;
       m.push_clean(&one, 1);
@@ -699,20 +823,26 @@ std::expected<void, Error> PagePool::free_page(const Page& page, OwnerId owner, 
     return {};
   }
 
-  // ZeroPolicy::worker: batch the dirty page towards the worker.
+  // ZeroPolicy::worker: the page goes to the worker through this cache's ring.
   if (cache == nullptr) {
     m.push_dirty(&idx, 1);
     bump_shared(m.shared->frees_uncached);
     return {};
   }
-  uint32_t n = cache->dirty_count.load(std::memory_order_relaxed);
-  cache->dirty[n++] = idx;
-  if (n == cfg_.cache_capacity / 2) {
-    m.push_dirty(cache->dirty, n);
-    n = 0;
-    bump(cache->flushes);
+  const uint32_t t = cache->dirty_tail.load(std::memory_order_relaxed);
+  if (t - cache->dirty_head_seen > cache->ring_mask) {
+    // acquire: pairs with the worker's release of dirty_head (it read those entries).
+    cache->dirty_head_seen = cache->dirty_head.load(std::memory_order_acquire);
+    if (t - cache->dirty_head_seen > cache->ring_mask) {  // worker behind: spill
+      m.push_dirty(&idx, 1);
+      bump(cache->flushes);
+      bump(cache->frees);
+      return {};
+    }
   }
-  cache->dirty_count.store(n, std::memory_order_relaxed);
+  cache->dirty[t & cache->ring_mask] = idx;
+  // release: the entry is written before the worker can see the new tail.
+  cache->dirty_tail.store(t + 1, std::memory_order_release);
   bump(cache->frees);
   return {};
 }
@@ -724,39 +854,92 @@ std::expected<Page, Error> PagePool::transfer(const Page& page, OwnerId from, Ow
     return std::unexpected(ok.error());
   }
   if (to == kNoOwner) return std::unexpected(Error::bad_owner);
-  uint64_t expect = desc_word(kAllocated, page.generation, from);
-  if (from == kNoOwner || !m.desc[page.index].compare_exchange_strong(
-                              expect, desc_word(kAllocated, page.generation, to),
-                              std::memory_order_acq_rel, std::memory_order_acquire)) {
-    const Error e = from == kNoOwner ? Error::not_owner : m.classify(expect, page);
-    m.count_violation(e);
-    return std::unexpected(e);
+  const uint32_t low = gen_low(page.generation);
+  std::atomic<uint64_t>& word = m.pm[page.index].word;
+  uint64_t w = word.load(std::memory_order_acquire);  // as in free_page
+  for (;;) {
+    if (auto ok = m.check_word(page, w, from); !ok) {
+      m.count_violation(ok.error());
+      return std::unexpected(ok.error());
+    }
+    if (word.compare_exchange_weak(w, desc_word(kAllocated, low, to), std::memory_order_acq_rel,
+                                   std::memory_order_acquire)) {
+      break;
+    }
   }
   bump_shared(m.shared->transfers);
-  return m.make_page(page.index, page.generation);
+  return page;
+}
+
+std::expected<Page, Error> PagePool::transfer_gpa(uint64_t gpa, OwnerId from, OwnerId to,
+                                                  uint64_t generation) {
+  Impl& m = *impl_;
+  auto idx = m.index_of(gpa);
+  if (!idx) {
+    m.count_violation(idx.error());
+    return std::unexpected(idx.error());
+  }
+  if (to == kNoOwner) return std::unexpected(Error::bad_owner);
+  std::atomic<uint64_t>& word = m.pm[*idx].word;
+  uint64_t w = word.load(std::memory_order_acquire);
+  for (;;) {
+    Error e{};
+    const uint32_t era = m.pm[*idx].era.load(std::memory_order_relaxed);  // after w: see above
+    if (desc_state(w) == kOffline) {
+      e = Error::out_of_window;
+    } else if (generation != kAnyGeneration &&
+               (desc_gen(w) != gen_low(generation) || era != gen_era(generation))) {
+      e = Error::stale_handle;
+    } else if (desc_state(w) != kAllocated) {
+      e = Error::double_free;
+    } else if (from == kNoOwner || desc_owner(w) != from) {
+      e = Error::not_owner;
+    }
+    if (e != Error{}) {
+      m.count_violation(e);
+      return std::unexpected(e);
+    }
+    if (word.compare_exchange_weak(w, desc_word(kAllocated, desc_gen(w), to),
+                                   std::memory_order_acq_rel, std::memory_order_acquire)) {
+      bump_shared(m.shared->transfers);
+      // The page is `to`'s now: allocated, so its chunk stays mapped.
+      return m.make_page(*idx, full_gen(era, desc_gen(w)));
+    }
+  }
 }
 
 std::expected<Page, Error> PagePool::lookup_gpa(uint64_t gpa) const {
   const Impl& m = *impl_;
-  if (gpa < cfg_.window_gpa || gpa % kPageSize != 0 ||
-      (gpa - cfg_.window_gpa) / kPageSize >= m.max_pages) {
-    m.count_violation(Error::out_of_window);
-    return std::unexpected(Error::out_of_window);
+  auto idx = m.index_of(gpa);
+  if (!idx) {
+    m.count_violation(idx.error());
+    return std::unexpected(idx.error());
   }
-  const auto idx = static_cast<uint32_t>((gpa - cfg_.window_gpa) / kPageSize);
-  const uint64_t w = m.desc[idx].load(std::memory_order_acquire);
-  if (desc_state(w) == kOffline) {
-    m.count_violation(Error::out_of_window);
-    return std::unexpected(Error::out_of_window);
+  uint64_t w = m.pm[*idx].word.load(std::memory_order_acquire);
+  for (;;) {
+    if (desc_state(w) == kOffline) {
+      m.count_violation(Error::out_of_window);
+      return std::unexpected(Error::out_of_window);
+    }
+    if (desc_state(w) != kAllocated) return std::unexpected(Error::double_free);
+    const Page p =
+        m.make_page(*idx, full_gen(m.pm[*idx].era.load(std::memory_order_relaxed), desc_gen(w)));
+    // Allocated before and after reading era and host, same word: the page stayed
+    // allocated throughout, so its chunk could not be retired and p.host is valid.
+    const uint64_t again = m.pm[*idx].word.load(std::memory_order_acquire);
+    if (again == w) return p;
+    w = again;
   }
-  return m.make_page(idx, desc_gen(w));
 }
 
 std::expected<OwnerId, Error> PagePool::owner_of(const Page& page) const {
   if (auto ok = impl_->check_handle(page); !ok) return std::unexpected(ok.error());
-  const uint64_t w = impl_->desc[page.index].load(std::memory_order_acquire);
+  const uint64_t w = impl_->pm[page.index].word.load(std::memory_order_acquire);
   if (desc_state(w) == kOffline) return std::unexpected(Error::out_of_window);
-  if (desc_gen(w) != (page.generation & kGenMask)) return std::unexpected(Error::stale_handle);
+  if (desc_gen(w) != gen_low(page.generation) ||
+      impl_->pm[page.index].era.load(std::memory_order_relaxed) != gen_era(page.generation)) {
+    return std::unexpected(Error::stale_handle);
+  }
   return desc_state(w) == kAllocated ? desc_owner(w) : kNoOwner;
 }
 
@@ -790,9 +973,9 @@ bool PagePool::Impl::add_chunk() {
   // the slot's previous life so handles into a removed chunk stay stale.
   const uint32_t first = c * ppc;
   for (uint32_t i = first; i < first + ppc; ++i) {
-    const uint64_t w = desc[i].load(std::memory_order_relaxed);
-    desc[i].store(desc_word(kFree, desc_gen(w), kNoOwner), std::memory_order_relaxed);
-    next[i].store(i + 1 < first + ppc ? i + 1 : kNil, std::memory_order_relaxed);
+    const uint64_t w = pm[i].word.load(std::memory_order_relaxed);
+    pm[i].word.store(desc_word(kFree, desc_gen(w), kNoOwner), std::memory_order_relaxed);
+    pm[i].next.store(i + 1 < first + ppc ? i + 1 : kNil, std::memory_order_relaxed);
   }
   const uint64_t old = chunks[c].head.load(std::memory_order_relaxed);
   chunks[c].head.store(make_head(first, head_tag(old) + 1, false), std::memory_order_release);
@@ -823,7 +1006,7 @@ bool PagePool::Impl::try_retire(uint32_t c) {
   }
   uint32_t count = 0;
   for (uint32_t i = head_top(h); i != kNil && count <= ppc;
-       i = next[i].load(std::memory_order_relaxed)) {
+       i = pm[i].next.load(std::memory_order_relaxed)) {
     ++count;
   }
   if (count != ppc) {  // some page is allocated, cached or dirty: keep the chunk
@@ -837,8 +1020,9 @@ bool PagePool::Impl::try_retire(uint32_t c) {
   // Every page is on the frozen stack: nobody else can reach this chunk any more.
   const uint32_t first = c * ppc;
   for (uint32_t i = first; i < first + ppc; ++i) {
-    const uint64_t w = desc[i].load(std::memory_order_relaxed);
-    desc[i].store(desc_word(kOffline, desc_gen(w) + 1, kNoOwner), std::memory_order_release);
+    const uint64_t w = pm[i].word.load(std::memory_order_relaxed);
+    const uint64_t g = advance_gen(i, w);  // handles into the old chunk stay stale
+    pm[i].word.store(desc_word(kOffline, gen_low(g), kNoOwner), std::memory_order_release);
   }
   if (!sink.unmap(cold[c].memslot)) {
     // The guest may still reach the memory: keep it pinned and never reuse the slot.
@@ -855,36 +1039,50 @@ bool PagePool::Impl::try_retire(uint32_t c) {
   return true;
 }
 
+// Zeroes the pages idx[0..n) (state kDirty, held by the caller alone) and returns them
+// to the depot clean.
+void PagePool::Impl::zero_and_recycle(uint32_t* idx, uint32_t n) {
+  for (uint32_t k = 0; k < n; ++k) {
+    std::memset(host_of(idx[k]), 0, kPageSize);
+    const uint64_t w = pm[idx[k]].word.load(std::memory_order_relaxed);
+    pm[idx[k]].word.store(desc_word(kFree, desc_gen(w), kNoOwner), std::memory_order_relaxed);
+  }
+  push_clean(idx, n);  // release: the zeroes and the words before the pages are claimable
+}
+
 uint64_t PagePool::Impl::drain_dirty() {
-  // Take the whole list in one CAS; the chain is then ours alone.
+  uint64_t total = 0;
+  uint32_t batch[256];
+  // Every cache's ring (the cache may be freeing into it right now: SPSC, see top).
+  for (uint32_t c = 0; c < cfg.max_caches; ++c) {
+    while (uint32_t n = take_ring(caches[c], batch, std::size(batch))) {
+      zero_and_recycle(batch, n);
+      total += n;
+    }
+  }
+  // The shared list: take it whole in one CAS; the chain is then ours alone.
   uint64_t h = shared->dirty_head.load(std::memory_order_acquire);
   while (head_top(h) != kNil && !shared->dirty_head.compare_exchange_weak(
                                     h, make_head(kNil, head_tag(h) + 1, false),
                                     std::memory_order_acquire, std::memory_order_acquire)) {
   }
   uint32_t i = head_top(h);
-  uint64_t total = 0;
-  uint32_t batch[256];
   uint32_t n = 0;
+  auto flush = [&] {
+    // Uncount before the pages leave the dirty state: the count never wraps below zero
+    // (push_dirty counts before it pushes) and never counts a page twice.
+    shared->dirty_count.fetch_sub(n, std::memory_order_relaxed);
+    zero_and_recycle(batch, n);
+    total += n;
+    n = 0;
+  };
   while (i != kNil) {
-    const uint32_t nx = next[i].load(std::memory_order_relaxed);
-    std::memset(host_of(i), 0, kPageSize);
-    const uint64_t w = desc[i].load(std::memory_order_relaxed);
-    desc[i].store(desc_word(kFree, desc_gen(w), kNoOwner), std::memory_order_relaxed);
     batch[n++] = i;
-    if (n == std::size(batch)) {
-      push_clean(batch, n);
-      total += n;
-      n = 0;
-    }
-    i = nx;
+    i = pm[i].next.load(std::memory_order_relaxed);
+    if (n == std::size(batch)) flush();
   }
-  push_clean(batch, n);
-  total += n;
-  if (total > 0) {
-    shared->dirty_count.fetch_sub(total, std::memory_order_relaxed);
-    bump_shared(shared->pages_zeroed, total);
-  }
+  if (n > 0) flush();
+  if (total > 0) bump_shared(shared->pages_zeroed, total);
   return total;
 }
 
@@ -975,6 +1173,7 @@ PoolStats PagePool::stats() const {
   auto ld = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
   PoolStats st;
   uint64_t cached = 0;
+  uint64_t dirty_rings = 0;
   uint64_t frees = ld(s.frees_uncached);
   for (uint32_t i = 0; i < cfg_.max_caches; ++i) {
     const PageCache& c = m.caches[i];
@@ -985,8 +1184,8 @@ PoolStats PagePool::stats() const {
     frees += ld(c.frees);
     st.cache_refills += ld(c.refills);
     st.cache_flushes += ld(c.flushes);
-    cached += c.clean_count.load(std::memory_order_relaxed) +
-              c.dirty_count.load(std::memory_order_relaxed);
+    cached += c.clean_count.load(std::memory_order_relaxed);
+    dirty_rings += c.dirty_pending();
   }
   st.alloc_wait = ld(s.alloc_wait);
   st.alloc_waited = ld(s.alloc_waited);
@@ -1000,6 +1199,8 @@ PoolStats PagePool::stats() const {
   st.violation_stale = ld(s.violation_stale);
   st.violation_out_of_window = ld(s.violation_out_of_window);
   st.violation_foreign_pool = ld(s.violation_foreign_pool);
+  st.violation_bad_handle = ld(s.violation_bad_handle);
+  st.violation_bad_cache = ld(s.violation_bad_cache);
   st.pages_zeroed = ld(s.pages_zeroed);
   st.chunks_added = ld(s.chunks_added);
   st.chunks_removed = ld(s.chunks_removed);
@@ -1012,7 +1213,7 @@ PoolStats PagePool::stats() const {
   st.chunks_high_water = ld(s.chunks_high_water);
   st.total_pages = st.chunks * m.ppc;
   st.free_clean = ld(s.depot_free);
-  st.free_dirty = ld(s.dirty_count);
+  st.free_dirty = ld(s.dirty_count) + dirty_rings;
   const uint64_t not_in_use = st.free_clean + st.free_dirty + cached;
   st.in_use = st.total_pages > not_in_use ? st.total_pages - not_in_use : 0;
   return st;
@@ -1027,7 +1228,7 @@ std::string PagePool::audit() const {
     if (i >= m.max_pages) return std::string("index out of range in ") + place + where(i);
     if (seen[i]) return std::string("page listed twice, again in ") + place + where(i);
     seen[i] = 1;
-    const uint64_t st = desc_state(m.desc[i].load(std::memory_order_relaxed));
+    const uint64_t st = desc_state(m.pm[i].word.load(std::memory_order_relaxed));
     if (st != want_state) {
       return std::string("descriptor state ") + std::to_string(st) + " in " + place + where(i);
     }
@@ -1040,7 +1241,7 @@ std::string PagePool::audit() const {
     if (!active) continue;
     if (h & kFrozen) return "active chunk " + std::to_string(c) + " is frozen";
     uint32_t n = 0;
-    for (uint32_t i = head_top(h); i != kNil; i = m.next[i].load(std::memory_order_relaxed)) {
+    for (uint32_t i = head_top(h); i != kNil; i = m.pm[i].next.load(std::memory_order_relaxed)) {
       if (m.chunk_of(i) != c) return "page on the wrong chunk's stack" + where(i);
       if (auto e = mark(i, kFree, "a depot stack"); !e.empty()) return e;
       if (++n > m.ppc) return "cycle in chunk stack " + std::to_string(c);
@@ -1053,7 +1254,7 @@ std::string PagePool::audit() const {
   }
   uint64_t dirty = 0;
   for (uint32_t i = head_top(m.shared->dirty_head.load(std::memory_order_relaxed)); i != kNil;
-       i = m.next[i].load(std::memory_order_relaxed)) {
+       i = m.pm[i].next.load(std::memory_order_relaxed)) {
     if (auto e = mark(i, kDirty, "the dirty list"); !e.empty()) return e;
     if (++dirty > m.max_pages) return "cycle in the dirty list";
   }
@@ -1065,12 +1266,15 @@ std::string PagePool::audit() const {
     for (uint32_t j = 0; j < c.clean_count.load(std::memory_order_relaxed); ++j) {
       if (auto e = mark(c.clean[j], kFree, "a cache magazine"); !e.empty()) return e;
     }
-    for (uint32_t j = 0; j < c.dirty_count.load(std::memory_order_relaxed); ++j) {
-      if (auto e = mark(c.dirty[j], kDirty, "a cache dirty buffer"); !e.empty()) return e;
+    const uint32_t head = c.dirty_head.load(std::memory_order_relaxed);
+    for (uint32_t j = head; j != c.dirty_tail.load(std::memory_order_relaxed); ++j) {
+      if (auto e = mark(c.dirty[j & c.ring_mask], kDirty, "a cache dirty ring"); !e.empty()) {
+        return e;
+      }
     }
   }
   for (uint32_t i = 0; i < m.max_pages; ++i) {
-    const uint64_t st = desc_state(m.desc[i].load(std::memory_order_relaxed));
+    const uint64_t st = desc_state(m.pm[i].word.load(std::memory_order_relaxed));
     const bool active =
         m.chunks[m.chunk_of(i)].state.load(std::memory_order_relaxed) == kChunkActive;
     if (!active) {

@@ -5,7 +5,7 @@
 // interrupt path takes a page *now* (no syscall, no lock, no fault; immediate typed
 // failure when none is free) and owns it alone until it transfers or frees it.
 //
-//   KvmFdMemslotSink sink(vm_fd, /*first_slot=*/8, /*slot_count=*/64);
+//   KvmFdMemslotSink sink(vm_fd, /*first_slot=*/8, /*slot_count=*/64);  // or HostOnlySink
 //   PoolConfig cfg{.window_gpa = 4_GiB, .window_size = 1_GiB};
 //   auto pool = PagePool::create(cfg, sink).value();   // may fail: bad config, pin, map
 //   PageCache* rx = pool->attach_cache().value();      // one per context (event loop, vCPU)
@@ -16,16 +16,17 @@
 //     count_drop(page.error());                         // Error::exhausted: drop the frame
 //   }
 //   ...
-//   auto back = pool->lookup_gpa(gpa_the_guest_returned); // validate an untrusted address
-//   pool->transfer(*back, kGuestOwner, kDeviceOwner);      // fails unless the guest owned it
-//   pool->free_page(*back, kDeviceOwner, rx);
+//   // An untrusted guest returns a page by address: one CAS checks that it owns it now.
+//   if (auto back = pool->transfer_gpa(gpa_the_guest_returned, kGuestOwner, kDeviceOwner)) {
+//     pool->free_page(*back, kDeviceOwner, rx);
+//   }
 //
 // Structure (details in page_pool.cc):
 //   descriptors  one 64-bit atomic word per page {state, generation, owner}; every
 //                ownership change is a CAS on it, so a double/foreign/stale free loses
 //                the CAS and is reported, never corrupts anything.
-//   PageCache    per-context magazine of clean page indices plus a buffer of freed
-//                (dirty) ones; single-threaded, lives in pinned memory.
+//   PageCache    per-context magazine of clean page indices plus a single-producer ring
+//                of freed (dirty) ones that the worker drains; lives in pinned memory.
 //   depot        one lock-free tagged-index Treiber stack of clean pages per chunk, and
 //                an atomic count of unclaimed clean pages (allocators claim before popping,
 //                which is how the atomic reserve and exhaustion are decided).
@@ -42,7 +43,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <expected>
-#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -68,15 +68,21 @@ inline constexpr uint32_t kGfpAtomicExclusive = kGfpAtomic | kGfpExclusive;
 using OwnerId = uint32_t;
 inline constexpr OwnerId kNoOwner = 0;
 
-// A handle to one allocated page. Copyable; validity is checked on every use
-// (pool id, index bound, generation), never trusted.
+// A handle to one allocated page. Copyable; every field is checked on every use, never
+// trusted: pool id, index bound, generation (stale_handle), and gpa and host must be
+// exactly the page's (bad_handle).
 struct Page {
   uint64_t gpa = 0;           // guest-physical address
   std::byte* host = nullptr;  // host mapping of the page (kPageSize bytes)
+  uint64_t generation = 0;    // life of the page this handle refers to (< 2^62, see below)
   uint32_t index = 0;         // pool-wide page index
-  uint32_t generation = 0;    // life of the page this handle refers to
   uint32_t pool_id = 0;       // which pool (VM) issued it
 };
+
+// Generations are 62 bits and advance by one per allocation of the page. A handle with
+// any bit above them set is rejected as stale. Reviving a stale handle would take 2^62
+// lives of one page: 146 years at one allocation per nanosecond.
+inline constexpr unsigned kGenerationBits = 62;
 
 enum class Backing : uint8_t {
   small_pages,  // 4 KiB pages (default)
@@ -112,9 +118,6 @@ struct PoolConfig {
   std::chrono::milliseconds shrink_delay{1000};
   std::chrono::microseconds worker_poll{500};   // worker wake-up period when idle
   std::chrono::milliseconds wait_timeout{200};  // non-atomic allocation's longest wait
-  // Called once on the worker thread before its first pass (the VMM installs the
-  // worker's seccomp filter here). Empty: nothing.
-  std::function<void()> on_worker_start;
 };
 
 // Counters. Monotonic unless noted; a snapshot is consistent per field, not across fields.
@@ -127,7 +130,7 @@ struct PoolStats {
   uint64_t alloc_waited = 0;   // ... that had to wait for the worker
   // Failures by reason.
   uint64_t fail_exhausted = 0;
-  uint64_t fail_reserve_only = 0;  // non-atomic caller refused the reserve (then waited)
+  uint64_t fail_reserve_only = 0;  // non-atomic caller refused the reserve (returned at once)
   uint64_t fail_timed_out = 0;
   // Ownership.
   uint64_t frees = 0;
@@ -137,6 +140,8 @@ struct PoolStats {
   uint64_t violation_stale = 0;
   uint64_t violation_out_of_window = 0;
   uint64_t violation_foreign_pool = 0;
+  uint64_t violation_bad_handle = 0;  // gpa/host of a handle disagree with its index
+  uint64_t violation_bad_cache = 0;   // another pool's cache, or a detached one
   // Depot traffic.
   uint64_t cache_refills = 0;
   uint64_t cache_flushes = 0;
@@ -154,12 +159,12 @@ struct PoolStats {
   uint64_t chunks_high_water = 0;  // most chunks ever mapped at once (never > max_chunks)
   uint64_t total_pages = 0;
   uint64_t free_clean = 0;  // unclaimed clean pages in the depot
-  uint64_t free_dirty = 0;  // freed pages waiting for the worker
+  uint64_t free_dirty = 0;  // freed pages waiting for the worker (shared list + cache rings)
   uint64_t in_use = 0;      // allocated pages (owned by someone)
 
   uint64_t violations() const {
     return violation_double_free + violation_not_owner + violation_stale + violation_out_of_window +
-           violation_foreign_pool;
+           violation_foreign_pool + violation_bad_handle + violation_bad_cache;
   }
 };
 
@@ -180,13 +185,21 @@ class PagePool {
   static void operator delete(void* p, std::size_t bytes) noexcept;
 
   // Per-context caches. attach/detach are setup calls (may lock); a cache is used
-  // by one thread at a time. detach flushes its pages back to the depot.
+  // by one thread at a time. detach flushes its pages back to the depot; a detached
+  // cache (or another pool's) is refused with Error::bad_cache, counted.
   std::expected<PageCache*, Error> attach_cache();
   void detach_cache(PageCache* cache);
 
   // flags must include kGfpExclusive. With kGfpAtomic: no syscall, lock or fault;
-  // returns a zeroed page or Error::exhausted immediately. Without it: may wait up to
-  // wait_timeout for the worker to grow the pool, never takes the atomic reserve.
+  // returns a zeroed page or Error::exhausted immediately. Without it (setup paths):
+  // never takes the atomic reserve (the last min_pages clean pages). When no page above
+  // the reserve is free:
+  //   pool below max_chunks  -> waits up to wait_timeout for the worker to grow it or for
+  //                             freed pages to be zeroed; then Error::timed_out;
+  //   pool at max_chunks     -> no growth can come: fails at once with
+  //                             Error::reserve_only if reserve pages are free (only atomic
+  //                             callers may take them), Error::exhausted if none are —
+  //                             unless freed pages await zeroing, which it waits for.
   // cache may be null for non-atomic calls only.
   std::expected<Page, Error> alloc_page(uint32_t flags, OwnerId owner, PageCache* cache);
 
@@ -197,8 +210,25 @@ class PagePool {
   // Moves ownership from -> to. Atomic-path safe. Returns the (same-generation) handle.
   std::expected<Page, Error> transfer(const Page& page, OwnerId from, OwnerId to);
 
-  // Current handle of the allocated page at gpa (must be page aligned, inside a live
-  // chunk). Used to validate addresses handed back by an untrusted guest.
+  // Moves the page at gpa from `from` to `to` in ONE compare-and-swap that checks the page
+  // is allocated and owned by `from` right now. The way to take back a page that an
+  // untrusted party (a guest's return ring) names only by address: a page it does not
+  // own now — free (Error::double_free), owned by anyone else including `to` itself after
+  // an earlier return of it (Error::not_owner), outside a live chunk (out_of_window) — is
+  // refused and counted, never half-applied. Atomic-path safe. Returns the handle.
+  // A guest that returns a page it still owns but in a LATER life than the one it means
+  // (a stale duplicate return after the page was delivered to it again) cannot be told
+  // apart by address alone: pass that life's generation (the ABI must carry it back) as
+  // `generation` to have it refused as Error::stale_handle too.
+  static constexpr uint64_t kAnyGeneration = ~uint64_t{0};
+  std::expected<Page, Error> transfer_gpa(uint64_t gpa, OwnerId from, OwnerId to,
+                                          uint64_t generation = kAnyGeneration);
+
+  // Current handle of the ALLOCATED page at gpa (page aligned, inside a live chunk; a
+  // free page is Error::double_free). Read-only: the page may change hands right after,
+  // so act on it only through calls that re-check (transfer/free CAS on the generation).
+  // The handle's host pointer was valid when returned: a chunk is retired only when all of
+  // its pages are free, and the page was seen allocated before and after reading it.
   std::expected<Page, Error> lookup_gpa(uint64_t gpa) const;
   // Owner of an allocated page (kNoOwner if free), for diagnostics and tests.
   std::expected<OwnerId, Error> owner_of(const Page& page) const;

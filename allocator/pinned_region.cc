@@ -88,4 +88,25 @@ void PinnedRegion::reset() noexcept {
   }
 }
 
+namespace {
+size_t pinned_size(size_t bytes) {
+  return (bytes + kPageSize - 1) / kPageSize * kPageSize;
+}
+}  // namespace
+
+void* pinned_alloc(size_t bytes) noexcept {
+  void* p = mmap(nullptr, pinned_size(bytes), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  if (mlock(p, pinned_size(bytes)) != 0) {
+    (void)munmap(p, pinned_size(bytes));
+    return nullptr;
+  }
+  return p;
+}
+
+void pinned_free(void* p, size_t bytes) noexcept {
+  if (p != nullptr) (void)munmap(p, pinned_size(bytes));
+}
+
 }  // namespace labyrinth::alloc

@@ -43,4 +43,10 @@ class PinnedRegion {
   std::byte* map_base_ = nullptr;  // start of the mmap'ed range
 };
 
+// Small objects that the atomic path dereferences (the pool object, its Impl, the C API's
+// handles) come from here: a private anonymous mapping, pre-faulted and mlock'ed, rounded
+// up to whole pages. Returns nullptr on failure. pinned_free takes the same byte count.
+void* pinned_alloc(size_t bytes) noexcept;
+void pinned_free(void* p, size_t bytes) noexcept;
+
 }  // namespace labyrinth::alloc

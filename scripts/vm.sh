@@ -11,9 +11,8 @@
 # inside is a real, standard KVM. The command's output (stdout and stderr, merged)
 # comes out on stdout; vm.sh exits with the command's status.
 #
-# Inside the VM: / is the host's (read-write, shared live), /proc /sys /dev /run
-# /tmp are the VM's own (so /tmp files do not come back: write results under the
-# repository). Loopback is up; tun and veth are loaded; `ip netns` works.
+# Inside the VM: / is the host's (read-write, shared live, /tmp included), /proc /sys
+# /dev /run are the VM's own. Loopback is up; tun and veth are loaded; `ip netns` works.
 #
 # Exit status: the command's, or
 #   2    usage / setup error (message on stderr)

@@ -14,12 +14,16 @@
 #include <boost/json/serialize.hpp>
 
 #include "allocator/tsc.h"
+#include "devices/legacy/cmos.h"
 #include "devices/legacy/exit_device.h"
 #include "devices/legacy/i8042.h"
+#include "devices/serial/console_watch.h"
 #include "guest/abi/ports.h"
 #include "vmm/boot/boot_setup.h"
 #include "vmm/boot/cpuid.h"
 #include "vmm/boot/elf_loader.h"
+#include "vmm/boot/linux_loader.h"
+#include "vmm/boot/mptable.h"
 #include "vmm/sandbox/seccomp.h"
 
 namespace labyrinth::vmm {
@@ -57,11 +61,47 @@ std::expected<void, Error> Machine::build() {
 
   auto image_bytes = read_file(config_.kernel_image_path);
   if (!image_bytes) return std::unexpected(image_bytes.error());
-  auto image = load_elf(*image_bytes, *memory_);
-  if (!image) return std::unexpected(image.error());
+  uint64_t entry = 0;
+  if (is_linux_kernel(*image_bytes)) {
+    linux_ = true;
+    auto e = load_linux_guest(*image_bytes);
+    if (!e) return std::unexpected(e.error());
+    entry = *e;
+  } else {
+    auto image = load_elf(*image_bytes, *memory_);
+    if (!image) return std::unexpected(image.error());
+    entry = image->entry;
+  }
 
   if (auto r = build_devices(); !r) return r;
-  return build_vcpus(image->entry);
+  return build_vcpus(entry);
+}
+
+std::expected<uint64_t, Error> Machine::load_linux_guest(std::span<const std::byte> image) {
+  // The configuration was checked against the same files (config.cc): failing here means
+  // a file changed in between.
+  auto rejected = [](const BootError& e) {
+    spdlog::error("{}", e.message());
+    return std::unexpected(Error::linux_rejected);
+  };
+  auto kernel = parse_linux_kernel(image);
+  if (!kernel) return rejected(kernel.error());
+  std::vector<std::byte> initrd;
+  if (!config_.initrd_path.empty()) {
+    auto bytes = read_file(config_.initrd_path);
+    if (!bytes) return std::unexpected(bytes.error());
+    initrd = std::move(*bytes);
+  }
+  auto plan = plan_linux_boot(*kernel, layout_, initrd.size(), config_.boot_args);
+  if (!plan) return rejected(plan.error());
+  if (auto r = load_linux(image, *kernel, *plan, initrd, config_.boot_args, *memory_, layout_);
+      !r) {
+    return std::unexpected(r.error());
+  }
+  if (auto r = memory_->write(kLinuxEbdaGpa, make_mptable(kLinuxEbdaGpa, config_.vcpu_count)); !r) {
+    return std::unexpected(r.error());
+  }
+  return kernel->entry_gpa;
 }
 
 std::expected<void, Error> Machine::build_pool() {
@@ -81,11 +121,7 @@ std::expected<void, Error> Machine::build_pool() {
                                         : alloc::Backing::small_pages;
   pc.zero_policy =
       p.zero_policy == "on_free" ? alloc::ZeroPolicy::on_free : alloc::ZeroPolicy::worker;
-  if (config_.seccomp) {  // the worker confines itself before its first pass
-    pc.on_worker_start = [fd = vm_->fd()] {
-      sandbox::Seccomp::install_or_exit(sandbox::ThreadKind::pool_worker, {.vm_fd = fd});
-    };
-  }
+  pc.start_worker = false;  // pool_worker_ drives it (pool_worker.h)
   auto pool = alloc::PagePool::create(pc, *pool_sink_);
   if (!pool) {
     spdlog::error("page pool (labyrinth.pool): {}", alloc::to_string(pool.error()));
@@ -93,6 +129,18 @@ std::expected<void, Error> Machine::build_pool() {
                                                                     : Error::pool_failed);
   }
   pool_ = std::move(*pool);
+  std::function<void()> confine;
+  if (config_.seccomp) {  // the worker confines itself before its first pass
+    confine = [fd = vm_->fd()] {
+      sandbox::Seccomp::install_or_exit(sandbox::ThreadKind::pool_worker, {.vm_fd = fd});
+    };
+  }
+  try {
+    pool_worker_ = std::make_unique<PoolWorker>(*pool_, pc.worker_poll, std::move(confine));
+  } catch (const std::system_error&) {
+    spdlog::error("page pool: cannot start its worker thread");
+    return std::unexpected(Error::pool_failed);
+  }
   spdlog::debug("page pool: window {:#x}+{:#x}, {} chunk(s) of {} KiB", pc.window_gpa,
                 pc.window_size, pc.initial_chunks, p.chunk_size_kib);
   return {};
@@ -119,7 +167,12 @@ std::expected<void, Error> Machine::build_devices() {
   if (!irq_test) return std::unexpected(irq_test.error());
   irq_test_irq_ = std::move(*irq_test);
 
-  uart_ = std::make_shared<devices::Uart16550>(*serial_out_, *com1_irq_);
+  devices::SerialOutput* uart_out = serial_out_.get();
+  if (linux_) {  // a Linux guest's console tells how it ended (console_watch.h)
+    console_ = std::make_unique<devices::ConsoleWatch>(*serial_out_, *this);
+    uart_out = console_.get();
+  }
+  uart_ = std::make_shared<devices::Uart16550>(*uart_out, *com1_irq_);
   irq_train_ = std::make_unique<devices::IrqTrain>(io_, *irq_test_irq_);
   // Fixed, non-overlapping ports: insert cannot fail.
   bool ok = pio_.insert(uart_, LABYRINTH_PORT_COM1, 8).has_value();
@@ -129,6 +182,11 @@ std::expected<void, Error> Machine::build_devices() {
   ok =
       ok &&
       pio_.insert(std::make_shared<devices::ExitDevice>(*this), LABYRINTH_PORT_EXIT, 4).has_value();
+  ok = ok &&
+       pio_.insert(std::make_shared<devices::Cmos>(), devices::Cmos::kBase, devices::Cmos::kLen)
+           .has_value();
+  pci_ = std::make_shared<devices::PciBus>();
+  ok = ok && pio_.insert(pci_, devices::PciBus::kBase, devices::PciBus::kLen).has_value();
   ok = ok && pio_.insert(std::make_shared<devices::IrqTestDevice>(*irq_train_),
                          LABYRINTH_PORT_IRQ_TEST, 8)
                  .has_value();  // request + ack
@@ -171,7 +229,9 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
                 tsc_offset_.measured, tsc_offset_.uncertainty);
   auto khz = vcpus_[0]->tsc_khz();
   BootParams params{n, khz ? *khz : 0, config_.boot_args};
-  if (auto r = write_boot_structures(*memory_, layout_, params); !r) return r;
+  if (!linux_) {
+    if (auto r = write_boot_structures(*memory_, layout_, params); !r) return r;
+  }
   if (!lnics_->empty()) {  // device descriptors for the guest's drivers
     auto info = memory_->read_obj<labyrinth_boot_info>(LABYRINTH_BOOT_INFO_GPA);
     if (!info) return std::unexpected(info.error());
@@ -184,6 +244,16 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
     if (auto r = vcpu->set_cpuid(vcpu_cpuid(kvm_->supported_cpuid(), vcpu->index(), n)); !r) {
       return r;
     }
+    if (linux_) {
+      // Linux starts its application processors itself (INIT/SIPI through the
+      // in-kernel LAPIC); they wait in KVM's initial state until then.
+      if (vcpu->index() != 0) continue;
+      auto sregs = vcpu->sregs();
+      if (!sregs) return std::unexpected(sregs.error());
+      if (auto r = vcpu->set_sregs(linux_sregs(*sregs)); !r) return r;
+      if (auto r = vcpu->set_regs(linux_regs(entry)); !r) return r;
+      continue;
+    }
     auto sregs = vcpu->sregs();
     if (!sregs) return std::unexpected(sregs.error());
     if (auto r = vcpu->set_sregs(long_mode_sregs(*sregs)); !r) return r;
@@ -195,6 +265,13 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
 }
 
 void Machine::request_shutdown(int status, std::string_view reason) {
+  // A Linux kernel that panicked with panic=-1 resets without finishing its report: the
+  // reset (status 0) is the end of a crash. Taken before status_mu_ (the watch's lock
+  // is a leaf, not held while it calls here).
+  if (status == 0 && console_ && console_->panicked()) {
+    status = kExitGuestCrashed;
+    reason = "guest kernel panic, then a reset";
+  }
   {
     std::lock_guard lock(status_mu_);
     if (shutdown_requested_) return;
@@ -241,7 +318,8 @@ int Machine::run(const RunOptions& options) {
   }
   // Setup is over: this thread runs the event loop, then teardown and the reports.
   if (config_.seccomp) {
-    sandbox::Seccomp::install_or_exit(sandbox::ThreadKind::event_loop, {.vm_fd = vm_->fd()});
+    sandbox::Seccomp::install_or_exit(sandbox::ThreadKind::event_loop,
+                                      {.vm_fd = vm_->fd(), .vcpu_fd = vcpus_[0]->fd()});
   }
   for (;;) {
     try {
@@ -255,12 +333,20 @@ int Machine::run(const RunOptions& options) {
     io_.restart();  // ran out of work without a shutdown: keep serving signals
   }
   for (auto& r : runners_) r->join();
+  // The offset again, now the vCPUs are stopped: KVM may have moved it during the run
+  // (its TSC catch-up mode does on hosts whose TSC it deems unstable, e.g. under TCG).
+  if (auto end = vcpus_[0]->tsc_offset()) tsc_offset_end_ = *end;
   lnics_->stop();  // the event loop has stopped: backends and the pool cache go quietly
   if (options.print_stats) print_stats();
   if (!options.metrics_path.empty()) {
     std::ofstream out(options.metrics_path);
     out << boost::json::serialize(metrics_json()) << "\n";
     if (!out) spdlog::error("cannot write metrics to {}", options.metrics_path);
+  }
+  if (console_ && console_->panicked()) {
+    spdlog::error("the guest kernel panicked: {}", console_->panic_line());
+    spdlog::error("the guest kernel panicked; its last console lines:");
+    for (const std::string& line : console_->last_lines()) spdlog::error("  {}", line);
   }
   std::lock_guard lock(status_mu_);
   spdlog::info("VM stopped: {} (status {})", reason_, status_);

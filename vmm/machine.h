@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,8 @@
 #include "allocator/page_pool.h"
 #include "devices/bus/bus.h"
 #include "devices/irq_test/irq_test_device.h"
+#include "devices/pci/pci_bus.h"
+#include "devices/serial/console_watch.h"
 #include "devices/serial/serial_console.h"
 #include "devices/serial/uart16550.h"
 #include "devices/vm_control.h"
@@ -42,6 +45,7 @@
 #include "vmm/memory/guest_memory.h"
 #include "vmm/memory/layout.h"
 #include "vmm/memory/pool_sink.h"
+#include "vmm/memory/pool_worker.h"
 #include "vmm/net/lnic_set.h"
 #include "vmm/vcpu_runner.h"
 
@@ -73,6 +77,8 @@ class Machine final : public devices::VmControl {
   const Config& config() const { return config_; }
   // guest TSC = host TSC + offset (vCPU 0, read at build time).
   const Vcpu::TscOffset& tsc_offset() const { return tsc_offset_; }
+  // ... and read again after the run (equal to tsc_offset() unless KVM moved it).
+  const Vcpu::TscOffset& tsc_offset_end() const { return tsc_offset_end_; }
   boost::json::object metrics_json() const;
   // Set by a latency run that could not measure (e.g. the guest never enabled the NIC).
   const std::string& latency_error() const { return latency_error_; }
@@ -84,10 +90,13 @@ class Machine final : public devices::VmControl {
   std::expected<void, Error> build_pool();
   std::expected<void, Error> build_devices();
   std::expected<void, Error> build_vcpus(uint64_t entry);
+  // Loads a Linux kernel (linux_loader.h) and its MP table; returns the entry point.
+  std::expected<uint64_t, Error> load_linux_guest(std::span<const std::byte> image);
   void print_stats() const;
   void start_latency_run(const LatencyOptions& opts);
 
   Config config_;
+  bool linux_ = false;          // a Linux kernel (boot protocol) rather than a Labyrinth test guest
   boost::asio::io_context io_;  // destroyed last: every Asio object below uses it
   std::optional<Kvm> kvm_;
   std::unique_ptr<Vm> vm_;
@@ -95,13 +104,16 @@ class Machine final : public devices::VmControl {
   std::unique_ptr<GuestMemory> memory_;
   std::unique_ptr<VmMemslotSink> pool_sink_;
   std::unique_ptr<alloc::PagePool> pool_;
-  Fd serial_file_;  // when serial output goes to a file
+  std::unique_ptr<PoolWorker> pool_worker_;  // after the pool: stopped before it goes
+  Fd serial_file_;                           // when serial output goes to a file
   std::unique_ptr<devices::FdOutput> serial_out_;
+  std::unique_ptr<devices::ConsoleWatch> console_;  // Linux guests: between UART and output
   std::unique_ptr<Irqfd> com1_irq_;
   std::unique_ptr<Irqfd> irq_test_irq_;
   std::shared_ptr<devices::Uart16550> uart_;
   std::unique_ptr<devices::StdinReader> stdin_;
   std::unique_ptr<devices::IrqTrain> irq_train_;
+  std::shared_ptr<devices::PciBus> pci_;  // bus 0 behind 0xCF8/0xCFC
   std::unique_ptr<MsiRouter> msi_router_;
   std::unique_ptr<LnicSet> lnics_;  // after the pool: stopped and gone before it
   std::unique_ptr<boost::asio::steady_timer> latency_timer_;
@@ -112,6 +124,7 @@ class Machine final : public devices::VmControl {
   std::unique_ptr<boost::asio::signal_set> signals_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   Vcpu::TscOffset tsc_offset_;
+  Vcpu::TscOffset tsc_offset_end_;
   std::vector<std::unique_ptr<VcpuRunner>> runners_;  // first to go: joins the threads
 
   std::mutex runners_mu_;          // held while run() starts the threads, so a kick

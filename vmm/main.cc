@@ -1,7 +1,11 @@
 // labyrinth — the command line: `labyrinth run --config FILE [...]`.
 #include <signal.h>
+#include <sys/mman.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -13,6 +17,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "allocator/tsc.h"
 #include "vmm/config/config.h"
 #include "vmm/error.h"
 #include "vmm/kvm/host_kind.h"
@@ -24,10 +29,12 @@ namespace {
 constexpr const char* kExitStatusHelp =
     "Exit status of `labyrinth run`:\n"
     "  0..255  the guest's status, written to the exit port 0x501 (value & 0xFF);\n"
+    "          0 also for a reset (i8042) or a Linux power-off\n"
     "          the guest runtime uses 0 pass, 1 fail, 2 bad boot info, 3 unhandled exception\n"
     "  2       usage or configuration error (also an unusable kernel image)\n"
     "  3       guest crashed: triple fault / KVM_EXIT_SHUTDOWN (the guest runtime also\n"
-    "          exits with 3 after its own unhandled-exception report)\n"
+    "          exits with 3 after its own unhandled-exception report), or a Linux\n"
+    "          kernel panic (its last console lines on stderr)\n"
     "  4       KVM failure: entry failure, internal error, unknown exit\n"
     "  5       host resource error: no /dev/kvm, out of memory, cannot open a file, ...\n"
     "  6       a thread made a system call outside its seccomp allow-list (one line on\n"
@@ -108,6 +115,22 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
                                  : "measured guest/host TSC pair, +-" +
                                        std::to_string(tsc.uncertainty) + " ticks") +
              ")");
+  // KVM's TSC catch-up mode (hosts whose TSC it deems unstable, such as QEMU TCG) moves
+  // the offset while the guest runs: guest stamps then carry that error.
+  const double drift_us = alloc::TscClock::instance().to_ns(static_cast<uint64_t>(
+                              std::llabs((*machine)->tsc_offset_end().offset - tsc.offset))) /
+                          1000.0;
+  // Stable: KVM's attribute agreed with the measured pair at the start and the offset
+  // moved by at most 10 us over the run (under QEMU TCG KVM rewrites it at every vCPU
+  // load, and the guest and floor spans then carry that error).
+  const bool tsc_stable = tsc.from_attribute && drift_us <= 10;
+  {
+    char drift[128];
+    (void)std::snprintf(
+        drift, sizeof drift, "%.1f us over the run%s", drift_us,
+        tsc_stable ? "" : " (offset unstable: guest and floor spans carry its error)");
+    r.note("guest TSC offset drift", drift);
+  }
   r.note("guest",
          config->kernel_image_path + (config->boot_args.empty() ? "" : " " + config->boot_args));
   const bool known_guest =
@@ -146,6 +169,8 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
   if (!json_path.empty()) {
     auto j = r.json();
     j["metrics"] = (*machine)->metrics_json();
+    j["tsc_offset_drift_us"] = drift_us;
+    j["tsc_offset_stable"] = tsc_stable;
     std::ofstream out(json_path);
     out << boost::json::serialize(j) << "\n";
     if (!out) {
@@ -234,6 +259,14 @@ static int run_main(int argc, char** argv) {
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(log_level));
   (void)::signal(SIGPIPE, SIG_IGN);  // a closed serial pipe is an EPIPE, not a death
+  // The page pool's atomic path promises no page fault (allocator/labyrinth_alloc.h): the
+  // pool locks its data; the code it runs (ours, libc's) and the threads' stacks are
+  // locked here. MCL_ONFAULT locks pages as they become resident instead of pre-faulting
+  // every mapping, guest RAM included, at start-up.
+  if (::mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0) {
+    spdlog::warn("mlockall failed ({}): the allocator's code may page-fault after eviction",
+                 std::strerror(errno));
+  }
   if (lat->parsed()) {
     return run_latency(config_path, serial_out, seconds, floor_rate, json_path, plot_path);
   }

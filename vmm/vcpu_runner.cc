@@ -165,7 +165,17 @@ void VcpuRunner::report_fatal(const char* what, int status) {
   std::string regs = "registers unavailable";
   auto r = vcpu_.regs();
   auto s = vcpu_.sregs();
-  if (r && s) {
+  // On AMD SVM, KVM re-initialises the vCPU when it intercepts a shutdown (the VMCB is
+  // undefined afterwards): what it returns is the power-on state, not the crash. Say
+  // so instead of printing a reset vector as if the guest had died there.
+  const bool reset_state = r && s && run->exit_reason == KVM_EXIT_SHUTDOWN && r->rip == 0xfff0 &&
+                           s->cs.base == 0xffff0000 && (s->cr0 & 1) == 0 &&
+                           (s->efer & (uint64_t{1} << 10)) == 0;  // EFER.LMA clear
+  if (reset_state) {
+    regs =
+        "registers lost: KVM reset the vCPU at the shutdown (AMD SVM does not keep the "
+        "state of a triple fault)";
+  } else if (r && s) {
     regs = fmt::format(
         "rip={:#x} rsp={:#x} rflags={:#x} cr0={:#x} cr2={:#x} cr3={:#x} cr4={:#x} efer={:#x} "
         "rax={:#x} rbx={:#x} rcx={:#x} rdx={:#x} rsi={:#x} rdi={:#x} rbp={:#x} cs={:#x}",

@@ -59,7 +59,7 @@
 #include <stdint.h>
 
 #define LNIC_MAGIC 0x43494E4Cu /* "LNIC" little-endian */
-#define LNIC_VERSION 2u /* 2: RETURN entries name the delivering completion (seq) */
+#define LNIC_VERSION 2u        /* 2: RETURN entries name the delivering completion (seq) */
 #define LNIC_MMIO_SIZE 0x1000u
 #define LNIC_RING_MIN 8u
 #define LNIC_RING_MAX 4096u

@@ -35,8 +35,8 @@
 namespace {
 
 constexpr const char* kWho = "lnic_hostile";
-constexpr const char* kKeys[] = {"config",  "bogus", "double",      "stale",
-                                 "unowned", "indices", "flood",  "flood_count",
+constexpr const char* kKeys[] = {"config",  "bogus",   "double",   "stale",
+                                 "unowned", "indices", "flood",    "flood_count",
                                  "frames",  "wait_ms", "settle_ms"};
 constexpr uint32_t kMaxKept = 8;
 
@@ -263,8 +263,8 @@ void check_stale() {
   g_nic.ret_post_raw(page, seq != 0 ? seq - 1 : seq + 1000000, 0, /*keep_in_books=*/true);
   g_nic.ret_post_raw(page, seq + 1000000, 0, /*keep_in_books=*/true);
   g_nic.ring_ret_doorbell();
-  guest::printf("%s: [stale] returned page 0x%lx (delivered by seq %lu) naming other seqs\n",
-                kWho, page, seq);
+  guest::printf("%s: [stale] returned page 0x%lx (delivered by seq %lu) naming other seqs\n", kWho,
+                page, seq);
   settle();
   if (alive("stale")) {
     g_nic.return_page(page, seq, 0);  // the real return: accepted
@@ -403,8 +403,8 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   guest::printf(
       "%s: checks config=%d bogus=%d double=%d stale=%d unowned=%d indices=%d flood=%d "
       "(flood_count=%lu) then %lu frames; poll mode, interrupts off\n",
-      kWho, do_config, do_bogus, do_double, do_stale, do_unowned, do_indices, do_flood,
-      flood_count, frames);
+      kWho, do_config, do_bogus, do_double, do_stale, do_unowned, do_indices, do_flood, flood_count,
+      frames);
   if (do_config) {
     check_config(info);
     g_nic.reset();

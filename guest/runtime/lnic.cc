@@ -405,7 +405,8 @@ void Lnic::irq_entry(InterruptFrame&, void* context) {
   // stamped with a TSC read after the load that revealed them (consume()). No stamp
   // is ever earlier than its completion's t_posted.
   Lnic* nic = static_cast<Lnic*>(context);
-  const uint32_t prod = nic->rx_ != nullptr ? __atomic_load_n(&nic->rx_->prod, __ATOMIC_ACQUIRE) : 0;
+  const uint32_t prod =
+      nic->rx_ != nullptr ? __atomic_load_n(&nic->rx_->prod, __ATOMIC_ACQUIRE) : 0;
   const uint64_t entry_tsc = rdtsc_ordered();
   nic->on_interrupt(prod, entry_tsc);
 }
@@ -647,8 +648,7 @@ bool Lnic::return_page(uint64_t page_gpa, uint64_t seq, uint64_t t_guest_irq) {
   return post_return(page_gpa, seq, t_guest_irq);
 }
 
-void Lnic::ret_post_raw(uint64_t page_gpa, uint64_t seq, uint64_t t_guest_irq,
-                        bool keep_in_books) {
+void Lnic::ret_post_raw(uint64_t page_gpa, uint64_t seq, uint64_t t_guest_irq, bool keep_in_books) {
   // Only an exact, owned page address gives the page back in our books.
   if (!keep_in_books && (page_gpa & (kPageSize - 1)) == 0 && owned_.tracked(page_gpa) &&
       owned_.owns(page_gpa)) {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "allocator/kvm/kvm_fd_sink.h"
 #include "allocator/page_pool.h"
 #include "tests/allocator/kvm_vm.h"
 

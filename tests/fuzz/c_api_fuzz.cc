@@ -2,22 +2,22 @@
 // (allocator/labyrinth_alloc.h) against two real pools on one real KVM VM.
 //
 // A model beside the pools knows every page handed out (index, generation, pool id,
-// owner). The input picks operations (atomic alloc, cached/uncached free, transfer,
-// lookup) and handles: exact live ones, live ones with a field changed (generation,
-// index, pool id), freed ones, the other pool's, or random bytes; owners right, wrong
-// or 0. Invariants: an operation succeeds iff the model says the handle is live and
-// the owner right; a rejected one returns a violation code (or BAD_OWNER for owner 0)
-// and leaves the page as it was; every violation is counted exactly once (the
-// violation_* counters equal the model's tally, per kind); frees and transfers are
-// counted; a page is never handed out twice at once, arrives zeroed, and a handle from
-// lookup_gpa of a live page is the live handle.
+// owner). The input picks operations (atomic alloc, cached/uncached free — through this
+// pool's cache or, with this pool's handle, the other pool's —, transfer, lookup_gpa, transfer_gpa
+// with or without a generation) and handles: exact live ones, live ones with a field changed
+// (generation — any of its 64 bits —, index, gpa, host, pool id), freed ones, the other
+// pool's, or random bytes; owners right, wrong or 0. Invariants: an operation succeeds
+// iff the model says the handle is live and the owner right; a rejected one returns
+// the error the checks promise, in their order (FOREIGN_POOL, OUT_OF_WINDOW, STALE for
+// a generation never issued, BAD_HANDLE for a gpa that is not the index's, then STALE / BAD_HANDLE
+// / DOUBLE_FREE / NOT_OWNER against the page) and leaves the page as it was; every violation is
+// counted exactly once (the violation_* counters equal the model's tally, per kind); frees and
+// transfers are counted; a page is never handed out twice at once, arrives zeroed, and lookup_gpa
+// finds exactly the live pages (with their live handle; a census of every page every 16
+// operations and at the end).
 //
-// Needs /dev/kvm (the C API maps chunks with KVM_SET_USER_MEMORY_REGION on a VM fd).
-#include <fcntl.h>
+// Host-only pools (labyrinth_pool_create_host_only): no KVM needed.
 #include <fuzzer/FuzzedDataProvider.h>
-#include <linux/kvm.h>
-#include <sys/ioctl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -32,7 +32,12 @@
 
 namespace {
 
-int g_vm_fd = -1;
+// The pools' geometry (both the same): a 1 GiB window of which at most 2 chunks of 16
+// pages are ever backed; page indexes stop at kMaxPages.
+constexpr uint64_t kChunk = 64 << 10;
+constexpr uint64_t kWindowSize = 1ull << 30;
+constexpr uint32_t kMaxPages = 2 * kChunk / 4096;
+constexpr uint64_t kGenLimit = 1ull << 62;
 
 struct Live {
   labyrinth_page page;
@@ -47,6 +52,8 @@ struct PoolUnderTest {
   // Expected counters.
   uint64_t frees = 0, transfers = 0, exhausted = 0;
   uint64_t v_double = 0, v_owner = 0, v_stale = 0, v_window = 0, v_foreign = 0;
+  uint64_t v_handle = 0, v_cache = 0;
+  uint64_t window_gpa = 0;
 
   void expect_violation(int err) {
     switch (err) {
@@ -65,13 +72,29 @@ struct PoolUnderTest {
       case LABYRINTH_E_FOREIGN_POOL:
         ++v_foreign;
         break;
+      case LABYRINTH_E_BAD_HANDLE:
+        ++v_handle;
+        break;
+      case LABYRINTH_E_BAD_CACHE:
+        ++v_cache;
+        break;
       default:
         break;
     }
   }
   bool is_live(const labyrinth_page& p, uint32_t pool_id) const {
     auto it = live.find(p.index);
-    return p.pool_id == pool_id && it != live.end() && it->second.page.generation == p.generation;
+    return p.pool_id == pool_id && it != live.end() && it->second.page.generation == p.generation &&
+           it->second.page.gpa == p.gpa && it->second.page.host == p.host;
+  }
+  // The error the handle checks give before the page's word is read (0: none). After
+  // them the page decides: STALE, BAD_HANDLE (host), DOUBLE_FREE or NOT_OWNER.
+  int precheck(const labyrinth_page& p, uint32_t pool_id) const {
+    if (p.pool_id != pool_id) return LABYRINTH_E_FOREIGN_POOL;
+    if (p.index >= kMaxPages) return LABYRINTH_E_OUT_OF_WINDOW;
+    if (p.generation >= kGenLimit) return LABYRINTH_E_STALE_HANDLE;
+    if (p.gpa != window_gpa + uint64_t{p.index} * 4096) return LABYRINTH_E_BAD_HANDLE;
+    return 0;
   }
   void check_counters() const {
     labyrinth_pool_stats s;
@@ -84,7 +107,8 @@ struct PoolUnderTest {
                (unsigned long long)s.fail_exhausted, (unsigned long long)exhausted);
     FUZZ_CHECK(s.violation_double_free == v_double && s.violation_not_owner == v_owner &&
                    s.violation_stale == v_stale && s.violation_out_of_window == v_window &&
-                   s.violation_foreign_pool == v_foreign,
+                   s.violation_foreign_pool == v_foreign && s.violation_bad_handle == v_handle &&
+                   s.violation_bad_cache == v_cache,
                "violations df/no/st/ow/fp %llu/%llu/%llu/%llu/%llu, model %llu/%llu/%llu/%llu/%llu",
                (unsigned long long)s.violation_double_free,
                (unsigned long long)s.violation_not_owner, (unsigned long long)s.violation_stale,
@@ -93,12 +117,35 @@ struct PoolUnderTest {
                (unsigned long long)v_owner, (unsigned long long)v_stale,
                (unsigned long long)v_window, (unsigned long long)v_foreign);
   }
+  // Every page the pool can have: allocated (lookup_gpa finds it) iff the model holds it
+  // live, with the live handle. No page is handed out twice: each is one index.
+  void census(uint32_t pool_id) {
+    for (uint32_t i = 0; i < kMaxPages; ++i) {
+      labyrinth_page p;
+      const int err = labyrinth_page_lookup_gpa(pool, window_gpa + uint64_t{i} * 4096, &p);
+      auto it = live.find(i);
+      if (err == LABYRINTH_OK) {
+        FUZZ_CHECK(it != live.end() && p.generation == it->second.page.generation &&
+                       p.host == it->second.page.host && p.pool_id == pool_id,
+                   "page %u is allocated, the model does not hold it live", i);
+      } else {
+        FUZZ_CHECK(it == live.end(), "live page %u: lookup says %d", i, err);
+        FUZZ_CHECK(err == LABYRINTH_E_DOUBLE_FREE || err == LABYRINTH_E_OUT_OF_WINDOW,
+                   "lookup of page %u: %d", i, err);
+        expect_violation(err == LABYRINTH_E_OUT_OF_WINDOW ? err : 0);  // an unbacked chunk
+      }
+    }
+    check_counters();
+  }
 };
 
-bool is_violation(int err) {
-  return err == LABYRINTH_E_DOUBLE_FREE || err == LABYRINTH_E_NOT_OWNER ||
-         err == LABYRINTH_E_STALE_HANDLE || err == LABYRINTH_E_OUT_OF_WINDOW ||
-         err == LABYRINTH_E_FOREIGN_POOL;
+// What a rejected handle may get: the precheck's error if it has one, else one the page
+// decides (OUT_OF_WINDOW: its chunk is not backed).
+bool expected_rejection(int err, int pre) {
+  if (pre != 0) return err == pre;
+  return err == LABYRINTH_E_STALE_HANDLE || err == LABYRINTH_E_BAD_HANDLE ||
+         err == LABYRINTH_E_DOUBLE_FREE || err == LABYRINTH_E_NOT_OWNER ||
+         err == LABYRINTH_E_OUT_OF_WINDOW;
 }
 
 uint32_t pick_owner(FuzzedDataProvider& in, uint32_t right) {
@@ -116,16 +163,6 @@ uint32_t pick_owner(FuzzedDataProvider& in, uint32_t right) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const int kvm = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (kvm >= 0) g_vm_fd = ioctl(kvm, KVM_CREATE_VM, 0);
-  if (g_vm_fd < 0) {
-    std::fprintf(stderr, "c_api_fuzz: needs /dev/kvm and KVM_CREATE_VM\n");
-    std::exit(2);
-  }
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
   std::array<PoolUnderTest, 2> pools;
@@ -135,15 +172,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     labyrinth_pool_config cfg;
     labyrinth_pool_config_init(&cfg);
     cfg.window_gpa = (4ull + i) << 30;
-    cfg.chunk_bytes = 64 << 10;
+    cfg.window_size = kWindowSize;
+    cfg.chunk_bytes = kChunk;
     cfg.initial_chunks = 1;
     cfg.max_chunks = 2;
     cfg.min_pages = 2;
     cfg.low_pages = 4;
     cfg.high_pages = 8;
-    cfg.first_slot = 16 + 8 * i;
     cfg.zero_on_free = zero_on_free;
-    const int err = labyrinth_pool_create(g_vm_fd, &cfg, &pools[i].pool);
+    pools[i].window_gpa = cfg.window_gpa;
+    const int err = labyrinth_pool_create_host_only(&cfg, &pools[i].pool);
     FUZZ_CHECK(err == LABYRINTH_OK, "pool create: %s", labyrinth_strerror(err));
     pools[i].cache = labyrinth_cache_attach(pools[i].pool);
     FUZZ_CHECK(pools[i].cache != nullptr, "cache attach");
@@ -164,7 +202,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const int which = in.ConsumeIntegralInRange<int>(0, 1);
     PoolUnderTest& t = pools[which];
     const uint32_t id = ids[which];
-    const int op = in.ConsumeIntegralInRange<int>(0, 4);
+    const int op = in.ConsumeIntegralInRange<int>(0, 6);
 
     if (op == 0) {  // atomic alloc
       const uint32_t owner = pick_owner(in, 1 + in.ConsumeIntegralInRange<uint32_t>(0, 3));
@@ -197,13 +235,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                        p.generation == it->second.page.generation && p.pool_id == id,
                    "lookup of a live page: %d", err);
       } else {
-        const uint64_t gpa = in.ConsumeIntegral<uint64_t>();
+        const uint64_t gpa = in.ConsumeBool()
+                                 ? t.window_gpa + in.ConsumeIntegralInRange<uint64_t>(0, 40) * 4096
+                                 : in.ConsumeIntegral<uint64_t>();
         const int err = labyrinth_page_lookup_gpa(t.pool, gpa, &p);
-        if (err != LABYRINTH_OK) {
-          FUZZ_CHECK(err == LABYRINTH_E_OUT_OF_WINDOW, "lookup error %d", err);
-          t.expect_violation(err);
+        const bool in_window =
+            gpa >= t.window_gpa && gpa % 4096 == 0 && (gpa - t.window_gpa) / 4096 < kMaxPages;
+        const uint32_t index = static_cast<uint32_t>((gpa - t.window_gpa) / 4096);
+        if (err == LABYRINTH_OK) {
+          auto it = t.live.find(index);
+          FUZZ_CHECK(in_window && it != t.live.end() && p.index == index &&
+                         p.generation == it->second.page.generation && p.pool_id == id &&
+                         p.gpa == it->second.page.gpa && p.host == it->second.page.host,
+                     "lookup of %#llx found a page the model does not hold live",
+                     (unsigned long long)gpa);
+        } else if (err == LABYRINTH_E_DOUBLE_FREE) {  // a free page: not a violation
+          FUZZ_CHECK(in_window && !t.live.contains(index), "lookup of a live page: free");
         } else {
-          FUZZ_CHECK(p.gpa == gpa && p.pool_id == id, "lookup returned another address");
+          FUZZ_CHECK(err == LABYRINTH_E_OUT_OF_WINDOW && !t.live.contains(index), "lookup error %d",
+                     err);
+          t.expect_violation(err);
         }
       }
       t.check_counters();
@@ -229,9 +280,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           std::advance(it, in.ConsumeIntegralInRange<size_t>(0, t.live.size() - 1));
           h = it->second.page;
           right_owner = it->second.owner;
-          switch (in.ConsumeIntegralInRange<int>(0, 3)) {
+          switch (in.ConsumeIntegralInRange<int>(0, 5)) {
             case 0:
-              h.generation ^= 1u << in.ConsumeIntegralInRange<int>(0, 31);
+              h.generation ^= 1ull << in.ConsumeIntegralInRange<int>(0, 63);
+              break;
+            case 4:
+              h.gpa ^= 1ull << in.ConsumeIntegralInRange<int>(0, 63);
+              break;
+            case 5:
+              h.host = static_cast<char*>(h.host) + 4096 * in.ConsumeIntegralInRange<int>(-2, 2);
               break;
             case 1:
               h.index = in.ConsumeIntegral<uint32_t>() % 64;
@@ -257,8 +314,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       }
       default:
-        h.index = in.ConsumeIntegral<uint32_t>();
-        h.generation = in.ConsumeIntegral<uint32_t>();
+        h.index = in.ConsumeBool() ? in.ConsumeIntegralInRange<uint32_t>(0, 40)
+                                   : in.ConsumeIntegral<uint32_t>();
+        h.generation = in.ConsumeIntegral<uint64_t>() >> in.ConsumeIntegralInRange<int>(0, 63);
+        h.gpa = in.ConsumeBool() ? t.window_gpa + uint64_t{h.index} * 4096
+                                 : in.ConsumeIntegral<uint64_t>();
         h.pool_id = in.ConsumeBool() ? id : in.ConsumeIntegral<uint32_t>();
         break;
     }
@@ -266,50 +326,96 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const bool live = t.is_live(h, id);
     const bool owner_ok = live && owner != 0 && t.live[h.index].owner == owner;
 
-    if (op == 1 || op == 2) {  // free (cached or not)
+    const int pre = t.precheck(h, id);
+    FUZZ_CHECK(!live || pre == 0, "a live handle fails the handle checks (%d)", pre);
+    auto describe = [&](const char* what, int err) {
+      std::fprintf(stderr,
+                   "%s of %s handle {index %u, generation %#llx, gpa %#llx, pool %#x} (owner %s) "
+                   "returned %d\n",
+                   what, live ? "a live" : "a dead", h.index, (unsigned long long)h.generation,
+                   (unsigned long long)h.gpa, h.pool_id, owner_ok ? "right" : "wrong", err);
+    };
+
+    if (op == 5) {  // the other pool's cache: the C API frees through the cache's pool
+      PoolUnderTest& o = pools[1 - which];
+      if (h.pool_id == ids[1 - which]) continue;  // that pool's handle: an ordinary free
+      const int err = labyrinth_page_free(o.cache, &h, owner);
+      FUZZ_CHECK(err == LABYRINTH_E_FOREIGN_POOL, "free through another pool's cache: %d", err);
+      o.expect_violation(err);
+      o.check_counters();
+    } else if (op == 1 || op == 2) {  // free (cached or not)
       const int err = op == 1 ? labyrinth_page_free(t.cache, &h, owner)
                               : labyrinth_page_free_uncached(t.pool, &h, owner);
-      FUZZ_CHECK((err == LABYRINTH_OK) == owner_ok,
-                 "free of %s handle {index %u, generation %#x, pool %#x} (owner %s; live "
-                 "generation %#x) returned %d",
-                 live ? "a live" : "a dead", h.index, h.generation, h.pool_id,
-                 owner_ok ? "right" : "wrong",
-                 t.live.contains(h.index) ? t.live[h.index].page.generation : 0u, err);
+      if ((err == LABYRINTH_OK) != owner_ok) describe("free", err);
+      FUZZ_CHECK((err == LABYRINTH_OK) == owner_ok, "free: success disagrees with the model");
       if (err == LABYRINTH_OK) {
         ++t.frees;
         t.dead.push_back(h);
         t.live.erase(h.index);
       } else {
-        FUZZ_CHECK(is_violation(err), "free rejected with a non-violation %d", err);
+        if (!expected_rejection(err, pre)) describe("free", err);
+        FUZZ_CHECK(expected_rejection(err, pre), "free rejected with an unexpected error %d", err);
         t.expect_violation(err);
       }
-    } else {  // transfer
+    } else if (op == 3) {  // transfer
       const uint32_t to = in.ConsumeBool() ? 0 : in.ConsumeIntegralInRange<uint32_t>(1, 4);
       labyrinth_page moved = h;
       const int err = labyrinth_page_transfer(t.pool, &moved, owner, to);
       const bool ok = owner_ok && to != 0;
-      FUZZ_CHECK((err == LABYRINTH_OK) == ok,
-                 "transfer of %s handle {index %u, generation %#x, pool %#x} (owner %s, to %u; "
-                 "live generation %#x) returned %d",
-                 live ? "a live" : "a dead", h.index, h.generation, h.pool_id,
-                 owner_ok ? "right" : "wrong", to,
-                 t.live.contains(h.index) ? t.live[h.index].page.generation : 0u, err);
+      if ((err == LABYRINTH_OK) != ok) describe("transfer", err);
+      FUZZ_CHECK((err == LABYRINTH_OK) == ok, "transfer to %u: success disagrees with the model",
+                 to);
       if (ok) {
         ++t.transfers;
-        FUZZ_CHECK(moved.index == h.index && moved.generation == h.generation, "transfer handle");
+        FUZZ_CHECK(std::memcmp(&moved, &h, sizeof h) == 0, "transfer changed the handle");
         t.live[h.index].owner = to;
       } else if (err == LABYRINTH_E_BAD_OWNER) {
-        // to == 0 on a handle that passed the pool id and index checks: not a violation.
-        FUZZ_CHECK(to == 0, "BAD_OWNER for a transfer to %u", to);
+        // to == 0 on a handle that passed the handle checks: not a violation.
+        FUZZ_CHECK(to == 0 && pre == 0, "BAD_OWNER for a transfer to %u (precheck %d)", to, pre);
       } else {
-        FUZZ_CHECK(is_violation(err), "transfer rejected with %d", err);
+        if (!expected_rejection(err, pre)) describe("transfer", err);
+        FUZZ_CHECK(expected_rejection(err, pre), "transfer rejected with %d", err);
+        t.expect_violation(err);
+      }
+    } else {  // transfer_gpa (op 6): by address, as a device takes a page back
+      const uint64_t gpa = in.ConsumeBool()
+                               ? h.gpa
+                               : t.window_gpa + in.ConsumeIntegralInRange<uint64_t>(0, 40 * 4096);
+      const uint32_t to = in.ConsumeBool() ? 0 : in.ConsumeIntegralInRange<uint32_t>(1, 4);
+      const bool in_window =
+          gpa >= t.window_gpa && gpa % 4096 == 0 && (gpa - t.window_gpa) / 4096 < kMaxPages;
+      const uint32_t index = static_cast<uint32_t>((gpa - t.window_gpa) / 4096);
+      auto it = in_window ? t.live.find(index) : t.live.end();
+      const bool held = it != t.live.end() && owner != 0 && it->second.owner == owner;
+      labyrinth_page got{};
+      const int err = labyrinth_page_transfer_gpa(t.pool, gpa, owner, to, &got);
+      if (!in_window) {
+        FUZZ_CHECK(err == LABYRINTH_E_OUT_OF_WINDOW, "transfer_gpa outside the window: %d", err);
+        t.expect_violation(err);
+      } else if (to == 0) {
+        FUZZ_CHECK(err == LABYRINTH_E_BAD_OWNER, "transfer_gpa to 0: %d", err);
+      } else if (held) {
+        FUZZ_CHECK(err == LABYRINTH_OK && got.index == index &&
+                       got.generation == it->second.page.generation && got.gpa == gpa &&
+                       got.host == it->second.page.host && got.pool_id == id,
+                   "transfer_gpa of a held page: %d", err);
+        ++t.transfers;
+        it->second.owner = to;
+      } else {
+        // A page not handed out: free, or in a chunk not backed now.
+        const bool typed = it == t.live.end()
+                               ? err == LABYRINTH_E_DOUBLE_FREE || err == LABYRINTH_E_OUT_OF_WINDOW
+                               : err == LABYRINTH_E_NOT_OWNER;
+        FUZZ_CHECK(typed, "transfer_gpa of page %u (%s): %d", index,
+                   it == t.live.end() ? "not handed out" : "someone else's", err);
         t.expect_violation(err);
       }
     }
     t.check_counters();
+    if (steps % 16 == 0) t.census(id);
   }
+  for (int i = 0; i < 2; ++i) pools[i].census(ids[i]);
   for (auto& t : pools) {
-    t.check_counters();
     labyrinth_cache_detach(t.cache);
     labyrinth_pool_destroy(t.pool);
   }

@@ -1,18 +1,27 @@
 // tests/fuzz/lnic_fuzz.cc — a hostile guest against a real Lnic on a real PagePool.
 //
 // No VM: guest RAM is host memory behind the GuestRam interface, the pool maps its
-// chunks through a recording sink (host_only_sink.h), the MSI line counts. The input
+// chunks through a recording sink (recording_sink.h), the MSI line counts. The input
 // is a sequence of guest and host actions: MMIO register accesses (any offset and
 // width), raw stores into guest RAM (ring headers, entries, descriptors anywhere),
 // frames arriving from the backend (a recording one or the real loopback), doorbells,
 // worker passes, and a few well-behaved driver steps so the fuzzer reaches deep states
 // (bring-up, consume a completion and return its page, post a TX descriptor).
 //
+// The return path (ABI v2): the driver returns a consumed completion's page naming its
+// delivery {page_gpa, t_guest_irq, seq, reserved} — correct, or with seq, address or
+// reserved mangled — and replays returns it made before (a stale return: its page may
+// have been delivered again since, under a new seq).
+//
 // Invariants, after every action: register reads are sane (MAGIC, VERSION, STATUS);
 // every completion the device posts names a page-aligned pool page of 1..4096 bytes in
 // sequence order, owned by the guest; the device never asks the pool for something it
 // does not own (pool-side ownership violations stay 0); frames delivered = frames
-// returned + pages the guest holds. Once quiescent at the end: pool.audit() == "",
+// returned + pages the guest holds; pool.audit() == "" (every page on exactly one list,
+// counters agree); no page is owned twice: every delivery the driver holds (consumed
+// or not, never correctly returned) names a distinct page that the pool says is the
+// guest's — a stale, replayed or mangled return never takes a held page away. Once
+// quiescent at the end, besides:
 // every page of the window accounted exactly once (guest-owned + device-owned + free +
 // unbacked = window; device-owned == 0; guest-owned == pages_with_guest()), the
 // counters agree with that census, and after teardown every chunk is unmapped.
@@ -21,8 +30,10 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <vector>
 
@@ -34,7 +45,7 @@
 #include "devices/lnic/backend/loopback.h"
 #include "devices/lnic/lnic.h"
 #include "tests/fuzz/fuzz_check.h"
-#include "tests/fuzz/host_only_sink.h"
+#include "tests/fuzz/recording_sink.h"
 
 namespace {
 
@@ -201,12 +212,33 @@ struct Harness {
                  static_cast<unsigned long long>(c->seq),
                  static_cast<unsigned long long>(next_seq));
       ++next_seq;
+      held[c->seq] = c->page_gpa;
       if (!returns_happened) {
         auto page = pool->lookup_gpa(c->page_gpa);
         FUZZ_CHECK(page && pool->owner_of(*page).value_or(0) == kGuest,
                    "completion %llu names a page the guest does not own",
                    static_cast<unsigned long long>(c->seq));
       }
+    }
+  }
+
+  // The deliveries the driver holds (well-behaved layout only): distinct pages, each the
+  // guest's in the pool. A stale or replayed return that freed or moved one would show.
+  void check_held() {
+    const std::string audit = pool->audit();
+    FUZZ_CHECK(audit.empty(), "pool audit: %s", audit.c_str());
+    if (!canned_size) return;
+    FUZZ_CHECK(held.size() <= nic->pages_with_guest(), "the driver holds %zu pages, the NIC %llu",
+               held.size(), static_cast<unsigned long long>(nic->pages_with_guest()));
+    std::set<uint64_t> pages;
+    for (const auto& [seq, gpa] : held) {
+      FUZZ_CHECK(pages.insert(gpa).second, "page %#llx delivered twice while held (seq %llu)",
+                 static_cast<unsigned long long>(gpa), static_cast<unsigned long long>(seq));
+      auto page = pool->lookup_gpa(gpa);
+      FUZZ_CHECK(page && pool->owner_of(*page).value_or(0) == kGuest,
+                 "held delivery %llu (page %#llx) is no longer the guest's: %s",
+                 static_cast<unsigned long long>(seq), static_cast<unsigned long long>(gpa),
+                 page ? "another owner" : std::string(alloc::to_string(page.error())).c_str());
     }
   }
 
@@ -238,9 +270,11 @@ struct Harness {
     const uint64_t window_pages = kMaxChunks * kChunk / alloc::kPageSize;
     for (uint64_t i = 0; i < window_pages; ++i) {
       auto page = pool->lookup_gpa(kWindow + i * alloc::kPageSize);
-      if (!page) {
-        FUZZ_CHECK(page.error() == alloc::Error::out_of_window, "lookup error");
-        ++unbacked;
+      if (!page) {  // lookup_gpa finds allocated pages only
+        FUZZ_CHECK(page.error() == alloc::Error::out_of_window ||
+                       page.error() == alloc::Error::double_free,
+                   "lookup error %s", std::string(alloc::to_string(page.error())).c_str());
+        ++(page.error() == alloc::Error::double_free ? free : unbacked);
         continue;
       }
       const auto owner = pool->owner_of(*page);
@@ -249,8 +283,6 @@ struct Harness {
         ++guest;
       else if (*owner == kDev)
         ++device;
-      else if (*owner == alloc::kNoOwner)
-        ++free;
       else
         ++other;
     }
@@ -283,6 +315,27 @@ struct Harness {
   uint32_t seen_prod = 0;
   uint64_t next_seq = 0;
   uint32_t guest_cons = 0, ret_prod = 0, tx_prod = 0;
+  std::map<uint64_t, uint64_t> held;      // seq -> page: delivered, not correctly returned
+  std::vector<lnic_return> past_returns;  // correct returns made, for replays (bounded)
+
+  // Whether RETURN entry r names a delivery the driver holds — page and seq exactly, as
+  // the device requires (it ignores `reserved`) — and so gives it back; the model
+  // forgets it then.
+  bool settles(const lnic_return& r) {
+    auto it = held.find(r.seq);
+    if (it == held.end() || it->second != r.page_gpa) return false;
+    held.erase(it);
+    return true;
+  }
+
+  // The driver writes one RETURN entry and maybe rings the doorbell.
+  void post_return(const lnic_return& r, bool doorbell) {
+    std::memcpy(ram.at<uint8_t>(kRet + sizeof(lnic_ring_header) +
+                                (ret_prod & (canned_size - 1)) * sizeof(lnic_return)),
+                &r, sizeof r);
+    hdr(kRet)->prod = ++ret_prod;
+    if (doorbell) wr32(LNIC_REG_RET_DOORBELL, 1);  // posted to the event loop
+  }
 };
 
 }  // namespace
@@ -296,7 +349,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   int steps = 0;
   while (in.remaining_bytes() > 0 && ++steps <= 512) {
     const uint64_t returned_before = h.nic->metrics().pages_returned.get();
-    switch (in.ConsumeIntegralInRange<int>(0, 11)) {
+    switch (in.ConsumeIntegralInRange<int>(0, 12)) {
       case 0: {  // MMIO write: a known register and value, or anything at all
         if (in.ConsumeBool()) {
           const uint32_t reg = kRegs[in.ConsumeIntegralInRange<size_t>(0, std::size(kRegs) - 1)];
@@ -387,6 +440,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         FUZZ_CHECK(h.rd32(LNIC_REG_STATUS) == LNIC_STATUS_RUNNING, "a valid bring-up failed");
         h.canned_size = sz;
         h.seen_prod = h.guest_cons = h.ret_prod = h.tx_prod = 0;
+        h.held.clear();  // a reset ends the old deliveries' model (the pages stay counted)
+        h.past_returns.clear();
         h.next_seq = h.nic->metrics().rx_frames.get();  // seq continues across resets
         break;
       }
@@ -396,7 +451,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                                      (h.guest_cons & (h.canned_size - 1)) *
                                                          sizeof(lnic_rx_completion));
         lnic_return r{c->page_gpa, in.ConsumeBool() ? alloc::rdtsc() : 0, c->seq, 0};
-        switch (in.ConsumeIntegralInRange<int>(0, 4)) {
+        switch (in.ConsumeIntegralInRange<int>(0, 5)) {
           case 1:
             r.seq += in.ConsumeIntegral<uint8_t>();
             break;
@@ -406,16 +461,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           case 3:
             r.page_gpa = in.ConsumeIntegral<uint64_t>();
             break;
+          case 4:
+            r.reserved = in.ConsumeIntegral<uint64_t>();
+            break;
           default:
             break;  // a correct return
         }
         ++h.guest_cons;
         h.hdr(kRx)->cons = h.guest_cons;
-        std::memcpy(h.ram.at<uint8_t>(kRet + sizeof(lnic_ring_header) +
-                                      (h.ret_prod & (h.canned_size - 1)) * sizeof(lnic_return)),
-                    &r, sizeof r);
-        h.hdr(kRet)->prod = ++h.ret_prod;
-        if (in.ConsumeBool()) h.wr32(LNIC_REG_RET_DOORBELL, 1);  // posted to the event loop
+        if (h.settles(r) && h.past_returns.size() < 64) h.past_returns.push_back(r);
+        h.post_return(r, in.ConsumeBool());
+        break;
+      }
+      case 12: {  // a replayed (stale) return: one the driver made before, maybe mangled
+        if (!h.canned_size || h.past_returns.empty()) break;
+        lnic_return r =
+            h.past_returns[in.ConsumeIntegralInRange<size_t>(0, h.past_returns.size() - 1)];
+        if (in.ConsumeBool()) r.seq += in.ConsumeIntegralInRange<uint64_t>(1, 64);
+        (void)h.settles(r);  // a replay that names a delivery held now is a valid return of it
+        h.post_return(r, in.ConsumeBool());
         break;
       }
       case 10: {  // the driver posts a TX descriptor (RAM buffer or a held page)
@@ -440,7 +504,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     h.settle();
     h.check_new_completions(returned_before);
+    if (!h.canned_size) h.held.clear(), h.past_returns.clear();  // layout unknown: no model
     h.check_running_invariants();
+    h.check_held();
   }
   h.nic->stop();
   h.settle();

@@ -205,7 +205,7 @@ LnicVerdict record(Lnic& nic, const LnicFrame& f, void* ctx) {
   }
   if (s.echo) {
     return nic.send_page(f.page_gpa, f.seq, f.len, f.t_guest_irq) ? LnicVerdict::kKeep
-                                                           : LnicVerdict::kReturn;
+                                                                  : LnicVerdict::kReturn;
   }
   if (s.keep != 0) {
     --s.keep;

@@ -121,7 +121,8 @@ TEST_F(Config, RejectsMissingKernel) {
 TEST_F(Config, RejectsNonElfKernel) {
   const std::string path = (dir_ / "text.bin").string();
   EXPECT_EQ(error_of(R"({"boot-source": {"kernel_image_path": ")" + path + R"("}})"),
-            "boot-source.kernel_image_path: \"" + path + "\" is not an ELF file");
+            "boot-source.kernel_image_path: \"" + path +
+                "\" is neither an ELF file nor a Linux bzImage (no \"HdrS\" at 0x202)");
 }
 
 TEST_F(Config, RejectsZeroAndAbsurdMemory) {

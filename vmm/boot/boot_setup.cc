@@ -13,11 +13,6 @@ constexpr uint64_t kPml4Gpa = LABYRINTH_PAGE_TABLE_GPA;
 constexpr uint64_t kPdptGpa = kPml4Gpa + kPage;
 constexpr uint64_t kPdGpa = kPdptGpa + kPage;  // PD for GiB i at kPdGpa + i * 4 KiB
 
-uint64_t gdt_entry(uint64_t flags, uint64_t base, uint64_t limit) {
-  return ((base & 0xFF000000ull) << 32) | ((flags & 0xF0FFull) << 40) |
-         ((limit & 0xF0000ull) << 32) | ((base & 0x00FFFFFFull) << 16) | (limit & 0xFFFFull);
-}
-
 // GDT: null, code64, data, TSS (two slots), user code64, user data (guest/abi/boot_info.h).
 std::array<uint64_t, 7> make_gdt() {
   return {0,
@@ -30,7 +25,14 @@ std::array<uint64_t, 7> make_gdt() {
                                            // base[63:32]
 }
 
-kvm_segment segment(uint16_t selector, uint8_t type, bool code) {
+}  // namespace
+
+uint64_t gdt_entry(uint64_t flags, uint64_t base, uint64_t limit) {
+  return ((base & 0xFF000000ull) << 32) | ((flags & 0xF0FFull) << 40) |
+         ((limit & 0xF0000ull) << 32) | ((base & 0x00FFFFFFull) << 16) | (limit & 0xFFFFull);
+}
+
+kvm_segment flat_segment(uint16_t selector, uint8_t type, bool code) {
   kvm_segment s{};
   s.base = 0;
   s.limit = 0xFFFFFFFF;
@@ -44,8 +46,6 @@ kvm_segment segment(uint16_t selector, uint8_t type, bool code) {
   s.g = 1;
   return s;
 }
-
-}  // namespace
 
 labyrinth_boot_info make_boot_info(const MemoryLayout& layout, const BootParams& params) {
   labyrinth_boot_info info{};
@@ -79,10 +79,6 @@ std::expected<void, Error> write_boot_structures(const GuestMemory& memory,
   if (params.cmdline.size() > kMaxCmdline || layout.ram.front().size < LABYRINTH_GUEST_LOAD_MIN) {
     return std::unexpected(Error::boot_layout);
   }
-  const uint64_t gibs = layout.identity_map_end / kGiB;
-  if (gibs == 0 || gibs > 512 || kPdGpa + gibs * kPage > LABYRINTH_GUEST_LOAD_MIN) {
-    return std::unexpected(Error::boot_layout);
-  }
 
   // Boot info and command line.
   if (auto r = memory.write_obj(LABYRINTH_BOOT_INFO_GPA, make_boot_info(layout, params)); !r) {
@@ -98,6 +94,15 @@ std::expected<void, Error> write_boot_structures(const GuestMemory& memory,
   tss[0x66] = 0x68;
   if (auto r = memory.write_obj(kTssGpa, tss); !r) return r;
 
+  return write_identity_map(memory, layout.identity_map_end);
+}
+
+std::expected<void, Error> write_identity_map(const GuestMemory& memory, uint64_t map_end) {
+  const uint64_t gibs = map_end / kGiB;
+  if (map_end % kGiB != 0 || gibs == 0 || gibs > 512 ||
+      kPdGpa + gibs * kPage > LABYRINTH_PAGE_TABLE_GPA + kPageTableBytesMax) {
+    return std::unexpected(Error::boot_layout);
+  }
   // Identity map: PML4[0] -> PDPT; PDPT[i] -> PD i; PD entries are 2 MiB pages.
   std::array<uint64_t, 512> table{};
   // Every level is user-accessible (U): guests run their hot code at CPL 3, where this
@@ -123,28 +128,34 @@ std::expected<void, Error> write_boot_structures(const GuestMemory& memory,
   return {};
 }
 
-kvm_sregs long_mode_sregs(kvm_sregs s) {
-  s.cs = segment(kCodeSelector, 0xB, true);
-  s.ds = s.es = s.fs = s.gs = s.ss = segment(kDataSelector, 0x3, false);
+kvm_sregs long_mode_sregs(kvm_sregs s, const LongModeLayout& l) {
+  s.cs = flat_segment(l.code_selector, 0xB, true);
+  s.ds = s.es = s.fs = s.gs = s.ss = flat_segment(l.data_selector, 0x3, false);
   s.tr = kvm_segment{};
-  s.tr.base = kTssGpa;
+  s.tr.base = l.tss_gpa;
   s.tr.limit = 0x67;
-  s.tr.selector = kTssSelector;
+  s.tr.selector = l.tss_selector;
   s.tr.type = 0xB;  // busy 64-bit TSS
   s.tr.present = 1;
   s.ldt = kvm_segment{};
   s.ldt.type = 0x2;
   s.ldt.present = 1;
   s.ldt.unusable = 1;
-  s.gdt.base = LABYRINTH_GDT_GPA;
-  s.gdt.limit = 7 * 8 - 1;
+  s.gdt.base = l.gdt_gpa;
+  s.gdt.limit = static_cast<uint16_t>(l.gdt_entries * 8 - 1);
   s.idt.base = 0;
   s.idt.limit = 0;  // the guest installs its own IDT
   s.cr0 = kCr0Pe | kCr0Mp | kCr0Et | kCr0Ne | kCr0Wp | kCr0Am | kCr0Pg;
   s.cr3 = LABYRINTH_PAGE_TABLE_GPA;
-  s.cr4 = kCr4Pae | kCr4Osfxsr | kCr4Osxmmexcpt;
+  s.cr4 = l.cr4;
   s.efer = kEferLme | kEferLma;
   return s;
+}
+
+kvm_sregs long_mode_sregs(kvm_sregs s) {
+  return long_mode_sregs(
+      s, LongModeLayout{kCodeSelector, kDataSelector, kTssSelector, kTssGpa, LABYRINTH_GDT_GPA, 7,
+                        kCr4Pae | kCr4Osfxsr | kCr4Osxmmexcpt});
 }
 
 kvm_regs entry_regs(uint64_t entry, uint32_t vcpu_index) {

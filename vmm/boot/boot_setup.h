@@ -40,10 +40,30 @@ struct BootParams {
 std::expected<void, Error> write_boot_structures(const GuestMemory& memory,
                                                  const MemoryLayout& layout,
                                                  const BootParams& params);
+// Identity page tables at LABYRINTH_PAGE_TABLE_GPA for [0, map_end) (a multiple of
+// 1 GiB, at most kPageTableBytesMax of tables): 2 MiB pages, the MMIO gap PCD|PWT.
+inline constexpr uint64_t kPageTableBytesMax = LABYRINTH_GUEST_LOAD_MIN - LABYRINTH_PAGE_TABLE_GPA;
+std::expected<void, Error> write_identity_map(const GuestMemory& memory, uint64_t map_end);
 // The boot info alone (exposed for tests).
 labyrinth_boot_info make_boot_info(const MemoryLayout& layout, const BootParams& params);
 
-// base with long-mode segments, GDT, TR, CR0/CR3/CR4/EFER set.
+// A GDT descriptor (flags: access byte in bits 0-7, G/D/L/AVL in bits 12-15) and the
+// flat ring-0 segment KVM should load for it (code: 64-bit, type 0xB; data: type 0x3).
+uint64_t gdt_entry(uint64_t flags, uint64_t base, uint64_t limit);
+kvm_segment flat_segment(uint16_t selector, uint8_t type, bool code);
+
+// Where a long-mode entry's GDT and TSS are, and its CR4 (the Labyrinth guests' and
+// Linux's differ only in these).
+struct LongModeLayout {
+  uint16_t code_selector, data_selector, tss_selector;
+  uint64_t tss_gpa, gdt_gpa;
+  uint16_t gdt_entries;
+  uint64_t cr4;
+};
+// base with flat long-mode segments, that GDT, a busy TSS, paging on
+// LABYRINTH_PAGE_TABLE_GPA, CR0/CR4/EFER set; no IDT (the guest installs its own).
+kvm_sregs long_mode_sregs(kvm_sregs base, const LongModeLayout& layout);
+// ... with the Labyrinth guests' layout (boot_info.h).
 kvm_sregs long_mode_sregs(kvm_sregs base);
 // RIP = entry, RDI = vcpu index, RSI = boot info GPA, RSP = 0, RFLAGS = 2.
 kvm_regs entry_regs(uint64_t entry, uint32_t vcpu_index);

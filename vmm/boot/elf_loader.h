@@ -12,6 +12,8 @@
 //   regs.rip = image->entry;
 #pragma once
 
+#include <elf.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <expected>
@@ -33,10 +35,27 @@ struct LoadedImage {
 inline constexpr size_t kMaxProgramHeaders = 64;
 inline constexpr size_t kMaxImageBytes = 256 << 20;
 
+// The checks that need no guest memory: header, program header table, PT_LOAD
+// segments inside the file and not overlapping, entry inside a segment.
+struct ElfImage {
+  uint64_t entry = 0;
+  std::vector<Elf64_Phdr> loads;  // PT_LOAD segments with p_memsz > 0
+};
+struct ElfProblem {
+  Error error;
+  const char* why;  // static text
+};
+std::expected<ElfImage, ElfProblem> parse_elf(std::span<const std::byte> image);
+// Copies one segment parse_elf returned to p_paddr and zeroes its .bss tail.
+std::expected<void, Error> copy_segment(std::span<const std::byte> image, const Elf64_Phdr& ph,
+                                        const GuestMemory& memory);
+
 std::expected<LoadedImage, Error> load_elf(std::span<const std::byte> image,
                                            const GuestMemory& memory);
 
-// Reads a whole file (at most kMaxImageBytes). Error::io_failed otherwise.
-std::expected<std::vector<std::byte>, Error> read_file(const std::string& path);
+// Reads a whole file (at most kMaxImageBytes). Error::io_failed otherwise, logged, or
+// (why != nullptr) described in *why instead.
+std::expected<std::vector<std::byte>, Error> read_file(const std::string& path,
+                                                       std::string* why = nullptr);
 
 }  // namespace labyrinth::vmm

@@ -1,7 +1,8 @@
 // vmm/config/config.h — the VM configuration file (JSON, Firecracker-style keys).
 //
 //   {
-//     "boot-source":    {"kernel_image_path": "build/guest/hello.elf", "boot_args": ""},
+//     "boot-source":    {"kernel_image_path": "build/guest/hello.elf", "boot_args": "",
+//                        "initrd_path": "..."},   (initrd: Linux kernels only)
 //     "machine-config": {"vcpu_count": 1, "mem_size_mib": 128},
 //     "serial":         {"output": "stdout", "input": "stdin"},
 //     "labyrinth":      {"pool": {"chunk_size_kib": 2048, "initial_chunks": 1,
@@ -55,6 +56,7 @@ struct SerialSettings {
 
 struct Config {
   std::string kernel_image_path;
+  std::string initrd_path;  // Linux only; empty: none
   std::string boot_args;
   uint32_t vcpu_count = 1;
   uint32_t mem_size_mib = 128;
@@ -73,7 +75,7 @@ struct ConfigError {
 struct ConfigLimits {
   uint32_t max_mem_mib = 65536;   // and at most the host's RAM (see host_limits())
   uint32_t max_vcpus = 32;        // LABYRINTH_MAX_VCPUS
-  bool check_kernel_file = true;  // open the kernel and check the ELF magic
+  bool check_kernel_file = true;  // open the kernel (and initramfs) and check they can boot
   static ConfigLimits host_limits();
 };
 

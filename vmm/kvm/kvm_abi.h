@@ -26,8 +26,7 @@ struct MsrsHeader {  // struct kvm_msrs; kvm_msr_entry[nmsrs] follows
   uint32_t nmsrs;
   uint32_t pad;
 };
-static_assert(sizeof(CpuidHeader) == 8 && sizeof(IrqRoutingHeader) == 8 &&
-              sizeof(MsrsHeader) == 8);
+static_assert(sizeof(CpuidHeader) == 8 && sizeof(IrqRoutingHeader) == 8 && sizeof(MsrsHeader) == 8);
 static_assert(sizeof(kvm_cpuid_entry2) == 40 && sizeof(kvm_irq_routing_entry) == 48);
 
 inline constexpr unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, CpuidHeader);

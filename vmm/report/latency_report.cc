@@ -142,8 +142,12 @@ bool LatencyReport::write_svg(const std::string& path) const {
   o << "<rect width='100%' height='100%' fill='white'/>\n";
   o << "<text x='" << left << "' y='28' font-size='16' font-weight='bold'>" << xml_escape(title_)
     << "</text>\n";
+  std::string host;
+  for (const auto& [k, v] : notes_) {
+    if (k == "host") host = "; host: " + v;
+  }
   o << "<text x='" << left << "' y='46' fill='#555'>latency by percentile (log scales); "
-    << "each line is one span</text>\n";
+    << "each line is one span" << xml_escape(host) << "</text>\n";
   // Grid: decades on y, percentiles on x.
   for (int decade = static_cast<int>(dlo); decade <= static_cast<int>(dhi); ++decade) {
     const double d = decade;

@@ -171,6 +171,11 @@ void event_loop_list(Builder& b, const FilterContext& c) {
   // signal handlers restored, report files written, /proc/self/status for --stats.
   b.ioctl_on(c.vm_fd,
              {KVM_SET_USER_MEMORY_REGION, KVM_IRQFD, KVM_IOEVENTFD, kvm_abi::kSetGsiRouting});
+  // Once the vCPU threads have stopped: vCPU 0's TSC offset read again (Vcpu::tsc_offset:
+  // a measured KVM_GET_MSRS pair and the KVM_VCPU_TSC_OFFSET attribute).
+  if (c.vcpu_fd >= 0) {
+    b.ioctl_on(c.vcpu_fd, {kvm_abi::kGetMsrs, KVM_HAS_DEVICE_ATTR, KVM_GET_DEVICE_ATTR});
+  }
   b.allow_all({SCMP_SYS(close), SCMP_SYS(munlock), SCMP_SYS(rt_sigaction), SCMP_SYS(openat),
                SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(lseek), SCMP_SYS(mincore),
                SCMP_SYS(access), SCMP_SYS(faccessat), SCMP_SYS(faccessat2)});

@@ -13,8 +13,10 @@
 //                KVM_SET_GSI_ROUTING/KVM_IRQFD on the VM fd for an MSI the guest programs)
 //   event_loop   the main thread, in Machine::run() once the vCPU threads exist: it runs
 //                the device event loop (backends, doorbells, timers, signals) and then
-//                tears the VM down and writes the reports, so its list covers both
-//   pool_worker  the page pool's worker, at its start (PoolConfig::on_worker_start)
+//                tears the VM down and writes the reports, so its list covers both (the
+//                issue's "main" thread kind is this one: after setup main runs nothing else)
+//   pool_worker  the page pool's worker (vmm/memory/pool_worker.h: the VMM's thread
+//                driving PagePool::run_worker_once), before its first pass
 //
 //   sandbox::Seccomp::prepare();                              // once, before any filter
 //   sandbox::Seccomp::install(ThreadKind::vcpu, {.vm_fd = vm, .vcpu_fd = fd}).value();
@@ -40,7 +42,7 @@ inline constexpr int kExitSeccomp = 6;
 
 struct FilterContext {
   int vm_fd = -1;    // ioctls on the VM fd are limited to the ones the thread needs
-  int vcpu_fd = -1;  // vcpu threads: KVM_RUN only on this fd
+  int vcpu_fd = -1;  // vcpu: KVM_RUN only on this fd; event_loop: vCPU 0 (its TSC offset)
 };
 
 class Seccomp {

@@ -12,6 +12,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "allocator/kvm/kvm_fd_sink.h"
 #include "allocator/page_pool.h"
 #include "allocator/tsc.h"
 #include "devices/lnic/lnic.h"

@@ -1,4 +1,4 @@
-// tests/fuzz/host_only_sink.h — a MemslotSink that maps nothing and checks every call.
+// tests/fuzz/recording_sink.h — a MemslotSink that maps nothing and checks every call.
 //
 // The fuzz targets run the real PagePool without a VM: chunks stay host memory only.
 // The sink records each map() and asserts what the pool promises its sink: chunk-sized,

@@ -1,0 +1,81 @@
+#include "devices/pci/pci_bus.h"
+
+#include <cstring>
+
+namespace labyrinth::devices {
+
+uint32_t pci_header_dword(const PciId& id, uint8_t offset) {
+  switch (offset) {
+    case 0x00:
+      return uint32_t{id.device} << 16 | id.vendor;
+    case 0x08:
+      return id.class_code << 8 | id.revision;
+    case 0x2C:
+      return uint32_t{id.subsystem} << 16 | id.subsystem_vendor;
+    default:
+      return 0;  // command/status, BIST/header type 0, no BARs, no capabilities
+  }
+}
+
+uint32_t PciHostBridge::read_config(uint8_t offset) {
+  return pci_header_dword(kId, offset);
+}
+
+PciBus::PciBus() {
+  slots_[0] = std::make_shared<PciHostBridge>();
+}
+
+std::expected<void, Error> PciBus::insert(uint32_t slot, std::shared_ptr<PciFunction> fn) {
+  std::lock_guard lock(mu_);
+  if (slot >= kSlots || slots_[slot] != nullptr || fn == nullptr) {
+    return std::unexpected(Error::overlap);
+  }
+  slots_[slot] = std::move(fn);
+  return {};
+}
+
+PciFunction* PciBus::selected() const {
+  if ((address_ & kEnable) == 0) return nullptr;
+  const uint32_t bus = (address_ >> 16) & 0xFF, slot = (address_ >> 11) & 0x1F,
+                 function = (address_ >> 8) & 0x7;
+  if (bus != 0 || function != 0) return nullptr;
+  return slots_[slot].get();
+}
+
+void PciBus::read(uint64_t offset, std::span<uint8_t> data) {
+  std::lock_guard lock(mu_);
+  if (offset == 0 && data.size() == 4) {
+    std::memcpy(data.data(), &address_, 4);
+    return;
+  }
+  std::memset(data.data(), 0xFF, data.size());
+  if (offset < 4) return;              // partial reads of CONFIG_ADDRESS
+  const uint64_t byte = offset - 4;    // 0..3 inside the dword
+  if (byte + data.size() > 4) return;  // straddles the end of CONFIG_DATA
+  PciFunction* fn = selected();
+  if (fn == nullptr) return;
+  const uint32_t dword = fn->read_config(static_cast<uint8_t>(address_ & 0xFC));
+  std::memcpy(data.data(), reinterpret_cast<const uint8_t*>(&dword) + byte, data.size());
+}
+
+void PciBus::write(uint64_t offset, std::span<const uint8_t> data) {
+  std::lock_guard lock(mu_);
+  if (offset == 0 && data.size() == 4) {
+    std::memcpy(&address_, data.data(), 4);
+    address_ &= 0x80FFFFFCu;  // reserved bits 30:24 and 1:0 read as 0
+    return;
+  }
+  if (offset < 4) return;
+  const uint64_t byte = offset - 4;
+  if (byte + data.size() > 4) return;
+  PciFunction* fn = selected();
+  if (fn == nullptr) return;
+  uint32_t value = 0, mask = 0;
+  for (size_t i = 0; i < data.size(); ++i) {
+    value |= uint32_t{data[i]} << (8 * (byte + i));
+    mask |= 0xFFu << (8 * (byte + i));
+  }
+  fn->write_config(static_cast<uint8_t>(address_ & 0xFC), value, mask);
+}
+
+}  // namespace labyrinth::devices

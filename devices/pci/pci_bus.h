@@ -1,0 +1,89 @@
+// devices/pci/pci_bus.h — PCI bus 0 behind configuration mechanism 1 (ports 0xCF8/0xCFC).
+//
+// The guest writes CONFIG_ADDRESS (0xCF8, 32 bits: enable bit 31, bus 23:16, device
+// 15:11, function 10:8, register 7:2) and then reads or writes CONFIG_DATA
+// (0xCFC..0xCFF, 1, 2 or 4 bytes at the register plus the port's offset). Only bus 0,
+// function 0 of each of its 32 device slots exists; everything else reads all-ones,
+// which is how a guest learns that no device is there. Other accesses to 0xCF8
+// (Linux's probe writes a byte to 0xCFB) leave the address alone.
+// Slot 0 holds the host bridge (class 0x0600, Intel 0x8086:0x0d57 as in Cloud
+// Hypervisor), which is what Linux's pci_sanity_check looks for before using
+// mechanism 1.
+//
+//   auto pci = std::make_shared<PciBus>();              // host bridge in slot 0
+//   pci->insert(3, virtio_net_function).value();        // Error::overlap if taken
+//   pio.insert(pci, PciBus::kBase, PciBus::kLen);
+//
+// Thread-safety: mu_ guards the address register and the slots; a function's config
+// accessors run under it. Lock order: Bus::devices_mu_ -> PciBus::mu_ -> <function>.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string_view>
+
+#include "devices/bus/bus.h"
+
+namespace labyrinth::devices {
+
+// One function's 256-byte configuration space. offset is dword aligned; mask has the
+// bits of the dword being written (a byte write at 0xCFD is mask 0x0000FF00).
+class PciFunction {
+ public:
+  virtual ~PciFunction() = default;
+  virtual std::string_view label() const = 0;
+  virtual uint32_t read_config(uint8_t offset) = 0;
+  virtual void write_config(uint8_t offset, uint32_t value, uint32_t mask) = 0;
+};
+
+// Type 0 header fields every function has.
+struct PciId {
+  uint16_t vendor = 0;
+  uint16_t device = 0;
+  uint32_t class_code = 0;  // class << 16 | subclass << 8 | prog-if
+  uint8_t revision = 0;
+  uint16_t subsystem_vendor = 0;
+  uint16_t subsystem = 0;
+};
+
+// The host bridge: identity registers only, all writes ignored.
+class PciHostBridge final : public PciFunction {
+ public:
+  static constexpr PciId kId{0x8086, 0x0D57, 0x060000, 0, 0, 0};
+  std::string_view label() const override { return "pci-host-bridge"; }
+  uint32_t read_config(uint8_t offset) override;
+  void write_config(uint8_t, uint32_t, uint32_t) override {}
+};
+
+class PciBus final : public BusDevice {
+ public:
+  static constexpr uint64_t kBase = 0xCF8, kLen = 8;
+  static constexpr uint32_t kSlots = 32;
+  static constexpr uint32_t kEnable = 0x80000000u;
+
+  PciBus();  // the host bridge in slot 0
+  std::string_view label() const override { return "pci-cam1"; }
+  void read(uint64_t offset, std::span<uint8_t> data) override;
+  void write(uint64_t offset, std::span<const uint8_t> data) override;
+
+  // Places fn at bus 0, device slot, function 0. Error::overlap if taken or out of range.
+  std::expected<void, Error> insert(uint32_t slot, std::shared_ptr<PciFunction> fn);
+
+ private:
+  // The function CONFIG_ADDRESS selects, or nullptr. Needs mu_.
+  PciFunction* selected() const;
+
+  mutable std::mutex mu_;
+  uint32_t address_ = 0;
+  std::array<std::shared_ptr<PciFunction>, kSlots> slots_;
+};
+
+// Reads dword-aligned `offset` of a type 0 header built from id (the registers every
+// function has: IDs, command/status 0, class, header type 0, subsystem). 0 elsewhere.
+uint32_t pci_header_dword(const PciId& id, uint8_t offset);
+
+}  // namespace labyrinth::devices

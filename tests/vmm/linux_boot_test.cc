@@ -1,0 +1,159 @@
+// Debian's stock kernel boots in labyrinth with the guest/linux/ initramfs.
+//
+// These tests need standard KVM (kvm_intel / kvm_amd): under a nested PVM host a stock
+// kernel's CPL-0 code runs ~1000x slower. They carry the ctest label `linux` and run in
+// the test VM; on a PVM host they fail (not skip) and say so. The bad-input cases fail
+// at configuration time and need no KVM at all.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "tests/vmm/subprocess.h"
+
+namespace labyrinth {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::Child;
+using namespace std::chrono_literals;
+
+constexpr const char* kArgs =
+    "console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nomux i8042.dumbkbd";
+
+class LinuxBoot : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("labyrinth-linux-test-" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    ASSERT_TRUE(fs::exists(LABYRINTH_LINUX_KERNEL))
+        << LABYRINTH_LINUX_KERNEL << " is missing: run guest/linux/fetch_kernel.sh";
+    ASSERT_TRUE(fs::exists(LABYRINTH_LINUX_INITRAMFS))
+        << LABYRINTH_LINUX_INITRAMFS << " is missing: run guest/linux/make_initramfs.sh";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Booting needs standard KVM: fail with the reason on a PVM host or without /dev/kvm.
+  static void require_standard_kvm() {
+    ASSERT_EQ(::access("/dev/kvm", R_OK | W_OK), 0)
+        << "/dev/kvm is not available: run the `linux` tests in the test VM (scripts/vm.sh ctest "
+           "--test-dir build -L linux)";
+    ASSERT_FALSE(fs::exists("/sys/module/kvm_pvm"))
+        << "this host's KVM is the nested PVM one (/sys/module/kvm_pvm), where a stock kernel "
+           "runs ~1000x too slowly: run the `linux` tests in the test VM (scripts/vm.sh "
+           "ctest --test-dir build -L linux)";
+  }
+
+  std::string config(const std::string& test, int vcpus = 1, int mem_mib = 256,
+                     const std::string& kernel = LABYRINTH_LINUX_KERNEL,
+                     const std::string& initrd = LABYRINTH_LINUX_INITRAMFS,
+                     const std::string& args = "") {
+    const std::string path = (dir_ / ("vm" + std::to_string(n_++) + ".json")).string();
+    std::ofstream(path) << R"({"boot-source": {"kernel_image_path": ")" << kernel
+                        << R"(", "initrd_path": ")" << initrd << R"(", "boot_args": ")"
+                        << (args.empty() ? std::string(kArgs) + " labyrinth.test=" + test : args)
+                        << R"("}, "machine-config": {"vcpu_count": )" << vcpus
+                        << R"(, "mem_size_mib": )" << mem_mib
+                        << R"(}, "serial": {"input": "none"}})";
+    return path;
+  }
+  static Child::Result run(const std::string& cfg) {
+    return Child::run({LABYRINTH_BINARY, "run", "--config", cfg}, 600s);  // a hang guard
+  }
+  // A config error: status 2 and exactly one line on stderr, which names the field.
+  static void expect_config_error(const Child::Result& r, const std::string& field) {
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_EQ(r.err.find("labyrinth: config error: " + field + ": "), 0u) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_TRUE(r.out.empty());
+  }
+
+  fs::path dir_;
+  int n_ = 0;
+};
+
+TEST_F(LinuxBoot, ReachesInitWithOneVcpu) {
+  require_standard_kvm();
+  auto r = run(config("boot"));
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("labyrinth-init: reached init"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("labyrinth-test: boot status 0"), std::string::npos);
+  EXPECT_NE(r.out.find("found SMP MP-table"), std::string::npos) << "the MP table was read";
+  EXPECT_NE(r.out.find("[8086:0d57] type 00 class 0x060000"), std::string::npos)
+      << "the PCI host bridge was found";
+  EXPECT_EQ(r.out.find("rtc_cmos rtc_cmos: broken"), std::string::npos) << "CMOS works";
+}
+
+TEST_F(LinuxBoot, BringsUpEveryVcpu) {
+  require_standard_kvm();
+  auto r = run(config("cpus=2", 2));
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("2 CPU(s) online, 2 expected"), std::string::npos) << r.out;
+}
+
+TEST_F(LinuxBoot, GuestStatusBecomesTheExitStatus) {
+  require_standard_kvm();
+  auto r = run(config("exit=7"));
+  EXPECT_EQ(r.status, 7) << r.out << r.err;
+}
+
+TEST_F(LinuxBoot, RebootAndPoweroffEndWithZero) {
+  require_standard_kvm();
+  auto r = run(config("reboot"));
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("reboot: Restarting system"), std::string::npos) << r.out;
+  r = run(config("poweroff"));
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  // Without ACPI the kernel turns the power-off into a halt.
+  EXPECT_NE(r.out.find("reboot: System halted"), std::string::npos) << r.out;
+}
+
+TEST_F(LinuxBoot, PanicEndsNonZeroWithTheLastConsoleLines) {
+  require_standard_kvm();
+  auto r = run(config("panic"));
+  EXPECT_EQ(r.status, 3) << r.out << r.err;
+  EXPECT_NE(r.err.find("the guest kernel panicked; its last console lines:"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("Kernel panic - not syncing: sysrq triggered crash"), std::string::npos)
+      << r.err;
+}
+
+TEST_F(LinuxBoot, BadInputIsAOneLineConfigError) {
+  // Not a kernel.
+  const std::string text = (dir_ / "text.bin").string();
+  std::ofstream(text) << "this is not a kernel";
+  auto r = run(config("boot", 1, 256, text));
+  expect_config_error(r, "boot-source.kernel_image_path");
+  EXPECT_NE(r.err.find("neither an ELF file nor a Linux bzImage"), std::string::npos);
+
+  // A truncated bzImage: its setup header promises more bytes than the file has.
+  const std::string cut = (dir_ / "truncated.bzImage").string();
+  fs::copy_file(LABYRINTH_LINUX_KERNEL, cut);
+  fs::resize_file(cut, fs::file_size(cut) / 2);
+  r = run(config("boot", 1, 256, cut));
+  expect_config_error(r, "boot-source.kernel_image_path");
+  EXPECT_NE(r.err.find("truncated"), std::string::npos) << r.err;
+
+  // An initramfs larger than the RAM left above the kernel (a sparse 200 MiB file).
+  const std::string big = (dir_ / "big.cpio").string();
+  std::ofstream(big).close();
+  fs::resize_file(big, 200 << 20);
+  r = run(config("boot", 1, 256, LABYRINTH_LINUX_KERNEL, big));
+  expect_config_error(r, "boot-source.initrd_path");
+
+  // A command line longer than the kernel's cmdline_size (2047 for Debian's).
+  r = run(config("boot", 1, 256, LABYRINTH_LINUX_KERNEL, LABYRINTH_LINUX_INITRAMFS,
+                 std::string(kArgs) + " " + std::string(3000, 'x')));
+  expect_config_error(r, "boot-source.boot_args");
+  EXPECT_NE(r.err.find("cmdline_size 2047"), std::string::npos) << r.err;
+
+  // Too little RAM for the kernel to decompress itself (init_size).
+  r = run(config("boot", 1, 64));
+  expect_config_error(r, "machine-config.mem_size_mib");
+}
+
+}  // namespace
+}  // namespace labyrinth
