@@ -37,6 +37,22 @@
 //   race) and such a walk always ends in a failed CAS.
 //   progress: lock-free (a CAS fails only because another thread's succeeded).
 //
+// Magazines (Bonwick, "Magazines and Vmem", 2001): an array of M = cache_capacity/2 page
+//   indices, identified by its number. Every magazine is in exactly one place: a cache
+//   (as its loaded or previous magazine), the depot's full stack (then it holds exactly
+//   M clean pages), or the empty stack. Both stacks are tagged-index Treiber stacks like
+//   the chunk stacks (links in mag_next_), so moving M pages between a cache and the depot
+//   is one CAS plus the count update, and the pages' indices are read as an array (M/16
+//   independent cache lines), never by a dependent walk of links the other core wrote.
+//   A cache's loaded magazine may be partial; its previous one is always full or empty.
+//   Alloc: from loaded; if empty and previous full, swap; else exchange the empty
+//   previous for a full magazine from the depot (or take up to M loose pages).
+//   Free (ZeroPolicy::on_free): into loaded; if full and previous empty, swap; else push
+//   previous to the full stack, take an empty one, swap. The worker fills magazines from
+//   the pages it zeroes. There are enough magazines that the empty stack never runs dry
+//   (every full magazine holds M distinct pages: at most max_pages/M of them, plus two
+//   per cache and one for the worker); if it did, the pages would go loose instead.
+//
 // Cache dirty rings (ZeroPolicy::worker): each cache's freed pages go into its own
 //   single-producer/single-consumer ring. Producer: the cache's thread (writes the entry,
 //   then dirty_tail with release). Consumer: the worker under worker_mu (reads
@@ -45,14 +61,21 @@
 //   the page to the shared dirty list). No freed page is ever out of the worker's reach.
 //   Wait-free for both sides; indices are free-running, the ring size a power of two.
 //
-// Claims: depot_free counts the clean pages on depot stacks that nobody has claimed.
-//   An allocator first claims k pages by CAS-decrementing it (acquire; pairs with the
-//   release increment that follows every push), then pops exactly k pages, scanning
-//   chunk stacks; a claim guarantees the pages are there, so the scan terminates. The
-//   atomic reserve is decided at claim time: non-atomic callers may not take the count
-//   below min_pages; atomic callers may take it to zero (and are counted as "reserve").
-//
-// Chunk retirement (worker only): claim a whole chunk's worth of pages, set the frozen
+// Claims: one atomic word, depot = [63:32] unclaimed full magazines | [31:0] unclaimed
+//   loose pages on chunk stacks; the depot's clean pages are M * mags + loose. An
+//   allocator first claims a magazine or k loose pages by CAS on it (acquire; pairs with
+//   the release increment that follows every push), then pops exactly what it claimed: a
+//   claim guarantees it is there, so the pop terminates (for loose pages, a scan of the
+//   chunk stacks). The atomic reserve is decided at claim time: non-atomic callers may
+//   not take the clean count below min_pages; atomic callers may take it to zero (and are
+//   counted as "reserve"). A non-atomic caller that needs one page when only full
+//   magazines are left claims a whole magazine, takes one page and returns the rest
+//   loose (M-1 pages are invisible meanwhile: a setup path, never the atomic one).
+
+// Chunk retirement (worker only): first turn full magazines back into loose pages, one
+//   at a time while the depot stays above the high watermark plus a chunk (so at most
+//   M pages are ever invisible, and only while plenty of others are not). Then claim a
+//   whole chunk's worth of loose pages, set the frozen
 //   bit on the chunk's head (pops and pushes fail on a frozen head; a push that fails
 //   diverts its pages to the dirty list), then count the frozen stack: if it holds every
 //   page of the chunk, no page of it is anywhere else and the chunk can be unmapped;
@@ -65,6 +88,7 @@
 #include <algorithm>
 #include <bit>
 #include <condition_variable>
+#include <cstddef>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -142,19 +166,24 @@ enum ChunkState : uint32_t {
 
 // Per-context cache. Lives in the pool's pinned metadata region; used by one thread
 // at a time (the context that attached it), read by stats() through relaxed atomics.
+// The first line is everything the atomic alloc/free fast path reads or writes.
 class alignas(64) PageCache {
  public:
-  PagePool::Impl* pool = nullptr;
-  uint32_t* clean = nullptr;  // clean magazine (capacity entries)
-  uint32_t* dirty = nullptr;  // ring of freed pages for the worker (ring_mask + 1 entries)
-  std::atomic<uint32_t> clean_count{0};
-  std::atomic<uint32_t> dirty_tail{0};  // producer: entries written (free-running)
+  uint32_t* slots = nullptr;            // the loaded magazine's page indices
+  std::atomic<uint32_t> count{0};       // pages in the loaded magazine
+  std::atomic<uint32_t> prev_count{0};  // pages in the previous magazine: 0 or M
+  uint32_t loaded = 0;                  // magazine numbers
+  uint32_t prev = 0;
+  // The pool while attached, nullptr while detached: written under Impl::attach_mu,
+  // read by the atomic path (one load decides "this pool's cache, attached").
+  std::atomic<PagePool::Impl*> pool{nullptr};
+  std::atomic<uint32_t> dirty_tail{0};  // ring producer: entries written (free-running)
   uint32_t dirty_head_seen = 0;         // producer's last view of dirty_head
   uint32_t ring_mask = 0;
-  uint32_t hint = 0;                  // chunk where the last refill found pages
-  std::atomic<bool> attached{false};  // written under Impl::attach_mu, read by the atomic path
+  uint32_t* dirty = nullptr;  // ring of freed pages for the worker (ring_mask + 1 entries)
+  uint32_t hint = 0;          // chunk where the last loose refill found pages
   // Counters (owner-written).
-  std::atomic<uint64_t> alloc_cache{0};
+  alignas(64) std::atomic<uint64_t> alloc_cache{0};
   std::atomic<uint64_t> alloc_depot{0};
   std::atomic<uint64_t> alloc_reserve{0};
   std::atomic<uint64_t> fail_exhausted{0};
@@ -169,6 +198,7 @@ class alignas(64) PageCache {
     return dirty_tail.load(std::memory_order_relaxed) - h;
   }
 };
+static_assert(offsetof(PageCache, alloc_cache) == 64, "fast-path fields fit one line");
 
 // Per-page metadata (see the top of this file).
 struct PageMeta {
@@ -181,13 +211,15 @@ static_assert(sizeof(PageMeta) == 16, "four pages' metadata per cache line");
 // Hot chunk state read by the atomic path. Pinned, one cache line each.
 struct alignas(64) ChunkHot {
   std::atomic<uint64_t> head{make_head(kNil, 0, true)};
-  std::atomic<std::byte*> host{nullptr};
   std::atomic<uint32_t> state{kChunkEmpty};
 };
 
 // Shared counters and lists, pinned, each hot word on its own line.
 struct SharedHot {
-  alignas(64) std::atomic<uint64_t> depot_free{0};
+  // [63:32] unclaimed full magazines | [31:0] unclaimed loose pages (see Claims above).
+  alignas(64) std::atomic<uint64_t> depot{0};
+  alignas(64) std::atomic<uint64_t> full_head{make_head(kNil, 0, false)};  // magazine stacks
+  alignas(64) std::atomic<uint64_t> empty_head{make_head(kNil, 0, false)};
   alignas(64) std::atomic<uint64_t> dirty_head{make_head(kNil, 0, false)};
   std::atomic<uint64_t> dirty_count{0};
   alignas(64) std::atomic<uint64_t> transfers{0};
@@ -237,12 +269,18 @@ struct PagePool::Impl {
   uint32_t ppc;        // pages per chunk
   uint32_t ppc_shift;  // log2(ppc)
   uint32_t max_pages;
+  uint32_t mag_pages;  // M: pages per magazine (cache_capacity / 2)
+  uint32_t mags;       // magazines in all
 
-  PinnedRegion meta;  // everything below points into it
+  VaReservation va;             // max_chunks * chunk_bytes of address space for the chunks
+  std::byte* host_base = nullptr;  // va.data()
+  PinnedRegion meta;               // everything below points into it
   SharedHot* shared = nullptr;
   ChunkHot* chunks = nullptr;
   PageMeta* pm = nullptr;  // max_pages records
   PageCache* caches = nullptr;
+  std::atomic<uint32_t>* mag_next = nullptr;  // magazine stack links
+  uint32_t* mag_slots = nullptr;              // mags * mag_pages page indices
 
   // Cold, worker-owned chunk state (worker_mu_).
   struct ChunkCold {
@@ -258,7 +296,7 @@ struct PagePool::Impl {
   uint64_t atomic_failures_seen = 0;  // sum of the caches' fail_exhausted at the last pass
   Error last_grow_error = Error::at_maximum;
 
-  std::mutex attach_mu;  // guards PageCache::attached
+  std::mutex attach_mu;  // guards PageCache::pool
 
   std::mutex wait_mu;                 // guards nothing but the condition variables' sleep
   std::condition_variable worker_cv;  // wakes the worker (non-atomic allocs, shutdown)
@@ -274,10 +312,8 @@ struct PagePool::Impl {
 
   uint64_t chunk_gpa(uint32_t c) const { return cfg.window_gpa + uint64_t{c} * cfg.chunk_bytes; }
   uint32_t chunk_of(uint32_t idx) const { return idx >> ppc_shift; }
-  std::byte* host_of(uint32_t idx) const {
-    std::byte* base = chunks[chunk_of(idx)].host.load(std::memory_order_acquire);
-    return base + uint64_t{idx & (ppc - 1)} * kPageSize;
-  }
+  // Chunk c is mapped at host_base + c * chunk_bytes (fixed offsets in one reservation).
+  std::byte* host_of(uint32_t idx) const { return host_base + uint64_t{idx} * kPageSize; }
 
   // ---- stacks ----
   // Pushes the chain first..last (links already written) of n pages. Fails on a frozen head.
@@ -321,21 +357,164 @@ struct PagePool::Impl {
       pm[idx[k]].next.store(idx[k + 1], std::memory_order_relaxed);
   }
 
-  // ---- claims ----
-  // Claims up to want clean pages. atomic callers may empty the depot; others must leave
-  // min_pages. Returns the number claimed; *reserve says the claim went below min_pages.
-  uint32_t claim(uint32_t want, bool atomic, bool* reserve) {
-    const uint64_t floor = atomic ? 0 : cfg.min_pages;
-    uint64_t cur = shared->depot_free.load(std::memory_order_relaxed);
+  // ---- magazines ----
+  uint32_t* slots_of(uint32_t mag) const { return mag_slots + size_t{mag} * mag_pages; }
+
+  void push_mag(std::atomic<uint64_t>& head, uint32_t mag) {
+    uint64_t h = head.load(std::memory_order_relaxed);
     for (;;) {
-      if (cur <= floor) return 0;
-      const uint64_t take = std::min<uint64_t>(want, cur - floor);
-      // acquire: pairs with the release increment after a push; the pages are visible.
-      if (shared->depot_free.compare_exchange_weak(cur, cur - take, std::memory_order_acquire,
-                                                   std::memory_order_relaxed)) {
-        *reserve = cur - take < cfg.min_pages;
-        return static_cast<uint32_t>(take);
+      mag_next[mag].store(head_top(h), std::memory_order_relaxed);
+      // release: the magazine's slots (and its pages' words and zeroes) before the head.
+      if (head.compare_exchange_weak(h, make_head(mag, head_tag(h) + 1, false),
+                                     std::memory_order_release, std::memory_order_relaxed)) {
+        return;
       }
+    }
+  }
+  // kNil if the stack is empty. A claimed full magazine is always there: retry until got.
+  uint32_t pop_mag(std::atomic<uint64_t>& head) {
+    uint64_t h = head.load(std::memory_order_acquire);
+    for (;;) {
+      const uint32_t top = head_top(h);
+      if (top == kNil) return kNil;
+      const uint32_t next = top < mags ? mag_next[top].load(std::memory_order_relaxed) : kNil;
+      if (head.compare_exchange_weak(h, make_head(next, head_tag(h) + 1, false),
+                                     std::memory_order_acquire, std::memory_order_acquire)) {
+        return top;
+      }
+    }
+  }
+  // Publishes a full magazine to the depot: on the stack first, counted second.
+  void give_full(uint32_t mag) {
+    push_mag(shared->full_head, mag);
+    shared->depot.fetch_add(kOneMag, std::memory_order_release);
+  }
+  // Moves pages idx[0..n) (clean, kFree, the caller's alone) into the depot: whole
+  // magazines while empty ones are at hand, the rest loose. Reorders idx.
+  void give_clean(uint32_t* idx, uint32_t n) {
+    while (n >= mag_pages) {
+      const uint32_t mag = pop_mag(shared->empty_head);
+      if (mag == kNil) break;
+      std::memcpy(slots_of(mag), idx, sizeof(uint32_t) * mag_pages);
+      give_full(mag);
+      idx += mag_pages;
+      n -= mag_pages;
+    }
+    push_clean(idx, n);
+  }
+
+  // The cache's loaded magazine is empty (alloc path): swap in a full previous one, or
+  // exchange magazines with the depot, or take loose pages. Returns the pages now loaded;
+  // 0 if the depot is empty (Error::exhausted).
+  uint32_t reload(PageCache& c) {
+    if (c.prev_count.load(std::memory_order_relaxed) == mag_pages) {
+      std::swap(c.loaded, c.prev);
+      c.slots = slots_of(c.loaded);
+      c.prev_count.store(0, std::memory_order_relaxed);
+      bump(c.alloc_cache);
+      return mag_pages;
+    }
+    const Claim cl = claim_refill();
+    uint32_t n = 0;
+    if (cl.mag) {  // both magazines empty: one goes back, a full one comes in
+      const uint32_t full = pop_claimed_mag();
+      push_mag(shared->empty_head, c.prev);
+      c.prev = c.loaded;
+      c.loaded = full;
+      c.slots = slots_of(full);
+      n = mag_pages;
+    } else if (cl.loose > 0) {
+      pop_claimed(c.slots, cl.loose, &c.hint);
+      n = cl.loose;
+    } else {
+      return 0;
+    }
+    bump(c.refills);
+    bump(cl.reserve ? c.alloc_reserve : c.alloc_depot);
+    return n;
+  }
+  // The cache's loaded magazine is full (free path): if the previous one is full too it
+  // goes to the depot and an empty one takes its place; then loaded and previous swap.
+  // Returns the pages now loaded (0).
+  uint32_t unload(PageCache& c) {
+    if (c.prev_count.load(std::memory_order_relaxed) == mag_pages) {
+      const uint32_t empty = pop_mag(shared->empty_head);
+      if (empty == kNil) {  // not expected (see Magazines): the pages go loose instead
+        push_clean(slots_of(c.prev), mag_pages);
+      } else {
+        give_full(c.prev);
+        c.prev = empty;
+      }
+      bump(c.flushes);
+    }
+    std::swap(c.loaded, c.prev);
+    c.slots = slots_of(c.loaded);
+    c.prev_count.store(mag_pages, std::memory_order_relaxed);
+    return 0;
+  }
+
+  // ---- claims ----
+  static constexpr uint64_t kOneMag = 1ull << 32;
+  static uint64_t depot_mags(uint64_t d) { return d >> 32; }
+  static uint64_t depot_loose(uint64_t d) { return d & 0xFFFFFFFFu; }
+  uint64_t depot_clean(uint64_t d) const { return depot_mags(d) * mag_pages + depot_loose(d); }
+
+  struct Claim {
+    uint32_t loose = 0;  // loose pages claimed
+    bool mag = false;    // one full magazine claimed
+    bool reserve = false;  // the claim took the clean count below min_pages
+  };
+  // A cache refill on the atomic path: one full magazine if the depot has one, else up to
+  // mag_pages loose pages; may empty the depot (the atomic reserve).
+  Claim claim_refill() {
+    uint64_t d = shared->depot.load(std::memory_order_relaxed);
+    for (;;) {
+      Claim c;
+      uint64_t nd = 0;
+      if (depot_mags(d) > 0) {
+        c.mag = true;
+        nd = d - kOneMag;
+      } else if (depot_loose(d) > 0) {
+        c.loose = static_cast<uint32_t>(std::min<uint64_t>(mag_pages, depot_loose(d)));
+        nd = d - c.loose;
+      } else {
+        return c;
+      }
+      // acquire: pairs with the release increment after a push; the pages are visible.
+      if (shared->depot.compare_exchange_weak(d, nd, std::memory_order_acquire,
+                                              std::memory_order_relaxed)) {
+        c.reserve = depot_clean(nd) < cfg.min_pages;
+        return c;
+      }
+    }
+  }
+  // One page for a non-atomic caller, who may not take the clean count below min_pages:
+  // a loose page if any, else a whole magazine (the caller keeps one page and returns the
+  // rest loose). Nothing claimed if the depot holds min_pages or fewer.
+  Claim claim_one() {
+    uint64_t d = shared->depot.load(std::memory_order_relaxed);
+    for (;;) {
+      Claim c;
+      if (depot_clean(d) <= cfg.min_pages) return c;
+      uint64_t nd = 0;
+      if (depot_loose(d) > 0) {
+        c.loose = 1;
+        nd = d - 1;
+      } else {
+        c.mag = true;
+        nd = d - kOneMag;
+      }
+      if (shared->depot.compare_exchange_weak(d, nd, std::memory_order_acquire,
+                                              std::memory_order_relaxed)) {
+        return c;
+      }
+    }
+  }
+  // Pops a magazine this thread claimed (it is on the full stack: see Claims).
+  uint32_t pop_claimed_mag() {
+    for (;;) {
+      const uint32_t mag = pop_mag(shared->full_head);
+      if (mag != kNil) return mag;
     }
   }
 
@@ -366,7 +545,7 @@ struct PagePool::Impl {
       }
       link(idx, k);
       if (push_chain(chunks[c].head, idx[0], idx[k - 1])) {
-        shared->depot_free.fetch_add(k, std::memory_order_release);
+        shared->depot.fetch_add(k, std::memory_order_release);
       } else {
         for (uint32_t j = 0; j < k; ++j) {
           const uint64_t w = pm[idx[j]].word.load(std::memory_order_relaxed);
@@ -477,7 +656,7 @@ struct PagePool::Impl {
 
   // A cache the atomic path may use: this pool's, attached.
   bool cache_ok(const PageCache* c) const {
-    return c != nullptr && c->pool == this && c->attached.load(std::memory_order_relaxed);
+    return c != nullptr && c->pool.load(std::memory_order_relaxed) == this;
   }
 
   Page make_page(uint32_t idx, uint64_t gen) const {
@@ -508,6 +687,8 @@ struct PagePool::Impl {
 
   // ---- worker jobs (worker_mu held) ----
   void zero_and_recycle(uint32_t* idx, uint32_t n);
+  bool mag_to_loose(uint64_t keep);
+  bool loose_to_mag(uint64_t keep);
   uint64_t drain_dirty();
   bool add_chunk();
   bool try_retire(uint32_t c);
@@ -549,6 +730,9 @@ std::expected<void, Error> validate(const PoolConfig& c) {
   if (c.cache_capacity < 2 || c.cache_capacity > 4096 || c.cache_capacity % 2 != 0) {
     return std::unexpected(Error::bad_config);
   }
+  if (!is_pow2(c.dirty_ring) || c.dirty_ring < c.cache_capacity || c.dirty_ring > (1u << 20)) {
+    return std::unexpected(Error::bad_config);
+  }
   return {};
 }
 
@@ -584,6 +768,11 @@ std::expected<std::unique_ptr<PagePool>, Error> PagePool::create(const PoolConfi
   m.ppc = static_cast<uint32_t>(cfg.chunk_bytes / kPageSize);
   m.ppc_shift = static_cast<uint32_t>(std::countr_zero(m.ppc));
   m.max_pages = m.ppc * cfg.max_chunks;
+  auto va = VaReservation::create(size_t{cfg.max_chunks} * cfg.chunk_bytes,
+                                  cfg.backing == Backing::small_pages ? kPageSize : (2u << 20));
+  if (!va) return std::unexpected(va.error());
+  m.va = std::move(*va);
+  m.host_base = m.va.data();
 
   // One pinned region for all metadata the atomic path may touch.
   size_t off = 0;
@@ -595,10 +784,15 @@ std::expected<std::unique_ptr<PagePool>, Error> PagePool::create(const PoolConfi
   off = align_up(off + sizeof(PageMeta) * m.max_pages, 64);
   const size_t caches_off = off;
   off = align_up(off + sizeof(PageCache) * cfg.max_caches, 64);
-  const size_t mags_off = off;
-  const uint32_t ring = std::bit_ceil(cfg.cache_capacity);  // dirty ring entries per cache
-  const size_t per_cache = size_t{cfg.cache_capacity} + ring;
-  off += sizeof(uint32_t) * per_cache * cfg.max_caches;
+  // Magazines: enough that the empty stack never runs dry (see Magazines at the top).
+  m.mag_pages = cfg.cache_capacity / 2;
+  m.mags = m.max_pages / m.mag_pages + 2 * cfg.max_caches + 2;
+  const size_t mag_next_off = off;
+  off = align_up(off + sizeof(std::atomic<uint32_t>) * m.mags, 64);
+  const size_t mag_slots_off = off;
+  off = align_up(off + sizeof(uint32_t) * m.mag_pages * m.mags, 64);
+  const size_t rings_off = off;
+  off += sizeof(uint32_t) * size_t{cfg.dirty_ring} * cfg.max_caches;
   // 4 KiB pages: a transparent huge page here was tried (fewer TLB misses on a cold
   // atomic path) but gained little measurable and pinned 2 MiB more per VM.
   auto meta = PinnedRegion::create(align_up(off, kPageSize), Backing::small_pages);
@@ -613,14 +807,16 @@ std::expected<std::unique_ptr<PagePool>, Error> PagePool::create(const PoolConfi
   for (uint32_t i = 0; i < m.max_pages; ++i) {
     new (&m.pm[i]) PageMeta{{desc_word(kOffline, 0, kNoOwner)}, {kNil}, {0}};
   }
+  m.mag_next = reinterpret_cast<std::atomic<uint32_t>*>(base + mag_next_off);
+  for (uint32_t i = 0; i < m.mags; ++i) new (&m.mag_next[i]) std::atomic<uint32_t>(kNil);
+  m.mag_slots = reinterpret_cast<uint32_t*>(base + mag_slots_off);
+  for (uint32_t i = m.mags; i-- > 0;) m.push_mag(m.shared->empty_head, i);
   m.caches = reinterpret_cast<PageCache*>(base + caches_off);
-  auto* mags = reinterpret_cast<uint32_t*>(base + mags_off);
+  auto* rings = reinterpret_cast<uint32_t*>(base + rings_off);
   for (uint32_t i = 0; i < cfg.max_caches; ++i) {
     new (&m.caches[i]) PageCache();
-    m.caches[i].pool = &m;
-    m.caches[i].clean = mags + per_cache * i;
-    m.caches[i].dirty = m.caches[i].clean + cfg.cache_capacity;
-    m.caches[i].ring_mask = ring - 1;
+    m.caches[i].dirty = rings + size_t{cfg.dirty_ring} * i;
+    m.caches[i].ring_mask = cfg.dirty_ring - 1;
   }
   m.cold.resize(cfg.max_chunks);
 
@@ -669,12 +865,23 @@ std::expected<PageCache*, Error> PagePool::attach_cache() {
   std::lock_guard lock(m.attach_mu);
   for (uint32_t i = 0; i < cfg_.max_caches; ++i) {
     PageCache& c = m.caches[i];
-    if (!c.attached.load(std::memory_order_relaxed)) {
+    if (c.pool.load(std::memory_order_relaxed) == nullptr) {
+      // Two empty magazines (there are always enough: see Magazines at the top).
+      const uint32_t loaded = m.pop_mag(m.shared->empty_head);
+      const uint32_t prev = m.pop_mag(m.shared->empty_head);
+      if (loaded == kNil || prev == kNil) {
+        if (loaded != kNil) m.push_mag(m.shared->empty_head, loaded);
+        return std::unexpected(Error::no_cache_slot);
+      }
+      c.loaded = loaded;
+      c.prev = prev;
+      c.slots = m.slots_of(loaded);
+      c.count.store(0, std::memory_order_relaxed);
+      c.prev_count.store(0, std::memory_order_relaxed);
       // The ring is empty (fresh, or drained by detach): continue from where it stands.
-      c.clean_count.store(0, std::memory_order_relaxed);
       c.dirty_head_seen = c.dirty_head.load(std::memory_order_acquire);
       c.hint = 0;
-      c.attached.store(true, std::memory_order_relaxed);
+      c.pool.store(&m, std::memory_order_relaxed);
       return &c;
     }
   }
@@ -687,16 +894,32 @@ void PagePool::detach_cache(PageCache* cache) {
     m.count_violation(Error::bad_cache);
     return;
   }
-  m.push_clean(cache->clean, cache->clean_count.load(std::memory_order_relaxed));
-  cache->clean_count.store(0, std::memory_order_relaxed);
+  // Both magazines' pages back to the depot (whole magazines stay whole), the two
+  // magazines themselves to the empty stack.
+  const uint32_t n = cache->count.load(std::memory_order_relaxed);
+  const uint32_t pn = cache->prev_count.load(std::memory_order_relaxed);
+  if (n == m.mag_pages) {
+    m.give_full(cache->loaded);
+  } else {
+    m.push_clean(cache->slots, n);
+    m.push_mag(m.shared->empty_head, cache->loaded);
+  }
+  if (pn == m.mag_pages) {
+    m.give_full(cache->prev);
+  } else {
+    m.push_mag(m.shared->empty_head, cache->prev);
+  }
+  cache->count.store(0, std::memory_order_relaxed);
+  cache->prev_count.store(0, std::memory_order_relaxed);
+  cache->slots = nullptr;
   {
     // The worker consumes rings under worker_mu: take over what it has not reached yet.
     std::lock_guard lock(m.worker_mu);
     uint32_t batch[256];
-    while (uint32_t n = m.take_ring(*cache, batch, std::size(batch))) m.push_dirty(batch, n);
+    while (uint32_t k = m.take_ring(*cache, batch, std::size(batch))) m.push_dirty(batch, k);
   }
   std::lock_guard lock(m.attach_mu);
-  cache->attached.store(false, std::memory_order_relaxed);
+  cache->pool.store(nullptr, std::memory_order_relaxed);
 }
 
 // ===================== the atomic path =====================
@@ -713,23 +936,18 @@ std::expected<Page, Error> PagePool::alloc_page(uint32_t flags, OwnerId owner, P
       m.count_violation(Error::bad_cache);
       return std::unexpected(Error::bad_cache);
     }
-    uint32_t n = cache->clean_count.load(std::memory_order_relaxed);
-    if (n == 0) {
-      bool reserve = false;
-      const uint32_t claimed = m.claim(cfg_.cache_capacity / 2, /*atomic=*/true, &reserve);
-      if (claimed == 0) {
+    uint32_t n = cache->count.load(std::memory_order_relaxed);
+    if (n == 0) [[unlikely]] {
+      n = m.reload(*cache);
+      if (n == 0) {
         bump(cache->fail_exhausted);
         return std::unexpected(Error::exhausted);
       }
-      m.pop_claimed(cache->clean, claimed, &cache->hint);
-      n = claimed;
-      bump(cache->refills);
-      bump(reserve ? cache->alloc_reserve : cache->alloc_depot);
     } else {
       bump(cache->alloc_cache);
     }
-    const uint32_t idx = cache->clean[n - 1];
-    cache->clean_count.store(n - 1, std::memory_order_relaxed);
+    const uint32_t idx = cache->slots[n - 1];
+    cache->count.store(n - 1, std::memory_order_relaxed);
     return m.hand_out(idx, owner);
   }
 
@@ -737,16 +955,23 @@ std::expected<Page, Error> PagePool::alloc_page(uint32_t flags, OwnerId owner, P
   const auto deadline = std::chrono::steady_clock::now() + cfg_.wait_timeout;
   bool waited = false;
   for (;;) {
-    bool reserve = false;
-    if (m.claim(1, /*atomic=*/false, &reserve) == 1) {
+    if (const Impl::Claim c = m.claim_one(); c.loose == 1 || c.mag) {
       uint32_t idx = kNil;
-      uint32_t hint = 0;
-      m.pop_claimed(&idx, 1, &hint);
+      if (c.mag) {  // only full magazines were left: keep one page, the rest go loose
+        const uint32_t mag = m.pop_claimed_mag();
+        uint32_t* slots = m.slots_of(mag);
+        idx = slots[m.mag_pages - 1];
+        m.push_clean(slots, m.mag_pages - 1);
+        m.push_mag(m.shared->empty_head, mag);
+      } else {
+        uint32_t hint = 0;
+        m.pop_claimed(&idx, 1, &hint);
+      }
       bump_shared(m.shared->alloc_wait);
       if (waited) bump_shared(m.shared->alloc_waited);
       return m.hand_out(idx, owner);
     }
-    const uint64_t clean = m.shared->depot_free.load(std::memory_order_relaxed);
+    const uint64_t clean = m.depot_clean(m.shared->depot.load(std::memory_order_relaxed));
     if (m.shared->chunks.load(std::memory_order_relaxed) >= cfg_.max_chunks &&
         clean + m.dirty_pending() <= cfg_.min_pages) {
       // No growth can come, and zeroing what is freed would not lift the depot above the
@@ -809,16 +1034,10 @@ std::expected<void, Error> PagePool::free_page(const Page& page, OwnerId owner, 
       bump_shared(m.shared->frees_uncached);
       return {};
     }
-    uint32_t n = cache->clean_count.load(std::memory_order_relaxed);
-    if (n == cfg_.cache_capacity) {  // full: give the older half back to the depot
-      const uint32_t half = n / 2;
-      m.push_clean(cache->clean, half);
-      std::memmove(cache->clean, cache->clean + half, sizeof(uint32_t) * (n - half));
-      n -= half;
-      bump(cache->flushes);
-    }
-    cache->clean[n] = idx;
-    cache->clean_count.store(n + 1, std::memory_order_relaxed);
+    uint32_t n = cache->count.load(std::memory_order_relaxed);
+    if (n == m.mag_pages) [[unlikely]] n = m.unload(*cache);
+    cache->slots[n] = idx;
+    cache->count.store(n + 1, std::memory_order_relaxed);
     bump(cache->frees);
     return {};
   }
@@ -956,7 +1175,8 @@ bool PagePool::Impl::add_chunk() {
     last_grow_error = Error::at_maximum;
     return false;
   }
-  auto region = PinnedRegion::create(cfg.chunk_bytes, cfg.backing);
+  auto region = PinnedRegion::create_at(host_base + uint64_t{c} * cfg.chunk_bytes,
+                                        cfg.chunk_bytes, cfg.backing);
   if (!region) {
     last_grow_error = region.error();
     return false;
@@ -968,7 +1188,6 @@ bool PagePool::Impl::add_chunk() {
   }
   cold[c].region = std::move(*region);
   cold[c].memslot = *slot;
-  chunks[c].host.store(cold[c].region.data(), std::memory_order_release);
   // Fresh anonymous memory is zero: every page starts clean. Generations continue from
   // the slot's previous life so handles into a removed chunk stay stale.
   const uint32_t first = c * ppc;
@@ -988,17 +1207,17 @@ bool PagePool::Impl::add_chunk() {
   }
   bump_shared(shared->chunks_added);
   // release: the chunk's stack is complete before anyone can claim its pages.
-  shared->depot_free.fetch_add(ppc, std::memory_order_release);
+  shared->depot.fetch_add(ppc, std::memory_order_release);
   return true;
 }
 
 bool PagePool::Impl::try_retire(uint32_t c) {
   // Claim a chunk's worth so that no other claim depends on this chunk's pages.
-  uint64_t cur = shared->depot_free.load(std::memory_order_relaxed);
+  uint64_t d = shared->depot.load(std::memory_order_relaxed);
   do {
-    if (cur < uint64_t{cfg.high_pages} + ppc) return false;
-  } while (!shared->depot_free.compare_exchange_weak(cur, cur - ppc, std::memory_order_acquire,
-                                                     std::memory_order_relaxed));
+    if (depot_loose(d) < ppc || depot_clean(d) < uint64_t{cfg.high_pages} + ppc) return false;
+  } while (!shared->depot.compare_exchange_weak(d, d - ppc, std::memory_order_acquire,
+                                                std::memory_order_relaxed));
   // Freeze the head: from now on pops fail and pushes divert to the dirty list.
   uint64_t h = chunks[c].head.load(std::memory_order_acquire);
   while (!chunks[c].head.compare_exchange_weak(h, h | kFrozen, std::memory_order_acq_rel,
@@ -1014,7 +1233,7 @@ bool PagePool::Impl::try_retire(uint32_t c) {
     while (!chunks[c].head.compare_exchange_weak(h, h & ~kFrozen, std::memory_order_acq_rel,
                                                  std::memory_order_acquire)) {
     }
-    shared->depot_free.fetch_add(ppc, std::memory_order_release);
+    shared->depot.fetch_add(ppc, std::memory_order_release);
     return false;
   }
   // Every page is on the frozen stack: nobody else can reach this chunk any more.
@@ -1032,7 +1251,6 @@ bool PagePool::Impl::try_retire(uint32_t c) {
     return false;
   }
   chunks[c].state.store(kChunkEmpty, std::memory_order_release);
-  chunks[c].host.store(nullptr, std::memory_order_release);
   cold[c].region = PinnedRegion();
   shared->chunks.fetch_sub(1, std::memory_order_relaxed);
   bump_shared(shared->chunks_removed);
@@ -1047,7 +1265,39 @@ void PagePool::Impl::zero_and_recycle(uint32_t* idx, uint32_t n) {
     const uint64_t w = pm[idx[k]].word.load(std::memory_order_relaxed);
     pm[idx[k]].word.store(desc_word(kFree, desc_gen(w), kNoOwner), std::memory_order_relaxed);
   }
-  push_clean(idx, n);  // release: the zeroes and the words before the pages are claimable
+  give_clean(idx, n);  // release: the zeroes and the words before the pages are claimable
+}
+
+// Moves one full magazine's pages to the chunk stacks (shrink) or M loose pages into an
+// empty magazine (refills then take whole magazines), while at least `keep` other clean
+// pages stay claimable: the M pages in hand are invisible to allocators meanwhile.
+bool PagePool::Impl::mag_to_loose(uint64_t keep) {
+  uint64_t d = shared->depot.load(std::memory_order_relaxed);
+  do {
+    if (depot_mags(d) == 0 || depot_clean(d) < keep + mag_pages) return false;
+  } while (!shared->depot.compare_exchange_weak(d, d - kOneMag, std::memory_order_acquire,
+                                                std::memory_order_relaxed));
+  const uint32_t mag = pop_claimed_mag();
+  push_clean(slots_of(mag), mag_pages);
+  push_mag(shared->empty_head, mag);
+  return true;
+}
+
+bool PagePool::Impl::loose_to_mag(uint64_t keep) {
+  uint64_t d = shared->depot.load(std::memory_order_relaxed);
+  do {
+    if (depot_loose(d) < mag_pages || depot_clean(d) < keep + mag_pages) return false;
+  } while (!shared->depot.compare_exchange_weak(d, d - mag_pages, std::memory_order_acquire,
+                                                std::memory_order_relaxed));
+  const uint32_t mag = pop_mag(shared->empty_head);
+  uint32_t hint = 0;
+  if (mag == kNil) {  // not expected (see Magazines): give the claim back
+    shared->depot.fetch_add(mag_pages, std::memory_order_release);
+    return false;
+  }
+  pop_claimed(slots_of(mag), mag_pages, &hint);
+  give_full(mag);
+  return true;
 }
 
 uint64_t PagePool::Impl::drain_dirty() {
@@ -1089,7 +1339,7 @@ uint64_t PagePool::Impl::drain_dirty() {
 bool PagePool::Impl::worker_pass() {
   std::lock_guard lock(worker_mu);
   const uint64_t zeroed = drain_dirty();
-  uint64_t free = shared->depot_free.load(std::memory_order_relaxed);
+  const uint64_t free = depot_clean(shared->depot.load(std::memory_order_relaxed));
 
   const bool now_below_min = free < cfg.min_pages;
   const bool now_below_low = free < cfg.low_pages;
@@ -1114,7 +1364,7 @@ bool PagePool::Impl::worker_pass() {
     grew = true;
   }
   if (now_below_low) {
-    while (shared->depot_free.load(std::memory_order_relaxed) < cfg.high_pages) {
+    while (depot_clean(shared->depot.load(std::memory_order_relaxed)) < cfg.high_pages) {
       if (!add_chunk()) {
         if (last_grow_error != Error::at_maximum) bump_shared(shared->grow_failures);
         break;
@@ -1130,16 +1380,25 @@ bool PagePool::Impl::worker_pass() {
   }
   if (cfg.shrink && surplus_since &&
       std::chrono::steady_clock::now() - *surplus_since >= cfg.shrink_delay) {
-    // Give back fully free chunks while comfortably above the high watermark.
+    // Give back fully free chunks while comfortably above the high watermark. Their
+    // pages must be on the chunk stacks: full magazines are broken up first.
+    const uint64_t keep = uint64_t{cfg.high_pages} + ppc;
+    if (shared->chunks.load(std::memory_order_relaxed) > cfg.initial_chunks) {
+      while (mag_to_loose(keep)) {
+      }
+    }
     const uint32_t limit = shared->chunk_limit.load(std::memory_order_relaxed);
     for (uint32_t c = limit; c-- > 0;) {
       if (shared->chunks.load(std::memory_order_relaxed) <= cfg.initial_chunks) break;
       if (chunks[c].state.load(std::memory_order_relaxed) != kChunkActive) continue;
-      if (shared->depot_free.load(std::memory_order_relaxed) < uint64_t{cfg.high_pages} + ppc)
-        break;
+      if (depot_clean(shared->depot.load(std::memory_order_relaxed)) < keep) break;
       (void)try_retire(c);
     }
     surplus_since.reset();
+  }
+  // Loose pages (a fresh chunk, what a shrink left) into magazines, so that refills move
+  // whole magazines; never while the depot is near the low watermark.
+  while (loose_to_mag(std::max<uint64_t>(cfg.low_pages, mag_pages))) {
   }
   if (zeroed > 0 || grew) pages_cv.notify_all();
   return zeroed > 0 || grew;
@@ -1184,7 +1443,7 @@ PoolStats PagePool::stats() const {
     frees += ld(c.frees);
     st.cache_refills += ld(c.refills);
     st.cache_flushes += ld(c.flushes);
-    cached += c.clean_count.load(std::memory_order_relaxed);
+    cached += c.count.load(std::memory_order_relaxed) + c.prev_count.load(std::memory_order_relaxed);
     dirty_rings += c.dirty_pending();
   }
   st.alloc_wait = ld(s.alloc_wait);
@@ -1212,7 +1471,7 @@ PoolStats PagePool::stats() const {
   st.chunks = ld(s.chunks);
   st.chunks_high_water = ld(s.chunks_high_water);
   st.total_pages = st.chunks * m.ppc;
-  st.free_clean = ld(s.depot_free);
+  st.free_clean = m.depot_clean(ld(s.depot));
   st.free_dirty = ld(s.dirty_count) + dirty_rings;
   const uint64_t not_in_use = st.free_clean + st.free_dirty + cached;
   st.in_use = st.total_pages > not_in_use ? st.total_pages - not_in_use : 0;
@@ -1248,10 +1507,54 @@ std::string PagePool::audit() const {
     }
     in_stacks += n;
   }
-  if (in_stacks != m.shared->depot_free.load(std::memory_order_relaxed)) {
-    return "depot count " + std::to_string(m.shared->depot_free.load()) + " != pages on stacks " +
+  const uint64_t depot = m.shared->depot.load(std::memory_order_relaxed);
+  if (in_stacks != Impl::depot_loose(depot)) {
+    return "loose count " + std::to_string(Impl::depot_loose(depot)) + " != pages on stacks " +
            std::to_string(in_stacks);
   }
+  // Magazines: each in exactly one place; full ones hold exactly M clean pages.
+  std::vector<uint8_t> mag_seen(m.mags, 0);
+  auto walk_mags = [&](uint64_t head, bool full, uint64_t* count) -> std::string {
+    for (uint32_t g = head_top(head); g != kNil; g = m.mag_next[g].load(std::memory_order_relaxed)) {
+      if (g >= m.mags) return "magazine index out of range";
+      if (mag_seen[g]) return "magazine " + std::to_string(g) + " in two places";
+      mag_seen[g] = 1;
+      ++*count;
+      if (!full) continue;
+      for (uint32_t j = 0; j < m.mag_pages; ++j) {
+        if (auto e = mark(m.slots_of(g)[j], kFree, "a full magazine"); !e.empty()) return e;
+      }
+    }
+    return "";
+  };
+  uint64_t full = 0, empty = 0;
+  if (auto e = walk_mags(m.shared->full_head.load(std::memory_order_relaxed), true, &full);
+      !e.empty()) {
+    return e;
+  }
+  if (full != Impl::depot_mags(depot)) {
+    return "full magazine count " + std::to_string(Impl::depot_mags(depot)) +
+           " != magazines on the full stack " + std::to_string(full);
+  }
+  if (auto e = walk_mags(m.shared->empty_head.load(std::memory_order_relaxed), false, &empty);
+      !e.empty()) {
+    return e;
+  }
+  uint64_t held = 0;
+  for (uint32_t k = 0; k < cfg_.max_caches; ++k) {
+    const PageCache& c = m.caches[k];
+    if (c.pool.load(std::memory_order_relaxed) == nullptr) continue;
+    const uint32_t pc = c.prev_count.load(std::memory_order_relaxed);
+    if (c.count.load(std::memory_order_relaxed) > m.mag_pages || (pc != 0 && pc != m.mag_pages)) {
+      return "cache " + std::to_string(k) + " magazine counts out of range";
+    }
+    for (const uint32_t g : {c.loaded, c.prev}) {
+      if (g >= m.mags || mag_seen[g]) return "cache magazine in two places or out of range";
+      mag_seen[g] = 1;
+      ++held;
+    }
+  }
+  if (full + empty + held != m.mags) return "magazines lost";
   uint64_t dirty = 0;
   for (uint32_t i = head_top(m.shared->dirty_head.load(std::memory_order_relaxed)); i != kNil;
        i = m.pm[i].next.load(std::memory_order_relaxed)) {
@@ -1263,8 +1566,13 @@ std::string PagePool::audit() const {
   }
   for (uint32_t k = 0; k < cfg_.max_caches; ++k) {
     const PageCache& c = m.caches[k];
-    for (uint32_t j = 0; j < c.clean_count.load(std::memory_order_relaxed); ++j) {
-      if (auto e = mark(c.clean[j], kFree, "a cache magazine"); !e.empty()) return e;
+    if (c.pool.load(std::memory_order_relaxed) != nullptr) {
+      for (uint32_t j = 0; j < c.count.load(std::memory_order_relaxed); ++j) {
+        if (auto e = mark(c.slots[j], kFree, "a cache magazine"); !e.empty()) return e;
+      }
+      for (uint32_t j = 0; j < c.prev_count.load(std::memory_order_relaxed); ++j) {
+        if (auto e = mark(m.slots_of(c.prev)[j], kFree, "a cache magazine"); !e.empty()) return e;
+      }
     }
     const uint32_t head = c.dirty_head.load(std::memory_order_relaxed);
     for (uint32_t j = head; j != c.dirty_tail.load(std::memory_order_relaxed); ++j) {

@@ -21,6 +21,10 @@ class PinnedRegion {
  public:
   // bytes must be a multiple of 4 KiB (of 2 MiB for thp/hugetlb).
   static std::expected<PinnedRegion, Error> create(size_t bytes, Backing backing);
+  // The same, placed at addr inside a VaReservation (addr 2 MiB aligned for thp/hugetlb).
+  // Destroying it gives the memory back and leaves the range reserved again.
+  static std::expected<PinnedRegion, Error> create_at(std::byte* addr, size_t bytes,
+                                                      Backing backing);
 
   PinnedRegion() = default;
   PinnedRegion(PinnedRegion&& other) noexcept;
@@ -37,10 +41,34 @@ class PinnedRegion {
   PinnedRegion(std::byte* data, size_t size, size_t map_size)
       : data_(data), size_(size), map_size_(map_size), map_base_(data) {}
   void reset() noexcept;
+  bool fixed_ = false;  // inside a VaReservation: reset re-reserves instead of unmapping
   std::byte* data_ = nullptr;
   size_t size_ = 0;
   size_t map_size_ = 0;            // what was mmap'ed (THP over-allocates to align)
   std::byte* map_base_ = nullptr;  // start of the mmap'ed range
+};
+
+// An address range reserved without memory (PROT_NONE, MAP_NORESERVE) in which pinned
+// regions are placed at fixed offsets: the pool maps chunk c at data() + c * chunk_bytes,
+// so a page's host address is arithmetic on its index (no table load on the atomic path),
+// and a stale pointer into a removed chunk faults instead of reaching another mapping.
+class VaReservation {
+ public:
+  static std::expected<VaReservation, Error> create(size_t bytes, size_t align);
+  VaReservation() = default;
+  VaReservation(VaReservation&& other) noexcept;
+  VaReservation& operator=(VaReservation&& other) noexcept;
+  VaReservation(const VaReservation&) = delete;
+  VaReservation& operator=(const VaReservation&) = delete;
+  ~VaReservation();
+  std::byte* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  std::byte* map_base_ = nullptr;
+  size_t map_size_ = 0;
+  std::byte* data_ = nullptr;
+  size_t size_ = 0;
 };
 
 // Small objects that the atomic path dereferences (the pool object, its Impl, the C API's
