@@ -108,8 +108,8 @@ void PinnedRegion::reset() noexcept {
   if (data_ != nullptr && fixed_) {
     // Back to reserved address space: the pages are released, the range stays ours so
     // no other mapping can land where the pool will map a chunk again.
-    if (mmap(data_, size_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
-             -1, 0) == MAP_FAILED) {
+    if (mmap(data_, size_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
+             0) == MAP_FAILED) {
       (void)munlock(data_, size_);
       (void)madvise(data_, size_, MADV_DONTNEED);
       (void)mprotect(data_, size_, PROT_NONE);

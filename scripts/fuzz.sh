@@ -9,14 +9,16 @@
 #                                          from /proc/<pid>/stat), however long that takes
 #                                          on a loaded or SIGSTOP'ed machine
 # Builds build-fuzz/ first (scripts/build.sh fuzz; incremental; --no-build skips that and
-# runs the binaries as they are). Each target starts from its seed corpus
-# tests/fuzz/corpus/<target>/ (regression inputs included) and grows a working corpus in
-# build-fuzz/corpus/<target>/; a finding is saved under build-fuzz/artifacts/<target>/.
+# runs the binaries as they are; --bindir DIR runs copies elsewhere). Each target starts
+# from its seed corpus tests/fuzz/corpus/<target>/ (regression inputs included) and grows
+# a working corpus in OUT/corpus/<target>/; a finding is saved under
+# OUT/artifacts/<target>/, the log in OUT/logs/<target>.log (OUT: --out DIR, default
+# build-fuzz; separate OUTs let a short run and a campaign share the binaries).
 # Exit status: 0 if no target found anything, 1 if any did (its log is printed), 2 on
 # usage errors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=60 cpu_seconds=0 niceness=5 build=1 bindir=build-fuzz/fuzz
+seconds=60 cpu_seconds=0 niceness=5 build=1 bindir=build-fuzz/fuzz out=build-fuzz
 all=(config_fuzz elf_fuzz linux_fuzz lnic_fuzz pio_fuzz c_api_fuzz)
 targets=()
 while (($#)); do
@@ -25,8 +27,9 @@ while (($#)); do
     --cpu-seconds) cpu_seconds="${2:?--cpu-seconds needs a value}"; shift 2 ;;
     --nice) niceness="${2:?--nice needs a value}"; shift 2 ;;
     --bindir) bindir="${2:?--bindir needs a directory}"; shift 2 ;;
+    --out) out="${2:?--out needs a directory}"; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     -*) echo "scripts/fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -60,9 +63,9 @@ printf '%-12s %8s %12s %9s %13s %13s  %s\n' target cpu-s execs execs/s "cov/ft s
 for t in "${targets[@]}"; do
   bin=$bindir/$t
   [[ -x $bin ]] || { echo "scripts/fuzz.sh: no target $t" >&2; exit 2; }
-  work=build-fuzz/corpus/$t artifacts=build-fuzz/artifacts/$t
-  log=build-fuzz/logs/$t.log
-  mkdir -p "$work" "$artifacts" build-fuzz/logs
+  work=$out/corpus/$t artifacts=$out/artifacts/$t
+  log=$out/logs/$t.log
+  mkdir -p "$work" "$artifacts" "$out/logs"
   limit=$seconds
   ((cpu_seconds > 0)) && limit=0  # no wall-clock limit: the CPU budget ends the run
   nice -n "$niceness" "$bin" -max_total_time="$limit" -timeout=25 -rss_limit_mb=4096 \
