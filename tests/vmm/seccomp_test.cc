@@ -4,11 +4,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/vmm/subprocess.h"
@@ -73,9 +76,15 @@ class Seccomp : public ::testing::Test {
 
 TEST_F(Seccomp, EveryThreadOfARunningVmIsFiltered) {
   Child c = Child::spawn({LABYRINTH_BINARY, "run", "--config", spin_config(2)});
-  ASSERT_TRUE(c.wait_for_output("spin\n", 30s)) << c.err();
-  // Two "spin" lines: both vCPUs are in their loop (each installed its filter first).
-  ASSERT_TRUE(c.wait_for_output("spin\nspin\n", 30s)) << c.err();
+  // Both vCPUs print "spin\n" (each installed its filter first) and then spin. Their
+  // byte-wise port writes may interleave ("sspipinn..."): wait for all 10 bytes.
+  const auto end = std::chrono::steady_clock::now() + 30s;
+  while (c.out().size() < 10 && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(2ms);
+  }
+  std::string bytes = c.out();
+  std::ranges::sort(bytes);
+  ASSERT_EQ(bytes, "\n\niinnppss") << c.err();
   const auto threads = thread_seccomp(c.pid());
   // vcpu0, vcpu1, the main thread (event loop) and the pool worker; newer kernels add
   // KVM's own worker ("kvm-nx-lpage-recovery", a kernel thread forked from a vCPU
