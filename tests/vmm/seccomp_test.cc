@@ -98,6 +98,34 @@ TEST_F(Seccomp, EveryThreadOfARunningVmIsFiltered) {
   EXPECT_EQ(r.status, 143) << r.err;  // teardown ran under the event loop's filter
 }
 
+// Found by the Linux boot tests with filters on (LinuxBoot.* in the test VM: "vcpu thread
+// made a forbidden system call openat (257)" when rtc_cmos read the clock): the CMOS
+// device's gmtime_r() is the process's first time conversion, and glibc then loads the
+// time zone (/etc/localtime) — on a vCPU thread, under its filter.
+TEST_F(Seccomp, AGuestReadsTheCmosClockUnderTheVcpuFilter) {
+  const std::string elf = (dir_ / "cmos.elf").string();
+  testing::TestElf::with_code({
+                                  0xB0, 0x00,              // mov al, 0 (seconds)
+                                  0xE6, 0x70,              // out 0x70, al
+                                  0xE4, 0x71,              // in al, 0x71
+                                  0xB0, 0x04,              // mov al, 4 (hours)
+                                  0xE6, 0x70,              // out 0x70, al
+                                  0xE4, 0x71,              // in al, 0x71
+                                  0x66, 0xBA, 0x01, 0x05,  // mov dx, 0x501
+                                  0xB0, 0x00,              // mov al, 0
+                                  0xEE,                    // out dx, al: exit 0
+                                  0xEB, 0xFE,              // jmp .
+                              })
+      .write_to(elf);
+  const std::string cfg = (dir_ / "cmos.json").string();
+  std::ofstream(cfg) << R"({"boot-source": {"kernel_image_path": ")" << elf
+                     << R"("}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 64},)"
+                     << R"( "serial": {"output": "stdout", "input": "none"}})";
+  auto r = Child::run({LABYRINTH_BINARY, "run", "--config", cfg}, 30s);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err.find("forbidden system call"), std::string::npos) << r.err;
+}
+
 TEST_F(Seccomp, NoSeccompLeavesThreadsUnfiltered) {
   Child c = Child::spawn({LABYRINTH_BINARY, "run", "--no-seccomp", "--config", spin_config(1)});
   ASSERT_TRUE(c.wait_for_output("spin\n", 30s)) << c.err();

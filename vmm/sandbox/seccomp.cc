@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <initializer_list>
 #include <mutex>
 
@@ -206,6 +207,10 @@ std::string_view to_string(ThreadKind k) noexcept {
 void Seccomp::prepare() {
   static std::once_flag once;
   std::call_once(once, [] {
+    // glibc loads the time zone (openat of /etc/localtime) at the process's first time
+    // conversion — gmtime_r included — which may come late, on a filtered thread: the
+    // CMOS clock on a vCPU thread (a Linux guest's rtc_cmos). Load it now.
+    ::tzset();
     for (int nr = 0; nr < kMaxSyscall; ++nr) {
       const char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
       if (name != nullptr) g_names[nr] = name;  // kept for the process's life

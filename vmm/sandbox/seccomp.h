@@ -47,7 +47,8 @@ struct FilterContext {
 
 class Seccomp {
  public:
-  // Resolves system call names for the SIGSYS report and installs the handler.
+  // Resolves system call names for the SIGSYS report, installs the handler and loads
+  // what libc would otherwise load lazily on a filtered thread (the time zone).
   // Idempotent; call before the first install() (it allocates, the handler does not).
   static void prepare();
   // Loads kind's allow-list on the calling thread (no_new_privs, no TSYNC: other
