@@ -3,6 +3,8 @@
 #   scripts/build.sh            -> build/        (g++, RelWithDebInfo, everything)
 #   scripts/build.sh asan       -> build-asan/   (clang-19, ASan+UBSan, everything but guests)
 #   scripts/build.sh tsan       -> build-tsan/   (clang-19, TSan, everything but guests)
+#   scripts/build.sh fuzz       -> build-fuzz/   (clang-19, libFuzzer + ASan+UBSan: the
+#                                                  targets in build-fuzz/fuzz/, see scripts/fuzz.sh)
 # The sanitizer builds run the test guests built by the release build (build/guest):
 # the freestanding guests need g++. Build release first.
 set -euo pipefail
@@ -22,5 +24,9 @@ case "$flavour" in
       -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLABYRINTH_SANITIZE=$sanitize \
       -DLABYRINTH_GUEST_DIR="$PWD/build/guest" >/dev/null
     cmake --build "build-$flavour" ;;
-  *) echo "usage: scripts/build.sh [release|asan|tsan]" >&2; exit 2 ;;
+  fuzz)
+    CC=clang-19 CXX=clang++-19 cmake -S . -B build-fuzz -G Ninja \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLABYRINTH_FUZZ=ON -DLABYRINTH_BUILD_GUESTS=OFF >/dev/null
+    cmake --build build-fuzz --target labyrinth_fuzz ;;
+  *) echo "usage: scripts/build.sh [release|asan|tsan|fuzz]" >&2; exit 2 ;;
 esac

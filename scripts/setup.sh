@@ -9,7 +9,7 @@ packages=(
   libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-19 clang-tidy-19 clang-format-19 libclang-rt-19-dev
-  iproute2
+  iproute2 libseccomp-dev strace
   qemu-system-x86 busybox-static cpio  # the test VM (scripts/vm.sh)
 )
 

@@ -5,7 +5,8 @@
 # boots a guest and inside the test VM (scripts/vm.sh: QEMU TCG with a real kvm_amd)
 # where it does not, or always with LABYRINTH_TEST_VM=1. One line says which.
 # Under CI=true a skipped test fails the run (LABYRINTH_ALLOW_SKIPS=1 overrides that
-# outside CI). Exit status: non-zero if anything failed.
+# outside CI). Last, every libFuzzer target runs 20 s from its seed corpus (scripts/fuzz.sh).
+# Exit status: non-zero if anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -100,5 +101,12 @@ run_tests build-asan 0
 echo "== TSan (clang-19)"
 scripts/build.sh tsan
 run_tests build-tsan 0
+
+# Fuzzing (tests/fuzz/, issue 9): every libFuzzer target for a short fixed time from its
+# seed corpus (regression inputs included), a fresh working corpus each run. Campaigns:
+# scripts/fuzz.sh --cpu-seconds N (docs/hardening.md).
+echo "== libFuzzer targets (clang-19, ASan+UBSan): 20 s each"
+rm -rf build-fuzz/ci
+scripts/fuzz.sh --seconds 20 --out build-fuzz/ci
 
 echo "== all tests passed in $((SECONDS - started)) s (KVM work: $KVM_WHERE)"

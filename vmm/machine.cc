@@ -24,6 +24,7 @@
 #include "vmm/boot/elf_loader.h"
 #include "vmm/boot/linux_loader.h"
 #include "vmm/boot/mptable.h"
+#include "vmm/sandbox/seccomp.h"
 
 namespace labyrinth::vmm {
 
@@ -120,6 +121,7 @@ std::expected<void, Error> Machine::build_pool() {
                                         : alloc::Backing::small_pages;
   pc.zero_policy =
       p.zero_policy == "on_free" ? alloc::ZeroPolicy::on_free : alloc::ZeroPolicy::worker;
+  pc.start_worker = false;  // pool_worker_ drives it (pool_worker.h)
   auto pool = alloc::PagePool::create(pc, *pool_sink_);
   if (!pool) {
     spdlog::error("page pool (labyrinth.pool): {}", alloc::to_string(pool.error()));
@@ -127,6 +129,18 @@ std::expected<void, Error> Machine::build_pool() {
                                                                     : Error::pool_failed);
   }
   pool_ = std::move(*pool);
+  std::function<void()> confine;
+  if (config_.seccomp) {  // the worker confines itself before its first pass
+    confine = [fd = vm_->fd()] {
+      sandbox::Seccomp::install_or_exit(sandbox::ThreadKind::pool_worker, {.vm_fd = fd});
+    };
+  }
+  try {
+    pool_worker_ = std::make_unique<PoolWorker>(*pool_, pc.worker_poll, std::move(confine));
+  } catch (const std::system_error&) {
+    spdlog::error("page pool: cannot start its worker thread");
+    return std::unexpected(Error::pool_failed);
+  }
   spdlog::debug("page pool: window {:#x}+{:#x}, {} chunk(s) of {} KiB", pc.window_gpa,
                 pc.window_size, pc.initial_chunks, p.chunk_size_kib);
   return {};
@@ -282,6 +296,11 @@ int Machine::run(const RunOptions& options) {
   install_kick_handler();
   for (auto& vcpu : vcpus_) {
     runners_.push_back(std::make_unique<VcpuRunner>(*vcpu, pio_, mmio_, *this, stop_));
+    if (config_.seccomp) {  // each vCPU thread confines itself before its first KVM_RUN
+      runners_.back()->set_thread_init([vm = vm_->fd(), fd = vcpu->fd()] {
+        sandbox::Seccomp::install_or_exit(sandbox::ThreadKind::vcpu, {.vm_fd = vm, .vcpu_fd = fd});
+      });
+    }
   }
   bool started = true;
   {
@@ -301,6 +320,11 @@ int Machine::run(const RunOptions& options) {
     start_latency_run(options.latency);
   } else {
     boost::asio::post(io_, [this] { lnics_->start(); });
+  }
+  // Setup is over: this thread runs the event loop, then teardown and the reports.
+  if (config_.seccomp) {
+    sandbox::Seccomp::install_or_exit(sandbox::ThreadKind::event_loop,
+                                      {.vm_fd = vm_->fd(), .vcpu_fd = vcpus_[0]->fd()});
   }
   for (;;) {
     try {

@@ -45,6 +45,7 @@
 #include "vmm/memory/guest_memory.h"
 #include "vmm/memory/layout.h"
 #include "vmm/memory/pool_sink.h"
+#include "vmm/memory/pool_worker.h"
 #include "vmm/net/lnic_set.h"
 #include "vmm/net/virtio_net_set.h"
 #include "vmm/vcpu_runner.h"
@@ -105,7 +106,8 @@ class Machine final : public devices::VmControl {
   std::unique_ptr<GuestMemory> memory_;
   std::unique_ptr<VmMemslotSink> pool_sink_;
   std::unique_ptr<alloc::PagePool> pool_;
-  Fd serial_file_;  // when serial output goes to a file
+  std::unique_ptr<PoolWorker> pool_worker_;  // after the pool: stopped before it goes
+  Fd serial_file_;                           // when serial output goes to a file
   std::unique_ptr<devices::FdOutput> serial_out_;
   std::unique_ptr<devices::ConsoleWatch> console_;  // Linux guests: between UART and output
   std::unique_ptr<Irqfd> com1_irq_;

@@ -37,7 +37,11 @@ constexpr const char* kExitStatusHelp =
     "          kernel panic (its last console lines on stderr)\n"
     "  4       KVM failure: entry failure, internal error, unknown exit\n"
     "  5       host resource error: no /dev/kvm, out of memory, cannot open a file, ...\n"
+    "  6       a thread made a system call outside its seccomp allow-list (one line on\n"
+    "          stderr names the thread kind and the call; --no-seccomp to debug)\n"
     "  130/143 stopped by SIGINT/SIGTERM (clean shutdown)\n";
+
+bool g_no_seccomp = false;  // --no-seccomp (both subcommands)
 
 std::expected<labyrinth::vmm::Config, int> load(const std::string& config_path,
                                                 const std::string& serial_out) {
@@ -48,6 +52,7 @@ std::expected<labyrinth::vmm::Config, int> load(const std::string& config_path,
     return std::unexpected(labyrinth::vmm::kExitUsage);
   }
   if (!serial_out.empty()) config->serial.output = serial_out;
+  config->seccomp = !g_no_seccomp;
   return *config;
 }
 
@@ -210,6 +215,8 @@ static int run_main(int argc, char** argv) {
   std::string metrics_path;
   run->add_option("--metrics", metrics_path,
                   "Write the page pool's and every lnic's counters as JSON to FILE at the end");
+  run->add_flag("--no-seccomp", g_no_seccomp,
+                "Do not confine the threads with seccomp filters (debugging only)");
   run->footer(kExitStatusHelp);
 
   double seconds = 10, floor_rate = 0;
@@ -230,6 +237,8 @@ static int run_main(int argc, char** argv) {
   lat->add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
+  lat->add_flag("--no-seccomp", g_no_seccomp,
+                "Do not confine the threads with seccomp filters (debugging only)");
   lat->footer(
       "Exit status: 0 report written; 2 usage/config error or the guest never enabled "
       "the NIC; otherwise as for `labyrinth run`.");

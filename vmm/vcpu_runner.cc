@@ -85,6 +85,7 @@ void VcpuRunner::join() {
 
 void VcpuRunner::run() {
   pthread_setname_np(pthread_self(), fmt::format("vcpu{}", vcpu_.index()).c_str());
+  if (thread_init_) thread_init_();
   while (!stop_.load(std::memory_order_acquire)) {  // pairs with the stopper's release store
     auto r = vcpu_.run();
     if (!r) {

@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <thread>
 
 #include "devices/bus/bus.h"
@@ -43,6 +44,8 @@ class VcpuRunner {
   VcpuRunner(const VcpuRunner&) = delete;
   VcpuRunner& operator=(const VcpuRunner&) = delete;
 
+  // Runs on the new thread before its first KVM_RUN (the vCPU's seccomp filter).
+  void set_thread_init(std::function<void()> init) { thread_init_ = std::move(init); }
   std::expected<void, Error> start();
   // Makes the thread leave KVM_RUN now. Thread-safe; call after setting the stop flag.
   void kick();
@@ -62,6 +65,7 @@ class VcpuRunner {
   const devices::Bus& mmio_;
   devices::VmControl& control_;
   const std::atomic<bool>& stop_;
+  std::function<void()> thread_init_;
   std::thread thread_;
   std::atomic<uint64_t> exits_{0};  // relaxed: a statistic
 };

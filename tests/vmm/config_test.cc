@@ -82,6 +82,18 @@ TEST_F(Config, RejectsUnknownKeys) {
   EXPECT_EQ(error_of(with("{}", R"(, "serial": {"baud": 9600})")), "serial.baud: unknown key");
 }
 
+// Found by tests/fuzz/config_fuzz (corpus/config_fuzz/escapes.json): keys and values are
+// echoed in the error, and a newline or an escape sequence in them made it several lines
+// (or drove the terminal). They are escaped now.
+TEST_F(Config, ErrorsEscapeControlCharactersInEchoedKeysAndValues) {
+  EXPECT_EQ(error_of(with(R"({"vcpu\ncount": 1})")), "machine-config.vcpu\\ncount: unknown key");
+  const std::string lnic =
+      R"(, "labyrinth": {"lnics": [{"backend": {"type": "udp\u001b[31m\t\\"}}]})";
+  EXPECT_EQ(error_of(with("{}", lnic)),
+            "labyrinth.lnics[0].backend.type: must be \"loopback\", \"pktgen\", \"udp\" or "
+            "\"tap\", got \"udp\\x1b[31m\\t\\\\\"");
+}
+
 TEST_F(Config, RejectsWrongTypes) {
   EXPECT_EQ(error_of(with(R"({"vcpu_count": "2"})")),
             "machine-config.vcpu_count: expected an integer, got a string");

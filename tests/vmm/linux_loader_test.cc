@@ -139,6 +139,25 @@ TEST(LinuxLoader, PlanChecksCommandLineInitrdAndRam) {
   EXPECT_NE(r.error().detail.find("init_size 240 MiB"), std::string::npos);
 }
 
+// Found by tests/fuzz/linux_fuzz (corpus/linux_fuzz/regression-initrd-below-kernel): a
+// header whose initrd_addr_max lies below the kernel's end made "room above the kernel"
+// wrap around (unsigned), and the initramfs went below the kernel — over the low BIOS
+// area and the MP table, under 1 MiB.
+TEST(LinuxLoader, PlanRejectsAnInitrdLimitBelowTheKernelsEnd) {
+  const MemoryLayout l = layout_of(128 * kMiB);
+  TestBzImage low_limit;
+  // Kernel at 16 MiB + 4 MiB init_size; initramfs must end at or below 0x14C000.
+  low_limit.set<uint32_t>(0x22C, 0x14BFFF);
+  const auto k = parse_linux_kernel(low_limit.bytes()).value();  // a valid header
+  for (const uint64_t size : {uint64_t{1}, uint64_t{kPage}, uint64_t{0xFF001}}) {
+    SCOPED_TRACE(size);
+    auto r = plan_linux_boot(k, l, size, "");
+    ASSERT_FALSE(r.has_value()) << "initramfs placed at " << std::hex << r->initrd_gpa;
+    EXPECT_EQ(r.error().field, "boot-source.initrd_path");
+  }
+  EXPECT_TRUE(plan_linux_boot(k, l, 0, "").has_value());  // no initramfs: nothing to place
+}
+
 TEST(LinuxLoader, E820MapReservesLowBiosAreaMmioGapAndPoolWindow) {
   auto e = linux_e820(layout_of(128 * kMiB));
   ASSERT_EQ(e.size(), 5u);

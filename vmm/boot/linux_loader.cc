@@ -187,7 +187,10 @@ std::expected<LinuxBootPlan, BootError> plan_linux_boot(const LinuxKernel& kerne
   if (initrd_size == 0) return plan;
   const uint64_t top = std::min(low_end, kernel.initrd_max_end) / kPage * kPage;
   const uint64_t rounded = align_up(initrd_size, kPage);
-  if (initrd_size > top || top - align_up(kernel_end, kPage) < rounded) {
+  // Above the kernel only: a limit below its end (initrd_addr_max is the image's word)
+  // leaves no room at all rather than a wrapped-around one.
+  const uint64_t floor = align_up(kernel_end, kPage);
+  if (initrd_size > top || top < floor || top - floor < rounded) {
     return std::unexpected(BootError{
         "boot-source.initrd_path",
         fmt::format("{} bytes do not fit between the kernel's end {:#x} and {:#x} (the lower of "

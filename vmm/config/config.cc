@@ -54,6 +54,30 @@ std::string_view kind_name(json::kind k) {
   return "unknown";
 }
 
+// text with control characters (< 0x20, 0x7F) and backslashes escaped as in C.
+std::string printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7F) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 0xF];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 // Reads the keys of one JSON object, checking names and types; the first problem is
 // kept and every later call becomes a no-op, so parse_* functions read straight down.
 class Section {
@@ -64,8 +88,10 @@ class Section {
   std::string field(std::string_view key) const {
     return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
   }
-  void fail(std::string_view key, std::string detail) {
-    if (!err_) err_ = ConfigError{field(key), std::move(detail)};
+  // Keys and values are echoed escaped: an error stays one printable line whatever the
+  // file holds (a key or string with a newline or a terminal escape sequence).
+  void fail(std::string_view key, const std::string& detail) {
+    if (!err_) err_ = ConfigError{printable(field(key)), printable(detail)};
   }
   bool ok() const { return !err_; }
 

@@ -77,6 +77,7 @@ struct Config {
   PoolSettings pool;
   std::vector<LnicSettings> lnics;  // labyrinth.lnics, at most LABYRINTH_MAX_DEVICES
   std::vector<NetworkInterface> network_interfaces;
+  bool seccomp = true;  // not a JSON key: the CLI's --no-seccomp clears it
 };
 
 struct ConfigError {
