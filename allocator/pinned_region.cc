@@ -71,8 +71,8 @@ std::expected<PinnedRegion, Error> PinnedRegion::create_at(std::byte* addr, size
   void* p = mmap(addr, bytes, PROT_READ | PROT_WRITE, flags, -1, 0);
   if (p == MAP_FAILED) {
     // A failed MAP_FIXED may already have removed the reservation there: restore it.
-    (void)mmap(addr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
-               -1, 0);
+    (void)mmap(addr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
+               0);
     return std::unexpected(backing == Backing::hugetlb ? Error::hugetlb_unavailable
                                                        : Error::pin_failed);
   }
