@@ -1020,15 +1020,12 @@ std::expected<Page, Error> PagePool::alloc_page_slow(uint32_t flags, OwnerId own
       m.count_violation(Error::bad_cache);
       return std::unexpected(Error::bad_cache);
     }
-    uint32_t n = cache->count.load(std::memory_order_relaxed);
+    // The fast path served every valid call that found a page in the loaded magazine:
+    // here it is empty.
+    const uint32_t n = m.reload(*cache);
     if (n == 0) {
-      n = m.reload(*cache);
-      if (n == 0) {
-        bump(cache->fail_exhausted);
-        return std::unexpected(Error::exhausted);
-      }
-    } else {
-      bump(cache->alloc_cache);
+      bump(cache->fail_exhausted);
+      return std::unexpected(Error::exhausted);
     }
     const uint32_t idx = cache->slots[n - 1];
     cache->count.store(n - 1, std::memory_order_relaxed);
@@ -1138,24 +1135,19 @@ std::expected<void, Error> PagePool::free_page_slow(const Page& page, OwnerId ow
     m.count_violation(ok.error());
     return ok;
   }
-  if (cache != nullptr && !m.cache_ok(cache)) {
+  // The fast path took every well-formed handle freed into a valid cache: a cache here is
+  // another pool's or a detached one.
+  if (cache != nullptr) {
     m.count_violation(Error::bad_cache);
     return std::unexpected(Error::bad_cache);
   }
   if (auto ok = m.take_back(page, owner); !ok) return ok;
   if (cfg_.zero_policy == ZeroPolicy::on_free) {
-    m.recycle_now(page.index, gen_low(page.generation), cache);
-  } else if (cache == nullptr) {
+    m.recycle_now(page.index, gen_low(page.generation), nullptr);
+  } else {
     uint32_t idx = page.index;
     m.push_dirty(&idx, 1);
     bump_shared(m.shared->frees_uncached);
-  } else {
-    // ZeroPolicy::worker: the page goes to the worker through this cache's ring.
-    uint32_t t = cache->dirty_tail.load(std::memory_order_relaxed);
-    m.queue_dirty(*cache, page.index, &t, m.ring_room(*cache, t, 1));
-    // release: the entry is written before the worker can see the new tail.
-    cache->dirty_tail.store(t, std::memory_order_release);
-    bump(cache->frees);
   }
   return {};
 }

@@ -160,50 +160,7 @@ BENCHMARK_CAPTURE(BM_1T_Pool, atomic_alloc_free_worker_zeroing, ZeroPolicy::work
     ->UseManualTime();
 BENCHMARK_CAPTURE(BM_1T_Pool, atomic_alloc_free_zero_on_free, ZeroPolicy::on_free)->UseManualTime();
 
-// The TSC here advances in steps of 26 ticks (10 ns) under nested virtualization, so a
-// single alloc+free pair is below the timer's resolution. This variant times runs of
-// 32 consecutive pairs and records the per-pair mean of each run: its percentiles are
-// those of 32-op means (resolution 0.3 ns), the honest way to state a median here.
-void BM_1T_Pool_Batched32(benchmark::State& state) {
-  Pool p = Pool::make(ZeroPolicy::worker, /*worker=*/false, g_slot_base);
-  g_slot_base += 16;
-  PagePool& pool = *p.pool;
-  PageCache* cache = pool.attach_cache().value();  // fresh pool: free slots
-  Histogram per_pair_x100;                         // hundredths of a tick
-  const uint64_t overhead = timer_overhead_ticks();
-  uint64_t total = 0, pairs = 0;
-  for (auto _ : state) {
-    uint64_t iter_ticks = 0;
-    for (size_t run = 0; run < kBatch / 32; ++run) {
-      const uint64_t t0 = rdtsc_ordered();
-      for (int i = 0; i < 32; ++i) {
-        auto page = pool.alloc_page(kGfpAtomicExclusive, kOwner, cache);
-        benchmark::DoNotOptimize(page);
-        if (page) (void)pool.free_page(*page, kOwner, cache);
-      }
-      const uint64_t t1 = rdtsc_ordered();
-      const uint64_t net = t1 - t0 > overhead ? t1 - t0 - overhead : 0;
-      per_pair_x100.record(net * 100 / 32);
-      iter_ticks += net;
-      total += net;
-      pairs += 32;
-    }
-    pool.run_worker_once();  // off the measured path
-    state.SetIterationTime(TscClock::instance().to_ns(iter_ticks) * 1e-9);
-  }
-  const TscClock& clk = TscClock::instance();
-  auto ns = [&](double pct) { return clk.to_ns(per_pair_x100.percentile(pct)) / 100.0; };
-  state.counters["ns_op"] = clk.to_ns(total) / static_cast<double>(pairs);
-  state.counters["p50"] = ns(50);
-  state.counters["p99"] = ns(99);
-  state.counters["p999"] = ns(99.9);
-  state.counters["max"] = clk.to_ns(per_pair_x100.max()) / 100.0;
-  state.SetItemsProcessed(static_cast<int64_t>(pairs));
-  pool.detach_cache(cache);
-}
-BENCHMARK(BM_1T_Pool_Batched32)->UseManualTime();
-
-// Per-pair percentiles of timed runs of 32 (as Batched32), for any one-thread design:
+// Per-pair percentiles of timed runs of 32, for any one-thread design:
 // body() does 32 alloc+free pairs.
 template <typename Body>
 void time_runs_of_32(benchmark::State& state, Body body, PagePool* pool = nullptr) {
@@ -234,6 +191,29 @@ void time_runs_of_32(benchmark::State& state, Body body, PagePool* pool = nullpt
   state.counters["max"] = clk.to_ns(per_pair_x100.max()) / 100.0;
   state.SetItemsProcessed(static_cast<int64_t>(pairs));
 }
+
+// The TSC here advances in steps of 26 ticks (10 ns) under nested virtualization, so a
+// single alloc+free pair is below the timer's resolution. This variant times runs of
+// 32 consecutive pairs and records the per-pair mean of each run: its percentiles are
+// those of 32-op means (resolution 0.3 ns), the honest way to state a median here.
+void BM_1T_Pool_Batched32(benchmark::State& state) {
+  Pool p = Pool::make(ZeroPolicy::worker, /*worker=*/false, g_slot_base);
+  g_slot_base += 16;
+  PagePool& pool = *p.pool;
+  PageCache* cache = pool.attach_cache().value();  // fresh pool: free slots
+  time_runs_of_32(
+      state,
+      [&] {
+        for (int i = 0; i < 32; ++i) {
+          auto page = pool.alloc_page(kGfpAtomicExclusive, kOwner, cache);
+          benchmark::DoNotOptimize(page);
+          if (page) (void)pool.free_page(*page, kOwner, cache);
+        }
+      },
+      &pool);
+  pool.detach_cache(cache);
+}
+BENCHMARK(BM_1T_Pool_Batched32)->UseManualTime();
 
 // The batch API: alloc_pages(32) then free_pages(32), the same checks per page (one CAS
 // per free), the flag/owner/cache checks and the ring publication once per batch.
