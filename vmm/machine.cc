@@ -39,6 +39,9 @@ Machine::~Machine() {
   stop_.store(true, std::memory_order_release);
   for (auto& r : runners_) r->kick();
   runners_.clear();
+  // No vCPU runs now: the devices, the pool and RAM below deregister without asking KVM
+  // to wait (vm.h, "Teardown"); vm_ goes last and its close releases everything.
+  if (vm_) vm_->begin_teardown();
 }
 
 std::expected<void, Error> Machine::build() {

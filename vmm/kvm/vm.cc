@@ -85,7 +85,7 @@ std::expected<void, Error> Vm::remove_memslot(uint32_t slot) {
   if (!slots_.is_used(slot)) return std::unexpected(Error::bad_memslot);
   kvm_userspace_memory_region region{};
   region.slot = slot;  // memory_size 0 deletes the slot
-  if (::ioctl(fd(), KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+  if (!tearing_down() && ::ioctl(fd(), KVM_SET_USER_MEMORY_REGION, &region) < 0) {
     return ioctl_failed("KVM_SET_USER_MEMORY_REGION (delete)");
   }
   slots_.release(slot);  // is_used() above: cannot fail
@@ -106,6 +106,7 @@ std::expected<void, Error> Vm::register_irqfd(int efd, uint32_t gsi) {
 }
 
 std::expected<void, Error> Vm::unregister_irqfd(int efd, uint32_t gsi) {
+  if (tearing_down()) return {};  // the VM fd's close releases it
   kvm_irqfd req{};
   req.fd = static_cast<uint32_t>(efd);
   req.gsi = gsi;
@@ -137,6 +138,7 @@ std::expected<void, Error> Vm::register_ioeventfd(int efd, uint64_t addr, uint32
 
 std::expected<void, Error> Vm::unregister_ioeventfd(int efd, uint64_t addr, uint32_t len, bool pio,
                                                     std::optional<uint64_t> datamatch) {
+  if (tearing_down()) return {};  // the VM fd's close releases it
   return ioeventfd(efd, addr, len, pio, datamatch, true);
 }
 
