@@ -283,12 +283,41 @@ bool in_rx_ring(uint64_t page) {
   return false;
 }
 
+// Lets the RX ring fill up (no polling meanwhile): the device then drops every frame
+// before it allocates, so no pool page changes hands until we consume again.
+bool wait_rx_full() {
+  const lnic_ring_header* h = g_nic.rx_header();
+  const uint64_t deadline = guest::tsc_deadline_ms(g_wait_ms);
+  while (__atomic_load_n(&h->prod, __ATOMIC_ACQUIRE) - g_nic.rx_cons() < g_nic.rx_entries()) {
+    if (guest::tsc_passed(deadline)) return false;
+    guest::pause();
+  }
+  return true;
+}
+
+// Waits until the device has consumed every RETURN entry we posted.
+bool wait_returns_consumed() {
+  const lnic_ring_header* h = g_nic.ret_header();
+  const uint64_t deadline = guest::tsc_deadline_ms(g_wait_ms);
+  while (__atomic_load_n(&h->cons, __ATOMIC_ACQUIRE) != g_nic.ret_prod()) {
+    if (guest::tsc_passed(deadline)) return false;
+    guest::pause();
+  }
+  return true;
+}
+
 void check_unowned() {
   const uint64_t pool = g_nic.pool_base(), size = g_nic.pool_size();
-  // The last page of the window (unbacked unless the pool grew to its maximum)
-  // and a page from the middle of the first chunks that we neither hold nor see
-  // in flight in the RX ring. (A page the device posted between this look and
-  // its processing of the return would be legitimately ours: small race.)
+  // The last page of the window (unbacked unless the pool grew to its maximum) and a
+  // page from the middle of the first chunks that we neither hold nor see in the RX
+  // ring. Picked and returned while the RX ring is full: the device delivers nothing
+  // then, so the page cannot become ours between this look and its processing of the
+  // return (under load that race made the check flaky: the return counted as stale).
+  g_nic.flush();
+  if (!wait_rx_full()) {
+    verdict("unowned", false, "the RX ring did not fill within wait_ms");
+    return;
+  }
   const uint64_t last = pool + size - 4096;
   uint64_t mid = 0;
   for (uint64_t p = pool + 64 * 4096; p < pool + size; p += 4096) {
@@ -302,6 +331,10 @@ void check_unowned() {
   g_nic.ring_ret_doorbell();
   guest::printf("%s: [unowned] returned never-received pages 0x%lx and 0x%lx, one doorbell\n", kWho,
                 last, mid);
+  if (!wait_returns_consumed()) {
+    verdict("unowned", false, "the device did not consume the returns within wait_ms");
+    return;
+  }
   settle();
   alive("unowned");
 }

@@ -141,12 +141,12 @@ TEST_F(LnicVmTest, HostileGuestIsCountedAndTheDeviceKeepsWorking) {
   EXPECT_EQ(r.status, 0) << r.out << r.err;  // the guest saw every check handled and frames flow
   const auto j = read_json(m);
   const auto& v = j.at("lnics").as_array()[0].at("violations").as_object();
-  EXPECT_GT(num(v.at("bad_address")), 0u);
-  EXPECT_GT(num(v.at("double_return")), 0u);
-  EXPECT_GT(num(v.at("not_owner")), 0u);
-  EXPECT_GT(num(v.at("stale")), 0u);
-  EXPECT_GT(num(v.at("bad_index")), 0u);
-  EXPECT_GT(num(v.at("rejected_config")), 0u);
+  EXPECT_GT(num(v.at("bad_address")), 0u) << r.out;
+  EXPECT_GT(num(v.at("double_return")), 0u) << r.out;
+  EXPECT_GT(num(v.at("not_owner")), 0u) << r.out;
+  EXPECT_GT(num(v.at("stale")), 0u) << r.out;
+  EXPECT_GT(num(v.at("bad_index")), 0u) << r.out;
+  EXPECT_GT(num(v.at("rejected_config")), 0u) << r.out;
   expect_exact_accounting(j);
 }
 
