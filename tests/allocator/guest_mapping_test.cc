@@ -103,7 +103,7 @@ std::vector<uint32_t> run_until_hlt(int vcpu, kvm_run* run) {
 
 TEST(PagePoolGuestMapping, GuestReadsWhatTheHostWroteThroughThePool) {
   auto vm = KvmVm::open();
-  if (!vm) GTEST_SKIP() << KvmVm::kSkipMessage;
+  ASSERT_TRUE(vm) << KvmVm::kMissingMessage;
 
   void* ram = mmap(nullptr, kRamSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(ram, MAP_FAILED);

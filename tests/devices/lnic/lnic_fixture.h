@@ -74,7 +74,7 @@ class LnicTest : public ::testing::Test {
  protected:
   void SetUp() override {
     vm_ = alloc::testing::KvmVm::open();
-    if (!vm_) GTEST_SKIP() << alloc::testing::KvmVm::kSkipMessage;
+    ASSERT_TRUE(vm_) << alloc::testing::KvmVm::kMissingMessage;
     sink_ = std::make_unique<alloc::KvmFdMemslotSink>(vm_->vm_fd(), 1, 8);
     make_pool(/*chunks=*/1, /*max=*/1);
   }

@@ -33,7 +33,8 @@ namespace json = boost::json;
 class LnicVmTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is not available: skipping";
+    ASSERT_EQ(access("/dev/kvm", R_OK | W_OK), 0)
+        << "/dev/kvm is needed (label lnic-kvm: run it in the test VM)";
     dir_ = std::filesystem::temp_directory_path() /
            ("lnic-vm-test-" + std::to_string(getpid()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
@@ -343,11 +344,11 @@ TEST_F(LnicVmTest, SeveralLnicsEachWithItsOwnWindowMacAndInterrupt) {
 // test creates (and removes); lnic_echo sends back what arrives on the tap; a packet
 // socket in the namespace sends frames in and reads the echoes.
 TEST_F(LnicVmTest, EchoGuestOverARealTapDeviceInItsOwnNamespace) {
-  if (access("/dev/net/tun", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/net/tun is not available";
-  if (std::system("command -v ip >/dev/null") != 0)
-    GTEST_SKIP() << "iproute2 (ip) is not installed";
+  ASSERT_EQ(access("/dev/net/tun", R_OK | W_OK), 0) << "/dev/net/tun is needed";
+  ASSERT_EQ(std::system("command -v ip >/dev/null"), 0)
+      << "iproute2 (ip) is needed (scripts/setup.sh)";
   const std::string ns = "lbvm-" + std::to_string(getpid());
-  if (std::system(("ip netns add " + ns).c_str()) != 0) GTEST_SKIP() << "cannot create a netns";
+  ASSERT_EQ(std::system(("ip netns add " + ns).c_str()), 0) << "cannot create a network namespace";
   const std::string cfg = config("lnic_echo", "mode=irq idle_ms=3000 wait_ms=20000",
                                  R"([{"backend": {"type": "tap", "host_dev_name": "lbtap0"}}])");
   Child vm = Child::spawn(
