@@ -101,14 +101,13 @@ bool parse(std::string_view s, uint64_t& out) {
 
 int main(int argc, char** argv) {
   uint64_t rounds = 21, batches = 200;
-  for (int i = 1; i < argc; ++i) {
+  for (int i = 1; i < argc; i += 2) {  // options come in pairs: --name value
     const std::string_view a = argv[i];
     uint64_t* target = a == "--rounds" ? &rounds : a == "--batches" ? &batches : nullptr;
     if (target == nullptr || i + 1 >= argc || !parse(argv[i + 1], *target)) {
       std::fprintf(stderr, "usage: seccomp_bench [--rounds N] [--batches N] (N > 0)\n");
       return 2;
     }
-    ++i;
   }
   Fd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   // Stand-ins for the VM and vCPU fds: the filter compares ioctl fds by number, so any
