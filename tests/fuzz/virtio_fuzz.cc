@@ -20,7 +20,8 @@
 // QueueError values; every frame it sent reached the TAP's peer (frames and bytes
 // agree with tx_frames/tx_bytes); it never delivered more frames than arrived. On the
 // known layout (after a well-formed bring-up, until a reset, a different activation,
-// or a store of the harness into a used ring): used.idx only moves forward, by at most
+// a store of the harness into a used ring, or an RX buffer over one of the rings, which
+// the device may then rewrite): used.idx only moves forward, by at most
 // a queue's worth; every new used element names a head < size; its length is 0 for TX
 // and for a chain a reference walk (the spec's rules, from RAM as it was before the
 // run) finds malformed or with a readable part, else 12 + a frame of at most 1514
