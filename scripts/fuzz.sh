@@ -19,7 +19,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=60 cpu_seconds=0 niceness=5 build=1 bindir=build-fuzz/fuzz out=build-fuzz
-all=(config_fuzz elf_fuzz linux_fuzz lnic_fuzz pio_fuzz c_api_fuzz)
+all=()  # every target there is: tests/fuzz/<target>.cc
+for f in tests/fuzz/*_fuzz.cc; do f=${f##*/}; all+=("${f%.cc}"); done
 targets=()
 while (($#)); do
   case "$1" in

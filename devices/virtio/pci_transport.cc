@@ -273,6 +273,15 @@ void VirtioPciTransport::write_status(uint8_t status) {
     reset_locked();
     return;
   }
+  // Bits only ever get added until the reset. Clearing DRIVER_OK and setting it again
+  // would activate the device a second time with the queues as queue_enable left them:
+  // it would take up chains it has given back already (a TX frame sent twice, a frame
+  // written into an RX buffer the driver owns again) and move used.idx backwards.
+  const auto driver_bits = static_cast<uint8_t>(status_ & ~kStatusNeedsReset);
+  if ((status & driver_bits) != driver_bits) {
+    metrics_.status_rejects.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
   if ((status & kStatusFeaturesOk) != 0 && (status_ & kStatusFeaturesOk) == 0) {
     const uint64_t offered = device_->features();
     if ((driver_features_ & ~offered) != 0 || (driver_features_ & kFVersion1) == 0) {
@@ -281,7 +290,7 @@ void VirtioPciTransport::write_status(uint8_t status) {
     }
   }
   const bool starting = (status & kStatusDriverOk) != 0 && (status_ & kStatusDriverOk) == 0;
-  status_ = status;
+  status_ = static_cast<uint8_t>(status | (status_ & kStatusNeedsReset));  // the device's bit
   if (!starting) return;
   std::vector<SplitQueue> queues;
   for (auto& q : queues_) {

@@ -19,7 +19,10 @@
 // The register side validates what the driver writes: features it was not offered (or
 // without VIRTIO_F_VERSION_1) leave FEATURES_OK clear; a queue whose size or ring
 // addresses SplitQueue::create rejects stays disabled; MSI-X messages go through
-// MsiLine::configure, which refuses unusable ones. Each is counted.
+// MsiLine::configure, which refuses unusable ones; a device status write that clears a
+// bit the driver set (virtio 1.2, 2.1.1: the driver MUST NOT; writing 0, the reset, is
+// the way back) is ignored, so the device is activated at most once per reset. Each is
+// counted.
 //
 //   auto t = std::make_shared<VirtioPciTransport>(net, ram, bar_gpa, msi_lines);
 //   pci.insert(slot, t);  mmio.insert(t, bar_gpa, VirtioPciTransport::kBarSize);
@@ -56,6 +59,7 @@ struct TransportMetrics {
   std::atomic<uint64_t> feature_rejects{0};  // FEATURES_OK refused
   std::atomic<uint64_t> queue_rejects{0};    // queue_enable with a bad size or ring address
   std::atomic<uint64_t> msi_rejects{0};      // an unmasked MSI-X entry with an unusable message
+  std::atomic<uint64_t> status_rejects{0};   // a status write that clears a bit (not a reset)
   std::atomic<uint64_t> activations{0}, resets{0};
 };
 

@@ -110,6 +110,7 @@ boost::json::array VirtioNetSet::metrics_json() const {
                                           {"features_rejected", t.feature_rejects.load()},
                                           {"queues_rejected", t.queue_rejects.load()},
                                           {"msi_rejected", t.msi_rejects.load()},
+                                          {"status_writes_rejected", t.status_rejects.load()},
                                           {"activations", t.activations.load()},
                                           {"resets", t.resets.load()}}},
         {"latency", r.json()}};

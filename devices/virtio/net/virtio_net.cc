@@ -93,6 +93,7 @@ void VirtioNet::on_reset() {
   irq_ = nullptr;
   held_ = 0;  // the frame is lost with the device state, as on real hardware
   batch_ = 0;
+  rx_returned_ = false;
   active_.store(false, std::memory_order_relaxed);
 }
 
@@ -127,7 +128,10 @@ void VirtioNet::process_rx() {
     }
     held_ = 0;
   }
-  if (batch_ != 0) {
+  // Any used entry needs the interrupt (virtio 1.2, 2.7.10: with flags 0 the device MUST
+  // notify), not only a delivered frame: a buffer given back empty (too small, malformed)
+  // the driver must see too, or it never reposts it and the RX queue runs dry.
+  if (batch_ != 0 || rx_returned_) {
     if (rx.needs_interrupt()) {
       irq_->signal_queue(kRxQueue);
       metrics_.irqs.inc();
@@ -137,6 +141,7 @@ void VirtioNet::process_rx() {
       latency_.host_rx.record(done > batch_ready_[i] ? done - batch_ready_[i] : 0);
     }
     batch_ = 0;
+    rx_returned_ = false;
   }
   if (delivered_all) {
     arm_tap();  // more may be waiting (a full batch) or come later
@@ -155,6 +160,7 @@ bool VirtioNet::deliver(SplitQueue& rx, std::span<const std::byte> frame) {
     if (!r) {
       count(r.error());
       if (r.error() == QueueError::avail_idx_jump) return false;  // corrupt ring: wait for a kick
+      rx_returned_ |= r.error() != QueueError::bad_head;  // pop() gave it back with length 0
       continue;
     }
     if (!*r) return false;
@@ -166,6 +172,7 @@ bool VirtioNet::deliver(SplitQueue& rx, std::span<const std::byte> frame) {
   if (chain_.readable != 0 || chain_.writable < total) {
     metrics_.rx_drop_too_small.inc();
     rx.push_used(chain_.head, 0);
+    rx_returned_ = true;
     return true;
   }
   // Scatter header then frame over the writable segments.

@@ -14,7 +14,8 @@
 // (t_ready = TSC after the read), a chain popped from the RX queue, header and frame
 // copied into its writable buffers, the chain put on the used ring; after a batch
 // (TAP empty, or 64 frames) the queue interrupt is signalled unless the driver
-// suppressed it, and host_rx records t_done - t_ready for each frame of the batch.
+// suppressed it, and host_rx records t_done - t_ready for each frame of the batch; a
+// buffer given back empty (too small, malformed) is signalled the same way.
 // With no RX buffer posted the frame is held and the TAP is not read (backpressure,
 // no drop) until the driver kicks the RX queue.
 // TX (event loop, on a kick): each chain's readable bytes minus the header are one
@@ -103,6 +104,7 @@ class VirtioNet final : public VirtioDevice, public std::enable_shared_from_this
   std::array<std::byte, 65536 + 16> tx_buf_{};
   std::array<uint64_t, kBatch> batch_ready_{};
   size_t batch_ = 0;
+  bool rx_returned_ = false;  // an RX chain went back empty since the last interrupt check
   SplitQueue::Chain chain_;
 
   NetMetrics metrics_;

@@ -3,6 +3,9 @@
 #include "devices/virtio/pci_transport.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <array>
 
 #include "tests/devices/virtio/net_fixture.h"
 
@@ -136,6 +139,35 @@ TEST_F(Transport, ResetStopsTheDevice) {
   EXPECT_FALSE(net_->active());
   EXPECT_EQ(drv_->status(), 0);
   bring_up();  // and it comes back
+}
+
+// Found by virtio_fuzz: DRIVER_OK cleared and set again (no reset) activated the device
+// a second time with the queues as queue_enable left them; it sent a TX frame it had
+// sent already and moved used.idx back.
+TEST_F(Transport, AStatusWriteThatClearsABitIsIgnoredSoTheDeviceStartsOncePerReset) {
+  bring_up();
+  constexpr uint8_t kRunning =
+      kStatusAcknowledge | kStatusDriver | kStatusFeaturesOk | kStatusDriverOk;
+  ram_.put(kBuf, VirtioNetHdr{});
+  desc(kTxDesc, 0, kBuf, 12 + 60, 0);
+  offer(kTxAvail, 0);
+  kick(VirtioNet::kTxQueue);
+  std::array<std::byte, 2048> got{};
+  ASSERT_EQ(::recv(peer_, got.data(), got.size(), 0), 60);
+  ASSERT_EQ(used_idx(kTxUsed), 1);
+  drv_->status(kRunning & ~kStatusDriverOk);
+  EXPECT_EQ(drv_->status(), kRunning) << "a cleared bit is not taken";
+  drv_->status(kRunning);
+  run();
+  EXPECT_EQ(transport_->metrics().status_rejects.load(), 1u);
+  EXPECT_EQ(transport_->metrics().activations.load(), 1u);
+  EXPECT_EQ(::recv(peer_, got.data(), got.size(), 0), -1) << "no frame sent twice";
+  EXPECT_EQ(used_idx(kTxUsed), 1);
+  EXPECT_TRUE(net_->active());
+  drv_->status(kRunning | kStatusFailed);  // adding a bit is fine
+  EXPECT_EQ(drv_->status(), kRunning | kStatusFailed);
+  bring_up();  // the reset is the way back
+  EXPECT_EQ(transport_->metrics().activations.load(), 2u);
 }
 
 }  // namespace

@@ -134,5 +134,37 @@ TEST_F(VirtioNetTest, ARxBufferTooSmallDropsTheFrameAndReturnsTheBuffer) {
   EXPECT_EQ(used(kRxUsed, 0).len, 0u);
 }
 
+// Found by virtio_fuzz: a chain given back without a frame (too small, malformed) left
+// the RX used ring changed with no interrupt, so a driver never learnt to repost it.
+TEST_F(VirtioNetTest, RxBuffersGivenBackEmptyAreSignalledLikeFrames) {
+  bring_up();
+  desc(kRxDesc, 0, kBuf, 100, kDescFWrite);  // too small for the frame
+  offer(kRxAvail, 0);
+  const auto f = frame(500, 1);
+  ASSERT_EQ(::send(peer_, f.data(), f.size(), 0), 500);
+  run();
+  ASSERT_EQ(used_idx(kRxUsed), 1);
+  EXPECT_EQ(net_->metrics().rx_drop_too_small.get(), 1u);
+  EXPECT_EQ(msi_[1].triggers.load(), 1) << "the buffer came back: the driver must hear of it";
+  // A malformed chain (an empty buffer), and no other: given back, signalled, the next
+  // frame waits for buffers.
+  desc(kRxDesc, 1, kBuf, 0, kDescFWrite);
+  offer(kRxAvail, 1);
+  ASSERT_EQ(::send(peer_, f.data(), f.size(), 0), 500);
+  kick(VirtioNet::kRxQueue);
+  ASSERT_EQ(used_idx(kRxUsed), 2);
+  EXPECT_EQ(used(kRxUsed, 1).len, 0u);
+  EXPECT_EQ(net_->metrics().bad_chains[static_cast<size_t>(QueueError::zero_length)].get(), 1u);
+  EXPECT_EQ(msi_[1].triggers.load(), 2);
+  EXPECT_EQ(net_->metrics().irqs.get(), 2u);
+  // With VIRTQ_AVAIL_F_NO_INTERRUPT the driver asked for none.
+  ram_.put<uint16_t>(kRxAvail, kAvailFNoInterrupt);
+  desc(kRxDesc, 2, kBuf, 100, kDescFWrite);
+  offer(kRxAvail, 2);
+  kick(VirtioNet::kRxQueue);
+  ASSERT_EQ(used_idx(kRxUsed), 3);
+  EXPECT_EQ(msi_[1].triggers.load(), 2);
+}
+
 }  // namespace
 }  // namespace labyrinth::devices::virtio
