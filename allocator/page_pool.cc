@@ -222,12 +222,17 @@ struct alignas(64) ChunkHot {
   std::atomic<uint32_t> state{kChunkEmpty};
 };
 
-// Shared counters and lists, pinned, each hot word on its own line.
+// Shared counters and lists, pinned.
 struct SharedHot {
+  // The depot's three words share one line: a refill (claim, pop a full magazine, push
+  // the empty one) and a flush (pop an empty magazine, push the full one, count it) each
+  // touch all three, so on separate lines every magazine exchange moved three lines
+  // between the cores; on one line it moves one, and the later two read-modify-writes hit
+  // the local cache.
   // [63:32] unclaimed full magazines | [31:0] unclaimed loose pages (see Claims above).
   alignas(64) std::atomic<uint64_t> depot{0};
-  alignas(64) std::atomic<uint64_t> full_head{make_head(kNil, 0, false)};  // magazine stacks
-  alignas(64) std::atomic<uint64_t> empty_head{make_head(kNil, 0, false)};
+  std::atomic<uint64_t> full_head{make_head(kNil, 0, false)};  // magazine stacks
+  std::atomic<uint64_t> empty_head{make_head(kNil, 0, false)};
   alignas(64) std::atomic<uint64_t> dirty_head{make_head(kNil, 0, false)};
   std::atomic<uint64_t> dirty_count{0};
   alignas(64) std::atomic<uint64_t> transfers{0};
@@ -755,6 +760,11 @@ struct PagePool::Impl {
     cache->count.store(n + 1, std::memory_order_relaxed);
     bump(cache->frees);
   }
+  // recycle_now out of line: the zeroing dwarfs a call, and the fast path around it then
+  // keeps its registers.
+  [[gnu::noinline]] void recycle_freed(uint32_t idx, uint32_t low, PageCache* cache) {
+    recycle_now(idx, low, cache);
+  }
   // Free entries in the cache's dirty ring at producer position t (>= want if the worker
   // made room: dirty_head is read only when the last view says there is too little).
   uint32_t ring_room(PageCache& c, uint32_t t, uint32_t want) {
@@ -1178,14 +1188,13 @@ std::expected<uint32_t, Error> PagePool::alloc_pages(uint32_t flags, OwnerId own
 std::expected<void, Error> PagePool::free_page(const Page& page, OwnerId owner, PageCache* cache) {
   Impl& m = *impl_;
   // The fast path: a handle whose every field matches its page exactly, freed into a
-  // valid cache under ZeroPolicy::worker. It is the same check as take_back's, folded: the
+  // valid cache. It is the same check as take_back's, folded: the
   // handle's fields against the pool (one compare each), then the descriptor word against
   // the one word the handle implies — {allocated, generation, owner}; owner kNoOwner
   // never matches, an allocated page always has an owner — and era against the
   // generation's upper bits. Anything else, every refusal included, goes to
   // free_page_slow, which checks again from the start, decides and counts.
-  if (cfg_.zero_policy == ZeroPolicy::worker && m.cache_ok(cache) &&
-      Impl::handle_matches(*cache, page)) [[likely]] {
+  if (m.cache_ok(cache) && Impl::handle_matches(*cache, page)) [[likely]] {
     const uint32_t idx = page.index;
     const uint64_t gen = page.generation;
     PageMeta& d = cache->pm[idx];
@@ -1197,7 +1206,11 @@ std::expected<void, Error> PagePool::free_page(const Page& page, OwnerId owner, 
         d.word.compare_exchange_strong(w, desc_word(kDirty, gen_low(gen), kNoOwner),
                                        std::memory_order_acq_rel, std::memory_order_acquire))
         [[likely]] {
-      m.queue_freed(*cache, idx, slot);
+      if (cfg_.zero_policy == ZeroPolicy::on_free) {
+        m.recycle_freed(idx, gen_low(gen), cache);
+      } else {
+        m.queue_freed(*cache, idx, slot);
+      }
       return {};
     }
   }
