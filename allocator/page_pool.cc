@@ -794,19 +794,18 @@ struct PagePool::Impl {
   // the cache's thread writes these fields, so the fast path reads them before its CAS
   // and after it only stores (a locked instruction waits for every older load).
   struct RingSlot {
-    uint32_t* entry;  // nullptr: the ring looks full (spill_freed decides)
+    uint32_t* entry;
     uint32_t tail;
+    bool full;  // the ring looks full (spill_freed decides)
   };
   static RingSlot ring_slot(const PageCache& c) {
     const uint32_t t = c.dirty_tail.load(std::memory_order_relaxed);
-    if (t - c.dirty_head_seen > c.ring_mask) [[unlikely]]
-      return {nullptr, t};
-    return {&c.dirty[t & c.ring_mask], t};
+    return {&c.dirty[t & c.ring_mask], t, t - c.dirty_head_seen > c.ring_mask};
   }
   // Queues taken-back page idx at s (ring_slot's answer) and publishes it, or spills it
   // to the shared list when the ring is full.
   void queue_freed(PageCache& c, uint32_t idx, RingSlot s) {
-    if (s.entry == nullptr) [[unlikely]] {
+    if (s.full) [[unlikely]] {
       spill_freed(c, idx, s.tail);
       return;
     }
