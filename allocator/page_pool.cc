@@ -164,30 +164,45 @@ enum ChunkState : uint32_t {
 
 }  // namespace
 
+// Per-page metadata (see the top of this file).
+struct PageMeta {
+  std::atomic<uint64_t> word;
+  std::atomic<uint32_t> next;
+  std::atomic<uint32_t> era;
+};
+static_assert(sizeof(PageMeta) == 16, "four pages' metadata per cache line");
+
 // Per-context cache. Lives in the pool's pinned metadata region; used by one thread
 // at a time (the context that attached it), read by stats() through relaxed atomics.
-// The first line is everything the atomic alloc/free fast path reads or writes.
+// The first two lines are everything the atomic alloc/free fast path reads or writes,
+// the pool's constants included (copies made at create()): the fast path's loads then
+// start from the cache pointer it was given, not from the pool object through its Impl.
 class alignas(64) PageCache {
  public:
   uint32_t* slots = nullptr;            // the loaded magazine's page indices
   std::atomic<uint32_t> count{0};       // pages in the loaded magazine
   std::atomic<uint32_t> prev_count{0};  // pages in the previous magazine: 0 or M
-  uint32_t loaded = 0;                  // magazine numbers
-  uint32_t prev = 0;
   // The pool while attached, nullptr while detached: written under Impl::attach_mu,
   // read by the atomic path (one load decides "this pool's cache, attached").
   std::atomic<PagePool::Impl*> pool{nullptr};
   std::atomic<uint32_t> dirty_tail{0};  // ring producer: entries written (free-running)
   uint32_t dirty_head_seen = 0;         // producer's last view of dirty_head
   uint32_t ring_mask = 0;
+  uint32_t pool_id = 0;       // the pool's constants (Impl's fields of the same names)
   uint32_t* dirty = nullptr;  // ring of freed pages for the worker (ring_mask + 1 entries)
-  uint32_t hint = 0;          // chunk where the last loose refill found pages
-  // Counters (owner-written).
-  alignas(64) std::atomic<uint64_t> alloc_cache{0};
+  PageMeta* pm = nullptr;
+  std::byte* host_base = nullptr;
+  // Second line: the rest of the constants, the fast path's counters (owner-written).
+  uint64_t window_gpa = 0;
+  uint32_t max_pages = 0;
+  uint32_t loaded = 0;  // magazine numbers
+  uint32_t prev = 0;
+  uint32_t hint = 0;  // chunk where the last loose refill found pages
+  std::atomic<uint64_t> alloc_cache{0};
+  std::atomic<uint64_t> frees{0};
   std::atomic<uint64_t> alloc_depot{0};
   std::atomic<uint64_t> alloc_reserve{0};
   std::atomic<uint64_t> fail_exhausted{0};
-  std::atomic<uint64_t> frees{0};
   std::atomic<uint64_t> refills{0};
   std::atomic<uint64_t> flushes{0};
   // Consumer side, own line: the worker's progress through the ring.
@@ -198,15 +213,8 @@ class alignas(64) PageCache {
     return dirty_tail.load(std::memory_order_relaxed) - h;
   }
 };
-static_assert(offsetof(PageCache, alloc_cache) == 64, "fast-path fields fit one line");
-
-// Per-page metadata (see the top of this file).
-struct PageMeta {
-  std::atomic<uint64_t> word;
-  std::atomic<uint32_t> next;
-  std::atomic<uint32_t> era;
-};
-static_assert(sizeof(PageMeta) == 16, "four pages' metadata per cache line");
+static_assert(offsetof(PageCache, window_gpa) == 64 && offsetof(PageCache, frees) < 128,
+              "fast-path fields fit two lines");
 
 // Hot chunk state read by the atomic path. Pinned, one cache line each.
 struct alignas(64) ChunkHot {
@@ -214,12 +222,17 @@ struct alignas(64) ChunkHot {
   std::atomic<uint32_t> state{kChunkEmpty};
 };
 
-// Shared counters and lists, pinned, each hot word on its own line.
+// Shared counters and lists, pinned.
 struct SharedHot {
+  // The depot's three words share one line: a refill (claim, pop a full magazine, push
+  // the empty one) and a flush (pop an empty magazine, push the full one, count it) each
+  // touch all three, so on separate lines every magazine exchange moved three lines
+  // between the cores; on one line it moves one, and the later two read-modify-writes hit
+  // the local cache.
   // [63:32] unclaimed full magazines | [31:0] unclaimed loose pages (see Claims above).
   alignas(64) std::atomic<uint64_t> depot{0};
-  alignas(64) std::atomic<uint64_t> full_head{make_head(kNil, 0, false)};  // magazine stacks
-  alignas(64) std::atomic<uint64_t> empty_head{make_head(kNil, 0, false)};
+  std::atomic<uint64_t> full_head{make_head(kNil, 0, false)};  // magazine stacks
+  std::atomic<uint64_t> empty_head{make_head(kNil, 0, false)};
   alignas(64) std::atomic<uint64_t> dirty_head{make_head(kNil, 0, false)};
   std::atomic<uint64_t> dirty_count{0};
   alignas(64) std::atomic<uint64_t> transfers{0};
@@ -611,6 +624,14 @@ struct PagePool::Impl {
     return {};
   }
 
+  // check_handle as one expression for the fast path, on a valid cache's copies of the
+  // pool's constants: true iff it would pass and the handle's host pointer is the page's.
+  static bool handle_matches(const PageCache& c, const Page& p) {
+    const uint64_t off = uint64_t{p.index} * kPageSize;
+    return p.pool_id == c.pool_id && p.index < c.max_pages && p.generation < kGenLimit &&
+           p.gpa == c.window_gpa + off && p.host == c.host_base + off;
+  }
+
   // Checks handle p (already through check_handle) against its page's word w, loaded
   // with acquire, for an ownership change by `owner`: ok iff w is {allocated, p's
   // generation, owner} and p.host is the page's.
@@ -671,7 +692,7 @@ struct PagePool::Impl {
   uint64_t advance_gen(uint32_t idx, uint64_t w) {
     const uint32_t low = (desc_gen(w) + 1) & kGenMask;
     uint32_t era = pm[idx].era.load(std::memory_order_relaxed);
-    if (low == 0) {
+    if (low == 0) [[unlikely]] {
       ++era;
       // published by the release store of the word that follows.
       pm[idx].era.store(era, std::memory_order_relaxed);
@@ -686,6 +707,19 @@ struct PagePool::Impl {
     // release: pairs with the acquire of a later free/transfer CAS by this owner.
     pm[idx].word.store(desc_word(kAllocated, gen_low(gen), owner), std::memory_order_release);
     return make_page(idx, gen);
+  }
+
+  // hand_out on a valid cache's copies of the pool's constants (the fast path).
+  static Page hand_out(const PageCache& c, uint32_t idx, OwnerId owner) {
+    PageMeta& d = c.pm[idx];
+    const uint32_t low = (desc_gen(d.word.load(std::memory_order_relaxed)) + 1) & kGenMask;
+    uint32_t era = d.era.load(std::memory_order_relaxed);
+    if (low == 0) [[unlikely]]
+      d.era.store(++era, std::memory_order_relaxed);  // published by the release below
+    // release: pairs with the acquire of a later free/transfer CAS by this owner.
+    d.word.store(desc_word(kAllocated, low, owner), std::memory_order_release);
+    const uint64_t off = uint64_t{idx} * kPageSize;
+    return Page{c.window_gpa + off, c.host_base + off, full_gen(era, low), idx, c.pool_id};
   }
 
   // ---- freeing ----
@@ -726,6 +760,11 @@ struct PagePool::Impl {
     cache->count.store(n + 1, std::memory_order_relaxed);
     bump(cache->frees);
   }
+  // recycle_now out of line: the zeroing dwarfs a call, and the fast path around it then
+  // keeps its registers.
+  [[gnu::noinline]] void recycle_freed(uint32_t idx, uint32_t low, PageCache* cache) {
+    recycle_now(idx, low, cache);
+  }
   // Free entries in the cache's dirty ring at producer position t (>= want if the worker
   // made room: dirty_head is read only when the last view says there is too little).
   uint32_t ring_room(PageCache& c, uint32_t t, uint32_t want) {
@@ -749,6 +788,38 @@ struct PagePool::Impl {
     c.dirty[*t & c.ring_mask] = idx;
     ++*t;
     return room - 1;
+  }
+
+  // ZeroPolicy::worker: where the next freed page goes in the cache's dirty ring. Only
+  // the cache's thread writes these fields, so the fast path reads them before its CAS
+  // and after it only stores (a locked instruction waits for every older load).
+  struct RingSlot {
+    uint32_t* entry;
+    uint32_t tail;
+    bool full;  // the ring looks full (spill_freed decides)
+  };
+  static RingSlot ring_slot(const PageCache& c) {
+    const uint32_t t = c.dirty_tail.load(std::memory_order_relaxed);
+    return {&c.dirty[t & c.ring_mask], t, t - c.dirty_head_seen > c.ring_mask};
+  }
+  // Queues taken-back page idx at s (ring_slot's answer) and publishes it, or spills it
+  // to the shared list when the ring is full.
+  void queue_freed(PageCache& c, uint32_t idx, RingSlot s) {
+    if (s.full) [[unlikely]] {
+      spill_freed(c, idx, s.tail);
+      return;
+    }
+    *s.entry = idx;
+    // release: the entry is written before the worker can see the new tail.
+    c.dirty_tail.store(s.tail + 1, std::memory_order_release);
+    bump(c.frees);
+  }
+  // queue_freed's full-ring case, out of line: look at the worker's progress again.
+  [[gnu::noinline, gnu::cold]] void spill_freed(PageCache& c, uint32_t idx, uint32_t t) {
+    uint32_t next = t;
+    queue_dirty(c, idx, &next, ring_room(c, t, 1));
+    c.dirty_tail.store(next, std::memory_order_release);
+    bump(c.frees);
   }
 
   // ---- worker jobs (worker_mu held) ----
@@ -883,6 +954,11 @@ std::expected<std::unique_ptr<PagePool>, Error> PagePool::create(const PoolConfi
     new (&m.caches[i]) PageCache();
     m.caches[i].dirty = rings + size_t{cfg.dirty_ring} * i;
     m.caches[i].ring_mask = cfg.dirty_ring - 1;
+    m.caches[i].pool_id = m.pool_id;
+    m.caches[i].pm = m.pm;
+    m.caches[i].host_base = m.host_base;
+    m.caches[i].window_gpa = cfg.window_gpa;
+    m.caches[i].max_pages = m.max_pages;
   }
   m.cold.resize(cfg.max_chunks);
 
@@ -998,10 +1074,10 @@ std::expected<Page, Error> PagePool::alloc_page(uint32_t flags, OwnerId owner, P
   if (flags == kGfpAtomicExclusive && owner != kNoOwner && m.cache_ok(cache)) [[likely]] {
     const uint32_t n = cache->count.load(std::memory_order_relaxed);
     if (n != 0) [[likely]] {
-      bump(cache->alloc_cache);
       const uint32_t idx = cache->slots[n - 1];
       cache->count.store(n - 1, std::memory_order_relaxed);
-      return m.hand_out(idx, owner);
+      bump(cache->alloc_cache);
+      return Impl::hand_out(*cache, idx, owner);
     }
   }
   return alloc_page_slow(flags, owner, cache);
@@ -1110,22 +1186,34 @@ std::expected<uint32_t, Error> PagePool::alloc_pages(uint32_t flags, OwnerId own
 
 std::expected<void, Error> PagePool::free_page(const Page& page, OwnerId owner, PageCache* cache) {
   Impl& m = *impl_;
-  // The fast path: a well-formed handle freed into a valid cache; the CAS decides.
-  if (cache == nullptr || !m.cache_ok(cache) || !m.check_handle(page)) [[unlikely]] {
-    return free_page_slow(page, owner, cache);
+  // The fast path: a handle whose every field matches its page exactly, freed into a
+  // valid cache. It is the same check as take_back's, folded: the
+  // handle's fields against the pool (one compare each), then the descriptor word against
+  // the one word the handle implies — {allocated, generation, owner}; owner kNoOwner
+  // never matches, an allocated page always has an owner — and era against the
+  // generation's upper bits. Anything else, every refusal included, goes to
+  // free_page_slow, which checks again from the start, decides and counts.
+  if (m.cache_ok(cache) && Impl::handle_matches(*cache, page)) [[likely]] {
+    const uint32_t idx = page.index;
+    const uint64_t gen = page.generation;
+    PageMeta& d = cache->pm[idx];
+    const Impl::RingSlot slot = Impl::ring_slot(*cache);
+    // acquire, then era: as in take_back (the era read belongs to this word).
+    uint64_t w = d.word.load(std::memory_order_acquire);
+    if (w == desc_word(kAllocated, gen_low(gen), owner) &&
+        d.era.load(std::memory_order_relaxed) == gen_era(gen) &&
+        d.word.compare_exchange_strong(w, desc_word(kDirty, gen_low(gen), kNoOwner),
+                                       std::memory_order_acq_rel, std::memory_order_acquire))
+        [[likely]] {
+      if (cfg_.zero_policy == ZeroPolicy::on_free) {
+        m.recycle_freed(idx, gen_low(gen), cache);
+      } else {
+        m.queue_freed(*cache, idx, slot);
+      }
+      return {};
+    }
   }
-  if (auto ok = m.take_back(page, owner); !ok) [[unlikely]]
-    return ok;
-  if (cfg_.zero_policy == ZeroPolicy::on_free) {
-    m.recycle_now(page.index, gen_low(page.generation), cache);
-    return {};
-  }
-  uint32_t t = cache->dirty_tail.load(std::memory_order_relaxed);
-  m.queue_dirty(*cache, page.index, &t, m.ring_room(*cache, t, 1));
-  // release: the entry is written before the worker can see the new tail.
-  cache->dirty_tail.store(t, std::memory_order_release);
-  bump(cache->frees);
-  return {};
+  return free_page_slow(page, owner, cache);
 }
 
 std::expected<void, Error> PagePool::free_page_slow(const Page& page, OwnerId owner,
@@ -1135,15 +1223,15 @@ std::expected<void, Error> PagePool::free_page_slow(const Page& page, OwnerId ow
     m.count_violation(ok.error());
     return ok;
   }
-  // The fast path took every well-formed handle freed into a valid cache: a cache here is
-  // another pool's or a detached one.
-  if (cache != nullptr) {
+  if (cache != nullptr && !m.cache_ok(cache)) {  // another pool's cache or a detached one
     m.count_violation(Error::bad_cache);
     return std::unexpected(Error::bad_cache);
   }
   if (auto ok = m.take_back(page, owner); !ok) return ok;
   if (cfg_.zero_policy == ZeroPolicy::on_free) {
-    m.recycle_now(page.index, gen_low(page.generation), nullptr);
+    m.recycle_now(page.index, gen_low(page.generation), cache);
+  } else if (cache != nullptr) {
+    m.queue_freed(*cache, page.index, Impl::ring_slot(*cache));
   } else {
     uint32_t idx = page.index;
     m.push_dirty(&idx, 1);

@@ -28,14 +28,17 @@
 //   PageCache    per-context pair of magazines (arrays of cache_capacity/2 clean page
 //                indices: a loaded one and a previous one, full or empty, as in Bonwick's
 //                magazine allocator) plus a single-producer ring of freed (dirty) pages
-//                that the worker drains; lives in pinned memory. The fast path touches
-//                only the cache's own line, its loaded magazine and the page descriptor.
+//                that the worker drains; lives in pinned memory, with copies of the
+//                pool's constants. The fast path touches only the cache's first two
+//                lines, its loaded magazine (or ring) and the page descriptor.
 //   depot        a lock-free stack of FULL magazines (a refill or a flush moves a whole
 //                magazine in one CAS, no linked walk), a stack of empty ones, one
 //                lock-free stack of loose clean pages per chunk (fresh chunks, odd
 //                remainders), and one atomic word counting unclaimed full magazines and
 //                loose pages (allocators claim before popping, which is how the atomic
-//                reserve and exhaustion are decided).
+//                reserve and exhaustion are decided). That word and the two magazine
+//                stacks' heads share one cache line: a magazine exchange moves one line
+//                between the cores, not three.
 //   dirty list   lock-free stack of freed pages awaiting zeroing by the worker.
 //   worker       background thread: zeroes dirty pages, grows the pool below the low
 //                watermark (new chunk = new memslot) up to max_chunks — and by a chunk
