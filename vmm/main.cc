@@ -120,14 +120,21 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
   const double drift_us = alloc::TscClock::instance().to_ns(static_cast<uint64_t>(
                               std::llabs((*machine)->tsc_offset_end().offset - tsc.offset))) /
                           1000.0;
-  // Stable: KVM's attribute agreed with the measured pair at the start and the offset
+  // Stamps that map to before the event they answer: the offset was off while they
+  // were taken, even when it is back where it started by the end (KVM's catch-up moves
+  // the guest TSC behind and forward again while the vCPU thread waits for a CPU).
+  const uint64_t early = m.guest_stamp_early.get() + m.floor_early.get();
+  const uint64_t stamps = early + lat.guest.count() + lat.floor.count();
+  // Stable: KVM's attribute agreed with the measured pair at the start, the offset
   // moved by at most 10 us over the run (under QEMU TCG KVM rewrites it at every vCPU
-  // load, and the guest and floor spans then carry that error).
-  const bool tsc_stable = tsc.from_attribute && drift_us <= 10;
+  // load, and the guest and floor spans then carry that error) and at most 1% of the
+  // guest's stamps were early.
+  const bool tsc_stable = tsc.from_attribute && drift_us <= 10 && early * 100 <= stamps;
   {
-    char drift[128];
+    char drift[192];
     (void)std::snprintf(
-        drift, sizeof drift, "%.1f us over the run%s", drift_us,
+        drift, sizeof drift, "%.1f us over the run, %lu of %lu guest stamps early%s", drift_us,
+        static_cast<unsigned long>(early), static_cast<unsigned long>(stamps),
         tsc_stable ? "" : " (offset unstable: guest and floor spans carry its error)");
     r.note("guest TSC offset drift", drift);
   }
@@ -145,7 +152,20 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
   r.add("guest", "frame ready (scheduled) -> guest interrupt handler entry (guest TSC)", lat.guest,
         m.rx_drops());
   r.add("floor", "irqfd signalled at its scheduled time -> guest handler entry, no device work",
-        lat.floor, m.floor_missed.get());
+        lat.floor, m.floor_missed.get() + m.floor_early.get());
+  // A floor is sent only when the guest has answered the previous one: a guest (or a
+  // host) slower than the floor rate answers few of them, and the report says so.
+  const uint64_t floor_ticks = m.floor_sent.get() + m.floor_missed.get();
+  if (m.floor_missed.get() * 2 > floor_ticks) {
+    char thin[224];
+    (void)std::snprintf(thin, sizeof thin,
+                        "%lu of %lu floor ticks sent, %lu skipped because the guest had not "
+                        "answered the previous floor: the host is slower than the floor rate",
+                        static_cast<unsigned long>(m.floor_sent.get()),
+                        static_cast<unsigned long>(floor_ticks),
+                        static_cast<unsigned long>(m.floor_missed.get()));
+    r.note("floor samples", thin);
+  }
   const double floor50 = static_cast<double>(lat.floor.percentile(50));
   const double floor99 = static_cast<double>(lat.floor.percentile(99));
   char buf[160];
@@ -165,7 +185,9 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
   std::cout << r.table();
   std::cout << "rx_frames " << m.rx_frames.get() << ", drops " << m.rx_drops() << ", violations "
             << m.violations() << ", pages with guest " << nic.pages_with_guest()
-            << ", early guest stamps " << m.guest_stamp_early.get() << "\n";
+            << ", early guest stamps " << m.guest_stamp_early.get() << ", floors sent "
+            << m.floor_sent.get() << " (missed " << m.floor_missed.get() << ", early "
+            << m.floor_early.get() << ")\n";
   if (!json_path.empty()) {
     auto j = r.json();
     j["metrics"] = (*machine)->metrics_json();

@@ -50,7 +50,10 @@ struct LnicMetrics {
   Counter config_errors;    // ENABLE rejected a ring or MSI setting
   Counter enables, resets;
   // Latency floor (event loop).
-  Counter floor_sent, floor_missed;
+  Counter floor_sent;
+  Counter floor_missed;  // not sent: the guest had not answered the previous one yet
+  Counter floor_early;   // answered, but the guest stamp maps to before the send: the
+                         // guest TSC offset moved during the run (no sample)
 
   uint64_t violations() const {
     return viol_bad_address.get() + viol_not_owner.get() + viol_double_free.get() +

@@ -49,11 +49,12 @@ uint32_t Lnic::read_reg(uint32_t offset) {
   switch (offset) {
     case LNIC_REG_MAGIC:
       return LNIC_MAGIC;
-    // NOLINTNEXTLINE(bugprone-branch-clone): equal to LNIC_F_TIMESTAMPS by chance
     case LNIC_REG_VERSION:
       return LNIC_VERSION;
     case LNIC_REG_FEATURES:
-      return LNIC_F_TIMESTAMPS;
+      return LNIC_F_TIMESTAMPS | LNIC_F_VIOLATIONS;
+    case LNIC_REG_VIOLATIONS:  // counters are written by the event loop: relaxed loads
+      return static_cast<uint32_t>(metrics_.violations());
     case LNIC_REG_STATUS:
       return regs_.status;
     case LNIC_REG_CONFIG_ERROR:

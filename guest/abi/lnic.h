@@ -88,6 +88,11 @@ enum lnic_reg {
   LNIC_REG_MSI_ADDR_LO = 0x050,
   LNIC_REG_MSI_ADDR_HI = 0x054,
   LNIC_REG_MSI_DATA = 0x058,
+  /* RO  guest protocol violations the device counted and refused to act on (bad
+   * returned addresses, returns of pages the guest does not hold, stale or double
+   * returns, ring indices beyond a ring's size, bad TX descriptors): low 32 bits.
+   * Lets a driver (or a test guest) see that the device noticed. LNIC_F_VIOLATIONS. */
+  LNIC_REG_VIOLATIONS = 0x060,
   LNIC_REG_RET_DOORBELL = 0x080, /* WO  any value: RETURN ring has new entries */
   LNIC_REG_TX_DOORBELL = 0x084,  /* WO  any value: TX ring has new entries */
   /* Latency floor (no device work in the path): writing LNIC_REG_FLOOR_ARM makes the
@@ -97,6 +102,7 @@ enum lnic_reg {
 };
 
 #define LNIC_F_TIMESTAMPS 0x1u /* completions carry t_ready / t_posted */
+#define LNIC_F_VIOLATIONS 0x2u /* LNIC_REG_VIOLATIONS is implemented */
 
 #define LNIC_STATUS_RUNNING 0x1u
 #define LNIC_STATUS_CONFIG_ERROR 0x2u

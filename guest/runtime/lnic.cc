@@ -41,8 +41,6 @@ constexpr uint64_t kOwnedWords = (4ull << 30) / kPageSize / 64;
 alignas(4096)
     __attribute__((section(".noinit.lnic_owned"))) uint64_t g_owned_bits[kLnicMaxNics][kOwnedWords];
 
-constexpr uint64_t kStallMs = 1000;
-
 void* arena_alloc(uint64_t bytes) {
   bytes = (bytes + kPageSize - 1) & ~(kPageSize - 1);
   if (bytes > kArenaBytes - g_arena_used) return nullptr;
@@ -175,6 +173,8 @@ const char* lnic_reg_name(uint32_t offset) {
       return "MSI_ADDR_HI";
     case LNIC_REG_MSI_DATA:
       return "MSI_DATA";
+    case LNIC_REG_VIOLATIONS:
+      return "VIOLATIONS";
     case LNIC_REG_RET_DOORBELL:
       return "RET_DOORBELL";
     case LNIC_REG_TX_DOORBELL:
@@ -327,6 +327,7 @@ LnicError Lnic::bring_up(const LnicOptions& o, LnicRxCallback callback, void* co
   poll_mode_ = o.poll;
   ret_doorbell_batch_ = o.ret_doorbell_batch;
   rx_budget_ = o.rx_budget != 0 ? o.rx_budget : o.rx_entries;
+  stall_ms_ = o.stall_ms != 0 ? o.stall_ms : LnicOptions{}.stall_ms;
   log_limit_ = o.log_limit;
   account_busy_ = o.account_busy;
   rx_size_ = o.rx_entries;
@@ -568,14 +569,19 @@ bool Lnic::ret_space() {
   ++stats_.ret_full_waits;
   publish_ret();
   ring_ret_doorbell();
-  const uint64_t deadline = tsc_deadline_ms(kStallMs);
+  const uint64_t t0 = rdtsc();
+  const uint64_t deadline = tsc_deadline_ms(stall_ms_);
   for (uint32_t spin = 1;; ++spin) {
     refresh_ret_cons();
-    if (lnic::ring_used(ret_prod_, ret_cons_seen_) < ret_size_) return true;
+    if (lnic::ring_used(ret_prod_, ret_cons_seen_) < ret_size_) {
+      const uint64_t waited_us = tsc_to_us(rdtsc() - t0);
+      if (waited_us > stats_.ret_wait_max_us) stats_.ret_wait_max_us = waited_us;
+      return true;
+    }
     pause();
     if (spin % 64 == 0 && tsc_passed(deadline)) break;  // RDTSC is an exit: not every spin
   }
-  fault(LnicFault::kStall, "RETURN ring full for %lu ms (prod %u, device cons %u)", kStallMs,
+  fault(LnicFault::kStall, "RETURN ring full for %lu ms (prod %u, device cons %u)", stall_ms_,
         ret_prod_, ret_cons_seen_);
   return false;
 }
@@ -716,15 +722,15 @@ bool Lnic::tx_space(bool need_buffer) {
   reclaim_tx();
   if (fits()) return true;
   if (tx_unrung_ != 0) ring_tx_doorbell();
-  const uint64_t deadline = tsc_deadline_ms(kStallMs);
+  const uint64_t deadline = tsc_deadline_ms(stall_ms_);
   for (uint32_t spin = 1;; ++spin) {
     reclaim_tx();
     if (fits()) return true;
     pause();
     if (spin % 64 == 0 && tsc_passed(deadline)) break;
   }
-  fault(LnicFault::kStall, "TX ring not consumed for %lu ms (prod %u, cons %u)", kStallMs, tx_prod_,
-        tx_clean_);
+  fault(LnicFault::kStall, "TX ring not consumed for %lu ms (prod %u, cons %u)", stall_ms_,
+        tx_prod_, tx_clean_);
   return false;
 }
 
@@ -848,12 +854,12 @@ void Lnic::print_stats(const char* who) const {
            s.rx_frames != 0 ? tsc_to_us(s.busy_cycles) * 1000 / s.rx_frames : 0);
   }
   printf(
-      "%s: lnic%u returns=%lu ret_doorbells=%lu ret_full_waits=%lu returns_lost=%lu "
-      "pages_held=%lu | tx frames=%lu bytes=%lu completed=%lu doorbells=%lu full=%lu | "
-      "floor armed=%lu seen=%lu\n",
-      who, index_, s.returns, s.ret_doorbells, s.ret_full_waits, s.returns_lost, owned_.owned(),
-      s.tx_frames, s.tx_bytes, s.tx_completed, s.tx_doorbells, s.tx_full, s.floor_armed,
-      s.floor_irqs);
+      "%s: lnic%u returns=%lu ret_doorbells=%lu ret_full_waits=%lu ret_wait_max_us=%lu "
+      "returns_lost=%lu pages_held=%lu | tx frames=%lu bytes=%lu completed=%lu doorbells=%lu "
+      "full=%lu | floor armed=%lu seen=%lu\n",
+      who, index_, s.returns, s.ret_doorbells, s.ret_full_waits, s.ret_wait_max_us, s.returns_lost,
+      owned_.owned(), s.tx_frames, s.tx_bytes, s.tx_completed, s.tx_doorbells, s.tx_full,
+      s.floor_armed, s.floor_irqs);
   if (s.device_faults() != 0) {
     printf("%s: lnic%u DEVICE FAULTS %lu:", who, index_, s.device_faults());
     for (uint32_t k = 0; k < static_cast<uint32_t>(LnicFault::kCount); ++k) {

@@ -603,6 +603,7 @@ TEST(LnicDriver, DeviceRetConsBeyondProdIsReported) {
   Seen seen;
   LnicOptions o = small(true);
   o.ret_entries = 8;
+  o.stall_ms = 200;
   ASSERT_EQ(nic.init(dev.info(), 0, o, record, &seen), LnicError::kNone);
   for (uint32_t i = 0; i < 8; ++i) dev.post(i);
   nic.poll();
@@ -654,12 +655,14 @@ TEST(LnicDriver, TxCopyUsesDriverBuffersAndReclaims) {
 TEST(LnicDriver, TxBuffersExhaustedWaitThenFail) {
   FakeDevice dev;
   Lnic nic;
-  ASSERT_EQ(nic.init(dev.info(), 0, small(true), nullptr, nullptr), LnicError::kNone);
+  LnicOptions o = small(true);
+  o.stall_ms = 300;
+  ASSERT_EQ(nic.init(dev.info(), 0, o, nullptr, nullptr), LnicError::kNone);
   uint8_t frame[64] = {};
   for (int i = 0; i < 8; ++i) ASSERT_TRUE(nic.send_copy(frame, 64));
   const auto t0 = std::chrono::steady_clock::now();
-  EXPECT_FALSE(nic.send_copy(frame, 64));  // device never consumes: 1 s stall
-  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(900));
+  EXPECT_FALSE(nic.send_copy(frame, 64));  // device never consumes: a stall_ms stall
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(270));
   EXPECT_EQ(nic.stats().tx_full, 1u);
   EXPECT_EQ(fault(nic, LnicFault::kStall), 1u);
   EXPECT_EQ(nic.stats().tx_doorbells, 1u);  // it told the device before waiting

@@ -143,6 +143,9 @@ boost::json::array LnicSet::metrics_json() const {
     j["irqs"] = m.irqs.get();
     j["pages_returned"] = m.pages_returned.get();
     j["guest_samples_early"] = m.guest_stamp_early.get();
+    j["floor"] = boost::json::object{{"sent", m.floor_sent.get()},
+                                     {"missed", m.floor_missed.get()},
+                                     {"early", m.floor_early.get()}};
     j["pages_with_guest"] = n.pages_with_guest();
     j["doorbells"] =
         boost::json::object{{"return", m.ret_doorbells.get()}, {"tx", m.tx_doorbells.get()}};

@@ -17,6 +17,8 @@ std::vector<uint8_t> frame_of(size_t n, uint8_t seed) {
 TEST_F(LnicTest, IdentifiesItself) {
   EXPECT_EQ(rd(LNIC_REG_MAGIC), LNIC_MAGIC);
   EXPECT_EQ(rd(LNIC_REG_VERSION), LNIC_VERSION);
+  EXPECT_EQ(rd(LNIC_REG_FEATURES), LNIC_F_TIMESTAMPS | LNIC_F_VIOLATIONS);
+  EXPECT_EQ(rd(LNIC_REG_VIOLATIONS), 0u);
   EXPECT_EQ(rd(LNIC_REG_MAC_LO), 0x00424C02u);
   EXPECT_EQ(rd(LNIC_REG_MAC_HI), 0x0700u);
   EXPECT_EQ(rd(LNIC_REG_STATUS), 0u);
@@ -197,6 +199,7 @@ TEST_F(LnicTest, HostileReturnsAreCountedAndChangeNothing) {
   return_pages({devpage.gpa});  // a page owned by someone else
   const LnicMetrics& m = nic_->metrics();
   EXPECT_EQ(m.pages_returned.get(), 1u);
+  EXPECT_EQ(rd(LNIC_REG_VIOLATIONS), 7u);   // the guest can see that the device noticed
   EXPECT_EQ(m.viol_double_free.get(), 1u);  // a twice
   EXPECT_EQ(m.viol_bad_address.get(), 4u);
   EXPECT_EQ(m.viol_not_owner.get(), 2u);  // the never-given free page + the device's page
@@ -205,6 +208,7 @@ TEST_F(LnicTest, HostileReturnsAreCountedAndChangeNothing) {
   hdr(kRetRing)->prod += 1000;
   nic_->on_return_doorbell();
   EXPECT_EQ(m.viol_bad_index.get(), 1u);
+  EXPECT_EQ(rd(LNIC_REG_VIOLATIONS), 8u);
   EXPECT_EQ(m.pages_returned.get(), 1u);
   hdr(kRetRing)->prod -= 1000;
   // b is still the guest's and can be returned properly.
@@ -357,6 +361,22 @@ TEST_F(LnicTest, FloorSignalsAndMeasuresWithoutDeviceWork) {
   run_loop();
   EXPECT_EQ(nic_->metrics().floor_missed.get(), 1u);
   EXPECT_EQ(pool_->stats().in_use, 0u);  // no page involved
+}
+
+TEST_F(LnicTest, FloorAnsweredBeforeItWasSentIsCountedEarlyNotMeasured) {
+  bring_up();
+  auto* h = hdr(kRxRing);
+  wr(LNIC_REG_FLOOR_ARM, 1);
+  run_loop();
+  ASSERT_NE(h->floor_t_sent, 0u);
+  // A guest stamp that maps to before the send: the guest TSC offset moved meanwhile.
+  h->floor_guest_tsc = h->floor_t_sent - 500;
+  wr(LNIC_REG_FLOOR_ARM, 1);  // collects the answer, then sends the next floor
+  run_loop();
+  EXPECT_EQ(nic_->latency().floor.count(), 0u);
+  EXPECT_EQ(nic_->metrics().floor_early.get(), 1u);
+  EXPECT_EQ(nic_->metrics().floor_missed.get(), 0u);
+  EXPECT_EQ(nic_->metrics().floor_sent.get(), 2u);
 }
 
 // Validation of the measurement: a delay of known size on the RX path shows up in the
