@@ -85,8 +85,14 @@ finish_linux_vm() {
 # A failed run must not leave the background VM behind.
 stop_linux_vm() {
   [[ -n $linux_pid ]] || return 0
-  local pgid
-  pgid="$(cat "$linux_dir/ctest-linux.pgid" 2>/dev/null || true)"
+  local pgid="" i
+  # The background subshell writes the pgid right after it starts setsid: a failure in
+  # the first instants after start_linux_vm may get here before it has.
+  for ((i = 0; i < 50; ++i)); do
+    pgid="$(cat "$linux_dir/ctest-linux.pgid" 2>/dev/null || true)"
+    [[ -n $pgid ]] || ! kill -0 "$linux_pid" 2>/dev/null && break
+    sleep 0.1
+  done
   [[ -n $pgid ]] && kill -- "-$pgid" 2>/dev/null
   kill "$linux_pid" 2>/dev/null || true
 }
