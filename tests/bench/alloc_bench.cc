@@ -604,6 +604,55 @@ void BM_2T_Pool_CrossThreadFree(benchmark::State& state) {
 }
 BENCHMARK(BM_2T_Pool_CrossThreadFree)->Arg(64)->Arg(256)->UseManualTime()->Iterations(3);
 
+// The same pool with the library's default, ZeroPolicy::worker: B's free queues the page
+// in its cache's dirty ring and the pool's worker thread zeroes it before it returns to the
+// depot (the same work: no page reaches a new owner unzeroed). Three busy threads on
+// however many cores there are; A's failed allocations (the worker behind) are counted
+// in alloc_failures and are not pairs.
+void BM_2T_Pool_CrossThreadFree_WorkerZeroing(benchmark::State& state) {
+  Pool p = Pool::make(ZeroPolicy::worker, /*worker=*/true, g_slot_base,
+                      static_cast<uint32_t>(state.range(0)));
+  g_slot_base += 16;
+  PagePool& pool = *p.pool;
+  PageCache* ca = pool.attach_cache().value();  // fresh pool: free slots
+  PageCache* cb = pool.attach_cache().value();
+  run_two_threads(
+      state,
+      [&](std::byte** out, uint32_t* idx, uint64_t* gen) {
+        auto page = pool.alloc_page(kGfpAtomicExclusive, kOwner, ca);
+        if (!page) return false;
+        *out = page->host;
+        *idx = page->index;
+        *gen = page->generation;
+        return true;
+      },
+      [&](std::byte* host, uint32_t idx, uint64_t gen) {
+        const Page page{pool.config().window_gpa + uint64_t{idx} * kPageSize, host, gen, idx,
+                        pool.id()};
+        (void)pool.free_page(page, kOwner, cb);
+      });
+  pool.detach_cache(ca);
+  pool.detach_cache(cb);
+}
+BENCHMARK(BM_2T_Pool_CrossThreadFree_WorkerZeroing)->Arg(64)->UseManualTime()->Iterations(3);
+
+// The bound of every design that zeroes on B's side: no allocator at all. A hands out the
+// next of 2048 pages round robin, B zeroes it; the harness (ring, timing) and the memset
+// are all that is left.
+void BM_2T_Bound_ZeroInB(benchmark::State& state) {
+  std::vector<std::byte> arena(2048 * kPageSize);
+  size_t next = 0;
+  run_two_threads(
+      state,
+      [&](std::byte** out, uint32_t*, uint64_t*) {
+        *out = arena.data() + next * kPageSize;
+        next = (next + 1) % 2048;
+        return true;
+      },
+      [&](std::byte* p, uint32_t, uint64_t) { std::memset(p, 0, kPageSize); });
+}
+BENCHMARK(BM_2T_Bound_ZeroInB)->UseManualTime()->Iterations(3);
+
 void BM_2T_MutexFreeList_CrossThreadFree(benchmark::State& state) {
   MutexFreeList list;
   fill_list(list, 2048);
