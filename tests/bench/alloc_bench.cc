@@ -574,12 +574,10 @@ void run_two_threads(benchmark::State& state, AllocFn alloc, FreeFn free_fn) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * k2TOps));
 }
 
-// Arg: per-context cache capacity. The cache refills and flushes half of it at a
-// time, so 1 in capacity/2 allocations takes the depot path: with 64 that is 3% (the
-// p99 is a refill), with 256 0.8% (Linux's page_pool refills 64 of 128: 1.6%).
-void BM_2T_Pool_CrossThreadFree(benchmark::State& state) {
-  Pool p = Pool::make(ZeroPolicy::on_free, /*worker=*/true, g_slot_base,
-                      static_cast<uint32_t>(state.range(0)));
+// The pool under the two-thread harness: A allocates through one cache, B frees through
+// another. Arg: per-context cache capacity.
+void run_pool_two_threads(benchmark::State& state, ZeroPolicy zero) {
+  Pool p = Pool::make(zero, /*worker=*/true, g_slot_base, static_cast<uint32_t>(state.range(0)));
   g_slot_base += 16;
   PagePool& pool = *p.pool;
   PageCache* ca = pool.attach_cache().value();  // fresh pool: free slots
@@ -602,6 +600,13 @@ void BM_2T_Pool_CrossThreadFree(benchmark::State& state) {
   pool.detach_cache(ca);
   pool.detach_cache(cb);
 }
+
+// The cache refills and flushes half its capacity at a time, so 1 in capacity/2
+// allocations takes the depot path: with 64 that is 3% (the p99 is a refill), with 256
+// 0.8% (Linux's page_pool refills 64 of 128: 1.6%). B zeroes each page as it frees it.
+void BM_2T_Pool_CrossThreadFree(benchmark::State& state) {
+  run_pool_two_threads(state, ZeroPolicy::on_free);
+}
 BENCHMARK(BM_2T_Pool_CrossThreadFree)->Arg(64)->Arg(256)->UseManualTime()->Iterations(3);
 
 // The same pool with the library's default, ZeroPolicy::worker: B's free queues the page
@@ -610,29 +615,7 @@ BENCHMARK(BM_2T_Pool_CrossThreadFree)->Arg(64)->Arg(256)->UseManualTime()->Itera
 // however many cores there are; A's failed allocations (the worker behind) are counted
 // in alloc_failures and are not pairs.
 void BM_2T_Pool_CrossThreadFree_WorkerZeroing(benchmark::State& state) {
-  Pool p = Pool::make(ZeroPolicy::worker, /*worker=*/true, g_slot_base,
-                      static_cast<uint32_t>(state.range(0)));
-  g_slot_base += 16;
-  PagePool& pool = *p.pool;
-  PageCache* ca = pool.attach_cache().value();  // fresh pool: free slots
-  PageCache* cb = pool.attach_cache().value();
-  run_two_threads(
-      state,
-      [&](std::byte** out, uint32_t* idx, uint64_t* gen) {
-        auto page = pool.alloc_page(kGfpAtomicExclusive, kOwner, ca);
-        if (!page) return false;
-        *out = page->host;
-        *idx = page->index;
-        *gen = page->generation;
-        return true;
-      },
-      [&](std::byte* host, uint32_t idx, uint64_t gen) {
-        const Page page{pool.config().window_gpa + uint64_t{idx} * kPageSize, host, gen, idx,
-                        pool.id()};
-        (void)pool.free_page(page, kOwner, cb);
-      });
-  pool.detach_cache(ca);
-  pool.detach_cache(cb);
+  run_pool_two_threads(state, ZeroPolicy::worker);
 }
 BENCHMARK(BM_2T_Pool_CrossThreadFree_WorkerZeroing)->Arg(64)->UseManualTime()->Iterations(3);
 
