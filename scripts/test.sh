@@ -148,6 +148,9 @@ echo "linux guest kit: $(guest/linux/make_initramfs.sh)"
 kvm_decide build/labyrinth
 run_tests build 1
 
+echo "== scripts/vm.sh: its own checks (tests/scripts/vm_sh_test.sh)"
+tests/scripts/vm_sh_test.sh
+
 echo "== clang-format-19 (.clang-format): every C/C++ file"
 git ls-files '*.cc' '*.h' '*.c' | xargs clang-format-19 --dry-run --Werror
 

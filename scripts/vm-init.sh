@@ -44,6 +44,18 @@ mount -t tmpfs shm /mnt/dev/shm
 mount -t tmpfs run /mnt/run
 # /tmp stays the host's: a checkout (or a CI clone) may live there.
 ip link set lo up
+
+# The heartbeat scripts/vm.sh's watchdog checks: a VM whose kernel stops scheduling
+# (docs/test-vm.md, "A lost timer interrupt") stops writing it. Its pid is left beside it
+# for vm.sh's own test, which stops it to play a hung VM.
+heartbeat() {
+  while :; do
+    : >"/mnt$run/beat"
+    sleep 10
+  done
+}
+heartbeat &
+echo $! >"/mnt$run/beat.pid"
 [ -e /dev/kvm ] || fail "/dev/kvm did not appear (kvm_amd: no SVM in -cpu max?)"
 
 stty -F /dev/ttyS0 -onlcr -echo 2>/dev/null

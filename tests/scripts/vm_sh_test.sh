@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# scripts/vm.sh's own checks, run by scripts/test.sh (~2 min; QEMU TCG, no /dev/kvm needed):
+#  1. the command's exit status passes through;
+#  2. the VM kernel's tick is the LAPIC timer in periodic mode (docs/test-vm.md, "A lost
+#     timer interrupt": with a one-shot tick, a timer interrupt QEMU 7.2 loses is never
+#     raised again and the VM wedges);
+#  3. the stall watchdog ends a VM whose kernel stops writing its heartbeat (played here
+#     by stopping the heartbeat's writer): status 124, the line that says so, the vCPU's state;
+#  4. --timeout ends a VM still running then: status 124 and the line that says so.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+fail() {
+  echo "vm_sh_test: FAIL: $*" >&2
+  exit 1
+}
+
+st=0
+out="$(scripts/vm.sh sh -c 'grep -A16 "^Clock Event Device: lapic" /proc/timer_list; exit 7' 2>&1)" || st=$?
+((st == 7)) || fail "the command's status 7 came back as $st: $out"
+grep -q "event_handler: *tick_handle_periodic" <<<"$out" ||
+  fail "the VM kernel's lapic tick is not periodic: $out"
+echo "vm_sh_test: status passes through; the VM's lapic tick is periodic"
+
+st=0
+err="$(LABYRINTH_VM_STALL=20 scripts/vm.sh sh -c \
+  'kill -STOP "$(cat "$LABYRINTH_VM_RUN/beat.pid")" && sleep 900' 2>&1 >/dev/null)" || st=$?
+((st == 124)) || fail "a VM without a heartbeat ended with status $st, not 124: $err"
+grep -q '^vm.sh: watchdog: the test VM made no progress for [0-9]* s' <<<"$err" ||
+  fail "no stall line from the watchdog: $err"
+grep -q '^vm.sh: its vCPU when stopped: RIP=[0-9a-f]* ' <<<"$err" ||
+  fail "no vCPU state from the watchdog: $err"
+echo "vm_sh_test: a VM without a heartbeat was stopped: $(grep -m1 'watchdog' <<<"$err")"
+
+st=0
+err="$(scripts/vm.sh --timeout 40 sleep 900 2>&1 >/dev/null)" || st=$?
+((st == 124)) || fail "--timeout 40 ended with status $st, not 124: $err"
+grep -q '^vm.sh: watchdog: the test VM ran longer than 40 s and was stopped' <<<"$err" ||
+  fail "no timeout line from the watchdog: $err"
+echo "vm_sh_test: --timeout 40 stopped the VM"
+echo "vm_sh_test: ok"
