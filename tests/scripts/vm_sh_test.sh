@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/vm.sh's own checks, run by scripts/test.sh (~2 min; QEMU TCG, no /dev/kvm needed):
-#  1. the command's exit status passes through;
+#  1. the command's exit status passes through, and it has a TMPDIR of its own (the
+#     host's /tmp is shared with every VM, whose pids repeat);
 #  2. the VM kernel's tick is the LAPIC timer in periodic mode (docs/test-vm.md, "A lost
 #     timer interrupt": with a one-shot tick, a timer interrupt QEMU 7.2 loses is never
 #     raised again and the VM wedges);
@@ -16,11 +17,14 @@ fail() {
 }
 
 st=0
-out="$(scripts/vm.sh sh -c 'grep -A16 "^Clock Event Device: lapic" /proc/timer_list; exit 7' 2>&1)" || st=$?
+out="$(scripts/vm.sh sh -c 'echo "TMPDIR=$TMPDIR"; test -d "$TMPDIR" || echo "no TMPDIR"
+  grep -A16 "^Clock Event Device: lapic" /proc/timer_list; exit 7' 2>&1)" || st=$?
 ((st == 7)) || fail "the command's status 7 came back as $st: $out"
 grep -q "event_handler: *tick_handle_periodic" <<<"$out" ||
   fail "the VM kernel's lapic tick is not periodic: $out"
-echo "vm_sh_test: status passes through; the VM's lapic tick is periodic"
+grep -q -x 'TMPDIR=.*/runs/run\.[A-Za-z0-9]*/tmp' <<<"$out" && ! grep -q "no TMPDIR" <<<"$out" ||
+  fail "the command has no TMPDIR of its own: $out"
+echo "vm_sh_test: status passes through; a TMPDIR of its own; the VM's lapic tick is periodic"
 
 st=0
 err="$(LABYRINTH_VM_STALL=20 scripts/vm.sh sh -c \
