@@ -94,7 +94,7 @@ bool setup_queue(uint16_t q, uint16_t size, uint64_t desc, uint64_t avail, uint6
   return rd<uint16_t>(kQEnable) == 1;
 }
 
-// Driver features: VIRTIO_F_VERSION_1 (bit 32) and whatever else is in lo/hi.
+// Writes the driver features: lo bits 0-31, hi bits 32-63 (hi bit 0: VIRTIO_F_VERSION_1).
 void driver_features(uint32_t lo, uint32_t hi) {
   wr<uint32_t>(kDrvFeatSel, 0);
   wr<uint32_t>(kDrvFeat, lo);
