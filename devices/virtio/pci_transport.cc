@@ -198,7 +198,12 @@ uint32_t VirtioPciTransport::read_common(uint32_t offset, size_t w) {
   }
   if (field(kMsixConfig, 2)) return config_vector_.load(std::memory_order_relaxed);
   if (field(kNumQueues, 2)) return static_cast<uint32_t>(queues_.size());
-  if (field(kDeviceStatus, 1)) return status_;
+  if (field(kDeviceStatus, 1)) {
+    // DEVICE_NEEDS_RESET is the transport's own (a queue missing at DRIVER_OK) or the
+    // running device's (a corrupt ring, virtio_device.h).
+    const bool failed = (status_ & kStatusDriverOk) != 0 && device_->needs_reset();
+    return status_ | (failed ? kStatusNeedsReset : 0u);
+  }
   if (field(kConfigGeneration, 1)) return 0;  // the config never changes in one read
   if (field(kQueueSelect, 2)) return queue_select_;
   if (field(kQueueSize, 2)) return q ? q->size : 0;

@@ -22,7 +22,9 @@
 // MsiLine::configure, which refuses unusable ones; a device status write that clears a
 // bit the driver set (virtio 1.2, 2.1.1: the driver MUST NOT; writing 0, the reset, is
 // the way back) is ignored, so the device is activated at most once per reset. Each is
-// counted.
+// counted. device_status reads DEVICE_NEEDS_RESET when DRIVER_OK found a queue
+// disabled, or while the running device says needs_reset() (it stopped on a corrupt
+// ring and signalled a configuration change); the reset clears both.
 //
 //   auto t = std::make_shared<VirtioPciTransport>(net, ram, bar_gpa, msi_lines);
 //   pci.insert(slot, t);  mmio.insert(t, bar_gpa, VirtioPciTransport::kBarSize);

@@ -12,6 +12,8 @@
 //                                    them to its own thread
 //   notify(q)                        the driver kicked queue q (any thread)
 //   reset()                          vCPU thread (status 0): stop using the queues
+//   needs_reset()                    any thread: the device hit an error only a reset
+//                                    ends; the transport shows DEVICE_NEEDS_RESET
 #pragma once
 
 #include <cstdint>
@@ -47,6 +49,12 @@ class VirtioDevice {
                         VirtioInterrupt& irq) = 0;
   virtual void notify(uint16_t queue) = 0;
   virtual void reset() = 0;
+  // True from the moment the device, activated, entered an error state it cannot leave
+  // by itself (virtio 1.2, 2.1.2: a corrupt ring) until the driver resets it: the
+  // transport then reads DEVICE_NEEDS_RESET in device_status. The device stops using
+  // its queues and sends a configuration change notification (signal_config) when it
+  // sets it. Lock-free; never true for an activation the driver has reset already.
+  virtual bool needs_reset() const = 0;
 };
 
 }  // namespace labyrinth::devices::virtio

@@ -28,7 +28,10 @@
 // bytes that fits the chain's writable bytes; every chain given back is counted
 // exactly once (used entries = frames + drops + malformed chains with a valid head);
 // and a queue whose driver did not set VIRTQ_AVAIL_F_NO_INTERRUPT got an interrupt
-// when its used ring changed (virtio 1.2, 2.7.10). At the end: the same device, reset
+// when its used ring changed (virtio 1.2, 2.7.10). A corrupt avail.idx (more than a
+// queue ahead) stops the device once: needs_reset counts each one, device_status reads
+// DEVICE_NEEDS_RESET and the ISR's configuration bit is set; a stopped device changes
+// no RAM and no counter until the reset (virtio 1.2, 2.1.2). At the end: the same device, reset
 // and brought up again by the book, sends a well-formed TX frame intact and delivers
 // a marker frame from the TAP into a posted RX buffer.
 #include <sys/socket.h>
@@ -304,18 +307,36 @@ struct Harness {
       snap[i].assign(h.begin(), h.end());
     }
     const auto& m = net->metrics();
-    const uint64_t returned = chains_returned(m), irqs = m.irqs.get(),
-                   tx_frames = m.tx_frames.get(), tx_bytes = m.tx_bytes.get();
-    const uint64_t activations = t->metrics().activations.load(),
-                   resets = t->metrics().resets.load();
+    const Before before{
+        .returned = chains_returned(m),
+        .irqs = m.irqs.get(),
+        .tx_frames = m.tx_frames.get(),
+        .tx_bytes = m.tx_bytes.get(),
+        .rx_handled = m.rx_frames.get() + m.rx_drop_too_small.get() + m.rx_drop_oversize.get(),
+        .bad_chains = m.bad_chains_total(),
+        .jumps = m.bad_chains[kJump].get(),
+        .stops = m.needs_reset.get(),
+        .activations = t->metrics().activations.load(),
+        .resets = t->metrics().resets.load(),
+        .stopped = net->needs_reset(),
+    };
     io.restart();
     io.poll();
-    check_after_run(returned, irqs, tx_frames, tx_bytes, activations, resets);
+    check_after_run(before);
   }
 
-  void check_after_run(uint64_t returned, uint64_t irqs, uint64_t tx_frames, uint64_t tx_bytes,
-                       uint64_t activations, uint64_t resets) {
+  static constexpr auto kJump = static_cast<size_t>(v::QueueError::avail_idx_jump);
+  struct Before {  // the device's counters and state before a run of its loop
+    uint64_t returned, irqs, tx_frames, tx_bytes, rx_handled, bad_chains, jumps, stops;
+    uint64_t activations, resets;
+    bool stopped;  // DEVICE_NEEDS_RESET: a corrupt ring stopped the current activation
+  };
+
+  void check_after_run(const Before& was) {
+    const uint64_t returned = was.returned, irqs = was.irqs, tx_frames = was.tx_frames,
+                   tx_bytes = was.tx_bytes, activations = was.activations, resets = was.resets;
     const auto& m = net->metrics();
+    check_needs_reset(was);
     // Errors are typed: only QueueError values are ever counted.
     FUZZ_CHECK(m.bad_chains[0].get() == 0, "bad_chains[0] counted");
     for (size_t e = static_cast<size_t>(v::QueueError::indirect) + 1; e < m.bad_chains.size();
@@ -347,7 +368,7 @@ struct Harness {
     // (as the table was before the run, or is now: the device's own writes may change it).
     const std::array<QueueRegs, 2> regs{queue_regs(0), queue_regs(1)};
     std::vector<Interval> allowed, rings, rx_bufs;
-    if (net->active()) {
+    if (net->active() && !was.stopped) {  // a stopped device may write nothing
       for (const auto& r : regs) {
         if (!r.enabled) continue;
         allowed.push_back({r.used + 2, r.used + 4 + 8ull * r.size});
@@ -423,6 +444,40 @@ struct Harness {
     FUZZ_CHECK(m.irqs.get() - irqs >= need_irq,
                "%llu queue(s) had new used entries and interrupts enabled, %llu interrupt(s)",
                static_cast<ull>(need_irq), static_cast<ull>(m.irqs.get() - irqs));
+  }
+
+  // DEVICE_NEEDS_RESET (virtio 1.2, 2.1.2): a corrupt ring (avail.idx more than a queue
+  // ahead) is counted once and stops the device: the bit reads in device_status, a
+  // configuration change is signalled (ISR bit 1), and until the reset (which the
+  // harness makes outside a run: the device's epoch changes only between runs) the
+  // device does nothing at all — no counter moves, no RAM changes (checked with the
+  // byte diff: a stopped device's allowed set is empty).
+  void check_needs_reset(const Before& before) {
+    const auto& m = net->metrics();
+    const uint64_t jumps = m.bad_chains[kJump].get() - before.jumps;
+    FUZZ_CHECK(m.needs_reset.get() - before.stops == jumps,
+               "%llu corrupt avail.idx counted, the device stopped %llu times",
+               static_cast<ull>(jumps), static_cast<ull>(m.needs_reset.get() - before.stops));
+    if (before.stopped) {
+      FUZZ_CHECK(jumps == 0 && m.bad_chains_total() == before.bad_chains &&
+                     chains_returned(m) == before.returned && m.irqs.get() == before.irqs &&
+                     m.tx_frames.get() == before.tx_frames &&
+                     m.rx_frames.get() + m.rx_drop_too_small.get() + m.rx_drop_oversize.get() ==
+                         before.rx_handled,
+                 "a device with DEVICE_NEEDS_RESET kept working: %llu chains returned, %llu "
+                 "errors counted, %llu irqs",
+                 static_cast<ull>(chains_returned(m) - before.returned),
+                 static_cast<ull>(m.bad_chains_total() - before.bad_chains),
+                 static_cast<ull>(m.irqs.get() - before.irqs));
+      FUZZ_CHECK(net->needs_reset(), "DEVICE_NEEDS_RESET went away without a reset");
+    }
+    if (jumps != 0 && net->active()) {
+      FUZZ_CHECK(net->needs_reset(), "a corrupt avail.idx, and the device did not stop");
+      FUZZ_CHECK((bar_read(v::common::kDeviceStatus, 1) & v::kStatusNeedsReset) != 0,
+                 "a corrupt avail.idx, and device_status has no DEVICE_NEEDS_RESET");
+      FUZZ_CHECK((bar_read(v::VirtioPciTransport::kIsrOff, 1) & v::kIsrConfig) != 0,
+                 "DEVICE_NEEDS_RESET without a configuration change notification");
+    }
   }
 
   // A used element on the known layout against a reference walk of its chain (the

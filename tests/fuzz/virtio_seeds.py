@@ -73,6 +73,16 @@ SEEDS = {
     "regression-rx-empty-return-irq": bring_up() + rx_chain(2, [20]) + frames(1, 100),
     # avail.idx jumps a whole ring ahead.
     "avail-jump": bring_up() + struct.pack("<BBH", AVAIL_IDX, TX, 1000) + struct.pack("<BB", KICK, TX),
+    # ... which stops the device (DEVICE_NEEDS_RESET): a sane index again, a TX chain, RX
+    # buffers and a frame change nothing until the reset; then it works again. And the
+    # same from the RX side, where the device finds the jump reading a frame.
+    "avail-jump-stops": bring_up() + struct.pack("<BBH", AVAIL_IDX, TX, 1000)
+                        + struct.pack("<BB", KICK, TX) + struct.pack("<BBH", AVAIL_IDX, TX, 0)
+                        + tx_chain(0, [72]) + rx_chain(1, [1526]) + frames(1, 60)
+                        + bring_up() + tx_chain(0, [72])
+                        + struct.pack("<BBH", AVAIL_IDX, RX, 300) + frames(2, 60)
+                        + struct.pack("<BBH", AVAIL_IDX, RX, 0) + rx_chain(0, [1526])
+                        + bring_up() + rx_chain(0, [1526]) + frames(1, 60),
     # DRIVER_OK cleared and set again without a reset, after a frame went out: ignored
     # (finding 7, docs/hardening.md).
     "regression-reactivate-without-reset": bring_up() + tx_chain(0, [72]) + status(0x0B) + status(0x0F) + tx_chain(2, [72]),

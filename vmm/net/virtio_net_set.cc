@@ -106,6 +106,7 @@ boost::json::array VirtioNetSet::metrics_json() const {
         {"kicks", boost::json::object{{"rx", m.kicks_rx.get()}, {"tx", m.kicks_tx.get()}}},
         {"malformed_chains", m.bad_chains_total()},
         {"malformed_by_reason", std::move(bad)},
+        {"needs_reset", m.needs_reset.get()},
         {"transport", boost::json::object{{"bad_register_access", t.bad_access.load()},
                                           {"features_rejected", t.feature_rejects.load()},
                                           {"queues_rejected", t.queue_rejects.load()},

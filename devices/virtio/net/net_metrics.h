@@ -34,6 +34,7 @@ struct NetMetrics {
   NetCounter tx_drop_malformed;  // shorter than the virtio-net header, or too long
   NetCounter irqs;               // queue interrupts signalled
   NetCounter kicks_rx, kicks_tx;
+  NetCounter needs_reset;  // a corrupt ring stopped the device until the driver's reset
   // Malformed chains by reason (index: QueueError value), both queues.
   std::array<NetCounter, 16> bad_chains;
   uint64_t bad_chains_total() const {

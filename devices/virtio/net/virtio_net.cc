@@ -43,17 +43,26 @@ void VirtioNet::read_config(uint32_t offset, std::span<uint8_t> data) {
 
 void VirtioNet::activate(uint64_t /*features: nothing to configure*/,
                          std::vector<SplitQueue> queues, VirtioInterrupt& irq) {
+  // Relaxed: the transport's lock orders activate() and reset(); the value travels to
+  // the event loop inside the posted handler.
+  const uint64_t epoch = epoch_.fetch_add(1, std::memory_order_relaxed) + 1;
   std::weak_ptr<VirtioNet> weak = weak_from_this();
-  boost::asio::post(io_, [weak, q = std::move(queues), irq = &irq]() mutable {
-    if (auto self = weak.lock()) self->on_activate(std::move(q), irq);
+  boost::asio::post(io_, [weak, q = std::move(queues), irq = &irq, epoch]() mutable {
+    if (auto self = weak.lock()) self->on_activate(std::move(q), irq, epoch);
   });
 }
 
 void VirtioNet::reset() {
+  epoch_.fetch_add(1, std::memory_order_relaxed);  // the failed activation's bit goes now
   std::weak_ptr<VirtioNet> weak = weak_from_this();
   boost::asio::post(io_, [weak] {
     if (auto self = weak.lock()) self->on_reset();
   });
+}
+
+bool VirtioNet::needs_reset() const {
+  // Acquire: pairs with fail()'s release (the count before the bit).
+  return failed_epoch_.load(std::memory_order_acquire) == epoch_.load(std::memory_order_relaxed);
 }
 
 void VirtioNet::notify(uint16_t queue) {
@@ -77,11 +86,13 @@ void VirtioNet::stop() {
   (void)tap_.cancel(ec);
 }
 
-void VirtioNet::on_activate(std::vector<SplitQueue> queues, VirtioInterrupt* irq) {
+void VirtioNet::on_activate(std::vector<SplitQueue> queues, VirtioInterrupt* irq, uint64_t epoch) {
   if (queues.size() != 2) return;  // the transport hands over every queue
   rx_.emplace(queues[kRxQueue]);
   tx_.emplace(queues[kTxQueue]);
   irq_ = irq;
+  queue_epoch_ = epoch;
+  broken_ = false;
   active_.store(true, std::memory_order_relaxed);
   process_tx();
   process_rx();
@@ -94,7 +105,17 @@ void VirtioNet::on_reset() {
   held_ = 0;  // the frame is lost with the device state, as on real hardware
   batch_ = 0;
   rx_returned_ = false;
+  broken_ = false;
   active_.store(false, std::memory_order_relaxed);
+}
+
+void VirtioNet::fail() {
+  broken_ = true;
+  metrics_.needs_reset.inc();
+  failed_epoch_.store(queue_epoch_, std::memory_order_release);  // pairs with needs_reset()
+  // virtio 1.2, 2.1.2: DRIVER_OK is set (the queues are live), so the device MUST send a
+  // configuration change notification after setting DEVICE_NEEDS_RESET.
+  irq_->signal_config();
 }
 
 void VirtioNet::arm_tap() {
@@ -111,7 +132,7 @@ void VirtioNet::arm_tap() {
 }
 
 void VirtioNet::process_rx() {
-  if (!rx_ || stopped_) return;
+  if (!rx_ || stopped_ || broken_) return;
   SplitQueue& rx = *rx_;
   bool delivered_all = true;
   for (size_t n = 0; n < kBatch; ++n) {
@@ -143,6 +164,7 @@ void VirtioNet::process_rx() {
     batch_ = 0;
     rx_returned_ = false;
   }
+  if (broken_) return;  // the TAP is not read again until the reset
   if (delivered_all) {
     arm_tap();  // more may be waiting (a full batch) or come later
   } else {
@@ -159,7 +181,10 @@ bool VirtioNet::deliver(SplitQueue& rx, std::span<const std::byte> frame) {
     auto r = rx.pop(chain_);
     if (!r) {
       count(r.error());
-      if (r.error() == QueueError::avail_idx_jump) return false;  // corrupt ring: wait for a kick
+      if (r.error() == QueueError::avail_idx_jump) {
+        fail();  // corrupt ring: nothing to skip to
+        return false;
+      }
       rx_returned_ |= r.error() != QueueError::bad_head;  // pop() gave it back with length 0
       continue;
     }
@@ -200,15 +225,18 @@ bool VirtioNet::deliver(SplitQueue& rx, std::span<const std::byte> frame) {
 }
 
 void VirtioNet::process_tx() {
-  if (!tx_ || stopped_) return;
+  if (!tx_ || stopped_ || broken_) return;
   SplitQueue& tx = *tx_;
   bool any = false;
   for (;;) {
     auto r = tx.pop(chain_);
     if (!r) {
       count(r.error());
+      if (r.error() == QueueError::avail_idx_jump) {
+        fail();  // corrupt ring: nothing to skip to
+        break;
+      }
       any = true;  // given back with length 0 where possible
-      if (r.error() == QueueError::avail_idx_jump) break;
       continue;
     }
     if (!*r) break;

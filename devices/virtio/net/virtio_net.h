@@ -21,9 +21,21 @@
 // TX (event loop, on a kick): each chain's readable bytes minus the header are one
 // frame written to the TAP; the chain goes back with length 0.
 // Malformed chains (split_queue.h) are counted by reason and skipped.
+// A corrupt ring — avail.idx more than a queue ahead of the device, on either queue —
+// is counted once and stops the device (QEMU's virtio_error does the same): it sets
+// DEVICE_NEEDS_RESET (needs_reset()), signals a configuration change, and touches no
+// queue and reads no frame from the TAP until the driver resets it (virtio 1.2, 2.1.2).
+// There is no position to skip to, and a driver waiting for that bit knows the device
+// has seen the index.
 //
 // Threads: activate/reset/notify may come from vCPU threads: they post to the event
 // loop, where all queue and TAP work runs. read_config is lock-free (constant data).
+// needs_reset is lock-free: activate() and reset() (vCPU threads, serialised by the
+// transport's lock) each advance epoch_; an activation's queues carry its epoch to the
+// event loop, which stores it in failed_epoch_ (release, after the count: pairs with
+// the acquire in needs_reset) when those queues turn out corrupt. The bit shows while
+// failed_epoch_ == epoch_: a failure of queues the driver has reset since (a stale
+// handler still running) never marks the device's next activation.
 #pragma once
 
 #include <array>
@@ -68,6 +80,7 @@ class VirtioNet final : public VirtioDevice, public std::enable_shared_from_this
   void activate(uint64_t features, std::vector<SplitQueue> queues, VirtioInterrupt& irq) override;
   void notify(uint16_t queue) override;
   void reset() override;
+  bool needs_reset() const override;
 
   void stop();  // event loop (or after it stopped): no more TAP reads
   const NetConfig& config() const { return cfg_; }
@@ -78,25 +91,30 @@ class VirtioNet final : public VirtioDevice, public std::enable_shared_from_this
 
  private:
   // Event loop only.
-  void on_activate(std::vector<SplitQueue> queues, VirtioInterrupt* irq);
+  void on_activate(std::vector<SplitQueue> queues, VirtioInterrupt* irq, uint64_t epoch);
   void on_reset();
   void arm_tap();
   void process_rx();
   bool deliver(SplitQueue& rx, std::span<const std::byte> frame);  // false: no RX buffer
   void process_tx();
   void count(QueueError e) { metrics_.bad_chains[static_cast<size_t>(e)].inc(); }
+  void fail();  // a corrupt ring: DEVICE_NEEDS_RESET until the driver resets
 
   NetConfig cfg_;
   std::string label_;
   std::string tap_name_;
   boost::asio::io_context& io_;
-  boost::asio::posix::stream_descriptor tap_;  // owns the TAP fd
-  std::atomic<bool> active_{false};            // mirrors queues_ for other threads
+  boost::asio::posix::stream_descriptor tap_;         // owns the TAP fd
+  std::atomic<bool> active_{false};                   // mirrors queues_ for other threads
+  std::atomic<uint64_t> epoch_{0};                    // activations + resets (vCPU threads)
+  std::atomic<uint64_t> failed_epoch_{~uint64_t{0}};  // the epoch whose queues failed
 
   // Event-loop state.
   std::optional<SplitQueue> rx_, tx_;
   VirtioInterrupt* irq_ = nullptr;
-  bool waiting_ = false;  // an async_wait on the TAP is outstanding
+  uint64_t queue_epoch_ = 0;  // the epoch of rx_/tx_
+  bool broken_ = false;       // fail() ran: no queue or TAP work until the reset
+  bool waiting_ = false;      // an async_wait on the TAP is outstanding
   bool stopped_ = false;
   size_t held_ = 0;  // bytes of a frame read but not yet delivered (no RX buffer)
   std::array<std::byte, 65536> frame_{};

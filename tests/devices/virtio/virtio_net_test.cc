@@ -1,5 +1,6 @@
 // VirtioNet's data path through its transport: frames both ways, the RX host span
-// recorded, backpressure without drops, malformed chains counted while it keeps working.
+// recorded, backpressure without drops, malformed chains counted while it keeps working,
+// a corrupt ring (avail.idx far ahead) stopping it with DEVICE_NEEDS_RESET until a reset.
 #include "devices/virtio/net/virtio_net.h"
 
 #include <gtest/gtest.h>
@@ -164,6 +165,116 @@ TEST_F(VirtioNetTest, RxBuffersGivenBackEmptyAreSignalledLikeFrames) {
   kick(VirtioNet::kRxQueue);
   ASSERT_EQ(used_idx(kRxUsed), 3);
   EXPECT_EQ(msi_[1].triggers.load(), 2);
+}
+
+// avail.idx more than a queue ahead: no position to skip to. The device counts it once,
+// sets DEVICE_NEEDS_RESET with a configuration change interrupt, and does nothing more —
+// kicks, frames from the TAP — until the driver resets it (virtio 1.2, 2.1.2).
+TEST_F(VirtioNetTest, AnAvailIndexFarAheadStopsTheDeviceUntilTheDriverResetsIt) {
+  bring_up();
+  const auto& m = net_->metrics();
+  constexpr auto kJump = static_cast<size_t>(QueueError::avail_idx_jump);
+  ram_.put(kBuf, VirtioNetHdr{});
+  desc(kTxDesc, 0, kBuf, 12 + 60, 0);
+  offer(kTxAvail, 0);
+  ram_.put<uint16_t>(kTxAvail + 2, 1000);
+  EXPECT_EQ(drv_->status() & kStatusNeedsReset, 0);
+  kick(VirtioNet::kTxQueue);
+  EXPECT_EQ(m.bad_chains[kJump].get(), 1u);
+  EXPECT_EQ(m.needs_reset.get(), 1u);
+  EXPECT_NE(drv_->status() & kStatusNeedsReset, 0);
+  EXPECT_EQ(msi_[0].triggers.load(), 1) << "the configuration change notification";
+  EXPECT_EQ(drv_->rd<uint8_t>(VirtioPciTransport::kIsrOff), kIsrConfig);
+  EXPECT_EQ(used_idx(kTxUsed), 0) << "nothing consumed";
+  // Stopped: more kicks, a sane index, RX buffers and a frame change nothing.
+  kick(VirtioNet::kTxQueue);
+  ram_.put<uint16_t>(kTxAvail + 2, 1);
+  kick(VirtioNet::kTxQueue);
+  desc(kRxDesc, 0, kBuf + 0x1000, 1530, kDescFWrite);
+  offer(kRxAvail, 0);
+  const auto f = frame(64, 9);
+  ASSERT_EQ(::send(peer_, f.data(), f.size(), 0), 64);
+  kick(VirtioNet::kRxQueue);
+  EXPECT_EQ(m.bad_chains[kJump].get(), 1u) << "counted once, not once per pass";
+  EXPECT_EQ(m.needs_reset.get(), 1u);
+  EXPECT_EQ(used_idx(kTxUsed), 0);
+  EXPECT_EQ(used_idx(kRxUsed), 0);
+  EXPECT_EQ(m.tx_frames.get() + m.rx_frames.get(), 0u);
+  EXPECT_EQ(msi_[0].triggers.load() + msi_[1].triggers.load() + msi_[2].triggers.load(), 1);
+  EXPECT_NE(drv_->status() & kStatusNeedsReset, 0);
+  // The reset clears it; the driver starts again on clean rings and both ways work: the
+  // frame that waited in the TAP is delivered.
+  drv_->status(0);
+  EXPECT_EQ(drv_->status(), 0);
+  for (uint64_t ring : {kRxAvail, kRxUsed, kTxAvail, kTxUsed}) ram_.put<uint32_t>(ring, 0);
+  bring_up();
+  EXPECT_EQ(drv_->status() & kStatusNeedsReset, 0);
+  offer(kTxAvail, 0);
+  desc(kRxDesc, 0, kBuf + 0x1000, 1530, kDescFWrite);
+  offer(kRxAvail, 0);
+  kick(VirtioNet::kRxQueue);
+  kick(VirtioNet::kTxQueue);
+  EXPECT_EQ(m.tx_frames.get(), 1u);
+  EXPECT_EQ(m.rx_frames.get(), 1u);
+  EXPECT_EQ(used_idx(kRxUsed), 1);
+  EXPECT_EQ(used_idx(kTxUsed), 1);
+  EXPECT_EQ(m.bad_chains[kJump].get(), 1u);
+}
+
+TEST_F(VirtioNetTest, AnRxAvailIndexFarAheadStopsTheDeviceAndTheTapIsNotRead) {
+  bring_up();
+  ram_.put<uint16_t>(kRxAvail + 2, 500);
+  for (uint8_t i = 0; i < 2; ++i) {
+    const auto f = frame(60, i);
+    ASSERT_EQ(::send(peer_, f.data(), f.size(), 0), 60);
+  }
+  run();
+  const auto& m = net_->metrics();
+  EXPECT_EQ(m.bad_chains[static_cast<size_t>(QueueError::avail_idx_jump)].get(), 1u);
+  EXPECT_NE(drv_->status() & kStatusNeedsReset, 0);
+  kick(VirtioNet::kRxQueue);
+  EXPECT_EQ(m.bad_chains[static_cast<size_t>(QueueError::avail_idx_jump)].get(), 1u);
+  EXPECT_EQ(m.rx_waits.get(), 0u) << "stopped, not waiting for buffers";
+  EXPECT_EQ(m.rx_frames.get() + m.rx_drop_too_small.get(), 0u);
+  // The first frame was read and held when the ring turned out corrupt and goes with the
+  // reset; the second stayed in the TAP and arrives once the driver has started again.
+  drv_->status(0);
+  ram_.put<uint32_t>(kRxAvail, 0);
+  bring_up();
+  desc(kRxDesc, 0, kBuf, 1530, kDescFWrite);
+  offer(kRxAvail, 0);
+  kick(VirtioNet::kRxQueue);
+  ASSERT_EQ(used_idx(kRxUsed), 1);
+  EXPECT_EQ(ram_.get<uint8_t>(kBuf + 12), 1) << "the second frame";
+  EXPECT_EQ(m.needs_reset.get(), 1u);
+}
+
+// A kick the event loop handles only after the driver has reset the device and started
+// it again still sees the old, corrupt queues and stops them — that must not mark the
+// new activation (the driver reads device_status before the loop has caught up).
+TEST_F(VirtioNetTest, AFailureOfQueuesAlreadyResetDoesNotMarkTheNextActivation) {
+  bring_up();
+  ram_.put<uint16_t>(kTxAvail + 2, 1000);
+  drv_->wr<uint16_t>(VirtioPciTransport::kNotifyOff + 4, 1);  // posted, not run
+  // Reset and a new start, TX on other rings, all before the loop runs.
+  constexpr uint64_t kTxDesc2 = kRam + 0xC000, kTxAvail2 = kRam + 0xD000, kTxUsed2 = kRam + 0xE000;
+  drv_->status(0);
+  drv_->status(kStatusAcknowledge | kStatusDriver);
+  drv_->features(kFVersion1 | kNetFMac | kNetFStatus);
+  drv_->status(kStatusAcknowledge | kStatusDriver | kStatusFeaturesOk);
+  ASSERT_TRUE(drv_->setup_queue(0, kQ, kRxDesc, kRxAvail, kRxUsed, 1));
+  ASSERT_TRUE(drv_->setup_queue(1, kQ, kTxDesc2, kTxAvail2, kTxUsed2, 2));
+  drv_->status(kStatusAcknowledge | kStatusDriver | kStatusFeaturesOk | kStatusDriverOk);
+  run();  // the kick (old queues: they fail), the reset, the new activation
+  ASSERT_TRUE(net_->active());
+  EXPECT_EQ(net_->metrics().needs_reset.get(), 1u) << "the old queues did fail";
+  EXPECT_EQ(drv_->status() & kStatusNeedsReset, 0) << "but the new activation is sound";
+  ram_.put(kBuf, VirtioNetHdr{});
+  desc(kTxDesc2, 0, kBuf, 12 + 60, 0);
+  offer(kTxAvail2, 0);
+  kick(VirtioNet::kTxQueue);
+  EXPECT_EQ(net_->metrics().tx_frames.get(), 1u);
+  EXPECT_EQ(used_idx(kTxUsed2), 1);
 }
 
 }  // namespace
