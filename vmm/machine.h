@@ -56,7 +56,8 @@ namespace labyrinth::vmm {
 struct LatencyOptions {
   double seconds = 0;           // 0: not a latency run
   double floor_rate_hz = 0;     // the floor phase's interrupt rate (0: the pktgen rate)
-  double ready_timeout_s = 10;  // how long the guest may take to enable the NIC
+  double ready_timeout_s = 10;  // how long the guest may take to enable the NIC and answer
+                                // its first interrupt
 };
 
 struct RunOptions {
@@ -84,6 +85,9 @@ class Machine final : public devices::VmControl {
   boost::json::object metrics_json() const;
   // Set by a latency run that could not measure (e.g. the guest never enabled the NIC).
   const std::string& latency_error() const { return latency_error_; }
+  // A latency run's warm-up: from the guest enabling lnic 0 to its answer to the first
+  // interrupt (the measured phases start then). Negative until then. After run().
+  double latency_warmup_s() const { return latency_warmup_s_; }
   void request_shutdown(int status, std::string_view reason) override;
 
  private:
@@ -122,6 +126,7 @@ class Machine final : public devices::VmControl {
   std::unique_ptr<boost::asio::steady_timer> latency_timer_;
   std::function<void()> latency_wait_;  // event loop only
   std::string latency_error_;
+  double latency_warmup_s_ = -1;
   devices::Bus pio_{"pio"};  // declared after the devices: dropped before them
   devices::Bus mmio_{"mmio"};
   std::unique_ptr<boost::asio::signal_set> signals_;

@@ -145,6 +145,14 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
   r.note("guest idle mode", known_guest ? "halted (lnic_latency: sti; hlt between interrupts)"
                                         : "unknown: see the guest's own output");
   r.note("duration", std::to_string(seconds) + " s: first half floor, second half device path");
+  {
+    char warmup[160];
+    (void)std::snprintf(warmup, sizeof warmup,
+                        "%.0f ms from the guest enabling %s to its answer to a first "
+                        "interrupt; measured from then on",
+                        (*machine)->latency_warmup_s() * 1000, nic.config().id.c_str());
+    r.note("warm-up", warmup);
+  }
   r.add("alloc", "alloc_page(atomic|exclusive) call on the RX path", lat.alloc,
         m.rx_drop_no_page.get());
   r.add("host_rx", "frame ready (scheduled) -> completion posted and MSI irqfd signalled",

@@ -78,6 +78,11 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   // and record (guest handler entry - scheduled send time).
   void start_floor(double rate_hz, uint32_t spin_us);
   void stop_floor();
+  // Latency warm-up: one floor-style signal (no device work) that the guest answers once
+  // it takes interrupts; neither measured nor counted. send_probe() is false while the
+  // rings are not active yet; probe_answered() clears the probe once the guest answered.
+  bool send_probe();
+  bool probe_answered();
 
   const LnicConfig& config() const { return cfg_; }
   // The guest TSC's offset from the host's, known once the vCPUs exist. Setup only:

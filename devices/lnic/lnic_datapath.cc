@@ -350,6 +350,24 @@ void Lnic::floor_collect() {
   }
 }
 
+bool Lnic::send_probe() {
+  if (!rings_) return false;
+  lnic_ring_header* h = rings_->rx.header();
+  store_release64(h->floor_guest_tsc, 0);
+  store_release64(h->floor_t_sent, alloc::rdtsc());
+  msi_.trigger();
+  return true;
+}
+
+bool Lnic::probe_answered() {
+  if (!rings_) return false;
+  lnic_ring_header* h = rings_->rx.header();
+  if (load_acquire64(h->floor_guest_tsc) == 0) return false;
+  store_release64(h->floor_t_sent, 0);
+  store_release64(h->floor_guest_tsc, 0);
+  return true;
+}
+
 void Lnic::floor_send(uint64_t t_sched) {
   if (!rings_) return;
   floor_collect();

@@ -379,6 +379,29 @@ TEST_F(LnicTest, FloorAnsweredBeforeItWasSentIsCountedEarlyNotMeasured) {
   EXPECT_EQ(nic_->metrics().floor_sent.get(), 2u);
 }
 
+// The latency run's warm-up probe: one signal, answered like a floor, neither measured
+// nor counted; nothing is sent before the rings are active.
+TEST_F(LnicTest, WarmUpProbeIsAnsweredLikeAFloorButNotMeasured) {
+  EXPECT_FALSE(nic_->send_probe());  // not enabled yet: no rings to stamp
+  EXPECT_EQ(msi_.fires.load(), 0);
+  bring_up();
+  auto* h = hdr(kRxRing);
+  ASSERT_TRUE(nic_->send_probe());
+  EXPECT_EQ(msi_.fires.load(), 1);
+  ASSERT_NE(h->floor_t_sent, 0u);
+  EXPECT_FALSE(nic_->probe_answered());  // the guest has not run its handler yet
+  h->floor_guest_tsc = h->floor_t_sent + 500;
+  EXPECT_TRUE(nic_->probe_answered());
+  EXPECT_EQ(h->floor_t_sent, 0u);  // cleared: the first floor starts from a clean slate
+  EXPECT_EQ(h->floor_guest_tsc, 0u);
+  wr(LNIC_REG_FLOOR_ARM, 1);  // a floor after it is sent, not counted as missed
+  run_loop();
+  EXPECT_EQ(nic_->metrics().floor_sent.get(), 1u);
+  EXPECT_EQ(nic_->metrics().floor_missed.get(), 0u);
+  EXPECT_EQ(nic_->latency().floor.count(), 0u);
+  EXPECT_EQ(nic_->metrics().floor_early.get(), 0u);
+}
+
 // Validation of the measurement: a delay of known size on the RX path shows up in the
 // host_rx histogram within 5%. Compared with a run without it in the same test: no span
 // is shorter than the delay, and the shortest span (noise only ever adds to it, so it is

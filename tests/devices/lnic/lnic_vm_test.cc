@@ -269,6 +269,10 @@ TEST_F(LnicVmTest, LatencyCommandWritesTableJsonAndPlot) {
     EXPECT_EQ(num(n), 0u) << kind << "\n" << r.out;
   }
   EXPECT_NE(j.at("notes").at("host").as_string().size(), 0u);
+  // The measured phases start once the guest answered a first interrupt.
+  EXPECT_NE(
+      std::string(j.at("notes").at("warm-up").as_string()).find(" ms from the guest enabling"),
+      std::string::npos);
   EXPECT_NE(std::string(j.at("notes").at("guest TSC offset").as_string()).find("ticks"),
             std::string::npos);
   std::ifstream guest_log(serial);
