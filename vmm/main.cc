@@ -1,6 +1,7 @@
 // labyrinth — the command line: `labyrinth run --config FILE [...]`.
 #include <signal.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -304,6 +305,15 @@ static int run_main(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
+  // stdio decides stdout's buffering on its first use, with isatty() — an ioctl
+  // (TCGETS) whenever stdout is a character device other than a pty: /dev/null, a
+  // serial console (the test VM's), a VT. The first use is the report, printed by the
+  // event loop under its seccomp filter, which forbids that ioctl (`labyrinth latency
+  // > /dev/null` exited 6). Decide it here, before any filter; a buffer of our own, so
+  // that stdio never allocates (and asks) later.
+  static char stdout_buffer[BUFSIZ];
+  (void)std::setvbuf(stdout, stdout_buffer, ::isatty(STDOUT_FILENO) != 0 ? _IOLBF : _IOFBF,
+                     sizeof stdout_buffer);
   try {
     return run_main(argc, argv);
   } catch (const std::exception& e) {  // a bug: report it with the documented status

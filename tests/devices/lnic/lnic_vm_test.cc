@@ -285,6 +285,21 @@ TEST_F(LnicVmTest, LatencyCommandWritesTableJsonAndPlot) {
   EXPECT_NE(text.find("polyline"), std::string::npos);
 }
 
+// stdout on a character device that is not a pty (/dev/null here; a serial console in
+// the test VM): stdio's first use asks isatty(), an ioctl the event loop's seccomp filter
+// forbids; the buffering is decided before the filters (this exited 6).
+TEST_F(LnicVmTest, LatencyReportToDevNullIsNotASeccompViolation) {
+  const std::string cfg = config("lnic_latency", "seconds=3600",
+                                 R"([{"backend": {"type": "pktgen", "rate_pps": 1000}}])");
+  auto r =
+      Child::run({"/bin/sh", "-c",
+                  std::string("exec ") + LABYRINTH_BINARY + " latency --seconds 1 --config " + cfg +
+                      " --serial-out " + (dir_ / "devnull-guest.log").string() + " >/dev/null"},
+                 std::chrono::seconds(60));
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err.find("seccomp"), std::string::npos) << r.err;
+}
+
 TEST_F(LnicVmTest, LatencyWithoutAnLnicIsAUsageError) {
   const std::string path = (dir_ / "nolnic.json").string();
   std::ofstream(path) << "{\"boot-source\": {\"kernel_image_path\": \"" << LABYRINTH_GUEST_DIR
