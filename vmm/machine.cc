@@ -451,8 +451,8 @@ void Machine::start_latency_run(const LatencyOptions& opts) {
                                     : 1000.0);
   // Arm the doorbells now (the guest may return pages as soon as it runs), not the backends.
   boost::asio::post(io_, [this] { lnics_->start_doorbells(); });
-  // Polls until the guest has enabled the NIC. A member (not a self-capturing
-  // shared_ptr) so that no reference cycle keeps the lnic alive past the VM.
+  // Polls until the guest has enabled the NIC and answered the warm-up probe. A member
+  // (not a self-capturing shared_ptr) so that no reference cycle keeps the lnic alive.
   devices::lnic::Lnic* nic_ptr = nic.get();
   latency_wait_ = [this, nic_ptr, half, deadline, floor_rate,
                    enabled_at = std::optional<std::chrono::steady_clock::time_point>(),
