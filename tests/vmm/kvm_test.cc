@@ -2,7 +2,12 @@
 // works, in the test VM otherwise; without /dev/kvm they fail, never skip).
 #include <gtest/gtest.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
 
 #include "vmm/fd.h"
 #include "vmm/kvm/irqfd.h"
@@ -14,8 +19,22 @@
 namespace labyrinth::vmm {
 namespace {
 
+using namespace std::chrono_literals;
+
 bool have_kvm() {
   return ::access("/dev/kvm", R_OK | W_OK) == 0;
+}
+
+uint32_t lapic_reg(const kvm_lapic_state& s, uint32_t offset) {
+  uint32_t v = 0;
+  std::memcpy(&v, s.regs + offset, sizeof v);
+  return v;
+}
+
+// The vector's bit in the interrupt request register (eight 32-bit words from 0x200, 16
+// bytes apart): set when the LAPIC accepted the interrupt and the CPU has not taken it.
+bool irr_has(const kvm_lapic_state& s, uint8_t vector) {
+  return (lapic_reg(s, 0x200 + (vector / 32) * 0x10) >> (vector % 32) & 1) != 0;
 }
 
 TEST(SlotAllocator, LowestFreeFirstAndBounded) {
@@ -44,7 +63,7 @@ TEST(Kvm, OpensAndReportsCapabilities) {
   EXPECT_EQ(Kvm::open("/nonexistent/kvm").error(), Error::kvm_unavailable);
 }
 
-TEST(Vm, MemslotsIrqfdIoeventfdAndRouting) {
+TEST(Vm, MemslotsIoeventfdAndRouting) {
   ASSERT_TRUE(have_kvm()) << "/dev/kvm is needed (run in the test VM: scripts/vm.sh)";
   auto kvm = Kvm::open().value();  // checked by Kvm.OpensAndReportsCapabilities
   auto vm = Vm::create(kvm);
@@ -63,15 +82,50 @@ TEST(Vm, MemslotsIrqfdIoeventfdAndRouting) {
   EXPECT_EQ((*vm)->add_memslot(0, 2 << 20, ram.data()).value(), *a) << "number reused";
 
   EXPECT_TRUE((*vm)->set_gsi_routing(Vm::default_gsi_routing()));
-  auto irq = Irqfd::create(**vm, 5);
-  ASSERT_TRUE(irq.has_value());
-  (*irq)->trigger();
-  irq->reset();  // deregisters
 
   Fd efd(::eventfd(0, EFD_CLOEXEC));
   EXPECT_TRUE((*vm)->register_ioeventfd(efd.get(), 0xD0000000, 4, false, std::nullopt));
   EXPECT_TRUE((*vm)->unregister_ioeventfd(efd.get(), 0xD0000000, 4, false, std::nullopt));
   EXPECT_TRUE((*vm)->register_ioeventfd(efd.get(), 0x600, 2, true, 0x1234));
+}
+
+// A trigger travels eventfd -> KVM's irqfd -> GSI 5 -> IOAPIC pin 5 -> vCPU 0's LAPIC,
+// where it waits in the IRR: the vCPU never runs, so nothing takes it. KVM injects an
+// IOAPIC-routed irqfd from a work item, some time after the write: polled, bounded.
+TEST(Irqfd, TriggerReachesTheLapicThroughTheIoapic) {
+  ASSERT_TRUE(have_kvm()) << "/dev/kvm is needed (run in the test VM: scripts/vm.sh)";
+  constexpr uint8_t kVector = 0x35;
+  auto kvm = Kvm::open().value();
+  auto vm = Vm::create(kvm).value();
+  auto vcpu = Vcpu::create(*vm, 0).value();
+  ASSERT_TRUE(vm->set_gsi_routing(Vm::default_gsi_routing()));
+  // The LAPIC accepts fixed interrupts only when software-enabled (SVR bit 8).
+  kvm_lapic_state lapic{};
+  ASSERT_EQ(::ioctl(vcpu->fd(), KVM_GET_LAPIC, &lapic), 0);
+  const uint32_t svr = lapic_reg(lapic, 0xF0) | 0x100;
+  std::memcpy(lapic.regs + 0xF0, &svr, sizeof svr);
+  ASSERT_EQ(::ioctl(vcpu->fd(), KVM_SET_LAPIC, &lapic), 0);
+  // Pin 5: the vector, fixed delivery, edge, active high, unmasked, physical APIC ID 0.
+  kvm_irqchip chip{};
+  chip.chip_id = KVM_IRQCHIP_IOAPIC;
+  ASSERT_EQ(::ioctl(vm->fd(), KVM_GET_IRQCHIP, &chip), 0);
+  chip.chip.ioapic.redirtbl[5].bits = kVector;
+  ASSERT_EQ(::ioctl(vm->fd(), KVM_SET_IRQCHIP, &chip), 0);
+  ASSERT_EQ(::ioctl(vcpu->fd(), KVM_GET_LAPIC, &lapic), 0);
+  ASSERT_FALSE(irr_has(lapic, kVector)) << "pending before the trigger";
+
+  auto irq = Irqfd::create(*vm, 5);
+  ASSERT_TRUE(irq.has_value()) << to_string(irq.error());
+  (*irq)->trigger();
+  const auto end = std::chrono::steady_clock::now() + 30s;
+  bool pending = false;
+  while (!pending && std::chrono::steady_clock::now() < end) {
+    ASSERT_EQ(::ioctl(vcpu->fd(), KVM_GET_LAPIC, &lapic), 0);
+    pending = irr_has(lapic, kVector);
+    if (!pending) std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_TRUE(pending) << "vector " << int{kVector} << " never reached the LAPIC's IRR";
+  irq->reset();  // deregisters
 }
 
 // begin_teardown(): deregistrations stop calling into KVM (each one waits for an SRCU
