@@ -3,9 +3,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
+#include <thread>
 
 #include "tests/vmm/subprocess.h"
 #include "tests/vmm/test_elf.h"
@@ -151,27 +156,90 @@ TEST_F(LabyrinthRun, PoolWindowIsMappedIntoTheGuest) {
   EXPECT_NE(beyond.err.find("mmio bus: unmapped read"), std::string::npos) << beyond.err;
 }
 
-void expect_clean_signal_exit(Child& c, int sig, int expected_status) {
-  ASSERT_TRUE(c.wait_for_output("spin\n", 60s)) << c.err();
-  std::this_thread::sleep_for(50ms);  // let the vCPUs spin inside KVM_RUN
-  ::kill(c.pid(), sig);
-  // Every vCPU must be kicked out of KVM_RUN: a missed kick hangs until this guard.
+// guest_time (field 43 of /proc/PID/task/TID/stat, in clock ticks) of each thread named
+// vcpuN: the CPU time the kernel charged to it while it ran guest code.
+std::map<std::string, uint64_t> vcpu_guest_time(pid_t pid) {
+  std::map<std::string, uint64_t> out;
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::string comm, stat;
+    std::getline(std::ifstream(task.path() / "comm"), comm);
+    if (!comm.starts_with("vcpu")) continue;
+    std::getline(std::ifstream(task.path() / "stat"), stat);
+    const size_t name_end = stat.rfind(')');  // the name may hold spaces and parentheses
+    if (name_end == std::string::npos) continue;
+    std::istringstream fields(stat.substr(name_end + 1));
+    std::string skip;
+    for (int field = 3; field < 43; ++field) fields >> skip;
+    uint64_t guest = 0;
+    if (fields >> guest) out[comm] = guest;
+  }
+  return out;
+}
+
+// Polls ready() every 2 ms until it holds or limit passes; returns its last answer.
+template <class F>
+bool eventually(F ready, std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!ready()) {
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(2ms);
+  }
+  return true;
+}
+
+// c runs kSpinSayCpu on `vcpus` vCPUs with --log-level info. The signal goes out once
+// every vCPU sits in its last KVM_RUN: it printed its digit (the guest's only exit) and
+// then ran guest code again (its guest time grew after the digit was seen). From there
+// only a kick gets a vCPU out, and a missed one hangs the VM until the guard below.
+void expect_clean_signal_exit(Child& c, int vcpus, int sig, int expected_status) {
+  const bool printed = eventually(
+      [&] {
+        const std::string out = c.out();
+        for (int i = 0; i < vcpus; ++i) {
+          if (out.find(static_cast<char>('0' + i)) == std::string::npos) return false;
+        }
+        return true;
+      },
+      60s);
+  EXPECT_TRUE(printed) << "not every vCPU printed its index: " << c.out() << c.err();
+  const std::map<std::string, uint64_t> before =
+      printed ? vcpu_guest_time(c.pid()) : std::map<std::string, uint64_t>{};
+  EXPECT_EQ(before.size(), static_cast<size_t>(vcpus)) << "vCPU threads";
+  const bool spinning = printed && before.size() == static_cast<size_t>(vcpus) &&
+                        eventually(
+                            [&] {
+                              std::map<std::string, uint64_t> now = vcpu_guest_time(c.pid());
+                              return std::ranges::all_of(
+                                  before, [&](const auto& b) { return now[b.first] > b.second; });
+                            },
+                            60s);
+  EXPECT_TRUE(spinning) << "a vCPU never ran guest code after its output";
+  ::kill(c.pid(), spinning ? sig : SIGKILL);
   // (Shutdown time itself is measured by vmm_boot_bench, not asserted here.)
   auto r = c.wait(60s);
+  if (!spinning) return;
   EXPECT_FALSE(r.timed_out) << "the VM did not stop after the signal";
   EXPECT_EQ(r.status, expected_status) << r.err;
+  // Logged once every vCPU thread is joined: a clean stop, not a death by the signal
+  // (which Child reports as the same 128 + its number).
+  EXPECT_NE(r.err.find("VM stopped: signal (status " + std::to_string(expected_status) + ")"),
+            std::string::npos)
+      << r.err;
 }
 
 TEST_F(LabyrinthRun, SigintStopsASpinningGuestWith130) {
-  Child c = Child::spawn(
-      {LABYRINTH_BINARY, "run", "--config", config(hand_guest("spin", testing::guests::kSpin))});
-  expect_clean_signal_exit(c, SIGINT, 130);
+  Child c = Child::spawn({LABYRINTH_BINARY, "run", "--config",
+                          config(hand_guest("spin", testing::guests::kSpinSayCpu)), "--log-level",
+                          "info"});
+  expect_clean_signal_exit(c, 1, SIGINT, 130);
 }
 
 TEST_F(LabyrinthRun, SigtermStopsEveryVcpuWith143) {
-  Child c = Child::spawn(
-      {LABYRINTH_BINARY, "run", "--config", config(hand_guest("spin", testing::guests::kSpin), 3)});
-  expect_clean_signal_exit(c, SIGTERM, 143);
+  Child c = Child::spawn({LABYRINTH_BINARY, "run", "--config",
+                          config(hand_guest("spin", testing::guests::kSpinSayCpu), 3),
+                          "--log-level", "info"});
+  expect_clean_signal_exit(c, 3, SIGTERM, 143);
 }
 
 struct BadConfig {

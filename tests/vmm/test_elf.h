@@ -35,6 +35,15 @@ inline const std::vector<uint8_t> kSpin = {
     0xB0, 'n',  0xEE, 0xB0, '\n', 0xEE,                   // "n\n"
     0xEB, 0xFE,                                           // jmp .
 };
+// Every vCPU prints one byte, the digit of its index (rdi at entry), and spins: one byte
+// per vCPU, so the output says which ones ran however the serial writes interleave.
+inline const std::vector<uint8_t> kSpinSayCpu = {
+    0x66, 0xBA, 0xF8, 0x03,  // mov dx, 0x3f8
+    0x89, 0xF8,              // mov eax, edi
+    0x04, '0',               // add al, '0'
+    0xEE,                    // out dx, al
+    0xEB, 0xFE,              // jmp .
+};
 // ud2 with no IDT loaded: #UD -> #DF -> triple fault (KVM_EXIT_SHUTDOWN).
 inline const std::vector<uint8_t> kTripleFault = {0x0F, 0x0B};
 // out "x" to an unmapped port 0x9999, read it back into the exit port.
