@@ -16,7 +16,9 @@
 //
 // Last line: virtio_hostile: checks=C failed=F. Exit 0 when nothing failed.
 // The host test (tests/devices/virtio/virtio_vm_test.cc) checks the device's counters
-// (labyrinth run --metrics) against what this guest did.
+// (labyrinth run --metrics) against what this guest did, and reads the well-formed frames
+// (virtio_hostile_frame.h) off the TAP.
+#include "guest/programs/virtio_hostile_frame.h"
 #include "guest/runtime/runtime.h"
 #include "guest/runtime/tsc.h"
 
@@ -133,9 +135,10 @@ bool offer_and_wait(uint16_t head, uint16_t want) {
   return used_idx() == want;
 }
 
-// A well-formed frame: header + 60 bytes, one descriptor. The device must return it.
+// A well-formed frame: header + virtio_hostile::kTxFrame, one descriptor. The device must
+// return it (and send it: the host test counts the copies that reach the TAP).
 void expect_working(const char* after) {
-  g_tx.desc[9] = Desc{gpa(g_frame), 12 + 60, 0, 0};
+  g_tx.desc[9] = Desc{gpa(g_frame), 12 + virtio_hostile::kTxFrameLen, 0, 0};
   const uint16_t want = static_cast<uint16_t>(used_idx() + 1);
   const bool ok = offer_and_wait(9, want) && g_tx.used[1 + 2 * ((want - 1) % kQ)] == 9;
   check(ok, after);
@@ -181,6 +184,10 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   g_bar = pci_read(slot, 0x10) & ~uint64_t{0xF};
   pci_write(slot, 0x04, 0x6);  // memory space, bus master
   guest::printf("%s: virtio-net in slot %u, BAR0 0x%lx\n", kWho, slot, g_bar);
+  // The header stays zero (no offloads); the Ethernet frame follows it.
+  for (uint32_t i = 0; i < virtio_hostile::kTxFrameLen; ++i) {
+    g_frame[12 + i] = virtio_hostile::kTxFrame[i];
+  }
 
   // Garbage register accesses (counted by the transport): unmapped offsets, wrong widths.
   wr<uint64_t>(0x7FF8, ~uint64_t{0});
