@@ -177,10 +177,9 @@ std::map<std::string, uint64_t> vcpu_guest_time(pid_t pid) {
   return out;
 }
 
-// Polls ready() every 2 ms until it holds or limit passes; returns its last answer.
+// Polls ready() every 2 ms until it holds or `end` passes; returns its last answer.
 template <class F>
-bool eventually(F ready, std::chrono::milliseconds limit) {
-  const auto end = std::chrono::steady_clock::now() + limit;
+bool eventually(F ready, std::chrono::steady_clock::time_point end) {
   while (!ready()) {
     if (std::chrono::steady_clock::now() >= end) return false;
     std::this_thread::sleep_for(2ms);
@@ -193,6 +192,8 @@ bool eventually(F ready, std::chrono::milliseconds limit) {
 // then ran guest code again (its guest time grew after the digit was seen). From there
 // only a kick gets a vCPU out, and a missed one hangs the VM until the guard below.
 void expect_clean_signal_exit(Child& c, int vcpus, int sig, int expected_status) {
+  // Both guards together stay inside the test's ctest TIMEOUT (120 s).
+  const auto ready_by = std::chrono::steady_clock::now() + 50s;
   const bool printed = eventually(
       [&] {
         const std::string out = c.out();
@@ -201,7 +202,7 @@ void expect_clean_signal_exit(Child& c, int vcpus, int sig, int expected_status)
         }
         return true;
       },
-      60s);
+      ready_by);
   EXPECT_TRUE(printed) << "not every vCPU printed its index: " << c.out() << c.err();
   const std::map<std::string, uint64_t> before =
       printed ? vcpu_guest_time(c.pid()) : std::map<std::string, uint64_t>{};
@@ -213,7 +214,7 @@ void expect_clean_signal_exit(Child& c, int vcpus, int sig, int expected_status)
                               return std::ranges::all_of(
                                   before, [&](const auto& b) { return now[b.first] > b.second; });
                             },
-                            60s);
+                            ready_by);
   EXPECT_TRUE(spinning) << "a vCPU never ran guest code after its output";
   ::kill(c.pid(), spinning ? sig : SIGKILL);
   // (Shutdown time itself is measured by vmm_boot_bench, not asserted here.)
