@@ -340,20 +340,43 @@ TEST_F(PagePoolTest, AtomicReserveIsOnlyForAtomicCallers) {
 }
 
 TEST_F(PagePoolTest, NonAtomicAllocWaitsForTheWorkerToGrow) {
+  // The test thread is the worker (start_worker = false), so the pool cannot grow before
+  // the allocation is seen waiting: the wait is certain, not a matter of scheduling.
   PoolConfig c = small_config();
-  c.start_worker = true;
-  c.worker_poll = std::chrono::microseconds(200);
-  c.wait_timeout = std::chrono::milliseconds(2000);
+  c.wait_timeout = std::chrono::milliseconds(20'000);  // a bound: the worker pass ends it
   auto pool = make(c);
   std::vector<Page> pages;
-  for (int i = 0; i < 30; ++i) {
+  for (int i = 0; i < 12; ++i) {  // down to min_pages: what is left is the atomic reserve
     auto p = pool->alloc_page(kGfpExclusive, kDev, nullptr);
     ASSERT_TRUE(p) << to_string(p.error());
     pages.push_back(*p);
   }
+  ASSERT_EQ(pool->stats().alloc_wait_began, 0u);
+  std::atomic<bool> done{false};
+  std::expected<Page, Error> waited = std::unexpected(Error::exhausted);
+  std::thread t([&] {
+    waited = pool->alloc_page(kGfpExclusive, kDev, nullptr);
+    done.store(true, std::memory_order_release);
+  });
+  // Bounded wait for the allocation to go to sleep in the pool.
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (pool->stats().alloc_wait_began == 0 && !done.load(std::memory_order_acquire) &&
+         std::chrono::steady_clock::now() < limit) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(pool->stats().alloc_wait_began, 1u);
+  EXPECT_FALSE(done.load(std::memory_order_acquire)) << "returned without the worker";
+  EXPECT_EQ(pool->stats().chunks, 1u);
+  pool->run_worker_once();  // below low: grows to high and wakes the waiter
+  t.join();
+  ASSERT_TRUE(waited) << to_string(waited.error());
+  pages.push_back(*waited);
   const PoolStats s = pool->stats();
+  EXPECT_EQ(s.alloc_waited, 1u);  // it got its page after waiting, not at once
+  EXPECT_EQ(s.alloc_wait, 13u);
+  EXPECT_EQ(s.fail_timed_out, 0u);
   EXPECT_GE(s.chunks, 2u);
-  EXPECT_GE(s.alloc_waited + s.chunks_added, 2u);
+  EXPECT_EQ(s.chunks_added, s.chunks);  // the initial chunk counts as added too
   std::set<uint64_t> gpas;
   for (const Page& p : pages) gpas.insert(p.gpa);
   EXPECT_EQ(gpas.size(), pages.size());
