@@ -246,6 +246,7 @@ struct SharedHot {
   std::atomic<uint64_t> violation_bad_cache{0};
   std::atomic<uint64_t> alloc_wait{0};
   std::atomic<uint64_t> alloc_waited{0};
+  std::atomic<uint64_t> alloc_wait_began{0};
   std::atomic<uint64_t> fail_reserve_only{0};
   std::atomic<uint64_t> fail_timed_out{0};
   std::atomic<uint64_t> fail_exhausted_wait{0};
@@ -1147,6 +1148,7 @@ std::expected<Page, Error> PagePool::alloc_page_slow(uint32_t flags, OwnerId own
     }
     m.grow_requested = true;
     m.worker_cv.notify_one();
+    if (!waited) bump_shared(m.shared->alloc_wait_began);
     waited = true;
     // Short slices: pages can also come back through frees, which never notify.
     m.pages_cv.wait_until(
@@ -1669,6 +1671,7 @@ PoolStats PagePool::stats() const {
   }
   st.alloc_wait = ld(s.alloc_wait);
   st.alloc_waited = ld(s.alloc_waited);
+  st.alloc_wait_began = ld(s.alloc_wait_began);
   st.fail_exhausted += ld(s.fail_exhausted_wait);
   st.fail_reserve_only = ld(s.fail_reserve_only);
   st.fail_timed_out = ld(s.fail_timed_out);

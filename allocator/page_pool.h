@@ -143,6 +143,10 @@ struct PoolStats {
   uint64_t alloc_reserve = 0;  // ... that dipped below the min watermark (atomic reserve)
   uint64_t alloc_wait = 0;     // non-atomic allocations
   uint64_t alloc_waited = 0;   // ... that had to wait for the worker
+  // Non-atomic allocations that found no page and began to wait, counted as the wait
+  // begins (once per allocation): alloc_waited counts those that then got a page; the
+  // rest end in a failure or are waiting now.
+  uint64_t alloc_wait_began = 0;
   // Failures by reason.
   uint64_t fail_exhausted = 0;
   uint64_t fail_reserve_only = 0;  // non-atomic caller refused the reserve (returned at once)
