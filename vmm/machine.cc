@@ -347,7 +347,7 @@ int Machine::run(const RunOptions& options) {
   }
   for (auto& r : runners_) r->join();
   // A latency run's halts: from the start of its measured phases to the vCPUs' stop.
-  if (halts_at_start_) {
+  if (halts_at_start_ && vcpu0_stats_) {
     if (auto end = vcpu0_stats_->read()) {
       latency_halts_ = HaltObservation{
           .vcpu = 0,
