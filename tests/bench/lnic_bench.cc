@@ -2,7 +2,7 @@
 // from a backend into a guest that consumes and returns pages instantly (a fake guest
 // on fake RAM; the page pool is real, zeroing each returned page as it is freed). This
 // is the host side of the 1 Mpps target; the guest side is measured end to end with
-// `labyrinth latency` (docs/lnic.md).
+// `labyrinth run --config configs/lnic_sink.json` (docs/lnic.md).
 //
 //   build/bench/lnic_bench [--benchmark_repetitions=5 ...]
 //
