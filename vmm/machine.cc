@@ -234,6 +234,9 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
   spdlog::debug("guest TSC offset {} ({}; measured {} +- {} ticks)", tsc_offset_.offset,
                 tsc_offset_.from_attribute ? "KVM_VCPU_TSC_OFFSET" : "measured pair",
                 tsc_offset_.measured, tsc_offset_.uncertainty);
+  // KVM's own counters for vCPU 0 (its halts: how the guest idles, observed by a latency
+  // run). Optional: kernels before 5.14 have none, and the report then says so.
+  if (auto stats = VcpuStats::open(*vcpus_[0])) vcpu0_stats_.emplace(std::move(*stats));
   auto khz = vcpus_[0]->tsc_khz();
   BootParams params{n, khz ? *khz : 0, config_.boot_args};
   if (!linux_) {
@@ -327,7 +330,9 @@ int Machine::run(const RunOptions& options) {
   // Setup is over: this thread runs the event loop, then teardown and the reports.
   if (config_.seccomp) {
     sandbox::Seccomp::install_or_exit(sandbox::ThreadKind::event_loop,
-                                      {.vm_fd = vm_->fd(), .vcpu_fd = vcpus_[0]->fd()});
+                                      {.vm_fd = vm_->fd(),
+                                       .vcpu_fd = vcpus_[0]->fd(),
+                                       .vcpu_stats_fd = vcpu0_stats_ ? vcpu0_stats_->fd() : -1});
   }
   for (;;) {
     try {
@@ -341,6 +346,19 @@ int Machine::run(const RunOptions& options) {
     io_.restart();  // ran out of work without a shutdown: keep serving signals
   }
   for (auto& r : runners_) r->join();
+  // A latency run's halts: from the start of its measured phases to the vCPUs' stop.
+  if (halts_at_start_ && vcpu0_stats_) {
+    if (auto end = vcpu0_stats_->read()) {
+      latency_halts_ = HaltObservation{
+          .vcpu = 0,
+          .seconds =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - measured_from_)
+                  .count(),
+          .halt_exits = end->halt_exits - halts_at_start_->halt_exits,
+          .halt_wait_ns = end->halt_wait_ns - halts_at_start_->halt_wait_ns,
+          .has_wait = vcpu0_stats_->has_wait()};
+    }
+  }
   // The offset again, now the vCPUs are stopped: KVM may have moved it during the run
   // (its TSC catch-up mode does on hosts whose TSC it deems unstable, e.g. under TCG).
   if (auto end = vcpus_[0]->tsc_offset()) tsc_offset_end_ = *end;
@@ -477,6 +495,13 @@ void Machine::start_latency_run(const LatencyOptions& opts) {
       return;
     }
     latency_warmup_s_ = std::chrono::duration<double>(now - *enabled_at).count();
+    // What vCPU 0 does while the guest idles is counted from here (the measured phases).
+    if (vcpu0_stats_) {
+      if (auto start = vcpu0_stats_->read()) {
+        halts_at_start_ = *start;
+        measured_from_ = std::chrono::steady_clock::now();
+      }
+    }
     spdlog::info("latency: floor phase ({:.0f} Hz)", floor_rate);
     nic_ptr->start_floor(floor_rate, 50);
     latency_timer_->expires_after(half);

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -41,6 +42,7 @@
 #include "vmm/kvm/kvm.h"
 #include "vmm/kvm/msi.h"
 #include "vmm/kvm/vcpu.h"
+#include "vmm/kvm/vcpu_stats.h"
 #include "vmm/kvm/vm.h"
 #include "vmm/memory/guest_memory.h"
 #include "vmm/memory/layout.h"
@@ -48,6 +50,7 @@
 #include "vmm/memory/pool_worker.h"
 #include "vmm/net/lnic_set.h"
 #include "vmm/net/virtio_net_set.h"
+#include "vmm/report/latency_report.h"
 #include "vmm/vcpu_runner.h"
 
 namespace labyrinth::vmm {
@@ -88,6 +91,10 @@ class Machine final : public devices::VmControl {
   // A latency run's warm-up: from the guest enabling lnic 0 to its answer to the first
   // interrupt (the measured phases start then). Negative until then. After run().
   double latency_warmup_s() const { return latency_warmup_s_; }
+  // A latency run's halts of vCPU 0 over its measured phases, as KVM counted them;
+  // std::nullopt when KVM offers no per-vCPU statistics (or the run never measured).
+  // After run().
+  const std::optional<HaltObservation>& latency_halts() const { return latency_halts_; }
   void request_shutdown(int status, std::string_view reason) override;
 
  private:
@@ -127,6 +134,10 @@ class Machine final : public devices::VmControl {
   std::function<void()> latency_wait_;  // event loop only
   std::string latency_error_;
   double latency_warmup_s_ = -1;
+  std::optional<VcpuStats> vcpu0_stats_;                 // KVM's counters for vCPU 0, if offered
+  std::optional<VcpuStats::Sample> halts_at_start_;      // read when the measured phases start
+  std::chrono::steady_clock::time_point measured_from_;  // ... at this time
+  std::optional<HaltObservation> latency_halts_;
   devices::Bus pio_{"pio"};  // declared after the devices: dropped before them
   devices::Bus mmio_{"mmio"};
   std::unique_ptr<boost::asio::signal_set> signals_;

@@ -141,10 +141,8 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
   }
   r.note("guest",
          config->kernel_image_path + (config->boot_args.empty() ? "" : " " + config->boot_args));
-  const bool known_guest =
-      std::filesystem::path(config->kernel_image_path).filename() == "lnic_latency.elf";
-  r.note("guest idle mode", known_guest ? "halted (lnic_latency: sti; hlt between interrupts)"
-                                        : "unknown: see the guest's own output");
+  // Observed: KVM's count of the HLTs vCPU 0 executed while the run measured.
+  r.note("guest idle mode", vmm::idle_mode_note((*machine)->latency_halts()));
   r.note("duration", std::to_string(seconds) + " s: first half floor, second half device path");
   {
     char warmup[160];
@@ -154,8 +152,10 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
                         (*machine)->latency_warmup_s() * 1000, nic.config().id.c_str());
     r.note("warm-up", warmup);
   }
-  r.add("alloc", "alloc_page(atomic|exclusive) call on the RX path", lat.alloc,
-        m.rx_drop_no_page.get());
+  r.add("alloc",
+        vmm::alloc_span_description(nic.alloc_timer_ticks(), m.alloc_net_zero.get(),
+                                    lat.alloc.count()),
+        lat.alloc, m.rx_drop_no_page.get());
   r.add("host_rx", "frame ready (scheduled) -> completion posted and MSI irqfd signalled",
         lat.host_rx, m.rx_drops());
   r.add("guest", "frame ready (scheduled) -> guest interrupt handler entry (guest TSC)", lat.guest,
@@ -202,6 +202,10 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
     j["metrics"] = (*machine)->metrics_json();
     j["tsc_offset_drift_us"] = drift_us;
     j["tsc_offset_stable"] = tsc_stable;
+    if (const auto& h = (*machine)->latency_halts()) {
+      j["vcpu0_halt_exits"] = h->halt_exits;
+      if (h->has_wait) j["vcpu0_halt_wait_ns"] = h->halt_wait_ns;
+    }
     std::ofstream out(json_path);
     out << boost::json::serialize(j) << "\n";
     if (!out) {

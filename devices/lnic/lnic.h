@@ -90,6 +90,10 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   void set_tsc_offset(int64_t offset) { cfg_.tsc_offset = offset; }
   const LnicMetrics& metrics() const { return metrics_; }
   const LnicLatency& latency() const { return latency_; }
+  // What latency().alloc's samples are net of: the median cost of an empty rdtsc pair,
+  // in ticks, measured once at construction. Samples at or below it are recorded as 0
+  // (metrics().alloc_net_zero counts them).
+  uint64_t alloc_timer_ticks() const { return timer_ticks_; }
   Backend& backend() { return *backend_; }
   const Backend& backend() const { return *backend_; }
   bool running() const;  // RUNNING as the guest last saw it (any thread)

@@ -32,6 +32,8 @@ struct LnicMetrics {
   Counter rx_drop_oversize;     // frame longer than a page (or empty)
   Counter rx_drop_bad_ring;     // RX ring's consumer index corrupt
   Counter irqs;                 // interrupts raised
+  Counter alloc_net_zero;       // alloc samples no longer than the empty rdtsc pair they
+                                // are net of (Lnic::alloc_timer_ticks): recorded as 0
   // Return path (event loop).
   Counter ret_doorbells, pages_returned;
   Counter guest_stamp_early;  // t_guest_irq before the frame was ready: the handler was

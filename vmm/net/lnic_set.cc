@@ -143,6 +143,8 @@ boost::json::array LnicSet::metrics_json() const {
     j["irqs"] = m.irqs.get();
     j["pages_returned"] = m.pages_returned.get();
     j["guest_samples_early"] = m.guest_stamp_early.get();
+    j["alloc_timer_ticks"] = n.alloc_timer_ticks();
+    j["alloc_samples_net_zero"] = m.alloc_net_zero.get();
     j["floor"] = boost::json::object{{"sent", m.floor_sent.get()},
                                      {"missed", m.floor_missed.get()},
                                      {"early", m.floor_early.get()}};

@@ -177,6 +177,11 @@ void event_loop_list(Builder& b, const FilterContext& c) {
   if (c.vcpu_fd >= 0) {
     b.ioctl_on(c.vcpu_fd, {kvm_abi::kGetMsrs, KVM_HAS_DEVICE_ATTR, KVM_GET_DEVICE_ATTR});
   }
+  // A latency run reads vCPU 0's halt counters (VcpuStats) when it starts measuring and
+  // after the vCPUs stopped; KVM's stats files are read at offsets (they cannot seek).
+  if (c.vcpu_stats_fd >= 0) {
+    b.allow(SCMP_SYS(pread64), {SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(c.vcpu_stats_fd))});
+  }
   b.allow_all({SCMP_SYS(close), SCMP_SYS(munlock), SCMP_SYS(rt_sigaction), SCMP_SYS(openat),
                SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(lseek), SCMP_SYS(mincore),
                SCMP_SYS(access), SCMP_SYS(faccessat), SCMP_SYS(faccessat2)});

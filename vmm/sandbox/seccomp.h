@@ -41,8 +41,9 @@ std::string_view to_string(ThreadKind k) noexcept;
 inline constexpr int kExitSeccomp = 6;
 
 struct FilterContext {
-  int vm_fd = -1;    // ioctls on the VM fd are limited to the ones the thread needs
-  int vcpu_fd = -1;  // vcpu: KVM_RUN only on this fd; event_loop: vCPU 0 (its TSC offset)
+  int vm_fd = -1;          // ioctls on the VM fd are limited to the ones the thread needs
+  int vcpu_fd = -1;        // vcpu: KVM_RUN only on this fd; event_loop: vCPU 0 (its TSC offset)
+  int vcpu_stats_fd = -1;  // event_loop: vCPU 0's KVM statistics (pread64 on it only)
 };
 
 class Seccomp {
