@@ -32,6 +32,7 @@ struct LnicMetrics {
   Counter rx_drop_oversize;     // frame longer than a page (or empty)
   Counter rx_drop_bad_ring;     // RX ring's consumer index corrupt
   Counter irqs;                 // interrupts raised
+  Counter rx_delay_injected;    // test only: frames the test_inject_delay_ns delay was spun on
   // Return path (event loop).
   Counter ret_doorbells, pages_returned;
   Counter guest_stamp_early;  // t_guest_irq before the frame was ready: the handler was
