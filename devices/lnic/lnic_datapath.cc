@@ -147,6 +147,7 @@ void Lnic::receive(std::span<const std::byte> frame, uint64_t t_ready) {
   if (inject_ticks_ != 0) {  // test only: a delay of known size on the measured path
     for (const uint64_t t0 = alloc::rdtsc(); alloc::rdtsc() - t0 < inject_ticks_;) {
     }
+    metrics_.rx_delay_injected.inc();
   }
 
   lnic_rx_completion c{};

@@ -34,6 +34,7 @@ struct LnicMetrics {
   Counter irqs;                 // interrupts raised
   Counter alloc_net_zero;       // alloc samples no longer than the empty rdtsc pair they
                                 // are net of (Lnic::alloc_timer_ticks): recorded as 0
+  Counter rx_delay_injected;    // test only: frames the test_inject_delay_ns delay was spun on
   // Return path (event loop).
   Counter ret_doorbells, pages_returned;
   Counter guest_stamp_early;  // t_guest_irq before the frame was ready: the handler was

@@ -1,8 +1,9 @@
-// Checks that every built test guest (build/guest/<name>.elf) is an image the
-// VMM's ELF loader can boot under guest/abi/boot_info.h: a static ELF64 x86-64
-// executable whose PT_LOAD segments are identity-placed (vaddr == paddr) at or
-// above LABYRINTH_GUEST_LOAD_MIN and below the MMIO gap, with the entry point
-// in an executable segment and no dynamic linking.
+// Checks that every test guest (LABYRINTH_GUEST_DIR/<name>.elf: build/guest, in the
+// sanitizer builds too, which build no guests) is an image the VMM's ELF loader can
+// boot under guest/abi/boot_info.h: a static ELF64 x86-64 executable whose PT_LOAD
+// segments are identity-placed (vaddr == paddr) at or above LABYRINTH_GUEST_LOAD_MIN
+// and below the MMIO gap, with the entry point in an executable segment and no
+// dynamic linking.
 #include <elf.h>
 #include <gtest/gtest.h>
 
@@ -80,8 +81,15 @@ TEST_P(GuestImage, LoadSegmentsAreIdentityPlacedInLowRam) {
   EXPECT_TRUE(entry_in_text) << "entry 0x" << std::hex << ehdr_.e_entry;
 }
 
-INSTANTIATE_TEST_SUITE_P(AllGuests, GuestImage,
-                         ::testing::Values("hello", "smp", "fault", "irq", "lnic_sink", "lnic_echo",
-                                           "lnic_latency", "lnic_hostile"));
+// Every guest program: one per guest/programs/*.cc, listed by tests/guest/CMakeLists.txt
+// (which also checks that guest/CMakeLists.txt builds exactly these).
+constexpr const char* kGuestPrograms[] = {
+#include "guest_programs.inc"
+};
+
+INSTANTIATE_TEST_SUITE_P(AllGuests, GuestImage, ::testing::ValuesIn(kGuestPrograms),
+                         [](const ::testing::TestParamInfo<const char*>& param_info) {
+                           return std::string(param_info.param);
+                         });
 
 }  // namespace

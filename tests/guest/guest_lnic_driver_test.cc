@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,6 +28,16 @@ guest::IrqHandler g_handler[256];
 void* g_handler_ctx[256];
 int g_eois = 0;
 constexpr uint32_t kApicId = 2;
+// What the device could see when the LAPIC took the EOI (the order check: an EOI is
+// the driver's last word; anything posted after it must raise a new interrupt, so
+// every return must be published and the device told before it).
+struct EoiSnapshot {
+  uint32_t ret_prod;      // RETURN entries published to the device
+  uint32_t ret_doorbell;  // the RETURN doorbell register (the test clears it)
+};
+std::vector<EoiSnapshot> g_eoi_seen;
+// Set by the FakeDevice (below) for its lifetime: lapic_eoi() looks at its rings.
+std::function<EoiSnapshot()> g_eoi_snapshot;
 }  // namespace
 
 // The runtime's CPL-3 interrupt flag (user.S); host code runs at CPL 3, where
@@ -51,6 +62,7 @@ uint32_t lapic_id() {
 }
 void lapic_eoi() {
   ++g_eois;
+  if (g_eoi_snapshot) g_eoi_seen.push_back(g_eoi_snapshot());
 }
 bool irq_register(uint8_t vector, IrqHandler handler, void* context) {
   g_handler[vector] = handler;  // every test builds a new driver on the same vector
@@ -116,8 +128,15 @@ class FakeDevice {
     std::memcpy(info_.devices[0].mac, kMac, 6);
     g_out.clear();
     g_eois = 0;
+    g_eoi_seen.clear();
+    g_eoi_snapshot = [this] {
+      const lnic_ring_header* h = ret();
+      return EoiSnapshot{h != nullptr ? __atomic_load_n(&h->prod, __ATOMIC_ACQUIRE) : 0,
+                         reg(LNIC_REG_RET_DOORBELL)};
+    };
   }
   ~FakeDevice() {
+    g_eoi_snapshot = nullptr;
     std::free(regs_);
     std::free(pool_);
   }
@@ -350,10 +369,15 @@ TEST(LnicDriver, InterruptStampsEntryTscOnEveryReturnAndEoisLast) {
   Seen seen;
   ASSERT_EQ(nic.init(dev.info(), 0, small(false), record, &seen), LnicError::kNone);
   for (uint32_t i = 0; i < 10; ++i) dev.post(i);
+  dev.reg(LNIC_REG_RET_DOORBELL) = 0;
   const uint64_t before = guest::rdtsc();
   dev.interrupt();
   const uint64_t after = guest::rdtsc();
   EXPECT_EQ(g_eois, 1);
+  // The EOI came last: by then all ten returns were published and the doorbell rung.
+  ASSERT_EQ(g_eoi_seen.size(), 1u);
+  EXPECT_EQ(g_eoi_seen[0].ret_prod, 10u);
+  EXPECT_EQ(g_eoi_seen[0].ret_doorbell, 1u);
   ASSERT_EQ(seen.frames.size(), 10u);
   const auto returns = dev.take_returns();
   ASSERT_EQ(returns.size(), 10u);
@@ -571,25 +595,42 @@ TEST(LnicDriver, IndicesWrapTheRingManyTimes) {
   EXPECT_EQ(nic.stats().device_faults(), 0u) << g_out;
 }
 
+// The device here looks at the RETURN ring only once the driver has published it full,
+// which a driver does when it finds no slot, right before it waits: so the driver
+// is certain to wait, and a driver that waited without first publishing what it wrote
+// would hang a real device (here: the device gives up and the driver reports a stall).
 TEST(LnicDriver, FullReturnRingWaitsForTheDevice) {
   FakeDevice dev;
   Lnic nic;
   Seen seen;
   LnicOptions o = small(true);
   o.ret_entries = 8;
+  o.ret_doorbell_batch = 1;  // every batch ends with its returns announced
   ASSERT_EQ(nic.init(dev.info(), 0, o, record, &seen), LnicError::kNone);
-  for (uint32_t i = 0; i < 8; ++i) dev.post(i);
-  nic.poll();  // RETURN ring now full, device has not consumed
-  for (uint32_t i = 8; i < 12; ++i) dev.post(i);
+  // 6 returns published (end of batch), then 6 more frames: 2 returns fit unpublished
+  // (below the half-way doorbell), the third finds the ring full.
+  for (uint32_t i = 0; i < 6; ++i) dev.post(i);
+  EXPECT_EQ(nic.poll(), 6u);
+  ASSERT_EQ(__atomic_load_n(&dev.ret()->prod, __ATOMIC_ACQUIRE), 6u);
+  for (uint32_t i = 6; i < 12; ++i) dev.post(i);
   std::atomic<bool> done{false};
   std::thread device([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    lnic_ring_header* h = dev.ret();
+    const uint32_t size = dev.reg(LNIC_REG_RET_RING_SIZE);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (__atomic_load_n(&h->prod, __ATOMIC_ACQUIRE) - h->cons < size) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << "the driver never published a full RETURN ring";
+        break;
+      }
+      std::this_thread::yield();
+    }
     size_t n = 0;
     while (!done.load()) n += dev.take_returns().size();
     n += dev.take_returns().size();
     EXPECT_EQ(n, 12u);
   });
-  EXPECT_EQ(nic.poll(), 4u);
+  EXPECT_EQ(nic.poll(), 6u);
   done.store(true);
   device.join();
   EXPECT_GE(nic.stats().ret_full_waits, 1u);  // more if it sees the device mid-batch

@@ -1,6 +1,8 @@
-// tests/devices/lnic/lnic_fixture.h — an lnic on a real page pool (real KVM VM fd),
-// fake guest RAM, a counting MSI line, and a test "guest" that drives the rings the
-// way a driver (or a hostile guest) would.
+// tests/devices/lnic/lnic_fixture.h — an lnic on a real page pool, fake guest RAM, a
+// counting MSI line, and a test "guest" that drives the rings the way a driver (or a
+// hostile guest) would. No /dev/kvm: the pool maps its chunks through a HostOnlySink
+// (the same pinned pages and atomic path; the device reaches pages by Page::host and
+// its guest only through FakeRam and the MSI line, neither of which needs a VM).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -12,11 +14,10 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "allocator/kvm/kvm_fd_sink.h"
+#include "allocator/memslot_sink.h"
 #include "allocator/page_pool.h"
 #include "allocator/tsc.h"
 #include "devices/lnic/lnic.h"
-#include "tests/allocator/kvm_vm.h"
 
 namespace labyrinth::devices::lnic::testing {
 
@@ -72,12 +73,7 @@ constexpr uint64_t kRxRing = 0x10000, kRetRing = 0x30000, kTxRing = 0x40000, kTx
 
 class LnicTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    vm_ = alloc::testing::KvmVm::open();
-    ASSERT_TRUE(vm_) << alloc::testing::KvmVm::kMissingMessage;
-    sink_ = std::make_unique<alloc::KvmFdMemslotSink>(vm_->vm_fd(), 1, 8);
-    make_pool(/*chunks=*/1, /*max=*/1);
-  }
+  void SetUp() override { make_pool(/*chunks=*/1, /*max=*/1); }
 
   void make_pool(uint32_t chunks, uint32_t max) {
     nic_.reset();
@@ -94,8 +90,8 @@ class LnicTest : public ::testing::Test {
     pc.high_pages = 8;
     pc.cache_capacity = 4;
     pc.start_worker = false;
-    pool_ = std::move(alloc::PagePool::create(pc, *sink_).value());  // valid config
-    cache_ = pool_->attach_cache().value();                          // fresh pool: free slots
+    pool_ = std::move(alloc::PagePool::create(pc, sink_).value());  // valid config
+    cache_ = pool_->attach_cache().value();                         // fresh pool: free slots
     auto be = std::make_unique<RecordingBackend>();
     backend_ = be.get();
     LnicConfig cfg;
@@ -184,8 +180,7 @@ class LnicTest : public ::testing::Test {
     nic_->receive(std::as_bytes(std::span(frame)), alloc::rdtsc());
   }
 
-  std::optional<alloc::testing::KvmVm> vm_;
-  std::unique_ptr<alloc::KvmFdMemslotSink> sink_;
+  alloc::HostOnlySink sink_;
   std::unique_ptr<alloc::PagePool> pool_;
   alloc::PageCache* cache_ = nullptr;
   boost::asio::io_context io_;
