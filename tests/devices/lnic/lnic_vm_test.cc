@@ -309,6 +309,20 @@ TEST_F(LnicVmTest, LatencyCommandWritesTableJsonAndPlot) {
     EXPECT_EQ(num(n), 0u) << kind << "\n" << r.out;
   }
   EXPECT_NE(j.at("notes").at("host").as_string().size(), 0u);
+  // lnic_latency halts between interrupts: the idle-mode note must say so from KVM's own
+  // count of vCPU 0's HLTs, not from the kernel's file name (a kernel without
+  // KVM_GET_STATS_FD would say "not observed" here: every supported host has it).
+  EXPECT_EQ(std::string(j.at("notes").at("guest idle mode").as_string())
+                .rfind("halted: vCPU 0 executed HLT ", 0),
+            0u)
+      << r.out;
+  ASSERT_TRUE(j.contains("vcpu0_halt_exits")) << r.out;
+  EXPECT_GT(num(j.at("vcpu0_halt_exits")), 0u);
+  // The alloc span says what it is net of, and counts the samples that calibration zeroed.
+  EXPECT_NE(std::string(j.at("spans").at("alloc").at("description").as_string())
+                .find("net of the rdtsc pair's own cost"),
+            std::string::npos);
+  EXPECT_LE(num(nic.at("alloc_samples_net_zero")), num(alloc.at("count")));
   // The measured phases start once the guest answered a first interrupt.
   EXPECT_NE(
       std::string(j.at("notes").at("warm-up").as_string()).find(" ms from the guest enabling"),
