@@ -91,6 +91,9 @@ TEST_F(LinuxBoot, ReachesInitWithOneVcpu) {
   EXPECT_EQ(r.out.find("serio: i8042 AUX port"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("Is this a SiS?"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("i8042.noaux"), std::string::npos) << r.out;
+  // The LAPIC timer runs in TSC-deadline mode: no calibration against the PIT.
+  EXPECT_NE(r.out.find("TSC deadline timer available"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("APIC timer disabled"), std::string::npos) << r.out;
 }
 
 TEST_F(LinuxBoot, BringsUpEveryVcpu) {
