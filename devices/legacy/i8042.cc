@@ -13,6 +13,7 @@ void I8042::read(uint64_t offset, std::span<uint8_t> data) {
   if (data.size() != 1) return;
   std::lock_guard lock(mu_);
   if (offset == kCmd) {
+    // Every answer is keyboard-side data (no AUX port), so "AUX data" never shows.
     data[0] = kStatusSystemFlag | kStatusUnlocked | (out_full_ ? kStatusOutputFull : 0);
   } else if (offset == kData) {
     data[0] = out_;
@@ -31,30 +32,61 @@ void I8042::write(uint64_t offset, std::span<const uint8_t> data) {
       out_full_ = true;
     };
     if (offset == kCmd) {
-      ctr_write_pending_ = false;
+      // A new command cancels a data byte the previous one was waiting for.
+      data_for_ = DataFor::kKeyboard;
       switch (data[0]) {
         case kCmdReadCtr:
           answer(ctr_);
           break;
         case kCmdWriteCtr:
-          ctr_write_pending_ = true;
+          data_for_ = DataFor::kCtr;
+          break;
+        // The port enables and disables are only the configuration byte's bits here:
+        // Linux checks them by reading the byte back after each command.
+        case kCmdAuxDisable:
+          ctr_ |= kCtrAuxDisabled;
+          break;
+        case kCmdAuxEnable:
+          ctr_ &= static_cast<uint8_t>(~kCtrAuxDisabled);
+          break;
+        case kCmdKbdDisable:
+          ctr_ |= kCtrKbdDisabled;
+          break;
+        case kCmdKbdEnable:
+          ctr_ &= static_cast<uint8_t>(~kCtrKbdDisabled);
           break;
         case kCmdSelfTest:
-          answer(0x55);
+          answer(kSelfTestPassed);
           break;
-        case kCmdAuxTest:
         case kCmdKbdTest:
-          answer(0x00);
+          answer(kKbdTestPassed);
+          break;
+        case kCmdAuxTest:  // no AUX port: a failure, so the guest stops probing it
+          answer(kAuxTestClockStuckLow);
+          break;
+        case kCmdWriteAuxOut:
+          data_for_ = DataFor::kAuxOut;
           break;
         case LABYRINTH_I8042_RESET:
           reset = true;
           break;
-        default:  // port enable/disable and the rest: accepted, no answer
+        default:  // the rest: accepted, no answer
           break;
       }
-    } else if (offset == kData && ctr_write_pending_) {
-      ctr_ = data[0];
-      ctr_write_pending_ = false;
+    } else if (offset == kData) {
+      switch (data_for_) {
+        case DataFor::kCtr:
+          ctr_ = data[0];
+          break;
+        case DataFor::kAuxOut:
+          // The loopback answers at once, but as keyboard data (kStatusAuxData clear):
+          // there is no AUX channel for the byte to come back through.
+          answer(data[0]);
+          break;
+        case DataFor::kKeyboard:  // no keyboard: dropped
+          break;
+      }
+      data_for_ = DataFor::kKeyboard;
     }
   }
   if (reset) control_.request_shutdown(0, "guest reset through the i8042");

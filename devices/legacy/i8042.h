@@ -1,14 +1,27 @@
 // devices/legacy/i8042.h — the minimum of a PS/2 controller: its reset line, and the
-// command interface Linux's i8042 driver probes.
+// command interface Linux's i8042 driver probes, answered so that the probe never has
+// to wait for a timeout.
 //
 // Covers ports 0x60-0x64. Writing LABYRINTH_I8042_RESET (0xFE) to the command port
 // 0x64 resets the machine, which Labyrinth treats as a clean shutdown (status 0), as
 // Firecracker does. Controller commands that answer through the output buffer (data
-// port 0x60, "output buffer full" in the status) are answered at once: 0x20 read the
-// configuration byte, 0xAA self test (0x55), 0xAB/0xA9 port tests (0x00); 0x60 takes
-// the next data byte as the configuration byte. Port enable/disable commands are
-// accepted. No keyboard or mouse is attached: bytes for them are dropped and no
-// interrupt (IRQ 1/12) is raised. Port 0x61 is handled by KVM's in-kernel PIT.
+// port 0x60, "output buffer full" in the status) are answered at once:
+//   0x20        read the configuration byte; 0x60 takes the next data byte as it
+//   0xA7/0xA8   disable/enable the AUX port: set/clear "AUX clock disabled" (bit 5)
+//   0xAD/0xAE   disable/enable the keyboard port: set/clear "keyboard disabled" (bit 4)
+//   0xAA        self test: 0x55
+//   0xAB        keyboard interface test: 0x00 (passed)
+//   0xA9        AUX interface test: 0x01 (clock line stuck low)
+//   0xD3        write the AUX output buffer: the next data byte comes back, but as a
+//               keyboard byte (status bit 5, "AUX data", stays clear)
+// The controller has no AUX (mouse) port, and says so the way Linux's i8042_check_aux
+// recognises without a timeout: its loopback through 0xD3 fails at once (the byte is
+// not AUX data) and the interface test reports a stuck line, so Linux gives up on the
+// AUX port before toggling it or waiting for IRQ 12. A controller that ignored 0xD3
+// would cost the guest a 500 ms wait for the output buffer, and one whose AUX test
+// passed would send it through the enable/disable checks and the IRQ 12 test.
+// No keyboard is attached either: bytes for it are dropped and no interrupt (IRQ 1/12)
+// is raised. Port 0x61 is handled by KVM's in-kernel PIT.
 //
 // Thread-safety: mu_ guards the controller state (vCPU threads). Order:
 // Bus::devices_mu_ -> I8042::mu_ (request_shutdown is called after mu_ is released).
@@ -29,9 +42,15 @@ class I8042 final : public BusDevice {
   static constexpr uint8_t kStatusOutputFull = 0x01;  // a byte waits at 0x60
   static constexpr uint8_t kStatusSystemFlag = 0x04;  // "self-test passed"
   static constexpr uint8_t kStatusUnlocked = 0x10;    // keyboard not inhibited (no keylock)
-  static constexpr uint8_t kCmdReadCtr = 0x20, kCmdWriteCtr = 0x60, kCmdSelfTest = 0xAA,
-                           kCmdAuxTest = 0xA9, kCmdKbdTest = 0xAB;
+  static constexpr uint8_t kStatusAuxData = 0x20;     // the waiting byte is from the AUX port
+  static constexpr uint8_t kCmdReadCtr = 0x20, kCmdWriteCtr = 0x60, kCmdAuxDisable = 0xA7,
+                           kCmdAuxEnable = 0xA8, kCmdAuxTest = 0xA9, kCmdSelfTest = 0xAA,
+                           kCmdKbdTest = 0xAB, kCmdKbdDisable = 0xAD, kCmdKbdEnable = 0xAE,
+                           kCmdWriteAuxOut = 0xD3;
+  static constexpr uint8_t kCtrKbdDisabled = 0x10, kCtrAuxDisabled = 0x20;
   static constexpr uint8_t kInitialCtr = 0x47;  // kbd interrupt, system flag, translate
+  static constexpr uint8_t kSelfTestPassed = 0x55, kKbdTestPassed = 0x00;
+  static constexpr uint8_t kAuxTestClockStuckLow = 0x01;
 
   explicit I8042(VmControl& control) : control_(control) {}
   std::string_view label() const override { return "i8042"; }
@@ -39,12 +58,15 @@ class I8042 final : public BusDevice {
   void write(uint64_t offset, std::span<const uint8_t> data) override;
 
  private:
+  // What the next byte written to the data port is for.
+  enum class DataFor : uint8_t { kKeyboard, kCtr, kAuxOut };
+
   VmControl& control_;
   std::mutex mu_;
   uint8_t ctr_ = kInitialCtr;
   uint8_t out_ = 0;
   bool out_full_ = false;
-  bool ctr_write_pending_ = false;  // the last command was kCmdWriteCtr
+  DataFor data_for_ = DataFor::kKeyboard;  // set by the last command
 };
 
 }  // namespace labyrinth::devices

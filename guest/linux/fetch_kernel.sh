@@ -3,20 +3,64 @@
 # a cache directory, default build/vm/linux-guest/:
 #   build/vm/linux-guest/kernel/boot/vmlinuz-$VERSION      the bzImage
 #   build/vm/linux-guest/kernel/lib/modules/$VERSION/      its modules (for guest/linux/ initramfs)
+#   build/vm/linux-guest/vmlinuz                           a link to the bzImage: the path
+#                                                          configs and tests name
 # Usage: guest/linux/fetch_kernel.sh [CACHE_DIR]. Prints the bzImage's path.
+#
+# VERSION is the kernel linux-image-amd64 depends on (as scripts/vm.sh resolves it), so
+# the kit follows Debian's ABI bumps instead of pinning a package that leaves the
+# archive. The cache holds one version: a new one replaces the old (image and modules
+# together). When the archive cannot be asked or the download fails, a kernel already
+# in the cache is used, with a warning.
 set -euo pipefail
-version=6.1.0-56-amd64  # what linux-image-amd64 depends on in Debian 12
 cache="${1:-$(cd "$(dirname "$0")/../.." && pwd)/build/vm/linux-guest}"
-image="$cache/kernel/boot/vmlinuz-$version"
-if [[ ! -f $image ]]; then
-  mkdir -p "$cache/deb"
-  (cd "$cache/deb" && apt-get download "linux-image-$version" >/dev/null 2>&1) || {
-    echo "fetch_kernel.sh: apt-get download linux-image-$version failed" >&2
+mkdir -p "$cache"
+
+resolve() {
+  apt-cache depends linux-image-amd64 2>/dev/null |
+    awk '/Depends: linux-image-[0-9]/{sub("linux-image-", "", $2); print $2; exit}'
+}
+cached() {  # the version already unpacked, if any
+  local f
+  for f in "$cache"/kernel/boot/vmlinuz-*; do
+    [[ -f $f ]] && echo "${f##*/vmlinuz-}" && return
+  done
+  return 0
+}
+use_cached() {  # use_cached REASON: fall back to the cached kernel or fail
+  local have
+  have="$(cached)"
+  if [[ -z $have ]]; then
+    echo "fetch_kernel.sh: $1, and no kernel is cached in $cache" >&2
     exit 1
-  }
-  rm -rf "$cache/kernel.tmp"
-  dpkg -x "$cache"/deb/linux-image-"$version"_*.deb "$cache/kernel.tmp"
-  rm -rf "$cache/kernel"
-  mv "$cache/kernel.tmp" "$cache/kernel"
+  fi
+  echo "fetch_kernel.sh: $1; using the cached $have" >&2
+  version="$have"
+}
+
+version="$(resolve)"
+if [[ -z $version ]]; then
+  apt-get update -qq >/dev/null 2>&1 || true
+  version="$(resolve)"
 fi
+if [[ -z $version ]]; then
+  use_cached "cannot resolve linux-image-amd64's kernel (apt-cache depends)"
+elif [[ ! -f $cache/kernel/boot/vmlinuz-$version ]]; then
+  rm -rf "$cache/deb.tmp" "$cache/kernel.tmp"
+  mkdir -p "$cache/deb.tmp"
+  if (cd "$cache/deb.tmp" && apt-get download "linux-image-$version" >/dev/null 2>&1); then
+    dpkg -x "$cache"/deb.tmp/linux-image-"$version"_*.deb "$cache/kernel.tmp"
+    rm -rf "$cache/kernel"
+    mv "$cache/kernel.tmp" "$cache/kernel"
+    mkdir -p "$cache/deb"
+    rm -f "$cache"/deb/linux-image-*.deb
+    mv "$cache"/deb.tmp/*.deb "$cache/deb/"
+    rm -rf "$cache/deb.tmp"
+  else
+    rm -rf "$cache/deb.tmp"
+    use_cached "apt-get download linux-image-$version failed"
+  fi
+fi
+image="$cache/kernel/boot/vmlinuz-$version"
+ln -sfn "kernel/boot/vmlinuz-$version" "$cache/vmlinuz"
 echo "$image"

@@ -4,16 +4,18 @@
 #   guest/linux/make_initramfs.sh [CACHE_DIR]      -> CACHE_DIR/initramfs.cpio.gz
 # CACHE_DIR defaults to build/vm/linux-guest (shared with fetch_kernel.sh, which it runs first).
 # Packages are downloaded with apt-get download and unpacked, never installed. The
-# archive is rebuilt when init or this script is newer. Prints the archive's path.
+# archive is rebuilt when init or this script is newer, or the kernel's version changed
+# (its modules are inside). Prints the archive's path.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="${1:-$here/../../build/vm/linux-guest}"
 mkdir -p "$cache"
 cache="$(cd "$cache" && pwd)"
-"$here/fetch_kernel.sh" "$cache" >/dev/null
-version=6.1.0-56-amd64
+image="$("$here/fetch_kernel.sh" "$cache")"
+version="${image##*/vmlinuz-}"
 out="$cache/initramfs.cpio.gz"
-if [[ -f $out && $out -nt $here/init && $out -nt $0 ]]; then
+if [[ -f $out && $out -nt $here/init && $out -nt $0 &&
+  "$(cat "$out.version" 2>/dev/null)" == "$version" ]]; then
   echo "$out"
   exit 0
 fi
@@ -60,4 +62,5 @@ printf '%s\n' "${order[@]}" >"$root/lib/modules/load-order"
 
 (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -9) >"$out.tmp"
 mv "$out.tmp" "$out"
+echo "$version" >"$out.version"
 echo "$out"

@@ -64,14 +64,120 @@ TEST(I8042, AnswersTheCommandsLinuxProbesWith) {
   outb(dev, kCmd, I8042::kCmdReadCtr);
   EXPECT_EQ(inb(dev, kData), 0x65);
   outb(dev, kCmd, I8042::kCmdSelfTest);
-  EXPECT_EQ(inb(dev, kData), 0x55);
+  EXPECT_EQ(inb(dev, kData), I8042::kSelfTestPassed);
   outb(dev, kCmd, I8042::kCmdKbdTest);
-  EXPECT_EQ(inb(dev, kData), 0x00);
+  EXPECT_EQ(inb(dev, kData), I8042::kKbdTestPassed);
   outb(dev, kData, 0xF2);  // a keyboard command: no keyboard, no answer
   EXPECT_EQ(inb(dev, kCmd) & I8042::kStatusOutputFull, 0);
   outb(dev, kCmd, I8042::kCmdReadCtr);
   EXPECT_EQ(inb(dev, kData), 0x65) << "a keyboard byte is not a configuration byte";
   EXPECT_TRUE(control.statuses.empty());
+}
+
+// The parts of Linux's drivers/input/serio/i8042.c that probe the controller at boot,
+// polling as the driver does but counting the polls instead of waiting 50 us between
+// them: a poll that finds the output buffer empty is time the guest spends waiting.
+struct LinuxI8042Probe {
+  static constexpr uint64_t kCmd = LABYRINTH_PORT_I8042_CMD - I8042::kBase, kData = 0;
+  static constexpr int kTimeoutPolls = 10000;  // I8042_CTL_TIMEOUT
+  BusDevice& dev;
+  int empty_polls = 0;      // polls of the status that found no byte to read
+  bool warned_sis = false;  // "Failed to disable AUX port, but continuing anyway..."
+
+  // __i8042_command: the command, its parameter bytes, then its answer bytes. The AUX
+  // loopback's answer must carry "AUX data" in the status.
+  bool command(uint8_t cmd, int params, int answers, uint8_t* param, bool aux_loop = false) {
+    outb(dev, kCmd, cmd);
+    for (int i = 0; i < params; ++i) outb(dev, kData, param[i]);
+    for (int i = 0; i < answers; ++i) {
+      int polls = 0;
+      while ((inb(dev, kCmd) & I8042::kStatusOutputFull) == 0 && polls < kTimeoutPolls) {
+        ++polls;
+      }
+      empty_polls += polls;
+      if (polls == kTimeoutPolls) return false;
+      if (aux_loop && (inb(dev, kCmd) & I8042::kStatusAuxData) == 0) return false;
+      param[i] = inb(dev, kData);
+    }
+    return true;
+  }
+  uint8_t read_ctr() {
+    uint8_t ctr = 0;
+    EXPECT_TRUE(command(I8042::kCmdReadCtr, 0, 1, &ctr));
+    return ctr;
+  }
+  // i8042_toggle_aux: the command, then up to 100 reads of the configuration byte.
+  bool toggle_aux(bool on) {
+    uint8_t unused = 0;
+    if (!command(on ? I8042::kCmdAuxEnable : I8042::kCmdAuxDisable, 0, 0, &unused)) return false;
+    for (int i = 0; i < 100; ++i) {
+      if (((read_ctr() & I8042::kCtrAuxDisabled) == 0) == on) return true;
+    }
+    return false;
+  }
+  // i8042_check_aux up to the IRQ 12 delivery test: true when Linux would go on to
+  // that test (which waits up to 250 ms for an interrupt this controller never raises).
+  bool check_aux() {
+    uint8_t param = 0x5A;
+    const bool looped = command(I8042::kCmdWriteAuxOut, 1, 1, &param, /*aux_loop=*/true);
+    if (!looped || param != 0x5A) {
+      if (!command(I8042::kCmdAuxTest, 0, 1, &param) ||
+          (param != 0 && param != 0xFA && param != 0xFF)) {
+        return false;
+      }
+    }
+    if (!toggle_aux(false)) warned_sis = true;
+    return toggle_aux(true);
+  }
+};
+
+TEST(I8042, LinuxFindsNoAuxPortWithoutWaiting) {
+  test::RecordingControl control;
+  I8042 dev(control);
+  LinuxI8042Probe linux_probe{dev};
+  uint8_t param = 0;
+  ASSERT_TRUE(linux_probe.command(I8042::kCmdSelfTest, 0, 1, &param));  // i8042_controller_selftest
+  EXPECT_EQ(param, I8042::kSelfTestPassed);
+  EXPECT_EQ(linux_probe.read_ctr(), linux_probe.read_ctr()) << "a stable configuration byte";
+  EXPECT_FALSE(linux_probe.check_aux()) << "the AUX port is absent";
+  EXPECT_FALSE(linux_probe.warned_sis);
+  EXPECT_EQ(linux_probe.empty_polls, 0) << "every command answered at once";
+}
+
+TEST(I8042, AuxLoopbackAnswersAtOnceAsKeyboardData) {
+  test::RecordingControl control;
+  I8042 dev(control);
+  constexpr uint64_t kCmd = LABYRINTH_PORT_I8042_CMD - I8042::kBase, kData = 0;
+  outb(dev, kCmd, I8042::kCmdWriteAuxOut);
+  EXPECT_EQ(inb(dev, kCmd) & I8042::kStatusOutputFull, 0) << "the byte has not come yet";
+  outb(dev, kData, 0x5A);
+  const uint8_t status = inb(dev, kCmd);
+  EXPECT_EQ(status & I8042::kStatusOutputFull, I8042::kStatusOutputFull);
+  EXPECT_EQ(status & I8042::kStatusAuxData, 0) << "no AUX channel to come back through";
+  EXPECT_EQ(inb(dev, kData), 0x5A);
+  outb(dev, kData, 0x11);  // the loopback took one byte; this one is for the keyboard
+  EXPECT_EQ(inb(dev, kCmd) & I8042::kStatusOutputFull, 0);
+  outb(dev, kCmd, I8042::kCmdAuxTest);
+  const uint8_t aux_test = inb(dev, kData);
+  EXPECT_NE(aux_test, 0x00) << "0x00 is 'no error'";
+  EXPECT_NE(aux_test, 0xFA) << "0xFA is 'no error' on some notebooks";
+  EXPECT_NE(aux_test, 0xFF) << "Linux does not count 0xFF as a failure";
+}
+
+TEST(I8042, ConfigurationByteFollowsPortEnableAndDisable) {
+  test::RecordingControl control;
+  I8042 dev(control);
+  LinuxI8042Probe linux_probe{dev};
+  EXPECT_TRUE(linux_probe.toggle_aux(false));
+  EXPECT_NE(linux_probe.read_ctr() & I8042::kCtrAuxDisabled, 0);
+  EXPECT_TRUE(linux_probe.toggle_aux(true));
+  EXPECT_EQ(linux_probe.read_ctr() & I8042::kCtrAuxDisabled, 0);
+  constexpr uint64_t kCmd = LABYRINTH_PORT_I8042_CMD - I8042::kBase;
+  outb(dev, kCmd, I8042::kCmdKbdDisable);
+  EXPECT_EQ(linux_probe.read_ctr(), I8042::kInitialCtr | I8042::kCtrKbdDisabled);
+  outb(dev, kCmd, I8042::kCmdKbdEnable);
+  EXPECT_EQ(linux_probe.read_ctr(), I8042::kInitialCtr);
+  EXPECT_EQ(linux_probe.empty_polls, 0);
 }
 
 TEST(Cmos, ReadsHostTimeInBcdAndNeverReportsAnUpdate) {

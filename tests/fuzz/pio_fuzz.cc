@@ -157,11 +157,11 @@ struct UartModel {
 // The i8042's command interface (i8042.h).
 struct I8042Model {
   uint8_t ctr = labyrinth::devices::I8042::kInitialCtr, out = 0;
-  bool full = false, ctr_pending = false;
+  bool full = false, ctr_pending = false, aux_out_pending = false;
 
   void write(unsigned off, uint8_t v) {
     if (off == 4) {
-      ctr_pending = false;
+      ctr_pending = aux_out_pending = false;
       switch (v) {
         case 0x20:
           out = ctr, full = true;
@@ -169,22 +169,41 @@ struct I8042Model {
         case 0x60:
           ctr_pending = true;
           break;
+        case 0xA7:
+          ctr |= 0x20;
+          break;
+        case 0xA8:
+          ctr &= 0xDF;
+          break;
+        case 0xAD:
+          ctr |= 0x10;
+          break;
+        case 0xAE:
+          ctr &= 0xEF;
+          break;
         case 0xAA:
           out = 0x55, full = true;
           break;
         case 0xA9:
+          out = 0x01, full = true;
+          break;
         case 0xAB:
           out = 0, full = true;
+          break;
+        case 0xD3:
+          aux_out_pending = true;
           break;
         default:
           break;
       }
-    } else if (off == 0 && ctr_pending) {
-      ctr = v, ctr_pending = false;
+    } else if (off == 0) {
+      if (ctr_pending) ctr = v;
+      if (aux_out_pending) out = v, full = true;
+      ctr_pending = aux_out_pending = false;
     }
   }
   uint8_t read(unsigned off) {
-    if (off == 4) return 0x14 | (full ? 1 : 0);
+    if (off == 4) return 0x14 | (full ? 1 : 0);  // never "AUX data" (0x20)
     if (off == 0) {
       full = false;
       return out;
@@ -341,6 +360,7 @@ constexpr uint16_t kPorts[] = {LABYRINTH_PORT_COM1,
                                0xCFF};
 // Values that reach deeper states: i8042 commands, CMOS indexes, PCI addresses.
 constexpr uint32_t kValues[] = {0x20,       0x60,       0xAA,       0xA9,       0xAB,
+                                0xA7,       0xA8,       0xAD,       0xAE,       0xD3,
                                 0xFE,       0x0A,       0x0B,       0x0D,       0x32,
                                 0x40,       0x80000000, 0x80000008, 0x8000002C, 0x80001800,
                                 0x80001804, 0x80001810, 0x80010000, 0x80000100, 0x7F};

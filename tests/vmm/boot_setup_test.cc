@@ -118,6 +118,7 @@ TEST(Cpuid, PerVcpuApicIdAndTopology) {
   EXPECT_EQ((e[0].ebx >> 8) & 0xFF, 8u);  // untouched
   EXPECT_TRUE(e[0].edx & (1u << 28));
   EXPECT_TRUE(e[0].ecx & (1u << 31));
+  EXPECT_TRUE(e[0].ecx & kCpuid1EcxTscDeadline) << "Linux would calibrate the LAPIC timer";
   EXPECT_EQ(e[1].edx, 5u);
   EXPECT_EQ(e[2].edx, 5u);
   EXPECT_EQ(e[2].ebx, 8u);

@@ -15,6 +15,11 @@ std::vector<kvm_cpuid_entry2> vcpu_cpuid(std::span<const kvm_cpuid_entry2> suppo
         e.ebx = (e.ebx & 0x0000FFFF) | ((num_cpus & 0xFF) << 16) | ((vcpu_index & 0xFF) << 24);
         if (num_cpus > 1) e.edx |= 1u << 28;  // HTT: EBX[23:16] is valid
         e.ecx |= 1u << 31;                    // hypervisor present
+        // KVM's in-kernel LAPIC has the TSC-deadline mode (KVM_CAP_TSC_DEADLINE_TIMER,
+        // required at open), but KVM_GET_SUPPORTED_CPUID leaves its bit to userspace.
+        // Without it Linux calibrates the LAPIC timer against the PIT at every boot:
+        // ticks of real waiting, and a timer it may then disable as unverifiable.
+        e.ecx |= kCpuid1EcxTscDeadline;
         break;
       case 0x4:
         e.eax = (e.eax & 0x03FFFFFF) | (((num_cpus - 1) & 0x3F) << 26);

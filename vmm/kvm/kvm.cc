@@ -28,6 +28,7 @@ constexpr RequiredCap kRequiredCaps[] = {
     {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
     {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
     {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+    {KVM_CAP_TSC_DEADLINE_TIMER, "KVM_CAP_TSC_DEADLINE_TIMER"},  // vcpu_cpuid advertises it
 };
 
 // KVM_GET_SUPPORTED_CPUID with a growing buffer (E2BIG means "too small").

@@ -1,34 +1,63 @@
 #!/usr/bin/env bash
-# Process start -> Linux init, and -> power-off, for labyrinth and for QEMU on the same
-# kernel and initramfs (guest/linux/), side by side.
+# Linux boot, split into VMM start, kernel and shutdown, for labyrinth, QEMU's microvm
+# machine and QEMU's pc machine on the same kernel and initramfs (guest/linux/), each
+# run in turn so that a change in the host's load hits all of them alike.
 #
-#   tests/vmm/bench/linux_boot_bench.sh [--runs N] [--vcpus N] [--mem MIB] [--no-qemu]
+#   tests/vmm/bench/linux_boot_bench.sh [--runs N] [--vcpus N] [--mem MIB]
+#       [--vmms "labyrinth microvm pc"] [--labyrinth PATH] [--before PATH]
+#       [--microvm MACHINE_OPTS]
 #
-# Each run starts the VMM, stamps the moment "labyrinth-init: reached init" appears on
-# its serial console (stdout) and the moment the process exits (init runs
-# `poweroff -f`). QEMU runs with -accel kvm -cpu host, SeaBIOS, -kernel/-initrd/-append
-# (no disk, no network): the conventional firmware path. Needs standard KVM (run it in
-# the test VM); prints the host kind with the figures.
+# --before PATH adds a second labyrinth binary (e.g. one built before a change) as the
+# VMM "before". --microvm sets the microvm machine's options (default "microvm").
+#
+# The command line is a user's: console=ttyS0 reboot=k panic=-1 quiet (no i8042.*
+# options). init (guest/linux/init, labyrinth.test=poweroff) prints
+# "labyrinth-init: reached init after <uptime> s" and "labyrinth-test: poweroff", then
+# runs `poweroff -f`. From the moments those lines appear on the serial console
+# (stdout) and the moment the process exits:
+#   start     process start -> the guest clock's zero: wall time at init minus the
+#             guest's uptime at init (VMM set-up, firmware, kernel decompression)
+#   kernel    the guest's uptime when init runs (its own clock)
+#   shutdown  "labyrinth-test: poweroff" -> process exit
+#   total     process start -> process exit
+# QEMU runs with -accel kvm -cpu host -nodefaults -serial stdio -kernel/-initrd/-append:
+# microvm (qboot, no PCI, ACPI power-off) and pc (SeaBIOS, ACPI power-off). Labyrinth
+# has no ACPI: the kernel halts and labyrinth ends on "reboot: System halted".
+# Needs standard KVM (run it in the test VM: there only the ratios mean anything);
+# prints the host kind with the figures. Run 0 of each VMM warms the page cache.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-runs=10 vcpus=1 mem=256 qemu=1
+runs=10 vcpus=1 mem=256 vmms="labyrinth microvm pc" before="" microvm=microvm
+labyrinth="$PWD/build/labyrinth"
+usage() {
+  echo "usage: $0 [--runs N] [--vcpus N] [--mem MIB] [--vmms LIST] [--labyrinth PATH]" \
+    "[--before PATH] [--microvm MACHINE_OPTS]" >&2
+  exit 2
+}
 while (($#)); do
+  [[ $# -ge 2 ]] || usage
   case "$1" in
-    --runs) runs="$2"; shift 2 ;;
-    --vcpus) vcpus="$2"; shift 2 ;;
-    --mem) mem="$2"; shift 2 ;;
-    --no-qemu) qemu=0; shift ;;
-    *) echo "usage: $0 [--runs N] [--vcpus N] [--mem MIB] [--no-qemu]" >&2; exit 2 ;;
+    --runs) runs="$2" ;;
+    --vcpus) vcpus="$2" ;;
+    --mem) mem="$2" ;;
+    --vmms) vmms="$2" ;;
+    --labyrinth) labyrinth="$2" ;;
+    --before) before="$2" ;;
+    --microvm) microvm="$2" ;;
+    *) usage ;;
   esac
+  shift 2
 done
+[[ -n $before ]] && vmms="$vmms before"
 kernel="$(guest/linux/fetch_kernel.sh)"
 initrd="$(guest/linux/make_initramfs.sh)"
-labyrinth="$PWD/build/labyrinth"
-[[ -x $labyrinth ]] || { echo "$0: build first (scripts/build.sh)" >&2; exit 2; }
-args="console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nomux i8042.dumbkbd labyrinth.test=poweroff"
+for b in "$labyrinth" ${before:+"$before"}; do
+  [[ -x $b ]] || { echo "$0: $b is missing (scripts/build.sh release)" >&2; exit 2; }
+done
+args="console=ttyS0 reboot=k panic=-1 quiet labyrinth.test=poweroff"
 host="standard KVM"
 [[ -e /sys/module/kvm_pvm ]] && host="nested PVM KVM (not representative)"
-grep -q hypervisor /proc/cpuinfo && host="$host, inside a VM"
+grep -q hypervisor /proc/cpuinfo && host="$host, inside a VM ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cat >"$work/vm.json" <<JSON
@@ -37,55 +66,79 @@ cat >"$work/vm.json" <<JSON
 JSON
 
 now_ns() { date +%s%N; }
-# one_run NAME CMD...: prints "<init ms> <exit ms> <status>"
+# one_run CMD...: prints "<start ms> <kernel ms> <shutdown ms> <total ms> <status>"
 one_run() {
-  local start init=0 line end status
-  start=$(now_ns)
-  exec 3< <("$@" 2>"$work/err" </dev/null; echo "labyrinth-bench: status $?")
+  local t0 init=0 uptime="" off=0 line end status=""
+  t0=$(now_ns)
+  exec 3< <(timeout 900 "$@" 2>"$work/err" </dev/null; echo "labyrinth-bench: status $?")
   while IFS= read -r line <&3; do
+    line="${line%$'\r'}"
     case "$line" in
-      *"labyrinth-init: reached init"*) [[ $init == 0 ]] && init=$(now_ns) ;;
+      *"labyrinth-init: reached init after "*)
+        init=$(now_ns)
+        uptime="${line##*reached init after }"
+        uptime="${uptime%% s*}"
+        ;;
+      *"labyrinth-test: poweroff"*) off=$(now_ns) ;;
       "labyrinth-bench: status "*) status="${line##* }" ;;
     esac
   done
   end=$(now_ns)
   exec 3<&-
-  echo "$(((init - start) / 1000000)) $(((end - start) / 1000000)) ${status:-?}"
+  if [[ -z $uptime || $off == 0 ]]; then
+    echo "0 0 0 0 ${status:-?}"
+    return
+  fi
+  awk -v t0="$t0" -v init="$init" -v up="$uptime" -v off="$off" -v end="$end" -v s="$status" \
+    'BEGIN { printf "%d %d %d %d %s\n", (init - t0) / 1e6 - up * 1000, up * 1000,
+             (end - off) / 1e6, (end - t0) / 1e6, s }'
+}
+cmd=()
+set_cmd() {  # set_cmd VMM: the command line that boots VMM, in cmd
+  local machine="$microvm"
+  case "$1" in
+    labyrinth) cmd=("$labyrinth" run --config "$work/vm.json") ;;
+    before) cmd=("$before" run --config "$work/vm.json") ;;
+    microvm | pc)
+      [[ $1 == pc ]] && machine=pc
+      cmd=(qemu-system-x86_64 -M "$machine" -accel kvm -cpu host -m "$mem" -smp "$vcpus"
+        -display none -no-reboot -nodefaults -no-user-config -serial stdio
+        -kernel "$kernel" -initrd "$initrd" -append "$args")
+      ;;
+  esac
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR ? a[int((NR + 1) / 2)] : "-")}'; }
 
-declare -A results
-for vmm in labyrinth qemu; do
-  [[ $vmm == qemu && $qemu == 0 ]] && continue
-  : >"$work/$vmm"
-  for ((i = 0; i <= runs; i++)); do  # run 0 warms the page cache
-    if [[ $vmm == labyrinth ]]; then
-      r=$(one_run "$labyrinth" run --config "$work/vm.json")
-    else
-      r=$(one_run qemu-system-x86_64 -accel kvm -cpu host -m "$mem" -smp "$vcpus" -display none \
-        -no-reboot -nodefaults -serial stdio -kernel "$kernel" -initrd "$initrd" -append "$args")
-    fi
-    read -r init total status <<<"$r"
-    if [[ $status != 0 || $init -le 0 ]]; then
+for vmm in $vmms; do : >"$work/$vmm"; done
+for ((i = 0; i <= runs; i++)); do
+  for vmm in $vmms; do
+    set_cmd "$vmm"
+    read -r start kernel_ms shutdown total status <<<"$(one_run "${cmd[@]}")"
+    if [[ $status != 0 || $total == 0 ]]; then
       echo "$0: $vmm run $i failed (status $status); stderr:" >&2
       cat "$work/err" >&2
       exit 1
     fi
-    ((i > 0)) && echo "$init $total" >>"$work/$vmm"
+    echo "run $i $vmm: start $start kernel $kernel_ms shutdown $shutdown total $total ms" >&2
+    ((i > 0)) && echo "$start $kernel_ms $shutdown $total" >>"$work/$vmm"
   done
-  results[$vmm.init]=$(cut -d' ' -f1 "$work/$vmm" | median)
-  results[$vmm.exit]=$(cut -d' ' -f2 "$work/$vmm" | median)
 done
 
-echo "Linux boot: $(basename "$kernel"), $(basename "$initrd"), $vcpus vCPU(s), $mem MiB, $runs runs (medians)"
+echo "Linux boot: $(basename "$(readlink -f "$kernel")"), $(basename "$initrd"), $vcpus vCPU(s), $mem MiB, '$args'; $runs runs each, in turn (medians)"
 echo "host: $host; $(nproc) CPUs"
-printf '%-10s %18s %22s\n' "VMM" "start -> init (ms)" "start -> power-off (ms)"
-for vmm in labyrinth qemu; do
-  [[ -n ${results[$vmm.init]:-} ]] || continue
-  printf '%-10s %18s %22s\n' "$vmm" "${results[$vmm.init]}" "${results[$vmm.exit]}"
+printf '%-10s %11s %11s %13s %11s\n' VMM "start (ms)" "kernel (ms)" "shutdown (ms)" "total (ms)"
+declare -A med
+for vmm in $vmms; do
+  for col in 1 2 3 4; do med[$vmm.$col]=$(cut -d' ' -f$col "$work/$vmm" | median); done
+  name=$vmm
+  [[ $vmm == microvm ]] && name="$microvm"
+  printf '%-10s %11s %11s %13s %11s\n' "$name" "${med[$vmm.1]}" "${med[$vmm.2]}" "${med[$vmm.3]}" "${med[$vmm.4]}"
 done
-if [[ -n ${results[qemu.init]:-} ]]; then
-  awk -v li="${results[labyrinth.init]}" -v qi="${results[qemu.init]}" \
-    -v le="${results[labyrinth.exit]}" -v qe="${results[qemu.exit]}" \
-    'BEGIN { printf "qemu / labyrinth: %.2fx to init, %.2fx to power-off\n", qi / li, qe / le }'
-fi
+for vmm in $vmms; do
+  [[ $vmm == labyrinth ]] && continue
+  awk -v n="$vmm" -v l1="${med[labyrinth.1]}" -v l2="${med[labyrinth.2]}" -v l3="${med[labyrinth.3]}" \
+    -v l4="${med[labyrinth.4]}" -v o1="${med[$vmm.1]}" -v o2="${med[$vmm.2]}" -v o3="${med[$vmm.3]}" \
+    -v o4="${med[$vmm.4]}" 'function r(a, b) { return b > 0 ? sprintf("%.2fx", a / b) : "-" }
+    BEGIN { printf "labyrinth / %s: start %s, kernel %s, shutdown %s, total %s\n", n, r(l1, o1),
+            r(l2, o2), r(l3, o3), r(l4, o4) }'
+done
