@@ -65,11 +65,11 @@ namespace labyrinth::alloc {
 inline constexpr uint64_t kPageSize = 4096;
 
 // GFP-style flags. Every Labyrinth page is exclusive; `atomic` selects the
-// never-wait path that may dip into the reserve.
+// never-wait path that may dip into the reserve. Without it (setup paths) a call may
+// wait for the pool to grow.
 enum Gfp : uint32_t {
   kGfpAtomic = 1u << 0,     // never block, never syscall; may use the atomic reserve
   kGfpExclusive = 1u << 1,  // one recorded owner (required)
-  kGfpWait = 0,             // (no kGfpAtomic) setup paths: may wait for the pool to grow
 };
 inline constexpr uint32_t kGfpAtomicExclusive = kGfpAtomic | kGfpExclusive;
 
@@ -126,7 +126,8 @@ struct PoolConfig {
   // (worker_poll): 4096 covers 8 M frees/s at 500 us. Beyond it, frees spill to the
   // shared dirty list (two more atomic read-modify-writes each).
   uint32_t dirty_ring = 4096;
-  bool start_worker = true;  // false: caller drives run_worker_once() (tests, benchmarks)
+  bool start_worker = true;  // false: caller drives run_worker_once() (the VMM's pool
+                             // worker thread, vmm/memory/pool_worker.h; tests, benchmarks)
   bool shrink = true;        // worker gives back fully free chunks above high watermark
   // ... but only once the depot has stayed above high + one chunk this long (hysteresis:
   // a memslot add/remove costs ~0.2 ms here and invalidates shadow page tables).
@@ -272,7 +273,8 @@ class PagePool {
   uint32_t id() const { return pool_id_; }
 
   // One pass of the background worker's job (zero dirty pages, grow, shrink). Public
-  // for tests and benchmarks that run with start_worker = false.
+  // for callers that run with start_worker = false: the VMM's worker thread, tests and
+  // benchmarks.
   void run_worker_once();
 
   // Quiescent self-check: every page is in exactly one place (a cache, a depot stack,

@@ -78,7 +78,6 @@ class Machine final : public devices::VmControl {
   int run(const RunOptions& options);
   // After run(): the VM's lnics (counters, latency histograms) and its pool.
   LnicSet& lnics() { return *lnics_; }
-  const VirtioNetSet& virtio_nets() const { return *nets_; }
   const alloc::PagePool& pool() const { return *pool_; }
   const Config& config() const { return config_; }
   // guest TSC = host TSC + offset (vCPU 0, read at build time).

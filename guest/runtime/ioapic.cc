@@ -48,10 +48,4 @@ bool ioapic_route(uint32_t pin, uint8_t vector, uint8_t dest_apic_id) {
   return true;
 }
 
-void ioapic_mask(uint32_t pin) {
-  if (pin >= ioapic_num_pins()) return;
-  SpinLockGuard guard(g_lock);
-  write(kRegRedirBase + 2 * pin, kMasked);
-}
-
 }  // namespace guest

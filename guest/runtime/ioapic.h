@@ -15,6 +15,5 @@ namespace guest {
 uint32_t ioapic_num_pins();  // from the version register (max redirection entry + 1)
 // Returns false if pin is beyond the IOAPIC's redirection table.
 bool ioapic_route(uint32_t pin, uint8_t vector, uint8_t dest_apic_id = 0);
-void ioapic_mask(uint32_t pin);
 
 }  // namespace guest

@@ -73,10 +73,6 @@ void lapic_timer_stop() {
   write(kRegTimerInitial, 0);
 }
 
-uint32_t lapic_timer_current() {
-  return read(kRegTimerCurrent);
-}
-
 uint32_t lapic_timer_ticks_per_ms() {
   constexpr uint32_t kStart = 0xFFFFFFFFu;
   constexpr uint32_t kMs = 10;

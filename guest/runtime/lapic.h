@@ -30,7 +30,6 @@ void lapic_eoi();     // end of interrupt for the in-service vector
 // writable timer-mode bits from the guest CPUID); one-shot always works.
 bool lapic_timer_start(uint8_t vector, uint32_t initial_count, TimerMode mode);
 void lapic_timer_stop();
-uint32_t lapic_timer_current();
 uint32_t lapic_timer_ticks_per_ms();  // busy-waits ~10 ms against the TSC
 
 }  // namespace guest

@@ -414,7 +414,6 @@ void Lnic::irq_entry(InterruptFrame&, void* context) {
 
 void Lnic::on_interrupt(uint32_t entry_prod, uint64_t entry_tsc) {
   ++stats_.irqs;
-  last_irq_tsc_ = entry_tsc;
   const bool floor = check_floor(entry_tsc);
   if (poll_mode_) {
     // The program owns the rings; only floors are expected here.

@@ -257,8 +257,6 @@ class Lnic {
   uint64_t pool_size() const { return pool_size_; }
   uint64_t pages_held() const { return owned_.owned(); }
   bool owns(uint64_t page_gpa) const { return owned_.tracked(page_gpa) && owned_.owns(page_gpa); }
-  bool poll_mode() const { return poll_mode_; }
-  uint64_t last_irq_tsc() const { return last_irq_tsc_; }
   // "lnic0: rx frames=... | ... " and, if any, the device fault counts.
   void print_stats(const char* who) const;
 
@@ -364,7 +362,6 @@ class Lnic {
   uint64_t floor_last_t_sent_ = 0;
   uint64_t floor_guest_tsc_ = 0;
 
-  uint64_t last_irq_tsc_ = 0;
   bool rx_backlog_ = false;
   bool in_consume_ = false;  // consume() is running: a second entry would corrupt rx_cons_
   bool warned_context_ = false;

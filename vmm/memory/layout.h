@@ -7,7 +7,7 @@
 //
 //   auto layout = MemoryLayout::compute(512 << 20, /*pool_bytes=*/32 << 20).value();
 //   layout.ram      -> {{0, 512 MiB}}
-//   layout.pool_gpa -> 4 GiB, layout.pool_size -> 1 GiB, identity_map_end -> 5 GiB
+//   layout.pool     -> {4 GiB, 1 GiB}, layout.identity_map_end -> 5 GiB
 #pragma once
 
 #include <cstdint>

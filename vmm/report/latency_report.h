@@ -44,8 +44,6 @@ class LatencyReport {
   bool write_svg(const std::string& path) const;
   const std::vector<Span>& spans() const { return spans_; }
 
-  static constexpr double kPercentiles[] = {50, 90, 99, 99.9, 99.99};
-
  private:
   std::string title_;
   std::vector<Span> spans_;
