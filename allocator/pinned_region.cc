@@ -5,7 +5,7 @@
 #include <cerrno>
 #include <utility>
 
-#include "allocator/page_pool.h"
+#include "allocator/page.h"
 
 namespace labyrinth::alloc {
 

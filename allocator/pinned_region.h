@@ -15,7 +15,12 @@
 
 namespace labyrinth::alloc {
 
-enum class Backing : uint8_t;
+// How a chunk of pool memory is backed (PoolConfig::backing).
+enum class Backing : uint8_t {
+  small_pages,  // 4 KiB pages (default)
+  thp,          // transparent huge pages (madvise MADV_HUGEPAGE), chunk must be 2 MiB aligned
+  hugetlb,      // hugetlbfs 2 MiB pages (MAP_HUGETLB); needs /proc/sys/vm/nr_hugepages
+};
 
 class PinnedRegion {
  public:
