@@ -42,7 +42,7 @@ ip -n "$ns" tuntap add dev "$tap" mode tap
 ip -n "$ns" addr add 10.0.2.1/24 dev "$tap"
 ip -n "$ns" link set "$tap" up
 ip -n "$ns" link set lo up
-args="console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nomux i8042.dumbkbd"
+args="console=ttyS0 reboot=k panic=-1"  # a plain command line: no i8042.* options needed
 args="$args labyrinth.test=net-bench labyrinth.bytes=$bytes $extra"
 cat >"$work/vm.json" <<JSON
 {"boot-source": {"kernel_image_path": "$kernel", "initrd_path": "$initrd", "boot_args": "$args"},

@@ -103,7 +103,11 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--runs") == 0) runs = std::max(1, std::atoi(argv[i + 1]));
     if (std::strcmp(argv[i], "--guest") == 0) guest = argv[i + 1];
   }
-  char tmpl[] = "/tmp/labyrinth-bench-XXXXXX.json";
+  // In TMPDIR when set: the test VM gives every run a private one.
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string path = std::string(tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp") +
+                     "/labyrinth-bench-XXXXXX.json";
+  char* tmpl = path.data();
   const int fd = ::mkstemps(tmpl, 5);
   if (fd < 0) return 5;
   const std::string json = R"({"boot-source": {"kernel_image_path": ")" + guest +
