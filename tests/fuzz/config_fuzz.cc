@@ -36,7 +36,7 @@ void check_error(const ConfigError& e) {
   FUZZ_CHECK(one_printable_line(msg), "error is not one printable line: %zu bytes", msg.size());
   if (!e.field.empty()) {
     static constexpr std::string_view kSections[] = {"boot-source", "machine-config", "serial",
-                                                     "labyrinth"};
+                                                     "network-interfaces", "labyrinth"};
     bool known = false;
     for (auto s : kSections) known = known || e.field.starts_with(s);
     // An unknown top-level key is named as itself (escaped).
