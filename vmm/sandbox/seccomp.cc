@@ -220,7 +220,7 @@ void Seccomp::prepare() {
       const char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
       if (name != nullptr) g_names[nr] = name;  // kept for the process's life
     }
-    struct sigaction sa{};
+    struct sigaction sa = {};
     sa.sa_sigaction = on_sigsys;
     sa.sa_flags = SA_SIGINFO;
     sigemptyset(&sa.sa_mask);
