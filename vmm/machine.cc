@@ -13,7 +13,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/json/serialize.hpp>
 
-#include "allocator/tsc.h"
+#include "allocator/measure/tsc.h"
 #include "devices/legacy/cmos.h"
 #include "devices/legacy/exit_device.h"
 #include "devices/legacy/i8042.h"

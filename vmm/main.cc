@@ -18,7 +18,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
-#include "allocator/tsc.h"
+#include "allocator/measure/tsc.h"
 #include "vmm/config/config.h"
 #include "vmm/error.h"
 #include "vmm/kvm/host_kind.h"
@@ -118,7 +118,7 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
              ")");
   // KVM's TSC catch-up mode (hosts whose TSC it deems unstable, such as QEMU TCG) moves
   // the offset while the guest runs: guest stamps then carry that error.
-  const double drift_us = alloc::TscClock::instance().to_ns(static_cast<uint64_t>(
+  const double drift_us = measure::TscClock::instance().to_ns(static_cast<uint64_t>(
                               std::llabs((*machine)->tsc_offset_end().offset - tsc.offset))) /
                           1000.0;
   // Stamps that map to before the event they answer: the offset was off while they

@@ -6,7 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "allocator/tsc.h"
+#include "allocator/measure/tsc.h"
 #include "devices/lnic/lnic.h"
 
 namespace labyrinth::devices::lnic {
@@ -39,15 +39,15 @@ Lnic::Lnic(LnicConfig cfg, boost::asio::io_context& io, alloc::PagePool& pool,
       msi_(msi),
       backend_(std::move(backend)),
       out_(pool.config().max_chunks * (pool.config().chunk_bytes / alloc::kPageSize)),
-      inject_ticks_(cfg_.test_inject_delay_ns ? alloc::TscClock::instance().from_ns(
+      inject_ticks_(cfg_.test_inject_delay_ns ? measure::TscClock::instance().from_ns(
                                                     static_cast<double>(cfg_.test_inject_delay_ns))
                                               : 0) {
   // The alloc span brackets one call with two rdtsc; what an empty bracket costs is not
   // the allocator's (measured once, median of 1001).
   std::array<uint64_t, 1001> t{};
   for (uint64_t& v : t) {
-    const uint64_t a = alloc::rdtsc();
-    v = alloc::rdtsc() - a;
+    const uint64_t a = measure::rdtsc();
+    v = measure::rdtsc() - a;
   }
   std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
   timer_ticks_ = t[t.size() / 2];
@@ -112,9 +112,9 @@ void Lnic::receive(std::span<const std::byte> frame, uint64_t t_ready) {
     return;
   }
 
-  const uint64_t a0 = alloc::rdtsc();
+  const uint64_t a0 = measure::rdtsc();
   auto page = pool_.alloc_page(alloc::kGfpAtomicExclusive, cfg_.device_owner, cache_);
-  const uint64_t a1 = alloc::rdtsc();
+  const uint64_t a1 = measure::rdtsc();
   // Net of the empty bracket's cost; a call no longer than that records 0 (counted, so
   // the report can say how many samples the calibration swallowed).
   if (a1 - a0 > timer_ticks_) {
@@ -145,7 +145,7 @@ void Lnic::receive(std::span<const std::byte> frame, uint64_t t_ready) {
   d.out = true;
   ++pages_out_;
   if (inject_ticks_ != 0) {  // test only: a delay of known size on the measured path
-    for (const uint64_t t0 = alloc::rdtsc(); alloc::rdtsc() - t0 < inject_ticks_;) {
+    for (const uint64_t t0 = measure::rdtsc(); measure::rdtsc() - t0 < inject_ticks_;) {
     }
     metrics_.rx_delay_injected.inc();
   }
@@ -155,7 +155,7 @@ void Lnic::receive(std::span<const std::byte> frame, uint64_t t_ready) {
   c.len = static_cast<uint32_t>(frame.size());
   c.seq = seq_++;
   c.t_ready = t_ready;
-  c.t_posted = alloc::rdtsc();
+  c.t_posted = measure::rdtsc();
   std::memcpy(rx.entry(rx_prod_, sizeof c), &c, sizeof c);
   store_release(rx.header()->prod, ++rx_prod_);  // publishes the entry and the page contents
   metrics_.rx_frames.inc();
@@ -176,7 +176,7 @@ void Lnic::flush() {
     msi_.trigger();
     metrics_.irqs.inc();
   }
-  const uint64_t done = alloc::rdtsc();
+  const uint64_t done = measure::rdtsc();
   for (size_t i = 0; i < pending_; ++i) {
     latency_.host_rx.record(done > pending_ready_[i] ? done - pending_ready_[i] : 0);
   }
@@ -321,7 +321,7 @@ void Lnic::process_tx() {
 // ---------------------------------------------------------------- latency floor
 
 void Lnic::start_floor(double rate_hz, uint32_t spin_us) {
-  const auto& clk = alloc::TscClock::instance();
+  const auto& clk = measure::TscClock::instance();
   if (floor_pacer_) {  // a step may still be posted for the old one: keep it alive
     floor_pacer_->stop();
     retired_pacers_.push_back(std::move(floor_pacer_));
@@ -362,7 +362,7 @@ bool Lnic::send_probe() {
   if (!rings_) return false;
   lnic_ring_header* h = rings_->rx.header();
   store_release64(h->floor_guest_tsc, 0);
-  store_release64(h->floor_t_sent, alloc::rdtsc());
+  store_release64(h->floor_t_sent, measure::rdtsc());
   msi_.trigger();
   return true;
 }

@@ -10,18 +10,12 @@
 #include <atomic>
 #include <cstdint>
 
-#include "allocator/histogram.h"
+#include "allocator/measure/counter.h"
+#include "allocator/measure/histogram.h"
 
 namespace labyrinth::devices::lnic {
 
-struct Counter {
-  std::atomic<uint64_t> v{0};
-  void inc(uint64_t n = 1) {
-    v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
-  void inc_shared(uint64_t n = 1) { v.fetch_add(n, std::memory_order_relaxed); }
-  uint64_t get() const { return v.load(std::memory_order_relaxed); }
-};
+using measure::Counter;
 
 struct LnicMetrics {
   // Receive path (event loop).
@@ -70,10 +64,10 @@ struct LnicMetrics {
 
 // Latency histograms, in TSC ticks. Event loop only.
 struct LnicLatency {
-  alloc::Histogram alloc;    // the alloc_page(atomic|exclusive) call itself
-  alloc::Histogram host_rx;  // frame ready -> completion posted and interrupt signalled
-  alloc::Histogram guest;    // frame ready -> guest interrupt handler entry
-  alloc::Histogram floor;    // irqfd signalled -> guest handler entry, no device work
+  measure::Histogram alloc;    // the alloc_page(atomic|exclusive) call itself
+  measure::Histogram host_rx;  // frame ready -> completion posted and interrupt signalled
+  measure::Histogram guest;    // frame ready -> guest interrupt handler entry
+  measure::Histogram floor;    // irqfd signalled -> guest handler entry, no device work
 };
 
 }  // namespace labyrinth::devices::lnic

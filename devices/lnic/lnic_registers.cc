@@ -4,7 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 
-#include "allocator/tsc.h"
+#include "allocator/measure/tsc.h"
 #include "devices/lnic/lnic.h"
 
 namespace labyrinth::devices::lnic {
@@ -96,7 +96,7 @@ void Lnic::write_reg(uint32_t offset, uint32_t value) {
       else if (offset == LNIC_REG_TX_DOORBELL)
         self->on_tx_doorbell();
       else
-        self->floor_send(alloc::rdtsc());
+        self->floor_send(measure::rdtsc());
     });
     return;
   }

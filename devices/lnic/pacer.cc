@@ -4,7 +4,7 @@
 
 #include <boost/asio/post.hpp>
 
-#include "allocator/tsc.h"
+#include "allocator/measure/tsc.h"
 
 namespace labyrinth::devices::lnic {
 
@@ -12,7 +12,7 @@ void Pacer::start(Fire fire) {
   fire_ = std::move(fire);
   running_ = true;
   ++generation_;
-  next_ = alloc::rdtsc();
+  next_ = measure::rdtsc();
   step();
 }
 
@@ -26,7 +26,7 @@ void Pacer::step() {
   if (!running_) return;
   const uint64_t gen = generation_;
   // Fire every slot that is due; yield to the loop after a bounded number.
-  uint64_t now = alloc::rdtsc();
+  uint64_t now = measure::rdtsc();
   for (int fired = 0; now >= next_ && fired < 256; ++fired) {
     const uint64_t t = next_;
     next_ += period_;
@@ -35,10 +35,10 @@ void Pacer::step() {
       return;
     }
     if (!running_ || gen != generation_) return;
-    now = alloc::rdtsc();
+    now = measure::rdtsc();
   }
   if (next_ > now + spin_) {
-    const auto& clk = alloc::TscClock::instance();
+    const auto& clk = measure::TscClock::instance();
     const auto wait =
         std::chrono::nanoseconds(static_cast<int64_t>(clk.to_ns(next_ - now - spin_)));
     timer_.expires_after(wait);

@@ -34,14 +34,15 @@
 #include <thread>
 #include <vector>
 
-#include "allocator/histogram.h"
+#include "allocator/measure/histogram.h"
 #include "allocator/memslot_sink.h"
 #include "allocator/page_pool.h"
-#include "allocator/tsc.h"
+#include "allocator/measure/tsc.h"
 
 namespace {
 
 using namespace labyrinth::alloc;
+using namespace labyrinth::measure;
 
 constexpr OwnerId kOwner = 1;
 constexpr size_t kBatch = 1024;  // timed operations per benchmark iteration

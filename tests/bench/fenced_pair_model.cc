@@ -20,12 +20,12 @@
 #include <mutex>
 #include <vector>
 
-#include "allocator/tsc.h"
+#include "allocator/measure/tsc.h"
 
 namespace {
 
-using labyrinth::alloc::rdtsc_ordered;
-using labyrinth::alloc::TscClock;
+using labyrinth::measure::rdtsc_ordered;
+using labyrinth::measure::TscClock;
 
 constexpr uint32_t kGenMask = (1u << 30) - 1;
 constexpr uint64_t word_of(uint64_t state, uint32_t gen, uint32_t owner) {

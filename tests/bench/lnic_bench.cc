@@ -34,7 +34,7 @@
 
 #include "allocator/memslot_sink.h"
 #include "allocator/page_pool.h"
-#include "allocator/tsc.h"
+#include "allocator/measure/tsc.h"
 #include "devices/lnic/lnic.h"
 
 namespace {
@@ -154,7 +154,7 @@ void BM_LnicRxPath(benchmark::State& state) {
   uint32_t cons = 0;
   uint64_t offered = 0;
   for (auto _ : state) {
-    const uint64_t t = alloc::rdtsc();
+    const uint64_t t = measure::rdtsc();
     for (uint32_t i = 0; i < batch; ++i) nic->receive(frame, t);
     offered += batch;
     nic->flush();
@@ -186,7 +186,7 @@ void BM_LnicRxPath(benchmark::State& state) {
   state.counters["viol_stale"] = static_cast<double>(m.viol_stale.get());
   state.counters["msi_writes"] = static_cast<double>(msi.writes());
   state.counters["alloc_p50_ns"] =
-      alloc::TscClock::instance().to_ns(nic->latency().alloc.percentile(50));
+      measure::TscClock::instance().to_ns(nic->latency().alloc.percentile(50));
   state.counters["alloc_net_zero"] = static_cast<double>(m.alloc_net_zero.get());
   state.counters["pool_fail_exhausted"] = static_cast<double>(pool->stats().fail_exhausted);
   // Every frame offered delivered and every page back, or the figure is not the RX

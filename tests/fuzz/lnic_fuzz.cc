@@ -41,7 +41,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "allocator/page_pool.h"
-#include "allocator/tsc.h"
+#include "allocator/measure/tsc.h"
 #include "devices/lnic/backend/loopback.h"
 #include "devices/lnic/lnic.h"
 #include "tests/fuzz/fuzz_check.h"
@@ -424,7 +424,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         std::vector<std::byte> frame(in.ConsumeIntegralInRange<size_t>(0, LNIC_FRAME_MAX + 8),
                                      std::byte{0x5A});
         const int n = in.ConsumeIntegralInRange<int>(1, 24);
-        for (int i = 0; i < n; ++i) h.nic->receive(frame, alloc::rdtsc());
+        for (int i = 0; i < n; ++i) h.nic->receive(frame, measure::rdtsc());
         if (in.ConsumeBool()) h.nic->flush();
         break;
       }
@@ -468,7 +468,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const auto* c = h.ram.at<lnic_rx_completion>(kRx + sizeof(lnic_ring_header) +
                                                      (h.guest_cons & (h.canned_size - 1)) *
                                                          sizeof(lnic_rx_completion));
-        lnic_return r{c->page_gpa, in.ConsumeBool() ? alloc::rdtsc() : 0, c->seq, 0};
+        lnic_return r{c->page_gpa, in.ConsumeBool() ? measure::rdtsc() : 0, c->seq, 0};
         switch (in.ConsumeIntegralInRange<int>(0, 5)) {
           case 1:
             r.seq += in.ConsumeIntegral<uint8_t>();

@@ -11,7 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "allocator/tsc.h"
+#include "allocator/measure/tsc.h"
 
 namespace labyrinth::vmm {
 
@@ -102,9 +102,9 @@ std::expected<Vcpu::TscOffset, Error> Vcpu::tsc_offset() const {
     msrs.header.nmsrs = 1;
     msrs.entry = kvm_msr_entry{};
     msrs.entry.index = kMsrTsc;
-    const uint64_t h0 = alloc::rdtsc();
+    const uint64_t h0 = measure::rdtsc();
     const int n = ::ioctl(fd(), kvm_abi::kGetMsrs, &msrs);
-    const uint64_t h1 = alloc::rdtsc();
+    const uint64_t h1 = measure::rdtsc();
     if (n != 1) return ioctl_failed(index_, "KVM_GET_MSRS(IA32_TSC)");
     if (h1 - h0 < best) {
       best = h1 - h0;
@@ -127,7 +127,7 @@ std::expected<Vcpu::TscOffset, Error> Vcpu::tsc_offset() const {
     // when nothing below KVM adds its own. Trust it when the measurement agrees.
     const uint64_t diff = offset > out.measured ? static_cast<uint64_t>(offset - out.measured)
                                                 : static_cast<uint64_t>(out.measured - offset);
-    if (diff <= out.uncertainty + alloc::TscClock::instance().from_ns(1000)) {
+    if (diff <= out.uncertainty + measure::TscClock::instance().from_ns(1000)) {
       out.offset = offset;
       out.from_attribute = true;
     } else {

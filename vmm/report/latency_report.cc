@@ -6,14 +6,14 @@
 #include <fstream>
 #include <sstream>
 
-#include "allocator/tsc.h"
+#include "allocator/measure/tsc.h"
 
 namespace labyrinth::vmm {
 
 namespace {
 
 double us(uint64_t ticks) {
-  return alloc::TscClock::instance().to_ns(ticks) / 1000.0;
+  return measure::TscClock::instance().to_ns(ticks) / 1000.0;
 }
 
 std::string fmt_us(double v) {
@@ -50,7 +50,7 @@ std::string xml_escape(const std::string& s) {
 
 }  // namespace
 
-void LatencyReport::add(std::string name, std::string description, const alloc::Histogram& ticks,
+void LatencyReport::add(std::string name, std::string description, const measure::Histogram& ticks,
                         uint64_t drops) {
   spans_.push_back(Span{std::move(name), std::move(description), ticks, drops});
 }
@@ -86,7 +86,7 @@ boost::json::object LatencyReport::json() const {
   for (const auto& [k, v] : notes_) notes[k] = v;
   root["notes"] = notes;
   root["unit"] = "us";
-  root["tsc_khz"] = alloc::TscClock::instance().khz();
+  root["tsc_khz"] = measure::TscClock::instance().khz();
   boost::json::object spans;
   for (const Span& s : spans_) {
     const auto& h = s.hist;
@@ -95,7 +95,7 @@ boost::json::object LatencyReport::json() const {
     j["count"] = h.count();
     j["drops"] = s.drops;
     j["min"] = us(h.min());
-    j["mean"] = alloc::TscClock::instance().to_ns(static_cast<uint64_t>(h.mean())) / 1000.0;
+    j["mean"] = measure::TscClock::instance().to_ns(static_cast<uint64_t>(h.mean())) / 1000.0;
     j["p50"] = us(h.percentile(50));
     j["p90"] = us(h.percentile(90));
     j["p99"] = us(h.percentile(99));
@@ -234,7 +234,7 @@ std::string alloc_span_description(uint64_t timer_ticks, uint64_t net_zero, uint
       "alloc_page(atomic|exclusive) call on the RX path, net of the rdtsc "
       "pair's own cost (%llu ticks, %.0f ns, calibrated at start); samples at "
       "or below it count as 0 (%llu of %llu)",
-      static_cast<unsigned long long>(timer_ticks), alloc::TscClock::instance().to_ns(timer_ticks),
+      static_cast<unsigned long long>(timer_ticks), measure::TscClock::instance().to_ns(timer_ticks),
       static_cast<unsigned long long>(net_zero), static_cast<unsigned long long>(samples));
   return buf;
 }

@@ -18,7 +18,7 @@
 
 #include <boost/json/object.hpp>
 
-#include "allocator/histogram.h"
+#include "allocator/measure/histogram.h"
 
 namespace labyrinth::vmm {
 
@@ -27,12 +27,12 @@ class LatencyReport {
   struct Span {
     std::string name;
     std::string description;
-    alloc::Histogram hist;  // ticks
+    measure::Histogram hist;  // ticks
     uint64_t drops = 0;
   };
 
   explicit LatencyReport(std::string title) : title_(std::move(title)) {}
-  void add(std::string name, std::string description, const alloc::Histogram& ticks,
+  void add(std::string name, std::string description, const measure::Histogram& ticks,
            uint64_t drops);
   void note(std::string key, std::string value) {
     notes_.emplace_back(std::move(key), std::move(value));

@@ -2,7 +2,7 @@
 
 #include <boost/asio/post.hpp>
 
-#include "allocator/tsc.h"
+#include "allocator/measure/tsc.h"
 
 namespace labyrinth::devices::lnic {
 
@@ -23,7 +23,7 @@ void LoopbackBackend::deliver() {
     return;
   }
   while (!queue_.empty()) {
-    sink_->receive(queue_.front(), alloc::rdtsc());
+    sink_->receive(queue_.front(), measure::rdtsc());
     queue_.pop_front();
   }
   sink_->flush();

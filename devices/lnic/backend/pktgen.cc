@@ -3,14 +3,14 @@
 #include <algorithm>
 #include <cstring>
 
-#include "allocator/tsc.h"
+#include "allocator/measure/tsc.h"
 #include "guest/abi/lnic.h"
 
 namespace labyrinth::devices::lnic {
 
 namespace {
 uint64_t period_ticks(const PktgenConfig& cfg) {
-  const auto& clk = alloc::TscClock::instance();
+  const auto& clk = measure::TscClock::instance();
   const double ns = 1e9 * std::max<uint32_t>(cfg.burst, 1) / std::max(cfg.rate_pps, 1e-3);
   return std::max<uint64_t>(clk.from_ns(ns), 1);
 }
@@ -18,7 +18,7 @@ uint64_t period_ticks(const PktgenConfig& cfg) {
 
 PktgenBackend::PktgenBackend(boost::asio::io_context& io, const PktgenConfig& cfg)
     : cfg_(cfg),
-      pacer_(io, period_ticks(cfg), alloc::TscClock::instance().from_ns(cfg.spin_us * 1000.0)) {
+      pacer_(io, period_ticks(cfg), measure::TscClock::instance().from_ns(cfg.spin_us * 1000.0)) {
   cfg_.frame_size = std::clamp<uint32_t>(cfg_.frame_size, sizeof(lnic_pktgen_header), 4096);
   cfg_.burst = std::max<uint32_t>(cfg_.burst, 1);
   // Payload: byte i after the header is pattern + i (fixed per generator).
@@ -45,8 +45,8 @@ void PktgenBackend::build_frame(uint64_t seq, uint64_t t_sched) {
 void PktgenBackend::start(FrameSink& sink) {
   sink_ = &sink;
   finished_ = false;
-  const auto& clk = alloc::TscClock::instance();
-  end_tsc_ = cfg_.duration_s > 0 ? alloc::rdtsc() + clk.from_ns(cfg_.duration_s * 1e9) : 0;
+  const auto& clk = measure::TscClock::instance();
+  end_tsc_ = cfg_.duration_s > 0 ? measure::rdtsc() + clk.from_ns(cfg_.duration_s * 1e9) : 0;
   pacer_.start([this](uint64_t t_sched, uint64_t now) { return fire(t_sched, now); });
 }
 
@@ -70,7 +70,7 @@ bool PktgenBackend::fire(uint64_t t_sched, uint64_t now) {
     pacer_.skip_to(t_sched + (skip_slots + 1) * pacer_.period());
     t_sched += skip_slots * pacer_.period();
   }
-  const auto& clk = alloc::TscClock::instance();
+  const auto& clk = measure::TscClock::instance();
   stats_.max_lateness_ns =
       std::max<uint64_t>(stats_.max_lateness_ns, static_cast<uint64_t>(clk.to_ns(now - t_sched)));
   for (uint32_t b = 0; b < cfg_.burst; ++b) {

@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "allocator/tsc.h"
+#include "allocator/measure/tsc.h"
 
 namespace labyrinth::devices::lnic {
 
@@ -52,7 +52,7 @@ void TapBackend::arm() {
                        break;
                      }
                      if (n == 0) break;
-                     sink_->receive(std::span(buf_.data(), static_cast<size_t>(n)), alloc::rdtsc());
+                     sink_->receive(std::span(buf_.data(), static_cast<size_t>(n)), measure::rdtsc());
                    }
                    sink_->flush();
                    arm();

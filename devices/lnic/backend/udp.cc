@@ -1,6 +1,6 @@
 #include "devices/lnic/backend/udp.h"
 
-#include "allocator/tsc.h"
+#include "allocator/measure/tsc.h"
 
 namespace labyrinth::devices::lnic {
 
@@ -48,7 +48,7 @@ void UdpBackend::arm() {
         ++stats_.rx_errors;
         break;
       }
-      sink_->receive(std::span(buf_.data(), n), alloc::rdtsc());
+      sink_->receive(std::span(buf_.data(), n), measure::rdtsc());
     }
     sink_->flush();
     arm();

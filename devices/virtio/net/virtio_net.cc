@@ -8,7 +8,7 @@
 
 #include <boost/asio/post.hpp>
 
-#include "allocator/tsc.h"
+#include "allocator/measure/tsc.h"
 #include "devices/virtio/virtio_abi.h"
 
 namespace labyrinth::devices::virtio {
@@ -140,7 +140,7 @@ void VirtioNet::process_rx() {
       // NOLINTNEXTLINE(clang-analyzer-unix.BlockInCriticalSection): O_NONBLOCK fd, no lock held
       const ssize_t got = ::read(tap_.native_handle(), frame_.data(), frame_.size());
       if (got <= 0) break;  // EAGAIN: empty (errors: the next readiness tells)
-      held_ready_ = alloc::rdtsc();
+      held_ready_ = measure::rdtsc();
       held_ = static_cast<size_t>(got);
     }
     if (!deliver(rx, std::span(frame_.data(), held_))) {
@@ -157,7 +157,7 @@ void VirtioNet::process_rx() {
       irq_->signal_queue(kRxQueue);
       metrics_.irqs.inc();
     }
-    const uint64_t done = alloc::rdtsc();
+    const uint64_t done = measure::rdtsc();
     for (size_t i = 0; i < batch_; ++i) {
       latency_.host_rx.record(done > batch_ready_[i] ? done - batch_ready_[i] : 0);
     }

@@ -23,7 +23,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "allocator/tsc.h"
+#include "allocator/measure/tsc.h"
 #include "devices/lnic/backend/pktgen.h"
 #include "devices/lnic/backend/tap.h"
 #include "devices/lnic/backend/udp.h"
@@ -64,7 +64,7 @@ TEST(PktgenBackend, GeneratesScheduledFramesWithSequenceAndPattern) {
   ASSERT_EQ(sink.frames.size(), 2000u);
   EXPECT_EQ(gen.stats().generated + gen.stats().overrun, 2000u);
   EXPECT_EQ(sink.flushes, 500);  // one per burst
-  const auto& clk = alloc::TscClock::instance();
+  const auto& clk = measure::TscClock::instance();
   for (size_t i = 0; i < sink.frames.size(); ++i) {
     const auto& f = sink.frames[i];
     ASSERT_EQ(f.size(), 128u);

@@ -16,7 +16,7 @@
 
 #include "allocator/memslot_sink.h"
 #include "allocator/page_pool.h"
-#include "allocator/tsc.h"
+#include "allocator/measure/tsc.h"
 #include "devices/lnic/lnic.h"
 
 namespace labyrinth::devices::lnic::testing {
@@ -177,7 +177,7 @@ class LnicTest : public ::testing::Test {
     nic_->on_return_doorbell();
   }
   void send(const std::vector<uint8_t>& frame) {
-    nic_->receive(std::as_bytes(std::span(frame)), alloc::rdtsc());
+    nic_->receive(std::as_bytes(std::span(frame)), measure::rdtsc());
   }
 
   alloc::HostOnlySink sink_;

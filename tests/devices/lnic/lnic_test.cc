@@ -409,7 +409,7 @@ TEST_F(LnicTest, WarmUpProbeIsAnsweredLikeAFloorButNotMeasured) {
 TEST_F(LnicTest, InjectedDelayIsSpunOnEveryFrameInsideTheHostRxSpan) {
   constexpr uint64_t kDelayNs = 50'000;
   constexpr uint64_t kFrames = 160;
-  const auto& clk = alloc::TscClock::instance();
+  const auto& clk = measure::TscClock::instance();
   auto run = [&](uint64_t delay_ns) {
     inject_delay_ns_ = delay_ns;
     make_pool(1, 1);

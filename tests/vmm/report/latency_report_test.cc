@@ -44,7 +44,7 @@ TEST(LatencyReportAllocSpan, DescriptionStatesTheCalibrationAndTheZeroedSamples)
 TEST(LatencyReport, TableAndJsonCarryNotesAndSpanDescriptions) {
   LatencyReport r("lnic0");
   r.note("guest idle mode", idle_mode_note(std::nullopt));
-  alloc::Histogram h;
+  measure::Histogram h;
   h.record(100);
   r.add("alloc", alloc_span_description(40, 0, 1), h, 0);
   const std::string t = r.table();

@@ -1,9 +1,9 @@
-#include "allocator/histogram.h"
+#include "allocator/measure/histogram.h"
 
 #include <algorithm>
 #include <cmath>
 
-namespace labyrinth::alloc {
+namespace labyrinth::measure {
 
 uint64_t Histogram::percentile(double p) const {
   if (count_ == 0) return 0;
@@ -34,4 +34,4 @@ void Histogram::reset() {
   *this = Histogram();
 }
 
-}  // namespace labyrinth::alloc
+}  // namespace labyrinth::measure

@@ -1,11 +1,11 @@
-#include "allocator/tsc.h"
+#include "allocator/measure/tsc.h"
 
 #include <time.h>
 
 #include <algorithm>
 #include <array>
 
-namespace labyrinth::alloc {
+namespace labyrinth::measure {
 
 namespace {
 uint64_t mono_ns() {
@@ -38,4 +38,4 @@ const TscClock& TscClock::instance() {
   return clock;
 }
 
-}  // namespace labyrinth::alloc
+}  // namespace labyrinth::measure

@@ -1,4 +1,4 @@
-// allocator/tsc.h — cycle timestamps for latency measurement.
+// allocator/measure/tsc.h — cycle timestamps for latency measurement.
 //
 //   const TscClock& clock = TscClock::instance();   // calibrated once (~50 ms)
 //   uint64_t t0 = rdtsc_ordered(); work(); uint64_t t1 = rdtsc_ordered();
@@ -11,7 +11,7 @@
 #include <cmath>
 #include <cstdint>
 
-namespace labyrinth::alloc {
+namespace labyrinth::measure {
 
 // rdtsc fenced so that it is not reordered with the measured work (lfence before and after).
 inline uint64_t rdtsc_ordered() noexcept {
@@ -41,4 +41,4 @@ class TscClock {
   double ticks_per_ns_;
 };
 
-}  // namespace labyrinth::alloc
+}  // namespace labyrinth::measure

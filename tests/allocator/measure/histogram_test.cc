@@ -1,6 +1,6 @@
 // Histogram: bucket arithmetic, <= 1% relative error of percentiles, no allocation
 // when recording.
-#include "allocator/histogram.h"
+#include "allocator/measure/histogram.h"
 
 #include <gtest/gtest.h>
 
@@ -33,7 +33,7 @@ void operator delete(void* p, size_t) noexcept {
 }
 #endif
 
-namespace labyrinth::alloc {
+namespace labyrinth::measure {
 namespace {
 
 TEST(Histogram, BucketsCoverEveryValueContiguously) {
@@ -111,4 +111,4 @@ TEST(Histogram, MergeAndReset) {
 }
 
 }  // namespace
-}  // namespace labyrinth::alloc
+}  // namespace labyrinth::measure

@@ -1,4 +1,4 @@
-// allocator/histogram.h — log-linear latency histogram (HdrHistogram-style).
+// allocator/measure/histogram.h — log-linear latency histogram (HdrHistogram-style).
 //
 //   Histogram h;                 // ~58 KiB of counters, allocated with the object
 //   h.record(ticks);             // O(1), no allocation, no syscall: safe on the atomic path
@@ -15,7 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace labyrinth::alloc {
+namespace labyrinth::measure {
 
 class Histogram {
  public:
@@ -69,4 +69,4 @@ class Histogram {
   uint64_t max_ = 0;
 };
 
-}  // namespace labyrinth::alloc
+}  // namespace labyrinth::measure
