@@ -17,12 +17,12 @@
 
 namespace labyrinth::devices::virtio {
 
-
 struct NetMetrics {
   measure::Counter rx_frames, rx_bytes;
-  measure::Counter rx_drop_too_small;  // the guest's buffer could not hold the frame (frame dropped)
-  measure::Counter rx_drop_oversize;   // the TAP gave more than a frame can be (no offloads)
-  measure::Counter rx_waits;           // the RX queue was empty: the TAP is not read until a kick
+  measure::Counter
+      rx_drop_too_small;              // the guest's buffer could not hold the frame (frame dropped)
+  measure::Counter rx_drop_oversize;  // the TAP gave more than a frame can be (no offloads)
+  measure::Counter rx_waits;          // the RX queue was empty: the TAP is not read until a kick
   measure::Counter tx_frames, tx_bytes;
   measure::Counter tx_drop_backend;    // the TAP refused the frame (interface down, queue full)
   measure::Counter tx_drop_malformed;  // shorter than the virtio-net header, or too long
