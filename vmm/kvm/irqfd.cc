@@ -10,6 +10,8 @@
 
 namespace labyrinth::vmm {
 
+// Non-blocking so that trigger() can never stall the device event loop, even if the
+// eventfd counter were to saturate.
 std::expected<std::unique_ptr<Irqfd>, Error> Irqfd::create(Vm& vm, uint32_t gsi) {
   Fd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!fd) {
@@ -59,6 +61,8 @@ IoEventFd::~IoEventFd() {
   (void)stream_.close(ec);
 }
 
+// Reading the eventfd resets its counter: the handler gets how many doorbell writes the
+// guest made since the last wake (KVM coalesces them), not one call per write.
 void IoEventFd::async_wait(std::function<void(uint64_t)> handler) {
   stream_.async_wait(
       boost::asio::posix::stream_descriptor::wait_read,

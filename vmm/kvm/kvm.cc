@@ -15,6 +15,8 @@ namespace labyrinth::vmm {
 
 namespace {
 
+// What Labyrinth cannot run without, checked once at open so that a host lacking one
+// gets a line naming it instead of a failure deep inside VM construction.
 struct RequiredCap {
   long cap;
   const char* name;
@@ -52,6 +54,9 @@ std::expected<std::vector<kvm_cpuid_entry2>, Error> query_cpuid(int fd) {
 
 }  // namespace
 
+// The supported-CPUID table is read once here: every vCPU's CPUID is built from it
+// (vcpu_cpuid), and KVM_GET_SUPPORTED_CPUID is a system-fd ioctl that a vCPU thread's
+// seccomp filter does not allow.
 std::expected<Kvm, Error> Kvm::open(const char* path) {
   Kvm kvm;
   kvm.fd_ = Fd(::open(path, O_RDWR | O_CLOEXEC));
@@ -84,6 +89,8 @@ std::expected<Kvm, Error> Kvm::open(const char* path) {
   return kvm;
 }
 
+// KVM returns 0 for an unknown capability and a negative value only on a bad fd: both
+// mean "not available" to the caller.
 int Kvm::check_extension(long cap) const noexcept {
   const int r = ::ioctl(fd_.get(), KVM_CHECK_EXTENSION, cap);
   return r < 0 ? 0 : r;

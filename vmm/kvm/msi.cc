@@ -11,11 +11,15 @@
 
 namespace labyrinth::vmm {
 
+// GSIs above the 24 IOAPIC pins, handed out once per MSI source and never reused: a
+// route's GSI stays valid for the device's life.
 uint32_t MsiRouter::allocate_gsi() {
   std::lock_guard lock(mu_);
   return next_gsi_++;
 }
 
+// KVM has no per-route update: the whole table (default pins plus every MSI route) is
+// rewritten. This runs when a driver programs or moves a vector, never per interrupt.
 std::expected<void, Error> MsiRouter::set_msi(uint32_t gsi, uint64_t address, uint32_t data) {
   std::lock_guard lock(mu_);
   kvm_irq_routing_entry e{};
@@ -43,6 +47,9 @@ MsiIrq::~MsiIrq() {
   if (registered_.load(std::memory_order_acquire)) (void)vm_.unregister_irqfd(fd_.get(), gsi_);
 }
 
+// The irqfd is registered only once a valid message exists: before that, KVM would have
+// no route for the GSI and trigger() must be a no-op (a device may signal before the
+// guest has programmed its vector).
 bool MsiIrq::configure(uint64_t address, uint32_t data) {
   // x86 MSI: address 0xFEExxxxx; vector (data[7:0]) 16..255 (0-15 are reserved).
   if ((address >> 20) != 0xFEE || (data & 0xFF) < 16) return false;

@@ -24,6 +24,8 @@ std::unexpected<Error> ioctl_failed(uint32_t index, const char* what) {
 
 }  // namespace
 
+// kvm_run is mapped from the vCPU fd itself (exit reason, PIO/MMIO data, the
+// immediate_exit flag); its size is the system-wide KVM_GET_VCPU_MMAP_SIZE read at open.
 std::expected<std::unique_ptr<Vcpu>, Error> Vcpu::create(const Vm& vm, uint32_t index) {
   Fd fd(::ioctl(vm.fd(), KVM_CREATE_VCPU, static_cast<unsigned long>(index)));
   if (!fd) return ioctl_failed(index, "KVM_CREATE_VCPU");
@@ -32,6 +34,8 @@ std::expected<std::unique_ptr<Vcpu>, Error> Vcpu::create(const Vm& vm, uint32_t 
   return std::unique_ptr<Vcpu>(new Vcpu(index, std::move(fd), std::move(*run)));
 }
 
+// EINTR/EAGAIN are the stop path (a signal or immediate_exit kicked the vCPU out), not
+// failures: the runner checks its stop flag and decides whether to enter again.
 std::expected<void, Error> Vcpu::run() {
   if (::ioctl(fd(), KVM_RUN, 0) == 0) return {};
   if (errno == EINTR || errno == EAGAIN) return std::unexpected(Error::interrupted);
@@ -66,6 +70,7 @@ std::expected<void, Error> Vcpu::set_sregs(const kvm_sregs& s) {
   return {};
 }
 
+// Like KVM_SET_GSI_ROUTING: a header and a flexible array, built in one buffer.
 std::expected<void, Error> Vcpu::set_cpuid(std::span<const kvm_cpuid_entry2> entries) {
   const size_t header = sizeof(kvm_abi::CpuidHeader);
   std::vector<std::byte> buf(header + entries.size() * sizeof(kvm_cpuid_entry2));
@@ -90,6 +95,11 @@ std::expected<uint32_t, Error> Vcpu::tsc_khz() const {
   return static_cast<uint32_t>(khz);
 }
 
+// Guest TSC - host TSC, for turning guest stamps into host time. Measured by reading the
+// guest's IA32_TSC between two host rdtscs, 32 times, keeping the tightest pair (its
+// half-width is the uncertainty), then cross-checked with KVM's own offset attribute
+// where the kernel has one. Both are needed: the attribute alone is wrong under nested
+// KVM or TSC scaling, the measurement alone is only as good as its tightest pair.
 std::expected<Vcpu::TscOffset, Error> Vcpu::tsc_offset() const {
   constexpr uint32_t kMsrTsc = 0x10;  // IA32_TIME_STAMP_COUNTER
   struct {

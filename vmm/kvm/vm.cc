@@ -13,6 +13,8 @@ namespace labyrinth::vmm {
 
 namespace {
 
+// Every failed VM ioctl is logged with its name and errno here, once, so callers only
+// propagate the typed error.
 std::unexpected<Error> ioctl_failed(const char* what) {
   spdlog::error("{}: {}", what, std::strerror(errno));
   return std::unexpected(Error::kvm_ioctl_failed);
@@ -20,6 +22,8 @@ std::unexpected<Error> ioctl_failed(const char* what) {
 
 }  // namespace
 
+// Lowest free slot first: KVM's slot numbers are small indices into a per-VM array
+// (KVM_CAP_NR_MEMSLOTS), and reusing low numbers keeps the pool's slots within it.
 std::optional<uint32_t> SlotAllocator::allocate() {
   for (uint32_t i = 0; i < used_.size(); ++i) {
     if (!used_[i]) {
@@ -38,6 +42,10 @@ bool SlotAllocator::release(uint32_t slot) {
   return true;
 }
 
+// The order is KVM's: the TSS and identity-map addresses (needed by Intel's real-mode
+// emulation, harmless on AMD) must be set before any vCPU exists, the irqchip before the
+// PIT (the PIT delivers through it). Both addresses sit in the MMIO gap below 4 GiB,
+// where no RAM slot lies.
 std::expected<std::unique_ptr<Vm>, Error> Vm::create(const Kvm& kvm) {
   Fd fd(::ioctl(kvm.fd(), KVM_CREATE_VM, 0));
   if (!fd) return ioctl_failed("KVM_CREATE_VM");
@@ -58,6 +66,8 @@ std::expected<std::unique_ptr<Vm>, Error> Vm::create(const Kvm& kvm) {
 
 Vm::~Vm() = default;  // closing the VM fd releases every slot, irqfd and ioeventfd
 
+// Called from the pool worker while vCPUs run: slots_mu_ keeps the slot table and KVM's
+// view in step. A failed ioctl gives the slot number back so it is not leaked.
 std::expected<uint32_t, Error> Vm::add_memslot(uint64_t gpa, uint64_t size, void* host) {
   std::lock_guard lock(slots_mu_);
   const auto slot = slots_.allocate();
@@ -80,6 +90,8 @@ std::expected<uint32_t, Error> Vm::add_memslot(uint64_t gpa, uint64_t size, void
   return *slot;
 }
 
+// During teardown the VM fd's close drops every slot at once; deleting them one by one
+// then would only cost ioctls (and each makes KVM wait for an SRCU grace period).
 std::expected<void, Error> Vm::remove_memslot(uint32_t slot) {
   std::lock_guard lock(slots_mu_);
   if (!slots_.is_used(slot)) return std::unexpected(Error::bad_memslot);
@@ -115,6 +127,8 @@ std::expected<void, Error> Vm::unregister_irqfd(int efd, uint32_t gsi) {
   return {};
 }
 
+// One body for assign and deassign: KVM matches a deassign on every field of the
+// assign (address, length, PIO flag, datamatch), so both must be built the same way.
 std::expected<void, Error> Vm::ioeventfd(int efd, uint64_t addr, uint32_t len, bool pio,
                                          std::optional<uint64_t> datamatch, bool deassign) {
   kvm_ioeventfd req{};
@@ -142,6 +156,9 @@ std::expected<void, Error> Vm::unregister_ioeventfd(int efd, uint64_t addr, uint
   return ioeventfd(efd, addr, len, pio, datamatch, true);
 }
 
+// KVM_SET_GSI_ROUTING replaces the whole table: the caller passes every route (the
+// default pins plus every MSI), never a delta. The ioctl takes a header followed by a
+// flexible array, built here in one buffer.
 std::expected<void, Error> Vm::set_gsi_routing(std::span<const kvm_irq_routing_entry> entries) {
   const size_t header = sizeof(kvm_abi::IrqRoutingHeader);
   std::vector<std::byte> buf(header + entries.size() * sizeof(kvm_irq_routing_entry));
@@ -153,6 +170,9 @@ std::expected<void, Error> Vm::set_gsi_routing(std::span<const kvm_irq_routing_e
   return {};
 }
 
+// What KVM_CREATE_IRQCHIP installs by itself: GSIs 0-15 on both the PICs and the IOAPIC
+// (legacy ISA interrupts reach whichever the guest enables), 16-23 on the IOAPIC only.
+// Setting any routing replaces this, so it is rebuilt and prepended to the MSI routes.
 std::vector<kvm_irq_routing_entry> Vm::default_gsi_routing() {
   std::vector<kvm_irq_routing_entry> out;
   auto add = [&](uint32_t gsi, uint32_t chip, uint32_t pin) {

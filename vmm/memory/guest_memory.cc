@@ -7,6 +7,9 @@
 
 namespace labyrinth::vmm {
 
+// One anonymous mapping per RAM range (below and above the MMIO gap), not touched: the
+// host faults pages in as the guest uses them, so a 4 GiB guest that boots in 40 MiB
+// costs 40 MiB.
 std::expected<std::unique_ptr<GuestMemory>, Error> GuestMemory::create(
     std::span<const GpaRange> ram) {
   std::unique_ptr<GuestMemory> mem(new GuestMemory());
@@ -41,6 +44,9 @@ std::expected<void, Error> GuestMemory::register_slots(Vm& vm) {
   return {};
 }
 
+// The one way from a guest address to host memory: every device access to guest RAM
+// goes through here, so an address or length a guest wrote cannot reach outside one
+// range (the overflow check comes first: gpa + len may wrap).
 std::expected<std::span<std::byte>, Error> GuestMemory::translate(uint64_t gpa,
                                                                   uint64_t len) const {
   uint64_t end = 0;
@@ -70,6 +76,7 @@ std::expected<void, Error> GuestMemory::read(uint64_t gpa, std::span<std::byte> 
   return {};
 }
 
+// For the report: how much of guest RAM the host really backs, from mincore().
 uint64_t GuestMemory::resident_bytes() const {
   const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   uint64_t total = 0;

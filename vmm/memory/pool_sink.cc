@@ -2,6 +2,8 @@
 
 namespace labyrinth::vmm {
 
+// The allocator's view of KVM: a chunk becomes one memslot. Errors are already logged
+// by Vm with the ioctl's errno; the pool only needs to know the chunk was not mapped.
 std::expected<uint32_t, alloc::Error> VmMemslotSink::map(uint64_t gpa, void* host, uint64_t size) {
   auto slot = vm_.add_memslot(gpa, size, host);
   if (!slot) return std::unexpected(alloc::Error::map_failed);
