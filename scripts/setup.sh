@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-19 clang-tidy-19 clang-format-19 libclang-rt-19-dev
   iproute2 libseccomp-dev strace
+  python3 bc  # tests/bench/compare.sh, the kvm-unit-tests shim and runner
   qemu-system-x86 busybox-static cpio  # the test VM (scripts/vm.sh)
 )
 

@@ -151,6 +151,9 @@ run_tests build 1
 echo "== scripts/vm.sh: its own checks (tests/scripts/vm_sh_test.sh)"
 tests/scripts/vm_sh_test.sh
 
+echo "== the kvm-unit-tests QEMU shim (tests/scripts/kut_shim_test.sh)"
+tests/scripts/kut_shim_test.sh
+
 echo "== clang-format-19 (.clang-format): every C/C++ file"
 git ls-files '*.cc' '*.h' '*.c' | xargs clang-format-19 --dry-run --Werror
 

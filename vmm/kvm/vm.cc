@@ -61,6 +61,17 @@ std::expected<std::unique_ptr<Vm>, Error> Vm::create(const Kvm& kvm) {
   kvm_pit_config pit{};
   pit.flags = KVM_PIT_SPEAKER_DUMMY;
   if (::ioctl(vm->fd(), KVM_CREATE_PIT2, &pit) < 0) return ioctl_failed("KVM_CREATE_PIT2");
+  // PIT ticks the guest missed are dropped, not re-injected later (QEMU's
+  // kvm-pit.lost_tick_policy=discard, which kvm-unit-tests always asks for). Re-injection
+  // makes KVM inhibit AVIC for the whole VM on AMD hosts, and no guest Labyrinth runs
+  // keeps time by counting PIT ticks (Linux uses the PIT only to calibrate, then the
+  // TSC and the LAPIC timer).
+  if (kvm.check_extension(KVM_CAP_REINJECT_CONTROL) > 0) {
+    kvm_reinject_control rc{};
+    rc.pit_reinject = 0;
+    if (::ioctl(vm->fd(), KVM_REINJECT_CONTROL, &rc) < 0)
+      return ioctl_failed("KVM_REINJECT_CONTROL");
+  }
   return vm;
 }
 

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# tests/kvm-unit-tests/run.sh — kvm-unit-tests' own run_tests.sh, unmodified, against QEMU
+# and against Labyrinth on the same host, one test at a time in turn, and a table of
+# both results and times.
+#
+#   tests/kvm-unit-tests/run.sh [--vmms "qemu labyrinth"] [--timeout SECONDS]
+#       [--table FILE] [--expect-pass FILE] [TEST...]
+#
+# - The suite is the pinned upstream archive in ../shared/peers (or $KVM_UNIT_TESTS_TARBALL),
+#   checked against its sha256, extracted and built under build/kvm-unit-tests/ (never
+#   into the project's sources, never patched): ./configure --arch=x86_64 && make.
+# - Labyrinth runs through tests/kvm-unit-tests/labyrinth-qemu (QEMU=<shim>), QEMU as
+#   qemu-system-x86_64; both with ACCEL=kvm and the suite's TIMEOUT.
+# - TEST... are the suite's test names (x86/unittests.cfg); default: all of them.
+# - Where this machine has no usable /dev/kvm the whole run goes into the test VM
+#   (scripts/vm.sh), as every KVM test of the project does.
+# - --table FILE writes the Markdown table (test, QEMU, Labyrinth, seconds each) with the
+#   host kind; it is always printed.
+# - --expect-pass FILE: one test name a line; the run fails (status 1) when one of them
+#   does not PASS under Labyrinth (CI's regression check).
+# Exit status: 0 done (and every expected test passed), 1 an expected test did not pass,
+# 2 usage or the suite could not be built.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+vmms="qemu labyrinth" timeout=90 table="" expect=""
+usage() {
+  echo "usage: $0 [--vmms \"qemu labyrinth\"] [--timeout SECONDS] [--table FILE]" \
+    "[--expect-pass FILE] [TEST...]" >&2
+  exit 2
+}
+tests=()
+while (($#)); do
+  case "$1" in
+    --vmms) vmms="${2:?}"; shift 2 ;;
+    --timeout) timeout="${2:?}"; shift 2 ;;
+    --table) table="${2:?}"; shift 2 ;;
+    --expect-pass) expect="${2:?}"; shift 2 ;;
+    -h|--help) usage ;;
+    -*) usage ;;
+    *) tests+=("$1"); shift ;;
+  esac
+done
+[[ $timeout =~ ^[1-9][0-9]*$ ]] || { echo "$0: --timeout wants seconds" >&2; exit 2; }
+for v in $vmms; do
+  [[ $v == qemu || $v == labyrinth ]] || { echo "$0: unknown VMM '$v' (qemu, labyrinth)" >&2; exit 2; }
+done
+[[ -z $expect || -f $expect ]] || { echo "$0: --expect-pass: no file $expect" >&2; exit 2; }
+
+# --- the suite, built under build/ -------------------------------------------------------
+sha=ae1c2a734c8d6efed4c2afaacf08008d4bf9e95e00105befc4dc7775ecd819b7
+tarball="${KVM_UNIT_TESTS_TARBALL:-}"
+if [[ -z $tarball ]]; then
+  for t in "$root/../shared/peers/kvm-unit-tests-1da1819e49fc.tar.gz" \
+           /work/shared/peers/kvm-unit-tests-1da1819e49fc.tar.gz; do
+    [[ -f $t ]] && { tarball=$t; break; }
+  done
+fi
+[[ -n $tarball && -f $tarball ]] || {
+  echo "$0: the kvm-unit-tests archive is not in ../shared/peers (set KVM_UNIT_TESTS_TARBALL)" >&2
+  exit 2
+}
+suite=$root/build/kvm-unit-tests
+if [[ ! -f $suite/stamp || $(cat "$suite/stamp") != "$sha" ]]; then
+  got=$(sha256sum "$tarball" | cut -d' ' -f1)
+  [[ $got == "$sha" ]] || { echo "$0: $tarball: sha256 $got, want $sha" >&2; exit 2; }
+  rm -rf "$suite"
+  mkdir -p "$suite"
+  tar -xzf "$tarball" -C "$suite"
+  (cd "$suite/kvm-unit-tests" && ./configure --arch=x86_64 >/dev/null &&
+     make -j2 >"$suite/build.log" 2>&1) || {
+    echo "$0: building kvm-unit-tests failed (see $suite/build.log)" >&2
+    exit 2
+  }
+  echo "$sha" >"$suite/stamp"
+fi
+src=$suite/kvm-unit-tests
+
+# --- where KVM runs ----------------------------------------------------------------------
+if [[ ${LABYRINTH_IN_TEST_VM:-0} != 1 ]]; then
+  source scripts/kvm_env.sh
+  kvm_decide build/labyrinth
+  if [[ $KVM_WHERE == vm ]]; then
+    args=(--vmms "$vmms" --timeout "$timeout")
+    [[ -n $table ]] && args+=(--table "$(realpath -m "$table")")
+    [[ -n $expect ]] && args+=(--expect-pass "$(realpath "$expect")")
+    exec scripts/vm.sh --timeout 5400 "$0" "${args[@]}" "${tests[@]}"
+  fi
+fi
+
+if ((${#tests[@]} == 0)) && [[ -n $expect ]]; then
+  mapfile -t tests < <(grep -v -e '^#' -e '^$' "$expect")
+elif ((${#tests[@]} == 0)); then
+  mapfile -t tests < <(sed -n 's/^\[\(.*\)\]$/\1/p' "$src/x86/unittests.cfg")
+fi
+# The host kind beside every figure: the test VM, a KVM nested under another hypervisor,
+# or bare KVM.
+if [[ ${LABYRINTH_IN_TEST_VM:-0} == 1 ]]; then
+  host_kind="TCG-emulated standard KVM (the test VM: QEMU TCG, kvm_amd inside)"
+elif grep -qw hypervisor /proc/cpuinfo; then
+  host_kind="nested KVM (this kernel runs under $(lscpu | sed -n 's/^Hypervisor vendor: *//p'))"
+else
+  host_kind="bare KVM"
+fi
+
+declare -A result seconds
+for t in "${tests[@]}"; do
+  for v in $vmms; do
+    qemu=qemu-system-x86_64
+    [[ $v == labyrinth ]] && qemu=$root/tests/kvm-unit-tests/labyrinth-qemu
+    t0=$(date +%s.%N)
+    # run_tests.sh prints "PASS name (...)", "FAIL name ...", "SKIP name (...)".
+    line=$(cd "$src" && QEMU=$qemu ACCEL=kvm TIMEOUT=${timeout}s ./run_tests.sh "$t" 2>&1 |
+             sed 's/\x1b\[[0-9;]*m//g' | grep -E "^(PASS|FAIL|SKIP) $t( |$)" | head -1 || true)
+    t1=$(date +%s.%N)
+    [[ -n $line ]] || line="FAIL $t (no result line from run_tests.sh)"
+    result[$t,$v]=$line
+    seconds[$t,$v]=$(printf '%.1f' "$(echo "$t1 - $t0" | bc -l)")
+    echo "$v: $line (${seconds[$t,$v]} s)"
+  done
+done
+
+render() {
+  echo "kvm-unit-tests $(basename "$tarball" .tar.gz) under run_tests.sh (TIMEOUT=${timeout}s);"
+  echo "host: $host_kind; $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  local header="| test |" rule="| --- |"
+  for v in $vmms; do header+=" $v | $v s |"; rule+=" --- | ---: |"; done
+  echo "$header"
+  echo "$rule"
+  for t in "${tests[@]}"; do
+    local row="| $t |"
+    for v in $vmms; do
+      local r=${result[$t,$v]}
+      # "PASS name (summary)" -> "PASS (summary)"; keep the suite's words.
+      r=${r/ $t/}
+      row+=" ${r//|/\\|} | ${seconds[$t,$v]} |"
+    done
+    echo "$row"
+  done
+}
+render
+[[ -n $table ]] && render >"$table"
+
+status=0
+if [[ -n $expect ]]; then
+  while read -r t; do
+    [[ -z $t || $t == \#* ]] && continue
+    r=${result[$t,labyrinth]:-}
+    if [[ $r != PASS* ]]; then
+      echo "expected to pass under Labyrinth: $t: ${r:-not run}"
+      status=1
+    fi
+  done <"$expect"
+fi
+exit $status

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# tests/scripts/kut_shim_test.sh — the kvm-unit-tests QEMU shim
+# (tests/kvm-unit-tests/labyrinth-qemu) answers the suite's probes the way the suite's
+# scripts parse them, refuses what Labyrinth does not provide with a line naming it, and
+# translates the options x86/run passes into a Labyrinth configuration.
+# Needs no /dev/kvm (the configuration is printed, not run). Exit status: 0 all passed.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+shim=tests/kvm-unit-tests/labyrinth-qemu
+failed=0
+check() {  # name expected-status expected-regex command...
+  local name="$1" want_status="$2" want="$3" out status
+  shift 3
+  out=$("$@" 2>&1)
+  status=$?
+  if [[ $status -ne $want_status ]] || ! grep -qE -- "$want" <<<"$out"; then
+    echo "FAIL $name: status $status (want $want_status), output:"
+    sed 's/^/  | /' <<<"$out"
+    failed=1
+  else
+    echo "ok   $name"
+  fi
+}
+
+# search_qemu_binary: `--help` must mention QEMU; x86/run: `-device ?` lists pc-testdev.
+check help 0 '^QEMU emulator version' "$shim" --help
+check device-list 0 '^name "pc-testdev"' "$shim" -device '?'
+check device-list-debug-exit 0 '^name "isa-debug-exit"' "$shim" -device '?'
+check device-list-no-pci-testdev 0 '^name "isa-debug-exit"' bash -c \
+  "! $shim -device '?' | grep -q pci-testdev && $shim -device '?'"
+# premature_failure: a missing kernel in QEMU's wording, status non-zero.
+check missing-kernel 1 "could not load kernel '_NO_FILE_4Uhere_'" "$shim" -kernel _NO_FILE_4Uhere_
+# qemu_probe_maxsmp parses the last word of the line with 'SMP CPUs'.
+check max-smp 1 "SMP CPUs 300\. The max CPUs supported by machine 'labyrinth' is 32$" \
+  "$shim" -kernel _NO_FILE_4Uhere_ -smp 300
+# What Labyrinth does not provide is refused before the kernel is looked at (-> SKIP).
+check cpu-model 2 'CPU model qemu64 is not supported' "$shim" -kernel _NO_FILE_4Uhere_ -cpu qemu64,+x2apic
+check cpu-prop 2 'CPU property \+vmx is not supported' "$shim" -kernel _NO_FILE_4Uhere_ -cpu max,+vmx
+check q35 2 'q35 is not supported' "$shim" -kernel _NO_FILE_4Uhere_ -M q35,kernel-irqchip=split
+check device 2 'device edu is not emulated' "$shim" -kernel _NO_FILE_4Uhere_ -device edu
+check debug-exit-port 2 'iobase=0xf4,iosize=0x4 only' "$shim" -device isa-debug-exit,iobase=0x501
+check unknown 2 'option -s is not supported' "$shim" -kernel _NO_FILE_4Uhere_ -s
+check global 2 '-global kvm-pit.reinject=off: not supported' "$shim" -global kvm-pit.reinject=off
+check missing-value 2 '-m needs a value' "$shim" -kernel x -m
+check bad-size 2 '-m 2x: not a size' "$shim" -kernel x -m 2x
+# The command line x86/run builds, translated.
+kernel=$(mktemp)
+trap 'rm -f "$kernel"' EXIT
+cmd=("$shim" --no-reboot -nodefaults -global kvm-pit.lost_tick_policy=discard -device pc-testdev
+     -device isa-debug-exit,iobase=0xf4,iosize=0x4 -display none -serial stdio
+     -machine accel=kvm -kernel "$kernel" -smp 2 -m 2g -append "one two" -initrd "$kernel"
+     -cpu max)
+check translate 0 '"vcpu_count": 2' env LABYRINTH_SHIM_PRINT=1 "${cmd[@]}"
+check translate-mem 0 '"mem_size_mib": 2048' env LABYRINTH_SHIM_PRINT=1 "${cmd[@]}"
+check translate-args 0 '"boot_args": "one two"' env LABYRINTH_SHIM_PRINT=1 "${cmd[@]}"
+check translate-initrd 0 "\"initrd_path\": \"$kernel\"" env LABYRINTH_SHIM_PRINT=1 "${cmd[@]}"
+check translate-kernel 0 "\"kernel_image_path\": \"$kernel\"" env LABYRINTH_SHIM_PRINT=1 "${cmd[@]}"
+check translate-defaults 0 '"mem_size_mib": 128' env LABYRINTH_SHIM_PRINT=1 "$shim" -kernel "$kernel"
+check translate-quiet 0 'run --config CONFIG --log-level warn$' env LABYRINTH_SHIM_PRINT=1 "$shim" -kernel "$kernel"
+# The configuration really reaches labyrinth (through the memfd): a binary that prints
+# its --config file stands in for labyrinth here; the exec keeps the status.
+fake=$(mktemp)
+trap 'rm -f "$kernel" "$fake"' EXIT
+printf '#!/bin/sh\ncat "$3"; exit 7\n' >"$fake"
+chmod +x "$fake"
+check exec-memfd 7 '"vcpu_count": 2' env LABYRINTH="$fake" "${cmd[@]}"
+exit $failed
