@@ -18,7 +18,7 @@
 
 #include "guest/runtime/cmdline.h"
 #include "guest/runtime/lapic.h"
-#include "guest/runtime/lnic.h"
+#include "guest/drivers/lnic/lnic.h"
 #include "guest/runtime/runtime.h"
 #include "guest/runtime/tick.h"
 #include "guest/runtime/tsc.h"

@@ -31,6 +31,7 @@
 // Last line: lnic_hostile: frames=N checks=C failed=F device_faults=D
 // Exit 0 if every check passed, `frames` frames arrived and the driver saw no
 // device fault.
+#include "guest/drivers/lnic/lnic_raw.h"
 #include "guest/programs/lnic_common.h"
 
 namespace {
@@ -51,6 +52,7 @@ struct State {
 
 constinit State g_state;
 constinit guest::Lnic g_nic;
+constinit guest::LnicRaw g_raw(g_nic);   // the misbehaviour goes through here
 alignas(4096) uint8_t g_ram_page[4096];  // a guest RAM page (not pool) to "return"
 
 uint64_t g_wait_ms = 10000;
@@ -136,18 +138,18 @@ constexpr RingRegs kRet{LNIC_REG_RET_RING_LO, LNIC_REG_RET_RING_HI, LNIC_REG_RET
 constexpr RingRegs kTx{LNIC_REG_TX_RING_LO, LNIC_REG_TX_RING_HI, LNIC_REG_TX_RING_SIZE};
 
 void write_ring(const RingRegs& r, uint64_t gpa, uint32_t size) {
-  g_nic.reg_write(r.lo, static_cast<uint32_t>(gpa));
-  g_nic.reg_write(r.hi, static_cast<uint32_t>(gpa >> 32));
-  g_nic.reg_write(r.size, size);
+  g_raw.reg_write(r.lo, static_cast<uint32_t>(gpa));
+  g_raw.reg_write(r.hi, static_cast<uint32_t>(gpa >> 32));
+  g_raw.reg_write(r.size, size);
 }
 
 void write_valid_config() {
-  write_ring(kRx, g_nic.rx_ring_gpa(), g_nic.rx_entries());
-  write_ring(kRet, g_nic.ret_ring_gpa(), g_nic.ret_entries());
-  write_ring(kTx, g_nic.tx_ring_gpa(), g_nic.tx_entries());
-  g_nic.reg_write(LNIC_REG_MSI_ADDR_LO, guest::lnic::msi_address_lo(guest::lapic_id()));
-  g_nic.reg_write(LNIC_REG_MSI_ADDR_HI, 0);
-  g_nic.reg_write(LNIC_REG_MSI_DATA, g_nic.vector());
+  write_ring(kRx, g_raw.rx_ring_gpa(), g_raw.rx_entries());
+  write_ring(kRet, g_raw.ret_ring_gpa(), g_raw.ret_entries());
+  write_ring(kTx, g_raw.tx_ring_gpa(), g_raw.tx_entries());
+  g_raw.reg_write(LNIC_REG_MSI_ADDR_LO, guest::lnic::msi_address_lo(guest::lapic_id()));
+  g_raw.reg_write(LNIC_REG_MSI_ADDR_HI, 0);
+  g_raw.reg_write(LNIC_REG_MSI_DATA, g_nic.vector());
 }
 
 // RESET, valid configuration, then ring `r` set to (gpa, size), ENABLE: expects
@@ -156,11 +158,11 @@ void expect_rejected(const char* what, const RingRegs& r, uint64_t gpa, uint32_t
   g_nic.reset();
   write_valid_config();
   write_ring(r, gpa, size);
-  g_nic.reg_write(LNIC_REG_CONTROL, LNIC_CTRL_ENABLE);
+  g_raw.reg_write(LNIC_REG_CONTROL, LNIC_CTRL_ENABLE);
   const uint32_t st = g_nic.status();
   char buf[200];
   if ((st & LNIC_STATUS_CONFIG_ERROR) != 0) {
-    const uint32_t reg = g_nic.reg_read(LNIC_REG_CONFIG_ERROR);
+    const uint32_t reg = g_raw.reg_read(LNIC_REG_CONFIG_ERROR);
     const bool named_ring = reg == r.lo || reg == r.hi || reg == r.size;
     guest::snprintf(buf, sizeof(buf), "%s (gpa 0x%lx size %u) -> CONFIG_ERROR, register %s%s", what,
                     gpa, size, guest::lnic_reg_name(reg),
@@ -184,8 +186,8 @@ uint64_t ram_end(const labyrinth_boot_info& info) {
 }
 
 void check_config(const labyrinth_boot_info& info) {
-  const uint64_t rx = g_nic.rx_ring_gpa(), ret = g_nic.ret_ring_gpa(), tx = g_nic.tx_ring_gpa();
-  const uint32_t rxn = g_nic.rx_entries(), retn = g_nic.ret_entries(), txn = g_nic.tx_entries();
+  const uint64_t rx = g_raw.rx_ring_gpa(), ret = g_raw.ret_ring_gpa(), tx = g_raw.tx_ring_gpa();
+  const uint32_t rxn = g_raw.rx_entries(), retn = g_raw.ret_entries(), txn = g_raw.tx_entries();
   expect_rejected("RX size 0", kRx, rx, 0);
   expect_rejected("RX size 100 (not a power of two)", kRx, rx, 100);
   expect_rejected("RET size 8192 (> LNIC_RING_MAX)", kRet, ret, 2 * LNIC_RING_MAX);
@@ -219,10 +221,10 @@ void check_bogus() {
       ~0xFFFull,                               // 2^64 - 4 KiB
       page + 8,                                // misaligned, inside a page we own
       reinterpret_cast<uint64_t>(g_ram_page),  // guest RAM
-      g_nic.rx_ring_gpa(),                     // guest RAM: our own RX ring
+      g_raw.rx_ring_gpa(),                     // guest RAM: our own RX ring
   };
-  for (uint64_t a : addrs) g_nic.ret_post_raw(a, seq, 0);
-  g_nic.ring_ret_doorbell();
+  for (uint64_t a : addrs) g_raw.ret_post(a, seq, 0);
+  g_raw.ring_ret_doorbell();
   guest::printf("%s: [bogus] returned 0x%lx 0x%lx 0x%lx 0x%lx 0x%lx 0x%lx 0x%lx, one doorbell\n",
                 kWho, addrs[0], addrs[1], addrs[2], addrs[3], addrs[4], addrs[5], addrs[6]);
   settle();
@@ -242,9 +244,9 @@ void check_double() {
   }
   const uint64_t page = g_state.kept_pages[0];
   const uint64_t seq = g_state.kept_seqs[0];
-  g_nic.ret_post_raw(page, seq, 0);
-  g_nic.ret_post_raw(page, seq, 0);
-  g_nic.ring_ret_doorbell();
+  g_raw.ret_post(page, seq, 0);
+  g_raw.ret_post(page, seq, 0);
+  g_raw.ring_ret_doorbell();
   guest::printf("%s: [double] returned page 0x%lx twice in one batch, one doorbell\n", kWho, page);
   settle();
   alive("double");
@@ -261,9 +263,9 @@ void check_stale() {
   // entry from the page's previous life would) and one not yet made. The device must
   // leave the page ours: if it freed it, it would deliver it again while we hold it
   // and the driver would report "page delivered twice".
-  g_nic.ret_post_raw(page, seq != 0 ? seq - 1 : seq + 1000000, 0, /*keep_in_books=*/true);
-  g_nic.ret_post_raw(page, seq + 1000000, 0, /*keep_in_books=*/true);
-  g_nic.ring_ret_doorbell();
+  g_raw.ret_post(page, seq != 0 ? seq - 1 : seq + 1000000, 0, /*keep_in_books=*/true);
+  g_raw.ret_post(page, seq + 1000000, 0, /*keep_in_books=*/true);
+  g_raw.ring_ret_doorbell();
   guest::printf("%s: [stale] returned page 0x%lx (delivered by seq %lu) naming other seqs\n", kWho,
                 page, seq);
   settle();
@@ -274,11 +276,11 @@ void check_stale() {
 }
 
 bool in_rx_ring(uint64_t page) {
-  const lnic_ring_header* h = g_nic.rx_header();
+  const lnic_ring_header* h = g_raw.rx_header();
   const uint32_t prod = __atomic_load_n(&h->prod, __ATOMIC_ACQUIRE);
   const auto* e = reinterpret_cast<const lnic_rx_completion*>(h + 1);
-  const uint32_t n = g_nic.rx_entries();
-  for (uint32_t i = g_nic.rx_cons(); i != prod && i - g_nic.rx_cons() <= n; ++i) {
+  const uint32_t n = g_raw.rx_entries();
+  for (uint32_t i = g_raw.rx_cons(); i != prod && i - g_raw.rx_cons() <= n; ++i) {
     if (e[i & (n - 1)].page_gpa == page) return true;
   }
   return false;
@@ -287,9 +289,9 @@ bool in_rx_ring(uint64_t page) {
 // Lets the RX ring fill up (no polling meanwhile): the device then drops every frame
 // before it allocates, so no pool page changes hands until we consume again.
 bool wait_rx_full() {
-  const lnic_ring_header* h = g_nic.rx_header();
+  const lnic_ring_header* h = g_raw.rx_header();
   const uint64_t deadline = guest::tsc_deadline_ms(g_wait_ms);
-  while (__atomic_load_n(&h->prod, __ATOMIC_ACQUIRE) - g_nic.rx_cons() < g_nic.rx_entries()) {
+  while (__atomic_load_n(&h->prod, __ATOMIC_ACQUIRE) - g_raw.rx_cons() < g_raw.rx_entries()) {
     if (guest::tsc_passed(deadline)) return false;
     guest::pause();
   }
@@ -298,9 +300,9 @@ bool wait_rx_full() {
 
 // Waits until the device has consumed every RETURN entry we posted.
 bool wait_returns_consumed() {
-  const lnic_ring_header* h = g_nic.ret_header();
+  const lnic_ring_header* h = g_raw.ret_header();
   const uint64_t deadline = guest::tsc_deadline_ms(g_wait_ms);
-  while (__atomic_load_n(&h->cons, __ATOMIC_ACQUIRE) != g_nic.ret_prod()) {
+  while (__atomic_load_n(&h->cons, __ATOMIC_ACQUIRE) != g_raw.ret_prod()) {
     if (guest::tsc_passed(deadline)) return false;
     guest::pause();
   }
@@ -327,9 +329,9 @@ void check_unowned() {
       break;
     }
   }
-  g_nic.ret_post_raw(last, 0, 0);
-  if (mid != 0) g_nic.ret_post_raw(mid, 0, 0);
-  g_nic.ring_ret_doorbell();
+  g_raw.ret_post(last, 0, 0);
+  if (mid != 0) g_raw.ret_post(mid, 0, 0);
+  g_raw.ring_ret_doorbell();
   guest::printf("%s: [unowned] returned never-received pages 0x%lx and 0x%lx, one doorbell\n", kWho,
                 last, mid);
   if (!wait_returns_consumed()) {
@@ -357,59 +359,59 @@ bool counted(uint32_t before) {
 
 void check_indices() {
   char buf[200];
-  lnic_ring_header* ret = g_nic.ret_header();
-  lnic_ring_header* rx = g_nic.rx_header();
-  lnic_ring_header* tx = g_nic.tx_header();
+  lnic_ring_header* ret = g_raw.ret_header();
+  lnic_ring_header* rx = g_raw.rx_header();
+  lnic_ring_header* tx = g_raw.tx_header();
 
   // RETURN prod far beyond cons + size, then just behind cons.
   for (int variant = 0; variant < 2; ++variant) {
     g_nic.flush();
     const uint32_t ret_cons = __atomic_load_n(&ret->cons, __ATOMIC_ACQUIRE);
-    const uint32_t bad = variant == 0 ? ret_cons + 16 * g_nic.ret_entries() + 5 : ret_cons - 1;
+    const uint32_t bad = variant == 0 ? ret_cons + 16 * g_raw.ret_entries() + 5 : ret_cons - 1;
     const uint32_t before = g_nic.device_violations();
     __atomic_store_n(&ret->prod, bad, __ATOMIC_RELEASE);
-    g_nic.ring_ret_doorbell();
+    g_raw.ring_ret_doorbell();
     const bool seen = counted(before);
-    __atomic_store_n(&ret->prod, g_nic.ret_prod(), __ATOMIC_RELEASE);
-    g_nic.ring_ret_doorbell();
+    __atomic_store_n(&ret->prod, g_raw.ret_prod(), __ATOMIC_RELEASE);
+    g_raw.ring_ret_doorbell();
     guest::snprintf(
         buf, sizeof(buf), "RETURN prod %u with cons %u (ring %u) + doorbell: %s, restored to %u",
-        bad, ret_cons, g_nic.ret_entries(),
-        seen ? "counted by the device" : "NOT COUNTED within wait_ms", g_nic.ret_prod());
+        bad, ret_cons, g_raw.ret_entries(),
+        seen ? "counted by the device" : "NOT COUNTED within wait_ms", g_raw.ret_prod());
     verdict("indices", seen, buf);
     settle();
   }
 
   // RX cons far beyond prod: the device must not take it as room to post.
   // The device notices at its next frame (pktgen keeps them coming).
-  const uint32_t rx_bad = g_nic.rx_cons() + 8 * g_nic.rx_entries() + 3;
+  const uint32_t rx_bad = g_raw.rx_cons() + 8 * g_raw.rx_entries() + 3;
   const uint32_t rx_before = g_nic.device_violations();
   __atomic_store_n(&rx->cons, rx_bad, __ATOMIC_RELEASE);
   const bool rx_seen = counted(rx_before);
-  __atomic_store_n(&rx->cons, g_nic.rx_cons(), __ATOMIC_RELEASE);
+  __atomic_store_n(&rx->cons, g_raw.rx_cons(), __ATOMIC_RELEASE);
   guest::snprintf(buf, sizeof(buf), "RX cons %u with our cons %u: %s, restored", rx_bad,
-                  g_nic.rx_cons(),
+                  g_raw.rx_cons(),
                   rx_seen ? "counted by the device" : "NOT COUNTED within wait_ms");
   verdict("indices", rx_seen, buf);
   settle();  // the driver checks RX prod and every completion it now reads
 
   // TX prod far beyond cons + size: the device must not transmit garbage.
   g_nic.reclaim_tx();
-  const uint32_t tx_real = g_nic.tx_prod();
+  const uint32_t tx_real = g_raw.tx_prod();
   const uint32_t tx_cons_before = __atomic_load_n(&tx->cons, __ATOMIC_ACQUIRE);
-  const uint32_t tx_bad = tx_cons_before + 4 * g_nic.tx_entries() + 3;
+  const uint32_t tx_bad = tx_cons_before + 4 * g_raw.tx_entries() + 3;
   const uint32_t tx_before = g_nic.device_violations();
   __atomic_store_n(&tx->prod, tx_bad, __ATOMIC_RELEASE);
-  g_nic.ring_tx_doorbell();
+  g_raw.ring_tx_doorbell();
   const bool tx_seen = counted(tx_before);
   const uint32_t tx_cons_after = __atomic_load_n(&tx->cons, __ATOMIC_ACQUIRE);
   __atomic_store_n(&tx->prod, tx_real, __ATOMIC_RELEASE);
-  g_nic.ring_tx_doorbell();
+  g_raw.ring_tx_doorbell();
   const bool tx_ok = guest::lnic::cons_advance_ok(tx_cons_before, tx_cons_after, tx_real);
   guest::snprintf(buf, sizeof(buf),
                   "TX prod %u with cons %u (ring %u) + doorbell: %s, cons afterwards %u (%s), "
                   "restored to %u",
-                  tx_bad, tx_cons_before, g_nic.tx_entries(),
+                  tx_bad, tx_cons_before, g_raw.tx_entries(),
                   tx_seen ? "counted" : "NOT COUNTED within wait_ms", tx_cons_after,
                   tx_ok ? "did not consume garbage" : "CONSUMED GARBAGE DESCRIPTORS", tx_real);
   verdict("indices", tx_ok && tx_seen, buf);
@@ -419,9 +421,9 @@ void check_indices() {
 
 void check_flood(uint64_t count) {
   const uint64_t t0 = guest::rdtsc();
-  for (uint64_t i = 0; i < count; ++i) g_nic.ring_ret_doorbell();
+  for (uint64_t i = 0; i < count; ++i) g_raw.ring_ret_doorbell();
   const uint64_t t1 = guest::rdtsc();
-  for (uint64_t i = 0; i < count; ++i) g_nic.ring_tx_doorbell();
+  for (uint64_t i = 0; i < count; ++i) g_raw.ring_tx_doorbell();
   const uint64_t t2 = guest::rdtsc();
   guest::printf(
       "%s: [flood] %lu RETURN doorbells in %lu us, %lu TX doorbells in %lu us "

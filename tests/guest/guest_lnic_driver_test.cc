@@ -1,4 +1,4 @@
-// The lnic guest driver (guest/runtime/lnic.cc) built for the host and run
+// The lnic guest driver (guest/drivers/lnic/) built for the host and run
 // against a scripted fake device: the "MMIO window" is a plain 4 KiB array the
 // test reads and writes, the page pool an aligned host buffer, and guest
 // addresses are host pointers (the guest's identity map, in miniature). The test
@@ -17,11 +17,12 @@
 #include <thread>
 #include <vector>
 
-#include "guest/runtime/lnic.h"
+#include "guest/drivers/lnic/lnic.h"
+#include "guest/drivers/lnic/lnic_raw.h"
 #include "guest/runtime/serial.h"
 #include "guest/runtime/tsc.h"
 
-// --- stubs for the runtime pieces lnic.cc and print.cc use ---------------------
+// --- stubs for the runtime pieces the driver and print.cc use -----------------
 namespace {
 std::string g_out;
 guest::IrqHandler g_handler[256];
@@ -459,7 +460,7 @@ TEST(LnicDriver, ReenteredRingWalkIsRefusedAndReported) {
   EXPECT_EQ(fault(nic, LnicFault::kReentered), 1u);
   EXPECT_EQ(fault(nic, LnicFault::kPageTwice), 0u);
   EXPECT_EQ(fault(nic, LnicFault::kSeqBackwards), 0u);
-  EXPECT_EQ(nic.rx_cons(), dev.rx()->prod);
+  EXPECT_EQ(guest::LnicRaw(nic).rx_cons(), dev.rx()->prod);
   EXPECT_EQ(dev.take_returns().size(), 4u);
 }
 
@@ -831,15 +832,16 @@ TEST(LnicDriver, RawAccessForHostileTests) {
   ASSERT_EQ(nic.init(dev.info(), 0, small(true), record, &seen), LnicError::kNone);
   dev.post(1);
   nic.poll();
-  nic.ret_post_raw(dev.page(1) + 8, 0, 0);  // misaligned: the page stays ours
+  guest::LnicRaw raw(nic);
+  raw.ret_post(dev.page(1) + 8, 0, 0);  // misaligned: the page stays ours
   EXPECT_TRUE(nic.owns(dev.page(1)));
-  nic.ret_post_raw(dev.page(1), 77, 0, /*keep_in_books=*/true);  // a stale seq: still ours
+  raw.ret_post(dev.page(1), 77, 0, /*keep_in_books=*/true);  // a stale seq: still ours
   EXPECT_TRUE(nic.owns(dev.page(1)));
-  nic.ret_post_raw(dev.page(1), 0, 0);
-  nic.ret_post_raw(dev.page(1), 0, 0);
+  raw.ret_post(dev.page(1), 0, 0);
+  raw.ret_post(dev.page(1), 0, 0);
   EXPECT_FALSE(nic.owns(dev.page(1)));
   EXPECT_EQ(dev.ret()->prod, 4u);
-  nic.ring_ret_doorbell();
+  raw.ring_ret_doorbell();
   const auto r = dev.take_returns();
   ASSERT_EQ(r.size(), 4u);
   EXPECT_EQ(r[0].page_gpa, dev.page(1) + 8);

@@ -1,4 +1,4 @@
-// guest/runtime/lnic_ring.h on the host: ring index arithmetic (including
+// guest/drivers/lnic/lnic_ring.h on the host: ring index arithmetic (including
 // uint32 wrap-around), checks of device-written completions, the MSI message,
 // the pktgen frame check and page-ownership bookkeeping.
 #include <gtest/gtest.h>
@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "guest/runtime/lnic_ring.h"
+#include "guest/drivers/lnic/lnic_ring.h"
 
 namespace {
 

@@ -1,4 +1,5 @@
-// Guest driver for the Labyrinth NIC (lnic): the other half of guest/abi/lnic.h.
+// guest/drivers/lnic/lnic.h — guest driver for the Labyrinth NIC (lnic): the other
+// half of guest/abi/lnic.h.
 //
 //   guest::LnicVerdict on_frame(guest::Lnic& nic, const guest::LnicFrame& f, void*) {
 //     consume(f.data, f.len);
@@ -74,8 +75,8 @@
 
 #include "guest/abi/boot_info.h"
 #include "guest/abi/lnic.h"
+#include "guest/drivers/lnic/lnic_ring.h"
 #include "guest/runtime/interrupts.h"
-#include "guest/runtime/lnic_ring.h"
 
 namespace guest {
 
@@ -99,7 +100,7 @@ struct LnicOptions {
   // a second, which is slow but not a bug. stats().ret_wait_max_us shows real waits.
   uint64_t stall_ms = 5000;
   uint32_t log_limit = 8;  // DEVICE BUG lines printed per kind
-  bool enable = true;      // false: write the configuration but not ENABLE (lnic_hostile)
+  bool enable = true;      // false: configure rings and MSI, leave the device stopped
   // Account TSC spent in the handler / poll() in stats().busy_cycles. Off by
   // default: RDTSC traps on the nested host (one more exit per interrupt).
   bool account_busy = false;
@@ -260,37 +261,21 @@ class Lnic {
   // "lnic0: rx frames=... | ... " and, if any, the device fault counts.
   void print_stats(const char* who) const;
 
-  // --- Raw access for lnic_hostile: bypasses every check and all bookkeeping. ---
+ private:
+  // lnic_raw.h: the hostile test guest's and the host tests' back door.
+  friend class LnicRaw;
+
   uint32_t reg_read(uint32_t offset) const;
   void reg_write(uint32_t offset, uint32_t value);
-  lnic_ring_header* rx_header() const { return rx_; }
-  lnic_ring_header* ret_header() const { return ret_; }
-  lnic_ring_header* tx_header() const { return tx_; }
-  uint32_t rx_entries() const { return rx_size_; }
-  uint32_t ret_entries() const { return ret_size_; }
-  uint32_t tx_entries() const { return tx_size_; }
-  uint32_t rx_cons() const { return rx_cons_; }
-  uint32_t ret_prod() const { return ret_prod_; }
-  uint32_t tx_prod() const { return tx_prod_; }
-  uint64_t rx_ring_gpa() const { return reinterpret_cast<uint64_t>(rx_); }
-  uint64_t ret_ring_gpa() const { return reinterpret_cast<uint64_t>(ret_); }
-  uint64_t tx_ring_gpa() const { return reinterpret_cast<uint64_t>(tx_); }
-  // Writes a RETURN entry at our prod, advances and publishes prod; no ownership
-  // check, no doorbell. The page (if the guest owned it) is marked given back.
-  // keep_in_books: leave the page ours in the driver's books (a return the device
-  // must refuse), so a device that acted on it is caught delivering it twice.
-  void ret_post_raw(uint64_t page_gpa, uint64_t seq, uint64_t t_guest_irq,
-                    bool keep_in_books = false);
   void ring_ret_doorbell();
   void ring_tx_doorbell();
-
- private:
   static void irq_entry(InterruptFrame& frame, void* context);
   void on_interrupt(uint32_t entry_prod, uint64_t entry_tsc);
   bool check_floor(uint64_t entry_tsc);
   uint32_t consume(uint32_t budget, uint64_t t_guest_irq, uint32_t stamped_prod);
   void rx_one(uint32_t slot, uint64_t t_guest_irq);
   bool post_return(uint64_t page_gpa, uint64_t seq, uint64_t t_guest_irq);
+  void write_return(uint64_t page_gpa, uint64_t seq, uint64_t t_guest_irq);
   bool ret_space();
   void refresh_ret_cons();
   bool tx_space(bool need_buffer);
@@ -321,15 +306,10 @@ class Lnic {
   uint64_t pool_base_ = 0;
   uint64_t pool_size_ = 0;
 
-  // Options in force.
+  // Options in force (bring_up() resolves rx_budget and stall_ms to their values).
   LnicRxCallback callback_ = nullptr;
   void* context_ = nullptr;
-  bool poll_mode_ = false;
-  uint32_t ret_doorbell_batch_ = 1;
-  uint32_t rx_budget_ = 0;
-  uint64_t stall_ms_ = 5000;
-  uint32_t log_limit_ = 8;
-  bool account_busy_ = false;
+  LnicOptions options_;
 
   // Rings (guest RAM, from the arena) and the driver's private indices.
   lnic_ring_header* rx_ = nullptr;

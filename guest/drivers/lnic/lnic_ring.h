@@ -1,7 +1,8 @@
-// Pure lnic logic shared by the guest driver (lnic.cc) and its host-side tests:
-// ring index arithmetic, checks of what the device writes, the MSI message, the
-// pktgen frame check and page-ownership bookkeeping. No MMIO, no globals, no
-// runtime dependencies: everything here compiles for the host too.
+// guest/drivers/lnic/lnic_ring.h — pure lnic logic shared by the guest driver
+// (lnic_*.cc) and its host-side tests: ring index arithmetic, checks of what the
+// device writes, the MSI message, the pktgen frame check and page-ownership
+// bookkeeping. No MMIO, no globals, no runtime dependencies: everything here
+// compiles for the host too.
 //
 //   uint32_t avail = lnic::ring_used(prod, cons);          // free-running uint32
 //   if (!lnic::ring_distance_ok(prod, cons, size)) ...     // device bug: > size
@@ -25,8 +26,11 @@ inline constexpr uint64_t kPageSize = 4096;
 
 // --- ring arithmetic -------------------------------------------------------
 
+constexpr bool power_of_two(uint32_t v) {
+  return v != 0 && (v & (v - 1)) == 0;
+}
 constexpr bool ring_size_valid(uint32_t size) {
-  return size >= LNIC_RING_MIN && size <= LNIC_RING_MAX && (size & (size - 1)) == 0;
+  return size >= LNIC_RING_MIN && size <= LNIC_RING_MAX && power_of_two(size);
 }
 constexpr uint32_t ring_slot(uint32_t index, uint32_t size) {
   return index & (size - 1);
