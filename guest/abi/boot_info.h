@@ -28,7 +28,9 @@
 #ifndef LABYRINTH_GUEST_ABI_BOOT_INFO_H
 #define LABYRINTH_GUEST_ABI_BOOT_INFO_H
 
+#ifndef __ASSEMBLER__ /* the runtime's .S files take the selectors from here */
 #include <stdint.h>
+#endif
 
 #define LABYRINTH_BOOT_INFO_MAGIC 0x31544F4F4248424CULL /* "LBHBOOT1" */
 #define LABYRINTH_BOOT_INFO_VERSION 1u
@@ -58,6 +60,7 @@
 #define LABYRINTH_MAX_MEM_REGIONS 16u
 #define LABYRINTH_MAX_DEVICES 16u
 
+#ifndef __ASSEMBLER__
 enum labyrinth_mem_type {
   LABYRINTH_MEM_RAM = 1,      /* usable RAM */
   LABYRINTH_MEM_RESERVED = 2, /* VMM-owned low memory, MMIO */
@@ -101,5 +104,7 @@ struct labyrinth_boot_info {
   uint32_t reserved;
   struct labyrinth_device_desc devices[LABYRINTH_MAX_DEVICES];
 };
+
+#endif /* __ASSEMBLER__ */
 
 #endif /* LABYRINTH_GUEST_ABI_BOOT_INFO_H */

@@ -2,7 +2,7 @@
  * guest/abi/lnic.h — the Labyrinth NIC (lnic): register file and rings.
  *
  * One header shared by the device model (devices/lnic/) and the guest driver
- * (guest/runtime/lnic*). Plain C, fixed-width fields, layouts pinned by
+ * (guest/drivers/lnic/). Plain C, fixed-width fields, layouts pinned by
  * static_asserts on both sides.
  *
  * The lnic's receive buffers belong to the DEVICE, not the guest: when a frame

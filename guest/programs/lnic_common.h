@@ -16,9 +16,9 @@
 
 #include <stdint.h>
 
+#include "guest/drivers/lnic/lnic.h"
 #include "guest/runtime/cmdline.h"
 #include "guest/runtime/lapic.h"
-#include "guest/drivers/lnic/lnic.h"
 #include "guest/runtime/runtime.h"
 #include "guest/runtime/tick.h"
 #include "guest/runtime/tsc.h"
@@ -142,6 +142,22 @@ class RunClock {
 inline RunLimits run_limits(guest::Cmdline& args) {
   return RunLimits{args.u64("frames", 0), args.u64("idle_ms", 2000), args.u64("wait_ms", 10000),
                    args.u64("seconds", 0)};
+}
+
+// The keys a streaming guest (lnic_sink, lnic_echo) reads first: mode=irq|poll,
+// which decides the CPL it drops to (enter_cpl()), its run limits and batch=.
+struct StreamArgs {
+  bool poll;
+  RunLimits limits;
+  uint32_t batch;  // completions per poll() call
+};
+inline bool stream_args(const char* who, guest::Cmdline& args, StreamArgs* out) {
+  const char* const kModes[] = {"irq", "poll"};
+  out->poll = args.choice("mode", kModes, 0) == 1;
+  if (!enter_cpl(who, args, out->poll)) return false;
+  out->limits = run_limits(args);
+  out->batch = static_cast<uint32_t>(args.u64("batch", 64));
+  return true;
 }
 
 // Log-linear histogram of uint64 values: 8 sub-buckets per power of two

@@ -135,18 +135,15 @@ const char* run(const lnic_app::RunLimits& lim, bool poll, uint32_t batch) {
 int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   if (cpu != 0) guest::halt_forever();
   guest::Cmdline args = guest::Cmdline::from_boot_info(info);
-  const char* const kModes[] = {"irq", "poll"};
-  const bool poll = args.choice("mode", kModes, 0) == 1;
-  if (!lnic_app::enter_cpl(kWho, args, poll)) return guest::kExitFail;
-  const lnic_app::RunLimits lim = lnic_app::run_limits(args);
-  const uint32_t batch = static_cast<uint32_t>(args.u64("batch", 64));
+  lnic_app::StreamArgs stream;
+  if (!lnic_app::stream_args(kWho, args, &stream)) return guest::kExitFail;
   g_kick.count = args.u64("kick", 0);
   g_kick.len = static_cast<uint32_t>(args.u64("kick_len", 256));
   g_kick.retry_ms = args.u64("kick_retry_ms", 500);
   const uint64_t kick = g_kick.count;
   const uint32_t kick_len = g_kick.len;
   g_echo.copy = args.flag("copy", false);
-  const guest::LnicOptions opts = lnic_app::driver_options(args, poll);
+  const guest::LnicOptions opts = lnic_app::driver_options(args, stream.poll);
   if (!lnic_app::check_args(kWho, args, kKeys)) return guest::kExitFail;
   if (kick_len < sizeof(lnic_pktgen_header) || kick_len > LNIC_FRAME_MAX) {
     guest::printf("%s: FAIL: kick_len %u not in %zu..%u\n", kWho, kick_len,
@@ -155,9 +152,9 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   }
   if (!lnic_app::start(kWho, g_nic, info, args, opts, on_frame, &g_echo)) return guest::kExitFail;
   guest::printf("%s: mode=%s tx=%s kick=%lu frames=%lu idle_ms=%lu wait_ms=%lu seconds=%lu\n", kWho,
-                poll ? "poll" : "irq (hlt between interrupts)",
-                g_echo.copy ? "copy" : "zero-copy from the RX page", kick, lim.frames, lim.idle_ms,
-                lim.wait_ms, lim.seconds);
+                stream.poll ? "poll" : "irq (hlt between interrupts)",
+                g_echo.copy ? "copy" : "zero-copy from the RX page", kick, stream.limits.frames,
+                stream.limits.idle_ms, stream.limits.wait_ms, stream.limits.seconds);
 
   if (g_kick.count != 0) {
     const uint64_t n = kick_round();
@@ -168,7 +165,7 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   }
 
   const uint64_t t0 = guest::rdtsc();
-  const char* why = run(lim, poll, batch);
+  const char* why = run(stream.limits, stream.poll, stream.batch);
   const uint64_t elapsed_us = guest::tsc_to_us(guest::rdtsc() - t0);
 
   // Let the last echoes complete so their pages go back.

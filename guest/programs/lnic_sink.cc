@@ -131,27 +131,24 @@ const char* run_poll(const lnic_app::RunLimits& lim, uint32_t batch) {
 int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   if (cpu != 0) guest::halt_forever();
   guest::Cmdline args = guest::Cmdline::from_boot_info(info);
-  const char* const kModes[] = {"irq", "poll"};
-  const bool poll = args.choice("mode", kModes, 0) == 1;
-  if (!lnic_app::enter_cpl(kWho, args, poll)) return guest::kExitFail;
-  const lnic_app::RunLimits lim = lnic_app::run_limits(args);
-  const uint32_t batch = static_cast<uint32_t>(args.u64("batch", 64));
-  const char* const kVerify[] = {"full", "header", "none", "1", "0"};
+  const char* const kVerify[] = {"full", "header", "none", "1", "0"};  // verify= below
+  lnic_app::StreamArgs stream;
+  if (!lnic_app::stream_args(kWho, args, &stream)) return guest::kExitFail;
   const size_t verify = args.choice("verify", kVerify, 0);
   g_sink.verify = verify == 0 || verify == 1 || verify == 3;
   g_sink.verify_payload = verify == 0 || verify == 3;
-  const guest::LnicOptions opts = lnic_app::driver_options(args, poll);
+  const guest::LnicOptions opts = lnic_app::driver_options(args, stream.poll);
   if (!lnic_app::check_args(kWho, args, kKeys)) return guest::kExitFail;
   if (!lnic_app::start(kWho, g_nic, info, args, opts, on_frame, &g_sink)) return guest::kExitFail;
   guest::printf("%s: mode=%s frames=%lu idle_ms=%lu wait_ms=%lu seconds=%lu batch=%u verify=%s\n",
-                kWho, poll ? "poll" : "irq (hlt between interrupts)", lim.frames, lim.idle_ms,
-                lim.wait_ms, lim.seconds, batch,
+                kWho, stream.poll ? "poll" : "irq (hlt between interrupts)", stream.limits.frames,
+                stream.limits.idle_ms, stream.limits.wait_ms, stream.limits.seconds, stream.batch,
                 !g_sink.verify          ? "none"
                 : g_sink.verify_payload ? "full"
                                         : "header");
 
   const uint64_t t0 = guest::rdtsc();
-  const char* why = poll ? run_poll(lim, batch) : run_irq(lim);
+  const char* why = stream.poll ? run_poll(stream.limits, stream.batch) : run_irq(stream.limits);
   const uint64_t elapsed_us = guest::tsc_to_us(guest::rdtsc() - t0);
   g_nic.service();  // give back anything still unannounced
 

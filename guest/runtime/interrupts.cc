@@ -14,8 +14,7 @@ extern "C" void guest_interrupt_dispatch(guest::InterruptFrame* frame);
 namespace guest {
 namespace {
 
-constexpr uint16_t kKernelCodeSelector = 0x08;  // boot_info.h: GDT layout
-constexpr uint8_t kInterruptGate = 0x8E;        // present, DPL 0, 64-bit interrupt gate
+constexpr uint8_t kInterruptGate = 0x8E;  // present, DPL 0, 64-bit interrupt gate
 constexpr uint64_t kStubSize = 16;
 constexpr unsigned kPageFault = 14;
 
@@ -124,7 +123,7 @@ void idt_init() {
     const uint64_t addr = reinterpret_cast<uint64_t>(guest_vector_stubs) + v * kStubSize;
     g_idt[v] = IdtEntry{
         .offset_low = static_cast<uint16_t>(addr),
-        .selector = kKernelCodeSelector,
+        .selector = LABYRINTH_SEL_KERNEL_CODE,
         .ist = 0,
         .type_attr = kInterruptGate,
         .offset_mid = static_cast<uint16_t>(addr >> 16),

@@ -4,8 +4,9 @@
  * stack TSS.RSP0 points at.
  *
  * guest_enter_user_mode(): builds an IRETQ frame for "continue at our return
- * address on the current stack, at CPL 3": SS 0x33, RSP = RSP before the frame
- * (pointing at our return address), RFLAGS | IOPL 3, CS 0x2B, RIP = 1f, so after
+ * address on the current stack, at CPL 3": SS LABYRINTH_SEL_USER_DATA, RSP = RSP
+ * before the frame (pointing at our return address), RFLAGS | IOPL 3, CS
+ * LABYRINTH_SEL_USER_CODE, RIP = 1f, so after
  * the IRETQ a plain RET returns to the caller. DS/ES/FS/GS hold DPL-0 selectors
  * and are nulled by the IRETQ, which is harmless in 64-bit mode (the runtime
  * uses no FS/GS base).
@@ -29,8 +30,8 @@
  * records every CLI/STI here and cpu.h's interrupts_enabled() reads it at CPL 3.
  * Only CPU 0 runs at CPL 3 and only its #GP entry writes it.
  */
-#define SEL_USER_CODE 0x2B
-#define SEL_USER_DATA 0x33
+#include "guest/abi/boot_info.h"
+
 #define RFLAGS_IOPL3 0x3000
 #define IRQ_STACK_SIZE (16 * 1024)
 #define VECTOR_GP 13
@@ -40,11 +41,11 @@
   .type guest_enter_user_mode, @function
 guest_enter_user_mode:
   mov %rsp, %rax
-  pushq $SEL_USER_DATA
+  pushq $LABYRINTH_SEL_USER_DATA
   pushq %rax
   pushfq
   orq $RFLAGS_IOPL3, (%rsp)
-  pushq $SEL_USER_CODE
+  pushq $LABYRINTH_SEL_USER_CODE
   lea 1f(%rip), %rax
   pushq %rax
   iretq

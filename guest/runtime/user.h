@@ -11,7 +11,7 @@
 // Why: on the nested "PVM" KVM host the guest kernel (CPL 0) is emulated
 // instruction by instruction (~1-8 us each) while CPL 3 runs natively (~0.5 ns
 // per loop iteration), see guest/README.md. The VMM maps every page U and gives
-// us user segments (boot_info.h: CS 0x2B, SS 0x33), so a guest can drop to CPL 3
+// us user segments (boot_info.h: LABYRINTH_SEL_USER_CODE/_DATA), so a guest can drop to CPL 3
 // for good and keep using everything it used before:
 //   - MMIO (LAPIC EOI, lnic registers), RDTSC and PAUSE run directly;
 //   - cpu.h's port I/O, cli/sti, sti_hlt and halt_forever work unchanged: we set

@@ -6,20 +6,9 @@
 #include <string>
 
 #include "guest/runtime/cmdline.h"
-#include "guest/runtime/serial.h"
 
-// cmdline.cc formats its errors with guest::snprintf (print.cc): stub serial.
-namespace guest {
-void serial_putc(char) {}
-SpinLock& serial_lock() {
-  static SpinLock lock;
-  return lock;
-}
-unsigned this_cpu() {
-  return 0;
-}
-}  // namespace guest
-
+// cmdline.cc formats its errors with guest::snprintf (print.cc); serial output is
+// dropped (null_serial.cc).
 namespace {
 
 guest::Cmdline make(const char* s) {

@@ -1,6 +1,6 @@
 // The guest runtime's formatter (guest/runtime/print.cc) built for the host and
-// driven through guest::snprintf. Serial output and the CPU index are stubbed:
-// only the buffer path is exercised here.
+// driven through guest::snprintf. Serial output and the CPU index are stubbed
+// (null_serial.cc): only the buffer path is exercised here.
 #include <gtest/gtest.h>
 
 #include <cstdarg>
@@ -8,18 +8,6 @@
 #include <string>
 
 #include "guest/runtime/print.h"
-#include "guest/runtime/serial.h"
-
-namespace guest {
-void serial_putc(char) {}
-SpinLock& serial_lock() {
-  static SpinLock lock;
-  return lock;
-}
-unsigned this_cpu() {
-  return 0;
-}
-}  // namespace guest
 
 namespace {
 

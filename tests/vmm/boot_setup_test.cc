@@ -72,14 +72,17 @@ TEST_F(BootSetup, BootInfoDescribesTheMachine) {
 
 TEST_F(BootSetup, GdtHasCodeDataAndTss) {
   EXPECT_EQ(qword(LABYRINTH_GDT_GPA), 0u);
-  EXPECT_EQ(qword(LABYRINTH_GDT_GPA + 8), 0x00AF9B000000FFFFull);   // 64-bit code
-  EXPECT_EQ(qword(LABYRINTH_GDT_GPA + 16), 0x00CF93000000FFFFull);  // data
-  const uint64_t tss = qword(LABYRINTH_GDT_GPA + 24);
+  EXPECT_EQ(qword(LABYRINTH_GDT_GPA + LABYRINTH_SEL_KERNEL_CODE), 0x00AF9B000000FFFFull);  // code64
+  EXPECT_EQ(qword(LABYRINTH_GDT_GPA + LABYRINTH_SEL_KERNEL_DATA), 0x00CF93000000FFFFull);  // data
+  const uint64_t tss = qword(LABYRINTH_GDT_GPA + LABYRINTH_SEL_TSS);
   EXPECT_EQ((tss >> 40) & 0xFF, 0x8Bu);  // present, busy 64-bit TSS
   EXPECT_EQ(((tss >> 16) & 0xFFFFFF) | ((tss >> 32) & 0xFF000000), kTssGpa);
   EXPECT_EQ(kTssGpa, LABYRINTH_TSS_GPA);
-  EXPECT_EQ(qword(LABYRINTH_GDT_GPA + 40), 0x00AFFB000000FFFFull);  // user code64, DPL 3
-  EXPECT_EQ(qword(LABYRINTH_GDT_GPA + 48), 0x00CFF3000000FFFFull);  // user data, DPL 3
+  // The user selectors carry RPL 3 in their low bits: & ~7 is the descriptor's offset.
+  EXPECT_EQ(qword(LABYRINTH_GDT_GPA + (LABYRINTH_SEL_USER_CODE & ~7)),
+            0x00AFFB000000FFFFull);  // user code64, DPL 3
+  EXPECT_EQ(qword(LABYRINTH_GDT_GPA + (LABYRINTH_SEL_USER_DATA & ~7)),
+            0x00CFF3000000FFFFull);  // user data, DPL 3
 }
 
 TEST_F(BootSetup, RejectsOversizedCommandLine) {
@@ -93,10 +96,10 @@ TEST(LongMode, RegistersFollowTheAbi) {
   EXPECT_TRUE(s.cr4 & kCr4Pae);
   EXPECT_EQ(s.efer & (kEferLme | kEferLma), kEferLme | kEferLma);
   EXPECT_EQ(s.cr3, LABYRINTH_PAGE_TABLE_GPA);
-  EXPECT_EQ(s.cs.selector, 0x08);
+  EXPECT_EQ(s.cs.selector, LABYRINTH_SEL_KERNEL_CODE);
   EXPECT_EQ(s.cs.l, 1);
-  EXPECT_EQ(s.ss.selector, 0x10);
-  EXPECT_EQ(s.tr.selector, 0x18);
+  EXPECT_EQ(s.ss.selector, LABYRINTH_SEL_KERNEL_DATA);
+  EXPECT_EQ(s.tr.selector, LABYRINTH_SEL_TSS);
   const kvm_regs r = entry_regs(0x100078, 3);
   EXPECT_EQ(r.rip, 0x100078u);
   EXPECT_EQ(r.rdi, 3u);

@@ -13,16 +13,21 @@ constexpr uint64_t kPml4Gpa = LABYRINTH_PAGE_TABLE_GPA;
 constexpr uint64_t kPdptGpa = kPml4Gpa + kPage;
 constexpr uint64_t kPdGpa = kPdptGpa + kPage;  // PD for GiB i at kPdGpa + i * 4 KiB
 
-// GDT: null, code64, data, TSS (two slots), user code64, user data (guest/abi/boot_info.h).
-std::array<uint64_t, 7> make_gdt() {
-  return {0,
-          gdt_entry(0xA09B, 0, 0xFFFFF),     // 0x08: present, code, exec/read, accessed, L, G
-          gdt_entry(0xC093, 0, 0xFFFFF),     // 0x10: present, data, read/write, accessed, D/B, G
-          gdt_entry(0x008B, kTssGpa, 0x67),  // 0x18: present, 64-bit TSS (busy), low half
-          kTssGpa >> 32,                     // high half: base[63:32]
-          gdt_entry(0xA0FB, 0, 0xFFFFF),     // 0x28: as 0x08 with DPL 3 (selector 0x2B)
-          gdt_entry(0xC0F3, 0, 0xFFFFF)};  // 0x30: as 0x10 with DPL 3 (selector 0x33) // high half:
-                                           // base[63:32]
+// Each descriptor in the slot its guest/abi/boot_info.h selector names (index =
+// selector / 8; the user selectors' low bits are their RPL 3).
+std::array<uint64_t, kGdtEntries> make_gdt() {
+  std::array<uint64_t, kGdtEntries> gdt{};
+  // present, code, exec/read, accessed, L, G
+  gdt[LABYRINTH_SEL_KERNEL_CODE / 8] = gdt_entry(0xA09B, 0, 0xFFFFF);
+  // present, data, read/write, accessed, D/B, G
+  gdt[LABYRINTH_SEL_KERNEL_DATA / 8] = gdt_entry(0xC093, 0, 0xFFFFF);
+  // present, 64-bit TSS (busy): low half, then base[63:32] in the high half
+  gdt[LABYRINTH_SEL_TSS / 8] = gdt_entry(0x008B, kTssGpa, 0x67);
+  gdt[LABYRINTH_SEL_TSS / 8 + 1] = kTssGpa >> 32;
+  // the kernel's code and data again with DPL 3
+  gdt[LABYRINTH_SEL_USER_CODE / 8] = gdt_entry(0xA0FB, 0, 0xFFFFF);
+  gdt[LABYRINTH_SEL_USER_DATA / 8] = gdt_entry(0xC0F3, 0, 0xFFFFF);
+  return gdt;
 }
 
 }  // namespace
@@ -154,8 +159,8 @@ kvm_sregs long_mode_sregs(kvm_sregs s, const LongModeLayout& l) {
 
 kvm_sregs long_mode_sregs(kvm_sregs s) {
   return long_mode_sregs(
-      s, LongModeLayout{kCodeSelector, kDataSelector, kTssSelector, kTssGpa, LABYRINTH_GDT_GPA, 7,
-                        kCr4Pae | kCr4Osfxsr | kCr4Osxmmexcpt});
+      s, LongModeLayout{kCodeSelector, kDataSelector, kTssSelector, kTssGpa, LABYRINTH_GDT_GPA,
+                        kGdtEntries, kCr4Pae | kCr4Osfxsr | kCr4Osxmmexcpt});
 }
 
 kvm_regs entry_regs(uint64_t entry, uint32_t vcpu_index) {

@@ -25,9 +25,11 @@
 namespace labyrinth::vmm {
 
 inline constexpr uint64_t kTssGpa = LABYRINTH_TSS_GPA;  // after the GDT, same page
-inline constexpr uint16_t kCodeSelector = 0x08;
-inline constexpr uint16_t kDataSelector = 0x10;
-inline constexpr uint16_t kTssSelector = 0x18;
+inline constexpr uint16_t kCodeSelector = LABYRINTH_SEL_KERNEL_CODE;
+inline constexpr uint16_t kDataSelector = LABYRINTH_SEL_KERNEL_DATA;
+inline constexpr uint16_t kTssSelector = LABYRINTH_SEL_TSS;
+// Null, kernel code and data, the TSS (two slots), user code and data.
+inline constexpr uint16_t kGdtEntries = LABYRINTH_SEL_USER_DATA / 8 + 1;
 inline constexpr size_t kMaxCmdline = 4095;  // plus the NUL: one page
 
 struct BootParams {

@@ -12,6 +12,11 @@
 //   for (;;) { guest::cli(); if (done) break; nic.service(); guest::sti_hlt(); }
 //   nic.print_stats("sink");
 //
+// Files: lnic_setup.cc (probe, bring_up, reset), lnic_datapath.cc (the handler,
+// poll(), RETURN, TX, floors), lnic_diagnostics.cc (names, reports, print_stats),
+// lnic_ring.h (the pure logic, host-tested). lnic_raw.h is a test-only back door
+// (lnic_hostile, the host tests), not part of this API.
+//
 // What the driver does (lnic.h's bring-up, step by step):
 //   probe()    finds devices[] entry `index` of type LABYRINTH_DEV_LNIC, checks the
 //              MMIO window, the pool window and MAGIC/VERSION;

@@ -25,6 +25,7 @@ namespace {
 
 using lnic::kPageSize;
 
+// Ring entries are read and written once per field (see the top of the file).
 template <typename T>
 T load(const T* p) {
   return __atomic_load_n(p, __ATOMIC_RELAXED);
@@ -41,6 +42,19 @@ void copy_frame(void* dst, const void* src, uint32_t len) {
   uint64_t words = len / 8, bytes = len % 8;
   asm volatile("rep movsq" : "+D"(dst), "+S"(src), "+c"(words) : : "memory");
   asm volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(bytes) : : "memory");
+}
+
+// Spins until ready() or stall_ms pass. The device is a thread of the host's VMM
+// that may go unscheduled for a long while, hence the generous bound; RDTSC is an
+// exit on the nested host, hence the clock read on every 64th spin only.
+template <typename Ready>
+bool wait_for_device(uint64_t stall_ms, Ready ready) {
+  const uint64_t deadline = tsc_deadline_ms(stall_ms);
+  for (uint32_t spin = 1;; ++spin) {
+    if (ready()) return true;
+    pause();
+    if (spin % 64 == 0 && tsc_passed(deadline)) return false;
+  }
 }
 
 }  // namespace
@@ -78,6 +92,8 @@ void Lnic::on_interrupt(uint32_t entry_prod, uint64_t entry_tsc) {
   if (options_.account_busy) stats_.busy_cycles += rdtsc() - entry_tsc;
 }
 
+// A floor counts once per floor_t_sent value: the device need not clear
+// floor_guest_tsc between floors, so a changed t_sent is what marks a new one.
 bool Lnic::check_floor(uint64_t entry_tsc) {
   if (rx_ == nullptr) return false;
   const uint64_t t_sent = __atomic_load_n(&rx_->floor_t_sent, __ATOMIC_ACQUIRE);
@@ -90,6 +106,8 @@ bool Lnic::check_floor(uint64_t entry_tsc) {
   return true;
 }
 
+// Walks up to `budget` completions from rx_cons_. t_guest_irq is the TSC that
+// stamps completions below stamped_prod (0 when polled: nothing is stamped).
 uint32_t Lnic::consume(uint32_t budget, uint64_t t_guest_irq, uint32_t stamped_prod) {
   constexpr uint32_t kPublishEvery = 64;  // let the device reuse slots mid-batch
   if (in_consume_) {
@@ -141,6 +159,8 @@ uint32_t Lnic::consume(uint32_t budget, uint64_t t_guest_irq, uint32_t stamped_p
   return done;
 }
 
+// Every field is loaded once, then checked: the device may rewrite the entry while we
+// look, and what we act on must be what we checked.
 void Lnic::rx_one(uint32_t slot, uint64_t t_guest_irq) {
   const lnic_rx_completion* c = &rx_entries_[slot];
   const uint64_t gpa = load(&c->page_gpa);
@@ -197,6 +217,8 @@ void Lnic::rx_one(uint32_t slot, uint64_t t_guest_irq) {
 
 // --- RETURN ring -----------------------------------------------------------
 
+// The device's RETURN cons, believed only if it moved forward and not past our prod
+// (a lying device must not make us overwrite entries it has yet to read).
 void Lnic::refresh_ret_cons() {
   const uint32_t cons = __atomic_load_n(&ret_->cons, __ATOMIC_ACQUIRE);
   if (cons == ret_cons_seen_) return;
@@ -208,6 +230,7 @@ void Lnic::refresh_ret_cons() {
   ret_cons_seen_ = cons;
 }
 
+// Room for one RETURN entry; false after stall_ms of a full ring (reported).
 bool Lnic::ret_space() {
   if (lnic::ring_used(ret_prod_, ret_cons_seen_) < ret_size_) return true;
   refresh_ret_cons();
@@ -217,16 +240,13 @@ bool Lnic::ret_space() {
   publish_ret();
   ring_ret_doorbell();
   const uint64_t t0 = rdtsc();
-  const uint64_t deadline = tsc_deadline_ms(options_.stall_ms);
-  for (uint32_t spin = 1;; ++spin) {
-    refresh_ret_cons();
-    if (lnic::ring_used(ret_prod_, ret_cons_seen_) < ret_size_) {
-      const uint64_t waited_us = tsc_to_us(rdtsc() - t0);
-      if (waited_us > stats_.ret_wait_max_us) stats_.ret_wait_max_us = waited_us;
-      return true;
-    }
-    pause();
-    if (spin % 64 == 0 && tsc_passed(deadline)) break;  // RDTSC is an exit: not every spin
+  if (wait_for_device(options_.stall_ms, [this] {
+        refresh_ret_cons();
+        return lnic::ring_used(ret_prod_, ret_cons_seen_) < ret_size_;
+      })) {
+    const uint64_t waited_us = tsc_to_us(rdtsc() - t0);
+    if (waited_us > stats_.ret_wait_max_us) stats_.ret_wait_max_us = waited_us;
+    return true;
   }
   fault(LnicFault::kStall, "RETURN ring full for %lu ms (prod %u, device cons %u)",
         options_.stall_ms, ret_prod_, ret_cons_seen_);
@@ -263,6 +283,8 @@ bool Lnic::post_return(uint64_t page_gpa, uint64_t seq, uint64_t t_guest_irq) {
   return true;
 }
 
+// Publishing prod and ringing the doorbell are apart: the store is cheap, the
+// doorbell a VM exit, rung once per batch (end_batch, flush).
 void Lnic::publish_ret() {
   if (ret_published_ == ret_prod_) return;
   __atomic_store_n(&ret_->prod, ret_prod_, __ATOMIC_RELEASE);
@@ -326,6 +348,8 @@ bool Lnic::rx_pending() const {
 
 // --- transmit ---------------------------------------------------------------
 
+// Frees the TX slots the device finished with: a pool page sent by send_page goes
+// back to the device through RETURN, a copy buffer becomes free again.
 uint32_t Lnic::reclaim_tx() {
   if (tx_ == nullptr) return 0;
   const uint32_t cons = __atomic_load_n(&tx_->cons, __ATOMIC_ACQUIRE);
@@ -357,19 +381,20 @@ bool Lnic::tx_space(bool need_buffer) {
   if (fits()) return true;
   reclaim_tx();
   if (fits()) return true;
-  if (tx_unrung_ != 0) ring_tx_doorbell();
-  const uint64_t deadline = tsc_deadline_ms(options_.stall_ms);
-  for (uint32_t spin = 1;; ++spin) {
-    reclaim_tx();
-    if (fits()) return true;
-    pause();
-    if (spin % 64 == 0 && tsc_passed(deadline)) break;
+  if (tx_unrung_ != 0) ring_tx_doorbell();  // the device may not know what fills the ring
+  if (wait_for_device(options_.stall_ms, [&] {
+        reclaim_tx();
+        return fits();
+      })) {
+    return true;
   }
   fault(LnicFault::kStall, "TX ring not consumed for %lu ms (prod %u, cons %u)", options_.stall_ms,
         tx_prod_, tx_clean_);
   return false;
 }
 
+// prod is published at once (the device may pick the frame up early); the doorbell
+// waits for the batch's end.
 void Lnic::post_tx(uint64_t buf_gpa, uint32_t len, uint64_t page_gpa, uint64_t seq,
                    uint64_t t_guest_irq) {
   const uint32_t slot = lnic::ring_slot(tx_prod_, tx_size_);

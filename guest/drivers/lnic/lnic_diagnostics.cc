@@ -108,6 +108,7 @@ const char* lnic_reg_name(uint32_t offset) {
   return "?";
 }
 
+// Said once: a program that calls with interrupts on does so on every call.
 void Lnic::check_thread_context() {
   if (!options_.poll && interrupts_enabled() && !warned_context_) {
     warned_context_ = true;
@@ -115,6 +116,8 @@ void Lnic::check_thread_context() {
   }
 }
 
+// Always counted, printed up to log_limit times per kind: a device that keeps
+// misbehaving must not flood the serial port (every character is a VM exit).
 void Lnic::fault(LnicFault kind, const char* fmt, ...) {
   const uint64_t n = ++stats_.faults[static_cast<uint32_t>(kind)];
   if (n > options_.log_limit) return;

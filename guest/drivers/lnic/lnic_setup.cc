@@ -36,6 +36,7 @@ void* arena_alloc(uint64_t bytes) {
 
 }  // namespace
 
+// Bounded by LABYRINTH_MAX_DEVICES too: num_devices is the VMM's word, not checked.
 uint32_t Lnic::count(const labyrinth_boot_info& info) {
   uint32_t n = 0;
   for (uint32_t i = 0; i < info.num_devices && i < LABYRINTH_MAX_DEVICES; ++i) {
@@ -62,6 +63,8 @@ LnicError Lnic::probe(const labyrinth_boot_info& info, uint32_t index) {
     }
   }
   if (desc == nullptr || index >= kLnicMaxNics) return LnicError::kNoDevice;
+  // Boot info is checked before the first MMIO access: a window outside the identity
+  // map would fault, and the pool window bounds every page a completion may name.
   if (desc->mmio_size < LNIC_MMIO_SIZE || (desc->mmio_base & (kPageSize - 1)) != 0 ||
       desc->mmio_base + LNIC_MMIO_SIZE > info.identity_map_end) {
     printf("lnic%u: MMIO window 0x%lx size 0x%lx unusable (identity map ends at 0x%lx)\n", index,
@@ -93,6 +96,8 @@ LnicError Lnic::probe(const labyrinth_boot_info& info, uint32_t index) {
     return LnicError::kBadVersion;
   }
   features_ = reg_read(LNIC_REG_FEATURES);
+  // A MAC that differs from boot info is the device's bug, not the guest's problem:
+  // reported, and probing goes on with the boot info's.
   const uint32_t mac_lo = reg_read(LNIC_REG_MAC_LO);
   const uint32_t mac_hi = reg_read(LNIC_REG_MAC_HI);
   const uint8_t reg_mac[6] = {
@@ -124,6 +129,8 @@ LnicError Lnic::probe(const labyrinth_boot_info& info, uint32_t index) {
   return LnicError::kNone;
 }
 
+// The arena never frees: a later bring_up reuses the rings when its options fit
+// them, and an allocation that fails part-way gives back what it took.
 bool Lnic::allocate(const LnicOptions& o) {
   const uint32_t bufs = o.tx_buffers;
   if (rx_ != nullptr && o.rx_entries <= alloc_rx_ && o.ret_entries <= alloc_ret_ &&
@@ -135,6 +142,7 @@ bool Lnic::allocate(const LnicOptions& o) {
   void* ret = arena_alloc(lnic::ring_bytes(o.ret_entries, sizeof(lnic_return)));
   void* tx = arena_alloc(lnic::ring_bytes(o.tx_entries, sizeof(lnic_tx_desc)));
   void* meta = arena_alloc(uint64_t{o.tx_entries} * sizeof(TxMeta));
+  // Without TX buffers nothing is carved; g_arena only keeps the failure check below honest.
   void* buf = bufs != 0 ? arena_alloc(uint64_t{bufs} * kPageSize) : g_arena;
   if (rx == nullptr || ret == nullptr || tx == nullptr || meta == nullptr || buf == nullptr) {
     g_arena_used = before;
@@ -164,6 +172,8 @@ LnicError Lnic::bring_up(const LnicOptions& o, LnicRxCallback callback, void* co
         o.tx_buffers, kLnicMaxTxBuffers, o.ret_doorbell_batch);
     return LnicError::kBadOptions;
   }
+  // Pages in TX slots would be lost with the rings; a running device must stop before
+  // its rings are zeroed under it.
   if (tx_in_flight() != 0) return LnicError::kBusy;
   if ((status() & LNIC_STATUS_RUNNING) != 0) reset();
   if (!allocate(o)) {
@@ -195,6 +205,7 @@ LnicError Lnic::bring_up(const LnicOptions& o, LnicRxCallback callback, void* co
   tx_prod_ = tx_clean_ = tx_buf_prod_ = tx_buf_cons_ = tx_unrung_ = 0;
   floor_pending_ = false;
   floor_last_t_sent_ = 0;
+  // Before ENABLE, so a polling guest never sees an MSI for a completion.
   if (options_.poll) __atomic_store_n(&rx_->flags, LNIC_RING_F_NO_IRQ, __ATOMIC_RELEASE);
 
   // Each ring's GPA (== its address: identity map) and size, in the register triple
@@ -222,6 +233,8 @@ LnicError Lnic::bring_up(const LnicOptions& o, LnicRxCallback callback, void* co
   reg_write(LNIC_REG_MSI_DATA, lnic::msi_data(vector_));
 
   if (!o.enable) return LnicError::kNone;
+  // The device validates the whole configuration on ENABLE and says in STATUS
+  // whether it took it; CONFIG_ERROR names the first register it refused.
   reg_write(LNIC_REG_CONTROL, LNIC_CTRL_ENABLE);
   const uint32_t st = status();
   if ((st & LNIC_STATUS_CONFIG_ERROR) != 0) {
