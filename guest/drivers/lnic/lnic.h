@@ -81,6 +81,7 @@
 #include "guest/abi/boot_info.h"
 #include "guest/abi/lnic.h"
 #include "guest/drivers/lnic/lnic_ring.h"
+#include "guest/runtime/cpu.h"
 #include "guest/runtime/interrupts.h"
 
 namespace guest {
@@ -353,5 +354,24 @@ class Lnic {
   lnic::PageOwnership owned_;
   LnicStats stats_;
 };
+
+// Inline: the data path and the raw back door are in other files, and a doorbell or a
+// RETURN entry costs as much as it did when they were one.
+inline uint32_t Lnic::reg_read(uint32_t offset) const {
+  return mmio_read32(mmio_ + offset);
+}
+inline void Lnic::reg_write(uint32_t offset, uint32_t value) {
+  mmio_write32(mmio_ + offset, value);
+}
+// The entry at our prod, not yet published: callers decide when the device may see
+// it. Relaxed single stores, like every entry access (lnic_datapath.cc).
+inline void Lnic::write_return(uint64_t page_gpa, uint64_t seq, uint64_t t_guest_irq) {
+  lnic_return* r = &ret_entries_[lnic::ring_slot(ret_prod_, ret_size_)];
+  __atomic_store_n(&r->page_gpa, page_gpa, __ATOMIC_RELAXED);
+  __atomic_store_n(&r->t_guest_irq, t_guest_irq, __ATOMIC_RELAXED);
+  __atomic_store_n(&r->seq, seq, __ATOMIC_RELAXED);
+  __atomic_store_n(&r->reserved, uint64_t{0}, __ATOMIC_RELAXED);
+  ++ret_prod_;
+}
 
 }  // namespace guest

@@ -253,16 +253,6 @@ bool Lnic::ret_space() {
   return false;
 }
 
-// The entry at our prod, not yet published: callers decide when the device may see it.
-void Lnic::write_return(uint64_t page_gpa, uint64_t seq, uint64_t t_guest_irq) {
-  lnic_return* r = &ret_entries_[lnic::ring_slot(ret_prod_, ret_size_)];
-  store(&r->page_gpa, page_gpa);
-  store(&r->t_guest_irq, t_guest_irq);
-  store(&r->seq, seq);
-  store(&r->reserved, uint64_t{0});
-  ++ret_prod_;
-}
-
 bool Lnic::post_return(uint64_t page_gpa, uint64_t seq, uint64_t t_guest_irq) {
   if (!owned_.give(page_gpa)) {
     driver_error("return of page 0x%lx the guest does not own (refused)", page_gpa);

@@ -45,13 +45,6 @@ uint32_t Lnic::count(const labyrinth_boot_info& info) {
   return n;
 }
 
-uint32_t Lnic::reg_read(uint32_t offset) const {
-  return mmio_read32(mmio_ + offset);
-}
-void Lnic::reg_write(uint32_t offset, uint32_t value) {
-  mmio_write32(mmio_ + offset, value);
-}
-
 LnicError Lnic::probe(const labyrinth_boot_info& info, uint32_t index) {
   const labyrinth_device_desc* desc = nullptr;
   uint32_t seen = 0;
