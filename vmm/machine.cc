@@ -5,13 +5,11 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <functional>
 
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
-#include <boost/json/serialize.hpp>
 
 #include "allocator/measure/tsc.h"
 #include "devices/legacy/cmos.h"
@@ -24,6 +22,8 @@
 #include "vmm/boot/elf_loader.h"
 #include "vmm/boot/linux_loader.h"
 #include "vmm/boot/mptable.h"
+#include "vmm/report/metrics.h"
+#include "vmm/report/stats.h"
 #include "vmm/sandbox/seccomp.h"
 
 namespace labyrinth::vmm {
@@ -365,10 +365,8 @@ int Machine::run(const RunOptions& options) {
   lnics_->stop();  // the event loop has stopped: backends and the pool cache go quietly
   nets_->stop();
   if (options.print_stats) print_stats();
-  if (!options.metrics_path.empty()) {
-    std::ofstream out(options.metrics_path);
-    out << boost::json::serialize(metrics_json()) << "\n";
-    if (!out) spdlog::error("cannot write metrics to {}", options.metrics_path);
+  if (!options.metrics_path.empty() && !write_json(options.metrics_path, metrics_json())) {
+    spdlog::error("cannot write metrics to {}", options.metrics_path);
   }
   if (console_ && console_->panicked()) {
     spdlog::error("the guest kernel panicked: {}", console_->panic_line());
@@ -381,66 +379,20 @@ int Machine::run(const RunOptions& options) {
 }
 
 void Machine::print_stats() const {
-  uint64_t rss_kib = 0, hwm_kib = 0, anon_kib = 0, file_kib = 0;
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  auto field = [&](const char* key, uint64_t& out) {
-    if (line.rfind(key, 0) == 0) out = std::stoull(line.substr(std::strlen(key)));
-  };
-  while (std::getline(status, line)) {
-    field("VmRSS:", rss_kib);
-    field("VmHWM:", hwm_kib);
-    field("RssAnon:", anon_kib);
-    field("RssFile:", file_kib);
-  }
-  const uint64_t guest_kib = memory_->resident_bytes() / kKiB;
-  const uint64_t pool_kib = pool_->stats().chunks * config_.pool.chunk_size_kib;
-  const uint64_t used = guest_kib + pool_kib;
   uint64_t exits = 0;
   for (const auto& r : runners_) exits += r->exits();
-  // vmm_overhead: VmRSS minus guest RAM touched minus pinned pool chunks. Of it,
-  // rss_file is mostly shared-library text; vmm_anon_overhead is private memory.
-  (void)std::fprintf(
-      stderr,
-      "labyrinth: stats: vm_rss_kib=%llu vm_hwm_kib=%llu rss_anon_kib=%llu "
-      "rss_file_kib=%llu guest_touched_kib=%llu pool_pinned_kib=%llu "
-      "vmm_overhead_kib=%llu vmm_anon_overhead_kib=%llu vcpu_exits=%llu "
-      "serial_bytes=%llu pio_unmapped=%llu\n",
-      static_cast<unsigned long long>(rss_kib), static_cast<unsigned long long>(hwm_kib),
-      static_cast<unsigned long long>(anon_kib), static_cast<unsigned long long>(file_kib),
-      static_cast<unsigned long long>(guest_kib), static_cast<unsigned long long>(pool_kib),
-      static_cast<unsigned long long>(rss_kib > used ? rss_kib - used : 0),
-      static_cast<unsigned long long>(anon_kib > used ? anon_kib - used : 0),
-      static_cast<unsigned long long>(exits),
-      static_cast<unsigned long long>(serial_out_->bytes_written()),
-      static_cast<unsigned long long>(pio_.unmapped_accesses()));
-  if (!nets_->empty()) (void)std::fputs(nets_->report().c_str(), stderr);
+  const VmStats stats{.proc = read_proc_memory(),
+                      .guest_touched_kib = memory_->resident_bytes() / kKiB,
+                      .pool_pinned_kib = pool_->stats().chunks * config_.pool.chunk_size_kib,
+                      .vcpu_exits = exits,
+                      .serial_bytes = serial_out_->bytes_written(),
+                      .pio_unmapped = pio_.unmapped_accesses()};
+  (void)std::fputs(stats_line(stats).c_str(), stderr);
+  if (!nets_->empty()) (void)std::fputs(virtio_net_tables(nets_->readings()).c_str(), stderr);
 }
 
 boost::json::object Machine::metrics_json() const {
-  const alloc::PoolStats p = pool_->stats();
-  boost::json::object pool{{"chunks", p.chunks},
-                           {"chunks_high_water", p.chunks_high_water},
-                           {"total_pages", p.total_pages},
-                           {"free_clean", p.free_clean},
-                           {"free_dirty", p.free_dirty},
-                           {"in_use", p.in_use},
-                           {"alloc_cache", p.alloc_cache},
-                           {"alloc_depot", p.alloc_depot},
-                           {"alloc_reserve", p.alloc_reserve},
-                           {"alloc_wait", p.alloc_wait},
-                           {"fail_exhausted", p.fail_exhausted},
-                           {"frees", p.frees},
-                           {"transfers", p.transfers},
-                           {"violations", p.violations()},
-                           {"pages_zeroed", p.pages_zeroed},
-                           {"grow_on_failure", p.grow_on_failure},
-                           {"chunks_added", p.chunks_added},
-                           {"chunks_removed", p.chunks_removed},
-                           {"below_low_events", p.below_low_events},
-                           {"below_min_events", p.below_min_events}};
-  return boost::json::object{
-      {"pool", pool}, {"lnics", lnics_->metrics_json()}, {"virtio_net", nets_->metrics_json()}};
+  return vmm::metrics_json(pool_->stats(), lnics_->readings(), nets_->readings());
 }
 
 // A latency run: wait until the guest has enabled lnic 0 and answered a first interrupt
@@ -462,11 +414,7 @@ void Machine::start_latency_run(const LatencyOptions& opts) {
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                             std::chrono::duration<double>(opts.ready_timeout_s));
-  const double floor_rate =
-      opts.floor_rate_hz > 0 ? opts.floor_rate_hz
-                             : (config_.lnics[0].backend.type == devices::lnic::BackendType::pktgen
-                                    ? config_.lnics[0].backend.pktgen.rate_pps
-                                    : 1000.0);
+  const double floor_rate = lnic_floor_rate_hz(opts.floor_rate_hz, lnics_->backend_summary(0));
   // Arm the doorbells now (the guest may return pages as soon as it runs), not the backends.
   boost::asio::post(io_, [this] { lnics_->start_doorbells(); });
   // Polls until the guest has enabled the NIC and answered the warm-up probe. A member
@@ -480,10 +428,7 @@ void Machine::start_latency_run(const LatencyOptions& opts) {
     if (enabled_at && !probe_sent) probe_sent = nic_ptr->send_probe();
     if (!probe_sent || !nic_ptr->probe_answered()) {
       if (now > deadline) {
-        latency_error_ =
-            "the guest did not " +
-            std::string(enabled_at ? "answer an interrupt from lnic " : "enable lnic ") +
-            nic_ptr->config().id + " in time";
+        latency_error_ = lnic_not_ready_message(nic_ptr->config().id, enabled_at.has_value());
         request_shutdown(kExitUsage,
                          enabled_at ? "lnic interrupt never answered" : "lnic never enabled");
         return;

@@ -50,7 +50,7 @@
 #include "vmm/memory/pool_worker.h"
 #include "vmm/net/lnic_set.h"
 #include "vmm/net/virtio_net_set.h"
-#include "vmm/report/latency_report.h"
+#include "vmm/report/lnic_latency.h"
 #include "vmm/vcpu_runner.h"
 
 namespace labyrinth::vmm {
@@ -84,6 +84,7 @@ class Machine final : public devices::VmControl {
   const Vcpu::TscOffset& tsc_offset() const { return tsc_offset_; }
   // ... and read again after the run (equal to tsc_offset() unless KVM moved it).
   const Vcpu::TscOffset& tsc_offset_end() const { return tsc_offset_end_; }
+  // The pool's, lnics' and virtio-nets' counters (vmm/report/metrics.h). After run().
   boost::json::object metrics_json() const;
   // Set by a latency run that could not measure (e.g. the guest never enabled the NIC).
   const std::string& latency_error() const { return latency_error_; }

@@ -5,25 +5,22 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <string>
-
-#include <boost/json/serialize.hpp>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
-#include "allocator/measure/tsc.h"
 #include "vmm/config/config.h"
 #include "vmm/error.h"
-#include "vmm/kvm/host_kind.h"
+#include "vmm/kvm/host_probe.h"
 #include "vmm/machine.h"
-#include "vmm/report/latency_report.h"
+#include "vmm/report/host_kind.h"
+#include "vmm/report/lnic_latency.h"
+#include "vmm/report/metrics.h"
 
 namespace {
 
@@ -97,121 +94,28 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
                        status);
     return status;
   }
-  auto& nic = *(*machine)->lnics().nics()[0];
-  const auto& m = nic.metrics();
-  const auto& lat = nic.latency();
-  const auto& be = config->lnics[0].backend;
-  std::string title =
-      "lnic " + nic.config().id + ": " +
-      (be.type == devices::lnic::BackendType::pktgen
-           ? std::to_string(static_cast<long>(be.pktgen.rate_pps)) + " pps pktgen, " +
-                 std::to_string(be.pktgen.frame_size) + "-byte frames"
-           : std::string(nic.backend().name()) + " backend");
-  vmm::LatencyReport r(title);
-  r.note("host", vmm::detect_host_kind().description);
-  const auto& tsc = (*machine)->tsc_offset();
-  r.note("guest TSC offset",
-         std::to_string(tsc.offset) + " ticks (" +
-             (tsc.from_attribute ? "KVM_VCPU_TSC_OFFSET, matches the measured pair"
-                                 : "measured guest/host TSC pair, +-" +
-                                       std::to_string(tsc.uncertainty) + " ticks") +
-             ")");
-  // KVM's TSC catch-up mode (hosts whose TSC it deems unstable, such as QEMU TCG) moves
-  // the offset while the guest runs: guest stamps then carry that error.
-  const double drift_us = measure::TscClock::instance().to_ns(static_cast<uint64_t>(
-                              std::llabs((*machine)->tsc_offset_end().offset - tsc.offset))) /
-                          1000.0;
-  // Stamps that map to before the event they answer: the offset was off while they
-  // were taken, even when it is back where it started by the end (KVM's catch-up moves
-  // the guest TSC behind and forward again while the vCPU thread waits for a CPU).
-  const uint64_t early = m.guest_stamp_early.get() + m.floor_early.get();
-  const uint64_t stamps = early + lat.guest.count() + lat.floor.count();
-  // Stable: KVM's attribute agreed with the measured pair at the start, the offset
-  // moved by at most 10 us over the run (under QEMU TCG KVM rewrites it at every vCPU
-  // load, and the guest and floor spans then carry that error) and at most 1% of the
-  // guest's stamps were early.
-  const bool tsc_stable = tsc.from_attribute && drift_us <= 10 && early * 100 <= stamps;
-  {
-    char drift[192];
-    (void)std::snprintf(
-        drift, sizeof drift, "%.1f us over the run, %lu of %lu guest stamps early%s", drift_us,
-        static_cast<unsigned long>(early), static_cast<unsigned long>(stamps),
-        tsc_stable ? "" : " (offset unstable: guest and floor spans carry its error)");
-    r.note("guest TSC offset drift", drift);
-  }
-  r.note("guest",
-         config->kernel_image_path + (config->boot_args.empty() ? "" : " " + config->boot_args));
-  // Observed: KVM's count of the HLTs vCPU 0 executed while the run measured.
-  r.note("guest idle mode", vmm::idle_mode_note((*machine)->latency_halts()));
-  r.note("duration", std::to_string(seconds) + " s: first half floor, second half device path");
-  {
-    char warmup[160];
-    (void)std::snprintf(warmup, sizeof warmup,
-                        "%.0f ms from the guest enabling %s to its answer to a first "
-                        "interrupt; measured from then on",
-                        (*machine)->latency_warmup_s() * 1000, nic.config().id.c_str());
-    r.note("warm-up", warmup);
-  }
-  r.add("alloc",
-        vmm::alloc_span_description(nic.alloc_timer_ticks(), m.alloc_net_zero.get(),
-                                    lat.alloc.count()),
-        lat.alloc, m.rx_drop_no_page.get());
-  r.add("host_rx", "frame ready (scheduled) -> completion posted and MSI irqfd signalled",
-        lat.host_rx, m.rx_drops());
-  r.add("guest", "frame ready (scheduled) -> guest interrupt handler entry (guest TSC)", lat.guest,
-        m.rx_drops());
-  r.add("floor", "irqfd signalled at its scheduled time -> guest handler entry, no device work",
-        lat.floor, m.floor_missed.get() + m.floor_early.get());
-  // A floor is sent only when the guest has answered the previous one: a guest (or a
-  // host) slower than the floor rate answers few of them, and the report says so.
-  const uint64_t floor_ticks = m.floor_sent.get() + m.floor_missed.get();
-  if (m.floor_missed.get() * 2 > floor_ticks) {
-    char thin[224];
-    (void)std::snprintf(thin, sizeof thin,
-                        "%lu of %lu floor ticks sent, %lu skipped because the guest had not "
-                        "answered the previous floor: the host is slower than the floor rate",
-                        static_cast<unsigned long>(m.floor_sent.get()),
-                        static_cast<unsigned long>(floor_ticks),
-                        static_cast<unsigned long>(m.floor_missed.get()));
-    r.note("floor samples", thin);
-  }
-  const double floor50 = static_cast<double>(lat.floor.percentile(50));
-  const double floor99 = static_cast<double>(lat.floor.percentile(99));
-  char buf[160];
-  if (floor50 > 0 && lat.guest.count() > 0) {
-    (void)std::snprintf(
-        buf, sizeof buf, "p50 %.2fx, p99 %.2fx",
-        static_cast<double>(lat.guest.percentile(50)) / floor50,
-        floor99 > 0 ? static_cast<double>(lat.guest.percentile(99)) / floor99 : 0.0);
-    r.note("device path / floor", buf);
-  }
-  if (lat.host_rx.count() > 0) {
-    (void)std::snprintf(buf, sizeof buf, "%.2f%% at p50",
-                        100.0 * static_cast<double>(lat.alloc.percentile(50)) /
-                            static_cast<double>(std::max<uint64_t>(lat.host_rx.percentile(50), 1)));
-    r.note("allocation share of host_rx", buf);
-  }
-  std::cout << r.table();
-  std::cout << "rx_frames " << m.rx_frames.get() << ", drops " << m.rx_drops() << ", violations "
-            << m.violations() << ", pages with guest " << nic.pages_with_guest()
-            << ", early guest stamps " << m.guest_stamp_early.get() << ", floors sent "
-            << m.floor_sent.get() << " (missed " << m.floor_missed.get() << ", early "
-            << m.floor_early.get() << ")\n";
-  if (!json_path.empty()) {
-    auto j = r.json();
-    j["metrics"] = (*machine)->metrics_json();
-    j["tsc_offset_drift_us"] = drift_us;
-    j["tsc_offset_stable"] = tsc_stable;
-    if (const auto& h = (*machine)->latency_halts()) {
-      j["vcpu0_halt_exits"] = h->halt_exits;
-      if (h->has_wait) j["vcpu0_halt_wait_ns"] = h->halt_wait_ns;
-    }
-    std::ofstream out(json_path);
-    out << boost::json::serialize(j) << "\n";
-    if (!out) {
-      (void)std::fprintf(stderr, "labyrinth: cannot write %s\n", json_path.c_str());
-      return vmm::kExitHostError;
-    }
+  // The run's plain facts for vmm/report/: nothing there reads the machine or the config.
+  const auto tsc = [](const vmm::Vcpu::TscOffset& t) {
+    return vmm::TscOffsetReading{
+        .offset = t.offset, .from_attribute = t.from_attribute, .uncertainty = t.uncertainty};
+  };
+  const vmm::HostProbe host = vmm::probe_host();
+  const vmm::LnicLatencyRun run{
+      .nic = (*machine)->lnics().reading(0),
+      .host = vmm::describe_host(host.module, host.hypervisor).description,
+      .guest =
+          config->kernel_image_path + (config->boot_args.empty() ? "" : " " + config->boot_args),
+      .seconds = seconds,
+      .warmup_s = (*machine)->latency_warmup_s(),
+      .tsc_start = tsc((*machine)->tsc_offset()),
+      .tsc_end = tsc((*machine)->tsc_offset_end()),
+      .halts = (*machine)->latency_halts()};
+  const vmm::LatencyReport r = vmm::lnic_latency_report(run);
+  std::cout << r.table() << vmm::lnic_latency_summary(run);
+  if (!json_path.empty() &&
+      !vmm::write_json(json_path, vmm::lnic_latency_json(r, run, (*machine)->metrics_json()))) {
+    (void)std::fprintf(stderr, "labyrinth: cannot write %s\n", json_path.c_str());
+    return vmm::kExitHostError;
   }
   if (!plot_path.empty() && !r.write_svg(plot_path)) {
     (void)std::fprintf(stderr, "labyrinth: cannot write %s\n", plot_path.c_str());

@@ -122,50 +122,32 @@ void LnicSet::stop() {
   }
 }
 
-boost::json::array LnicSet::metrics_json() const {
-  boost::json::array out;
-  for (size_t i = 0; i < nics_.size(); ++i) {
-    const lnic::Lnic& n = *nics_[i];
-    const lnic::LnicMetrics& m = n.metrics();
-    const lnic::BackendStats b = n.backend().stats();
-    boost::json::object j;
-    j["id"] = settings_[i].id;
-    j["backend"] = std::string(n.backend().name());
-    j["rx_frames"] = m.rx_frames.get();
-    j["rx_bytes"] = m.rx_bytes.get();
-    j["rx_drops"] = boost::json::object{
-        {"no_page", m.rx_drop_no_page.get()},         {"ring_full", m.rx_drop_ring_full.get()},
-        {"not_running", m.rx_drop_not_running.get()}, {"oversize", m.rx_drop_oversize.get()},
-        {"bad_ring", m.rx_drop_bad_ring.get()},       {"generator_overrun", b.overrun}};
-    j["tx_frames"] = m.tx_frames.get();
-    j["tx_bytes"] = m.tx_bytes.get();
-    j["tx_drops"] = m.tx_drop_backend.get();
-    j["irqs"] = m.irqs.get();
-    j["pages_returned"] = m.pages_returned.get();
-    j["guest_samples_early"] = m.guest_stamp_early.get();
-    j["alloc_timer_ticks"] = n.alloc_timer_ticks();
-    j["alloc_samples_net_zero"] = m.alloc_net_zero.get();
-    j["floor"] = boost::json::object{{"sent", m.floor_sent.get()},
-                                     {"missed", m.floor_missed.get()},
-                                     {"early", m.floor_early.get()}};
-    j["pages_with_guest"] = n.pages_with_guest();
-    j["doorbells"] =
-        boost::json::object{{"return", m.ret_doorbells.get()}, {"tx", m.tx_doorbells.get()}};
-    j["violations"] = boost::json::object{{"bad_address", m.viol_bad_address.get()},
-                                          {"not_owner", m.viol_not_owner.get()},
-                                          {"double_return", m.viol_double_free.get()},
-                                          {"stale", m.viol_stale.get()},
-                                          {"bad_index", m.viol_bad_index.get()},
-                                          {"bad_tx_descriptor", m.viol_bad_tx.get()},
-                                          {"bad_register_access", m.mmio_bad_access.get()},
-                                          {"rejected_config", m.config_errors.get()}};
-    if (b.generated != 0) {
-      j["pktgen"] = boost::json::object{{"generated", b.generated},
-                                        {"overrun", b.overrun},
-                                        {"max_lateness_ns", b.max_lateness_ns}};
-    }
-    out.push_back(std::move(j));
+LnicBackendSummary LnicSet::backend_summary(size_t i) const {
+  const lnic::BackendConfig& be = settings_[i].backend;
+  // The backend as configured (its rate and frame size), named as the backend names itself.
+  LnicBackendSummary backend{.name = std::string(nics_[i]->backend().name()),
+                             .pktgen = be.type == lnic::BackendType::pktgen};
+  if (backend.pktgen) {
+    backend.rate_pps = be.pktgen.rate_pps;
+    backend.frame_size = be.pktgen.frame_size;
   }
+  return backend;
+}
+
+LnicReading LnicSet::reading(size_t i) const {
+  const lnic::Lnic& n = *nics_[i];
+  return LnicReading{.id = settings_[i].id,
+                     .backend = backend_summary(i),
+                     .backend_stats = n.backend().stats(),
+                     .metrics = &n.metrics(),
+                     .latency = &n.latency(),
+                     .alloc_timer_ticks = n.alloc_timer_ticks(),
+                     .pages_with_guest = n.pages_with_guest()};
+}
+
+std::vector<LnicReading> LnicSet::readings() const {
+  std::vector<LnicReading> out;
+  for (size_t i = 0; i < nics_.size(); ++i) out.push_back(reading(i));
   return out;
 }
 

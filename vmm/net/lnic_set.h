@@ -12,6 +12,7 @@
 //   nics->start();                // on the event loop thread: backends begin
 //   ...
 //   nics->stop();                 // before the pool and the VM go
+//   metrics_json(pool, nics->readings(), ...);   // vmm/report/ writes what they counted
 #pragma once
 
 #include <cstdint>
@@ -20,7 +21,6 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/json/object.hpp>
 
 #include "allocator/page_pool.h"
 #include "devices/bus/bus.h"
@@ -33,6 +33,7 @@
 #include "vmm/kvm/vm.h"
 #include "vmm/memory/guest_memory.h"
 #include "vmm/net/lnic_settings.h"
+#include "vmm/report/metrics.h"
 
 namespace labyrinth::vmm {
 
@@ -72,8 +73,11 @@ class LnicSet {
   void stop();  // event loop thread (or after it stopped)
   bool empty() const { return nics_.empty(); }
   std::vector<std::shared_ptr<devices::lnic::Lnic>>& nics() { return nics_; }
-  // Per-NIC counters (Firecracker net-metrics style) and the pool's view.
-  boost::json::array metrics_json() const;
+  // NIC i's counters and histograms for the reports (vmm/report/metrics.h), and all of
+  // them. Read after stop(): the histograms are the event loop's while it runs.
+  LnicReading reading(size_t i) const;
+  LnicBackendSummary backend_summary(size_t i) const;  // any time after create()
+  std::vector<LnicReading> readings() const;
 
  private:
   LnicSet(alloc::PagePool& pool, const GuestMemory& memory) : pool_(pool), ram_(memory) {}

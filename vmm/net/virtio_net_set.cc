@@ -2,8 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include "vmm/report/latency_report.h"
-
 namespace labyrinth::vmm {
 
 namespace virtio = devices::virtio;
@@ -76,58 +74,15 @@ void VirtioNetSet::stop() {
   for (auto& n : nets_) n->stop();
 }
 
-boost::json::array VirtioNetSet::metrics_json() const {
-  boost::json::array out;
+std::vector<VirtioNetReading> VirtioNetSet::readings() const {
+  std::vector<VirtioNetReading> out;
   for (size_t i = 0; i < nets_.size(); ++i) {
     const virtio::VirtioNet& n = *nets_[i];
-    const virtio::NetMetrics& m = n.metrics();
-    const virtio::TransportMetrics& t = transports_[i]->metrics();
-    boost::json::object bad;
-    for (size_t e = 1; e < m.bad_chains.size(); ++e) {
-      const std::string_view name = virtio::to_string(static_cast<virtio::QueueError>(e));
-      if (name != "unknown queue error") bad[name] = m.bad_chains[e].get();
-    }
-    LatencyReport r("virtio-net " + n.config().id);
-    r.add("host_rx", "frame read from the TAP -> used ring written and MSI irqfd signalled",
-          n.latency().host_rx, m.rx_drop_too_small.get() + m.rx_drop_oversize.get());
-    boost::json::object j{
-        {"iface_id", n.config().id},
-        {"host_dev_name", n.tap_name()},
-        {"rx_frames", m.rx_frames.get()},
-        {"rx_bytes", m.rx_bytes.get()},
-        {"rx_drops", boost::json::object{{"buffer_too_small", m.rx_drop_too_small.get()},
-                                         {"oversize", m.rx_drop_oversize.get()}}},
-        {"rx_waits_for_buffers", m.rx_waits.get()},
-        {"tx_frames", m.tx_frames.get()},
-        {"tx_bytes", m.tx_bytes.get()},
-        {"tx_drops", boost::json::object{{"backend", m.tx_drop_backend.get()},
-                                         {"malformed", m.tx_drop_malformed.get()}}},
-        {"irqs", m.irqs.get()},
-        {"kicks", boost::json::object{{"rx", m.kicks_rx.get()}, {"tx", m.kicks_tx.get()}}},
-        {"malformed_chains", m.bad_chains_total()},
-        {"malformed_by_reason", std::move(bad)},
-        {"needs_reset", m.needs_reset.get()},
-        {"transport", boost::json::object{{"bad_register_access", t.bad_access.load()},
-                                          {"features_rejected", t.feature_rejects.load()},
-                                          {"queues_rejected", t.queue_rejects.load()},
-                                          {"msi_rejected", t.msi_rejects.load()},
-                                          {"status_writes_rejected", t.status_rejects.load()},
-                                          {"activations", t.activations.load()},
-                                          {"resets", t.resets.load()}}},
-        {"latency", r.json()}};
-    out.push_back(std::move(j));
-  }
-  return out;
-}
-
-std::string VirtioNetSet::report() const {
-  std::string out;
-  for (const auto& n : nets_) {
-    LatencyReport r("virtio-net " + n->config().id + " (TAP " + n->tap_name() + ")");
-    r.add("host_rx", "frame read from the TAP -> used ring written and MSI irqfd signalled",
-          n->latency().host_rx,
-          n->metrics().rx_drop_too_small.get() + n->metrics().rx_drop_oversize.get());
-    out += r.table();
+    out.push_back(VirtioNetReading{.id = n.config().id,
+                                   .tap_name = n.tap_name(),
+                                   .metrics = &n.metrics(),
+                                   .latency = &n.latency(),
+                                   .transport = &transports_[i]->metrics()});
   }
   return out;
 }

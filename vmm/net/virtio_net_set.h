@@ -9,7 +9,7 @@
 //   auto nets = VirtioNetSet::create(cfg.network_interfaces, *vm, router, io, mem, pci, mmio);
 //   nets->start();   // event loop thread: the doorbells
 //   ...
-//   nets->stop();    // before the VM goes; then metrics_json() / report()
+//   nets->stop();    // before the VM goes; then readings() for vmm/report/
 #pragma once
 
 #include <cstdint>
@@ -19,7 +19,6 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/json/array.hpp>
 
 #include "devices/bus/bus.h"
 #include "devices/pci/pci_bus.h"
@@ -32,6 +31,7 @@
 #include "vmm/kvm/vm.h"
 #include "vmm/memory/guest_memory.h"
 #include "vmm/net/lnic_set.h"
+#include "vmm/report/metrics.h"
 
 namespace labyrinth::vmm {
 
@@ -50,10 +50,9 @@ class VirtioNetSet {
   void stop();   // event loop thread, or after it stopped
   bool empty() const { return nets_.empty(); }
   const std::vector<std::shared_ptr<devices::virtio::VirtioNet>>& nets() const { return nets_; }
-  // Counters per interface, with the host_rx span as the latency report writes spans.
-  boost::json::array metrics_json() const;
-  // The host_rx table of every interface (the lnic's report format), for --stats.
-  std::string report() const;
+  // Every interface's counters and host_rx histogram for the reports
+  // (vmm/report/metrics.h, stats.h). Read after stop().
+  std::vector<VirtioNetReading> readings() const;
 
  private:
   explicit VirtioNetSet(const GuestMemory& memory) : ram_(memory) {}

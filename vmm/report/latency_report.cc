@@ -199,44 +199,4 @@ bool LatencyReport::write_svg(const std::string& path) const {
   return static_cast<bool>(f);
 }
 
-std::string idle_mode_note(const std::optional<HaltObservation>& seen) {
-  if (!seen) {
-    return "not observed: KVM offers no per-vCPU statistics here (KVM_GET_STATS_FD with "
-           "halt_exits, Linux 5.14+); see the guest's own output";
-  }
-  char buf[256];
-  const std::string source =
-      seen->has_wait ? "KVM statistics halt_exits, halt_wait_ns" : "KVM statistic halt_exits";
-  if (seen->halt_exits == 0) {
-    (void)std::snprintf(buf, sizeof buf,
-                        "never halted: vCPU %u executed no HLT in the measured %.1f s (%s): it "
-                        "polled or spun between interrupts",
-                        seen->vcpu, seen->seconds, source.c_str());
-    return buf;
-  }
-  char blocked[64] = "";
-  if (seen->has_wait && seen->seconds > 0) {
-    (void)std::snprintf(
-        blocked, sizeof blocked, ", blocked in it %.0f%% of the time",
-        std::min(100.0, static_cast<double>(seen->halt_wait_ns) / 1e7 / seen->seconds));
-  }
-  (void)std::snprintf(buf, sizeof buf,
-                      "halted: vCPU %u executed HLT %llu times in the measured %.1f s%s (%s)",
-                      seen->vcpu, static_cast<unsigned long long>(seen->halt_exits), seen->seconds,
-                      blocked, source.c_str());
-  return buf;
-}
-
-std::string alloc_span_description(uint64_t timer_ticks, uint64_t net_zero, uint64_t samples) {
-  char buf[320];
-  (void)std::snprintf(
-      buf, sizeof buf,
-      "alloc_page(atomic|exclusive) call on the RX path, net of the rdtsc "
-      "pair's own cost (%llu ticks, %.0f ns, calibrated at start); samples at "
-      "or below it count as 0 (%llu of %llu)",
-      static_cast<unsigned long long>(timer_ticks), measure::TscClock::instance().to_ns(timer_ticks),
-      static_cast<unsigned long long>(net_zero), static_cast<unsigned long long>(samples));
-  return buf;
-}
-
 }  // namespace labyrinth::vmm

@@ -12,7 +12,6 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,22 +48,5 @@ class LatencyReport {
   std::vector<Span> spans_;
   std::vector<std::pair<std::string, std::string>> notes_;
 };
-
-// What KVM counted for the vCPU that takes the NIC's interrupts over the measured phases
-// (vmm/kvm/vcpu_stats.h), for the "guest idle mode" note: observed, not assumed from
-// which guest was booted.
-struct HaltObservation {
-  uint32_t vcpu = 0;
-  double seconds = 0;         // the interval the counts cover
-  uint64_t halt_exits = 0;    // HLTs executed
-  uint64_t halt_wait_ns = 0;  // time blocked after halting
-  bool has_wait = false;      // the kernel offers halt_wait_ns
-};
-// The note's text; std::nullopt: KVM offers no per-vCPU statistics (it says so).
-std::string idle_mode_note(const std::optional<HaltObservation>& seen);
-
-// The alloc span's description: what its samples are net of (the empty rdtsc pair,
-// `timer_ticks`, calibrated once) and how many of `samples` that made 0.
-std::string alloc_span_description(uint64_t timer_ticks, uint64_t net_zero, uint64_t samples);
 
 }  // namespace labyrinth::vmm
