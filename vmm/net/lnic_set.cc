@@ -147,6 +147,7 @@ LnicReading LnicSet::reading(size_t i) const {
 
 std::vector<LnicReading> LnicSet::readings() const {
   std::vector<LnicReading> out;
+  out.reserve(nics_.size());
   for (size_t i = 0; i < nics_.size(); ++i) out.push_back(reading(i));
   return out;
 }

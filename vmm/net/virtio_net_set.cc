@@ -76,6 +76,7 @@ void VirtioNetSet::stop() {
 
 std::vector<VirtioNetReading> VirtioNetSet::readings() const {
   std::vector<VirtioNetReading> out;
+  out.reserve(nets_.size());
   for (size_t i = 0; i < nets_.size(); ++i) {
     const virtio::VirtioNet& n = *nets_[i];
     out.push_back(VirtioNetReading{.id = n.config().id,
