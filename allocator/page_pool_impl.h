@@ -4,10 +4,10 @@
 // Internal to the pool: page_pool.cc (create, caches, the public alloc/free/transfer
 // paths), pool_worker.cc (the background worker) and pool_stats.cc (stats, audit)
 // include it, nothing else does. The operations are defined in the class, so the public
-// paths' translation unit inlines them exactly as the fast path needs: the atomic
-// alloc/free keep everything but their cold, out-of-line steps (reload, unload,
-// count_violation, spill_freed, recycle_freed) in one function body with no saved
-// registers. The records they work on and the concurrency design: pool_layout.h.
+// paths' translation unit inlines them: the atomic alloc and free are each one function
+// body, with only their cold steps out of line (reload, unload, count_violation,
+// spill_freed, recycle_freed). The records they work on and the concurrency design:
+// pool_layout.h.
 #pragma once
 
 #include <algorithm>

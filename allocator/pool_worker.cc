@@ -2,7 +2,7 @@
 // the pool below the low watermark, giving back chunks above the high one, and the one
 // loop that runs those passes (on the pool's own thread or on a caller's).
 //
-// Every job here runs under worker_mu; the atomic path never takes it (pool_layout.h).
+// Every pass runs under worker_mu, which the atomic path never takes.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
