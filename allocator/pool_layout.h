@@ -87,21 +87,6 @@
 //   page of the chunk, no page of it is anywhere else and the chunk can be unmapped;
 //   otherwise unfreeze and return the claim. Because the worker claimed >= what the
 //   frozen stack holds, every other outstanding claim is still covered by unfrozen stacks.
-#include "allocator/page_pool.h"
-
-#include <sys/mman.h>
-
-#include <algorithm>
-#include <bit>
-#include <condition_variable>
-#include <cstddef>
-#include <cstring>
-#include <mutex>
-#include <new>
-#include <optional>
-#include <system_error>
-#include <thread>
-#include <vector>
 #pragma once
 
 #include <atomic>
