@@ -21,7 +21,7 @@
 //     pool->free_page(*back, kDeviceOwner, rx);
 //   }
 //
-// Structure (details in page_pool.cc):
+// Structure (details in pool_layout.h; code in page_pool.cc, pool_worker.cc, pool_stats.cc):
 //   descriptors  one 64-bit atomic word per page {state, generation, owner}; every
 //                ownership change is a CAS on it, so a double/foreign/stale free loses
 //                the CAS and is reported, never corrupts anything.
@@ -91,8 +91,9 @@ struct PoolConfig {
   // (worker_poll): 4096 covers 8 M frees/s at 500 us. Beyond it, frees spill to the
   // shared dirty list (two more atomic read-modify-writes each).
   uint32_t dirty_ring = 4096;
-  bool start_worker = true;  // false: caller drives run_worker_once() (the VMM's pool
-                             // worker thread, vmm/memory/pool_worker.h; tests, benchmarks)
+  bool start_worker = true;  // false: the caller runs the worker: run_worker() on a thread
+                             // of its own (the VMM, vmm/memory/pool_worker.h), or steps it
+                             // with run_worker_once() (tests, benchmarks, fuzzers)
   bool shrink = true;        // worker gives back fully free chunks above high watermark
   // ... but only once the depot has stayed above high + one chunk this long (hysteresis:
   // a memslot add/remove costs ~0.2 ms here and invalidates shadow page tables).
@@ -153,7 +154,7 @@ struct PoolStats {
   }
 };
 
-class PageCache;  // opaque per-context cache (page_pool.cc)
+class PageCache;  // opaque per-context cache (pool_layout.h)
 
 class PagePool {
  public:
@@ -237,9 +238,19 @@ class PagePool {
   const PoolConfig& config() const { return cfg_; }
   uint32_t id() const { return pool_id_; }
 
-  // One pass of the background worker's job (zero dirty pages, grow, shrink). Public
-  // for callers that run with start_worker = false: the VMM's worker thread, tests and
-  // benchmarks.
+  // The background worker, for callers that create the pool with start_worker = false.
+  // run_worker() runs the worker's loop on the calling thread until stop_worker(): the
+  // same loop the pool's own thread runs with start_worker = true (passes back to back
+  // while they make progress, else one every worker_poll, at once when a non-atomic
+  // allocation starts to wait). The VMM runs it on a thread it owns, so that the thread
+  // confines itself (seccomp) before any of the pool's code runs on it.
+  void run_worker();
+  // Makes run_worker() return (now if it sleeps, else after its current pass) and every
+  // later call return at once; non-atomic allocations stop waiting (Error::timed_out).
+  // The caller then joins its thread; the pool must outlive it. Thread-safe.
+  void stop_worker();
+  // One pass of the worker's job (zero dirty pages, grow, shrink), serialized with any
+  // other pass: tests and benchmarks step the worker with it.
   void run_worker_once();
 
   // Quiescent self-check: every page is in exactly one place (a cache, a depot stack,
@@ -247,7 +258,7 @@ class PagePool {
   // thread uses the pool. Returns a description of the first inconsistency, or "".
   std::string audit() const;
 
-  struct Impl;  // page_pool.cc
+  struct Impl;  // page_pool_impl.h
 
  private:
   explicit PagePool(const PoolConfig& cfg, MemslotSink& sink);

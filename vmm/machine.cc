@@ -139,7 +139,7 @@ std::expected<void, Error> Machine::build_pool() {
     };
   }
   try {
-    pool_worker_ = std::make_unique<PoolWorker>(*pool_, pc.worker_poll, std::move(confine));
+    pool_worker_ = std::make_unique<PoolWorker>(*pool_, std::move(confine));
   } catch (const std::system_error&) {
     spdlog::error("page pool: cannot start its worker thread");
     return std::unexpected(Error::pool_failed);

@@ -391,6 +391,32 @@ TEST_F(PagePoolTest, NonAtomicAllocWaitsForTheWorkerToGrow) {
   EXPECT_EQ(gpas.size(), pages.size());
 }
 
+// The worker's loop on a thread the caller owns (how the VMM runs it): it serves a
+// non-atomic allocation that waits for growth, and stop_worker() ends it even while it
+// sleeps. The poll is an hour, so neither can come from the poll timer.
+TEST_F(PagePoolTest, RunWorkerOnTheCallersThreadGrowsForWaitersAndStops) {
+  PoolConfig c = small_config();
+  c.worker_poll = std::chrono::hours(1);
+  c.wait_timeout = std::chrono::milliseconds(20'000);  // a bound: the worker ends the wait
+  auto pool = make(c);
+  std::thread worker([&] { pool->run_worker(); });
+  std::vector<Page> pages;
+  for (int i = 0; i < 13; ++i) {  // the 13th finds only the atomic reserve: needs growth
+    auto p = pool->alloc_page(kGfpExclusive, kDev, nullptr);
+    ASSERT_TRUE(p) << "allocation " << i << ": " << to_string(p.error());
+    pages.push_back(*p);
+  }
+  const PoolStats s = pool->stats();
+  EXPECT_EQ(s.fail_timed_out, 0u);
+  EXPECT_GE(s.chunks, 2u);
+  pool->stop_worker();
+  worker.join();       // returns: stop_worker wakes the sleeping loop
+  pool->run_worker();  // after stop_worker, returns at once
+  for (const Page& p : pages) EXPECT_TRUE(pool->free_page(p, kDev, nullptr));
+  pool->run_worker_once();
+  EXPECT_EQ(pool->audit(), "");
+}
+
 TEST_F(PagePoolTest, WorkerGrowsFromLowToHighUpToMaxAndShrinksBack) {
   auto pool = make(small_config());  // 16 pages, low 8, high 24, max 4 chunks (64 pages)
   PageCache* cache = pool->attach_cache().value();

@@ -16,7 +16,7 @@
 //                tears the VM down and writes the reports, so its list covers both (the
 //                issue's "main" thread kind is this one: after setup main runs nothing else)
 //   pool_worker  the page pool's worker (vmm/memory/pool_worker.h: the VMM's thread
-//                driving PagePool::run_worker_once), before its first pass
+//                running PagePool::run_worker), before its first pass
 //
 //   sandbox::Seccomp::prepare();                              // once, before any filter
 //   sandbox::Seccomp::install(ThreadKind::vcpu, {.vm_fd = vm, .vcpu_fd = fd}).value();
