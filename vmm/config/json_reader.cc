@@ -86,34 +86,29 @@ const json::value* Section::get(std::string_view key, bool required) {
   return v;
 }
 
-const json::object* Section::object(std::string_view key, bool required) {
+// The value of key if it has kind k; otherwise nullptr, and a message naming both kinds
+// unless the key is absent.
+const json::value* Section::typed(std::string_view key, bool required, json::kind k) {
   const json::value* v = get(key, required);
-  if (v == nullptr) return nullptr;
-  if (!v->is_object()) {
-    fail(key, std::string("expected an object, got ") + std::string(kind_name(v->kind())));
-    return nullptr;
-  }
-  return &v->get_object();
+  if (v == nullptr || v->kind() == k) return v;
+  fail(key, "expected " + std::string(kind_name(k)) + ", got " + std::string(kind_name(v->kind())));
+  return nullptr;
+}
+
+const json::object* Section::object(std::string_view key, bool required) {
+  const json::value* v = typed(key, required, json::kind::object);
+  return v == nullptr ? nullptr : &v->get_object();
 }
 
 const json::array* Section::array(std::string_view key, bool required) {
-  const json::value* v = get(key, required);
-  if (v == nullptr) return nullptr;
-  if (!v->is_array()) {
-    fail(key, std::string("expected an array, got ") + std::string(kind_name(v->kind())));
-    return nullptr;
-  }
-  return &v->get_array();
+  const json::value* v = typed(key, required, json::kind::array);
+  return v == nullptr ? nullptr : &v->get_array();
 }
 
 void Section::string(std::string_view key, bool required, std::string& out) {
-  const json::value* v = get(key, required);
-  if (v == nullptr) return;
-  if (!v->is_string()) {
-    fail(key, std::string("expected a string, got ") + std::string(kind_name(v->kind())));
-    return;
+  if (const json::value* v = typed(key, required, json::kind::string)) {
+    out = std::string(v->get_string());
   }
-  out = std::string(v->get_string());
 }
 
 void Section::integer(std::string_view key, bool required, uint64_t lo, uint64_t hi,

@@ -64,6 +64,8 @@ class Section {
   void number(std::string_view key, bool required, double lo, double hi, double& out);
 
  private:
+  const json::value* typed(std::string_view key, bool required, json::kind k);
+
   const json::object& obj_;
   std::string path_;
   std::optional<ConfigError>& err_;
