@@ -52,11 +52,7 @@ std::expected<void, Error> Machine::build() {
   if (!vm) return std::unexpected(vm.error());
   vm_ = std::move(*vm);
 
-  auto layout =
-      MemoryLayout::compute(uint64_t{config_.mem_size_mib} * kMiB, config_.pool.max_bytes());
-  if (!layout) return std::unexpected(layout.error());
-  layout_ = *layout;
-  auto memory = GuestMemory::create(layout_.ram);
+  auto memory = GuestMemory::create(config_.layout.ram);  // the map parse_config computed
   if (!memory) return std::unexpected(memory.error());
   memory_ = std::move(*memory);
   if (auto r = memory_->register_slots(*vm_); !r) return r;
@@ -81,7 +77,7 @@ std::expected<void, Error> Machine::build() {
 }
 
 std::expected<uint64_t, Error> Machine::load_linux_guest(std::span<const std::byte> image) {
-  // The configuration was checked against the same files (config.cc): failing here means
+  // The configuration was checked against the same files (config/preflight.cc): failing here means
   // a file changed in between.
   auto rejected = [](const BootError& e) {
     spdlog::error("{}", e.message());
@@ -95,9 +91,10 @@ std::expected<uint64_t, Error> Machine::load_linux_guest(std::span<const std::by
     if (!bytes) return std::unexpected(bytes.error());
     initrd = std::move(*bytes);
   }
-  auto plan = plan_linux_boot(*kernel, layout_, initrd.size(), config_.boot_args);
+  auto plan = plan_linux_boot(*kernel, config_.layout, initrd.size(), config_.boot_args);
   if (!plan) return rejected(plan.error());
-  if (auto r = load_linux(image, *kernel, *plan, initrd, config_.boot_args, *memory_, layout_);
+  if (auto r =
+          load_linux(image, *kernel, *plan, initrd, config_.boot_args, *memory_, config_.layout);
       !r) {
     return std::unexpected(r.error());
   }
@@ -111,19 +108,16 @@ std::expected<void, Error> Machine::build_pool() {
   pool_sink_ = std::make_unique<VmMemslotSink>(*vm_);
   const PoolSettings& p = config_.pool;
   alloc::PoolConfig pc;
-  pc.window_gpa = layout_.pool.gpa;
-  pc.window_size = layout_.pool.size;
+  pc.window_gpa = config_.layout.pool.gpa;
+  pc.window_size = config_.layout.pool.size;
   pc.chunk_bytes = uint64_t{p.chunk_size_kib} * kKiB;
   pc.initial_chunks = p.initial_chunks;
   pc.max_chunks = p.max_chunks;
   pc.min_pages = p.min_pages;
   pc.low_pages = p.low_pages;
   pc.high_pages = p.high_pages;
-  pc.backing = p.backing == "thp"       ? alloc::Backing::thp
-               : p.backing == "hugetlb" ? alloc::Backing::hugetlb
-                                        : alloc::Backing::small_pages;
-  pc.zero_policy =
-      p.zero_policy == "on_free" ? alloc::ZeroPolicy::on_free : alloc::ZeroPolicy::worker;
+  pc.backing = p.backing;
+  pc.zero_policy = p.zero_policy;
   pc.start_worker = false;  // pool_worker_ drives it (pool_worker.h)
   auto pool = alloc::PagePool::create(pc, *pool_sink_);
   if (!pool) {
@@ -240,7 +234,7 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
   auto khz = vcpus_[0]->tsc_khz();
   BootParams params{n, khz ? *khz : 0, config_.boot_args};
   if (!linux_) {
-    if (auto r = write_boot_structures(*memory_, layout_, params); !r) return r;
+    if (auto r = write_boot_structures(*memory_, config_.layout, params); !r) return r;
   }
   if (!lnics_->empty()) {  // device descriptors for the guest's drivers
     auto info = memory_->read_obj<labyrinth_boot_info>(LABYRINTH_BOOT_INFO_GPA);

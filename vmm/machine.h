@@ -113,7 +113,6 @@ class Machine final : public devices::VmControl {
   boost::asio::io_context io_;  // destroyed last: every Asio object below uses it
   std::optional<Kvm> kvm_;
   std::unique_ptr<Vm> vm_;
-  MemoryLayout layout_;
   std::unique_ptr<GuestMemory> memory_;
   std::unique_ptr<VmMemslotSink> pool_sink_;
   std::unique_ptr<alloc::PagePool> pool_;

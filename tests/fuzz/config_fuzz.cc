@@ -3,7 +3,7 @@
 // Invariants: every input yields a Config or a ConfigError (never a crash, never an
 // exception); an error is one printable line naming a known field (or the file); an
 // accepted Config holds only values the validator promises (ranges, enumerations,
-// watermark order, unique lnic ids, unicast MACs).
+// watermark order, unique lnic ids, unicast MACs) and the memory map of its sizes.
 #include <cstddef>
 #include <cstdint>
 #include <set>
@@ -54,17 +54,25 @@ void check_config(const Config& c, const ConfigLimits& l) {
              "mem_size_mib %u", c.mem_size_mib);
   FUZZ_CHECK(!c.serial.output.empty(), "empty serial output");
   const auto& p = c.pool;
-  FUZZ_CHECK(p.backing == "4k" || p.backing == "thp" || p.backing == "hugetlb", "backing %s",
-             p.backing.c_str());
-  FUZZ_CHECK(p.zero_policy == "worker" || p.zero_policy == "on_free", "zero_policy %s",
-             p.zero_policy.c_str());
-  FUZZ_CHECK(p.chunk_size_kib >= 4 && p.chunk_size_kib % (p.backing == "4k" ? 4 : 2048) == 0,
+  using labyrinth::alloc::Backing;
+  using labyrinth::alloc::ZeroPolicy;
+  FUZZ_CHECK(p.backing == Backing::small_pages || p.backing == Backing::thp ||
+                 p.backing == Backing::hugetlb,
+             "backing %d", static_cast<int>(p.backing));
+  FUZZ_CHECK(p.zero_policy == ZeroPolicy::worker || p.zero_policy == ZeroPolicy::on_free,
+             "zero_policy %d", static_cast<int>(p.zero_policy));
+  FUZZ_CHECK(p.chunk_size_kib >= 4 &&
+                 p.chunk_size_kib % (p.backing == Backing::small_pages ? 4 : 2048) == 0,
              "chunk_size_kib %u", p.chunk_size_kib);
   FUZZ_CHECK(p.max_chunks >= 1 && p.initial_chunks <= p.max_chunks, "chunks %u/%u",
              p.initial_chunks, p.max_chunks);
   FUZZ_CHECK(p.max_bytes() <= (16ull << 30), "pool max bytes %llu",
              static_cast<unsigned long long>(p.max_bytes()));
   FUZZ_CHECK(p.min_pages <= p.low_pages && p.low_pages <= p.high_pages, "watermarks");
+  // The memory map the machine builds on is the one of these sizes.
+  FUZZ_CHECK(c.layout.ram_bytes == uint64_t{c.mem_size_mib} << 20 &&
+                 c.layout.pool.size >= p.max_bytes() && !c.layout.ram.empty(),
+             "layout of %u MiB", c.mem_size_mib);
   FUZZ_CHECK(c.lnics.size() <= LABYRINTH_MAX_DEVICES, "%zu lnics", c.lnics.size());
   std::set<std::string> ids;
   for (const auto& n : c.lnics) {

@@ -54,7 +54,7 @@
 #include "devices/virtio/virtio_abi.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "vmm/memory/guest_memory.h"
-#include "vmm/net/lnic_set.h"
+#include "vmm/memory/guest_ram_view.h"
 
 namespace {
 
@@ -136,7 +136,8 @@ struct Harness {
     FUZZ_CHECK(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0,
                "socketpair");
     peer = sv[1];
-    net = std::make_shared<v::VirtioNet>(v::NetConfig{"fuzz0", mac}, io, v::TapFd(sv[0], "fuzz"));
+    net = std::make_shared<v::VirtioNet>(v::NetConfig{"fuzz0", mac}, io,
+                                         labyrinth::devices::TapFd(sv[0], "fuzz"));
     t = std::make_shared<v::VirtioPciTransport>(net, *view, kBar,
                                                 std::vector<MsiLine*>{&msi[0], &msi[1], &msi[2]});
     snap.resize(std::size(kRam));

@@ -60,8 +60,31 @@ TEST_F(Config, ParsesFullConfig) {
   EXPECT_EQ(cfg->serial.output, "out.txt");
   EXPECT_FALSE(cfg->serial.read_stdin);
   EXPECT_EQ(cfg->pool.chunk_size_kib, 4096u);
-  EXPECT_EQ(cfg->pool.backing, "thp");
+  EXPECT_EQ(cfg->pool.backing, alloc::Backing::thp);
   EXPECT_EQ(cfg->pool.high_pages, 3u);
+}
+
+// The pool's enumerations arrive parsed and the memory map computed: the machine takes
+// both from the Config as they are.
+TEST_F(Config, ParsesPoolEnumsAndComputesTheMemoryLayout) {
+  auto cfg = parse(with(R"({"mem_size_mib": 256})",
+                        R"(, "labyrinth": {"pool": {"chunk_size_kib": 4096, "max_chunks": 8,
+                             "backing": "hugetlb", "zero_policy": "worker"}})"));
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
+  EXPECT_EQ(cfg->pool.backing, alloc::Backing::hugetlb);
+  EXPECT_EQ(cfg->pool.zero_policy, alloc::ZeroPolicy::worker);
+  EXPECT_EQ(cfg->layout.ram_bytes, 256 * kMiB);
+  ASSERT_EQ(cfg->layout.ram.size(), 1u);
+  EXPECT_EQ(cfg->layout.ram[0].size, 256 * kMiB);
+  EXPECT_EQ(cfg->layout.pool.gpa, 4 * kGiB);   // above the MMIO gap, 1 GiB aligned
+  EXPECT_EQ(cfg->layout.pool.size, 1 * kGiB);  // 32 MiB of pool, rounded up to whole GiB
+
+  auto defaults = parse(R"({"boot-source": {"kernel_image_path": ")" + kernel_ + R"("}})");
+  ASSERT_TRUE(defaults.has_value()) << defaults.error().message();
+  EXPECT_EQ(defaults->pool.backing, alloc::Backing::small_pages);
+  EXPECT_EQ(defaults->pool.zero_policy, alloc::ZeroPolicy::on_free);
+  EXPECT_EQ(defaults->layout.ram_bytes, 128 * kMiB);
+  EXPECT_EQ(defaults->layout.pool.size, 1 * kGiB);
 }
 
 TEST_F(Config, DefaultsWhenOptionalSectionsAreMissing) {
@@ -162,6 +185,8 @@ TEST_F(Config, RejectsBadPoolAndSerialSettings) {
             "labyrinth.pool.initial_chunks: must be at most max_chunks (4), got 5");
   EXPECT_EQ(pool(R"({"max_chunks": 0})"), "labyrinth.pool.max_chunks: must be 1..4096, got 0");
   EXPECT_EQ(pool(R"({"min_pages": 10, "low_pages": 5})").rfind("labyrinth.pool.low_pages:", 0), 0u);
+  EXPECT_EQ(pool(R"({"zero_policy": "never"})"),
+            "labyrinth.pool.zero_policy: must be \"worker\" or \"on_free\", got \"never\"");
   EXPECT_EQ(error_of(with("{}", R"(, "serial": {"input": "tty"})")),
             "serial.input: must be \"stdin\" or \"none\", got \"tty\"");
 }

@@ -12,7 +12,7 @@
 //                                 "min_pages": 64, "low_pages": 256, "high_pages": 512},
 //                        "lnics": [{"id": "lnic0", "guest_mac": "02:4c:42:00:00:01",
 //                                   "backend": {"type": "pktgen", "rate_pps": 10000}}]}
-//   }   (lnic keys: vmm/net/lnic_settings.h)
+//   }   (lnic and network-interfaces keys: vmm/config/nic_settings.h)
 //
 //   auto cfg = load_config("configs/hello.json");
 //   if (!cfg) { std::cerr << "labyrinth: config error: " << cfg.error().message(); exit(2); }
@@ -20,9 +20,14 @@
 // Every key is checked: unknown keys, wrong types, out-of-range values and an
 // unusable kernel file fail with a ConfigError naming the field
 // ("machine-config.vcpu_count: must be 1..32, got 64"). Relative paths are relative
-// to the current working directory, as in Firecracker.
-// Extending: each section has its own parse_* function in config.cc and a list of
-// allowed keys.
+// to the current working directory, as in Firecracker. Enumerations arrive parsed
+// (pool.backing, pool.zero_policy) and the guest memory map computed (layout): what
+// uses a Config never re-reads or re-derives them.
+//
+// The files: json_reader.h (field access and messages), parsers.h (one parse_* function
+// per section, with its list of allowed keys: parse_vm.cc, parse_nics.cc), preflight.h
+// (the only side effects of loading: reading the kernel, opening TAPs), config.cc (the
+// order of it all).
 #pragma once
 
 #include <array>
@@ -33,7 +38,9 @@
 #include <string_view>
 #include <vector>
 
-#include "vmm/net/lnic_settings.h"
+#include "allocator/page_pool.h"
+#include "vmm/config/nic_settings.h"
+#include "vmm/memory/layout.h"
 
 namespace labyrinth::vmm {
 
@@ -41,7 +48,7 @@ struct PoolSettings {
   uint32_t chunk_size_kib = 2048;
   uint32_t initial_chunks = 1;
   uint32_t max_chunks = 16;
-  std::string backing = "4k";  // "4k" | "thp" | "hugetlb"
+  alloc::Backing backing = alloc::Backing::small_pages;  // "4k" | "thp" | "hugetlb"
   uint32_t min_pages = 64;
   uint32_t low_pages = 256;
   uint32_t high_pages = 512;
@@ -49,7 +56,7 @@ struct PoolSettings {
   // loop on its return path) or "worker" (the pool's thread). on_free is the default:
   // on a 2-core host the worker is a third busy thread beside a polling vCPU and the
   // event loop, and starves (docs/lnic.md: 0 vs 4,726 failed atomic allocations at 1 Mpps).
-  std::string zero_policy = "on_free";
+  alloc::ZeroPolicy zero_policy = alloc::ZeroPolicy::on_free;  // "on_free" | "worker"
   uint64_t max_bytes() const { return uint64_t{chunk_size_kib} * 1024 * max_chunks; }
 };
 
@@ -57,15 +64,6 @@ struct SerialSettings {
   std::string output = "stdout";  // "stdout" or a file path
   bool read_stdin = true;         // "input": "stdin" | "none"
 };
-
-// One entry of "network-interfaces" (Firecracker's keys): a virtio-net device on PCI
-// whose backend is the TAP device host_dev_name (opened, or created if missing).
-struct NetworkInterface {
-  std::string iface_id;
-  std::string host_dev_name;
-  std::array<uint8_t, 6> guest_mac{};  // default 06:00:ac:10:00:<index + 2>
-};
-inline constexpr size_t kMaxNetworkInterfaces = 8;
 
 struct Config {
   std::string kernel_image_path;
@@ -77,6 +75,7 @@ struct Config {
   PoolSettings pool;
   std::vector<LnicSettings> lnics;  // labyrinth.lnics, at most LABYRINTH_MAX_DEVICES
   std::vector<NetworkInterface> network_interfaces;
+  MemoryLayout layout;  // of mem_size_mib and pool.max_bytes(): computed once, by parse_config
   bool seccomp = true;  // not a JSON key: the CLI's --no-seccomp clears it
 };
 

@@ -24,32 +24,19 @@
 
 #include "allocator/page_pool.h"
 #include "devices/bus/bus.h"
-#include "devices/guest_ram.h"
 #include "devices/lnic/lnic.h"
 #include "guest/abi/boot_info.h"
+#include "vmm/config/nic_settings.h"
 #include "vmm/error.h"
 #include "vmm/kvm/irqfd.h"
 #include "vmm/kvm/msi.h"
 #include "vmm/kvm/vm.h"
 #include "vmm/memory/guest_memory.h"
-#include "vmm/net/lnic_settings.h"
+#include "vmm/config/nic_settings.h"
+#include "vmm/memory/guest_ram_view.h"
 #include "vmm/report/metrics.h"
 
 namespace labyrinth::vmm {
-
-// devices::GuestRam over GuestMemory's checked translation.
-class GuestRamView final : public devices::GuestRam {
- public:
-  explicit GuestRamView(const GuestMemory& mem) : mem_(mem) {}
-  std::optional<std::span<std::byte>> translate(uint64_t gpa, uint64_t len) const override {
-    auto r = mem_.translate(gpa, len);
-    if (!r) return std::nullopt;
-    return *r;
-  }
-
- private:
-  const GuestMemory& mem_;
-};
 
 class LnicSet {
  public:

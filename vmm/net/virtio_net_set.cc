@@ -13,7 +13,7 @@ std::expected<std::unique_ptr<VirtioNetSet>, Error> VirtioNetSet::create(
   std::unique_ptr<VirtioNetSet> set(new VirtioNetSet(memory));
   for (size_t i = 0; i < ifaces.size(); ++i) {
     const NetworkInterface& n = ifaces[i];
-    auto tap = virtio::open_tap(n.host_dev_name);
+    auto tap = devices::open_tap(n.host_dev_name);
     if (!tap) {  // the configuration check opened it a moment ago
       spdlog::error("network-interfaces[{}].host_dev_name: {}", i, tap.error().detail);
       return std::unexpected(Error::net_backend_failed);

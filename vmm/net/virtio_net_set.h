@@ -24,13 +24,13 @@
 #include "devices/pci/pci_bus.h"
 #include "devices/virtio/net/virtio_net.h"
 #include "devices/virtio/pci_transport.h"
-#include "vmm/config/config.h"
+#include "vmm/config/nic_settings.h"
 #include "vmm/error.h"
 #include "vmm/kvm/irqfd.h"
 #include "vmm/kvm/msi.h"
 #include "vmm/kvm/vm.h"
 #include "vmm/memory/guest_memory.h"
-#include "vmm/net/lnic_set.h"
+#include "vmm/memory/guest_ram_view.h"
 #include "vmm/report/metrics.h"
 
 namespace labyrinth::vmm {

@@ -1,33 +1,24 @@
 #include "devices/lnic/backend/tap.h"
 
-#include <fcntl.h>
-#include <linux/if.h>
-#include <linux/if_tun.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 
 #include "allocator/measure/tsc.h"
+#include "devices/net/tap.h"
 
 namespace labyrinth::devices::lnic {
 
 std::expected<std::unique_ptr<TapBackend>, BackendError> TapBackend::create(
     boost::asio::io_context& io, const TapConfig& cfg) {
-  if (cfg.ifname.empty() || cfg.ifname.size() >= IFNAMSIZ)
-    return std::unexpected(BackendError::bad_config);
-  const int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return std::unexpected(BackendError::tun_failed);
-  ifreq ifr{};
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
-  std::memcpy(ifr.ifr_name, cfg.ifname.data(), cfg.ifname.size());
-  if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
-    (void)::close(fd);
-    return std::unexpected(BackendError::tun_failed);
+  auto tap = open_tap(cfg.ifname);
+  if (!tap) {
+    return std::unexpected(tap.error().kind == TapError::Kind::bad_name ? BackendError::bad_config
+                                                                        : BackendError::tun_failed);
   }
-  boost::asio::posix::stream_descriptor sd(io, fd);  // owns fd from here
-  return std::unique_ptr<TapBackend>(new TapBackend(std::move(sd), ifr.ifr_name));
+  std::string ifname = tap->name();
+  boost::asio::posix::stream_descriptor sd(io, tap->release());  // owns the fd from here
+  return std::unique_ptr<TapBackend>(new TapBackend(std::move(sd), std::move(ifname)));
 }
 
 void TapBackend::start(FrameSink& sink) {
@@ -52,7 +43,8 @@ void TapBackend::arm() {
                        break;
                      }
                      if (n == 0) break;
-                     sink_->receive(std::span(buf_.data(), static_cast<size_t>(n)), measure::rdtsc());
+                     sink_->receive(std::span(buf_.data(), static_cast<size_t>(n)),
+                                    measure::rdtsc());
                    }
                    sink_->flush();
                    arm();

@@ -1,9 +1,10 @@
 // devices/lnic/backend/tap.h — a real TAP device (/dev/net/tun, IFF_TAP | IFF_NO_PI).
 //
 // Every Ethernet frame the host kernel sends into the tap interface becomes a received
-// frame; transmit() writes one frame to it. The interface is created if it does not
-// exist (and is then removed when the fd closes); bringing it up and addressing it is
-// the user's (or the test's) business, as with Firecracker's and QEMU's tap backends.
+// frame; transmit() writes one frame to it. The interface is opened (or created: it is
+// then removed when the fd closes) by devices/net/tap.h, the opener virtio-net uses too;
+// bringing it up and addressing it is the user's (or the test's) business, as with
+// Firecracker's and QEMU's tap backends.
 #pragma once
 
 #include <array>

@@ -49,8 +49,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 
+#include "devices/net/tap.h"
 #include "devices/virtio/net/net_metrics.h"
-#include "devices/virtio/net/tap.h"
 #include "devices/virtio/virtio_device.h"
 
 namespace labyrinth::devices::virtio {

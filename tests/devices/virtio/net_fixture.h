@@ -35,8 +35,7 @@ class NetFixture : public ::testing::Test {
     EXPECT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
     peer_ = sv[1];
     net_ = std::make_shared<virtio::VirtioNet>(
-        virtio::NetConfig{"eth0", {0x02, 0x00, 0x00, 0x00, 0x00, 0x2A}}, io_,
-        virtio::TapFd(sv[0], "test"));
+        virtio::NetConfig{"eth0", {0x02, 0x00, 0x00, 0x00, 0x00, 0x2A}}, io_, TapFd(sv[0], "test"));
     transport_ = std::make_shared<virtio::VirtioPciTransport>(
         net_, ram_, 0xD1000000u, std::vector<MsiLine*>{&msi_[0], &msi_[1], &msi_[2]});
     drv_ = std::make_unique<Driver>(*transport_);

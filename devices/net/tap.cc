@@ -1,4 +1,4 @@
-#include "devices/virtio/net/tap.h"
+#include "devices/net/tap.h"
 
 #include <fcntl.h>
 #include <linux/if.h>
@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace labyrinth::devices::virtio {
+namespace labyrinth::devices {
 
 TapFd& TapFd::operator=(TapFd&& o) noexcept {
   if (this != &o) {
@@ -26,14 +26,19 @@ TapFd::~TapFd() {
 
 std::expected<TapFd, TapError> open_tap(std::string_view name) {
   const std::string quoted = "\"" + std::string(name) + "\"";
+  // Checked here, not left to the kernel: ifr_name below is a fixed IFNAMSIZ array that
+  // must keep its terminating NUL.
   if (name.empty() || name.size() >= IFNAMSIZ) {
-    return std::unexpected(TapError{quoted + ": an interface name has 1 to " +
-                                    std::to_string(IFNAMSIZ - 1) + " characters"});
+    return std::unexpected(TapError{
+        TapError::Kind::bad_name,
+        quoted + ": an interface name has 1 to " + std::to_string(IFNAMSIZ - 1) + " characters"});
   }
+  // Non-blocking: both NICs read the fd from the event loop, which must never wait.
   const int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     return std::unexpected(
-        TapError{"cannot open /dev/net/tun for " + quoted + ": " + std::strerror(errno)});
+        TapError{TapError::Kind::open_failed,
+                 "cannot open /dev/net/tun for " + quoted + ": " + std::strerror(errno)});
   }
   ifreq ifr{};
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
@@ -42,9 +47,11 @@ std::expected<TapFd, TapError> open_tap(std::string_view name) {
     const int err = errno;
     (void)::close(fd);
     return std::unexpected(
-        TapError{"cannot open or create TAP device " + quoted + ": " + std::strerror(err)});
+        TapError{TapError::Kind::open_failed,
+                 "cannot open or create TAP device " + quoted + ": " + std::strerror(err)});
   }
+  // The kernel's spelling of the name (it may have completed a pattern such as "tap%d").
   return TapFd(fd, ifr.ifr_name);
 }
 
-}  // namespace labyrinth::devices::virtio
+}  // namespace labyrinth::devices
