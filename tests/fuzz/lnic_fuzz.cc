@@ -51,6 +51,7 @@
 namespace {
 
 namespace alloc = labyrinth::alloc;
+namespace measure = labyrinth::measure;
 using labyrinth::devices::lnic::Backend;
 using labyrinth::devices::lnic::FrameSink;
 using labyrinth::devices::lnic::Lnic;
