@@ -38,6 +38,9 @@ std::expected<void, Error> Bus::insert(std::shared_ptr<BusDevice> device, uint64
   return {};
 }
 
+// The entry whose range holds all of [addr, addr + size), or nullptr: an access that
+// straddles two devices or runs off one's end is unmapped, never split between them.
+// Needs devices_mu_ (shared).
 const std::pair<const uint64_t, Bus::Entry>* Bus::find(uint64_t addr, uint64_t size) const {
   auto it = devices_.upper_bound(addr);
   if (it == devices_.begin()) return nullptr;
@@ -60,11 +63,14 @@ bool Bus::read(uint64_t addr, std::span<uint8_t> data) const {
   std::shared_lock lock(devices_mu_);
   const auto* e = find(addr, data.size());
   if (e == nullptr) {
+    // All-ones, as a PC's floating bus reads: how a probing guest learns nothing is
+    // there. Logged outside the lock: a slow log sink must not hold up insert().
     std::fill(data.begin(), data.end(), uint8_t{0xFF});
     lock.unlock();
     log_unmapped("read", addr, data.size());
     return false;
   }
+  // Zeroed first: a device that answers fewer bytes than asked leaks no stale buffer.
   std::fill(data.begin(), data.end(), uint8_t{0});
   e->second.device->read(addr - e->first, data);
   return true;

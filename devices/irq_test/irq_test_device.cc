@@ -10,6 +10,8 @@
 
 namespace labyrinth::devices {
 
+// On a vCPU thread: admit what fits under kMaxPending with a CAS (several vCPUs may
+// ask at once), then hand the count to the event loop, which alone runs the train.
 uint64_t IrqTrain::request(uint64_t n) {
   // Admit at most kMaxPending outstanding interrupts.
   uint64_t cur = accepted_.load(std::memory_order_relaxed);
@@ -31,6 +33,8 @@ uint64_t IrqTrain::request(uint64_t n) {
   return take;
 }
 
+// On the event loop: one edge, then the wait for the guest's ack, so that no two
+// edges merge in the IOAPIC and the guest can count every one.
 void IrqTrain::tick(const boost::system::error_code& ec) {
   if (ec) return;  // cancelled: the VM is going away
   irq_.trigger();
@@ -53,6 +57,7 @@ void IrqTrain::tick(const boost::system::error_code& ec) {
   });
 }
 
+// From a vCPU thread: the ack state belongs to the event loop, so post rather than touch.
 void IrqTrain::ack() {
   boost::asio::post(io_, [this] {
     if (!awaiting_ack_) return;  // unsolicited ack: ignore

@@ -4,12 +4,15 @@ namespace labyrinth::devices {
 
 namespace {
 
+// Status B says BCD (bit 2 clear), so every clock register is two BCD digits.
 uint8_t bcd(int v) {
   return static_cast<uint8_t>(((v / 10) % 10) << 4 | (v % 10));
 }
 
 }  // namespace
 
+// The clock is read at each access rather than ticked: there is no update cycle to
+// model, which is why status A never shows "update in progress". Needs mu_.
 uint8_t Cmos::reg(uint8_t index) const {
   const std::time_t t = now_();
   std::tm tm{};
@@ -44,6 +47,7 @@ uint8_t Cmos::reg(uint8_t index) const {
   }
 }
 
+// Byte ports only (0x70 index, 0x71 data); a wider access reads as 0.
 void Cmos::read(uint64_t offset, std::span<uint8_t> data) {
   if (data.size() != 1) return;
   std::lock_guard lock(mu_);

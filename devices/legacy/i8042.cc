@@ -22,6 +22,9 @@ void I8042::read(uint64_t offset, std::span<uint8_t> data) {
   // 0x61-0x63: 0.
 }
 
+// A command byte at 0x64, or the data byte at 0x60 that the last command asked for.
+// The reset command is acted on after mu_ is dropped, so no VM lock is taken under
+// the device's.
 void I8042::write(uint64_t offset, std::span<const uint8_t> data) {
   if (data.size() != 1) return;
   bool reset = false;

@@ -3,6 +3,7 @@
 #include <array>
 #include <atomic>
 #include <cstring>
+#include <span>
 
 #include <spdlog/spdlog.h>
 
@@ -55,6 +56,8 @@ Lnic::Lnic(LnicConfig cfg, boost::asio::io_context& io, alloc::PagePool& pool,
 
 Lnic::~Lnic() = default;
 
+// A backend that starts on enable (pktgen) would generate into rings that do not exist
+// yet and count every frame as a drop: it is started by activate() instead.
 void Lnic::start() {
   start_requested_ = true;
   if (!backend_->starts_on_enable() || rings_) {
@@ -70,6 +73,7 @@ void Lnic::stop() {
   stop_floor();
 }
 
+// On the event loop, with a ring set enable_locked() validated on the vCPU thread.
 void Lnic::activate(const RingSet& rings) {
   rings_ = rings;
   // Indices continue from what the guest zero-initialised (fresh rings: 0).
@@ -84,6 +88,7 @@ void Lnic::activate(const RingSet& rings) {
   }
 }
 
+// Signal what was posted before the rings go: the guest must not miss frames it owns.
 void Lnic::deactivate() {
   flush();
   rings_.reset();
@@ -91,6 +96,10 @@ void Lnic::deactivate() {
 
 // ---------------------------------------------------------------- RX (interrupt path)
 
+// One frame from the backend: a fresh pool page, the frame copied in, the page handed
+// to the guest and a completion posted. The interrupt waits for flush(), at the end of
+// the backend's batch (or kMaxPending frames), so a burst costs one MSI. Every check
+// of guest-written state happens before the page is taken: a drop never leaks a page.
 void Lnic::receive(std::span<const std::byte> frame, uint64_t t_ready) {
   if (!rings_) {
     metrics_.rx_drop_not_running.inc();
@@ -165,6 +174,8 @@ void Lnic::receive(std::span<const std::byte> frame, uint64_t t_ready) {
   if (pending_ == kMaxPending) flush();
 }
 
+// End of a batch: one interrupt unless the guest polls (it sets NO_IRQ in the ring's
+// flags), and the batch's host-side latency, from each frame's t_ready to now.
 void Lnic::flush() {
   if (pending_ == 0 || !rings_) {
     pending_ = 0;
@@ -176,10 +187,7 @@ void Lnic::flush() {
     msi_.trigger();
     metrics_.irqs.inc();
   }
-  const uint64_t done = measure::rdtsc();
-  for (size_t i = 0; i < pending_; ++i) {
-    latency_.host_rx.record(done > pending_ready_[i] ? done - pending_ready_[i] : 0);
-  }
+  latency_.host_rx.record_elapsed(std::span(pending_ready_.data(), pending_), measure::rdtsc());
   pending_ = 0;
 }
 
@@ -190,6 +198,8 @@ void Lnic::on_return_doorbell() {
   process_returns();
 }
 
+// Drains the return ring. in_returns_ stops receive() from re-entering it when the
+// pool runs dry while returns are being handled.
 void Lnic::process_returns() {
   if (!rings_) return;
   in_returns_ = true;
@@ -269,6 +279,8 @@ void Lnic::on_tx_doorbell() {
   process_tx();
 }
 
+// Sends every posted descriptor; a bad one is counted and skipped, not fatal, and the
+// consumer index still passes it so the guest can reuse the slot.
 void Lnic::process_tx() {
   if (!rings_) return;
   const Ring& tx = rings_->tx;
@@ -282,7 +294,7 @@ void Lnic::process_tx() {
   const uint64_t pool_hi = pool_lo + pool_.config().window_size;
   for (uint32_t i = 0; i < avail; ++i) {
     lnic_tx_desc d;
-    std::memcpy(&d, tx.entry(tx_cons_ + i, sizeof d), sizeof d);
+    std::memcpy(&d, tx.entry(tx_cons_ + i, sizeof d), sizeof d);  // copy, then validate
     if (d.len == 0 || d.len > LNIC_FRAME_MAX) {
       metrics_.viol_bad_tx.inc();
       continue;
@@ -299,7 +311,7 @@ void Lnic::process_tx() {
         continue;
       }
       bytes = std::span<const std::byte>(page->host + off, d.len);
-    } else {
+    } else {  // ordinary guest RAM (the driver's own TX buffers)
       auto mem = ram_.translate(d.buf_gpa, d.len);
       if (!mem) {
         metrics_.viol_bad_tx.inc();
@@ -341,6 +353,9 @@ void Lnic::stop_floor() {
   }
 }
 
+// The floor's handshake lives in the RX ring header: floor_t_sent (host TSC, ours) and
+// floor_guest_tsc (the guest's TSC at its handler). Both set: one sample, then both
+// cleared for the next signal. Converted to host time through the configured offset.
 void Lnic::floor_collect() {
   if (!rings_) return;
   lnic_ring_header* h = rings_->rx.header();
@@ -358,6 +373,8 @@ void Lnic::floor_collect() {
   }
 }
 
+// A floor-style signal that is neither measured nor counted: the stamps are cleared
+// by probe_answered(), never collected.
 bool Lnic::send_probe() {
   if (!rings_) return false;
   lnic_ring_header* h = rings_->rx.header();
@@ -376,6 +393,9 @@ bool Lnic::probe_answered() {
   return true;
 }
 
+// One floor signal at its scheduled time (the pacer's slot, so lateness of this thread
+// is part of the floor). At most one outstanding: a signal the guest has not answered
+// yet is counted missed rather than overwritten.
 void Lnic::floor_send(uint64_t t_sched) {
   if (!rings_) return;
   floor_collect();

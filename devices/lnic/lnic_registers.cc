@@ -20,6 +20,8 @@ bool is_pow2(uint32_t v) {
 }
 }  // namespace
 
+// Every register is a dword: other widths and unaligned offsets are counted and read
+// as all-ones, so a guest cannot see half of a 64-bit value change under it.
 void Lnic::read(uint64_t offset, std::span<uint8_t> data) {
   if (data.size() != 4 || offset % 4 != 0) {
     metrics_.mmio_bad_access.inc_shared();
@@ -40,6 +42,7 @@ void Lnic::write(uint64_t offset, std::span<const uint8_t> data) {
   write_reg(static_cast<uint32_t>(offset), v);
 }
 
+// Lock-free for the event loop: status_ mirrors regs_.status (release stores under mu_).
 bool Lnic::running() const {
   return (status_.load(std::memory_order_acquire) & LNIC_STATUS_RUNNING) != 0;
 }
@@ -135,6 +138,10 @@ void Lnic::write_reg(uint32_t offset, uint32_t value) {
   }
 }
 
+// Needs mu_. Every check the data path relies on is made here, once, on the vCPU
+// thread: ring sizes, alignment, placement inside guest RAM, no overlap, a usable MSI
+// message. Only a fully valid set is handed to the event loop (activate), so the hot
+// path never re-validates a ring's bounds. A failure names the register to blame.
 void Lnic::enable_locked() {
   metrics_.enables.inc_shared();
   auto fail = [&](uint32_t reg, const char* why) {
@@ -177,12 +184,15 @@ void Lnic::enable_locked() {
   regs_.status = LNIC_STATUS_RUNNING;
   regs_.config_error = 0;
   status_.store(regs_.status, std::memory_order_release);
+  // Weak: a VM torn down before the loop runs the post must not be kept alive by it.
   std::weak_ptr<Lnic> weak = weak_from_this();
   boost::asio::post(io_, [weak, set] {
     if (auto self = weak.lock()) self->activate(set);
   });
 }
 
+// Needs mu_. The guest sees the reset at once (status 0); the event loop tears the
+// rings down when it gets to the posted deactivate, between two of its own steps.
 void Lnic::reset_locked() {
   metrics_.resets.inc_shared();
   regs_.status = 0;

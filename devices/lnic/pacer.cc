@@ -8,6 +8,8 @@
 
 namespace labyrinth::devices::lnic {
 
+// Each start and stop bumps generation_: a timer or post of an earlier run that is
+// still queued sees the mismatch and does nothing.
 void Pacer::start(Fire fire) {
   fire_ = std::move(fire);
   running_ = true;
@@ -37,6 +39,8 @@ void Pacer::step() {
     if (!running_ || gen != generation_) return;
     now = measure::rdtsc();
   }
+  // Sleep on the timer until spin_ before the next slot, then busy-post to the loop:
+  // the timer alone wakes too late for microsecond periods, spinning alone burns a CPU.
   if (next_ > now + spin_) {
     const auto& clk = measure::TscClock::instance();
     const auto wait =

@@ -4,6 +4,7 @@
 
 namespace labyrinth::devices {
 
+// The identity dwords of a type 0 header; everything else reads 0.
 uint32_t pci_header_dword(const PciId& id, uint8_t offset) {
   switch (offset) {
     case 0x00:
@@ -34,6 +35,7 @@ std::expected<void, Error> PciBus::insert(uint32_t slot, std::shared_ptr<PciFunc
   return {};
 }
 
+// Only bus 0, function 0 exist (PCI allows 8 functions a slot; nothing here has more).
 PciFunction* PciBus::selected() const {
   if ((address_ & kEnable) == 0) return nullptr;
   const uint32_t bus = (address_ >> 16) & 0xFF, slot = (address_ >> 11) & 0x1F,
@@ -48,6 +50,7 @@ void PciBus::read(uint64_t offset, std::span<uint8_t> data) {
     std::memcpy(data.data(), &address_, 4);
     return;
   }
+  // All-ones unless a function answers: "no device" to the guest's probe.
   std::memset(data.data(), 0xFF, data.size());
   if (offset < 4) return;              // partial reads of CONFIG_ADDRESS
   const uint64_t byte = offset - 4;    // 0..3 inside the dword
@@ -70,6 +73,8 @@ void PciBus::write(uint64_t offset, std::span<const uint8_t> data) {
   if (byte + data.size() > 4) return;
   PciFunction* fn = selected();
   if (fn == nullptr) return;
+  // Functions see whole dwords: the bytes written, placed at their lane, and a mask of
+  // those lanes, so a byte write to one register leaves its neighbours alone.
   uint32_t value = 0, mask = 0;
   for (size_t i = 0; i < data.size(); ++i) {
     value |= uint32_t{data[i]} << (8 * (byte + i));

@@ -2,6 +2,8 @@
 
 namespace labyrinth::devices {
 
+// Passes the bytes on, then looks for the kernel's last words line by line. The
+// shutdown is requested after mu_ is dropped, so no VM lock is taken under the watch's.
 void ConsoleWatch::write(std::span<const uint8_t> bytes) {
   out_.write(bytes);
   int status = -1;
@@ -21,6 +23,8 @@ void ConsoleWatch::write(std::span<const uint8_t> bytes) {
   if (status > 0) control_.request_shutdown(status, "guest kernel panic (kernel console)");
 }
 
+// Needs mu_. A panic is reported at its end marker, not its first line, so the whole
+// trace reaches the console (and last_lines()) before the VM stops.
 void ConsoleWatch::end_line() {
   if (!panicked_ && !powered_off_) {
     if (line_.find("reboot: Power down") != std::string::npos ||

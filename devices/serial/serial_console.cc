@@ -14,6 +14,8 @@
 
 namespace labyrinth::devices {
 
+// Blocks (in 100 ms polls) while the reader is slow rather than drop console output;
+// a hard error stops output for good instead of failing on every byte after it.
 void FdOutput::write(std::span<const uint8_t> bytes) {
   while (!bytes.empty() && !failed_) {
     const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
@@ -40,6 +42,9 @@ StdinReader::~StdinReader() {
   (void)stream_.close(ec);  // closes our dup only
 }
 
+// Reads stdin only when it is a stream this process may read: a regular file or
+// /dev/null cannot be polled, and reading a terminal from a background process group
+// would stop the VMM with SIGTTIN. Works on a dup so closing ours leaves stdin open.
 bool StdinReader::start() {
   struct stat st{};
   if (::fstat(fd_, &st) != 0 ||
@@ -71,6 +76,8 @@ void StdinReader::wait() {
                      });
 }
 
+// Back-pressure: never read more than the UART's FIFO can take; while it is full, look
+// again later instead of reading and dropping what the user typed.
 void StdinReader::on_readable() {
   const size_t space = uart_.rx_space();
   if (space == 0) {

@@ -14,6 +14,8 @@ void Uart16550::write(uint64_t offset, std::span<const uint8_t> data) {
   write_reg(static_cast<uint8_t>(offset), data[0]);
 }
 
+// The highest-priority cause enabled and present (received data before THR empty), as
+// the 16550 reports one at a time. Needs mu_.
 uint8_t Uart16550::iir() const {
   const uint8_t fifo = (fcr_ & 0x01) ? kIirFifoEnabled : 0;
   if ((ier_ & kIerRxData) && !rx_.empty()) return kIirRxData | fifo;
@@ -44,6 +46,7 @@ uint8_t Uart16550::read_reg(uint8_t reg) {
     case kMcr:
       return mcr_;
     case kLsr: {
+      // Transmit is instant (THR always empty); overrun is reported once, then cleared.
       uint8_t v = kLsrThrEmpty | kLsrIdle | lsr_extra_;
       if (!rx_.empty()) v |= kLsrDataReady;
       lsr_extra_ = 0;
@@ -112,6 +115,8 @@ void Uart16550::write_reg(uint8_t reg, uint8_t v) {
   }
 }
 
+// Needs mu_. The interrupt is raised on the empty -> non-empty edge only: the guest
+// drains the FIFO to empty on each one, so more bytes need no new edge.
 void Uart16550::push_rx(uint8_t byte) {
   if (rx_.size() >= kRxCapacity) {
     lsr_extra_ |= kLsrOverrun;

@@ -34,6 +34,7 @@ void put_vendor_cap(std::array<uint8_t, 256>& c, uint8_t off, uint8_t next, uint
   put32(c, off + 12, bar_len);
 }
 
+// A BAR access as a little-endian value of its width (1, 2, 4 or 8 bytes) and back.
 uint64_t load(std::span<const uint8_t> data) {
   uint64_t v = 0;
   std::memcpy(&v, data.data(), std::min<size_t>(data.size(), 8));
@@ -49,10 +50,13 @@ VirtioPciTransport::VirtioPciTransport(std::shared_ptr<VirtioDevice> device, con
     : device_(std::move(device)),
       ram_(ram),
       bar_gpa_(bar_gpa),
-      lines_(std::move(lines)),
-      nvec_(static_cast<uint16_t>(std::min<size_t>(lines_.size(), kMaxVectors))),
+      msix_(std::span(lines).first(std::min<size_t>(lines.size(), kMaxVectors))),
+      nvec_(msix_.size()),
       label_("virtio-pci-" + std::string(device_->label())),
       queues_(std::min<size_t>(device_->num_queues(), kMaxVectors - 1)) {
+  // The config space is built once here, read-only parts and the capability chain
+  // (common -> notify -> ISR -> device -> MSI-X); read_config overlays the few fields
+  // the driver can change (command, BAR probe, interrupt line, MSI-X control).
   for (auto& v : queue_vector_) v.store(kMsixNoVector, std::memory_order_relaxed);
   for (auto& q : queues_) q.size = device_->max_queue_size();
   const uint16_t nq = static_cast<uint16_t>(queues_.size());
@@ -72,11 +76,7 @@ VirtioPciTransport::VirtioPciTransport(std::shared_ptr<VirtioDevice> device, con
   put32(c, kCapNotify + 16, kNotifyMultiplier);
   put_vendor_cap(c, kCapIsr, kCapDevice, 16, kPciCapIsrCfg, kIsrOff, 1);
   put_vendor_cap(c, kCapDevice, kCapMsix, 16, kPciCapDeviceCfg, kDeviceOff, 0x1000);
-  c[kCapMsix] = kPciCapMsix;
-  c[kCapMsix + 1] = 0;
-  put16(c, kCapMsix + 2, static_cast<uint16_t>(nvec_ - 1));  // table size - 1
-  put32(c, kCapMsix + 4, kMsixTableOff);                     // BIR 0
-  put32(c, kCapMsix + 8, kMsixPbaOff);
+  MsixTable::put_capability(c, kCapMsix, 0, nvec_, kMsixTableOff, kMsixPbaOff);
 }
 
 // --- PCI configuration space ---------------------------------------------------------
@@ -93,7 +93,7 @@ uint32_t VirtioPciTransport::read_config(uint8_t offset) {
     case 0x3C:
       return (v & 0xFFFFFF00u) | irq_line_;
     case kCapMsix:
-      return v | (msix_enabled_ ? 0x80000000u : 0) | (msix_function_mask_ ? 0x40000000u : 0);
+      return v | msix_.control_bits();
     default:
       return v;
   }
@@ -115,11 +115,7 @@ void VirtioPciTransport::write_config(uint8_t offset, uint32_t value, uint32_t m
       if ((mask & 0xFF) != 0) irq_line_ = static_cast<uint8_t>(value);
       return;
     case kCapMsix:
-      if ((mask & 0xC0000000u) != 0) {
-        if ((mask & 0x80000000u) != 0) msix_enabled_ = (value & 0x80000000u) != 0;
-        if ((mask & 0x40000000u) != 0) msix_function_mask_ = (value & 0x40000000u) != 0;
-        update_masks();
-      }
+      msix_.write_control(value, mask);
       return;
     default:
       return;  // read-only
@@ -137,21 +133,14 @@ void VirtioPciTransport::read(uint64_t offset, std::span<uint8_t> data) {
     data[0] = isr_.exchange(0, std::memory_order_acq_rel);  // read clears
   } else if (offset >= kDeviceOff && offset + w <= kDeviceOff + 0x1000) {
     device_->read_config(static_cast<uint32_t>(offset - kDeviceOff), data);
-  } else if (offset >= kMsixTableOff && offset + w <= kMsixTableOff + 16u * nvec_ && w == 4 &&
-             offset % 4 == 0) {
-    std::lock_guard lock(mu_);
-    const uint32_t rel = static_cast<uint32_t>(offset - kMsixTableOff);
-    const Vector& v = vectors_[rel / 16];
-    const uint32_t words[4] = {static_cast<uint32_t>(v.address),
-                               static_cast<uint32_t>(v.address >> 32), v.data,
-                               v.entry_masked ? 1u : 0u};
-    store(data, words[(rel % 16) / 4]);
-  } else if (offset >= kMsixPbaOff && offset + w <= kMsixPbaOff + 8 && offset % w == 0) {
-    uint64_t pba = 0;
-    for (uint16_t i = 0; i < nvec_; ++i) {
-      if (vectors_[i].pending.load(std::memory_order_seq_cst)) pba |= uint64_t{1} << i;
+  } else if (offset >= kMsixTableOff && offset < kMsixPbaOff) {
+    if (!msix_.read_table(offset - kMsixTableOff, data)) {
+      metrics_.bad_access.fetch_add(1, std::memory_order_relaxed);
     }
-    store(data, pba >> (8 * (offset - kMsixPbaOff)));
+  } else if (offset >= kMsixPbaOff) {
+    if (!msix_.read_pba(offset - kMsixPbaOff, data)) {
+      metrics_.bad_access.fetch_add(1, std::memory_order_relaxed);
+    }
   } else if (offset >= kNotifyOff && offset < kNotifyOff + 0x1000) {
     store(data, 0);  // notify registers read as 0
   } else {
@@ -171,15 +160,22 @@ void VirtioPciTransport::write(uint64_t offset, std::span<const uint8_t> data) {
              (offset - kNotifyOff) % kNotifyMultiplier == 0) {
     // Only when no ioeventfd caught it (tests, or a write of another width).
     device_->notify(static_cast<uint16_t>((offset - kNotifyOff) / kNotifyMultiplier));
-  } else if (offset >= kMsixTableOff && offset + w <= kMsixTableOff + 16u * nvec_ && w == 4 &&
-             offset % 4 == 0) {
-    std::lock_guard lock(mu_);
-    write_msix_table(static_cast<uint32_t>(offset - kMsixTableOff), static_cast<uint32_t>(value));
+  } else if (offset >= kMsixTableOff && offset < kMsixPbaOff) {
+    // A refused message leaves the vector silent: the driver finds no interrupts.
+    auto r = msix_.write_table(offset - kMsixTableOff, data);
+    if (!r) {
+      auto& counter =
+          r.error() == MsixError::rejected_message ? metrics_.msi_rejects : metrics_.bad_access;
+      counter.fetch_add(1, std::memory_order_relaxed);
+    }
   } else {
     metrics_.bad_access.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
+// A common-config field answers only at its own offset and width (virtio 1.2, 4.1.3.1:
+// the driver accesses each field with its width); anything else is a bad access.
+// The 64-bit ring addresses also take two 32-bit halves, as Linux writes them.
 uint32_t VirtioPciTransport::read_common(uint32_t offset, size_t w) {
   using namespace common;
   QueueRegs* q = queue_select_ < queues_.size() ? &queues_[queue_select_] : nullptr;
@@ -221,6 +217,8 @@ uint32_t VirtioPciTransport::read_common(uint32_t offset, size_t w) {
   return 0;
 }
 
+// As read_common. Queue setup is frozen once a queue is enabled or the device is live
+// (DRIVER_OK): the event loop holds copies of the rings, which must not change under it.
 void VirtioPciTransport::write_common(uint32_t offset, size_t w, uint64_t value) {
   using namespace common;
   QueueRegs* q = queue_select_ < queues_.size() ? &queues_[queue_select_] : nullptr;
@@ -310,6 +308,8 @@ void VirtioPciTransport::write_status(uint8_t status) {
   device_->activate(driver_features_, std::move(queues), *this);
 }
 
+// Needs mu_. Back to the state after power-on, except the MSI-X table: the table is
+// the PCI function's, not the virtio device's, and a virtio reset leaves it alone.
 void VirtioPciTransport::reset_locked() {
   if ((status_ & kStatusDriverOk) != 0) device_->reset();
   metrics_.resets.fetch_add(1, std::memory_order_relaxed);
@@ -323,65 +323,18 @@ void VirtioPciTransport::reset_locked() {
   isr_.store(0, std::memory_order_relaxed);
 }
 
-// --- MSI-X ----------------------------------------------------------------------------
+// --- Interrupts ----------------------------------------------------------------------
 
-void VirtioPciTransport::write_msix_table(uint32_t offset, uint32_t value) {
-  Vector& v = vectors_[offset / 16];
-  switch ((offset % 16) / 4) {
-    case 0:
-      v.address = (v.address & 0xFFFFFFFF00000000ull) | value;
-      break;
-    case 1:
-      v.address = (v.address & 0xFFFFFFFFull) | (uint64_t{value} << 32);
-      break;
-    case 2:
-      v.data = value;
-      break;
-    default:
-      v.entry_masked = (value & 1) != 0;
-      // The message is taken when the entry is (re)unmasked: Linux masks an entry
-      // while it rewrites the address and data.
-      if (!v.entry_masked && !lines_[offset / 16]->configure(v.address, v.data)) {
-        metrics_.msi_rejects.fetch_add(1, std::memory_order_relaxed);
-      }
-      break;
-  }
-  update_masks();
-}
-
-void VirtioPciTransport::update_masks() {
-  for (uint16_t i = 0; i < nvec_; ++i) {
-    Vector& v = vectors_[i];
-    const bool masked = !msix_enabled_ || msix_function_mask_ || v.entry_masked;
-    v.masked.store(masked, std::memory_order_seq_cst);
-    // Unmasked: deliver what was raised while masked (pairs with fire()'s re-check).
-    if (!masked && v.pending.exchange(false, std::memory_order_seq_cst)) lines_[i]->trigger();
-  }
-}
-
-void VirtioPciTransport::fire(uint16_t vector) {
-  if (vector >= nvec_) return;  // NO_VECTOR: the driver asked for no interrupt (no INTx)
-  Vector& v = vectors_[vector];
-  if (!v.masked.load(std::memory_order_seq_cst)) {
-    lines_[vector]->trigger();
-    return;
-  }
-  v.pending.store(true, std::memory_order_seq_cst);
-  // Unmasked meanwhile, and update_masks() may have looked at pending before our store.
-  if (!v.masked.load(std::memory_order_seq_cst) &&
-      v.pending.exchange(false, std::memory_order_seq_cst)) {
-    lines_[vector]->trigger();
-  }
-}
-
+// From the device's thread, lock-free. The ISR bit is set even with MSI-X in use:
+// harmless, and it is what a driver that polls the ISR expects.
 void VirtioPciTransport::signal_queue(uint16_t q) {
   isr_.fetch_or(kIsrQueue, std::memory_order_release);
-  if (q < queue_vector_.size()) fire(queue_vector_[q].load(std::memory_order_relaxed));
+  if (q < queue_vector_.size()) msix_.fire(queue_vector_[q].load(std::memory_order_relaxed));
 }
 
 void VirtioPciTransport::signal_config() {
   isr_.fetch_or(kIsrConfig, std::memory_order_release);
-  fire(config_vector_.load(std::memory_order_relaxed));
+  msix_.fire(config_vector_.load(std::memory_order_relaxed));
 }
 
 }  // namespace labyrinth::devices::virtio

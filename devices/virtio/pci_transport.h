@@ -29,12 +29,13 @@
 //   auto t = std::make_shared<VirtioPciTransport>(net, ram, bar_gpa, msi_lines);
 //   pci.insert(slot, t);  mmio.insert(t, bar_gpa, VirtioPciTransport::kBarSize);
 //
+// The MSI-X table, PBA and masks are an MsixTable (devices/pci/msix.h); the transport
+// places them in its BAR and config space and maps queues to vectors.
+//
 // Threads: config space and BAR accesses on vCPU threads under mu_ (lock order:
-// Bus::devices_mu_ / PciBus::mu_ -> VirtioPciTransport::mu_ -> the device's lock).
-// signal_queue/signal_config come from the device's thread and take no lock: each
-// vector's effective mask and pending bit are atomics (seq_cst: the signaller stores
-// pending then re-reads the mask; an unmask stores the mask then takes pending, so
-// one of them fires a signal raised during the unmask).
+// Bus::devices_mu_ / PciBus::mu_ -> VirtioPciTransport::mu_ -> the device's lock, and
+// -> MsixTable::mu_). signal_queue/signal_config come from the device's thread and take
+// no lock: MsixTable::fire is lock-free.
 #pragma once
 
 #include <array>
@@ -50,6 +51,7 @@
 #include "devices/bus/bus.h"
 #include "devices/guest_ram.h"
 #include "devices/msi_line.h"
+#include "devices/pci/msix.h"
 #include "devices/pci/pci_bus.h"
 #include "devices/virtio/virtio_abi.h"
 #include "devices/virtio/virtio_device.h"
@@ -100,26 +102,16 @@ class VirtioPciTransport final : public PciFunction, public BusDevice, public Vi
     uint64_t desc = 0, driver = 0, device = 0;
     std::optional<SplitQueue> queue;  // set by a valid queue_enable
   };
-  struct Vector {  // MSI-X table entry; guarded by mu_ except the atomics
-    uint64_t address = 0;
-    uint32_t data = 0;
-    bool entry_masked = true;
-    std::atomic<bool> masked{true};  // effective: disabled, function-masked or entry-masked
-    std::atomic<bool> pending{false};
-  };
 
   uint32_t read_common(uint32_t offset, size_t width);  // needs mu_
   void write_common(uint32_t offset, size_t width, uint64_t value);
   void write_status(uint8_t status);
   void reset_locked();
-  void write_msix_table(uint32_t offset, uint32_t value);
-  void update_masks();  // needs mu_: recompute every vector's effective mask
-  void fire(uint16_t vector);
 
   std::shared_ptr<VirtioDevice> device_;
   const GuestRam& ram_;
   const uint32_t bar_gpa_;
-  std::vector<MsiLine*> lines_;
+  MsixTable msix_;  // its own lock; vector i signals lines[i]
   const uint16_t nvec_;
   std::string label_;
   TransportMetrics metrics_;
@@ -129,13 +121,11 @@ class VirtioPciTransport final : public PciFunction, public BusDevice, public Vi
   uint16_t command_ = 0;
   uint8_t irq_line_ = 0;
   bool bar_probe_ = false;
-  bool msix_enabled_ = false, msix_function_mask_ = false;
   uint32_t device_feature_select_ = 0, driver_feature_select_ = 0;
   uint64_t driver_features_ = 0;
   uint8_t status_ = 0;
   uint16_t queue_select_ = 0;
   std::vector<QueueRegs> queues_;
-  std::array<Vector, kMaxVectors> vectors_;
   std::atomic<uint16_t> config_vector_{kMsixNoVector};
   std::array<std::atomic<uint16_t>, kMaxVectors> queue_vector_;  // by queue
   std::atomic<uint8_t> isr_{0};

@@ -70,6 +70,9 @@ bool SplitQueue::has_available() const {
   return avail_idx() != next_avail_;
 }
 
+// The next available chain, validated. A chain that fails validation after its head was
+// read is given back used with length 0, so the driver gets its buffers back; a bad
+// head or an index jump cannot be given back and leaves the queue for the caller to stop.
 std::expected<bool, QueueError> SplitQueue::pop(Chain& out) {
   const uint16_t idx = avail_idx();
   if (idx == next_avail_) return false;
@@ -89,6 +92,8 @@ std::expected<bool, QueueError> SplitQueue::pop(Chain& out) {
   return true;
 }
 
+// Follows next links from head, translating each buffer once. A chain can be at most
+// size_ long: a longer one revisits a descriptor (a loop the guest made).
 std::expected<void, QueueError> SplitQueue::walk(uint16_t head, Chain& out) const {
   out.count = 0;
   out.readable = out.writable = 0;

@@ -32,10 +32,11 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "allocator/measure/tsc.h"
 #include "allocator/memslot_sink.h"
 #include "allocator/page_pool.h"
-#include "allocator/measure/tsc.h"
 #include "devices/lnic/lnic.h"
+#include "tests/support/device_fakes.h"
 
 namespace {
 
@@ -47,18 +48,6 @@ constexpr uint64_t kRx = 0x10000, kRet = 0x100000, kTx = 0x200000;
 constexpr uint32_t kRing = 1024;
 
 bool g_any_error = false;  // a row called SkipWithError: main() exits 1
-
-struct Ram final : devices::GuestRam {
-  std::vector<std::byte> b = std::vector<std::byte>(kRam);
-  std::optional<std::span<std::byte>> translate(uint64_t gpa, uint64_t len) const override {
-    if (gpa > kRam || len > kRam - gpa) return std::nullopt;
-    return std::span<std::byte>(const_cast<std::byte*>(b.data()) + gpa, len);
-  }
-  template <class T>
-  T* at(uint64_t gpa) {
-    return reinterpret_cast<T*>(b.data() + gpa);
-  }
-};
 
 // The real path's trigger without the VM behind it: one eventfd write per signal. The
 // counter is never read; it cannot reach its maximum (2^64 - 2) in a bench's lifetime.
@@ -122,7 +111,7 @@ void BM_LnicRxPath(benchmark::State& state) {
   auto pool = std::move(*created);
   alloc::PageCache* cache = pool->attach_cache().value();  // a fresh pool has free caches
   boost::asio::io_context io;
-  Ram ram;
+  devices::test::FakeRam ram{0, kRam};
   EventfdMsi msi;
   if (!msi.ok()) {
     fail(state, "eventfd() failed");

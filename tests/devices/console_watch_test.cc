@@ -4,7 +4,7 @@
 
 #include <string_view>
 
-#include "tests/devices/fakes.h"
+#include "tests/support/device_fakes.h"
 
 namespace labyrinth::devices {
 namespace {

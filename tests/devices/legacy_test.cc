@@ -9,7 +9,7 @@
 #include "devices/legacy/exit_device.h"
 #include "devices/legacy/i8042.h"
 #include "guest/abi/ports.h"
-#include "tests/devices/fakes.h"
+#include "tests/support/device_fakes.h"
 
 namespace labyrinth::devices {
 namespace {

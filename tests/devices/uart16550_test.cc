@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/devices/fakes.h"
+#include "tests/support/device_fakes.h"
 
 namespace labyrinth::devices {
 namespace {

@@ -40,21 +40,23 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 
-#include "allocator/page_pool.h"
 #include "allocator/measure/tsc.h"
+#include "allocator/page_pool.h"
 #include "devices/lnic/backend/loopback.h"
 #include "devices/lnic/lnic.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "tests/fuzz/recording_sink.h"
+#include "tests/support/device_fakes.h"
 
 namespace {
 
 namespace alloc = labyrinth::alloc;
-using labyrinth::devices::GuestRam;
-using labyrinth::devices::MsiLine;
+namespace measure = labyrinth::measure;
 using labyrinth::devices::lnic::Backend;
 using labyrinth::devices::lnic::FrameSink;
 using labyrinth::devices::lnic::Lnic;
+using labyrinth::devices::test::FakeRam;
+using labyrinth::devices::test::RecordingMsi;
 using labyrinth::fuzz::RecordingSink;
 
 constexpr uint64_t kRamSize = 1 << 20;
@@ -65,31 +67,6 @@ constexpr uint32_t kMaxChunks = 2;
 constexpr alloc::OwnerId kDev = 0x1000, kGuest = 0x2000;
 // The well-behaved driver's layout (the fuzzer may place rings anywhere else).
 constexpr uint64_t kRx = 0x10000, kRet = 0x30000, kTx = 0x50000, kTxBuf = 0x70000;
-
-class Ram final : public GuestRam {
- public:
-  Ram() : bytes_(kRamSize) {}
-  std::optional<std::span<std::byte>> translate(uint64_t gpa, uint64_t len) const override {
-    if (gpa > kRamSize || len > kRamSize - gpa) return std::nullopt;
-    return std::span<std::byte>(const_cast<std::byte*>(bytes_.data()) + gpa, len);
-  }
-  template <class T>
-  T* at(uint64_t gpa) {
-    return reinterpret_cast<T*>(bytes_.data() + gpa);
-  }
-
- private:
-  std::vector<std::byte> bytes_;
-};
-
-class Msi final : public MsiLine {
- public:
-  bool configure(uint64_t address, uint32_t data) override {
-    return (address & 0xFFF00000u) == 0xFEE00000u && (data & 0xFF) >= 32;
-  }
-  void trigger() override { ++fires; }
-  uint64_t fires = 0;
-};
 
 class RecordingBackend final : public Backend {
  public:
@@ -325,8 +302,8 @@ struct Harness {
   std::unique_ptr<alloc::PagePool> pool;
   alloc::PageCache* cache = nullptr;
   boost::asio::io_context io;
-  Ram ram;
-  Msi msi;
+  FakeRam ram{0, kRamSize};
+  RecordingMsi msi;
   RecordingBackend* recording = nullptr;
   std::shared_ptr<Lnic> nic;
   uint32_t canned_size = 0;  // non-zero: the rings are the well-behaved layout

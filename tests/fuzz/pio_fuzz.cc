@@ -212,7 +212,8 @@ struct I8042Model {
   }
 };
 
-// The CMOS RTC (cmos.h) with a fixed clock.
+// The CMOS RTC (cmos.h) with a fixed clock. Written from the register table in cmos.h,
+// not from cmos.cc: an oracle that reused the device's code would check nothing.
 struct CmosModel {
   std::time_t now = 0;
   uint8_t index = 0;

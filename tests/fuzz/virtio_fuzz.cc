@@ -53,6 +53,7 @@
 #include "devices/virtio/pci_transport.h"
 #include "devices/virtio/virtio_abi.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/support/device_fakes.h"
 #include "vmm/memory/guest_memory.h"
 #include "vmm/memory/guest_ram_view.h"
 
@@ -60,6 +61,7 @@ namespace {
 
 namespace v = labyrinth::devices::virtio;
 using labyrinth::devices::MsiLine;
+using labyrinth::devices::test::RecordingMsi;
 using labyrinth::vmm::GpaRange;
 using labyrinth::vmm::GuestMemory;
 using labyrinth::vmm::GuestRamView;
@@ -95,15 +97,6 @@ class Input {
  private:
   std::span<const uint8_t> d_;
   size_t pos_ = 0;
-};
-
-class Msi final : public MsiLine {
- public:
-  bool configure(uint64_t address, uint32_t data) override {
-    return (address >> 20) == 0xFEE && (data & 0xFF) >= 32;
-  }
-  void trigger() override { ++fires; }
-  uint64_t fires = 0;
 };
 
 struct QueueRegs {
@@ -520,7 +513,7 @@ struct Harness {
   std::unique_ptr<GuestMemory> mem;
   std::unique_ptr<GuestRamView> view;
   boost::asio::io_context io;
-  std::array<Msi, 3> msi;
+  std::array<RecordingMsi, 3> msi;
   int peer = -1;
   std::shared_ptr<v::VirtioNet> net;
   std::shared_ptr<v::VirtioPciTransport> t;

@@ -19,6 +19,7 @@ std::string_view to_string(BackendError e) noexcept {
   return "unknown backend error";
 }
 
+// The one place that knows every backend type: the lnic and vmm/ see only Backend.
 std::expected<std::unique_ptr<Backend>, BackendError> make_backend(const BackendConfig& cfg,
                                                                    boost::asio::io_context& io) {
   switch (cfg.type) {

@@ -9,6 +9,8 @@
 namespace labyrinth::devices::lnic {
 
 namespace {
+// One pacer slot per burst: rate_pps / burst slots a second, in TSC ticks (never 0, so
+// a huge rate cannot make the pacer spin on one slot forever).
 uint64_t period_ticks(const PktgenConfig& cfg) {
   const auto& clk = measure::TscClock::instance();
   const double ns = 1e9 * std::max<uint32_t>(cfg.burst, 1) / std::max(cfg.rate_pps, 1e-3);
@@ -28,11 +30,13 @@ PktgenBackend::PktgenBackend(boost::asio::io_context& io, const PktgenConfig& cf
   }
 }
 
+// Only the header changes per frame; the payload pattern was written once.
 void PktgenBackend::build_frame(uint64_t seq, uint64_t t_sched) {
   lnic_pktgen_header h{};
   std::memset(h.dst_mac, 0xFF, sizeof h.dst_mac);
   const uint8_t src[6] = {0x02, 0x4C, 0x42, 0x00, 0x00, 0x01};
   std::memcpy(h.src_mac, src, sizeof src);
+  // Network byte order on the wire; the struct field is host (little-endian) order.
   h.ethertype =
       static_cast<uint16_t>((LNIC_PKTGEN_ETHERTYPE >> 8) | ((LNIC_PKTGEN_ETHERTYPE & 0xFF) << 8));
   h.magic = LNIC_PKTGEN_MAGIC;
@@ -55,6 +59,9 @@ void PktgenBackend::stop() {
   sink_ = nullptr;
 }
 
+// One pacer slot: a burst stamped with its scheduled time, not the time it went out,
+// so the latency the guest measures includes any lateness of the host. Returns false
+// to stop the pacer (duration or count reached, or stopped).
 bool PktgenBackend::fire(uint64_t t_sched, uint64_t now) {
   if (sink_ == nullptr) return false;
   if ((end_tsc_ != 0 && t_sched >= end_tsc_) || (cfg_.count != 0 && seq_ >= cfg_.count)) {
@@ -83,6 +90,7 @@ bool PktgenBackend::fire(uint64_t t_sched, uint64_t now) {
   return true;
 }
 
+// A generator is a source only: what the guest sends is accepted and dropped.
 bool PktgenBackend::transmit(std::span<const std::byte> frame) {
   (void)frame;
   return true;

@@ -6,6 +6,8 @@ namespace labyrinth::devices::lnic {
 
 namespace ip = boost::asio::ip;
 
+// Loopback only: the backend is a test and demo link between two local processes, not
+// a way onto the network. Non-blocking so the drain loop in arm() stops at empty.
 std::expected<std::unique_ptr<UdpBackend>, BackendError> UdpBackend::create(
     boost::asio::io_context& io, const UdpConfig& cfg) {
   boost::system::error_code ec;
@@ -36,6 +38,8 @@ void UdpBackend::stop() {
   (void)socket_.cancel(ec);
 }
 
+// Re-armed after each drain: one wait per batch, not per datagram. stop() ends it by
+// cancelling the wait and clearing sink_.
 void UdpBackend::arm() {
   socket_.async_wait(ip::udp::socket::wait_read, [this](const boost::system::error_code& ec) {
     if (ec || sink_ == nullptr) return;

@@ -110,5 +110,19 @@ TEST(Histogram, MergeAndReset) {
   EXPECT_EQ(a.percentile(50), 0u);
 }
 
+// A batch closed by one stamp: each start gets end - start; a start stamped after the
+// end (another CPU's TSC a little ahead) records 0 instead of wrapping.
+TEST(Histogram, RecordElapsedTakesEachStartFromOneEnd) {
+  Histogram h;
+  const uint64_t starts[] = {100, 40, 1000, 130};
+  h.record_elapsed(starts, 130);
+  EXPECT_EQ(h.count(), 4u);
+  EXPECT_EQ(h.min(), 0u);
+  EXPECT_EQ(h.max(), 90u);
+  EXPECT_DOUBLE_EQ(h.mean(), (30 + 90 + 0 + 0) / 4.0);
+  h.record_elapsed({}, 5);
+  EXPECT_EQ(h.count(), 4u);
+}
+
 }  // namespace
 }  // namespace labyrinth::measure

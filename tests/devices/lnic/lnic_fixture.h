@@ -14,10 +14,11 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "allocator/measure/tsc.h"
 #include "allocator/memslot_sink.h"
 #include "allocator/page_pool.h"
-#include "allocator/measure/tsc.h"
 #include "devices/lnic/lnic.h"
+#include "tests/support/device_fakes.h"
 
 namespace labyrinth::devices::lnic::testing {
 
@@ -26,33 +27,8 @@ constexpr alloc::OwnerId kDevOwner = 0x1000;
 constexpr alloc::OwnerId kGuestOwner = 0x2000;
 constexpr uint64_t kWindow = 4ull << 30;
 
-class FakeRam final : public GuestRam {
- public:
-  FakeRam() : bytes_(kRamSize) {}
-  std::optional<std::span<std::byte>> translate(uint64_t gpa, uint64_t len) const override {
-    if (gpa > kRamSize || len > kRamSize - gpa) return std::nullopt;
-    return std::span<std::byte>(const_cast<std::byte*>(bytes_.data()) + gpa, len);
-  }
-  template <class T>
-  T* at(uint64_t gpa) {
-    return reinterpret_cast<T*>(bytes_.data() + gpa);
-  }
-
- private:
-  std::vector<std::byte> bytes_;
-};
-
-class CountingMsi final : public MsiLine {
- public:
-  bool configure(uint64_t address, uint32_t data) override {
-    if ((address & 0xFFF00000u) != 0xFEE00000u || (data & 0xFF) < 32) return false;
-    configured = true;
-    return true;
-  }
-  void trigger() override { fires.fetch_add(1); }
-  bool configured = false;
-  std::atomic<int> fires{0};
-};
+using devices::test::FakeRam;
+using devices::test::RecordingMsi;
 
 // Records transmitted frames; frames are injected by calling the lnic directly.
 class RecordingBackend final : public Backend {
@@ -184,8 +160,8 @@ class LnicTest : public ::testing::Test {
   std::unique_ptr<alloc::PagePool> pool_;
   alloc::PageCache* cache_ = nullptr;
   boost::asio::io_context io_;
-  FakeRam ram_;
-  CountingMsi msi_;
+  FakeRam ram_{0, kRamSize};
+  RecordingMsi msi_;
   RecordingBackend* backend_ = nullptr;
   std::shared_ptr<Lnic> nic_;
   uint64_t inject_delay_ns_ = 0;

@@ -81,7 +81,7 @@ TEST_F(LnicTest, ReceivedFrameArrivesInAPoolPageOwnedByTheGuest) {
   EXPECT_EQ(std::memcmp(page->host, f.data(), f.size()), 0);
   // The rest of the page is zero: nothing from a previous owner.
   for (size_t i = f.size(); i < alloc::kPageSize; ++i) ASSERT_EQ(page->host[i], std::byte{0});
-  EXPECT_EQ(msi_.fires.load(), 1);
+  EXPECT_EQ(msi_.triggers.load(), 1);
   EXPECT_EQ(nic_->metrics().rx_frames.get(), 1u);
   EXPECT_EQ(nic_->metrics().rx_bytes.get(), 100u);
   EXPECT_EQ(nic_->pages_with_guest(), 1u);
@@ -93,11 +93,11 @@ TEST_F(LnicTest, OneInterruptPerBatchAndNoneWhenTheGuestPolls) {
   bring_up();
   for (int i = 0; i < 3; ++i) send(frame_of(64, 1));
   nic_->flush();
-  EXPECT_EQ(msi_.fires.load(), 1);
+  EXPECT_EQ(msi_.triggers.load(), 1);
   hdr(kRxRing)->flags = LNIC_RING_F_NO_IRQ;
   send(frame_of(64, 1));
   nic_->flush();
-  EXPECT_EQ(msi_.fires.load(), 1);
+  EXPECT_EQ(msi_.triggers.load(), 1);
   EXPECT_EQ(nic_->metrics().irqs.get(), 1u);
 }
 
@@ -347,7 +347,7 @@ TEST_F(LnicTest, FloorSignalsAndMeasuresWithoutDeviceWork) {
   auto* h = hdr(kRxRing);
   wr(LNIC_REG_FLOOR_ARM, 1);
   run_loop();
-  EXPECT_EQ(msi_.fires.load(), 1);
+  EXPECT_EQ(msi_.triggers.load(), 1);
   ASSERT_NE(h->floor_t_sent, 0u);
   h->floor_guest_tsc = h->floor_t_sent + 500;  // the guest's handler stamps its entry
   nic_->stop_floor();                          // collects (no pacer running: just collect)
@@ -381,11 +381,11 @@ TEST_F(LnicTest, FloorAnsweredBeforeItWasSentIsCountedEarlyNotMeasured) {
 // nor counted; nothing is sent before the rings are active.
 TEST_F(LnicTest, WarmUpProbeIsAnsweredLikeAFloorButNotMeasured) {
   EXPECT_FALSE(nic_->send_probe());  // not enabled yet: no rings to stamp
-  EXPECT_EQ(msi_.fires.load(), 0);
+  EXPECT_EQ(msi_.triggers.load(), 0);
   bring_up();
   auto* h = hdr(kRxRing);
   ASSERT_TRUE(nic_->send_probe());
-  EXPECT_EQ(msi_.fires.load(), 1);
+  EXPECT_EQ(msi_.triggers.load(), 1);
   ASSERT_NE(h->floor_t_sent, 0u);
   EXPECT_FALSE(nic_->probe_answered());  // the guest has not run its handler yet
   h->floor_guest_tsc = h->floor_t_sent + 500;

@@ -9,23 +9,9 @@
 #include "devices/msi_line.h"
 #include "devices/virtio/pci_transport.h"
 #include "devices/virtio/virtio_abi.h"
-#include "tests/devices/virtio/fake_ram.h"
+#include "tests/support/device_fakes.h"
 
 namespace labyrinth::devices::test {
-
-// Records the guest's MSI message and counts triggers.
-struct RecordingMsi final : MsiLine {
-  bool configure(uint64_t addr, uint32_t value) override {
-    if ((addr >> 20) != 0xFEE) return false;
-    address = addr;
-    data = value;
-    return true;
-  }
-  void trigger() override { triggers.fetch_add(1); }
-  uint64_t address = 0;
-  uint32_t data = 0;
-  std::atomic<int> triggers{0};
-};
 
 class Driver {
  public:

@@ -15,7 +15,7 @@
 #include "devices/virtio/net/virtio_net.h"
 #include "devices/virtio/pci_transport.h"
 #include "tests/devices/virtio/driver.h"
-#include "tests/devices/virtio/fake_ram.h"
+#include "tests/support/device_fakes.h"
 
 namespace labyrinth::devices::test {
 

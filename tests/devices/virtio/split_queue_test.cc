@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "devices/virtio/virtio_abi.h"
-#include "tests/devices/virtio/fake_ram.h"
+#include "tests/support/device_fakes.h"
 
 namespace labyrinth::devices::virtio {
 namespace {
