@@ -185,6 +185,9 @@ PagePool::~PagePool() {
     m.request_stop();
     m.worker.join();
   }
+  // A create() that failed before the metadata region existed (no address space, no
+  // pinnable memory) leaves no chunk table: nothing was mapped, nothing to unmap.
+  if (m.chunks == nullptr) return;
   std::lock_guard lock(m.worker_mu);
   for (uint32_t c = 0; c < cfg_.max_chunks; ++c) {
     const uint32_t st = m.chunks[c].state.load(std::memory_order_relaxed);

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -136,6 +138,31 @@ TEST_F(PagePoolTest, MapFailureIsReported) {
   auto p = PagePool::create(small_config(), *sink_);
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error(), Error::map_failed);
+}
+
+// create() can fail before the pool's metadata exists: here the address-space
+// reservation for the chunks, in a child whose address space is capped (RLIMIT_AS) so
+// that the reservation really fails. The half-built pool is destroyed on the way out and
+// must not read chunk metadata it never had (it did: a crash on an error path).
+// Runs in the death test's child: 0 when create() reports pin_failed.
+[[noreturn]] void create_with_capped_address_space() {
+  PoolConfig c = small_config();
+  c.chunk_bytes = 1 << 20;
+  c.max_chunks = 1024;  // a 1 GiB reservation
+  std::ifstream statm("/proc/self/statm");
+  uint64_t vm_pages = 0;
+  statm >> vm_pages;
+  const uint64_t now = vm_pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  rlimit cap{};
+  cap.rlim_cur = cap.rlim_max = now + (256u << 20);
+  if (setrlimit(RLIMIT_AS, &cap) != 0) std::_Exit(3);
+  HostOnlySink sink;
+  auto p = PagePool::create(c, sink);
+  std::_Exit(!p && p.error() == Error::pin_failed ? 0 : 2);
+}
+
+TEST(PagePoolCreate, FailureBeforeTheMetadataExistsIsAnErrorNotACrash) {
+  EXPECT_EXIT(create_with_capped_address_space(), ::testing::ExitedWithCode(0), "");
 }
 
 TEST_F(PagePoolTest, AtomicAllocReturnsZeroedExclusivePageInsideWindow) {
