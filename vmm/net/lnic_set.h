@@ -32,7 +32,6 @@
 #include "vmm/kvm/msi.h"
 #include "vmm/kvm/vm.h"
 #include "vmm/memory/guest_memory.h"
-#include "vmm/config/nic_settings.h"
 #include "vmm/memory/guest_ram_view.h"
 #include "vmm/report/metrics.h"
 
