@@ -44,6 +44,10 @@
 
 namespace labyrinth::devices::lnic {
 
+// The guest's driver checks RX pages against the ABI's page size; the pool hands out
+// its own. They are one number.
+static_assert(alloc::kPageSize == LNIC_PAGE_SIZE);
+
 struct LnicConfig {
   std::string id = "lnic0";
   std::array<uint8_t, 6> mac{0x02, 0x4C, 0x42, 0x00, 0x00, 0x00};

@@ -63,7 +63,8 @@
 #define LNIC_MMIO_SIZE 0x1000u
 #define LNIC_RING_MIN 8u
 #define LNIC_RING_MAX 4096u
-#define LNIC_FRAME_MAX 4096u /* a frame fits in one page */
+#define LNIC_PAGE_SIZE 4096u /* every RX buffer is one pool page (the allocator's kPageSize) */
+#define LNIC_FRAME_MAX LNIC_PAGE_SIZE /* a frame fits in one page */
 
 /* Registers: 32-bit accesses at 4-byte aligned offsets. Reads of undefined offsets
  * return 0xFFFFFFFF; writes to read-only or undefined offsets are ignored (counted). */

@@ -14,6 +14,7 @@
 #include <expected>
 #include <vector>
 
+#include "allocator/page.h"
 #include "guest/abi/boot_info.h"
 #include "vmm/error.h"
 
@@ -22,7 +23,7 @@ namespace labyrinth::vmm {
 inline constexpr uint64_t kKiB = 1024;
 inline constexpr uint64_t kMiB = 1024 * kKiB;
 inline constexpr uint64_t kGiB = 1024 * kMiB;
-inline constexpr uint64_t kPage = 4 * kKiB;
+inline constexpr uint64_t kPage = alloc::kPageSize;
 inline constexpr uint64_t kHugePage = 2 * kMiB;
 
 constexpr uint64_t align_up(uint64_t v, uint64_t a) {

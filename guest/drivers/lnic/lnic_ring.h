@@ -22,7 +22,7 @@
 
 namespace guest::lnic {
 
-inline constexpr uint64_t kPageSize = 4096;
+inline constexpr uint64_t kPageSize = LNIC_PAGE_SIZE;
 
 // --- ring arithmetic -------------------------------------------------------
 
