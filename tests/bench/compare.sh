@@ -2,26 +2,29 @@
 # tests/bench/compare.sh — one benchmark binary from two builds, run alternately in one
 # script, medians and the new/old ratio per benchmark.
 #
-#   tests/bench/compare.sh OLD_BINARY NEW_BINARY [--rounds N] [-- BENCHMARK_ARGS...]
+#   tests/bench/compare.sh OLD_BINARY NEW_BINARY [--rounds N] [--metric NAME] [-- BENCHMARK_ARGS...]
 #   tests/bench/compare.sh /work/base/build/bench/alloc_bench build/bench/alloc_bench \
 #       --rounds 3 -- --benchmark_filter='BM_1T_Pool' --benchmark_repetitions=5
 #
 # Why alternate: this is a shared, noisy machine; running all of "old" and then all of
 # "new" puts any drift in the machine's load into the ratio. Old and new take turns, each
 # round runs both, and the medians are taken over every repetition of every round.
-# The time compared is Google Benchmark's real_time for manual_time/real_time rows and
-# cpu_time otherwise (what each row reports as its main figure). A row that errored in
+# The figure compared is Google Benchmark's real_time for manual_time/real_time rows and
+# cpu_time otherwise (what each row reports as its main figure), or --metric NAME: any
+# field of the JSON rows (cpu_time, or a counter such as alloc_p50_ns). On a loaded
+# machine cpu_time moves less than real_time: waiting for a core is not counted. A row that errored in
 # any run (SkipWithError) is reported as such and makes the script exit 1.
 # Exit status: 0 compared, 1 a row errored or a binary failed, 2 usage.
 set -euo pipefail
-usage() { echo "usage: $0 OLD_BINARY NEW_BINARY [--rounds N] [-- BENCHMARK_ARGS...]" >&2; exit 2; }
+usage() { echo "usage: $0 OLD_BINARY NEW_BINARY [--rounds N] [--metric NAME] [-- BENCHMARK_ARGS...]" >&2; exit 2; }
 (($# >= 2)) || usage
 old="$1" new="$2"
 shift 2
-rounds=3
+rounds=3 metric=""
 while (($#)); do
   case "$1" in
     --rounds) rounds="${2:?}"; shift 2 ;;
+    --metric) metric="${2:?}"; shift 2 ;;
     --) shift; break ;;
     *) usage ;;
   esac
@@ -43,9 +46,9 @@ for ((r = 1; r <= rounds; r++)); do
   done
 done
 
-python3 - "$out" "$rounds" "$old" "$new" <<'EOF'
+python3 - "$out" "$rounds" "$old" "$new" "$metric" <<'EOF'
 import json, statistics, sys, glob, os
-out, rounds, old, new = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+out, rounds, old, new, metric = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 rows, errors, order = {}, [], []
 for side in ("old", "new"):
     for path in sorted(glob.glob(os.path.join(out, f"{side}.*.json"))):
@@ -58,9 +61,14 @@ for side in ("old", "new"):
             if b.get("error_occurred"):
                 errors.append(f"{side} {name}: {b.get('error_message', '')}")
                 continue
-            key = "real_time" if ("manual_time" in name or "real_time" in name) else "cpu_time"
-            rows.setdefault(name, {"old": [], "new": [], "unit": b["time_unit"]})[side].append(b[key])
-print(f"old: {old}\nnew: {new}\nrounds: {rounds} (alternating); median over every repetition")
+            key = metric or ("real_time" if ("manual_time" in name or "real_time" in name) else "cpu_time")
+            if key not in b:
+                errors.append(f"{side} {name}: no field {key}")
+                continue
+            unit = b["time_unit"] if key.endswith("_time") else ""
+            rows.setdefault(name, {"old": [], "new": [], "unit": unit})[side].append(b[key])
+print(f"old: {old}\nnew: {new}\nrounds: {rounds} (alternating); median over every repetition"
+      f" of {metric or 'real_time (manual/real_time rows) or cpu_time'}")
 print(f"{'benchmark':<62} {'old':>10} {'new':>10} {'new/old':>8}")
 for name in order:
     r = rows.get(name)

@@ -12,6 +12,8 @@ std::expected<std::unique_ptr<LnicSet>, Error> LnicSet::create(
     const std::vector<LnicSettings>& settings, Vm& vm, MsiRouter& router,
     boost::asio::io_context& io, alloc::PagePool& pool, const GuestMemory& memory,
     devices::Bus& mmio) {
+  // All lnics run on the one device event loop, so they share one pool cache: a cache
+  // belongs to one context (no locks on its fast path), and the event loop is one.
   std::unique_ptr<LnicSet> set(new LnicSet(pool, memory));
   set->settings_ = settings;
   if (settings.empty()) return set;
@@ -45,6 +47,9 @@ std::expected<std::unique_ptr<LnicSet>, Error> LnicSet::create(
                     devices::to_string(r.error()));
       return std::unexpected(Error::net_backend_failed);
     }
+    // The two doorbells are ioeventfds: a guest's write completes inside KVM without a
+    // return to userspace, and the event loop drains the count later (RETURN and TX are
+    // batched by design, so coalesced kicks lose nothing).
     auto ret = IoEventFd::create(vm, io, cfg.mmio_base + LNIC_REG_RET_DOORBELL, 4, false);
     if (!ret) return std::unexpected(ret.error());
     auto tx = IoEventFd::create(vm, io, cfg.mmio_base + LNIC_REG_TX_DOORBELL, 4, false);
@@ -82,6 +87,8 @@ void LnicSet::describe(labyrinth_boot_info& info) const {
   }
 }
 
+// One wait per doorbell, re-armed after each wake. The handler holds the device weakly:
+// a wake already queued when the set is torn down finds it gone (or stopped_) and ends.
 void LnicSet::arm(size_t i, bool ret) {
   IoEventFd& bell = ret ? *ret_bells_[i] : *tx_bells_[i];
   std::weak_ptr<lnic::Lnic> weak = nics_[i];
@@ -96,6 +103,8 @@ void LnicSet::arm(size_t i, bool ret) {
   });
 }
 
+// Doorbells first: a backend may deliver at once, and the guest's first RETURN must
+// find its doorbell armed. The latency run starts the two halves apart (machine.cc).
 void LnicSet::start() {
   start_doorbells();
   start_backends();
@@ -112,6 +121,8 @@ void LnicSet::start_backends() {
   for (auto& nic : nics_) nic->start();
 }
 
+// Idempotent (the destructor calls it again). The cache goes back to the pool here,
+// after the devices stopped using it: a detach drains it, which needs its one user gone.
 void LnicSet::stop() {
   if (stopped_) return;
   stopped_ = true;

@@ -20,6 +20,8 @@ std::expected<std::unique_ptr<VirtioNetSet>, Error> VirtioNetSet::create(
     }
     auto net = std::make_shared<virtio::VirtioNet>(virtio::NetConfig{n.iface_id, n.guest_mac}, io,
                                                    std::move(*tap));
+    // One MSI-X vector per queue plus the configuration vector: Linux's virtio-net asks
+    // for that many and falls back to shared or INTx interrupts otherwise.
     std::vector<devices::MsiLine*> lines;
     for (uint16_t v = 0; v <= net->num_queues(); ++v) {
       auto msi = MsiIrq::create(vm, router);
@@ -37,6 +39,8 @@ std::expected<std::unique_ptr<VirtioNetSet>, Error> VirtioNetSet::create(
       spdlog::error("virtio-net {}: BAR {:#x}: {}", n.iface_id, bar, devices::to_string(r.error()));
       return std::unexpected(Error::boot_layout);
     }
+    // Queue notifications are 16-bit writes to a per-queue address in the BAR (notify
+    // multiplier 4): ioeventfds complete them inside KVM, no exit to this process.
     for (uint16_t q = 0; q < net->num_queues(); ++q) {
       auto bell = IoEventFd::create(vm, io, transport->notify_gpa(q), 2, false);
       if (!bell) return std::unexpected(bell.error());
@@ -56,6 +60,8 @@ VirtioNetSet::~VirtioNetSet() {
   msi_.clear();
 }
 
+// One wait per queue doorbell, re-armed after each wake; a wake queued when the set
+// stops finds stopped_ and ends (the set outlives the event loop's handlers).
 void VirtioNetSet::arm(size_t b) {
   bells_[b].fd->async_wait([this, b](uint64_t) {
     if (stopped_) return;
