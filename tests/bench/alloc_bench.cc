@@ -35,9 +35,9 @@
 #include <vector>
 
 #include "allocator/measure/histogram.h"
+#include "allocator/measure/tsc.h"
 #include "allocator/memslot_sink.h"
 #include "allocator/page_pool.h"
-#include "allocator/measure/tsc.h"
 
 namespace {
 
