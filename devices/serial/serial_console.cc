@@ -46,7 +46,7 @@ StdinReader::~StdinReader() {
 // /dev/null cannot be polled, and reading a terminal from a background process group
 // would stop the VMM with SIGTTIN. Works on a dup so closing ours leaves stdin open.
 bool StdinReader::start() {
-  struct stat st{};
+  struct stat st = {};
   if (::fstat(fd_, &st) != 0 ||
       !(S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode))) {
     spdlog::debug("serial input: stdin is not a stream; not reading it");

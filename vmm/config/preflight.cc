@@ -47,7 +47,7 @@ std::optional<ConfigError> check_boot(const Config& cfg) {
   // Only the initramfs' size matters here (where it fits); the machine reads it.
   uint64_t initrd_size = 0;
   if (!cfg.initrd_path.empty()) {
-    struct stat st{};
+    struct stat st = {};
     if (::stat(cfg.initrd_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
       return fail("boot-source.initrd_path",
                   "cannot open \"" + cfg.initrd_path + "\" as a regular file");
