@@ -14,6 +14,7 @@
 #include "allocator/measure/tsc.h"
 #include "devices/legacy/cmos.h"
 #include "devices/legacy/exit_device.h"
+#include "devices/legacy/fw_cfg.h"
 #include "devices/legacy/i8042.h"
 #include "devices/serial/console_watch.h"
 #include "guest/abi/ports.h"
@@ -22,6 +23,7 @@
 #include "vmm/boot/elf_loader.h"
 #include "vmm/boot/linux_loader.h"
 #include "vmm/boot/mptable.h"
+#include "vmm/boot/multiboot_loader.h"
 #include "vmm/report/metrics.h"
 #include "vmm/report/stats.h"
 #include "vmm/sandbox/seccomp.h"
@@ -60,10 +62,19 @@ std::expected<void, Error> Machine::build() {
 
   auto image_bytes = read_file(config_.kernel_image_path);
   if (!image_bytes) return std::unexpected(image_bytes.error());
+  auto kind = kernel_kind(*image_bytes, config_.kernel_image_path);
+  if (!kind) {  // config.cc checked the same file: it changed in between
+    spdlog::error("{}", kind.error().message());
+    return std::unexpected(Error::kernel_rejected);
+  }
+  kind_ = *kind;
   uint64_t entry = 0;
-  if (is_linux_kernel(*image_bytes)) {
-    linux_ = true;
+  if (kind_ == KernelKind::linux) {
     auto e = load_linux_guest(*image_bytes);
+    if (!e) return std::unexpected(e.error());
+    entry = *e;
+  } else if (kind_ == KernelKind::multiboot) {
+    auto e = load_multiboot_guest(*image_bytes);
     if (!e) return std::unexpected(e.error());
     entry = *e;
   } else {
@@ -102,6 +113,31 @@ std::expected<uint64_t, Error> Machine::load_linux_guest(std::span<const std::by
     return std::unexpected(r.error());
   }
   return kernel->entry_gpa;
+}
+
+std::expected<uint64_t, Error> Machine::load_multiboot_guest(std::span<const std::byte> image) {
+  auto rejected = [](const BootError& e) {  // config.cc checked these files already
+    spdlog::error("{}", e.message());
+    return std::unexpected(Error::kernel_rejected);
+  };
+  auto kernel = parse_multiboot_kernel(image);
+  if (!kernel) return rejected(kernel.error());
+  std::vector<std::byte> module;
+  if (!config_.initrd_path.empty()) {
+    auto bytes = read_file(config_.initrd_path);
+    if (!bytes) return std::unexpected(bytes.error());
+    module = std::move(*bytes);
+  }
+  const std::string cmdline = multiboot_cmdline(config_.kernel_image_path, config_.boot_args);
+  auto plan =
+      plan_multiboot_boot(*kernel, config_.layout, module.size(), cmdline, config_.initrd_path);
+  if (!plan) return rejected(plan.error());
+  if (auto r = load_multiboot(image, *kernel, *plan, module, cmdline, config_.initrd_path, *memory_,
+                              config_.layout);
+      !r) {
+    return std::unexpected(r.error());
+  }
+  return kernel->entry;
 }
 
 std::expected<void, Error> Machine::build_pool() {
@@ -165,7 +201,7 @@ std::expected<void, Error> Machine::build_devices() {
   irq_test_irq_ = std::move(*irq_test);
 
   devices::SerialOutput* uart_out = serial_out_.get();
-  if (linux_) {  // a Linux guest's console tells how it ended (console_watch.h)
+  if (kind_ == KernelKind::linux) {  // a Linux guest's console tells how it ended (console_watch.h)
     console_ = std::make_unique<devices::ConsoleWatch>(*serial_out_, *this);
     uart_out = console_.get();
   }
@@ -182,6 +218,16 @@ std::expected<void, Error> Machine::build_devices() {
   ok = ok &&
        pio_.insert(std::make_shared<devices::Cmos>(), devices::Cmos::kBase, devices::Cmos::kLen)
            .has_value();
+  // What kvm-unit-tests' kernels expect of QEMU: its exit port and fw_cfg (ports.h).
+  ok = ok && pio_.insert(std::make_shared<devices::ExitDevice>(
+                             *this, devices::ExitContract::isa_debug_exit),
+                         LABYRINTH_PORT_DEBUG_EXIT, 4)
+                 .has_value();
+  const auto cpus = static_cast<uint16_t>(config_.vcpu_count);
+  ok = ok && pio_.insert(std::make_shared<devices::FwCfg>(devices::FwCfg::standard(
+                             {.ram_bytes = config_.layout.ram_bytes, .cpus = cpus})),
+                         LABYRINTH_PORT_FW_CFG, devices::FwCfg::kLen)
+                 .has_value();
   pci_ = std::make_shared<devices::PciBus>();
   ok = ok && pio_.insert(pci_, devices::PciBus::kBase, devices::PciBus::kLen).has_value();
   ok = ok && pio_.insert(std::make_shared<devices::IrqTestDevice>(*irq_train_),
@@ -233,7 +279,7 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
   if (auto stats = VcpuStats::open(*vcpus_[0])) vcpu0_stats_.emplace(std::move(*stats));
   auto khz = vcpus_[0]->tsc_khz();
   BootParams params{n, khz ? *khz : 0, config_.boot_args};
-  if (!linux_) {
+  if (kind_ == KernelKind::labyrinth_elf) {
     if (auto r = write_boot_structures(*memory_, config_.layout, params); !r) return r;
   }
   if (!lnics_->empty()) {  // device descriptors for the guest's drivers
@@ -248,14 +294,18 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
     if (auto r = vcpu->set_cpuid(vcpu_cpuid(kvm_->supported_cpuid(), vcpu->index(), n)); !r) {
       return r;
     }
-    if (linux_) {
-      // Linux starts its application processors itself (INIT/SIPI through the
-      // in-kernel LAPIC); they wait in KVM's initial state until then.
+    if (kind_ != KernelKind::labyrinth_elf) {
+      // Linux and Multiboot kernels start their application processors themselves
+      // (INIT/SIPI through the in-kernel LAPIC); they wait in KVM's initial state.
       if (vcpu->index() != 0) continue;
       auto sregs = vcpu->sregs();
       if (!sregs) return std::unexpected(sregs.error());
-      if (auto r = vcpu->set_sregs(linux_sregs(*sregs)); !r) return r;
-      if (auto r = vcpu->set_regs(linux_regs(entry)); !r) return r;
+      const bool linux = kind_ == KernelKind::linux;
+      if (auto r = vcpu->set_sregs(linux ? linux_sregs(*sregs) : multiboot_sregs(*sregs)); !r) {
+        return r;
+      }
+      auto regs = linux ? linux_regs(entry) : multiboot_regs(static_cast<uint32_t>(entry));
+      if (auto r = vcpu->set_regs(regs); !r) return r;
       continue;
     }
     auto sregs = vcpu->sregs();
