@@ -7,19 +7,13 @@
 #include <cstring>
 #include <string>
 
+#include "vmm/boot/byte_fields.h"
 #include "vmm/boot/elf_loader.h"
 #include "vmm/boot/linux_loader.h"
 #include "vmm/boot/multiboot_loader.h"
 
 namespace labyrinth::vmm {
 namespace {
-
-template <class T>
-T at(std::span<const std::byte> b, uint64_t off) {
-  T v{};
-  std::memcpy(&v, b.data() + off, sizeof(T));
-  return v;
-}
 
 std::vector<std::byte> flat(const std::string& name) {
   std::string why;
@@ -39,8 +33,8 @@ TEST_P(KvmUnitTestsKernel, LoadsAsTheSuiteExpects) {
   ASSERT_TRUE(k.has_value()) << k.error().message();
   // cstart64.S: flags 0, the header first in .init; the ELF's own entry, identity linked.
   EXPECT_EQ(k->flags, 0u);
-  EXPECT_EQ(at<uint32_t>(image, k->header_offset), kMultibootMagic);
-  EXPECT_EQ(k->entry, at<uint32_t>(image, offsetof(Elf32_Ehdr, e_entry)));
+  EXPECT_EQ(get<uint32_t>(image, k->header_offset), kMultibootMagic);
+  EXPECT_EQ(k->entry, get<uint32_t>(image, offsetof(Elf32_Ehdr, e_entry)));
   EXPECT_EQ(k->segments.size(), 2u) << "text, then data with .bss";
   EXPECT_EQ(k->load_low, 0x400000u + k->segments[0].p_offset) << "flat.lds: 4M + headers";
 
@@ -66,15 +60,15 @@ TEST_P(KvmUnitTestsKernel, LoadsAsTheSuiteExpects) {
   }
   // What setup_multiboot() and find_highmem() read: mem_upper, the module, the mmap.
   auto mbi = memory->translate(kMbInfoGpa, 116).value();
-  EXPECT_EQ(at<uint32_t>(mbi, 8) * kKiB, 127 * kMiB);
-  EXPECT_GT(at<uint32_t>(mbi, 8) * kKiB, k->load_end) << "phys_alloc_init(edata, ...) > 0";
-  EXPECT_EQ(at<uint32_t>(mbi, 20), 1u);
-  auto mods = memory->translate(at<uint32_t>(mbi, 24), 16).value();
+  EXPECT_EQ(get<uint32_t>(mbi, 8) * kKiB, 127 * kMiB);
+  EXPECT_GT(get<uint32_t>(mbi, 8) * kKiB, k->load_end) << "phys_alloc_init(edata, ...) > 0";
+  EXPECT_EQ(get<uint32_t>(mbi, 20), 1u);
+  auto mods = memory->translate(get<uint32_t>(mbi, 24), 16).value();
   auto text =
-      memory->translate(at<uint32_t>(mods, 0), at<uint32_t>(mods, 4) - at<uint32_t>(mods, 0));
+      memory->translate(get<uint32_t>(mods, 0), get<uint32_t>(mods, 4) - get<uint32_t>(mods, 0));
   ASSERT_TRUE(text.has_value());
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(text->data()), text->size()), env);
-  EXPECT_GE(at<uint32_t>(mods, 0), k->load_end) << "the module is clear of .bss";
+  EXPECT_GE(get<uint32_t>(mods, 0), k->load_end) << "the module is clear of .bss";
 }
 
 INSTANTIATE_TEST_SUITE_P(Flats, KvmUnitTestsKernel, ::testing::Values("tsc.flat", "smptest.flat"),

@@ -8,18 +8,12 @@
 #include "tests/vmm/test_elf.h"
 #include "tests/vmm/test_multiboot.h"
 #include "vmm/boot/boot_setup.h"
+#include "vmm/boot/byte_fields.h"
 
 namespace labyrinth::vmm {
 namespace {
 
 using testing::TestMultiboot;
-
-template <class T>
-T at(std::span<const std::byte> b, uint64_t off) {
-  T v{};
-  std::memcpy(&v, b.data() + off, sizeof(T));
-  return v;
-}
 
 TestMultiboot kernel() {
   return TestMultiboot::with_code(testing::guests::kMbReport);
@@ -250,37 +244,37 @@ TEST_F(MultibootBoot, LoadWritesKernelModuleAndBootInformation) {
   EXPECT_EQ(mod[module.size()], std::byte{0});
 
   auto mbi = memory_->translate(kMbInfoGpa, 116).value();
-  EXPECT_EQ(at<uint32_t>(mbi, 0), kMbiMem | kMbiCmdline | kMbiMods | kMbiMmap | kMbiLoaderName);
-  EXPECT_EQ(at<uint32_t>(mbi, 4), 639u);              // mem_lower, KiB
-  EXPECT_EQ(at<uint32_t>(mbi, 8), (64 - 1) * 1024u);  // mem_upper: 1 MiB .. 64 MiB
-  EXPECT_EQ(at<uint32_t>(mbi, 16), kMbCmdlineGpa);
+  EXPECT_EQ(get<uint32_t>(mbi, 0), kMbiMem | kMbiCmdline | kMbiMods | kMbiMmap | kMbiLoaderName);
+  EXPECT_EQ(get<uint32_t>(mbi, 4), 639u);              // mem_lower, KiB
+  EXPECT_EQ(get<uint32_t>(mbi, 8), (64 - 1) * 1024u);  // mem_upper: 1 MiB .. 64 MiB
+  EXPECT_EQ(get<uint32_t>(mbi, 16), kMbCmdlineGpa);
   auto line = memory_->translate(kMbCmdlineGpa, cmdline.size() + 1).value();
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(line.data())), cmdline);
-  EXPECT_EQ(at<uint32_t>(mbi, 20), 1u);  // mods_count
-  EXPECT_EQ(at<uint32_t>(mbi, 24), kMbModsGpa);
+  EXPECT_EQ(get<uint32_t>(mbi, 20), 1u);  // mods_count
+  EXPECT_EQ(get<uint32_t>(mbi, 24), kMbModsGpa);
   auto mods = memory_->translate(kMbModsGpa, 16).value();
-  EXPECT_EQ(at<uint32_t>(mods, 0), plan.module_gpa);
-  EXPECT_EQ(at<uint32_t>(mods, 4), plan.module_gpa + module.size());
-  auto name = memory_->translate(at<uint32_t>(mods, 8), 9).value();
+  EXPECT_EQ(get<uint32_t>(mods, 0), plan.module_gpa);
+  EXPECT_EQ(get<uint32_t>(mods, 4), plan.module_gpa + module.size());
+  auto name = memory_->translate(get<uint32_t>(mods, 8), 9).value();
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(name.data())), "/tmp/env");
   // The memory map: the e820 map, entries of size 20 (plus the size field).
   const auto e820 = linux_e820(layout_);
-  EXPECT_EQ(at<uint32_t>(mbi, 44), e820.size() * 24);
-  EXPECT_EQ(at<uint32_t>(mbi, 48), kMbMmapGpa);
+  EXPECT_EQ(get<uint32_t>(mbi, 44), e820.size() * 24);
+  EXPECT_EQ(get<uint32_t>(mbi, 48), kMbMmapGpa);
   auto mmap = memory_->translate(kMbMmapGpa, e820.size() * 24).value();
   for (size_t i = 0; i < e820.size(); ++i) {
-    EXPECT_EQ(at<uint32_t>(mmap, i * 24), 20u);
-    EXPECT_EQ(at<uint64_t>(mmap, i * 24 + 4), e820[i].addr);
-    EXPECT_EQ(at<uint64_t>(mmap, i * 24 + 12), e820[i].size);
-    EXPECT_EQ(at<uint32_t>(mmap, i * 24 + 20), e820[i].type);
+    EXPECT_EQ(get<uint32_t>(mmap, i * 24), 20u);
+    EXPECT_EQ(get<uint64_t>(mmap, i * 24 + 4), e820[i].addr);
+    EXPECT_EQ(get<uint64_t>(mmap, i * 24 + 12), e820[i].size);
+    EXPECT_EQ(get<uint32_t>(mmap, i * 24 + 20), e820[i].type);
   }
-  EXPECT_EQ(at<uint64_t>(mmap, 2 * 24 + 4), LABYRINTH_GUEST_LOAD_MIN);  // RAM from 1 MiB
-  auto loader = memory_->translate(at<uint32_t>(mbi, 64), 10).value();
+  EXPECT_EQ(get<uint64_t>(mmap, 2 * 24 + 4), LABYRINTH_GUEST_LOAD_MIN);  // RAM from 1 MiB
+  auto loader = memory_->translate(get<uint32_t>(mbi, 64), 10).value();
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(loader.data())), "labyrinth");
   // The GDT the entry state points at: flat 32-bit code and data.
   auto gdt = memory_->translate(kMbGdtGpa, 24).value();
-  EXPECT_EQ(at<uint64_t>(gdt, 8), 0x00CF9B000000FFFFull);
-  EXPECT_EQ(at<uint64_t>(gdt, 16), 0x00CF93000000FFFFull);
+  EXPECT_EQ(get<uint64_t>(gdt, 8), 0x00CF9B000000FFFFull);
+  EXPECT_EQ(get<uint64_t>(gdt, 16), 0x00CF93000000FFFFull);
 }
 
 TEST_F(MultibootBoot, LoadRefusesAPlanForOtherInputs) {

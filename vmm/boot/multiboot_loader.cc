@@ -10,6 +10,7 @@
 
 #include "guest/abi/boot_info.h"
 #include "vmm/boot/boot_setup.h"
+#include "vmm/boot/byte_fields.h"
 
 namespace labyrinth::vmm {
 
@@ -26,17 +27,6 @@ constexpr std::string_view kLoaderName = "labyrinth";
 constexpr uint64_t kAtFlags = 0, kAtMemLower = 4, kAtMemUpper = 8, kAtCmdline = 16,
                    kAtModsCount = 20, kAtModsAddr = 24, kAtMmapLength = 44, kAtMmapAddr = 48,
                    kAtLoaderNameAddr = 64;
-
-template <class T>
-T get(std::span<const std::byte> b, uint64_t off) {
-  T v{};
-  std::memcpy(&v, b.data() + off, sizeof(T));  // callers check off + sizeof(T) <= size
-  return v;
-}
-template <class T>
-void put(std::span<std::byte> b, uint64_t off, T v) {
-  std::memcpy(b.data() + off, &v, sizeof(T));
-}
 
 std::unexpected<BootError> kernel_error(std::string detail) {
   return std::unexpected(BootError{"boot-source.kernel_image_path", std::move(detail)});
@@ -312,20 +302,14 @@ std::expected<void, Error> load_multiboot(std::span<const std::byte> image,
 }
 
 kvm_sregs multiboot_sregs(kvm_sregs s) {
-  auto seg = [](uint16_t selector, uint8_t type) {
-    kvm_segment g{};
-    g.base = 0;
-    g.limit = 0xFFFFFFFF;
-    g.selector = selector;
-    g.type = type;
-    g.present = 1;
-    g.db = 1;  // 32-bit
-    g.s = 1;
-    g.g = 1;
+  auto seg = [](uint16_t selector, uint8_t type, bool code) {
+    kvm_segment g = flat_segment(selector, type, code);
+    g.l = 0;  // 32-bit protected mode, not long mode
+    g.db = 1;
     return g;
   };
-  s.cs = seg(kMbCodeSelector, 0xB);                              // execute/read, accessed
-  s.ds = s.es = s.fs = s.gs = s.ss = seg(kMbDataSelector, 0x3);  // read/write, accessed
+  s.cs = seg(kMbCodeSelector, 0xB, true);                               // execute/read, accessed
+  s.ds = s.es = s.fs = s.gs = s.ss = seg(kMbDataSelector, 0x3, false);  // read/write, accessed
   s.gdt.base = kMbGdtGpa;
   s.gdt.limit = 3 * 8 - 1;
   s.idt.base = 0;
