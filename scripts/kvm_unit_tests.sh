@@ -1,29 +1,42 @@
 #!/usr/bin/env bash
-# Extracts the pinned kvm-unit-tests archive (../shared/peers/, unmodified upstream, never
-# copied into the sources) under a build directory and builds x86 test kernels there.
-# Usage: scripts/kvm_unit_tests.sh DIR [TARGET...]   e.g. DIR=build/kvm-unit-tests x86/tsc.flat
-# Without targets it builds the whole x86 suite. Prints the source tree's path.
+# Builds the pinned kvm-unit-tests suite (x86) under a build directory and prints the
+# source tree's path. The one builder of the suite: tests/kvm-unit-tests/run.sh and the
+# ctest fixture kvm_unit_tests_build (tests/vmm/CMakeLists.txt) both call it.
+#   scripts/kvm_unit_tests.sh [DIR]      DIR default: build/kvm-unit-tests
 #
-# The archive's sha256 is checked against ../shared/peers/README.md's. An existing tree
-# from the same archive is reused (make rebuilds only what is missing).
+# - The archive: $KVM_UNIT_TESTS_TARBALL, else ../shared/peers/ (unmodified upstream,
+#   never copied into the sources, never patched), checked against its sha256.
+# - DIR/kvm-unit-tests/ is the tree: ./configure --arch=x86_64 && make -j2 (the log in
+#   DIR/build.log). DIR/stamp holds the archive's sha256 once the whole suite is built;
+#   while it does, nothing is done again (so a run inside the test VM costs nothing).
+# Exit status: 0 built, 2 no archive, a wrong one, or a failed build (one line on stderr).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-peers="${LABYRINTH_PEERS:-$root/../shared/peers}"
-archive="$peers/kvm-unit-tests-1da1819e49fc.tar.gz"
-want=ae1c2a734c8d6efed4c2afaacf08008d4bf9e95e00105befc4dc7775ecd819b7
-dir="${1:?usage: $0 DIR [TARGET...]}"
-shift
+sha=ae1c2a734c8d6efed4c2afaacf08008d4bf9e95e00105befc4dc7775ecd819b7
+suite="${1:-$root/build/kvm-unit-tests}"
 
-[[ -f $archive ]] || { echo "kvm_unit_tests.sh: no $archive" >&2; exit 1; }
-tree="$dir/kvm-unit-tests"
-if [[ ! -f $tree/.labyrinth-sha256 || $(cat "$tree/.labyrinth-sha256") != "$want" ]]; then
-  got="$(sha256sum "$archive" | cut -d' ' -f1)"
-  [[ $got == "$want" ]] || { echo "kvm_unit_tests.sh: $archive: sha256 $got, want $want" >&2; exit 1; }
-  rm -rf "$tree"
-  mkdir -p "$dir"
-  tar -xzf "$archive" -C "$dir"
-  (cd "$tree" && ./configure --arch=x86_64 >/dev/null)
-  echo "$want" >"$tree/.labyrinth-sha256"
+if [[ ! -f $suite/stamp || $(cat "$suite/stamp") != "$sha" ]]; then
+  tarball="${KVM_UNIT_TESTS_TARBALL:-}"
+  if [[ -z $tarball ]]; then
+    for t in "$root/../shared/peers/kvm-unit-tests-1da1819e49fc.tar.gz" \
+             /work/shared/peers/kvm-unit-tests-1da1819e49fc.tar.gz; do
+      [[ -f $t ]] && { tarball=$t; break; }
+    done
+  fi
+  [[ -n $tarball && -f $tarball ]] || {
+    echo "$0: the kvm-unit-tests archive is not in ../shared/peers (set KVM_UNIT_TESTS_TARBALL)" >&2
+    exit 2
+  }
+  got=$(sha256sum "$tarball" | cut -d' ' -f1)
+  [[ $got == "$sha" ]] || { echo "$0: $tarball: sha256 $got, want $sha" >&2; exit 2; }
+  rm -rf "$suite"
+  mkdir -p "$suite"
+  tar -xzf "$tarball" -C "$suite"
+  (cd "$suite/kvm-unit-tests" && ./configure --arch=x86_64 >/dev/null &&
+     make -j2 >"$suite/build.log" 2>&1) || {
+    echo "$0: building kvm-unit-tests failed (see $suite/build.log)" >&2
+    exit 2
+  }
+  echo "$sha" >"$suite/stamp"
 fi
-make -C "$tree" -j2 -s "$@" >&2
-echo "$(cd "$tree" && pwd)"
+echo "$(cd "$suite/kvm-unit-tests" && pwd)"
