@@ -30,6 +30,23 @@
 
 namespace labyrinth::vmm {
 
+namespace {
+
+// The configuration was checked against the same files (config/preflight.cc): a loader rejecting
+// them here means a file changed in between.
+std::unexpected<Error> rejected(const BootError& e, Error kind) {
+  spdlog::error("{}", e.message());
+  return std::unexpected(kind);
+}
+
+// boot-source.initrd_path's bytes (none without one).
+std::expected<std::vector<std::byte>, Error> read_initrd(const Config& config) {
+  if (config.initrd_path.empty()) return std::vector<std::byte>{};
+  return read_file(config.initrd_path);
+}
+
+}  // namespace
+
 std::expected<std::unique_ptr<Machine>, Error> Machine::create(const Config& config) {
   std::unique_ptr<Machine> m(new Machine(config));
   if (auto r = m->build(); !r) return std::unexpected(r.error());
@@ -63,10 +80,7 @@ std::expected<void, Error> Machine::build() {
   auto image_bytes = read_file(config_.kernel_image_path);
   if (!image_bytes) return std::unexpected(image_bytes.error());
   auto kind = kernel_kind(*image_bytes, config_.kernel_image_path);
-  if (!kind) {  // config.cc checked the same file: it changed in between
-    spdlog::error("{}", kind.error().message());
-    return std::unexpected(Error::kernel_rejected);
-  }
+  if (!kind) return rejected(kind.error(), Error::kernel_rejected);
   kind_ = *kind;
   uint64_t entry = 0;
   if (kind_ == KernelKind::linux) {
@@ -88,22 +102,13 @@ std::expected<void, Error> Machine::build() {
 }
 
 std::expected<uint64_t, Error> Machine::load_linux_guest(std::span<const std::byte> image) {
-  // The configuration was checked against the same files (config/preflight.cc): failing here means
-  // a file changed in between.
-  auto rejected = [](const BootError& e) {
-    spdlog::error("{}", e.message());
-    return std::unexpected(Error::linux_rejected);
-  };
   auto kernel = parse_linux_kernel(image);
-  if (!kernel) return rejected(kernel.error());
-  std::vector<std::byte> initrd;
-  if (!config_.initrd_path.empty()) {
-    auto bytes = read_file(config_.initrd_path);
-    if (!bytes) return std::unexpected(bytes.error());
-    initrd = std::move(*bytes);
-  }
+  if (!kernel) return rejected(kernel.error(), Error::linux_rejected);
+  auto initrd_bytes = read_initrd(config_);
+  if (!initrd_bytes) return std::unexpected(initrd_bytes.error());
+  const std::vector<std::byte>& initrd = *initrd_bytes;
   auto plan = plan_linux_boot(*kernel, config_.layout, initrd.size(), config_.boot_args);
-  if (!plan) return rejected(plan.error());
+  if (!plan) return rejected(plan.error(), Error::linux_rejected);
   if (auto r =
           load_linux(image, *kernel, *plan, initrd, config_.boot_args, *memory_, config_.layout);
       !r) {
@@ -116,22 +121,15 @@ std::expected<uint64_t, Error> Machine::load_linux_guest(std::span<const std::by
 }
 
 std::expected<uint64_t, Error> Machine::load_multiboot_guest(std::span<const std::byte> image) {
-  auto rejected = [](const BootError& e) {  // config.cc checked these files already
-    spdlog::error("{}", e.message());
-    return std::unexpected(Error::kernel_rejected);
-  };
   auto kernel = parse_multiboot_kernel(image);
-  if (!kernel) return rejected(kernel.error());
-  std::vector<std::byte> module;
-  if (!config_.initrd_path.empty()) {
-    auto bytes = read_file(config_.initrd_path);
-    if (!bytes) return std::unexpected(bytes.error());
-    module = std::move(*bytes);
-  }
+  if (!kernel) return rejected(kernel.error(), Error::kernel_rejected);
+  auto module_bytes = read_initrd(config_);
+  if (!module_bytes) return std::unexpected(module_bytes.error());
+  const std::vector<std::byte>& module = *module_bytes;
   const std::string cmdline = multiboot_cmdline(config_.kernel_image_path, config_.boot_args);
   auto plan =
       plan_multiboot_boot(*kernel, config_.layout, module.size(), cmdline, config_.initrd_path);
-  if (!plan) return rejected(plan.error());
+  if (!plan) return rejected(plan.error(), Error::kernel_rejected);
   if (auto r = load_multiboot(image, *kernel, *plan, module, cmdline, config_.initrd_path, *memory_,
                               config_.layout);
       !r) {
