@@ -31,6 +31,7 @@
 #include "guest/abi/boot_info.h"
 #include "tests/fuzz/boot_fuzz.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "vmm/boot/byte_fields.h"
 #include "vmm/boot/linux_loader.h"
 #include "vmm/memory/guest_memory.h"
 #include "vmm/memory/layout.h"
@@ -41,16 +42,10 @@ namespace vmm = labyrinth::vmm;
 namespace fuzz = labyrinth::fuzz;
 
 using fuzz::check_boot_error;
+using vmm::get;
 
 bool overlaps(uint64_t a, uint64_t a_len, uint64_t b, uint64_t b_len) {
   return a < b + b_len && b < a + a_len;
-}
-
-template <class T>
-T get(std::span<const std::byte> s, uint64_t off) {
-  T v;
-  std::memcpy(&v, s.data() + off, sizeof v);
-  return v;
 }
 
 }  // namespace

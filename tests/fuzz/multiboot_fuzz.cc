@@ -29,6 +29,7 @@
 #include "guest/abi/boot_info.h"
 #include "tests/fuzz/boot_fuzz.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "vmm/boot/byte_fields.h"
 #include "vmm/boot/multiboot_loader.h"
 #include "vmm/memory/guest_memory.h"
 #include "vmm/memory/layout.h"
@@ -39,13 +40,7 @@ namespace vmm = labyrinth::vmm;
 namespace fuzz = labyrinth::fuzz;
 
 using fuzz::check_boot_error;
-
-template <class T>
-T get(std::span<const std::byte> s, uint64_t off) {
-  T v;
-  std::memcpy(&v, s.data() + off, sizeof v);
-  return v;
-}
+using vmm::get;
 
 }  // namespace
 
