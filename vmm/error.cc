@@ -46,6 +46,8 @@ std::string_view to_string(Error e) noexcept {
       return "boot structures do not fit low memory";
     case Error::linux_rejected:
       return "the Linux kernel, initramfs or command line cannot boot (see the line above)";
+    case Error::kernel_rejected:
+      return "the kernel, its module or command line cannot boot (see the line above)";
   }
   return "unknown vmm error";
 }
@@ -57,6 +59,7 @@ int exit_status_for(Error e) noexcept {
     case Error::elf_bad_placement:
     case Error::pool_bad_config:
     case Error::linux_rejected:
+    case Error::kernel_rejected:
       return kExitUsage;
     case Error::kvm_api_version:
     case Error::kvm_missing_cap:

@@ -37,6 +37,7 @@ enum class Error : uint8_t {
   elf_bad_placement,  // a segment is outside RAM or below LABYRINTH_GUEST_LOAD_MIN
   boot_layout,        // boot structures do not fit the VMM-owned low memory
   linux_rejected,     // a Linux kernel, initramfs or command line the boot protocol rejects
+  kernel_rejected,    // a Multiboot kernel, its module or command line, or a file of no kind
   pool_bad_config,    // the page pool rejected labyrinth.pool (exit status 2)
 };
 

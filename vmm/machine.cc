@@ -14,6 +14,7 @@
 #include "allocator/measure/tsc.h"
 #include "devices/legacy/cmos.h"
 #include "devices/legacy/exit_device.h"
+#include "devices/legacy/fw_cfg.h"
 #include "devices/legacy/i8042.h"
 #include "devices/serial/console_watch.h"
 #include "guest/abi/ports.h"
@@ -22,11 +23,29 @@
 #include "vmm/boot/elf_loader.h"
 #include "vmm/boot/linux_loader.h"
 #include "vmm/boot/mptable.h"
+#include "vmm/boot/multiboot_loader.h"
 #include "vmm/report/metrics.h"
 #include "vmm/report/stats.h"
 #include "vmm/sandbox/seccomp.h"
 
 namespace labyrinth::vmm {
+
+namespace {
+
+// The configuration was checked against the same files (config/preflight.cc): a loader rejecting
+// them here means a file changed in between.
+std::unexpected<Error> rejected(const BootError& e, Error kind) {
+  spdlog::error("{}", e.message());
+  return std::unexpected(kind);
+}
+
+// boot-source.initrd_path's bytes (none without one).
+std::expected<std::vector<std::byte>, Error> read_initrd(const Config& config) {
+  if (config.initrd_path.empty()) return std::vector<std::byte>{};
+  return read_file(config.initrd_path);
+}
+
+}  // namespace
 
 std::expected<std::unique_ptr<Machine>, Error> Machine::create(const Config& config) {
   std::unique_ptr<Machine> m(new Machine(config));
@@ -60,10 +79,16 @@ std::expected<void, Error> Machine::build() {
 
   auto image_bytes = read_file(config_.kernel_image_path);
   if (!image_bytes) return std::unexpected(image_bytes.error());
+  auto kind = kernel_kind(*image_bytes, config_.kernel_image_path);
+  if (!kind) return rejected(kind.error(), Error::kernel_rejected);
+  kind_ = *kind;
   uint64_t entry = 0;
-  if (is_linux_kernel(*image_bytes)) {
-    linux_ = true;
+  if (kind_ == KernelKind::linux) {
     auto e = load_linux_guest(*image_bytes);
+    if (!e) return std::unexpected(e.error());
+    entry = *e;
+  } else if (kind_ == KernelKind::multiboot) {
+    auto e = load_multiboot_guest(*image_bytes);
     if (!e) return std::unexpected(e.error());
     entry = *e;
   } else {
@@ -77,22 +102,13 @@ std::expected<void, Error> Machine::build() {
 }
 
 std::expected<uint64_t, Error> Machine::load_linux_guest(std::span<const std::byte> image) {
-  // The configuration was checked against the same files (config/preflight.cc): failing here means
-  // a file changed in between.
-  auto rejected = [](const BootError& e) {
-    spdlog::error("{}", e.message());
-    return std::unexpected(Error::linux_rejected);
-  };
   auto kernel = parse_linux_kernel(image);
-  if (!kernel) return rejected(kernel.error());
-  std::vector<std::byte> initrd;
-  if (!config_.initrd_path.empty()) {
-    auto bytes = read_file(config_.initrd_path);
-    if (!bytes) return std::unexpected(bytes.error());
-    initrd = std::move(*bytes);
-  }
+  if (!kernel) return rejected(kernel.error(), Error::linux_rejected);
+  auto initrd_bytes = read_initrd(config_);
+  if (!initrd_bytes) return std::unexpected(initrd_bytes.error());
+  const std::vector<std::byte>& initrd = *initrd_bytes;
   auto plan = plan_linux_boot(*kernel, config_.layout, initrd.size(), config_.boot_args);
-  if (!plan) return rejected(plan.error());
+  if (!plan) return rejected(plan.error(), Error::linux_rejected);
   if (auto r =
           load_linux(image, *kernel, *plan, initrd, config_.boot_args, *memory_, config_.layout);
       !r) {
@@ -102,6 +118,24 @@ std::expected<uint64_t, Error> Machine::load_linux_guest(std::span<const std::by
     return std::unexpected(r.error());
   }
   return kernel->entry_gpa;
+}
+
+std::expected<uint64_t, Error> Machine::load_multiboot_guest(std::span<const std::byte> image) {
+  auto kernel = parse_multiboot_kernel(image);
+  if (!kernel) return rejected(kernel.error(), Error::kernel_rejected);
+  auto module_bytes = read_initrd(config_);
+  if (!module_bytes) return std::unexpected(module_bytes.error());
+  const std::vector<std::byte>& module = *module_bytes;
+  const std::string cmdline = multiboot_cmdline(config_.kernel_image_path, config_.boot_args);
+  auto plan =
+      plan_multiboot_boot(*kernel, config_.layout, module.size(), cmdline, config_.initrd_path);
+  if (!plan) return rejected(plan.error(), Error::kernel_rejected);
+  if (auto r = load_multiboot(image, *kernel, *plan, module, cmdline, config_.initrd_path, *memory_,
+                              config_.layout);
+      !r) {
+    return std::unexpected(r.error());
+  }
+  return kernel->entry;
 }
 
 std::expected<void, Error> Machine::build_pool() {
@@ -165,7 +199,7 @@ std::expected<void, Error> Machine::build_devices() {
   irq_test_irq_ = std::move(*irq_test);
 
   devices::SerialOutput* uart_out = serial_out_.get();
-  if (linux_) {  // a Linux guest's console tells how it ended (console_watch.h)
+  if (kind_ == KernelKind::linux) {  // a Linux guest's console tells how it ended (console_watch.h)
     console_ = std::make_unique<devices::ConsoleWatch>(*serial_out_, *this);
     uart_out = console_.get();
   }
@@ -182,6 +216,16 @@ std::expected<void, Error> Machine::build_devices() {
   ok = ok &&
        pio_.insert(std::make_shared<devices::Cmos>(), devices::Cmos::kBase, devices::Cmos::kLen)
            .has_value();
+  // What kvm-unit-tests' kernels expect of QEMU: its exit port and fw_cfg (ports.h).
+  ok = ok && pio_.insert(std::make_shared<devices::ExitDevice>(
+                             *this, devices::ExitContract::isa_debug_exit),
+                         LABYRINTH_PORT_DEBUG_EXIT, 4)
+                 .has_value();
+  const auto cpus = static_cast<uint16_t>(config_.vcpu_count);
+  ok = ok && pio_.insert(std::make_shared<devices::FwCfg>(devices::FwCfg::standard(
+                             {.ram_bytes = config_.layout.ram_bytes, .cpus = cpus})),
+                         LABYRINTH_PORT_FW_CFG, devices::FwCfg::kLen)
+                 .has_value();
   pci_ = std::make_shared<devices::PciBus>();
   ok = ok && pio_.insert(pci_, devices::PciBus::kBase, devices::PciBus::kLen).has_value();
   ok = ok && pio_.insert(std::make_shared<devices::IrqTestDevice>(*irq_train_),
@@ -233,7 +277,7 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
   if (auto stats = VcpuStats::open(*vcpus_[0])) vcpu0_stats_.emplace(std::move(*stats));
   auto khz = vcpus_[0]->tsc_khz();
   BootParams params{n, khz ? *khz : 0, config_.boot_args};
-  if (!linux_) {
+  if (kind_ == KernelKind::labyrinth_elf) {
     if (auto r = write_boot_structures(*memory_, config_.layout, params); !r) return r;
   }
   if (!lnics_->empty()) {  // device descriptors for the guest's drivers
@@ -248,14 +292,18 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
     if (auto r = vcpu->set_cpuid(vcpu_cpuid(kvm_->supported_cpuid(), vcpu->index(), n)); !r) {
       return r;
     }
-    if (linux_) {
-      // Linux starts its application processors itself (INIT/SIPI through the
-      // in-kernel LAPIC); they wait in KVM's initial state until then.
+    if (kind_ != KernelKind::labyrinth_elf) {
+      // Linux and Multiboot kernels start their application processors themselves
+      // (INIT/SIPI through the in-kernel LAPIC); they wait in KVM's initial state.
       if (vcpu->index() != 0) continue;
       auto sregs = vcpu->sregs();
       if (!sregs) return std::unexpected(sregs.error());
-      if (auto r = vcpu->set_sregs(linux_sregs(*sregs)); !r) return r;
-      if (auto r = vcpu->set_regs(linux_regs(entry)); !r) return r;
+      const bool linux = kind_ == KernelKind::linux;
+      if (auto r = vcpu->set_sregs(linux ? linux_sregs(*sregs) : multiboot_sregs(*sregs)); !r) {
+        return r;
+      }
+      auto regs = linux ? linux_regs(entry) : multiboot_regs(static_cast<uint32_t>(entry));
+      if (auto r = vcpu->set_regs(regs); !r) return r;
       continue;
     }
     auto sregs = vcpu->sregs();

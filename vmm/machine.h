@@ -35,6 +35,7 @@
 #include "devices/serial/serial_console.h"
 #include "devices/serial/uart16550.h"
 #include "devices/vm_control.h"
+#include "vmm/boot/kernel_kind.h"
 #include "vmm/config/config.h"
 #include "vmm/error.h"
 #include "vmm/fd.h"
@@ -105,12 +106,14 @@ class Machine final : public devices::VmControl {
   std::expected<void, Error> build_vcpus(uint64_t entry);
   // Loads a Linux kernel (linux_loader.h) and its MP table; returns the entry point.
   std::expected<uint64_t, Error> load_linux_guest(std::span<const std::byte> image);
+  // Loads a Multiboot kernel and its module (multiboot_loader.h); returns the entry point.
+  std::expected<uint64_t, Error> load_multiboot_guest(std::span<const std::byte> image);
   void print_stats() const;
   void start_latency_run(const LatencyOptions& opts);
 
   Config config_;
-  bool linux_ = false;          // a Linux kernel (boot protocol) rather than a Labyrinth test guest
-  boost::asio::io_context io_;  // destroyed last: every Asio object below uses it
+  KernelKind kind_ = KernelKind::labyrinth_elf;  // which loader booted the guest
+  boost::asio::io_context io_;                   // destroyed last: every Asio object below uses it
   std::optional<Kvm> kvm_;
   std::unique_ptr<Vm> vm_;
   std::unique_ptr<GuestMemory> memory_;

@@ -25,6 +25,21 @@ TEST(ExitDevice, WriteEndsTheVmWithLowByte) {
   EXPECT_EQ(control.statuses.size(), 1u) << "only offset 0 is the port";
 }
 
+TEST(ExitDevice, IsaDebugExitEndsTheVmWithQemusStatus) {
+  test::RecordingControl control;
+  ExitDevice dev(control, ExitContract::isa_debug_exit);
+  const uint32_t v = 0;
+  dev.write(0, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&v), 4));  // exit(0)
+  const uint8_t b = 0x7F;
+  dev.write(0, std::span<const uint8_t>(&b, 1));  // outb
+  const uint32_t big = 0x1234;
+  dev.write(3, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&big), 4));  // any port
+  const uint16_t w = 0x80;
+  dev.write(2, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&w), 2));
+  EXPECT_EQ(control.statuses, (std::vector<int>{1, 0xFF, 0x69, 1}));
+  // (0x1234 << 1 | 1) & 0xFF = 0x69; (0x80 << 1 | 1) & 0xFF = 1.
+}
+
 TEST(I8042, ResetIsACleanShutdown) {
   test::RecordingControl control;
   I8042 dev(control);

@@ -29,7 +29,9 @@
 #include <spdlog/spdlog.h>
 
 #include "guest/abi/boot_info.h"
+#include "tests/fuzz/boot_fuzz.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "vmm/boot/byte_fields.h"
 #include "vmm/boot/linux_loader.h"
 #include "vmm/memory/guest_memory.h"
 #include "vmm/memory/layout.h"
@@ -37,55 +39,20 @@
 namespace {
 
 namespace vmm = labyrinth::vmm;
+namespace fuzz = labyrinth::fuzz;
 
-struct Vm {
-  vmm::MemoryLayout layout;
-  std::unique_ptr<vmm::GuestMemory> memory;
-};
-
-const Vm& vm() {
-  static const Vm v = [] {
-    spdlog::set_level(spdlog::level::off);  // rejections are logged; not the point here
-    Vm r;
-    auto layout = vmm::MemoryLayout::compute(64ull << 20, 32ull << 20);
-    FUZZ_CHECK(layout.has_value(), "MemoryLayout::compute");
-    r.layout = *layout;
-    auto mem = vmm::GuestMemory::create(r.layout.ram);
-    FUZZ_CHECK(mem.has_value(), "GuestMemory::create");
-    r.memory = std::move(*mem);
-    return r;
-  }();
-  return v;
-}
-
-void check_boot_error(const vmm::BootError& e) {
-  static constexpr std::string_view kKeys[] = {"boot-source.kernel_image_path",
-                                               "boot-source.initrd_path", "boot-source.boot_args",
-                                               "machine-config.mem_size_mib"};
-  FUZZ_CHECK(std::ranges::find(kKeys, e.field) != std::end(kKeys), "unknown field '%s'",
-             e.field.c_str());
-  FUZZ_CHECK(!e.detail.empty(), "empty detail for %s", e.field.c_str());
-  const std::string msg = e.message();
-  FUZZ_CHECK(std::ranges::all_of(msg, [](char c) { return c >= 0x20 && c != 0x7F; }),
-             "error is not one printable line");
-}
+using fuzz::check_boot_error;
+using vmm::get;
 
 bool overlaps(uint64_t a, uint64_t a_len, uint64_t b, uint64_t b_len) {
   return a < b + b_len && b < a + a_len;
-}
-
-template <class T>
-T get(std::span<const std::byte> s, uint64_t off) {
-  T v;
-  std::memcpy(&v, s.data() + off, sizeof v);
-  return v;
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
-  const Vm& v = vm();
+  static const fuzz::BootVm v = fuzz::make_boot_vm(64ull << 20, 32ull << 20);
   const uint64_t initrd_size = uint64_t{data[0]} * 4096 + (data[0] & 1);  // 0..~1 MiB
   const std::string cmdline(data[1] * 2u, 'c');                           // 0..510 bytes
   const auto image = std::as_bytes(std::span(data + 2, size - 2));

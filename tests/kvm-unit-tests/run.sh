@@ -8,7 +8,7 @@
 #
 # - The suite is the pinned upstream archive in ../shared/peers (or $KVM_UNIT_TESTS_TARBALL),
 #   checked against its sha256, extracted and built under build/kvm-unit-tests/ (never
-#   into the project's sources, never patched): ./configure --arch=x86_64 && make.
+#   into the project's sources, never patched) by scripts/kvm_unit_tests.sh.
 # - Labyrinth runs through tests/kvm-unit-tests/labyrinth-qemu (QEMU=<shim>), QEMU as
 #   qemu-system-x86_64; both with ACCEL=kvm and the suite's TIMEOUT.
 # - TEST... are the suite's test names (x86/unittests.cfg); default: all of them.
@@ -48,33 +48,7 @@ done
 [[ -z $expect || -f $expect ]] || { echo "$0: --expect-pass: no file $expect" >&2; exit 2; }
 
 # --- the suite, built under build/ -------------------------------------------------------
-sha=ae1c2a734c8d6efed4c2afaacf08008d4bf9e95e00105befc4dc7775ecd819b7
-tarball="${KVM_UNIT_TESTS_TARBALL:-}"
-if [[ -z $tarball ]]; then
-  for t in "$root/../shared/peers/kvm-unit-tests-1da1819e49fc.tar.gz" \
-           /work/shared/peers/kvm-unit-tests-1da1819e49fc.tar.gz; do
-    [[ -f $t ]] && { tarball=$t; break; }
-  done
-fi
-[[ -n $tarball && -f $tarball ]] || {
-  echo "$0: the kvm-unit-tests archive is not in ../shared/peers (set KVM_UNIT_TESTS_TARBALL)" >&2
-  exit 2
-}
-suite=$root/build/kvm-unit-tests
-if [[ ! -f $suite/stamp || $(cat "$suite/stamp") != "$sha" ]]; then
-  got=$(sha256sum "$tarball" | cut -d' ' -f1)
-  [[ $got == "$sha" ]] || { echo "$0: $tarball: sha256 $got, want $sha" >&2; exit 2; }
-  rm -rf "$suite"
-  mkdir -p "$suite"
-  tar -xzf "$tarball" -C "$suite"
-  (cd "$suite/kvm-unit-tests" && ./configure --arch=x86_64 >/dev/null &&
-     make -j2 >"$suite/build.log" 2>&1) || {
-    echo "$0: building kvm-unit-tests failed (see $suite/build.log)" >&2
-    exit 2
-  }
-  echo "$sha" >"$suite/stamp"
-fi
-src=$suite/kvm-unit-tests
+src=$(scripts/kvm_unit_tests.sh "$root/build/kvm-unit-tests") || exit 2  # the one builder
 
 # --- where KVM runs ----------------------------------------------------------------------
 if [[ ${LABYRINTH_IN_TEST_VM:-0} != 1 ]]; then

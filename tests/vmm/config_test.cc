@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "tests/vmm/test_elf.h"
+#include "tests/vmm/test_multiboot.h"
 
 namespace labyrinth::vmm {
 namespace {
@@ -145,7 +146,45 @@ TEST_F(Config, RejectsNonElfKernel) {
   const std::string path = (dir_ / "text.bin").string();
   EXPECT_EQ(error_of(R"({"boot-source": {"kernel_image_path": ")" + path + R"("}})"),
             "boot-source.kernel_image_path: \"" + path +
-                "\" is neither an ELF file nor a Linux bzImage (no \"HdrS\" at 0x202)");
+                "\" is none of the kernels Labyrinth boots: not an ELF64 test guest, not a Linux "
+                "bzImage (no \"HdrS\" at 0x202), not a Multiboot kernel (no magic 0x1badb002 in "
+                "the first 8 KiB)");
+}
+
+// A Multiboot kernel is the third kind: checked against RAM, its module and command line.
+TEST_F(Config, AcceptsAMultibootKernelAndChecksItAgainstTheMachine) {
+  const std::string mb = (dir_ / "mb.flat").string();
+  auto k = testing::TestMultiboot::with_code({0x90});
+  k.write_to(mb);
+  const std::string env = (dir_ / "env").string();
+  std::ofstream(env) << "NR_CPUS=1\n";
+  auto boot = [&](const std::string& kernel, const std::string& initrd, int mib) {
+    return R"({"boot-source": {"kernel_image_path": ")" + kernel + R"(", "initrd_path": ")" +
+           initrd + R"("}, "machine-config": {"mem_size_mib": )" + std::to_string(mib) + "}}";
+  };
+  auto cfg = parse(boot(mb, env, 128));
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
+  EXPECT_EQ(cfg->initrd_path, env);
+  // Its .bss ends past 4 MiB of RAM; a bad checksum; a module that is no file.
+  k.ph[0].p_memsz = 8 << 20;
+  k.write_to(mb);
+  EXPECT_EQ(error_of(boot(mb, env, 4))
+                .rfind("machine-config.mem_size_mib: the multiboot kernel "
+                       "needs RAM up to 0xc00000",
+                       0),
+            0u);
+  k = testing::TestMultiboot::with_code({0x90});
+  k.checksum = 1;
+  k.write_to(mb);
+  EXPECT_EQ(error_of(boot(mb, env, 128))
+                .rfind("boot-source.kernel_image_path: multiboot header checksum 0x1", 0),
+            0u);
+  testing::TestMultiboot::with_code({0x90}).write_to(mb);
+  EXPECT_EQ(error_of(boot(mb, (dir_ / "none").string(), 128)).rfind("boot-source.initrd_path: ", 0),
+            0u);
+  // A test guest takes no initramfs.
+  EXPECT_EQ(error_of(boot(kernel_, env, 128)),
+            "boot-source.initrd_path: only a Linux or Multiboot kernel takes an initramfs");
 }
 
 TEST_F(Config, RejectsZeroAndAbsurdMemory) {

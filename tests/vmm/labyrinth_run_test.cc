@@ -263,8 +263,7 @@ TEST_F(LabyrinthRun, BadConfigsExitTwoNamingTheField) {
        "boot-source.kernel_image_path: cannot open \"/nonexistent.elf\": No such file or "
        "directory"},
       {"non-ELF kernel", R"({"boot-source": {"kernel_image_path": ")" + text + R"("}})",
-       "boot-source.kernel_image_path: \"" + text +
-           "\" is neither an ELF file nor a Linux bzImage"},
+       "boot-source.kernel_image_path: \"" + text + "\" is none of the kernels Labyrinth boots"},
       {"zero memory", "{" + boot + R"(, "machine-config": {"mem_size_mib": 0}})",
        "machine-config.mem_size_mib: must be 4.."},
       {"absurd memory", "{" + boot + R"(, "machine-config": {"mem_size_mib": 10000000}})",

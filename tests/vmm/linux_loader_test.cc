@@ -7,18 +7,12 @@
 #include "tests/vmm/test_bzimage.h"
 #include "tests/vmm/test_elf.h"
 #include "vmm/boot/boot_setup.h"
+#include "vmm/boot/byte_fields.h"
 
 namespace labyrinth::vmm {
 namespace {
 
 using testing::TestBzImage;
-
-template <class T>
-T at(std::span<const std::byte> b, uint64_t off) {
-  T v{};
-  std::memcpy(&v, b.data() + off, sizeof(T));
-  return v;
-}
 
 MemoryLayout layout_of(uint64_t ram, uint64_t pool = 32 * kMiB) {
   return MemoryLayout::compute(ram, pool).value();  // valid sizes
@@ -213,18 +207,18 @@ TEST_F(LinuxLoad, WritesKernelInitrdCmdlineBootParamsAndPageTables) {
 
   auto zp = memory_->translate(kLinuxBootParamsGpa, 4096).value();
   EXPECT_EQ(std::memcmp(zp.data() + 0x202, "HdrS", 4), 0);
-  EXPECT_EQ(at<uint16_t>(zp, 0x206), 0x020F);             // the kernel's header, copied
-  EXPECT_EQ(at<uint8_t>(zp, 0x210), 0xFF);                // type_of_loader
-  EXPECT_EQ(at<uint8_t>(zp, 0x211) & 1, 1);               // LOADED_HIGH
-  EXPECT_EQ(at<uint32_t>(zp, 0x218), plan.initrd_gpa);    // ramdisk_image
-  EXPECT_EQ(at<uint32_t>(zp, 0x21C), initrd.size());      // ramdisk_size
-  EXPECT_EQ(at<uint32_t>(zp, 0x228), kLinuxCmdlineGpa);   // cmd_line_ptr
-  EXPECT_EQ(at<uint32_t>(zp, 0x0C8), 0u);                 // ext_cmd_line_ptr
-  EXPECT_EQ(at<uint8_t>(zp, 0x1EF), 0);                   // sentinel stays 0
-  ASSERT_EQ(at<uint8_t>(zp, 0x1E8), 5);                   // e820_entries
-  EXPECT_EQ(at<uint64_t>(zp, 0x2D0 + 2 * 20), 1 * kMiB);  // third entry: RAM from 1 MiB
-  EXPECT_EQ(at<uint64_t>(zp, 0x2D0 + 2 * 20 + 8), 127 * kMiB);
-  EXPECT_EQ(at<uint32_t>(zp, 0x2D0 + 2 * 20 + 16), kE820Ram);
+  EXPECT_EQ(get<uint16_t>(zp, 0x206), 0x020F);             // the kernel's header, copied
+  EXPECT_EQ(get<uint8_t>(zp, 0x210), 0xFF);                // type_of_loader
+  EXPECT_EQ(get<uint8_t>(zp, 0x211) & 1, 1);               // LOADED_HIGH
+  EXPECT_EQ(get<uint32_t>(zp, 0x218), plan.initrd_gpa);    // ramdisk_image
+  EXPECT_EQ(get<uint32_t>(zp, 0x21C), initrd.size());      // ramdisk_size
+  EXPECT_EQ(get<uint32_t>(zp, 0x228), kLinuxCmdlineGpa);   // cmd_line_ptr
+  EXPECT_EQ(get<uint32_t>(zp, 0x0C8), 0u);                 // ext_cmd_line_ptr
+  EXPECT_EQ(get<uint8_t>(zp, 0x1EF), 0);                   // sentinel stays 0
+  ASSERT_EQ(get<uint8_t>(zp, 0x1E8), 5);                   // e820_entries
+  EXPECT_EQ(get<uint64_t>(zp, 0x2D0 + 2 * 20), 1 * kMiB);  // third entry: RAM from 1 MiB
+  EXPECT_EQ(get<uint64_t>(zp, 0x2D0 + 2 * 20 + 8), 127 * kMiB);
+  EXPECT_EQ(get<uint32_t>(zp, 0x2D0 + 2 * 20 + 16), kE820Ram);
 
   // GDT: __BOOT_CS is 64-bit code, __BOOT_DS data.
   auto gdt = memory_->read_obj<std::array<uint64_t, 6>>(kLinuxGdtGpa).value();
@@ -243,9 +237,9 @@ TEST_F(LinuxLoad, BootParamsCarryNoMoreThanTheSetupHeader) {
   auto k = parse_linux_kernel(img.bytes()).value();
   auto plan = plan_linux_boot(k, layout_, 0, "").value();
   auto zp = make_boot_params(img.bytes(), k, plan, layout_);
-  EXPECT_EQ(at<uint8_t>(zp, 0x28F), 0xEE);
-  EXPECT_EQ(at<uint8_t>(zp, 0x290), 0x00);
-  EXPECT_EQ(at<uint64_t>(zp, 0x2D0), 0u);  // e820[0].addr
+  EXPECT_EQ(get<uint8_t>(zp, 0x28F), 0xEE);
+  EXPECT_EQ(get<uint8_t>(zp, 0x290), 0x00);
+  EXPECT_EQ(get<uint64_t>(zp, 0x2D0), 0u);  // e820[0].addr
 }
 
 TEST_F(LinuxLoad, LoadsAnElfVmlinux) {
@@ -265,7 +259,7 @@ TEST_F(LinuxLoad, LoadsAnElfVmlinux) {
   EXPECT_EQ(code[0], std::byte{0x90});
   auto zp = memory_->translate(kLinuxBootParamsGpa, 4096).value();
   EXPECT_EQ(std::memcmp(zp.data() + 0x202, "HdrS", 4), 0);
-  EXPECT_EQ(at<uint16_t>(zp, 0x1FE), 0xAA55);
+  EXPECT_EQ(get<uint16_t>(zp, 0x1FE), 0xAA55);
 
   e.ph[0].p_paddr = 0x8000;  // a vmlinux placed below 1 MiB
   e.eh.e_entry = 0x8000 + testing::TestElf::kCodeOffset;

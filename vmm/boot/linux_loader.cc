@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "vmm/boot/boot_setup.h"
+#include "vmm/boot/byte_fields.h"
 
 namespace labyrinth::vmm {
 
@@ -30,17 +31,6 @@ constexpr uint64_t kSetupHeaderMin = kInitSize + 4;  // the 2.12 header ends pas
 constexpr uint8_t kLoadedHigh = 0x01;
 constexpr uint16_t kXlfKernel64 = 0x01;
 constexpr uint64_t kKernelHighHalf = 0xFFFFFFFF80000000ull;
-
-template <class T>
-T get(std::span<const std::byte> b, uint64_t off) {
-  T v{};
-  std::memcpy(&v, b.data() + off, sizeof(T));  // callers check off + sizeof(T) <= size
-  return v;
-}
-template <class T>
-void put(std::span<std::byte> b, uint64_t off, T v) {
-  std::memcpy(b.data() + off, &v, sizeof(T));
-}
 
 std::unexpected<BootError> kernel_error(std::string detail) {
   return std::unexpected(BootError{"boot-source.kernel_image_path", std::move(detail)});

@@ -3,63 +3,91 @@
 #include <sys/stat.h>
 
 #include <cstdint>
-#include <cstring>
+#include <expected>
+#include <span>
 #include <string>
 
 #include "devices/net/tap.h"
 #include "vmm/boot/elf_loader.h"
+#include "vmm/boot/kernel_kind.h"
 #include "vmm/boot/linux_loader.h"
+#include "vmm/boot/multiboot_loader.h"
 
 namespace labyrinth::vmm {
 
 namespace {
 
-// Whether the kernel (and initramfs) can boot with this configuration (preflight.h).
-std::optional<ConfigError> check_boot(const Config& cfg) {
-  auto fail = [](std::string field, std::string detail) {
-    return ConfigError{std::move(field), std::move(detail)};
-  };
-  const std::string& path = cfg.kernel_image_path;
-  std::string why;
-  auto image = read_file(path, &why);
-  if (!image) return fail("boot-source.kernel_image_path", why);
-  const bool elf = image->size() >= 4 && std::memcmp(image->data(),
-                                                     "\x7F"
-                                                     "ELF",
-                                                     4) == 0;
-  // A test guest: the ELF loader checks it in full when the machine loads it.
-  if (!is_linux_kernel(*image)) {
-    if (!elf) {
-      return fail(
-          "boot-source.kernel_image_path",
-          "\"" + path + "\" is neither an ELF file nor a Linux bzImage (no \"HdrS\" at 0x202)");
-    }
-    if (!cfg.initrd_path.empty()) {
-      return fail("boot-source.initrd_path", "only a Linux kernel takes an initramfs");
-    }
-    return std::nullopt;
+ConfigError fail(std::string field, std::string detail) {
+  return ConfigError{std::move(field), std::move(detail)};
+}
+
+// The initramfs' (or Multiboot module's) size: only where it fits matters here, the
+// machine reads it.
+std::expected<uint64_t, ConfigError> initrd_size(const Config& cfg) {
+  if (cfg.initrd_path.empty()) return 0;
+  struct stat st = {};
+  if (::stat(cfg.initrd_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return std::unexpected(fail("boot-source.initrd_path",
+                                "cannot open \"" + cfg.initrd_path + "\" as a regular file"));
   }
-  auto kernel = parse_linux_kernel(*image);
+  const auto size = static_cast<uint64_t>(st.st_size);
+  if (size > kMaxImageBytes) {
+    return std::unexpected(
+        fail("boot-source.initrd_path", std::to_string(size) + " bytes: larger than " +
+                                            std::to_string(kMaxImageBytes >> 20) + " MiB"));
+  }
+  return size;
+}
+
+// A Linux kernel: setup header, footprint, command line and initramfs (linux_loader.h).
+std::optional<ConfigError> check_linux(const Config& cfg, std::span<const std::byte> image) {
+  auto kernel = parse_linux_kernel(image);
   if (!kernel) return fail(kernel.error().field, kernel.error().detail);
   if (!cfg.lnics.empty()) {
     return fail("labyrinth.lnics", "Linux guests have no lnic driver yet");
   }
-  // Only the initramfs' size matters here (where it fits); the machine reads it.
-  uint64_t initrd_size = 0;
-  if (!cfg.initrd_path.empty()) {
-    struct stat st = {};
-    if (::stat(cfg.initrd_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      return fail("boot-source.initrd_path",
-                  "cannot open \"" + cfg.initrd_path + "\" as a regular file");
-    }
-    initrd_size = static_cast<uint64_t>(st.st_size);
-    if (initrd_size > kMaxImageBytes) {
-      return fail("boot-source.initrd_path", std::to_string(initrd_size) + " bytes: larger than " +
-                                                 std::to_string(kMaxImageBytes >> 20) + " MiB");
-    }
-  }
-  auto plan = plan_linux_boot(*kernel, cfg.layout, initrd_size, cfg.boot_args);
+  auto size = initrd_size(cfg);
+  if (!size) return size.error();
+  auto plan = plan_linux_boot(*kernel, cfg.layout, *size, cfg.boot_args);
   if (!plan) return fail(plan.error().field, plan.error().detail);
+  return std::nullopt;
+}
+
+// A Multiboot kernel (multiboot_loader.h): header, ELF32 container, memory map, command
+// line and module (boot-source.initrd_path: kvm-unit-tests' environment file).
+std::optional<ConfigError> check_multiboot(const Config& cfg, std::span<const std::byte> image) {
+  auto kernel = parse_multiboot_kernel(image);
+  if (!kernel) return fail(kernel.error().field, kernel.error().detail);
+  if (!cfg.lnics.empty()) return fail("labyrinth.lnics", "Multiboot guests have no lnic driver");
+  auto size = initrd_size(cfg);
+  if (!size) return size.error();
+  auto plan =
+      plan_multiboot_boot(*kernel, cfg.layout, *size,
+                          multiboot_cmdline(cfg.kernel_image_path, cfg.boot_args), cfg.initrd_path);
+  if (!plan) return fail(plan.error().field, plan.error().detail);
+  return std::nullopt;
+}
+
+// Whether the kernel (and initramfs) can boot with this configuration (preflight.h): its
+// kind found from the file (kernel_kind.h), then that kind's checks.
+std::optional<ConfigError> check_boot(const Config& cfg) {
+  const std::string& path = cfg.kernel_image_path;
+  std::string why;
+  auto image = read_file(path, &why);
+  if (!image) return fail("boot-source.kernel_image_path", why);
+  auto kind = kernel_kind(*image, path);
+  if (!kind) return fail(kind.error().field, kind.error().detail);
+  switch (*kind) {
+    case KernelKind::linux:
+      return check_linux(cfg, *image);
+    case KernelKind::multiboot:
+      return check_multiboot(cfg, *image);
+    case KernelKind::labyrinth_elf:  // the ELF loader checks it in full when the machine loads it
+      break;
+  }
+  if (!cfg.initrd_path.empty()) {
+    return fail("boot-source.initrd_path", "only a Linux or Multiboot kernel takes an initramfs");
+  }
   return std::nullopt;
 }
 
