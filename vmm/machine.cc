@@ -237,10 +237,11 @@ std::expected<void, Error> Machine::build_devices() {
     stdin_ = std::make_unique<devices::StdinReader>(io_, *uart_);
     stdin_->start();
   }
-  // lnics: MSI interrupts, MMIO windows, doorbells. The guest TSC equals the host TSC
+  // lnics: PCI functions (BAR0, MSI-X), doorbells. The guest TSC equals the host TSC
   // plus KVM's offset, read from vCPU 0 once every vCPU exists (build_vcpus).
   msi_router_ = std::make_unique<MsiRouter>(*vm_);
-  auto lnics = LnicSet::create(config_.lnics, *vm_, *msi_router_, io_, *pool_, *memory_, mmio_);
+  auto lnics =
+      LnicSet::create(config_.lnics, *vm_, *msi_router_, io_, *pool_, *memory_, *pci_, mmio_);
   if (!lnics) return std::unexpected(lnics.error());
   lnics_ = std::move(*lnics);
   auto nets = VirtioNetSet::create(config_.network_interfaces, *vm_, *msi_router_, io_, *memory_,
@@ -279,12 +280,6 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
   BootParams params{n, khz ? *khz : 0, config_.boot_args};
   if (kind_ == KernelKind::labyrinth_elf) {
     if (auto r = write_boot_structures(*memory_, config_.layout, params); !r) return r;
-  }
-  if (!lnics_->empty()) {  // device descriptors for the guest's drivers
-    auto info = memory_->read_obj<labyrinth_boot_info>(LABYRINTH_BOOT_INFO_GPA);
-    if (!info) return std::unexpected(info.error());
-    lnics_->describe(*info);
-    if (auto r = memory_->write_obj(LABYRINTH_BOOT_INFO_GPA, *info); !r) return r;
   }
 
   if (!kvm_) return std::unexpected(Error::kvm_unavailable);  // build() opened it first

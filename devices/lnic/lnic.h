@@ -2,8 +2,9 @@
 //
 // The register file and rings are guest/abi/lnic.h. This class is the device model:
 //
-//   auto nic = std::make_shared<Lnic>(cfg, io, pool, rx_cache, ram, msi, std::move(backend));
-//   mmio.insert(nic, cfg.mmio_base, LNIC_MMIO_SIZE);   // registers, from vCPU threads
+//   auto nic = std::make_shared<Lnic>(cfg, io, pool, rx_cache, ram, msix_lines,
+//   std::move(backend)); auto fn = std::make_shared<LnicPci>(nic, bar_gpa);  // lnic_pci.h: config
+//   space, BAR0 pci.insert(slot, fn);  mmio.insert(fn, bar_gpa, LNIC_BAR_SIZE);
 //   // vmm/ wires the RET/TX doorbells (ioeventfd) to on_return_doorbell()/on_tx_doorbell()
 //   nic->start();                                        // backend frames now arrive
 //
@@ -11,11 +12,16 @@
 // has room, take a page with alloc_page(kGfpAtomicExclusive) — no syscall, lock or
 // fault, immediate failure → drop and count —, copy the frame in, transfer the page
 // to the guest's owner id, write the completion, publish prod (release), signal the
-// MSI (once per batch, unless the guest set LNIC_RING_F_NO_IRQ).
+// RX vector (once per batch, unless the guest set LNIC_RING_F_NO_IRQ). The MSI-X table
+// (msix()) belongs to the device so that the event loop can fire it; LnicPci places it
+// in BAR0 and config space.
 // RETURN — doorbell or when the pool runs dry: every returned address is looked up
 // in the pool and transferred guest → device; anything else is a counted violation;
 // then the page is freed. TX — doorbell: descriptors are validated and copied out to
-// the backend.
+// the backend, then the TX vector fires (unless the TX ring has LNIC_RING_F_NO_IRQ).
+// RESET and RX_STOP (guest/abi/lnic.h) are taken on the vCPU thread and carried out on
+// the event loop; STATUS says STOPPING / lacks RX_STOPPED until they are, so a driver
+// that polls STATUS knows when the device has stopped writing its rings.
 //
 // Threads: registers on vCPU threads (mu_ guards the register file); everything else
 // on the event loop. ENABLE validates on the vCPU thread and posts the ring set to
@@ -40,6 +46,7 @@
 #include "devices/lnic/lnic_metrics.h"
 #include "devices/lnic/pacer.h"
 #include "devices/msi_line.h"
+#include "devices/pci/msix.h"
 #include "guest/abi/lnic.h"
 
 namespace labyrinth::devices::lnic {
@@ -63,7 +70,7 @@ struct LnicConfig {
 class Lnic final : public BusDevice, public FrameSink, public std::enable_shared_from_this<Lnic> {
  public:
   Lnic(LnicConfig cfg, boost::asio::io_context& io, alloc::PagePool& pool, alloc::PageCache* cache,
-       const GuestRam& ram, MsiLine& msi, std::unique_ptr<Backend> backend);
+       const GuestRam& ram, std::span<MsiLine* const> lines, std::unique_ptr<Backend> backend);
   ~Lnic() override;
 
   // Registers (vCPU threads).
@@ -101,8 +108,13 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   Backend& backend() { return *backend_; }
   const Backend& backend() const { return *backend_; }
   bool running() const;  // RUNNING as the guest last saw it (any thread)
-  // Pages this NIC has given the guest and not got back (event loop, or after it stopped).
-  uint64_t pages_with_guest() const { return pages_out_; }
+  // Pages this NIC has given the guest and not got back (any thread).
+  uint64_t pages_with_guest() const { return pages_out_.load(std::memory_order_relaxed); }
+  // The MSI-X table: vector LNIC_VEC_RX and LNIC_VEC_TX (LnicPci decodes its accesses).
+  MsixTable& msix() { return msix_; }
+  const MsixTable& msix() const { return msix_; }
+  // The counters LnicPci keeps for accesses outside the register file.
+  LnicMetrics& mutable_metrics() { return metrics_; }
 
  private:
   // A ring the guest configured, translated once at ENABLE (RAM never moves).
@@ -120,8 +132,6 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   struct RegFile {  // guarded by mu_
     uint64_t ring_gpa[3] = {};
     uint32_t ring_size[3] = {};
-    uint64_t msi_addr = 0;
-    uint32_t msi_data = 0;
     uint32_t status = 0;
     uint32_t config_error = 0;
   };
@@ -131,10 +141,13 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   void write_reg(uint32_t offset, uint32_t value);
   void enable_locked();
   void reset_locked();
+  void rx_stop_locked();
+  void set_status(uint32_t status);  // needs mu_: regs_.status and its lock-free mirror
 
   // Data path (lnic_datapath.cc), event loop only.
   void activate(const RingSet& rings);
-  void deactivate();
+  void deactivate();  // RESET's second half: rings gone, then STOPPING cleared
+  void stop_rx();     // RX_STOP's second half: no more completions, then RX_STOPPED
   void process_returns();
   void handle_return(const lnic_return& r);
   void process_tx();
@@ -147,7 +160,7 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   alloc::PagePool& pool_;
   alloc::PageCache* cache_;  // the event loop's per-context cache
   const GuestRam& ram_;
-  MsiLine& msi_;
+  MsixTable msix_;
   std::unique_ptr<Backend> backend_;
 
   std::mutex mu_;  // guards regs_
@@ -158,7 +171,8 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   std::optional<RingSet> rings_;
   uint32_t rx_prod_ = 0, ret_cons_ = 0, tx_cons_ = 0;
   uint64_t seq_ = 0;
-  uint64_t pages_out_ = 0;
+  bool rx_stopped_ = false;             // RX_STOP carried out (until the next ENABLE)
+  std::atomic<uint64_t> pages_out_{0};  // written by the event loop, read by vCPUs
   // What this NIC has handed the guest, by pool page index: the exact handle (pool
   // generation) and the completion seq that delivered it. A RETURN entry is acted on
   // only if it names that delivery; the pool's generation check backs it up.

@@ -29,7 +29,7 @@ void store_release64(uint64_t& v, uint64_t x) {
 }  // namespace
 
 Lnic::Lnic(LnicConfig cfg, boost::asio::io_context& io, alloc::PagePool& pool,
-           alloc::PageCache* cache, const GuestRam& ram, MsiLine& msi,
+           alloc::PageCache* cache, const GuestRam& ram, std::span<MsiLine* const> lines,
            std::unique_ptr<Backend> backend)
     : cfg_(std::move(cfg)),
       label_("lnic:" + cfg_.id),
@@ -37,7 +37,7 @@ Lnic::Lnic(LnicConfig cfg, boost::asio::io_context& io, alloc::PagePool& pool,
       pool_(pool),
       cache_(cache),
       ram_(ram),
-      msi_(msi),
+      msix_(lines),
       backend_(std::move(backend)),
       out_(pool.config().max_chunks * (pool.config().chunk_bytes / alloc::kPageSize)),
       inject_ticks_(cfg_.test_inject_delay_ns ? measure::TscClock::instance().from_ns(
@@ -76,6 +76,7 @@ void Lnic::stop() {
 // On the event loop, with a ring set enable_locked() validated on the vCPU thread.
 void Lnic::activate(const RingSet& rings) {
   rings_ = rings;
+  rx_stopped_ = false;
   // Indices continue from what the guest zero-initialised (fresh rings: 0).
   rx_prod_ = load_acquire(rings.rx.header()->prod);
   ret_cons_ = load_acquire(rings.ret.header()->cons);
@@ -89,9 +90,25 @@ void Lnic::activate(const RingSet& rings) {
 }
 
 // Signal what was posted before the rings go: the guest must not miss frames it owns.
+// Only then does STATUS lose STOPPING: from the guest's next read on, nothing of this
+// NIC writes its rings (every writer checks rings_ on this thread). Pages the guest
+// holds stay its own (their deliveries are remembered: a later ENABLE's RETURN ring
+// takes them back); the device never takes a page the guest did not give.
 void Lnic::deactivate() {
   flush();
   rings_.reset();
+  rx_stopped_ = false;
+  std::lock_guard lock(mu_);
+  set_status(0);  // it was STOPPING: ENABLE and RX_STOP are refused until now
+}
+
+// RX_STOP: completions stop here, after the batch in hand is signalled; RETURN and TX
+// doorbells are still served, so the guest can give back every page it holds.
+void Lnic::stop_rx() {
+  flush();
+  rx_stopped_ = true;
+  std::lock_guard lock(mu_);
+  if (regs_.status & LNIC_STATUS_RUNNING) set_status(regs_.status | LNIC_STATUS_RX_STOPPED);
 }
 
 // ---------------------------------------------------------------- RX (interrupt path)
@@ -101,7 +118,7 @@ void Lnic::deactivate() {
 // the backend's batch (or kMaxPending frames), so a burst costs one MSI. Every check
 // of guest-written state happens before the page is taken: a drop never leaks a page.
 void Lnic::receive(std::span<const std::byte> frame, uint64_t t_ready) {
-  if (!rings_) {
+  if (!rings_ || rx_stopped_) {
     metrics_.rx_drop_not_running.inc();
     return;
   }
@@ -152,7 +169,7 @@ void Lnic::receive(std::span<const std::byte> frame, uint64_t t_ready) {
   d.seq = seq_;
   d.t_ready = t_ready;
   d.out = true;
-  ++pages_out_;
+  pages_out_.fetch_add(1, std::memory_order_relaxed);
   if (inject_ticks_ != 0) {  // test only: a delay of known size on the measured path
     for (const uint64_t t0 = measure::rdtsc(); measure::rdtsc() - t0 < inject_ticks_;) {
     }
@@ -184,7 +201,7 @@ void Lnic::flush() {
   const uint32_t flags =
       std::atomic_ref<const uint32_t>(rings_->rx.header()->flags).load(std::memory_order_acquire);
   if ((flags & LNIC_RING_F_NO_IRQ) == 0) {
-    msi_.trigger();
+    msix_.fire(LNIC_VEC_RX);
     metrics_.irqs.inc();
   }
   latency_.host_rx.record_elapsed(std::span(pending_ready_.data(), pending_), measure::rdtsc());
@@ -268,7 +285,7 @@ void Lnic::handle_return(const lnic_return& r) {
   }
   // Cannot fail: the transfer above made the device the owner.
   (void)pool_.free_page(*mine, cfg_.device_owner, cache_);
-  --pages_out_;
+  pages_out_.fetch_sub(1, std::memory_order_relaxed);
   metrics_.pages_returned.inc();
 }
 
@@ -328,6 +345,14 @@ void Lnic::process_tx() {
   }
   tx_cons_ = prod;
   store_release(tx.header()->cons, tx_cons_);
+  // Every slot up to cons is the guest's again: tell it, so no TX buffer waits for a
+  // transmit that may never come (a driver that polls sets NO_IRQ and reclaims itself).
+  const uint32_t flags =
+      std::atomic_ref<const uint32_t>(tx.header()->flags).load(std::memory_order_acquire);
+  if (avail != 0 && (flags & LNIC_RING_F_NO_IRQ) == 0) {
+    msix_.fire(LNIC_VEC_TX);
+    metrics_.tx_irqs.inc();
+  }
 }
 
 // ---------------------------------------------------------------- latency floor
@@ -380,7 +405,7 @@ bool Lnic::send_probe() {
   lnic_ring_header* h = rings_->rx.header();
   store_release64(h->floor_guest_tsc, 0);
   store_release64(h->floor_t_sent, measure::rdtsc());
-  msi_.trigger();
+  msix_.fire(LNIC_VEC_RX);
   return true;
 }
 
@@ -406,7 +431,7 @@ void Lnic::floor_send(uint64_t t_sched) {
   }
   store_release64(h->floor_guest_tsc, 0);
   store_release64(h->floor_t_sent, t_sched);
-  msi_.trigger();
+  msix_.fire(LNIC_VEC_RX);
   metrics_.floor_sent.inc();
 }
 

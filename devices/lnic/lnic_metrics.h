@@ -22,7 +22,7 @@ struct LnicMetrics {
   Counter rx_frames, rx_bytes;
   Counter rx_drop_no_page;      // pool had no page for the interrupt path
   Counter rx_drop_ring_full;    // guest has not consumed completions
-  Counter rx_drop_not_running;  // NIC not enabled (or reset)
+  Counter rx_drop_not_running;  // NIC not enabled, reset or RX-stopped
   Counter rx_drop_oversize;     // frame longer than a page (or empty)
   Counter rx_drop_bad_ring;     // RX ring's consumer index corrupt
   Counter irqs;                 // interrupts raised
@@ -35,6 +35,7 @@ struct LnicMetrics {
                               // entered before this completion was posted (no sample)
   // Transmit path (event loop).
   Counter tx_doorbells, tx_frames, tx_bytes, tx_drop_backend;
+  Counter tx_irqs;  // TX vector signals (descriptors consumed, TX ring without NO_IRQ)
   // Ownership and protocol violations by the guest (event loop).
   Counter viol_bad_address;  // returned address misaligned or outside the pool window
   Counter viol_not_owner;    // returned a page this NIC has not given the guest
@@ -46,6 +47,10 @@ struct LnicMetrics {
   Counter mmio_bad_access;  // undefined offset, width or read-only write
   Counter config_errors;    // ENABLE rejected a ring or MSI setting
   Counter enables, resets;
+  Counter ignored_controls;  // ENABLE while STOPPING, RX_STOP while not running
+  Counter msix_bad_access;   // BAR0 outside the register file, table and PBA, or a bad width
+  Counter msix_rejects;      // an MSI-X entry unmasked with an unusable message
+  Counter rx_stops;
   // Latency floor (event loop).
   Counter floor_sent;
   Counter floor_missed;  // not sent: the guest had not answered the previous one yet

@@ -1,4 +1,4 @@
-// The lnic register file (vCPU threads): reads, writes, ENABLE validation, RESET.
+// The lnic register file (vCPU threads): reads, writes, ENABLE validation, RESET, RX_STOP.
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -55,9 +55,19 @@ uint32_t Lnic::read_reg(uint32_t offset) {
     case LNIC_REG_VERSION:
       return LNIC_VERSION;
     case LNIC_REG_FEATURES:
-      return LNIC_F_TIMESTAMPS | LNIC_F_VIOLATIONS;
+      return LNIC_F_TIMESTAMPS | LNIC_F_VIOLATIONS | LNIC_F_DRAIN | LNIC_F_TX_IRQ;
     case LNIC_REG_VIOLATIONS:  // counters are written by the event loop: relaxed loads
       return static_cast<uint32_t>(metrics_.violations());
+    case LNIC_REG_PAGES_HELD:  // a pool holds far fewer than 2^32 pages
+      return static_cast<uint32_t>(pages_out_.load(std::memory_order_relaxed));
+    case LNIC_REG_POOL_BASE_LO:
+      return static_cast<uint32_t>(pool_.config().window_gpa);
+    case LNIC_REG_POOL_BASE_HI:
+      return static_cast<uint32_t>(pool_.config().window_gpa >> 32);
+    case LNIC_REG_POOL_SIZE_LO:
+      return static_cast<uint32_t>(pool_.config().window_size);
+    case LNIC_REG_POOL_SIZE_HI:
+      return static_cast<uint32_t>(pool_.config().window_size >> 32);
     case LNIC_REG_STATUS:
       return regs_.status;
     case LNIC_REG_CONFIG_ERROR:
@@ -67,12 +77,6 @@ uint32_t Lnic::read_reg(uint32_t offset) {
              uint32_t{cfg_.mac[3]} << 24;
     case LNIC_REG_MAC_HI:
       return uint32_t{cfg_.mac[4]} | uint32_t{cfg_.mac[5]} << 8;
-    case LNIC_REG_MSI_ADDR_LO:
-      return static_cast<uint32_t>(regs_.msi_addr);
-    case LNIC_REG_MSI_ADDR_HI:
-      return static_cast<uint32_t>(regs_.msi_addr >> 32);
-    case LNIC_REG_MSI_DATA:
-      return regs_.msi_data;
     default:
       break;
   }
@@ -119,18 +123,12 @@ void Lnic::write_reg(uint32_t offset, uint32_t value) {
     }
   }
   switch (offset) {
-    case LNIC_REG_MSI_ADDR_LO:
-      regs_.msi_addr = (regs_.msi_addr & ~0xFFFFFFFFull) | value;
-      return;
-    case LNIC_REG_MSI_ADDR_HI:
-      regs_.msi_addr = (regs_.msi_addr & 0xFFFFFFFFull) | (uint64_t{value} << 32);
-      return;
-    case LNIC_REG_MSI_DATA:
-      regs_.msi_data = value;
-      return;
     case LNIC_REG_CONTROL:
+      // RESET first: RESET|ENABLE in one write finds the device STOPPING and the ENABLE
+      // is ignored like any other ENABLE before the stop completed.
       if (value & LNIC_CTRL_RESET) reset_locked();
       if (value & LNIC_CTRL_ENABLE) enable_locked();
+      if (value & LNIC_CTRL_RX_STOP) rx_stop_locked();
       return;
     default:
       metrics_.mmio_bad_access.inc_shared();
@@ -138,10 +136,17 @@ void Lnic::write_reg(uint32_t offset, uint32_t value) {
   }
 }
 
+// Needs mu_.
+void Lnic::set_status(uint32_t status) {
+  regs_.status = status;
+  status_.store(status, std::memory_order_release);
+}
+
 // Needs mu_. Every check the data path relies on is made here, once, on the vCPU
-// thread: ring sizes, alignment, placement inside guest RAM, no overlap, a usable MSI
-// message. Only a fully valid set is handed to the event loop (activate), so the hot
-// path never re-validates a ring's bounds. A failure names the register to blame.
+// thread: ring sizes, alignment, placement inside guest RAM, no overlap. (The MSI-X
+// messages are checked when an entry is unmasked: MsixTable.) Only a fully valid set is handed to
+// the event loop (activate), so the hot path never re-validates a ring's bounds. A failure names
+// the register to blame.
 void Lnic::enable_locked() {
   metrics_.enables.inc_shared();
   auto fail = [&](uint32_t reg, const char* why) {
@@ -154,6 +159,10 @@ void Lnic::enable_locked() {
     }
   };
   if (regs_.status & LNIC_STATUS_RUNNING) return;  // already running: ignore
+  if (regs_.status & LNIC_STATUS_STOPPING) {       // the driver must wait for the stop
+    metrics_.ignored_controls.inc_shared();
+    return;
+  }
   RingSet set;
   Ring* rings[3] = {&set.rx, &set.ret, &set.tx};
   for (int r = 0; r < 3; ++r) {
@@ -178,12 +187,8 @@ void Lnic::enable_locked() {
       }
     }
   }
-  if (!msi_.configure(regs_.msi_addr, regs_.msi_data)) {
-    return fail(LNIC_REG_MSI_ADDR_LO, "unusable MSI message");
-  }
-  regs_.status = LNIC_STATUS_RUNNING;
   regs_.config_error = 0;
-  status_.store(regs_.status, std::memory_order_release);
+  set_status(LNIC_STATUS_RUNNING);
   // Weak: a VM torn down before the loop runs the post must not be kept alive by it.
   std::weak_ptr<Lnic> weak = weak_from_this();
   boost::asio::post(io_, [weak, set] {
@@ -191,16 +196,37 @@ void Lnic::enable_locked() {
   });
 }
 
-// Needs mu_. The guest sees the reset at once (status 0); the event loop tears the
-// rings down when it gets to the posted deactivate, between two of its own steps.
+// Needs mu_. A running device cannot stop here: the event loop may be in the middle of
+// writing a completion. So STATUS says STOPPING until the event loop has run the posted
+// deactivate (after every step it had begun), and a driver polls for STOPPING to clear
+// before it frees the rings. A reset of a device that is not running (or already
+// stopping: a reset storm posts one stop, not one per write) has nothing to wait for.
 void Lnic::reset_locked() {
   metrics_.resets.inc_shared();
-  regs_.status = 0;
   regs_.config_error = 0;
-  status_.store(0, std::memory_order_release);
+  if (regs_.status & LNIC_STATUS_STOPPING) return;
+  if ((regs_.status & LNIC_STATUS_RUNNING) == 0) {
+    set_status(0);
+    return;
+  }
+  set_status(LNIC_STATUS_STOPPING);
   std::weak_ptr<Lnic> weak = weak_from_this();
   boost::asio::post(io_, [weak] {
     if (auto self = weak.lock()) self->deactivate();
+  });
+}
+
+// Needs mu_. The first half of the drain: the event loop stops writing completions and
+// then sets RX_STOPPED; RETURN and TX go on being served until RESET.
+void Lnic::rx_stop_locked() {
+  if ((regs_.status & LNIC_STATUS_RUNNING) == 0) {
+    metrics_.ignored_controls.inc_shared();
+    return;
+  }
+  metrics_.rx_stops.inc_shared();
+  std::weak_ptr<Lnic> weak = weak_from_this();
+  boost::asio::post(io_, [weak] {
+    if (auto self = weak.lock()) self->stop_rx();
   });
 }
 

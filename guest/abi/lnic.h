@@ -10,22 +10,45 @@
  * exclusive allocator), copies the frame in, hands the page to the guest through
  * an RX completion and raises its interrupt. The guest consumes the frame and gives
  * the page back through the RETURN ring; the device frees it. No free page: the frame
- * is dropped and counted. Pages live in the pool window (boot info,
+ * is dropped and counted. Pages live in the pool window (LNIC_REG_POOL_*;
  * LABYRINTH_MEM_POOL); rings live in guest RAM, allocated by the driver.
  *
- * Discovery: boot info devices[] entries of type LABYRINTH_DEV_LNIC give each NIC's
- * MMIO window (LNIC_MMIO_SIZE bytes), MAC and gsi (unused: the lnic uses MSI).
+ * Discovery (ABI v3): every lnic is a PCI function on bus 0 (configuration
+ * mechanism 1, ports 0xCF8/0xCFC): vendor LNIC_PCI_VENDOR, device LNIC_PCI_DEVICE,
+ * class 0x020000 (Ethernet). BAR0, a 32-bit non-prefetchable memory BAR placed by the
+ * VMM (it answers the size probe and does not move), holds:
+ *   BAR0 + 0x0000  the register file below (LNIC_MMIO_SIZE bytes)
+ *   BAR0 + 0x1000  MSI-X table (LNIC_MSIX_VECTORS entries of 16 bytes)
+ *   BAR0 + 0x1800  MSI-X PBA
+ * Vendor 0x1234 is the de-facto "no vendor" id of emulated devices; no in-tree Linux
+ * driver binds 0x1234:0x4C4E nor any driver binds by class 0x0200 alone, so the lnic
+ * stays unclaimed until its own driver loads (docs/lnic.md).
+ * The pool window (where every RX page lives) is read from LNIC_REG_POOL_*; the MAC
+ * from LNIC_REG_MAC_*. There is no INTx (interrupt pin 0): the driver enables MSI-X.
+ * MSI-X vectors: LNIC_VEC_RX (completions, floors, warm-up probes) and LNIC_VEC_TX
+ * (TX descriptors consumed). An entry's message is taken when the entry is unmasked
+ * (KVM's route is rewritten then), so a driver masks an entry while it rewrites it.
  *
  * Bring-up (driver):
- *   1. read LNIC_REG_MAGIC / LNIC_REG_VERSION;
+ *   1. read LNIC_REG_MAGIC / LNIC_REG_VERSION; the pool window from LNIC_REG_POOL_*;
  *   2. write the three rings' GPA (LO, HI) and SIZE (entries, power of two,
  *      LNIC_RING_MIN..LNIC_RING_MAX), each ring = struct lnic_ring_header followed
  *      by SIZE entries, 4 KiB aligned, entirely inside guest RAM, zero-initialised;
- *   3. write LNIC_REG_MSI_ADDR_LO/HI and LNIC_REG_MSI_DATA (the x86 MSI message:
- *      address 0xFEE00000 | (apic id << 12), data = vector, edge, fixed);
+ *   3. program and unmask the MSI-X entries it wants, set MSI-X enable in config space;
  *   4. write LNIC_CTRL_ENABLE to LNIC_REG_CONTROL, then read LNIC_REG_STATUS:
  *      LNIC_STATUS_RUNNING, or LNIC_STATUS_CONFIG_ERROR if the device rejected a
  *      value (LNIC_REG_CONFIG_ERROR says which register).
+ *
+ * Stop, drain and reset (the driver's unload path):
+ *   1. write LNIC_CTRL_RX_STOP; poll STATUS until LNIC_STATUS_RX_STOPPED: from then on
+ *      no completion is written; RETURN and TX are still served;
+ *   2. consume the RX ring up to prod and give every page back through RETURN (pages
+ *      an upper layer still holds go back when it lets them go); poll
+ *      LNIC_REG_PAGES_HELD until 0;
+ *   3. write LNIC_CTRL_RESET; poll STATUS until LNIC_STATUS_STOPPING clears: only then
+ *      has the device stopped touching the rings, and the driver may free them.
+ * RESET alone is allowed at any time (the pages the guest holds stay its own and can
+ * be returned through the rings of a later ENABLE); ENABLE while STOPPING is ignored.
  *
  * Rings. Every ring has one producer and one consumer; indices are free-running
  * uint32 counters (entry = index & (size - 1)); used = prod - cons, never > size.
@@ -43,10 +66,14 @@
  * addresses outside the pool window, pages the guest does not own, and pages returned
  * twice are rejected and counted, never acted on.
  *
- * Interrupts. After posting completions the device sends its MSI unless the guest
- * set LNIC_RING_F_NO_IRQ in the RX ring header's flags (polling guests do). A guest
- * that clears the flag must re-check the ring afterwards (a completion may have
- * been posted while the flag was set).
+ * Interrupts. After posting completions the device signals LNIC_VEC_RX unless the
+ * guest set LNIC_RING_F_NO_IRQ in the RX ring header's flags (polling guests do). After
+ * consuming TX descriptors (every one published before a TX doorbell is consumed while
+ * that doorbell is handled) it signals LNIC_VEC_TX unless the TX ring header has
+ * LNIC_RING_F_NO_IRQ. A driver that polls TX instead reclaims slots up to TX cons on
+ * its next transmit and whenever it services the NIC; it must not wait for a TX slot
+ * without re-reading TX cons. A guest that clears a NO_IRQ flag must re-check the ring
+ * afterwards (an entry may have been consumed or posted while the flag was set).
  *
  * Timestamps are host TSC values; the guest TSC equals the host TSC plus the VM's
  * TSC offset (the VMM accounts for it). For latency measurement the guest returns,
@@ -59,8 +86,18 @@
 #include <stdint.h>
 
 #define LNIC_MAGIC 0x43494E4Cu /* "LNIC" little-endian */
-#define LNIC_VERSION 2u        /* 2: RETURN entries name the delivering completion (seq) */
-#define LNIC_MMIO_SIZE 0x1000u
+#define LNIC_VERSION 3u        /* 3: a PCI function with MSI-X; pool registers; reset and drain */
+#define LNIC_MMIO_SIZE 0x1000u /* the register file, at BAR0 + 0 */
+#define LNIC_BAR_SIZE 0x2000u  /* BAR0: registers, MSI-X table, PBA */
+#define LNIC_MSIX_TABLE_OFF 0x1000u
+#define LNIC_MSIX_PBA_OFF 0x1800u
+#define LNIC_MSIX_VECTORS 2u
+#define LNIC_VEC_RX 0u /* RX completions, floor and warm-up signals */
+#define LNIC_VEC_TX 1u /* TX descriptors consumed */
+#define LNIC_PCI_VENDOR 0x1234u
+#define LNIC_PCI_DEVICE 0x4C4Eu  /* "NL" */
+#define LNIC_PCI_CLASS 0x020000u /* network controller, Ethernet */
+#define LNIC_PCI_CAP_MSIX 0x40u  /* the MSI-X capability's config-space offset */
 #define LNIC_RING_MIN 8u
 #define LNIC_RING_MAX 4096u
 #define LNIC_PAGE_SIZE 4096u /* every RX buffer is one pool page (the allocator's kPageSize) */
@@ -86,14 +123,17 @@ enum lnic_reg {
   LNIC_REG_TX_RING_LO = 0x040, /* TX ring GPA */
   LNIC_REG_TX_RING_HI = 0x044,
   LNIC_REG_TX_RING_SIZE = 0x048,
-  LNIC_REG_MSI_ADDR_LO = 0x050,
-  LNIC_REG_MSI_ADDR_HI = 0x054,
-  LNIC_REG_MSI_DATA = 0x058,
+  LNIC_REG_POOL_BASE_LO = 0x050, /* RO  the page-pool window: every RX page is inside */
+  LNIC_REG_POOL_BASE_HI = 0x054,
+  LNIC_REG_POOL_SIZE_LO = 0x058, /* RO  its size in bytes */
+  LNIC_REG_POOL_SIZE_HI = 0x05C,
   /* RO  guest protocol violations the device counted and refused to act on (bad
    * returned addresses, returns of pages the guest does not hold, stale or double
    * returns, ring indices beyond a ring's size, bad TX descriptors): low 32 bits.
    * Lets a driver (or a test guest) see that the device noticed. LNIC_F_VIOLATIONS. */
   LNIC_REG_VIOLATIONS = 0x060,
+  /* RO  pages this NIC has delivered to the guest and not got back (LNIC_F_DRAIN). */
+  LNIC_REG_PAGES_HELD = 0x064,
   LNIC_REG_RET_DOORBELL = 0x080, /* WO  any value: RETURN ring has new entries */
   LNIC_REG_TX_DOORBELL = 0x084,  /* WO  any value: TX ring has new entries */
   /* Latency floor (no device work in the path): writing LNIC_REG_FLOOR_ARM makes the
@@ -104,14 +144,19 @@ enum lnic_reg {
 
 #define LNIC_F_TIMESTAMPS 0x1u /* completions carry t_ready / t_posted */
 #define LNIC_F_VIOLATIONS 0x2u /* LNIC_REG_VIOLATIONS is implemented */
+#define LNIC_F_DRAIN 0x4u      /* LNIC_CTRL_RX_STOP and LNIC_REG_PAGES_HELD */
+#define LNIC_F_TX_IRQ 0x8u     /* LNIC_VEC_TX signals consumed TX descriptors */
 
 #define LNIC_STATUS_RUNNING 0x1u
 #define LNIC_STATUS_CONFIG_ERROR 0x2u
+#define LNIC_STATUS_STOPPING 0x4u   /* RESET taken, the device may still write the rings */
+#define LNIC_STATUS_RX_STOPPED 0x8u /* RX_STOP done: no completion will be written */
 
 #define LNIC_CTRL_ENABLE 0x1u
-#define LNIC_CTRL_RESET 0x2u /* stop; pages the guest holds stay owned until returned */
+#define LNIC_CTRL_RESET 0x2u   /* stop; STOPPING until stopped; held pages stay the guest's */
+#define LNIC_CTRL_RX_STOP 0x4u /* stop receiving, keep serving RETURN and TX */
 
-#define LNIC_RING_F_NO_IRQ 0x1u /* in lnic_ring_header.flags of the RX ring */
+#define LNIC_RING_F_NO_IRQ 0x1u /* in lnic_ring_header.flags of the RX and TX rings */
 
 /* At the start of every ring; entries follow at offset sizeof(struct lnic_ring_header).
  * prod and cons sit on their own cache lines (producer and consumer are different CPUs). */

@@ -3,15 +3,18 @@
 # a cache directory, default build/vm/linux-guest/:
 #   build/vm/linux-guest/kernel/boot/vmlinuz-$VERSION      the bzImage
 #   build/vm/linux-guest/kernel/lib/modules/$VERSION/      its modules (for guest/linux/ initramfs)
+#   build/vm/linux-guest/kernel/usr/src/linux-headers-$VERSION/  its headers (Kbuild: make -C
+#                                                          there M=<module dir>), with the
+#                                                          -common part and linux-kbuild
 #   build/vm/linux-guest/vmlinuz                           a link to the bzImage: the path
 #                                                          configs and tests name
 # Usage: guest/linux/fetch_kernel.sh [CACHE_DIR]. Prints the bzImage's path.
 #
 # VERSION is the kernel linux-image-amd64 depends on (as scripts/vm.sh resolves it), so
 # the kit follows Debian's ABI bumps instead of pinning a package that leaves the
-# archive. The cache holds one version: a new one replaces the old (image and modules
-# together). When the archive cannot be asked or the download fails, a kernel already
-# in the cache is used, with a warning.
+# archive. The cache holds one version: a new one replaces the old (image, modules and
+# headers together, all of one package version). When the archive cannot be asked or
+# the download fails, a kernel already in the cache is used, with a warning.
 set -euo pipefail
 cache="${1:-$(cd "$(dirname "$0")/../.." && pwd)/build/vm/linux-guest}"
 mkdir -p "$cache"
@@ -45,20 +48,28 @@ if [[ -z $version ]]; then
 fi
 if [[ -z $version ]]; then
   use_cached "cannot resolve linux-image-amd64's kernel (apt-cache depends)"
-elif [[ ! -f $cache/kernel/boot/vmlinuz-$version ]]; then
+elif [[ ! -f $cache/kernel/boot/vmlinuz-$version || ! -d $cache/kernel/usr/src/linux-headers-$version ]]; then
+  # The image and the headers an out-of-tree module builds against, of one ABI and one
+  # package version: linux-headers-$version, its -common part and linux-kbuild-6.1
+  # (the headers' scripts/ and tools/ link there). All unpacked into one tree, so the
+  # headers' relative links resolve inside the cache.
+  pkgver="$(apt-cache show "linux-image-$version" 2>/dev/null | awk '/^Version:/{print $2; exit}')"
+  pkgs=("linux-image-$version" "linux-headers-$version" "linux-headers-${version%-amd64}-common"
+        "linux-kbuild-${version%%.*}.$(cut -d. -f2 <<<"$version")")
   rm -rf "$cache/deb.tmp" "$cache/kernel.tmp"
   mkdir -p "$cache/deb.tmp"
-  if (cd "$cache/deb.tmp" && apt-get download "linux-image-$version" >/dev/null 2>&1); then
-    dpkg -x "$cache"/deb.tmp/linux-image-"$version"_*.deb "$cache/kernel.tmp"
+  if [[ -n $pkgver ]] &&
+     (cd "$cache/deb.tmp" && apt-get download "${pkgs[@]/%/=$pkgver}" >/dev/null 2>&1); then
+    for deb in "$cache"/deb.tmp/*.deb; do dpkg -x "$deb" "$cache/kernel.tmp"; done
     rm -rf "$cache/kernel"
     mv "$cache/kernel.tmp" "$cache/kernel"
     mkdir -p "$cache/deb"
-    rm -f "$cache"/deb/linux-image-*.deb
+    rm -f "$cache"/deb/linux-*.deb
     mv "$cache"/deb.tmp/*.deb "$cache/deb/"
     rm -rf "$cache/deb.tmp"
   else
     rm -rf "$cache/deb.tmp"
-    use_cached "apt-get download linux-image-$version failed"
+    use_cached "apt-get download ${pkgs[*]} (version $pkgver) failed"
   fi
 fi
 image="$cache/kernel/boot/vmlinuz-$version"

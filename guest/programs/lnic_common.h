@@ -79,10 +79,8 @@ inline bool start(const char* who, guest::Lnic& nic, const labyrinth_boot_info& 
   const uint32_t count = guest::Lnic::count(info);
   const uint32_t index = static_cast<uint32_t>(args.u64("nic", 0));
   if (count == 0) {
-    guest::printf(
-        "%s: FAIL: no lnic found (boot info lists %u devices, none of type "
-        "LABYRINTH_DEV_LNIC)\n",
-        who, info.num_devices);
+    guest::printf("%s: FAIL: no lnic found (no PCI function %04x:%04x on bus 0)\n", who,
+                  LNIC_PCI_VENDOR, LNIC_PCI_DEVICE);
     return false;
   }
   guest::lapic_enable();

@@ -7,7 +7,9 @@
 //               the MMIO gap, at 1 TiB, straddling the end of RAM). Each must give
 //               STATUS = CONFIG_ERROR; then the correct configuration must give
 //               RUNNING. (A different CONFIG_ERROR register than the one we broke
-//               is reported as a note, not a failure.)
+//               is reported as a note, not a failure.) Then BAR0 abuse (writes
+//               outside the register file, to the PBA, past the MSI-X table) and a
+//               reset storm on the running device (it must end stopped).
 //   bogus=1     RETURN entries with addresses below / above the pool window, 0,
 //               2^64 - 4 KiB, misaligned (a page we own + 8), inside guest RAM
 //   double=1    the same page returned twice in one batch
@@ -147,9 +149,6 @@ void write_valid_config() {
   write_ring(kRx, g_raw.rx_ring_gpa(), g_raw.rx_entries());
   write_ring(kRet, g_raw.ret_ring_gpa(), g_raw.ret_entries());
   write_ring(kTx, g_raw.tx_ring_gpa(), g_raw.tx_entries());
-  g_raw.reg_write(LNIC_REG_MSI_ADDR_LO, guest::lnic::msi_address_lo(guest::lapic_id()));
-  g_raw.reg_write(LNIC_REG_MSI_ADDR_HI, 0);
-  g_raw.reg_write(LNIC_REG_MSI_DATA, g_nic.vector());
 }
 
 // RESET, valid configuration, then ring `r` set to (gpa, size), ENABLE: expects
@@ -185,6 +184,43 @@ uint64_t ram_end(const labyrinth_boot_info& info) {
   return end;
 }
 
+// BAR0 outside the register file, the read-only PBA, an MSI-X entry past the table:
+// all-ones reads, writes without effect (the device counts them; the host test checks).
+void check_bar() {
+  g_raw.reg_write(0x1900, 0xDEADBEEF);                               // between PBA and BAR end
+  g_raw.reg_write(LNIC_MSIX_PBA_OFF, 0xFFFFFFFF);                    // PBA is read-only
+  g_raw.reg_write(LNIC_MSIX_TABLE_OFF + 16 * LNIC_MSIX_VECTORS, 0);  // past the table
+  const uint32_t beyond = g_raw.reg_read(0x1FFC);
+  const uint32_t pba = g_raw.reg_read(LNIC_MSIX_PBA_OFF);
+  char buf[160];
+  guest::snprintf(buf, sizeof(buf), "BAR0+0x1ffc reads 0x%x (all-ones expected), PBA 0x%x", beyond,
+                  pba);
+  verdict("bar", beyond == 0xFFFFFFFFu && pba != 0xFFFFFFFFu, buf);
+}
+
+// RESET, RESET|ENABLE and RX_STOP hammered at a running device: it must end stopped
+// (STOPPING clears, never RUNNING on the way), and the next bring-up must work.
+void check_reset_storm() {
+  write_valid_config();
+  g_raw.reg_write(LNIC_REG_CONTROL, LNIC_CTRL_ENABLE);
+  bool ok = (g_nic.status() & LNIC_STATUS_RUNNING) != 0;
+  for (uint32_t i = 0; i < 64; ++i) {
+    g_raw.reg_write(LNIC_REG_CONTROL, i % 3 == 0   ? LNIC_CTRL_RESET | LNIC_CTRL_ENABLE
+                                      : i % 3 == 1 ? LNIC_CTRL_RESET
+                                                   : LNIC_CTRL_RX_STOP);
+    if ((g_nic.status() & LNIC_STATUS_RUNNING) != 0) ok = false;
+  }
+  const uint64_t deadline = guest::tsc_deadline_ms(g_wait_ms);
+  while ((g_nic.status() & LNIC_STATUS_STOPPING) != 0 && !guest::tsc_passed(deadline)) {
+    guest::pause();
+  }
+  const uint32_t st = g_nic.status();
+  char buf[160];
+  guest::snprintf(buf, sizeof(buf), "64 RESET/ENABLE/RX_STOP writes while running -> STATUS 0x%x",
+                  st);
+  verdict("reset_storm", ok && st == 0, buf);
+}
+
 void check_config(const labyrinth_boot_info& info) {
   const uint64_t rx = g_raw.rx_ring_gpa(), ret = g_raw.ret_ring_gpa(), tx = g_raw.tx_ring_gpa();
   const uint32_t rxn = g_raw.rx_entries(), retn = g_raw.ret_entries(), txn = g_raw.tx_entries();
@@ -202,6 +238,8 @@ void check_config(const labyrinth_boot_info& info) {
   if (end >= 4096) {
     expect_rejected("RX ring straddling the end of RAM", kRx, end - 4096, LNIC_RING_MAX);
   }
+  check_bar();
+  check_reset_storm();
 }
 
 // --- returns -----------------------------------------------------------------

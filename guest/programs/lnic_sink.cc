@@ -16,19 +16,22 @@
 //   verify=full|header|none   check the pktgen header, sequence numbers and
 //                   payload pattern (full, default; also "1"), skip the payload
 //                   (header), or check nothing (none, "0")
+//   shutdown=0|1    1: end with the driver's clean unload (RX_STOP, drain, RESET) and
+//                   report the pages the device still counts as held (must be 0)
 //   + driver keys (lnic_common.h): nic rx ret tx tx_buffers ret_batch budget log
 //
 // Output ends with a machine-readable line
 //   lnic_sink: frames=N bytes=B gaps=G errors=E
 // Exit 0 if frames > 0 and errors == 0 (errors = pattern/header errors +
 // out-of-order frames + device faults the driver detected); 1 otherwise.
+#include "guest/drivers/lnic/lnic_raw.h"
 #include "guest/programs/lnic_common.h"
 
 namespace {
 
 constexpr const char* kWho = "lnic_sink";
 constexpr const char* kKeys[] = {"mode",    "frames", "idle_ms", "wait_ms",
-                                 "seconds", "batch",  "verify"};
+                                 "seconds", "batch",  "verify",  "shutdown"};
 constexpr uint32_t kPrintErrors = 5;
 
 struct Sink {
@@ -137,6 +140,7 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   const size_t verify = args.choice("verify", kVerify, 0);
   g_sink.verify = verify == 0 || verify == 1 || verify == 3;
   g_sink.verify_payload = verify == 0 || verify == 3;
+  const bool shutdown = args.u64("shutdown", 0) != 0;
   const guest::LnicOptions opts = lnic_app::driver_options(args, stream.poll);
   if (!lnic_app::check_args(kWho, args, kKeys)) return guest::kExitFail;
   if (!lnic_app::start(kWho, g_nic, info, args, opts, on_frame, &g_sink)) return guest::kExitFail;
@@ -151,10 +155,21 @@ int guest_main(unsigned cpu, const labyrinth_boot_info& info) {
   const char* why = stream.poll ? run_poll(stream.limits, stream.batch) : run_irq(stream.limits);
   const uint64_t elapsed_us = guest::tsc_to_us(guest::rdtsc() - t0);
   g_nic.service();  // give back anything still unannounced
+  // The unload path: frames still arriving are stopped at the device, the last ones
+  // consumed (and verified) and every page handed back before the reset.
+  uint64_t held_after = 0;
+  if (shutdown) {
+    guest::cli();
+    const bool clean = g_nic.shutdown();
+    held_after = guest::LnicRaw(g_nic).reg_read(LNIC_REG_PAGES_HELD);
+    guest::printf("%s: shutdown %s: device PAGES_HELD=%lu, driver holds %lu, STATUS 0x%x\n", kWho,
+                  clean ? "clean" : "FAILED", held_after, g_nic.pages_held(), g_nic.status());
+    if (!clean) ++held_after;
+  }
 
   const Sink& s = g_sink;
   const uint64_t faults = g_nic.stats().device_faults();
-  const uint64_t errors = s.pattern_errors + s.seq.out_of_order + faults;
+  const uint64_t errors = s.pattern_errors + s.seq.out_of_order + faults + held_after;
   g_nic.print_stats(kWho);
   const uint64_t good = s.seq.seen;  // frames whose header checked out
   const auto order = [good](uint64_t network) {

@@ -112,16 +112,17 @@ void BM_LnicRxPath(benchmark::State& state) {
   alloc::PageCache* cache = pool->attach_cache().value();  // a fresh pool has free caches
   boost::asio::io_context io;
   devices::test::FakeRam ram{0, kRam};
-  EventfdMsi msi;
-  if (!msi.ok()) {
+  EventfdMsi msi, msi_tx;
+  if (!msi.ok() || !msi_tx.ok()) {
     fail(state, "eventfd() failed");
     return;
   }
   LnicConfig cfg;
   cfg.device_owner = 1;
   cfg.guest_owner = 2;
+  std::array<devices::MsiLine*, LNIC_MSIX_VECTORS> lines{&msi, &msi_tx};
   auto nic =
-      std::make_shared<Lnic>(cfg, io, *pool, cache, ram, msi, std::make_unique<NullBackend>());
+      std::make_shared<Lnic>(cfg, io, *pool, cache, ram, lines, std::make_unique<NullBackend>());
   auto wr = [&](uint32_t reg, uint32_t v) {
     nic->write(reg, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&v), 4));
   };
@@ -131,8 +132,14 @@ void BM_LnicRxPath(benchmark::State& state) {
   wr(LNIC_REG_RET_RING_SIZE, kRing);
   wr(LNIC_REG_TX_RING_LO, kTx);
   wr(LNIC_REG_TX_RING_SIZE, kRing);
-  wr(LNIC_REG_MSI_ADDR_LO, 0xFEE00000);
-  wr(LNIC_REG_MSI_DATA, 0x40);
+  // The RX vector as a driver programs it: message, unmask, MSI-X enable.
+  auto table = [&](uint32_t off, uint32_t v) {
+    (void)nic->msix().write_table(off, std::span(reinterpret_cast<const uint8_t*>(&v), 4));
+  };
+  table(0, 0xFEE00000);
+  table(8, 0x40);
+  table(12, 0);
+  nic->msix().write_control(devices::MsixTable::kEnable, devices::MsixTable::kEnable);
   wr(LNIC_REG_CONTROL, LNIC_CTRL_ENABLE);
   io.poll();
   ram.at<lnic_ring_header>(kRx)->flags = irq ? 0 : LNIC_RING_F_NO_IRQ;

@@ -11,7 +11,7 @@ namespace lnic = devices::lnic;
 std::expected<std::unique_ptr<LnicSet>, Error> LnicSet::create(
     const std::vector<LnicSettings>& settings, Vm& vm, MsiRouter& router,
     boost::asio::io_context& io, alloc::PagePool& pool, const GuestMemory& memory,
-    devices::Bus& mmio) {
+    devices::PciBus& pci, devices::Bus& mmio) {
   // All lnics run on the one device event loop, so they share one pool cache: a cache
   // belongs to one context (no locks on its fast path), and the event loop is one.
   std::unique_ptr<LnicSet> set(new LnicSet(pool, memory));
@@ -25,8 +25,13 @@ std::expected<std::unique_ptr<LnicSet>, Error> LnicSet::create(
   set->cache_ = *cache;
   for (size_t i = 0; i < settings.size(); ++i) {
     const LnicSettings& s = settings[i];
-    auto msi = MsiIrq::create(vm, router);
-    if (!msi) return std::unexpected(msi.error());
+    std::vector<devices::MsiLine*> lines;
+    for (uint32_t v = 0; v < LNIC_MSIX_VECTORS; ++v) {
+      auto msi = MsiIrq::create(vm, router);
+      if (!msi) return std::unexpected(msi.error());
+      lines.push_back(msi->get());
+      set->msi_.push_back(std::move(*msi));
+    }
     auto backend = lnic::make_backend(s.backend, io);
     if (!backend) {
       spdlog::error("lnic {}: backend: {}", s.id, lnic::to_string(backend.error()));
@@ -35,17 +40,22 @@ std::expected<std::unique_ptr<LnicSet>, Error> LnicSet::create(
     lnic::LnicConfig cfg;
     cfg.id = s.id;
     cfg.mac = s.mac;
-    cfg.mmio_base = LABYRINTH_DEVICE_MMIO_BASE + i * LNIC_MMIO_SIZE;
+    cfg.mmio_base = LABYRINTH_DEVICE_MMIO_BASE + i * LNIC_BAR_SIZE;
     cfg.device_owner = kDeviceOwnerBase + static_cast<alloc::OwnerId>(i);
     cfg.guest_owner = kGuestOwnerBase + static_cast<alloc::OwnerId>(i);
     cfg.tsc_offset = 0;  // set_tsc_offset() once the vCPUs exist
     cfg.test_inject_delay_ns = s.test_inject_delay_ns;
-    auto nic = std::make_shared<lnic::Lnic>(cfg, io, pool, set->cache_, set->ram_, **msi,
+    auto nic = std::make_shared<lnic::Lnic>(cfg, io, pool, set->cache_, set->ram_, lines,
                                             std::move(*backend));
-    if (auto r = mmio.insert(nic, cfg.mmio_base, LNIC_MMIO_SIZE); !r) {
-      spdlog::error("lnic {}: MMIO window {:#x}: {}", s.id, cfg.mmio_base,
-                    devices::to_string(r.error()));
-      return std::unexpected(Error::net_backend_failed);
+    auto fn = std::make_shared<lnic::LnicPci>(nic, static_cast<uint32_t>(cfg.mmio_base));
+    const auto slot = kFirstSlot + static_cast<uint32_t>(i);
+    if (auto r = pci.insert(slot, fn); !r) {
+      spdlog::error("lnic {}: PCI slot {} is taken", s.id, slot);
+      return std::unexpected(Error::boot_layout);
+    }
+    if (auto r = mmio.insert(fn, cfg.mmio_base, LNIC_BAR_SIZE); !r) {
+      spdlog::error("lnic {}: BAR {:#x}: {}", s.id, cfg.mmio_base, devices::to_string(r.error()));
+      return std::unexpected(Error::boot_layout);
     }
     // The two doorbells are ioeventfds: a guest's write completes inside KVM without a
     // return to userspace, and the event loop drains the count later (RETURN and TX are
@@ -54,8 +64,8 @@ std::expected<std::unique_ptr<LnicSet>, Error> LnicSet::create(
     if (!ret) return std::unexpected(ret.error());
     auto tx = IoEventFd::create(vm, io, cfg.mmio_base + LNIC_REG_TX_DOORBELL, 4, false);
     if (!tx) return std::unexpected(tx.error());
-    set->msi_.push_back(std::move(*msi));
     set->nics_.push_back(std::move(nic));
+    set->functions_.push_back(std::move(fn));
     set->ret_bells_.push_back(std::move(*ret));
     set->tx_bells_.push_back(std::move(*tx));
   }
@@ -67,24 +77,13 @@ LnicSet::~LnicSet() {
   // Doorbells before devices before interrupts: nothing fires into a dead object.
   ret_bells_.clear();
   tx_bells_.clear();
+  functions_.clear();
   nics_.clear();
   msi_.clear();
 }
 
 void LnicSet::set_tsc_offset(int64_t offset) {
   for (auto& nic : nics_) nic->set_tsc_offset(offset);
-}
-
-void LnicSet::describe(labyrinth_boot_info& info) const {
-  for (size_t i = 0; i < nics_.size() && info.num_devices < LABYRINTH_MAX_DEVICES; ++i) {
-    labyrinth_device_desc& d = info.devices[info.num_devices++];
-    d = labyrinth_device_desc{};
-    d.type = LABYRINTH_DEV_LNIC;
-    d.gsi = msi_[i]->gsi();
-    d.mmio_base = nics_[i]->config().mmio_base;
-    d.mmio_size = LNIC_MMIO_SIZE;
-    std::copy(settings_[i].mac.begin(), settings_[i].mac.end(), d.mac);
-  }
 }
 
 // One wait per doorbell, re-armed after each wake. The handler holds the device weakly:

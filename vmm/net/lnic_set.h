@@ -1,13 +1,14 @@
 // vmm/net/lnic_set.h — a VM's lnics, wired to KVM.
 //
-// For each configured lnic: an MSI interrupt (own GSI, routing entry, irqfd), its
-// backend, the device on the MMIO bus at LABYRINTH_DEVICE_MMIO_BASE + i * 4 KiB, and
-// ioeventfd doorbells for the RETURN and TX registers (guest writes there never reach
-// userspace as exits; the event loop reads the eventfd). All lnics of the VM share the
-// event loop's page-pool cache (one context).
+// For lnic i: a PCI function (devices/lnic/lnic_pci.h) in slot kFirstSlot + i whose
+// BAR0 sits at LABYRINTH_DEVICE_MMIO_BASE + i * LNIC_BAR_SIZE, LNIC_MSIX_VECTORS MSI
+// interrupts (each its own GSI, routing entry and irqfd; the route is rewritten when
+// the guest unmasks an MSI-X entry), its backend, and ioeventfd doorbells for the RETURN
+// and TX registers (guest writes there never reach userspace as exits; the event loop
+// reads the eventfd). All lnics of the VM share the event loop's page-pool cache (one
+// context). Guests find them by scanning the PCI bus, as any PCI device.
 //
-//   auto nics = LnicSet::create(settings, *vm, router, io, *pool, ram, mmio);
-//   nics->describe(boot_info);    // devices[] entries the guest driver discovers
+//   auto nics = LnicSet::create(settings, *vm, router, io, *pool, ram, pci, mmio);
 //   nics->set_tsc_offset(vcpu0->tsc_offset()->offset);   // once the vCPUs exist
 //   nics->start();                // on the event loop thread: backends begin
 //   ...
@@ -25,7 +26,8 @@
 #include "allocator/page_pool.h"
 #include "devices/bus/bus.h"
 #include "devices/lnic/lnic.h"
-#include "guest/abi/boot_info.h"
+#include "devices/lnic/lnic_pci.h"
+#include "devices/pci/pci_bus.h"
 #include "vmm/config/nic_settings.h"
 #include "vmm/error.h"
 #include "vmm/kvm/irqfd.h"
@@ -43,14 +45,15 @@ class LnicSet {
   // the guest driver kGuestOwnerBase + i while the guest holds it via NIC i.
   static constexpr alloc::OwnerId kDeviceOwnerBase = 0x100;
   static constexpr alloc::OwnerId kGuestOwnerBase = 0x200;
+  // PCI slots kFirstSlot.. (virtio-net takes 1..8, slot 0 is the host bridge).
+  static constexpr uint32_t kFirstSlot = 16;
 
   static std::expected<std::unique_ptr<LnicSet>, Error> create(
       const std::vector<LnicSettings>& settings, Vm& vm, MsiRouter& router,
       boost::asio::io_context& io, alloc::PagePool& pool, const GuestMemory& memory,
-      devices::Bus& mmio);
+      devices::PciBus& pci, devices::Bus& mmio);
   ~LnicSet();
 
-  void describe(labyrinth_boot_info& info) const;
   // Setup only (before the threads run): guest TSC = host TSC + offset.
   void set_tsc_offset(int64_t offset);
   void start();  // event loop thread: doorbells and backends
@@ -75,6 +78,7 @@ class LnicSet {
   std::vector<LnicSettings> settings_;
   std::vector<std::unique_ptr<MsiIrq>> msi_;
   std::vector<std::shared_ptr<devices::lnic::Lnic>> nics_;
+  std::vector<std::shared_ptr<devices::lnic::LnicPci>> functions_;
   std::vector<std::unique_ptr<IoEventFd>> ret_bells_, tx_bells_;
   bool stopped_ = false;
 };

@@ -48,6 +48,9 @@ boost::json::object lnic_metrics_json(const LnicReading& nic) {
   j["tx_bytes"] = m.tx_bytes.get();
   j["tx_drops"] = m.tx_drop_backend.get();
   j["irqs"] = m.irqs.get();
+  j["tx_irqs"] = m.tx_irqs.get();
+  j["controls"] = boost::json::object{
+      {"enables", m.enables.get()}, {"resets", m.resets.get()}, {"rx_stops", m.rx_stops.get()}};
   j["pages_returned"] = m.pages_returned.get();
   j["guest_samples_early"] = m.guest_stamp_early.get();
   j["alloc_timer_ticks"] = nic.alloc_timer_ticks;
@@ -65,7 +68,10 @@ boost::json::object lnic_metrics_json(const LnicReading& nic) {
                                         {"bad_index", m.viol_bad_index.get()},
                                         {"bad_tx_descriptor", m.viol_bad_tx.get()},
                                         {"bad_register_access", m.mmio_bad_access.get()},
-                                        {"rejected_config", m.config_errors.get()}};
+                                        {"rejected_config", m.config_errors.get()},
+                                        {"ignored_control", m.ignored_controls.get()},
+                                        {"bad_bar_access", m.msix_bad_access.get()},
+                                        {"rejected_msix_message", m.msix_rejects.get()}};
   // Only a generator has these: other backends leave the key out rather than write zeros.
   if (b.generated != 0) {
     j["pktgen"] = boost::json::object{

@@ -18,10 +18,11 @@
 // (lnic_hostile, the host tests), not part of this API.
 //
 // What the driver does (lnic.h's bring-up, step by step):
-//   probe()    finds devices[] entry `index` of type LABYRINTH_DEV_LNIC, checks the
-//              MMIO window, the pool window and MAGIC/VERSION;
+//   probe()    finds PCI function `index` (vendor/device LNIC_PCI_*), enables its
+//              BAR0 and MSI-X, checks MAGIC/VERSION and the pool window (read from
+//              LNIC_REG_POOL_*), reads the MAC;
 //   bring_up() carves the three rings (4 KiB aligned, zeroed) and the TX buffers
-//              out of a static .bss arena, writes ring GPAs/sizes, the MSI message
+//              out of a static .bss arena, writes ring GPAs/sizes, the RX MSI-X entry
 //              (boot CPU's LAPIC ID, vector kLnicVectorBase + index), registers the
 //              interrupt handler, sets LNIC_RING_F_NO_IRQ in poll mode, writes
 //              ENABLE and checks STATUS (CONFIG_ERROR -> kConfigRejected, with the
@@ -134,9 +135,9 @@ using LnicRxCallback = LnicVerdict (*)(Lnic& nic, const LnicFrame& frame, void* 
 
 enum class LnicError {
   kNone = 0,
-  kNoDevice,   // no LABYRINTH_DEV_LNIC entry with that index
+  kNoDevice,   // no lnic PCI function with that index
   kBadWindow,  // MMIO window too small / not identity-mapped
-  kNoPool,     // boot info has no usable pool window
+  kNoPool,     // LNIC_REG_POOL_* give no usable (identity-mapped) pool window
   kBadMagic,
   kBadVersion,
   kBadOptions,      // ring size not a power of two in range, ...
@@ -159,7 +160,6 @@ enum class LnicFault : uint32_t {
   kRetConsBad,       // RETURN cons moved backwards or past our prod
   kTxConsBad,        // TX cons moved backwards or past our prod
   kStall,            // the device did not consume RETURN/TX entries for 1 s
-  kMacMismatch,      // MAC registers differ from boot info
   kIrqWhilePolling,  // an MSI (not a floor) arrived with NO_IRQ set
   kReentered,        // the RX ring was walked re-entrantly (interrupt with IF clear?)
   kCount,
@@ -204,18 +204,28 @@ class Lnic {
   Lnic(const Lnic&) = delete;
   Lnic& operator=(const Lnic&) = delete;
 
-  // Number of LABYRINTH_DEV_LNIC entries in boot info.
+  // Number of lnic PCI functions on bus 0.
   static uint32_t count(const labyrinth_boot_info& info);
 
+  // Finds lnic `index` on the PCI bus (in slot order), enables its BAR and MSI-X, and
+  // attaches to it.
   LnicError probe(const labyrinth_boot_info& info, uint32_t index);
+  // The register half of probe(): the device whose BAR0 is at `bar` (identity-mapped).
+  LnicError attach(const labyrinth_boot_info& info, uint32_t index, uint64_t bar);
   LnicError bring_up(const LnicOptions& options, LnicRxCallback callback, void* context);
   LnicError init(const labyrinth_boot_info& info, uint32_t index, const LnicOptions& options,
                  LnicRxCallback callback, void* context) {
     const LnicError e = probe(info, index);
     return e != LnicError::kNone ? e : bring_up(options, callback, context);
   }
-  // CONTROL = RESET. Pages the guest holds stay owned (return them after bring_up).
-  void reset();
+  // CONTROL = RESET, then waits until the device stopped (STOPPING clear; false and a
+  // kStall fault after stall_ms). Pages the guest holds stay owned (return them after
+  // bring_up).
+  bool reset();
+  // The clean unload: RX_STOP, every posted completion consumed and its page returned,
+  // TX finished, the device's PAGES_HELD equal to pages_held() (pages the program kept),
+  // then reset(). False (with a kStall fault) if the device did not get there in time.
+  bool shutdown();
 
   // Receive (thread context). Consumes up to budget completions (0 = ring size).
   uint32_t poll(uint32_t budget = 0);

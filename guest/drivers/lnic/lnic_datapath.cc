@@ -15,6 +15,7 @@
 // compiler may neither tear nor repeat (a device rewriting an entry after our
 // check cannot make us act on a value we did not check).
 #include "guest/drivers/lnic/lnic.h"
+#include "guest/drivers/lnic/lnic_wait.h"
 
 #include "guest/runtime/cpu.h"
 #include "guest/runtime/lapic.h"
@@ -42,19 +43,6 @@ void copy_frame(void* dst, const void* src, uint32_t len) {
   uint64_t words = len / 8, bytes = len % 8;
   asm volatile("rep movsq" : "+D"(dst), "+S"(src), "+c"(words) : : "memory");
   asm volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(bytes) : : "memory");
-}
-
-// Spins until ready() or stall_ms pass. The device is a thread of the host's VMM
-// that may go unscheduled for a long while, hence the generous bound; RDTSC is an
-// exit on the nested host, hence the clock read on every 64th spin only.
-template <typename Ready>
-bool wait_for_device(uint64_t stall_ms, Ready ready) {
-  const uint64_t deadline = tsc_deadline_ms(stall_ms);
-  for (uint32_t spin = 1;; ++spin) {
-    if (ready()) return true;
-    pause();
-    if (spin % 64 == 0 && tsc_passed(deadline)) return false;
-  }
 }
 
 }  // namespace
@@ -240,7 +228,7 @@ bool Lnic::ret_space() {
   publish_ret();
   ring_ret_doorbell();
   const uint64_t t0 = rdtsc();
-  if (wait_for_device(options_.stall_ms, [this] {
+  if (lnic::wait_for_device(options_.stall_ms, [this] {
         refresh_ret_cons();
         return lnic::ring_used(ret_prod_, ret_cons_seen_) < ret_size_;
       })) {
@@ -372,7 +360,7 @@ bool Lnic::tx_space(bool need_buffer) {
   reclaim_tx();
   if (fits()) return true;
   if (tx_unrung_ != 0) ring_tx_doorbell();  // the device may not know what fills the ring
-  if (wait_for_device(options_.stall_ms, [&] {
+  if (lnic::wait_for_device(options_.stall_ms, [&] {
         reclaim_tx();
         return fits();
       })) {

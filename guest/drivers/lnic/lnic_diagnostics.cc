@@ -16,9 +16,9 @@ namespace {
 // its enum.
 constexpr const char* kErrorNames[] = {
     "ok",                                                       // kNone
-    "no lnic found in boot info",                               // kNoDevice
+    "no lnic PCI function with that index",                     // kNoDevice
     "lnic MMIO window unusable (size or not identity-mapped)",  // kBadWindow
-    "boot info has no usable page-pool window",                 // kNoPool
+    "the device reports no usable page-pool window",            // kNoPool
     "MAGIC register is not LNIC_MAGIC",                         // kBadMagic
     "VERSION register is not LNIC_VERSION",                     // kBadVersion
     "invalid driver options (ring sizes, tx_buffers)",          // kBadOptions
@@ -39,7 +39,6 @@ constexpr const char* kFaultNames[] = {
     "RETURN cons insane",        // kRetConsBad
     "TX cons insane",            // kTxConsBad
     "ring stalled",              // kStall
-    "MAC mismatch",              // kMacMismatch
     "MSI despite NO_IRQ",        // kIrqWhilePolling
     "RX walked re-entrantly",    // kReentered
 };
@@ -68,9 +67,11 @@ constexpr RegName kRegNames[] = {
     {LNIC_REG_TX_RING_LO, "TX_RING_LO"},
     {LNIC_REG_TX_RING_HI, "TX_RING_HI"},
     {LNIC_REG_TX_RING_SIZE, "TX_RING_SIZE"},
-    {LNIC_REG_MSI_ADDR_LO, "MSI_ADDR_LO"},
-    {LNIC_REG_MSI_ADDR_HI, "MSI_ADDR_HI"},
-    {LNIC_REG_MSI_DATA, "MSI_DATA"},
+    {LNIC_REG_POOL_BASE_LO, "POOL_BASE_LO"},
+    {LNIC_REG_POOL_BASE_HI, "POOL_BASE_HI"},
+    {LNIC_REG_POOL_SIZE_LO, "POOL_SIZE_LO"},
+    {LNIC_REG_POOL_SIZE_HI, "POOL_SIZE_HI"},
+    {LNIC_REG_PAGES_HELD, "PAGES_HELD"},
     {LNIC_REG_VIOLATIONS, "VIOLATIONS"},
     {LNIC_REG_RET_DOORBELL, "RET_DOORBELL"},
     {LNIC_REG_TX_DOORBELL, "TX_DOORBELL"},

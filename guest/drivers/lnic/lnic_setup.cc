@@ -2,6 +2,7 @@
 // info, carving its rings out of the driver arena, configuring and enabling it, reset.
 // See lnic.h for the model and guest/abi/lnic.h for the registers.
 #include "guest/drivers/lnic/lnic.h"
+#include "guest/drivers/lnic/lnic_wait.h"
 
 #include "guest/runtime/cpu.h"
 #include "guest/runtime/lapic.h"
@@ -34,49 +35,68 @@ void* arena_alloc(uint64_t bytes) {
   return p;
 }
 
+// PCI configuration mechanism 1, bus 0 (the VMM's only bus), function 0 of each slot.
+uint32_t pci_read(uint32_t slot, uint32_t offset) {
+  outl(0xCF8, 0x80000000u | slot << 11 | offset);
+  return inl(0xCFC);
+}
+void pci_write(uint32_t slot, uint32_t offset, uint32_t value) {
+  outl(0xCF8, 0x80000000u | slot << 11 | offset);
+  outl(0xCFC, value);
+}
+constexpr uint32_t kLnicPciId = LNIC_PCI_DEVICE << 16 | LNIC_PCI_VENDOR;
+
+// The slot of lnic `index` (in slot order), or -1.
+int find_slot(uint32_t index) {
+  uint32_t seen = 0;
+  for (uint32_t slot = 0; slot < 32; ++slot) {
+    if (pci_read(slot, 0x00) != kLnicPciId) continue;
+    if (seen++ == index) return static_cast<int>(slot);
+  }
+  return -1;
+}
+
 }  // namespace
 
-// Bounded by LABYRINTH_MAX_DEVICES too: num_devices is the VMM's word, not checked.
-uint32_t Lnic::count(const labyrinth_boot_info& info) {
+uint32_t Lnic::count(const labyrinth_boot_info&) {
   uint32_t n = 0;
-  for (uint32_t i = 0; i < info.num_devices && i < LABYRINTH_MAX_DEVICES; ++i) {
-    if (info.devices[i].type == LABYRINTH_DEV_LNIC) ++n;
+  for (uint32_t slot = 0; slot < 32; ++slot) {
+    if (pci_read(slot, 0x00) == kLnicPciId) ++n;
   }
   return n;
 }
 
+// The PCI half: find the function, read BAR0, turn on memory decoding and bus
+// mastering, enable MSI-X (entries stay masked until bring_up programs them).
 LnicError Lnic::probe(const labyrinth_boot_info& info, uint32_t index) {
-  const labyrinth_device_desc* desc = nullptr;
-  uint32_t seen = 0;
-  for (uint32_t i = 0; i < info.num_devices && i < LABYRINTH_MAX_DEVICES; ++i) {
-    if (info.devices[i].type != LABYRINTH_DEV_LNIC) continue;
-    if (seen++ == index) {
-      desc = &info.devices[i];
-      break;
-    }
-  }
-  if (desc == nullptr || index >= kLnicMaxNics) return LnicError::kNoDevice;
-  // Boot info is checked before the first MMIO access: a window outside the identity
-  // map would fault, and the pool window bounds every page a completion may name.
-  if (desc->mmio_size < LNIC_MMIO_SIZE || (desc->mmio_base & (kPageSize - 1)) != 0 ||
-      desc->mmio_base + LNIC_MMIO_SIZE > info.identity_map_end) {
-    printf("lnic%u: MMIO window 0x%lx size 0x%lx unusable (identity map ends at 0x%lx)\n", index,
-           desc->mmio_base, desc->mmio_size, info.identity_map_end);
+  const int slot = index < kLnicMaxNics ? find_slot(index) : -1;
+  if (slot < 0) return LnicError::kNoDevice;
+  const uint32_t bar = pci_read(static_cast<uint32_t>(slot), 0x10);
+  if ((bar & 0x7) != 0) {  // not a 32-bit memory BAR: not the device this driver knows
+    printf("lnic%u: BAR0 0x%x is not a 32-bit memory BAR\n", index, bar);
     return LnicError::kBadWindow;
   }
-  if (info.pool_window_size < kPageSize || (info.pool_window_gpa & (kPageSize - 1)) != 0 ||
-      info.pool_window_gpa + info.pool_window_size > info.identity_map_end ||
-      info.pool_window_gpa + info.pool_window_size < info.pool_window_gpa) {
-    printf("lnic%u: pool window 0x%lx size 0x%lx unusable (identity map ends at 0x%lx)\n", index,
-           info.pool_window_gpa, info.pool_window_size, info.identity_map_end);
-    return LnicError::kNoPool;
+  const uint32_t cap = pci_read(static_cast<uint32_t>(slot), LNIC_PCI_CAP_MSIX);
+  if ((cap & 0xFF) != 0x11 || ((cap >> 16) & 0x7FF) + 1 < LNIC_MSIX_VECTORS) {
+    printf("lnic%u: no MSI-X capability with %u vectors at 0x%x (0x%08x)\n", index,
+           LNIC_MSIX_VECTORS, LNIC_PCI_CAP_MSIX, cap);
+    return LnicError::kBadWindow;
+  }
+  pci_write(static_cast<uint32_t>(slot), 0x04, 0x0406);  // memory, bus master, INTx off
+  pci_write(static_cast<uint32_t>(slot), LNIC_PCI_CAP_MSIX, 0x80000000u);  // MSI-X enable
+  return attach(info, index, bar & ~uint32_t{0xF});
+}
+
+LnicError Lnic::attach(const labyrinth_boot_info& info, uint32_t index, uint64_t bar) {
+  if (index >= kLnicMaxNics) return LnicError::kNoDevice;
+  // Checked before the first MMIO access: a BAR outside the identity map would fault.
+  if ((bar & (kPageSize - 1)) != 0 || bar + LNIC_BAR_SIZE > info.identity_map_end) {
+    printf("lnic%u: BAR0 0x%lx unusable (identity map ends at 0x%lx)\n", index, bar,
+           info.identity_map_end);
+    return LnicError::kBadWindow;
   }
   index_ = index;
-  mmio_ = desc->mmio_base;
-  pool_base_ = info.pool_window_gpa;
-  pool_size_ = info.pool_window_size;
-  for (int i = 0; i < 6; ++i) mac_[i] = desc->mac[i];
-
+  mmio_ = bar;
   const uint32_t magic = reg_read(LNIC_REG_MAGIC);
   if (magic != LNIC_MAGIC) {
     printf("lnic%u: MAGIC at 0x%lx reads 0x%08x, expected 0x%08x\n", index, mmio_, magic,
@@ -88,25 +108,25 @@ LnicError Lnic::probe(const labyrinth_boot_info& info, uint32_t index) {
     printf("lnic%u: VERSION %u, this driver speaks %u\n", index, version, LNIC_VERSION);
     return LnicError::kBadVersion;
   }
+  // The pool window bounds every page a completion may name: from the device, checked
+  // against the identity map (a page outside it would fault when read).
+  const uint64_t pool_base =
+      uint64_t{reg_read(LNIC_REG_POOL_BASE_HI)} << 32 | reg_read(LNIC_REG_POOL_BASE_LO);
+  const uint64_t pool_size =
+      uint64_t{reg_read(LNIC_REG_POOL_SIZE_HI)} << 32 | reg_read(LNIC_REG_POOL_SIZE_LO);
+  if (pool_size < kPageSize || (pool_base & (kPageSize - 1)) != 0 ||
+      pool_base + pool_size < pool_base || pool_base + pool_size > info.identity_map_end) {
+    printf("lnic%u: pool window 0x%lx size 0x%lx unusable (identity map ends at 0x%lx)\n", index,
+           pool_base, pool_size, info.identity_map_end);
+    return LnicError::kNoPool;
+  }
+  pool_base_ = pool_base;
+  pool_size_ = pool_size;
   features_ = reg_read(LNIC_REG_FEATURES);
-  // A MAC that differs from boot info is the device's bug, not the guest's problem:
-  // reported, and probing goes on with the boot info's.
   const uint32_t mac_lo = reg_read(LNIC_REG_MAC_LO);
   const uint32_t mac_hi = reg_read(LNIC_REG_MAC_HI);
-  const uint8_t reg_mac[6] = {
-      static_cast<uint8_t>(mac_lo),       static_cast<uint8_t>(mac_lo >> 8),
-      static_cast<uint8_t>(mac_lo >> 16), static_cast<uint8_t>(mac_lo >> 24),
-      static_cast<uint8_t>(mac_hi),       static_cast<uint8_t>(mac_hi >> 8)};
-  for (int i = 0; i < 6; ++i) {
-    if (reg_mac[i] != mac_[i]) {
-      fault(LnicFault::kMacMismatch,
-            "MAC registers %02x:%02x:%02x:%02x:%02x:%02x differ from boot info "
-            "%02x:%02x:%02x:%02x:%02x:%02x",
-            reg_mac[0], reg_mac[1], reg_mac[2], reg_mac[3], reg_mac[4], reg_mac[5], mac_[0],
-            mac_[1], mac_[2], mac_[3], mac_[4], mac_[5]);
-      break;
-    }
-  }
+  for (int i = 0; i < 4; ++i) mac_[i] = static_cast<uint8_t>(mac_lo >> (8 * i));
+  for (int i = 0; i < 2; ++i) mac_[4 + i] = static_cast<uint8_t>(mac_hi >> (8 * i));
   if (!probed_) {
     // A new driver object starts owning nothing (the bitmap is static storage).
     const uint64_t pool_words = (pool_size_ / kPageSize + 63) / 64;
@@ -221,9 +241,16 @@ LnicError Lnic::bring_up(const LnicOptions& o, LnicRxCallback callback, void* co
     if (!irq_register(vector_, irq_entry, this)) return LnicError::kVectorBusy;
     irq_registered_ = true;
   }
-  reg_write(LNIC_REG_MSI_ADDR_LO, lnic::msi_address_lo(lapic_id()));
-  reg_write(LNIC_REG_MSI_ADDR_HI, 0);
-  reg_write(LNIC_REG_MSI_DATA, lnic::msi_data(vector_));
+  // The RX vector's MSI-X entry: masked while it is rewritten (the device takes the
+  // message at the unmask). The TX vector stays masked and the TX ring has NO_IRQ: this
+  // driver reclaims TX slots in its handler and in service() (the ABI's polling rule).
+  const uint64_t entry = mmio_ + LNIC_MSIX_TABLE_OFF + LNIC_VEC_RX * 16;
+  mmio_write32(entry + 12, 1);
+  mmio_write32(entry, lnic::msi_address_lo(lapic_id()));
+  mmio_write32(entry + 4, 0);
+  mmio_write32(entry + 8, lnic::msi_data(vector_));
+  mmio_write32(entry + 12, 0);
+  __atomic_store_n(&tx_->flags, LNIC_RING_F_NO_IRQ, __ATOMIC_RELEASE);
 
   if (!o.enable) return LnicError::kNone;
   // The device validates the whole configuration on ENABLE and says in STATUS
@@ -243,8 +270,42 @@ LnicError Lnic::bring_up(const LnicOptions& o, LnicRxCallback callback, void* co
   return LnicError::kNone;
 }
 
-void Lnic::reset() {
+// STOPPING until the device has stopped writing the rings (guest/abi/lnic.h): only
+// then may they be zeroed or reused.
+bool Lnic::reset() {
   reg_write(LNIC_REG_CONTROL, LNIC_CTRL_RESET);
+  if (lnic::wait_for_device(options_.stall_ms != 0 ? options_.stall_ms : LnicOptions{}.stall_ms,
+                            [this] { return (status() & LNIC_STATUS_STOPPING) == 0; })) {
+    return true;
+  }
+  fault(LnicFault::kStall, "still STOPPING %lu ms after RESET", options_.stall_ms);
+  return false;
+}
+
+// The unload path (guest/abi/lnic.h, "Stop, drain and reset"): no new completions, every
+// one posted consumed and its page given back (the callback sees the last frames and
+// may keep pages: those stay held), TX finished, and the device's count of held pages
+// equal to the driver's before the reset.
+bool Lnic::shutdown() {
+  const uint64_t stall = options_.stall_ms != 0 ? options_.stall_ms : LnicOptions{}.stall_ms;
+  reg_write(LNIC_REG_CONTROL, LNIC_CTRL_RX_STOP);
+  if (!lnic::wait_for_device(stall, [this] { return (status() & LNIC_STATUS_RX_STOPPED) != 0; })) {
+    fault(LnicFault::kStall, "RX_STOPPED not reported %lu ms after RX_STOP", stall);
+    return false;
+  }
+  while (poll() != 0) {
+  }
+  service();
+  const bool drained = lnic::wait_for_device(stall, [this] {
+    reclaim_tx();
+    flush();
+    return tx_in_flight() == 0 && reg_read(LNIC_REG_PAGES_HELD) == owned_.owned();
+  });
+  if (!drained) {
+    fault(LnicFault::kStall, "PAGES_HELD %u, the driver holds %lu, %u TX in flight after %lu ms",
+          reg_read(LNIC_REG_PAGES_HELD), owned_.owned(), tx_in_flight(), stall);
+  }
+  return reset() && drained;
 }
 
 }  // namespace guest

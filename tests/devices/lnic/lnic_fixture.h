@@ -18,6 +18,7 @@
 #include "allocator/memslot_sink.h"
 #include "allocator/page_pool.h"
 #include "devices/lnic/lnic.h"
+#include "devices/lnic/lnic_pci.h"
 #include "tests/support/device_fakes.h"
 
 namespace labyrinth::devices::lnic::testing {
@@ -26,6 +27,7 @@ constexpr uint64_t kRamSize = 4 << 20;
 constexpr alloc::OwnerId kDevOwner = 0x1000;
 constexpr alloc::OwnerId kGuestOwner = 0x2000;
 constexpr uint64_t kWindow = 4ull << 30;
+constexpr uint32_t kBar = 0xD0000000;
 
 using devices::test::FakeRam;
 using devices::test::RecordingMsi;
@@ -52,6 +54,7 @@ class LnicTest : public ::testing::Test {
   void SetUp() override { make_pool(/*chunks=*/1, /*max=*/1); }
 
   void make_pool(uint32_t chunks, uint32_t max) {
+    fn_.reset();
     nic_.reset();
     if (pool_ && cache_) pool_->detach_cache(cache_);
     pool_.reset();
@@ -76,11 +79,13 @@ class LnicTest : public ::testing::Test {
     cfg.device_owner = kDevOwner;
     cfg.guest_owner = kGuestOwner;
     cfg.test_inject_delay_ns = inject_delay_ns_;
-    nic_ = std::make_shared<Lnic>(cfg, io_, *pool_, cache_, ram_, msi_, std::move(be));
+    nic_ = std::make_shared<Lnic>(cfg, io_, *pool_, cache_, ram_, lines_, std::move(be));
+    fn_ = std::make_shared<LnicPci>(nic_, kBar);
     nic_->start();
   }
 
   void TearDown() override {
+    fn_.reset();
     nic_.reset();
     if (pool_ && cache_) pool_->detach_cache(cache_);
   }
@@ -93,6 +98,25 @@ class LnicTest : public ::testing::Test {
     nic_->read(reg, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 4));
     return v;
   }
+  // BAR0 as the guest sees it (register file, MSI-X table, PBA) and config space.
+  void bar_wr(uint64_t off, uint32_t v) {
+    fn_->write(off, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&v), 4));
+  }
+  uint32_t bar_rd(uint64_t off) {
+    uint32_t v = 0;
+    fn_->read(off, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 4));
+    return v;
+  }
+  // MSI-X entry `vector` programmed with (address, data) and unmasked, as a driver does.
+  void msix_entry(uint32_t vector, uint64_t address, uint32_t data) {
+    const uint64_t e = LNIC_MSIX_TABLE_OFF + vector * 16ull;
+    bar_wr(e + 12, 1);  // masked while it is rewritten
+    bar_wr(e, static_cast<uint32_t>(address));
+    bar_wr(e + 4, static_cast<uint32_t>(address >> 32));
+    bar_wr(e + 8, data);
+    bar_wr(e + 12, 0);
+  }
+  void msix_enable() { fn_->write_config(LNIC_PCI_CAP_MSIX, 0x80000000u, 0xFFFF0000u); }
   void run_loop() {
     io_.restart();
     io_.poll();
@@ -107,8 +131,9 @@ class LnicTest : public ::testing::Test {
     wr(LNIC_REG_RET_RING_SIZE, size);
     wr(LNIC_REG_TX_RING_LO, kTxRing);
     wr(LNIC_REG_TX_RING_SIZE, size);
-    wr(LNIC_REG_MSI_ADDR_LO, 0xFEE00000);
-    wr(LNIC_REG_MSI_DATA, 0x40);
+    msix_entry(LNIC_VEC_RX, 0xFEE00000, 0x40);
+    msix_entry(LNIC_VEC_TX, 0xFEE00000, 0x41);
+    msix_enable();
     wr(LNIC_REG_CONTROL, LNIC_CTRL_ENABLE);
     ASSERT_EQ(rd(LNIC_REG_STATUS), LNIC_STATUS_RUNNING);
     run_loop();  // the activation is posted to the event loop
@@ -161,9 +186,11 @@ class LnicTest : public ::testing::Test {
   alloc::PageCache* cache_ = nullptr;
   boost::asio::io_context io_;
   FakeRam ram_{0, kRamSize};
-  RecordingMsi msi_;
+  RecordingMsi msi_, msi_tx_;  // LNIC_VEC_RX, LNIC_VEC_TX
+  std::array<MsiLine*, LNIC_MSIX_VECTORS> lines_{&msi_, &msi_tx_};
   RecordingBackend* backend_ = nullptr;
   std::shared_ptr<Lnic> nic_;
+  std::shared_ptr<LnicPci> fn_;
   uint64_t inject_delay_ns_ = 0;
 };
 

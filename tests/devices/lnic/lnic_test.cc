@@ -15,7 +15,13 @@ std::vector<uint8_t> frame_of(size_t n, uint8_t seed) {
 TEST_F(LnicTest, IdentifiesItself) {
   EXPECT_EQ(rd(LNIC_REG_MAGIC), LNIC_MAGIC);
   EXPECT_EQ(rd(LNIC_REG_VERSION), LNIC_VERSION);
-  EXPECT_EQ(rd(LNIC_REG_FEATURES), LNIC_F_TIMESTAMPS | LNIC_F_VIOLATIONS);
+  EXPECT_EQ(rd(LNIC_REG_FEATURES),
+            LNIC_F_TIMESTAMPS | LNIC_F_VIOLATIONS | LNIC_F_DRAIN | LNIC_F_TX_IRQ);
+  EXPECT_EQ(rd(LNIC_REG_POOL_BASE_LO), static_cast<uint32_t>(kWindow));
+  EXPECT_EQ(rd(LNIC_REG_POOL_BASE_HI), static_cast<uint32_t>(kWindow >> 32));
+  EXPECT_EQ(rd(LNIC_REG_POOL_SIZE_LO), static_cast<uint32_t>(1ull << 30));
+  EXPECT_EQ(rd(LNIC_REG_POOL_SIZE_HI), 0u);
+  EXPECT_EQ(rd(LNIC_REG_PAGES_HELD), 0u);
   EXPECT_EQ(rd(LNIC_REG_VIOLATIONS), 0u);
   EXPECT_EQ(rd(LNIC_REG_MAC_LO), 0x00424C02u);
   EXPECT_EQ(rd(LNIC_REG_MAC_HI), 0x0700u);
@@ -39,8 +45,6 @@ TEST_F(LnicTest, EnableRejectsBadRingsAndNamesTheRegister) {
   wr(LNIC_REG_RET_RING_SIZE, 8);
   wr(LNIC_REG_TX_RING_LO, kTxRing);
   wr(LNIC_REG_TX_RING_SIZE, 8);
-  wr(LNIC_REG_MSI_ADDR_LO, 0xFEE00000);
-  wr(LNIC_REG_MSI_DATA, 0x40);
   expect_reject(LNIC_REG_RX_RING_SIZE);
   wr(LNIC_REG_RX_RING_SIZE, 8192);  // too large
   expect_reject(LNIC_REG_RX_RING_SIZE);
@@ -56,12 +60,9 @@ TEST_F(LnicTest, EnableRejectsBadRingsAndNamesTheRegister) {
   wr(LNIC_REG_TX_RING_LO, kRxRing);  // overlaps the RX ring
   expect_reject(LNIC_REG_TX_RING_LO);
   wr(LNIC_REG_TX_RING_LO, kTxRing);
-  wr(LNIC_REG_MSI_ADDR_LO, 0x1000);  // not an MSI address
-  expect_reject(LNIC_REG_MSI_ADDR_LO);
-  wr(LNIC_REG_MSI_ADDR_LO, 0xFEE00000);
   wr(LNIC_REG_CONTROL, LNIC_CTRL_ENABLE);
   EXPECT_EQ(rd(LNIC_REG_STATUS), LNIC_STATUS_RUNNING);
-  EXPECT_EQ(nic_->metrics().config_errors.get(), 7u);
+  EXPECT_EQ(nic_->metrics().config_errors.get(), 6u);
 }
 
 TEST_F(LnicTest, ReceivedFrameArrivesInAPoolPageOwnedByTheGuest) {

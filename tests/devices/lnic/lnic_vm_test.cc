@@ -123,6 +123,30 @@ TEST_F(LnicVmTest, SinkPollsPktgenTrafficAndVerifiesEveryFrame) {
   expect_exact_accounting(j);
 }
 
+// The driver's unload on the PCI lnic (ABI v3): RX_STOP while pktgen keeps sending, the
+// last completions consumed, every page returned (PAGES_HELD 0), RESET waited for. The
+// pool's books then show no page with the guest.
+TEST_F(LnicVmTest, SinkShutdownReturnsEveryPageAndTheGuestHoldsNone) {
+  const std::string m = metrics_path();
+  auto r = Child::run(
+      {LABYRINTH_BINARY, "run", "--metrics", m, "--config",
+       config("lnic_sink", "mode=irq frames=3000 shutdown=1",
+              R"([{"backend": {"type": "pktgen", "rate_pps": 20000, "frame_size": 64}}])")},
+      std::chrono::seconds(90));
+  ASSERT_FALSE(r.timed_out) << r.out << r.err;
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(shutdown clean: device PAGES_HELD=0 )")))
+      << r.out;
+  const auto j = read_json(m);
+  const auto& nic = j.at("lnics").as_array()[0].as_object();
+  EXPECT_GE(num(nic.at("rx_frames")), 3000u);
+  EXPECT_EQ(num(nic.at("pages_with_guest")), 0u);
+  EXPECT_EQ(num(nic.at("pages_returned")), num(nic.at("rx_frames")));
+  EXPECT_EQ(num(j.at("pool").at("in_use")), 0u);
+  expect_exact_accounting(j);
+  expect_clean_run(j, r.out);
+}
+
 TEST_F(LnicVmTest, SinkInInterruptModeHaltsBetweenInterrupts) {
   const std::string m = metrics_path();
   auto r =
@@ -154,6 +178,8 @@ TEST_F(LnicVmTest, HostileGuestIsCountedAndTheDeviceKeepsWorking) {
   EXPECT_GT(num(v.at("stale")), 0u) << r.out;
   EXPECT_GT(num(v.at("bad_index")), 0u) << r.out;
   EXPECT_GT(num(v.at("rejected_config")), 0u) << r.out;
+  EXPECT_GE(num(v.at("bad_bar_access")), 4u) << r.out;   // lnic_hostile's check_bar
+  EXPECT_GT(num(v.at("ignored_control")), 0u) << r.out;  // its reset storm
   expect_exact_accounting(j);
 }
 
