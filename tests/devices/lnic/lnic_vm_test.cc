@@ -135,7 +135,7 @@ TEST_F(LnicVmTest, SinkShutdownReturnsEveryPageAndTheGuestHoldsNone) {
       std::chrono::seconds(90));
   ASSERT_FALSE(r.timed_out) << r.out << r.err;
   EXPECT_EQ(r.status, 0) << r.out << r.err;
-  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(shutdown clean: device PAGES_HELD=0 )")))
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(shutdown clean: device PAGES_HELD=0,)")))
       << r.out;
   const auto j = read_json(m);
   const auto& nic = j.at("lnics").as_array()[0].as_object();
