@@ -276,6 +276,14 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
   // KVM's own counters for vCPU 0 (its halts: how the guest idles, observed by a latency
   // run). Optional: kernels before 5.14 have none, and the report then says so.
   if (auto stats = VcpuStats::open(*vcpus_[0])) vcpu0_stats_.emplace(std::move(*stats));
+  // Writes with no effect until the next exit, so KVM may queue them (coalesced_pio.h).
+  static constexpr CoalescedPio::Zone kCoalesced[] = {{.port = devices::PciBus::kBase, .len = 4},
+                                                      {.port = devices::Cmos::kBase, .len = 1}};
+  if (auto c = CoalescedPio::create(*vm_, *vcpus_[0], kCoalesced)) {
+    coalesced_ = std::move(*c);
+  } else {
+    spdlog::debug("no coalesced port writes ({}): every one exits", to_string(c.error()));
+  }
   auto khz = vcpus_[0]->tsc_khz();
   BootParams params{n, khz ? *khz : 0, config_.boot_args};
   if (kind_ == KernelKind::labyrinth_elf) {
@@ -339,6 +347,7 @@ int Machine::run(const RunOptions& options) {
   install_kick_handler();
   for (auto& vcpu : vcpus_) {
     runners_.push_back(std::make_unique<VcpuRunner>(*vcpu, pio_, mmio_, *this, stop_));
+    runners_.back()->set_coalesced(coalesced_.get());
     if (config_.seccomp) {  // each vCPU thread confines itself before its first KVM_RUN
       runners_.back()->set_thread_init([vm = vm_->fd(), fd = vcpu->fd()] {
         sandbox::Seccomp::install_or_exit(sandbox::ThreadKind::vcpu, {.vm_fd = vm, .vcpu_fd = fd});

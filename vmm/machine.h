@@ -39,6 +39,7 @@
 #include "vmm/config/config.h"
 #include "vmm/error.h"
 #include "vmm/fd.h"
+#include "vmm/kvm/coalesced_pio.h"
 #include "vmm/kvm/irqfd.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/kvm/msi.h"
@@ -146,6 +147,9 @@ class Machine final : public devices::VmControl {
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   Vcpu::TscOffset tsc_offset_;
   Vcpu::TscOffset tsc_offset_end_;
+  // CONFIG_ADDRESS and the CMOS index, queued by KVM (coalesced_pio.h); its ring lives in
+  // vCPU 0's mmap. Null on a KVM without coalesced PIO.
+  std::unique_ptr<CoalescedPio> coalesced_;
   std::vector<std::unique_ptr<VcpuRunner>> runners_;  // first to go: joins the threads
 
   std::mutex runners_mu_;          // held while run() starts the threads, so a kick

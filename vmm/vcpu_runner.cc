@@ -94,6 +94,7 @@ void VcpuRunner::run() {
       return;
     }
     exits_.fetch_add(1, std::memory_order_relaxed);
+    if (coalesced_ != nullptr) coalesced_->replay(pio_);
     if (!handle_exit()) return;
   }
 }

@@ -1,6 +1,7 @@
 // vmm/vcpu_runner.h — the thread that runs one vCPU.
 //
-// Loop: KVM_RUN, then dispatch the exit: port I/O and MMIO go to their Bus; a
+// Loop: KVM_RUN, then replay the port writes KVM coalesced (if any), then dispatch the
+// exit: port I/O and MMIO go to their Bus; a
 // triple fault (KVM_EXIT_SHUTDOWN), failed entry, internal error or unknown exit is
 // reported once at error level with the registers and ends the VM through VmControl
 // (status 3 or 4). The loop ends when the shared stop flag is set.
@@ -26,6 +27,7 @@
 #include "devices/bus/bus.h"
 #include "devices/vm_control.h"
 #include "vmm/error.h"
+#include "vmm/kvm/coalesced_pio.h"
 #include "vmm/kvm/vcpu.h"
 
 namespace labyrinth::vmm {
@@ -46,6 +48,9 @@ class VcpuRunner {
 
   // Runs on the new thread before its first KVM_RUN (the vCPU's seccomp filter).
   void set_thread_init(std::function<void()> init) { thread_init_ = std::move(init); }
+  // The VM's coalesced port writes, replayed before each exit is dispatched (so a
+  // queued CONFIG_ADDRESS lands before the CONFIG_DATA access that exited). Optional.
+  void set_coalesced(CoalescedPio* coalesced) { coalesced_ = coalesced; }
   std::expected<void, Error> start();
   // Makes the thread leave KVM_RUN now. Thread-safe; call after setting the stop flag.
   void kick();
@@ -66,6 +71,7 @@ class VcpuRunner {
   devices::VmControl& control_;
   const std::atomic<bool>& stop_;
   std::function<void()> thread_init_;
+  CoalescedPio* coalesced_ = nullptr;
   std::thread thread_;
   std::atomic<uint64_t> exits_{0};  // relaxed: a statistic
 };

@@ -9,7 +9,10 @@
 #include <cstring>
 #include <thread>
 
+#include "devices/bus/bus.h"
+#include "devices/pci/pci_bus.h"
 #include "vmm/fd.h"
+#include "vmm/kvm/coalesced_pio.h"
 #include "vmm/kvm/irqfd.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/kvm/vcpu.h"
@@ -173,6 +176,61 @@ TEST(Vcpu, RegistersRoundTripAndImmediateExit) {
   // With immediate_exit set, KVM_RUN returns at once without running the guest.
   (*vcpu)->request_immediate_exit();
   EXPECT_EQ((*vcpu)->run().error(), Error::interrupted);
+}
+
+// A real-mode guest selects 00:00.0's identity dword (OUT 0xCF8), reads it (IN 0xCFC)
+// and writes what it read to port 0x501. With CONFIG_ADDRESS coalesced, the first exit
+// is the read, the address waits in the ring, and replaying it onto the bus first makes
+// the read answer the host bridge's IDs. Without the zone, the first exit is the OUT.
+TEST(CoalescedPio, ConfigAddressWaitsInTheRingUntilTheDataRead) {
+  ASSERT_TRUE(have_kvm()) << "/dev/kvm is needed (run in the test VM: scripts/vm.sh)";
+  auto kvm = Kvm::open().value();
+  auto vm = Vm::create(kvm).value();
+  auto ram = MmapRegion::anonymous(1 << 20).value();
+  ASSERT_TRUE(vm->add_memslot(0, 1 << 20, ram.data()));
+  constexpr uint8_t kCode[] = {
+      0xBA, 0xF8, 0x0C,                    // mov dx, 0xCF8
+      0x66, 0xB8, 0x00, 0x00, 0x00, 0x80,  // mov eax, 0x80000000
+      0x66, 0xEF,                          // out dx, eax
+      0xBA, 0xFC, 0x0C,                    // mov dx, 0xCFC
+      0x66, 0xED,                          // in eax, dx
+      0xBA, 0x01, 0x05,                    // mov dx, 0x501
+      0x66, 0xEF,                          // out dx, eax
+      0xEB, 0xFE,                          // jmp $
+  };
+  std::memcpy(ram.data() + 0x1000, kCode, sizeof kCode);
+  auto vcpu = Vcpu::create(*vm, 0).value();
+  const CoalescedPio::Zone zone{.port = 0xCF8, .len = 4};
+  auto coalesced = CoalescedPio::create(*vm, *vcpu, std::span(&zone, 1));
+  ASSERT_TRUE(coalesced.has_value()) << to_string(coalesced.error());
+  kvm_sregs sregs = vcpu->sregs().value();
+  sregs.cs.base = 0;
+  sregs.cs.selector = 0;
+  ASSERT_TRUE(vcpu->set_sregs(sregs));
+  kvm_regs regs{};
+  regs.rip = 0x1000;
+  regs.rflags = 2;
+  ASSERT_TRUE(vcpu->set_regs(regs));
+
+  devices::Bus pio("pio");
+  ASSERT_TRUE(pio.insert(std::make_shared<devices::PciBus>(), devices::PciBus::kBase,
+                         devices::PciBus::kLen));
+  kvm_run* run = vcpu->run_data();
+  ASSERT_TRUE(vcpu->run());
+  ASSERT_EQ(run->exit_reason, uint32_t{KVM_EXIT_IO});
+  EXPECT_EQ(run->io.direction, KVM_EXIT_IO_IN) << "the OUT to 0xCF8 exited";
+  EXPECT_EQ(run->io.port, 0xCFC);
+  (*coalesced)->replay(pio);
+  EXPECT_EQ((*coalesced)->replayed(), 1u);
+  auto* data = reinterpret_cast<uint8_t*>(run) + run->io.data_offset;
+  pio.read(run->io.port, std::span<uint8_t>(data, run->io.size));
+  ASSERT_TRUE(vcpu->run());
+  ASSERT_EQ(run->exit_reason, uint32_t{KVM_EXIT_IO});
+  ASSERT_EQ(run->io.port, 0x501);
+  uint32_t seen = 0;
+  std::memcpy(&seen, reinterpret_cast<uint8_t*>(run) + run->io.data_offset, 4);
+  EXPECT_EQ(seen, 0x0D578086u) << "the host bridge's device and vendor IDs";
+  EXPECT_EQ((*coalesced)->rejected(), 0u);
 }
 
 }  // namespace

@@ -33,6 +33,9 @@ class Vcpu {
   uint32_t index() const noexcept { return index_; }
   int fd() const noexcept { return fd_.get(); }
   kvm_run* run_data() const noexcept { return reinterpret_cast<kvm_run*>(run_.data()); }
+  // The whole vCPU mmap (KVM_GET_VCPU_MMAP_SIZE bytes): kvm_run, then KVM's extra pages
+  // (the coalesced ring, vmm/kvm/coalesced_pio.h).
+  std::span<std::byte> mapping() const noexcept { return {run_.data(), run_.size()}; }
 
   // KVM_RUN. Error::interrupted when a signal or immediate_exit ended it early.
   std::expected<void, Error> run();
