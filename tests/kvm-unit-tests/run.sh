@@ -95,7 +95,8 @@ for t in "${tests[@]}"; do
 done
 
 render() {
-  echo "kvm-unit-tests $(basename "$tarball" .tar.gz) under run_tests.sh (TIMEOUT=${timeout}s);"
+  echo "kvm-unit-tests (the pinned archive, sha256 $(cut -c1-12 "$src/../stamp")...) under" \
+    "run_tests.sh (TIMEOUT=${timeout}s);"
   echo "host: $host_kind; $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   local header="| test |" rule="| --- |"
