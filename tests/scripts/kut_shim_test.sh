@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/scripts/kut_shim_test.sh — the kvm-unit-tests QEMU shim
-# (tests/kvm-unit-tests/labyrinth-qemu) answers the suite's probes the way the suite's
+# (tests/kvm-unit-tests/labyrinth-qemu and the labyrinth-qemu.py behind it) answers the suite's probes the way the suite's
 # scripts parse them, refuses what Labyrinth does not provide with a line naming it, and
 # translates the options x86/run passes into a Labyrinth configuration.
 # Needs no /dev/kvm (the configuration is printed, not run). Exit status: 0 all passed.
@@ -28,6 +28,12 @@ check device-list 0 '^name "pc-testdev"' "$shim" -device '?'
 check device-list-debug-exit 0 '^name "isa-debug-exit"' "$shim" -device '?'
 check device-list-no-pci-testdev 0 '^name "isa-debug-exit"' bash -c \
   "! $shim -device '?' | grep -q pci-testdev && $shim -device '?'"
+# The bash front answers the bare probes itself; labyrinth-qemu.py answers them the same.
+check probes-agree 0 '^same$' bash -c \
+  "diff <($shim --help) <($shim.py --help) && diff <($shim -device '?') <($shim.py -device help) &&
+   echo same"
+# Everything else goes through to labyrinth-qemu.py (its refusal, status 2).
+check front-passes-on 2 'option -s is not supported' "$shim" -s
 # premature_failure: a missing kernel in QEMU's wording, status non-zero.
 check missing-kernel 1 "could not load kernel '_NO_FILE_4Uhere_'" "$shim" -kernel _NO_FILE_4Uhere_
 # qemu_probe_maxsmp parses the last word of the line with 'SMP CPUs'.
