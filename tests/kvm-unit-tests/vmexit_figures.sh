@@ -60,11 +60,12 @@ for ((r = 1; r <= runs; r++)); do
     # x86/run prints the guest's console on stdout: "<test> <cycles>" per test.
     (cd "$src" && QEMU=$qemu ACCEL=kvm TIMEOUT=300s ./x86/run x86/vmexit.flat -smp 2 \
        -append "$tests" 2>/dev/null) | tr -d '\r' >"$out/$v.$r" || true
-    echo "run $r $v: $(grep -cE '^[a-z_]+ [0-9]+$' "$out/$v.$r") figures" >&2
+    echo "run $r $v: $(grep -E '^[a-z_]+ [0-9]+$' "$out/$v.$r" | tr '\n' ' ')" >&2
   done
 done
 
-median() { sort -n | awk '{a[NR] = $1} END {if (NR == 0) exit 1; print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+# Whole cycles, never awk's %.6g (1.5e+06 is no number to bc).
+median() { sort -n | awk '{a[NR] = $1} END {if (NR == 0) exit 1; printf "%.0f\n", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 echo "vmexit.flat, $runs run(s) per VMM, -smp 2; host: $host_kind; $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
 if ((absolute)); then
