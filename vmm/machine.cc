@@ -231,6 +231,14 @@ std::expected<void, Error> Machine::build_devices() {
   ok = ok && pio_.insert(std::make_shared<devices::IrqTestDevice>(*irq_train_),
                          LABYRINTH_PORT_IRQ_TEST, 8)
                  .has_value();  // request + ack
+  if (config_.pc_testdev) {     // kvm-unit-tests' test device, asked for (pc_testdev_host.h)
+    testdev_host_ = std::make_unique<PcTestdevHostImpl>(*vm_, *memory_);
+    const devices::PcTestdev dev(*testdev_host_);
+    using devices::PcTestdev;
+    ok = ok && pio_.insert(dev.ports(), PcTestdev::kPortBase, PcTestdev::kPortLen).has_value();
+    ok = ok && pio_.insert(dev.irq_lines(), PcTestdev::kIrqBase, PcTestdev::kIrqLen).has_value();
+    ok = ok && mmio_.insert(dev.iomem(), PcTestdev::kIomemBase, PcTestdev::kIomemLen).has_value();
+  }
   if (!ok) return std::unexpected(Error::boot_layout);
 
   if (config_.serial.read_stdin) {

@@ -52,6 +52,7 @@
 #include "vmm/memory/pool_worker.h"
 #include "vmm/net/lnic_set.h"
 #include "vmm/net/virtio_net_set.h"
+#include "vmm/pc_testdev_host.h"
 #include "vmm/report/lnic_latency.h"
 #include "vmm/vcpu_runner.h"
 
@@ -131,8 +132,9 @@ class Machine final : public devices::VmControl {
   std::unique_ptr<devices::IrqTrain> irq_train_;
   std::shared_ptr<devices::PciBus> pci_;  // bus 0 behind 0xCF8/0xCFC
   std::unique_ptr<MsiRouter> msi_router_;
-  std::unique_ptr<LnicSet> lnics_;      // after the pool: stopped and gone before it
-  std::unique_ptr<VirtioNetSet> nets_;  // network-interfaces: virtio-net on pci_
+  std::unique_ptr<LnicSet> lnics_;                   // after the pool: stopped and gone before it
+  std::unique_ptr<VirtioNetSet> nets_;               // network-interfaces: virtio-net on pci_
+  std::unique_ptr<PcTestdevHostImpl> testdev_host_;  // labyrinth.pc_testdev; before the buses
   std::unique_ptr<boost::asio::steady_timer> latency_timer_;
   std::function<void()> latency_wait_;  // event loop only
   std::string latency_error_;

@@ -9,6 +9,8 @@
 # - The suite is the pinned upstream archive in ../shared/peers (or $KVM_UNIT_TESTS_TARBALL),
 #   checked against its sha256, extracted and built under build/kvm-unit-tests/ (never
 #   into the project's sources, never patched) by scripts/kvm_unit_tests.sh.
+# - The suite's build directory: $LABYRINTH_KUT_BUILD (default build/kvm-unit-tests); the
+#   Labyrinth binary: $LABYRINTH (default build/labyrinth; the shim reads it).
 # - Labyrinth runs through tests/kvm-unit-tests/labyrinth-qemu (QEMU=<shim>), QEMU as
 #   qemu-system-x86_64; both with ACCEL=kvm and the suite's TIMEOUT.
 # - TEST... are the suite's test names (x86/unittests.cfg); default: all of them.
@@ -48,7 +50,8 @@ done
 [[ -z $expect || -f $expect ]] || { echo "$0: --expect-pass: no file $expect" >&2; exit 2; }
 
 # --- the suite, built under build/ -------------------------------------------------------
-src=$(scripts/kvm_unit_tests.sh "$root/build/kvm-unit-tests") || exit 2  # the one builder
+src=$(scripts/kvm_unit_tests.sh "${LABYRINTH_KUT_BUILD:-$root/build/kvm-unit-tests}") ||
+  exit 2  # the one builder
 
 # --- where KVM runs ----------------------------------------------------------------------
 if [[ ${LABYRINTH_IN_TEST_VM:-0} != 1 ]]; then
@@ -84,7 +87,10 @@ for t in "${tests[@]}"; do
     [[ $v == labyrinth ]] && qemu=$root/tests/kvm-unit-tests/labyrinth-qemu
     t0=$(date +%s.%N)
     # run_tests.sh prints "PASS name (...)", "FAIL name ...", "SKIP name (...)".
-    line=$(cd "$src" && QEMU=$qemu ACCEL=kvm TIMEOUT=${timeout}s ./run_tests.sh "$t" 2>&1 |
+    # Each VMM its own log directory (logs-qemu/, logs-labyrinth/ in the suite's tree,
+    # the last test's log kept there): two runs side by side must not rotate each other's.
+    line=$(cd "$src" && QEMU=$qemu ACCEL=kvm TIMEOUT=${timeout}s unittest_log_dir=logs-$v \
+             ./run_tests.sh "$t" 2>&1 |
              sed 's/\x1b\[[0-9;]*m//g' | grep -E "^(PASS|FAIL|SKIP) $t( |$)" | head -1 || true)
     t1=$(date +%s.%N)
     [[ -n $line ]] || line="FAIL $t (no result line from run_tests.sh)"
@@ -95,7 +101,8 @@ for t in "${tests[@]}"; do
 done
 
 render() {
-  echo "kvm-unit-tests $(basename "$tarball" .tar.gz) under run_tests.sh (TIMEOUT=${timeout}s);"
+  echo "kvm-unit-tests (the pinned archive, sha256 $(cut -c1-12 "$src/../stamp")...) under" \
+    "run_tests.sh (TIMEOUT=${timeout}s);"
   echo "host: $host_kind; $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   local header="| test |" rule="| --- |"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/scripts/kut_shim_test.sh — the kvm-unit-tests QEMU shim
-# (tests/kvm-unit-tests/labyrinth-qemu) answers the suite's probes the way the suite's
+# (tests/kvm-unit-tests/labyrinth-qemu and the labyrinth-qemu.py behind it) answers the suite's probes the way the suite's
 # scripts parse them, refuses what Labyrinth does not provide with a line naming it, and
 # translates the options x86/run passes into a Labyrinth configuration.
 # Needs no /dev/kvm (the configuration is printed, not run). Exit status: 0 all passed.
@@ -28,13 +28,25 @@ check device-list 0 '^name "pc-testdev"' "$shim" -device '?'
 check device-list-debug-exit 0 '^name "isa-debug-exit"' "$shim" -device '?'
 check device-list-no-pci-testdev 0 '^name "isa-debug-exit"' bash -c \
   "! $shim -device '?' | grep -q pci-testdev && $shim -device '?'"
+# The bash front answers the bare probes itself; labyrinth-qemu.py answers them the same.
+check probes-agree 0 '^same$' bash -c \
+  "diff <($shim --help) <($shim.py --help) && diff <($shim -device '?') <($shim.py -device help) &&
+   echo same"
+# Everything else goes through to labyrinth-qemu.py (its refusal, status 2).
+check front-passes-on 2 'option -s is not supported' "$shim" -s
 # premature_failure: a missing kernel in QEMU's wording, status non-zero.
 check missing-kernel 1 "could not load kernel '_NO_FILE_4Uhere_'" "$shim" -kernel _NO_FILE_4Uhere_
 # qemu_probe_maxsmp parses the last word of the line with 'SMP CPUs'.
 check max-smp 1 "SMP CPUs 300\. The max CPUs supported by machine 'labyrinth' is 32$" \
   "$shim" -kernel _NO_FILE_4Uhere_ -smp 300
 # What Labyrinth does not provide is refused before the kernel is looked at (-> SKIP).
-check cpu-model 2 'CPU model qemu64 is not supported' "$shim" -kernel _NO_FILE_4Uhere_ -cpu qemu64,+x2apic
+check cpu-model 2 'CPU model Opteron_G1 is not supported' "$shim" -kernel _NO_FILE_4Uhere_ -cpu Opteron_G1
+# A smaller model with features only added runs on the host's set (a superset).
+check cpu-superset 0 '"vcpu_count": 1' env LABYRINTH_SHIM_PRINT=1 "$shim" -kernel "$0" \
+  -cpu qemu64,+x2apic,+tsc-deadline
+check cpu-remove 2 'CPU property -x2apic is not supported' "$shim" -kernel _NO_FILE_4Uhere_ -cpu qemu64,-x2apic
+check cpu-vendor 2 'CPU property vendor=GenuineIntel is not supported' "$shim" -kernel _NO_FILE_4Uhere_ \
+  -cpu qemu64,vendor=GenuineIntel
 check cpu-prop 2 'CPU property \+vmx is not supported' "$shim" -kernel _NO_FILE_4Uhere_ -cpu max,+vmx
 check q35 2 'q35 is not supported' "$shim" -kernel _NO_FILE_4Uhere_ -M q35,kernel-irqchip=split
 check device 2 'device edu is not emulated' "$shim" -kernel _NO_FILE_4Uhere_ -device edu
@@ -55,6 +67,14 @@ check translate-mem 0 '"mem_size_mib": 2048' env LABYRINTH_SHIM_PRINT=1 "${cmd[@
 check translate-args 0 '"boot_args": "one two"' env LABYRINTH_SHIM_PRINT=1 "${cmd[@]}"
 check translate-initrd 0 "\"initrd_path\": \"$kernel\"" env LABYRINTH_SHIM_PRINT=1 "${cmd[@]}"
 check translate-kernel 0 "\"kernel_image_path\": \"$kernel\"" env LABYRINTH_SHIM_PRINT=1 "${cmd[@]}"
+check translate-pc-testdev 0 '"pc_testdev": true' env LABYRINTH_SHIM_PRINT=1 "${cmd[@]}"
+check translate-no-pc-testdev 0 '"mem_size_mib": 128' bash -c \
+  "! LABYRINTH_SHIM_PRINT=1 $shim -kernel $kernel | grep -q pc_testdev && LABYRINTH_SHIM_PRINT=1 $shim -kernel $kernel"
+# The shim writes its JSON by hand (no json import): quotes, backslashes and control
+# characters in -append come back intact through a real JSON parser.
+check translate-escaping 0 "^'a \"b\\\\\\\\c\\\\x01'\$" bash -c \
+  "LABYRINTH_SHIM_PRINT=1 $shim -kernel $kernel -append \$'a \"b\\\\c\\x01' | head -n -1 |
+   python3 -c 'import json, sys; print(repr(json.load(sys.stdin)[\"boot-source\"][\"boot_args\"]))'"
 check translate-defaults 0 '"mem_size_mib": 128' env LABYRINTH_SHIM_PRINT=1 "$shim" -kernel "$kernel"
 check translate-quiet 0 'run --config CONFIG --log-level warn$' env LABYRINTH_SHIM_PRINT=1 "$shim" -kernel "$kernel"
 # The configuration really reaches labyrinth (through the memfd): a binary that prints

@@ -246,5 +246,22 @@ TEST_F(Config, LoadConfigNamesTheFile) {
   EXPECT_NE(r.error().message().find("bad.json: invalid JSON"), std::string::npos);
 }
 
+// labyrinth.pc_testdev: off by default, a boolean, never beside a NIC (pc_testdev_host.h).
+TEST_F(Config, PcTestdevIsAnOptInBooleanAndRefusedBesideANic) {
+  auto off = parse(with(R"({"vcpu_count": 1})"));
+  ASSERT_TRUE(off.has_value()) << off.error().message();
+  EXPECT_FALSE(off->pc_testdev);
+  auto on = parse(with(R"({"vcpu_count": 1})", R"(, "labyrinth": {"pc_testdev": true})"));
+  ASSERT_TRUE(on.has_value()) << on.error().message();
+  EXPECT_TRUE(on->pc_testdev);
+  EXPECT_EQ(error_of(with(R"({"vcpu_count": 1})", R"(, "labyrinth": {"pc_testdev": 1})")),
+            "labyrinth.pc_testdev: expected a boolean, got an integer");
+  EXPECT_EQ(error_of(with(R"({"vcpu_count": 1})",
+                          R"(, "labyrinth": {"pc_testdev": true,
+                               "lnics": [{"backend": {"type": "loopback"}}]})")),
+            "labyrinth.pc_testdev: a test device for kvm-unit-tests: not on a VM with lnics or "
+            "network-interfaces");
+}
+
 }  // namespace
 }  // namespace labyrinth::vmm

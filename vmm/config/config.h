@@ -11,7 +11,8 @@
 //                                 "max_chunks": 16, "backing": "4k",
 //                                 "min_pages": 64, "low_pages": 256, "high_pages": 512},
 //                        "lnics": [{"id": "lnic0", "guest_mac": "02:4c:42:00:00:01",
-//                                   "backend": {"type": "pktgen", "rate_pps": 10000}}]}
+//                                   "backend": {"type": "pktgen", "rate_pps": 10000}}],
+//                        "pc_testdev": false}   (QEMU's test device, for kvm-unit-tests)
 //   }   (lnic and network-interfaces keys: vmm/config/nic_settings.h)
 //
 //   auto cfg = load_config("configs/hello.json");
@@ -75,6 +76,9 @@ struct Config {
   PoolSettings pool;
   std::vector<LnicSettings> lnics;  // labyrinth.lnics, at most LABYRINTH_MAX_DEVICES
   std::vector<NetworkInterface> network_interfaces;
+  // labyrinth.pc_testdev: QEMU's pc-testdev (devices/legacy/pc_testdev.h), which
+  // kvm-unit-tests' emulator, ioapic and eventinj use; off by default.
+  bool pc_testdev = false;
   MemoryLayout layout;  // of mem_size_mib and pool.max_bytes(): computed once, by parse_config
   bool seccomp = true;  // not a JSON key: the CLI's --no-seccomp clears it
 };

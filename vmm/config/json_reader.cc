@@ -111,6 +111,10 @@ void Section::string(std::string_view key, bool required, std::string& out) {
   }
 }
 
+void Section::boolean(std::string_view key, bool required, bool& out) {
+  if (const json::value* v = typed(key, required, json::kind::bool_)) out = v->get_bool();
+}
+
 void Section::integer(std::string_view key, bool required, uint64_t lo, uint64_t hi,
                       uint32_t& out) {
   const json::value* v = get(key, required);

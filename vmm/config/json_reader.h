@@ -62,6 +62,7 @@ class Section {
   void string(std::string_view key, bool required, std::string& out);
   void integer(std::string_view key, bool required, uint64_t lo, uint64_t hi, uint32_t& out);
   void number(std::string_view key, bool required, double lo, double hi, double& out);
+  void boolean(std::string_view key, bool required, bool& out);
 
  private:
   const json::value* typed(std::string_view key, bool required, json::kind k);

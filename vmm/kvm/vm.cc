@@ -138,6 +138,14 @@ std::expected<void, Error> Vm::unregister_irqfd(int efd, uint32_t gsi) {
   return {};
 }
 
+std::expected<void, Error> Vm::set_irq_line(uint32_t gsi, bool level) {
+  kvm_irq_level req{};
+  req.irq = gsi;
+  req.level = level ? 1 : 0;
+  if (::ioctl(fd(), KVM_IRQ_LINE, &req) < 0) return ioctl_failed("KVM_IRQ_LINE");
+  return {};
+}
+
 // One body for assign and deassign: KVM matches a deassign on every field of the
 // assign (address, length, PIO flag, datamatch), so both must be built the same way.
 std::expected<void, Error> Vm::ioeventfd(int efd, uint64_t addr, uint32_t len, bool pio,

@@ -75,6 +75,9 @@ class Vm {
   // KVM_IRQFD: a write to efd raises (edge) GSI gsi on the in-kernel irqchip.
   std::expected<void, Error> register_irqfd(int efd, uint32_t gsi);
   std::expected<void, Error> unregister_irqfd(int efd, uint32_t gsi);
+  // KVM_IRQ_LINE: sets GSI gsi's level on the in-kernel irqchip (a line that stays up
+  // until lowered, as level-triggered IOAPIC pins need; an irqfd only pulses).
+  std::expected<void, Error> set_irq_line(uint32_t gsi, bool level);
   // KVM_IOEVENTFD: a guest write of len bytes at addr (port if pio) signals efd
   // without a userspace exit; datamatch restricts it to one value.
   std::expected<void, Error> register_ioeventfd(int efd, uint64_t addr, uint32_t len, bool pio,

@@ -158,6 +158,9 @@ void vcpu_list(Builder& b, const FilterContext& c) {
   b.allow(SCMP_SYS(epoll_ctl));
   // An MSI the guest programs (lnic ENABLE) is routed from the vCPU thread.
   b.ioctl_on(c.vm_fd, {kvm_abi::kSetGsiRouting, KVM_IRQFD});
+  // pc-testdev's interrupt lines (labyrinth.pc_testdev) set GSI levels from the OUT that
+  // asks for them; its flush port's mprotect is in common().
+  b.ioctl_on(c.vm_fd, {KVM_IRQ_LINE});
 }
 
 void event_loop_list(Builder& b, const FilterContext& c) {

@@ -10,7 +10,8 @@
 // Thread kinds and where they install their filter:
 //   vcpu         VcpuRunner::run(), before the first KVM_RUN (the most restrictive list:
 //                ioctl limited to KVM_RUN/GET_REGS/GET_SREGS on its own vCPU fd and
-//                KVM_SET_GSI_ROUTING/KVM_IRQFD on the VM fd for an MSI the guest programs)
+//                KVM_SET_GSI_ROUTING/KVM_IRQFD on the VM fd for an MSI the guest programs,
+//                KVM_IRQ_LINE for pc-testdev's interrupt lines)
 //   event_loop   the main thread, in Machine::run() once the vCPU threads exist: it runs
 //                the device event loop (backends, doorbells, timers, signals) and then
 //                tears the VM down and writes the reports, so its list covers both (the
