@@ -143,15 +143,24 @@ def status_of(reply):
 class Labyrinth:
     def __init__(self, binary, sock, args=(), timeout=3):
         self.sock = sock
-        self.out = tempfile.NamedTemporaryFile(prefix="labyrinth-api-", suffix=".out", delete=False)
+        self.out = tempfile.NamedTemporaryFile(prefix="labyrinth-", suffix=".out", delete=False,
+                                               dir=os.path.dirname(sock))
         self.proc = subprocess.Popen(
             [binary, "run", "--api-sock", sock, "--api-timeout", str(timeout), *args],
             stdin=subprocess.DEVNULL, stdout=self.out, stderr=subprocess.STDOUT)
-        # The socket exists once labyrinth listens (bound before any thread starts).
-        deadline = time.monotonic() + 60
-        while not os.path.exists(sock) and self.proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)  # polling for the socket file, not synchronising on a duration
-        check(os.path.exists(sock), f"labyrinth never created {sock}: {self.output()}")
+        # Ready once a connection is accepted (a stale file left by an earlier run would
+        # exist before this labyrinth binds it).
+        deadline = time.monotonic() + 120
+        ready = False
+        while not ready and self.proc.poll() is None and time.monotonic() < deadline:
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(sock)
+                ready = True
+            except OSError:
+                time.sleep(0.01)  # polling for the listener, not synchronising on a duration
+            probe.close()
+        check(ready, f"labyrinth never listened on {sock}: {self.output()}")
 
     def output(self):
         with open(self.out.name) as f:
@@ -397,14 +406,16 @@ def kvm_tests(args, contract, tmp):
         json.dump({"boot-source": {"kernel_image_path": os.path.join(args.guest_dir, "lnic_sink.elf"),
                                    "boot_args": "mode=irq wait_ms=600000 idle_ms=600000"},
                    "machine-config": {"vcpu_count": 1, "mem_size_mib": 64},
-                   "serial": {"output": serial, "input": "none"}}, f)
+                   "serial": {"output": serial, "input": "none"},
+                   "labyrinth": {"lnics": [{"id": "lnic0", "backend": {"type": "loopback"}}]}}, f)
     vm = Labyrinth(args.binary, sock, ["--config", cfg_path])
     info = api.expect(200, "GET", "/")
     check(info and info["state"] == "Running", f"--config: {info}")
     api.expect(400, "PUT", "/boot-source", {"kernel_image_path": "x"}, fault="after starting")
     m = api.expect(200, "GET", "/labyrinth/metrics")
-    check(m is not None and m.get("lnics") == [], f"--config metrics {m}")
-    check(vm.stop(signal.SIGINT) == 130, "SIGINT while running: 130")
+    check(m is not None and [n["id"] for n in m.get("lnics", [])] == ["lnic0"], f"--config metrics {m}")
+    status = vm.stop(signal.SIGINT)
+    check(status == 130, f"SIGINT while running: exit {status}, expected 130 ({vm.output()})")
 
 
 def main():

@@ -181,20 +181,30 @@ void ApiServer::start(ApiController& controller, bool seccomp) {
     for (;;) {
       try {
         io_.run();
-        return;                            // stopped
+        break;                             // stopped
       } catch (const std::exception& e) {  // a handler threw: a bug; keep serving
         spdlog::error("api: {}", e.what());
       }
     }
+    // The socket goes with the thread that served it: by now the main thread runs under
+    // the event loop's filter, which has no unlink (and should not get one).
+    remove_socket();
   });
+}
+
+void ApiServer::remove_socket() {
+  if (!removed_) {
+    (void)::unlink(path_.c_str());
+    removed_ = true;
+  }
 }
 
 void ApiServer::stop() {
   io_.stop();
-  if (thread_.joinable()) thread_.join();
-  if (!removed_) {
-    (void)::unlink(path_.c_str());
-    removed_ = true;
+  if (thread_.joinable()) {
+    thread_.join();  // it removed the socket (removed_ is then read after the join)
+  } else {
+    remove_socket();  // never started: the caller's thread, still unconfined
   }
 }
 

@@ -22,7 +22,7 @@
 // metrics) is replied to when the VM's answer is posted back (api_controller.h).
 //
 // The thread confines itself with the `api` seccomp filter (vmm/sandbox/seccomp.h)
-// before it serves anything.
+// before it serves anything, and removes the socket as it ends.
 #pragma once
 
 #include <chrono>
@@ -87,6 +87,7 @@ class ApiServer {
       : path_(std::move(path)), limits_(limits), acceptor_(io_), metrics_timer_(io_) {}
   void accept();
   void arm_metrics_timer();
+  void remove_socket();  // once: by the API thread as it ends, or by stop() if it never ran
 
   std::string path_;
   ServerLimits limits_;
@@ -96,7 +97,7 @@ class ApiServer {
   ApiController* controller_ = nullptr;
   size_t clients_ = 0;  // open sessions (API thread)
   std::thread thread_;
-  bool removed_ = false;
+  bool removed_ = false;  // the API thread's until it is joined
 };
 
 }  // namespace labyrinth::vmm::api

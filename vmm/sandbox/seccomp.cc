@@ -208,6 +208,9 @@ void api_list(Builder& b) {
   b.allow(SCMP_SYS(ioctl), {SCMP_A1(SCMP_CMP_EQ, FIONBIO)});
   // PUT /logger and PUT /metrics open an existing file or FIFO; never create one.
   b.allow(SCMP_SYS(openat), {SCMP_A2(SCMP_CMP_MASKED_EQ, O_CREAT | O_TMPFILE, 0)});
+  // Removing its socket as it ends (the main thread, by then under the event loop's
+  // filter, cannot).
+  b.allow_all({SCMP_SYS(unlink), SCMP_SYS(unlinkat)});
 }
 
 }  // namespace

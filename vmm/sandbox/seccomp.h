@@ -20,7 +20,8 @@
 //   api          the API server's thread (vmm/api/api_server.h), before it serves: its
 //                Asio reactor (epoll, accept4, recvmsg/sendmsg on its sockets, timers,
 //                the wake-up eventfd) and opening the existing file PUT /logger or
-//                PUT /metrics names (openat without O_CREAT)
+//                PUT /metrics names (openat without O_CREAT), and unlink of its socket
+//                as it ends
 //
 //   sandbox::Seccomp::prepare();                              // once, before any filter
 //   sandbox::Seccomp::install(ThreadKind::vcpu, {.vm_fd = vm, .vcpu_fd = fd}).value();
