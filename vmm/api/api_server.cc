@@ -105,7 +105,8 @@ class ApiServer::Session : public std::enable_shared_from_this<Session> {
       return close();
     }
     if (ec) return write(http_error_response(ec), false, 11);  // answered, then closed
-    const http::request<http::string_body>& req = parser_->get();
+    // read() emplaced the parser before this read began.
+    const http::request<http::string_body>& req = parser_.value().get();
     const bool keep_alive = req.keep_alive();
     const unsigned version = req.version();
     ApiRequest api{req.method(), std::string(req.target()), req.body()};
@@ -132,7 +133,8 @@ class ApiServer::Session : public std::enable_shared_from_this<Session> {
 
   void close() {
     beast::error_code ignored;
-    stream_.socket().shutdown(Local::socket::shutdown_both, ignored);
+    // A client already gone is no error here: the result is the connection's end either way.
+    (void)stream_.socket().shutdown(Local::socket::shutdown_both, ignored);
     stream_.close();
   }
 
@@ -153,14 +155,14 @@ std::expected<std::unique_ptr<ApiServer>, ServerError> ApiServer::bind(const std
   if (auto r = clear_stale(path); !r) return std::unexpected(r.error());
   std::unique_ptr<ApiServer> s(new ApiServer(path, limits));
   boost::system::error_code ec;
-  s->acceptor_.open(Local(), ec);
+  (void)s->acceptor_.open(Local(), ec);  // ec carries the result
   if (!ec) {
     // Owner-only from its creation: no window in which another user could connect.
     const mode_t old = ::umask(0177);
-    s->acceptor_.bind(Local::endpoint(path), ec);
+    (void)s->acceptor_.bind(Local::endpoint(path), ec);
     ::umask(old);
   }
-  if (!ec) s->acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (!ec) (void)s->acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     s->removed_ = true;  // not ours: nothing to remove
     return std::unexpected(ServerError{false, path + ": " + ec.message()});

@@ -44,11 +44,11 @@
 namespace labyrinth::vmm::api {
 
 struct ServerLimits {
-  size_t max_header_bytes = 8 * 1024;         // request line and headers
-  size_t max_body_bytes = 64 * 1024;          // a request body (Firecracker: 51,200 by default)
-  std::chrono::milliseconds timeout{10'000};  // for a request to arrive, a response to go
-  size_t max_clients = 16;                    // connections open at once
-  std::chrono::seconds metrics_period{60};    // PUT /metrics's file: a line this often
+  size_t max_header_bytes = size_t{8} * 1024;  // request line and headers
+  size_t max_body_bytes = size_t{64} * 1024;   // a request body (Firecracker: 51,200 by default)
+  std::chrono::milliseconds timeout{10'000};   // for a request to arrive, a response to go
+  size_t max_clients = 16;                     // connections open at once
+  std::chrono::seconds metrics_period{60};     // PUT /metrics's file: a line this often
 };
 
 // A request parser as the server sets one up for each request (header and body limits):

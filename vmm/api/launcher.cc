@@ -53,7 +53,7 @@ int Launcher::serve() {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [this] { return pending_ || exit_status_; });
       if (exit_status_) return *exit_status_;
-      req = std::move(*pending_);
+      req = std::move(pending_.value());  // the wait ended on pending_ (exit_status_ returned)
       pending_.reset();
     }
     // Exactly a --config file's checks: the section parsers, the memory map, pre-flight.
