@@ -105,8 +105,8 @@ class ApiServer::Session : public std::enable_shared_from_this<Session> {
       return close();
     }
     if (ec) return write(http_error_response(ec), false, 11);  // answered, then closed
-    // read() emplaced the parser before this read began.
-    const http::request<http::string_body>& req = parser_.value().get();
+    if (!parser_) return close();  // read() emplaced it before this read began
+    const http::request<http::string_body>& req = parser_->get();
     const bool keep_alive = req.keep_alive();
     const unsigned version = req.version();
     ApiRequest api{req.method(), std::string(req.target()), req.body()};

@@ -53,7 +53,8 @@ int Launcher::serve() {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [this] { return pending_ || exit_status_; });
       if (exit_status_) return *exit_status_;
-      req = std::move(pending_.value());  // the wait ended on pending_ (exit_status_ returned)
+      if (!pending_) continue;  // the wait ends on one or the other: not reached
+      req = std::move(*pending_);
       pending_.reset();
     }
     // Exactly a --config file's checks: the section parsers, the memory map, pre-flight.
