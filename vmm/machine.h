@@ -23,6 +23,7 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
@@ -87,8 +88,13 @@ class Machine final : public devices::VmControl {
   const Vcpu::TscOffset& tsc_offset() const { return tsc_offset_; }
   // ... and read again after the run (equal to tsc_offset() unless KVM moved it).
   const Vcpu::TscOffset& tsc_offset_end() const { return tsc_offset_end_; }
-  // The pool's, lnics' and virtio-nets' counters (vmm/report/metrics.h). After run().
+  // The pool's, lnics' and virtio-nets' counters (vmm/report/metrics.h). After run(), or
+  // while it runs from a handler on the event loop (post_to_event_loop): the device
+  // readings are the loop's own.
   boost::json::object metrics_json() const;
+  // Runs f on the device event loop (the API's live metrics). Thread-safe; f never runs
+  // once the loop has stopped.
+  void post_to_event_loop(std::function<void()> f) { boost::asio::post(io_, std::move(f)); }
   // Set by a latency run that could not measure (e.g. the guest never enabled the NIC).
   const std::string& latency_error() const { return latency_error_; }
   // A latency run's warm-up: from the guest enabling lnic 0 to its answer to the first

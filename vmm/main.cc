@@ -1,19 +1,25 @@
-// labyrinth — the command line: `labyrinth run --config FILE [...]`.
+// labyrinth — the command line: `labyrinth run --config FILE [...]`,
+// `labyrinth run --api-sock PATH [--config FILE] [...]`, `labyrinth latency ...`.
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <string>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "vmm/api/api_controller.h"
+#include "vmm/api/api_server.h"
+#include "vmm/api/launcher.h"
 #include "vmm/config/config.h"
 #include "vmm/error.h"
 #include "vmm/kvm/host_probe.h"
@@ -133,6 +139,40 @@ int run_vm(const std::string& config_path, const std::string& serial_out, bool s
   return (*machine)->run({.print_stats = stats, .metrics_path = metrics_path});
 }
 
+// `labyrinth run --api-sock PATH [--config FILE]`: the API server on its thread
+// (vmm/api/); the VM starts from the file at once, or at PUT /actions InstanceStart.
+int run_api(const std::string& sock_path, double timeout_s, const std::string& config_path,
+            const std::string& serial_out, bool stats, const std::string& metrics_path) {
+  using namespace labyrinth::vmm;
+  api::ServerLimits limits;
+  limits.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  auto server = api::ApiServer::bind(sock_path, limits);
+  if (!server) {
+    (void)std::fprintf(stderr, "labyrinth: --api-sock: %s\n", server.error().message.c_str());
+    return server.error().usage ? kExitUsage : kExitHostError;
+  }
+  std::unique_ptr<Machine> machine;
+  if (!config_path.empty()) {
+    auto config = load(config_path, serial_out);
+    if (!config) return config.error();
+    auto m = Machine::create(*config);
+    if (!m) return report_build_error(m.error());
+    machine = std::move(*m);
+  }
+  api::Launcher launcher((*server)->io(), {.print_stats = stats, .metrics_path = metrics_path},
+                         {.serial_out = serial_out, .seccomp = !g_no_seccomp});
+  // Read before the API thread's seccomp filter (sysinfo) and passed to it.
+  api::ApiController controller(launcher, ConfigLimits::host_limits());
+  if (machine) {
+    launcher.adopt(std::move(machine));
+    controller.mark_running();
+  }
+  (*server)->start(controller, !g_no_seccomp);
+  const int status = launcher.serve();
+  (*server)->stop();  // before the controller and the launcher go
+  return status;
+}
+
 }  // namespace
 
 static int run_main(int argc, char** argv) {
@@ -143,8 +183,16 @@ static int run_main(int argc, char** argv) {
   std::string config_path, serial_out, log_level = "warn";
   bool stats = false;
   CLI::App* run = app.add_subcommand("run", "Boot a VM from a JSON configuration and run it");
-  run->add_option("--config", config_path, "VM configuration (JSON, Firecracker-style keys)")
-      ->required();
+  run->add_option("--config", config_path, "VM configuration (JSON, Firecracker-style keys)");
+  std::string api_sock;
+  double api_timeout = 10;
+  run->add_option("--api-sock", api_sock,
+                  "Serve Firecracker's HTTP API on this Unix socket (docs/api.md); without "
+                  "--config the VM starts at PUT /actions InstanceStart");
+  run->add_option("--api-timeout", api_timeout,
+                  "Seconds an API client has to send a whole request or take a response")
+      ->check(CLI::Range(0.05, 3600.0))
+      ->capture_default_str();
   run->add_option("--serial-out", serial_out,
                   "Write the guest's serial output to FILE instead of serial.output");
   run->add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
@@ -208,6 +256,13 @@ static int run_main(int argc, char** argv) {
   }
   if (lat->parsed()) {
     return run_latency(config_path, serial_out, seconds, floor_rate, json_path, plot_path);
+  }
+  if (!api_sock.empty()) {
+    return run_api(api_sock, api_timeout, config_path, serial_out, stats, metrics_path);
+  }
+  if (config_path.empty()) {
+    (void)std::fprintf(stderr, "labyrinth: run: --config or --api-sock is required\n");
+    return labyrinth::vmm::kExitUsage;
   }
   return run_vm(config_path, serial_out, stats, metrics_path);
 }

@@ -3,6 +3,7 @@
 // `labyrinth latency` (docs/hardening.md).
 #include "vmm/sandbox/seccomp.h"
 
+#include <fcntl.h>
 #include <linux/kvm.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -198,6 +199,23 @@ void pool_worker_list(Builder& b, const FilterContext& c) {
   b.ioctl_on(c.vm_fd, {KVM_SET_USER_MEMORY_REGION});
 }
 
+void api_list(Builder& b) {
+  // The Asio reactor and the connections: epoll, the listening socket's accepts, reads
+  // and writes on the clients' sockets, their timeouts (timerfd), the wake-up eventfd
+  // (read) other threads' posts ring, closing a connection.
+  b.allow_all({SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl), SCMP_SYS(accept4),
+               SCMP_SYS(accept), SCMP_SYS(recvmsg), SCMP_SYS(recvfrom), SCMP_SYS(sendmsg),
+               SCMP_SYS(sendto), SCMP_SYS(read), SCMP_SYS(timerfd_settime), SCMP_SYS(shutdown),
+               SCMP_SYS(close)});
+  // Asio makes an accepted socket non-blocking with ioctl(FIONBIO).
+  b.allow(SCMP_SYS(ioctl), {SCMP_A1(SCMP_CMP_EQ, FIONBIO)});
+  // PUT /logger and PUT /metrics open an existing file or FIFO; never create one.
+  b.allow(SCMP_SYS(openat), {SCMP_A2(SCMP_CMP_MASKED_EQ, O_CREAT | O_TMPFILE, 0)});
+  // Removing its socket as it ends (the main thread, by then under the event loop's
+  // filter, cannot).
+  b.allow_all({SCMP_SYS(unlink), SCMP_SYS(unlinkat)});
+}
+
 }  // namespace
 
 std::string_view to_string(ThreadKind k) noexcept {
@@ -208,6 +226,8 @@ std::string_view to_string(ThreadKind k) noexcept {
       return "event_loop";
     case ThreadKind::pool_worker:
       return "pool_worker";
+    case ThreadKind::api:
+      return "api";
   }
   return "unknown";
 }
@@ -247,6 +267,9 @@ std::expected<void, std::string> Seccomp::install(ThreadKind kind, const FilterC
       break;
     case ThreadKind::pool_worker:
       pool_worker_list(b, ctx);
+      break;
+    case ThreadKind::api:
+      api_list(b);
       break;
   }
   if (b.err != 0) {

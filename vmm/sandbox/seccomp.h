@@ -18,6 +18,11 @@
 //                issue's "main" thread kind is this one: after setup main runs nothing else)
 //   pool_worker  the page pool's worker (vmm/memory/pool_worker.h: the VMM's thread
 //                running PagePool::run_worker), before its first pass
+//   api          the API server's thread (vmm/api/api_server.h), before it serves: its
+//                Asio reactor (epoll, accept4, recvmsg/sendmsg on its sockets, timers,
+//                the wake-up eventfd) and opening the existing file PUT /logger or
+//                PUT /metrics names (openat without O_CREAT), and unlink of its socket
+//                as it ends
 //
 //   sandbox::Seccomp::prepare();                              // once, before any filter
 //   sandbox::Seccomp::install(ThreadKind::vcpu, {.vm_fd = vm, .vcpu_fd = fd}).value();
@@ -35,7 +40,7 @@
 
 namespace labyrinth::vmm::sandbox {
 
-enum class ThreadKind : uint8_t { vcpu, event_loop, pool_worker };
+enum class ThreadKind : uint8_t { vcpu, event_loop, pool_worker, api };
 std::string_view to_string(ThreadKind k) noexcept;
 
 // The process exit status after a forbidden system call (documented in main.cc's help).
