@@ -184,6 +184,34 @@ TEST_F(ApiControllerTest, BadBodiesMethodsAndPaths) {
   EXPECT_EQ(api_.state(), VmState::not_started);
 }
 
+// Found by api_fuzz: a target with bytes >= 0x80 was echoed raw into fault_message, and the
+// body was not valid JSON (UTF-8). Every byte outside printable ASCII is refused and shown
+// escaped; an interface id from such a path never reaches the stored config.
+TEST_F(ApiControllerTest, ATargetThatIsNotPrintableAsciiIsRefusedEscaped) {
+  for (std::string target :
+       {std::string("/boot-sourc\xF6\xF6"
+                    "e"),
+        std::string("/nowhere\x01"), std::string("/network-interfaces/eth\xC3")}) {
+    const ApiResponse r = put(target, R"({"iface_id": "eth0", "host_dev_name": "tap0"})");
+    EXPECT_EQ(r.status, 400u);
+    boost::system::error_code ec;
+    const boost::json::value v = boost::json::parse(r.body, ec);  // valid UTF-8 JSON
+    ASSERT_FALSE(ec) << ec.message();
+    const std::string m(v.at("fault_message").as_string());
+    EXPECT_NE(m.find("printable ASCII"), std::string::npos) << m;
+    for (const char c : m) {
+      EXPECT_TRUE(static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x7F)
+          << m;
+    }
+  }
+  EXPECT_NE(fault_of(put("/boot-sourc\xF6"
+                         "e",
+                         "{}"))
+                .find("/boot-sourc\\xf6e"),
+            std::string::npos);
+  EXPECT_EQ(get("/vm/config").body.find('\xC3'), std::string::npos);
+}
+
 TEST_F(ApiControllerTest, InfoAndVersion) {
   auto info = boost::json::parse(get("/").body);
   EXPECT_EQ(info.at("state").as_string(), "Not started");

@@ -106,6 +106,33 @@ std::optional<bool> boolean(Section& s, std::string_view key) {
   return v->get_bool();
 }
 
+// A request target as one printable ASCII line: every byte outside 0x21-0x7E (and the
+// backslash) as \xNN. printable() keeps bytes >= 0x80 for UTF-8 text; a target is not
+// text, and raw bytes from it would make the JSON body invalid.
+std::string target_text(std::string_view target) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(target.size());
+  for (const char c : target) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u > 0x20 && u < 0x7F && c != '\\') {
+      out += c;
+    } else {
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 0xF];
+    }
+  }
+  return out;
+}
+
+bool ascii_target(std::string_view target) {
+  return std::all_of(target.begin(), target.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u > 0x20 && u < 0x7F;
+  });
+}
+
 }  // namespace
 
 std::string_view version() {
@@ -130,6 +157,14 @@ ApiController::ApiController(VmmLink& link, const ConfigLimits& limits)
 void ApiController::handle(const ApiRequest& req, const Reply& reply) {
   std::string_view path = req.target;
   path = path.substr(0, path.find('?'));  // Firecracker takes no query parameters
+  // RFC 3986: a target is printable ASCII, anything else percent-encoded. Refused here,
+  // before a byte of it can reach a JSON body or the stored config (an interface id).
+  if (!ascii_target(path)) {
+    return reply(
+        fault("the request target must be printable ASCII (percent-encode other "
+              "bytes): " +
+              target_text(path)));
+  }
   const http::verb m = req.method;
   const bool get = m == http::verb::get, put = m == http::verb::put;
   if (path == "/" && get) {
