@@ -45,7 +45,7 @@ const char* exit_name(uint32_t reason) {
 }  // namespace
 
 void install_kick_handler() {
-  struct sigaction sa{};
+  struct sigaction sa = {};
   sa.sa_handler = on_kick;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = 0;  // no SA_RESTART: KVM_RUN must return EINTR
