@@ -49,20 +49,21 @@ check_skips() {  # log label
   fi
 }
 
-# The stock-Linux boots (label linux) take minutes of emulated guest kernel in the test
-# VM, on one core (the VM has one vCPU). They start in a VM of their own in the
+# The stock-Linux boots (label linux) and kvm-unit-tests' run_tests.sh (label kut) take
+# minutes of emulated guest kernel in the test VM, on one core (the VM has one vCPU). They start in a VM of their own in the
 # background once the release build's other tests passed, and the rest of the run
 # (lint, the sanitizer builds and their tests) goes on beside them on the other core;
 # finish_linux_vm collects them at the end.
 linux_pid=""
+long_labels="linux|kut"
 start_linux_vm() {  # dir
   linux_dir="$1" linux_t0=$SECONDS
-  echo "== $linux_dir: the linux tests start in a second test VM, in the background"
+  echo "== $linux_dir: the linux and kut tests start in a second test VM, in the background"
   rm -f "$linux_dir"/ctest-linux.{log,rc,pgid}
   (
     set +e
     # its own process group (setsid), so that stop_linux_vm can end QEMU with it
-    setsid scripts/vm.sh ctest --test-dir "$linux_dir" -L linux --output-on-failure \
+    setsid scripts/vm.sh ctest --test-dir "$linux_dir" -L "$long_labels" --output-on-failure \
       --timeout 1800 >"$linux_dir/ctest-linux.log" 2>&1 &
     echo $! >"$linux_dir/ctest-linux.pgid"
     wait $!
@@ -73,12 +74,12 @@ start_linux_vm() {  # dir
 finish_linux_vm() {
   [[ -n $linux_pid ]] || return 0
   local status
-  echo "== $linux_dir: waiting for the linux tests (test VM, background)"
+  echo "== $linux_dir: waiting for the linux and kut tests (test VM, background)"
   wait "$linux_pid" || true
   linux_pid=""
   cat "$linux_dir/ctest-linux.log"
   status="$(cat "$linux_dir/ctest-linux.rc" 2>/dev/null || echo 1)"
-  echo "== $linux_dir: linux tests: ctest status $status, $((SECONDS - linux_t0)) s from start to collection (test VM)"
+  echo "== $linux_dir: linux and kut tests: ctest status $status, $((SECONDS - linux_t0)) s from start to collection (test VM)"
   ((status == 0)) || return "$status"
   check_skips "$linux_dir/ctest-linux.log" "$linux_dir (linux)"
 }
@@ -100,12 +101,13 @@ trap stop_linux_vm EXIT
 
 # ctest over one build tree; fails on a skipped test under CI. Where the tests run:
 #   /dev/kvm works here        everything on this host — except that on a nested PVM KVM,
-#                              whose guest CPL 0 is ~1000x slow, the `linux` label (stock
-#                              Linux boots) goes to the test VM;
+#                              whose guest CPL 0 is ~1000x slow, the labels linux (stock
+#                              Linux boots) and kut (kvm-unit-tests) go to the test VM;
 #   no working /dev/kvm here   what needs KVM (label kvm) in the test VM, the rest
 #                              (allocator, unit and host-side tests) on this host.
-# Wherever the linux label goes to the test VM it runs there in the background
-# (start_linux_vm). with_linux=0 leaves the stock-Linux boots out (the sanitizer builds).
+# Wherever those two labels go to the test VM they run there in the background
+# (start_linux_vm). with_linux=0 leaves them out (the sanitizer builds, which have no kut
+# test either).
 run_tests() {  # dir with_linux
   local dir="$1" with_linux="$2" t0=$SECONDS status=0 where
   log="$dir/ctest.log"
@@ -115,25 +117,25 @@ run_tests() {  # dir with_linux
     # As on a PVM host: the kvm tests first, in a VM that has the machine to itself
     # (some measure time; a second TCG VM beside it halved its speed and thinned the
     # latency floor to 65 of 1,010 ticks), then the linux VM beside the rest of the run.
-    ctest_in native --test-dir "$dir" -LE 'kvm|linux' || status=$?
-    ctest_in vm --test-dir "$dir" -L kvm -LE linux || status=$?
+    ctest_in native --test-dir "$dir" -LE "kvm|$long_labels" || status=$?
+    ctest_in vm --test-dir "$dir" -L kvm -LE "$long_labels" || status=$?
     if ((with_linux)); then
       ((status == 0)) && start_linux_vm "$dir"
-      where+=", then linux in a second test VM"
+      where+=", then linux and kut in a second test VM"
     fi
   elif ((with_linux)) && [[ -d /sys/module/kvm_pvm ]] &&
-    ctest --test-dir "$dir" -N -L linux | grep -q -E 'Total Tests: [1-9]'; then
-    where="native, linux tests in the test VM (PVM host)"
+    ctest --test-dir "$dir" -N -L "$long_labels" | grep -q -E 'Total Tests: [1-9]'; then
+    where="native, linux and kut tests in the test VM (PVM host)"
     # The native tests first, on a machine of their own (some measure time), then the
     # linux VM beside the rest of the run.
-    ctest_in native --test-dir "$dir" -LE linux || status=$?
+    ctest_in native --test-dir "$dir" -LE "$long_labels" || status=$?
     ((status == 0)) && start_linux_vm "$dir"
   elif ((with_linux)); then
     where=native
     ctest_in native --test-dir "$dir" || status=$?
   else
     where=native
-    ctest_in native --test-dir "$dir" -LE linux || status=$?
+    ctest_in native --test-dir "$dir" -LE "$long_labels" || status=$?
   fi
   echo "== $dir: ctest status $status in $((SECONDS - t0)) s ($where)"
   if ((status != 0)); then return "$status"; fi
