@@ -32,6 +32,7 @@
 #include "devices/bus/bus.h"
 #include "devices/lnic/lnic.h"
 #include "devices/pci/pci_bus.h"
+#include "devices/pci/type0_config.h"
 
 namespace labyrinth::devices::lnic {
 
@@ -54,12 +55,9 @@ class LnicPci final : public PciFunction, public BusDevice {
   std::shared_ptr<Lnic> nic_;
   const uint32_t bar_gpa_;
   std::string label_;
-  std::array<uint8_t, 256> cfg_{};  // read-only image: IDs, class, BAR, capability
 
-  std::mutex mu_;  // guards the fields below
-  uint16_t command_ = 0;
-  uint8_t irq_line_ = 0;
-  bool bar_probe_ = false;
+  std::mutex mu_;       // guards cfg_
+  PciType0Config cfg_;  // IDs, class, BAR0, the MSI-X capability
 };
 
 }  // namespace labyrinth::devices::lnic

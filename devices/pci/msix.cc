@@ -3,16 +3,14 @@
 #include <algorithm>
 #include <cstring>
 
+#include "devices/pci/type0_config.h"
+
 namespace labyrinth::devices {
 
 namespace {
 
-void put16(std::array<uint8_t, 256>& c, size_t off, uint16_t v) {
-  std::memcpy(&c[off], &v, 2);
-}
-void put32(std::array<uint8_t, 256>& c, size_t off, uint32_t v) {
-  std::memcpy(&c[off], &v, 4);
-}
+constexpr auto put16 = PciType0Config::put16;
+constexpr auto put32 = PciType0Config::put32;
 
 // Little-endian, truncated to the access width (the bus hands 1, 2, 4 or 8 bytes).
 void store(std::span<uint8_t> data, uint64_t v) {

@@ -12,15 +12,7 @@ namespace labyrinth::devices::virtio {
 namespace {
 constexpr uint8_t kCapCommon = 0x40, kCapNotify = 0x50, kCapIsr = 0x64, kCapDevice = 0x74,
                   kCapMsix = 0x84;
-constexpr uint16_t kCommandMask = 0x0406;  // memory space, bus master, INTx disable
-constexpr uint16_t kStatusCapList = 0x0010;
-
-void put16(std::array<uint8_t, 256>& c, size_t off, uint16_t v) {
-  std::memcpy(&c[off], &v, 2);
-}
-void put32(std::array<uint8_t, 256>& c, size_t off, uint32_t v) {
-  std::memcpy(&c[off], &v, 4);
-}
+constexpr auto put32 = PciType0Config::put32;
 
 // struct virtio_pci_cap at off.
 void put_vendor_cap(std::array<uint8_t, 256>& c, uint8_t off, uint8_t next, uint8_t len,
@@ -53,24 +45,23 @@ VirtioPciTransport::VirtioPciTransport(std::shared_ptr<VirtioDevice> device, con
       msix_(std::span(lines).first(std::min<size_t>(lines.size(), kMaxVectors))),
       nvec_(msix_.size()),
       label_("virtio-pci-" + std::string(device_->label())),
-      queues_(std::min<size_t>(device_->num_queues(), kMaxVectors - 1)) {
+      queues_(std::min<size_t>(device_->num_queues(), kMaxVectors - 1)),
+      // Class: network controller / Ethernet for net, "other" otherwise; revision 1: a
+      // modern (virtio 1.x) device.
+      cfg_(PciId{.vendor = kPciVendor,
+                 .device = static_cast<uint16_t>(kPciDeviceBase + device_->device_id()),
+                 .class_code = device_->device_id() == kNetDeviceId ? 0x020000u : 0xFF0000u,
+                 .revision = 1,
+                 .subsystem_vendor = kPciVendor,
+                 .subsystem = 0x40},
+           bar_gpa_, kBarSize, kCapCommon, kCapMsix, msix_) {
   // The config space is built once here, read-only parts and the capability chain
   // (common -> notify -> ISR -> device -> MSI-X); read_config overlays the few fields
   // the driver can change (command, BAR probe, interrupt line, MSI-X control).
   for (auto& v : queue_vector_) v.store(kMsixNoVector, std::memory_order_relaxed);
   for (auto& q : queues_) q.size = device_->max_queue_size();
   const uint16_t nq = static_cast<uint16_t>(queues_.size());
-  auto& c = cfg_;
-  put16(c, 0x00, kPciVendor);
-  put16(c, 0x02, static_cast<uint16_t>(kPciDeviceBase + device_->device_id()));
-  put16(c, 0x06, kStatusCapList);
-  c[0x08] = 1;  // revision 1: a modern (virtio 1.x) device
-  // Class: network controller / Ethernet for net, "other" otherwise.
-  put32(c, 0x08, (device_->device_id() == kNetDeviceId ? 0x020000u : 0xFF0000u) << 8 | 1u);
-  put32(c, 0x10, bar_gpa_);  // 32-bit memory BAR, non-prefetchable
-  put16(c, 0x2C, kPciVendor);
-  put16(c, 0x2E, 0x40);
-  c[0x34] = kCapCommon;
+  auto& c = cfg_.image();
   put_vendor_cap(c, kCapCommon, kCapNotify, 16, kPciCapCommonCfg, kCommonOff, common::kSize);
   put_vendor_cap(c, kCapNotify, kCapIsr, 20, kPciCapNotifyCfg, kNotifyOff, kNotifyMultiplier * nq);
   put32(c, kCapNotify + 16, kNotifyMultiplier);
@@ -83,43 +74,12 @@ VirtioPciTransport::VirtioPciTransport(std::shared_ptr<VirtioDevice> device, con
 
 uint32_t VirtioPciTransport::read_config(uint8_t offset) {
   std::lock_guard lock(mu_);
-  uint32_t v = 0;
-  std::memcpy(&v, &cfg_[offset], 4);
-  switch (offset) {
-    case 0x04:
-      return (v & 0xFFFF0000u) | command_;
-    case 0x10:
-      return bar_probe_ ? static_cast<uint32_t>(~(kBarSize - 1)) : v;
-    case 0x3C:
-      return (v & 0xFFFFFF00u) | irq_line_;
-    case kCapMsix:
-      return v | msix_.control_bits();
-    default:
-      return v;
-  }
+  return cfg_.read(offset);
 }
 
 void VirtioPciTransport::write_config(uint8_t offset, uint32_t value, uint32_t mask) {
   std::lock_guard lock(mu_);
-  switch (offset) {
-    case 0x04:
-      if ((mask & 0xFFFF) != 0) {
-        command_ = static_cast<uint16_t>((command_ & ~mask) | (value & mask)) & kCommandMask;
-      }
-      return;  // status bits are read-only here (nothing to clear)
-    case 0x10:
-      // A full all-ones write is the size probe; the BAR itself does not move.
-      bar_probe_ = mask == 0xFFFFFFFFu && value == 0xFFFFFFFFu;
-      return;
-    case 0x3C:
-      if ((mask & 0xFF) != 0) irq_line_ = static_cast<uint8_t>(value);
-      return;
-    case kCapMsix:
-      msix_.write_control(value, mask);
-      return;
-    default:
-      return;  // read-only
-  }
+  cfg_.write(offset, value, mask);
 }
 
 // --- BAR0 ---------------------------------------------------------------------------

@@ -53,6 +53,7 @@
 #include "devices/msi_line.h"
 #include "devices/pci/msix.h"
 #include "devices/pci/pci_bus.h"
+#include "devices/pci/type0_config.h"
 #include "devices/virtio/virtio_abi.h"
 #include "devices/virtio/virtio_device.h"
 
@@ -116,16 +117,13 @@ class VirtioPciTransport final : public PciFunction, public BusDevice, public Vi
   std::string label_;
   TransportMetrics metrics_;
 
-  std::mutex mu_;                   // guards everything below except the atomics
-  std::array<uint8_t, 256> cfg_{};  // the config-space image (read-only parts and caps)
-  uint16_t command_ = 0;
-  uint8_t irq_line_ = 0;
-  bool bar_probe_ = false;
+  std::mutex mu_;  // guards everything below except the atomics
   uint32_t device_feature_select_ = 0, driver_feature_select_ = 0;
   uint64_t driver_features_ = 0;
   uint8_t status_ = 0;
   uint16_t queue_select_ = 0;
   std::vector<QueueRegs> queues_;
+  PciType0Config cfg_;  // IDs, BAR0, the capability chain (common .. MSI-X)
   std::atomic<uint16_t> config_vector_{kMsixNoVector};
   std::array<std::atomic<uint16_t>, kMaxVectors> queue_vector_;  // by queue
   std::atomic<uint8_t> isr_{0};
