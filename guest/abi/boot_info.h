@@ -33,7 +33,9 @@
 #endif
 
 #define LABYRINTH_BOOT_INFO_MAGIC 0x31544F4F4248424CULL /* "LBHBOOT1" */
-#define LABYRINTH_BOOT_INFO_VERSION 1u
+/* 2: the device table (num_devices, devices[]) is gone: lnics are PCI functions that a
+ * guest finds on the PCI bus (guest/abi/lnic.h), as every other device. */
+#define LABYRINTH_BOOT_INFO_VERSION 2u
 
 /* Fixed guest-physical layout of low memory (VMM-owned). */
 #define LABYRINTH_BOOT_INFO_GPA 0x1000ULL /* struct labyrinth_boot_info, 4 KiB */
@@ -52,13 +54,13 @@
 /* Guest-physical memory map (x86_64, Firecracker-like). */
 #define LABYRINTH_MMIO_GAP_START 0xC0000000ULL /* RAM stops here, resumes at 4 GiB */
 #define LABYRINTH_MMIO_GAP_END 0x100000000ULL
-#define LABYRINTH_DEVICE_MMIO_BASE 0xD0000000ULL /* device windows, 4 KiB each */
+#define LABYRINTH_DEVICE_MMIO_BASE 0xD0000000ULL /* PCI BARs the VMM places (lnic, virtio) */
 #define LABYRINTH_IOAPIC_GPA 0xFEC00000ULL
 #define LABYRINTH_LAPIC_GPA 0xFEE00000ULL
 
 #define LABYRINTH_MAX_VCPUS 32u
 #define LABYRINTH_MAX_MEM_REGIONS 16u
-#define LABYRINTH_MAX_DEVICES 16u
+#define LABYRINTH_MAX_DEVICES 16u /* lnics a machine has at most (PCI slots 16..31) */
 
 #ifndef __ASSEMBLER__
 enum labyrinth_mem_type {
@@ -74,19 +76,6 @@ struct labyrinth_mem_region {
   uint32_t reserved;
 };
 
-enum labyrinth_device_type {
-  LABYRINTH_DEV_LNIC = 1, /* Labyrinth NIC, see guest/abi/lnic.h */
-};
-
-struct labyrinth_device_desc {
-  uint32_t type; /* enum labyrinth_device_type */
-  uint32_t gsi;  /* interrupt line (IOAPIC pin) the device raises */
-  uint64_t mmio_base;
-  uint64_t mmio_size;
-  uint8_t mac[6];
-  uint8_t reserved[2];
-};
-
 struct labyrinth_boot_info {
   uint64_t magic;   /* LABYRINTH_BOOT_INFO_MAGIC */
   uint32_t version; /* LABYRINTH_BOOT_INFO_VERSION */
@@ -100,9 +89,6 @@ struct labyrinth_boot_info {
   uint32_t cmdline_len; /* without the NUL */
   uint32_t num_mem_regions;
   struct labyrinth_mem_region mem[LABYRINTH_MAX_MEM_REGIONS];
-  uint32_t num_devices;
-  uint32_t reserved;
-  struct labyrinth_device_desc devices[LABYRINTH_MAX_DEVICES];
 };
 
 #endif /* __ASSEMBLER__ */
