@@ -177,6 +177,30 @@ TEST_F(LnicTest, StaleReturnOfARedeliveredPageIsRefused) {
   EXPECT_EQ(m.viol_stale.get(), 2u);
 }
 
+// A page the guest held once and gave back, returned again: naming the delivery it came
+// with is a double return; naming a delivery that never happened (seq ~0, what
+// lnic_hostile's "unowned" check sends) is a page the guest does not own, whatever the
+// page's history. With seq 0 that check depended on whether its page had gone out as the
+// NIC's first frame (seq 0), and the kvm test expecting not_owner failed once under load.
+TEST_F(LnicTest, AReturnNamingNoDeliveryIsNotOwnerEvenForAPageHeldBefore) {
+  bring_up();
+  send(frame_of(64, 1));
+  nic_->flush();
+  consume_rx(1);
+  const lnic_rx_completion first = *completion(0);
+  ASSERT_EQ(first.seq, 0u);
+  return_entries({lnic_return{first.page_gpa, 0, first.seq, 0}});
+  const LnicMetrics& m = nic_->metrics();
+  EXPECT_EQ(m.pages_returned.get(), 1u);
+  return_entries({lnic_return{first.page_gpa, 0, 0, 0}});
+  EXPECT_EQ(m.viol_double_free.get(), 1u);
+  EXPECT_EQ(m.viol_not_owner.get(), 0u);
+  return_entries({lnic_return{first.page_gpa, 0, ~uint64_t{0}, 0}});
+  EXPECT_EQ(m.viol_double_free.get(), 1u);
+  EXPECT_EQ(m.viol_not_owner.get(), 1u);
+  EXPECT_EQ(m.pages_returned.get(), 1u);
+}
+
 TEST_F(LnicTest, HostileReturnsAreCountedAndChangeNothing) {
   bring_up();
   send(frame_of(64, 1));
