@@ -92,6 +92,11 @@ struct lnic {
 	bool seq_started;
 	bool broken;
 	bool running;
+	/* The last poll left completions behind because RETURN was full: the device gives no
+	 * interrupt when it consumes RETURN, so `retry` polls again a tick later instead of
+	 * NAPI spinning on a ring the device has not drained yet. */
+	bool ret_full;
+	struct timer_list retry;
 
 	/* The interrupt's stamp: RX prod loaded at handler entry, then the TSC. */
 	u32 stamp_prod;
@@ -248,6 +253,7 @@ static int lnic_rx(struct lnic *nic, int budget, bool deliver)
 	u32 prod, avail, ret_free, i, first_prod = nic->ret_prod;
 	int done = 0;
 
+	nic->ret_full = false;
 	if (nic->broken || !lnic_refresh_ret_cons(nic))
 		return 0;
 	prod = smp_load_acquire(&nic->rx->prod);
@@ -257,6 +263,7 @@ static int lnic_rx(struct lnic *nic, int budget, bool deliver)
 		return 0;
 	}
 	ret_free = LNIC_RET_ENTRIES - (nic->ret_prod - nic->ret_cons_seen);
+	nic->ret_full = avail > ret_free && ret_free < (u32)budget;
 	if (avail > ret_free)
 		avail = ret_free;
 	if (avail > (u32)budget)
@@ -287,6 +294,11 @@ static int lnic_poll(struct napi_struct *napi, int budget)
 
 	++nic->polls;
 	if (done < budget && napi_complete_done(napi, done)) {
+		if (nic->ret_full) {
+			/* NO_IRQ stays set: the timer brings the next poll. */
+			mod_timer(&nic->retry, jiffies + 1);
+			return done;
+		}
 		/* Interrupts back on, then look again: a completion posted while NO_IRQ was
 		 * set raised nothing (guest/abi/lnic.h). */
 		WRITE_ONCE(nic->rx->flags, 0);
@@ -298,6 +310,13 @@ static int lnic_poll(struct napi_struct *napi, int budget)
 		}
 	}
 	return done;
+}
+
+static void lnic_retry(struct timer_list *t)
+{
+	struct lnic *nic = from_timer(nic, t, retry);
+
+	napi_schedule(&nic->napi);
 }
 
 static irqreturn_t lnic_rx_irq(int irq, void *data)
@@ -465,6 +484,7 @@ static int lnic_stop(struct net_device *ndev)
 	if (err)
 		netdev_err(ndev, "RX_STOPPED not reported (STATUS 0x%x)\n", st);
 	napi_disable(&nic->napi);
+	del_timer_sync(&nic->retry); /* after napi_disable: a poll cannot re-arm it */
 	/* What is left in the RX ring: pages back, frames counted as dropped. */
 	while (!err && !nic->broken && lnic_rx(nic, LNIC_RX_ENTRIES, false) != 0)
 		;
@@ -608,6 +628,7 @@ static int lnic_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	ndev->min_mtu = ETH_MIN_MTU;
 	ndev->max_mtu = LNIC_FRAME_MAX - ETH_HLEN;
 	netif_napi_add(ndev, &nic->napi, lnic_poll);
+	timer_setup(&nic->retry, lnic_retry, 0);
 	netif_carrier_off(ndev);
 	err = register_netdev(ndev);
 	if (err)
