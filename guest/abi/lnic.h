@@ -83,7 +83,11 @@
 #ifndef LABYRINTH_GUEST_ABI_LNIC_H
 #define LABYRINTH_GUEST_ABI_LNIC_H
 
+#ifdef __KERNEL__
+#include <linux/types.h> /* the Linux driver (guest/linux/lnic/): the kernel's uint*_t */
+#else
 #include <stdint.h>
+#endif
 
 #define LNIC_MAGIC 0x43494E4Cu /* "LNIC" little-endian */
 #define LNIC_VERSION 3u        /* 3: a PCI function with MSI-X; pool registers; reset and drain */

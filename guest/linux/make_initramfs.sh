@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds the Linux test initramfs: Debian's busybox-static, the kernel package's virtio
-# modules (with their dependencies, in load order) and guest/linux/init.
+# modules (with their dependencies, in load order), the lnic driver built against the
+# kit's headers (guest/linux/lnic/build.sh; /lib/modules/extra/lnic.ko, loaded by the
+# tests that want it, not at boot) and guest/linux/init.
 #   guest/linux/make_initramfs.sh [CACHE_DIR]      -> CACHE_DIR/initramfs.cpio.gz
 # CACHE_DIR defaults to build/vm/linux-guest (shared with fetch_kernel.sh, which it runs first).
 # Packages are downloaded with apt-get download and unpacked, never installed. The
-# archive is rebuilt when init or this script is newer, or the kernel's version changed
-# (its modules are inside). Prints the archive's path.
+# archive is rebuilt when init, this script or the lnic driver's sources are newer, or
+# the kernel's version changed (its modules are inside). Prints the archive's path.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="${1:-$here/../../build/vm/linux-guest}"
@@ -14,8 +16,11 @@ cache="$(cd "$cache" && pwd)"
 image="$("$here/fetch_kernel.sh" "$cache")"
 version="${image##*/vmlinuz-}"
 out="$cache/initramfs.cpio.gz"
-if [[ -f $out && $out -nt $here/init && $out -nt $0 &&
-  "$(cat "$out.version" 2>/dev/null)" == "$version" ]]; then
+fresh=1
+for f in "$here/init" "$0" "$here"/lnic/* "$here/../abi/lnic.h"; do
+  [[ -f $out && $out -nt $f ]] || fresh=0
+done
+if [[ $fresh == 1 && "$(cat "$out.version" 2>/dev/null)" == "$version" ]]; then
   echo "$out"
   exit 0
 fi
@@ -59,6 +64,8 @@ add_module() {
 }
 for m in virtio_pci virtio_net; do add_module "$m"; done
 printf '%s\n' "${order[@]}" >"$root/lib/modules/load-order"
+mkdir -p "$root/lib/modules/extra"
+cp "$("$here/lnic/build.sh" "$cache")" "$root/lib/modules/extra/lnic.ko"
 
 (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -9) >"$out.tmp"
 mv "$out.tmp" "$out"

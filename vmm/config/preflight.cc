@@ -43,9 +43,6 @@ std::expected<uint64_t, ConfigError> initrd_size(const Config& cfg) {
 std::optional<ConfigError> check_linux(const Config& cfg, std::span<const std::byte> image) {
   auto kernel = parse_linux_kernel(image);
   if (!kernel) return fail(kernel.error().field, kernel.error().detail);
-  if (!cfg.lnics.empty()) {
-    return fail("labyrinth.lnics", "Linux guests have no lnic driver yet");
-  }
   auto size = initrd_size(cfg);
   if (!size) return size.error();
   auto plan = plan_linux_boot(*kernel, cfg.layout, *size, cfg.boot_args);
