@@ -17,11 +17,14 @@
 # - Where this machine has no usable /dev/kvm the whole run goes into the test VM
 #   (scripts/vm.sh), as every KVM test of the project does.
 # - --table FILE writes the Markdown table (test, QEMU, Labyrinth, seconds each) with the
-#   host kind; it is always printed.
+#   host kind; it is always printed. A test's seconds are its VMM process's, from its start
+#   to its exit (tests/kvm-unit-tests/timed-vmm, the QEMU= of both VMMs, writes them; for
+#   Labyrinth they include the shim in front of it), not the suite's harness around it;
+#   "-" where no VMM ran the test (the suite skipped it, or refused it after its probe).
 # - --batch: one run_tests.sh per VMM for all the tests, instead of one per test. Each call
 #   of run_tests.sh walks the whole x86/unittests.cfg (~55 s of bash forks inside the test
-#   VM, whichever test it runs), so CI's list runs in ~1/3 of the time; the table then has
-#   each VMM's total time, not a time per test.
+#   VM, whichever test it runs), so CI's list runs in ~1/3 of the time; the table's last
+#   row has each VMM's whole run_tests.sh time.
 # - --expect-pass FILE: one test name a line; the run fails (status 1) when one of them
 #   does not PASS under Labyrinth (CI's regression check).
 # Exit status: 0 done (and every expected test passed), 1 an expected test did not pass,
@@ -87,16 +90,25 @@ else
 fi
 
 declare -A result seconds
+times=$(mktemp)  # timed-vmm's "TESTNAME SECONDS STATUS" lines, one run_tests.sh call's
+trap 'rm -f "$times"' EXIT
 # One run_tests.sh for the tests given: QEMU=the VMM's binary, each VMM its own log
 # directory (logs-qemu/, logs-labyrinth/ in the suite's tree, the last test's log kept
 # there): two runs side by side must not rotate each other's. It prints "PASS name
-# (...)", "FAIL name ...", "SKIP name (...)" a test.
+# (...)", "FAIL name ...", "SKIP name (...)" a test. QEMU= is timed-vmm in front of the
+# VMM; it leaves each real run's time in $times (emptied here first).
 run_suite() {  # vmm test...
   local v="$1" qemu=qemu-system-x86_64
   shift
   [[ $v == labyrinth ]] && qemu=$root/tests/kvm-unit-tests/labyrinth-qemu
-  (cd "$src" && QEMU=$qemu ACCEL=kvm TIMEOUT=${timeout}s unittest_log_dir=logs-$v \
+  : >"$times"
+  (cd "$src" && QEMU=$root/tests/kvm-unit-tests/timed-vmm LABYRINTH_KUT_VMM=$qemu \
+     LABYRINTH_KUT_TIMES=$times ACCEL=kvm TIMEOUT=${timeout}s unittest_log_dir=logs-$v \
      ./run_tests.sh "$@" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' || true)
+}
+vmm_seconds() {  # test: its VMM seconds from $times (summed if it ran twice), or "-"
+  awk -v t="$1" '$1 == t { s += $2; n++ } END { if (n) printf "%.1f", s; else print "-" }' \
+    "$times"
 }
 result_of() {  # output test
   grep -E "^(PASS|FAIL|SKIP) $2( |\$)" <<<"$1" | head -1 || true
@@ -111,8 +123,8 @@ if ((batch)); then
       line=$(result_of "$out" "$t")
       [[ -n $line ]] || line="FAIL $t (no result line from run_tests.sh)"
       result[$t,$v]=$line
-      seconds[$t,$v]="-"
-      echo "$v: $line"
+      seconds[$t,$v]=$(vmm_seconds "$t")
+      echo "$v: $line (VMM ${seconds[$t,$v]} s)"
     done
     seconds[total,$v]=$total
     echo "$v: ${#tests[@]} tests in one run_tests.sh, $total s"
@@ -125,8 +137,8 @@ else
       t1=$(date +%s.%N)
       [[ -n $line ]] || line="FAIL $t (no result line from run_tests.sh)"
       result[$t,$v]=$line
-      seconds[$t,$v]=$(printf '%.1f' "$(echo "$t1 - $t0" | bc -l)")
-      echo "$v: $line (${seconds[$t,$v]} s)"
+      seconds[$t,$v]=$(vmm_seconds "$t")
+      echo "$v: $line (VMM ${seconds[$t,$v]} s, run_tests.sh $(printf '%.1f' "$(echo "$t1 - $t0" | bc -l)") s)"
     done
   done
 fi
@@ -135,6 +147,7 @@ render() {
   echo "kvm-unit-tests (the pinned archive, sha256 $(cut -c1-12 "$src/../stamp")...) under" \
     "run_tests.sh (TIMEOUT=${timeout}s);"
   echo "host: $host_kind; $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "Seconds: each test's VMM process, start to exit (timed-vmm)."
   echo
   local header="| test |" rule="| --- |"
   for v in $vmms; do header+=" $v | $v s |"; rule+=" --- | ---: |"; done

@@ -2,7 +2,9 @@
 # tests/scripts/kut_shim_test.sh — the kvm-unit-tests QEMU shim
 # (tests/kvm-unit-tests/labyrinth-qemu and the labyrinth-qemu.py behind it) answers the suite's probes the way the suite's
 # scripts parse them, refuses what Labyrinth does not provide with a line naming it, and
-# translates the options x86/run passes into a Labyrinth configuration.
+# translates the options x86/run passes into a Labyrinth configuration. The timing wrapper
+# in front of either VMM (tests/kvm-unit-tests/timed-vmm) times real runs only, keeps the
+# VMM's status, and leaves no VMM behind when the suite's timeout ends it.
 # Needs no /dev/kvm (the configuration is printed, not run). Exit status: 0 all passed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -84,4 +86,39 @@ trap 'rm -f "$kernel" "$fake"' EXIT
 printf '#!/bin/sh\ncat "$3"; exit 7\n' >"$fake"
 chmod +x "$fake"
 check exec-memfd 7 '"vcpu_count": 2' env LABYRINTH="$fake" "${cmd[@]}"
+
+# --- timed-vmm: the QEMU= run.sh gives run_tests.sh, in front of either VMM ------------
+timed=tests/kvm-unit-tests/timed-vmm
+times=$(mktemp)
+pidfile=$(mktemp)
+trap 'rm -f "$kernel" "$fake" "$times" "$pidfile"' EXIT
+tv() { env LABYRINTH_KUT_TIMES="$times" LABYRINTH_KUT_VMM="$@"; }
+# The probes go straight to the VMM (here the Labyrinth shim) and are not timed.
+check timed-help 0 '^QEMU emulator version' tv "$shim" "$timed" --help
+check timed-device-list 0 '^name "pc-testdev"' tv "$shim" "$timed" -device '?'
+check timed-premature 1 "could not load kernel '_NO_FILE_4Uhere_'" \
+  tv "$shim" TESTNAME=probe "$timed" -kernel _NO_FILE_4Uhere_ -smp 2
+check timed-probes-untimed 0 '^empty$' bash -c "[[ ! -s $times ]] && echo empty"
+# A real run: the VMM's output and status come through, one line "TESTNAME SECONDS STATUS".
+check timed-run 7 '"vcpu_count": 2' tv "$shim" LABYRINTH="$fake" TESTNAME=t1 "${cmd[@]/#$shim/$timed}"
+check timed-run-line 0 '^t1 [0-9]+\.[0-9]{3} 7$' cat "$times"
+# Without TESTNAME the line still comes, named "-".
+check timed-no-name 3 '' tv /bin/sh "$timed" -c 'exit 3'
+check timed-no-name-line 0 '^- [0-9]+\.[0-9]{3} 3$' tail -1 "$times"
+# Without LABYRINTH_KUT_TIMES nothing is written: the VMM is exec'd.
+check timed-no-file 5 '^ran$' env LABYRINTH_KUT_VMM=/bin/sh "$timed" -c 'echo ran; exit 5'
+# The suite's `timeout -k 1s --foreground` signals only timed-vmm: SIGTERM reaches the VMM
+# (it ends, 143 recorded, the suite sees timeout's 124) ...
+: >"$times"
+check timed-timeout 124 '' tv /bin/sh TESTNAME=t2 timeout -k 1s --foreground 1s "$timed" \
+  -c "echo \$\$ >$pidfile; exec sleep 60 >/dev/null 2>&1"
+check timed-timeout-line 0 '^t2 [0-9]+\.[0-9]{3} 143$' cat "$times"
+check timed-timeout-gone 0 '^gone$' bash -c "! kill -0 \$(cat $pidfile) 2>/dev/null && echo gone"
+# ... and a VMM that ignores SIGTERM dies with timed-vmm's SIGKILL (setpriv --pdeathsig):
+# tail --pid returns when the process is gone (bounded by its own timeout, status 124).
+# (The fake VMM's output goes to /dev/null: a survivor must not hold check's pipe open.)
+check timed-kill 137 '' tv /bin/sh TESTNAME=t3 timeout -k 1s --foreground 1s "$timed" \
+  -c "trap '' TERM; echo \$\$ >$pidfile; exec sleep 60 >/dev/null 2>&1"
+check timed-kill-gone 0 '^gone$' bash -c \
+  "timeout 20 tail --pid=\$(cat $pidfile) -f /dev/null && echo gone"
 exit $failed
