@@ -15,8 +15,8 @@
 //   double=1    the same page returned twice in one batch
 //   stale=1     a page we hold returned naming another delivery (a seq it did not
 //               come with): refused, the page stays ours and is returned properly
-//   unowned=1   pages we do not hold (the pool window's last page and a page we
-//               neither own nor see in the RX ring), named by no delivery (seq ~0)
+//   unowned=1   pages we do not hold, named by no delivery (seq ~0): a pool page we
+//               have just given back properly, and the pool window's last page
 //   indices=1   RETURN prod far beyond cons + size and just behind cons, RX cons far
 //               beyond prod, TX prod far beyond cons + size (each followed by its
 //               doorbell; once LNIC_REG_VIOLATIONS shows the device counted it, restored
@@ -324,17 +324,6 @@ void check_stale() {
   }
 }
 
-bool in_rx_ring(uint64_t page) {
-  const lnic_ring_header* h = g_raw.rx_header();
-  const uint32_t prod = __atomic_load_n(&h->prod, __ATOMIC_ACQUIRE);
-  const auto* e = reinterpret_cast<const lnic_rx_completion*>(h + 1);
-  const uint32_t n = g_raw.rx_entries();
-  for (uint32_t i = g_raw.rx_cons(); i != prod && i - g_raw.rx_cons() <= n; ++i) {
-    if (e[i & (n - 1)].page_gpa == page) return true;
-  }
-  return false;
-}
-
 // Lets the RX ring fill up (no polling meanwhile): the device then drops every frame
 // before it allocates, so no pool page changes hands until we consume again.
 bool wait_rx_full() {
@@ -359,35 +348,38 @@ bool wait_returns_consumed() {
 }
 
 void check_unowned() {
-  const uint64_t pool = g_nic.pool_base(), size = g_nic.pool_size();
-  // The last page of the window (unbacked unless the pool grew to its maximum) and a
-  // page from the middle of the first chunks that we neither hold nor see in the RX
-  // ring (we may have held it before). Picked and returned while the RX ring is full: the device
-  // delivers nothing then, so the page cannot become ours between this look and its processing of
-  // the return (under load that race made the check flaky: the return counted as stale).
+  // A page of the pool that we held and have just given back, and the last page of the
+  // window (unbacked unless the pool grew to its maximum), each returned naming no
+  // delivery (seq ~0). The first must be a page the pool really has: a page merely "not
+  // ours and not in the RX ring" was, under load, often past the pages the pool had
+  // backed (the 1,024-entry RX ring holds most of them), so the device counted a bad
+  // address instead of not_owner. Returned while the RX ring is full: the device
+  // delivers nothing then, so the page given back first in the batch is nobody's but the
+  // pool's when the device reads the next entry. Seq ~0 rather than 0: a page that went
+  // out as seq 0 and came back is rightly a double return when named by seq 0.
+  if (!keep_pages(1)) {
+    verdict("unowned", false, "could not receive a page");
+    return;
+  }
+  const uint64_t page = g_state.kept_pages[0];
+  const uint64_t seq = g_state.kept_seqs[0];
   g_nic.flush();
   if (!wait_rx_full()) {
     verdict("unowned", false, "the RX ring did not fill within wait_ms");
+    g_nic.return_page(page, seq, 0);
+    g_nic.flush();
     return;
   }
-  const uint64_t last = pool + size - 4096;
-  uint64_t mid = 0;
-  for (uint64_t p = pool + 64 * 4096; p < pool + size; p += 4096) {
-    if (!g_nic.owns(p) && !in_rx_ring(p)) {
-      mid = p;
-      break;
-    }
-  }
-  // Named by a delivery that never happened (seq ~0): with seq 0 the device rightly
-  // counts a double return when `mid` went out with seq 0 and came back earlier (the
-  // guest does not hold it now, but it may well have received it before), and the
-  // not_owner count the test expects was then 0 — seen once in the test VM under load.
   constexpr uint64_t kNoDelivery = ~uint64_t{0};
+  const uint64_t last = g_nic.pool_base() + g_nic.pool_size() - 4096;
+  g_raw.ret_post(page, seq, 0);  // the proper return: the page is the pool's again
+  g_raw.ret_post(page, kNoDelivery, 0);
   g_raw.ret_post(last, kNoDelivery, 0);
-  if (mid != 0) g_raw.ret_post(mid, kNoDelivery, 0);
   g_raw.ring_ret_doorbell();
-  guest::printf("%s: [unowned] returned pages not held (0x%lx, 0x%lx), one doorbell\n", kWho, last,
-                mid);
+  guest::printf(
+      "%s: [unowned] returned page 0x%lx properly, then it and 0x%lx naming no delivery, "
+      "one doorbell\n",
+      kWho, page, last);
   if (!wait_returns_consumed()) {
     verdict("unowned", false, "the device did not consume the returns within wait_ms");
     return;
