@@ -197,6 +197,9 @@ std::expected<void, Error> Machine::build_devices() {
   auto irq_test = Irqfd::create(*vm_, LABYRINTH_IRQ_TEST_GSI);
   if (!irq_test) return std::unexpected(irq_test.error());
   irq_test_irq_ = std::move(*irq_test);
+  auto kbd = Irqfd::create(*vm_, LABYRINTH_I8042_KBD_GSI);
+  if (!kbd) return std::unexpected(kbd.error());
+  kbd_irq_ = std::move(*kbd);
 
   devices::SerialOutput* uart_out = serial_out_.get();
   if (kind_ == KernelKind::linux) {  // a Linux guest's console tells how it ended (console_watch.h)
@@ -207,9 +210,8 @@ std::expected<void, Error> Machine::build_devices() {
   irq_train_ = std::make_unique<devices::IrqTrain>(io_, *irq_test_irq_);
   // Fixed, non-overlapping ports: insert cannot fail.
   bool ok = pio_.insert(uart_, LABYRINTH_PORT_COM1, 8).has_value();
-  ok = ok && pio_.insert(std::make_shared<devices::I8042>(*this), devices::I8042::kBase,
-                         devices::I8042::kLen)
-                 .has_value();
+  i8042_ = std::make_shared<devices::I8042>(*this, kbd_irq_.get());
+  ok = ok && pio_.insert(i8042_, devices::I8042::kBase, devices::I8042::kLen).has_value();
   ok =
       ok &&
       pio_.insert(std::make_shared<devices::ExitDevice>(*this), LABYRINTH_PORT_EXIT, 4).has_value();
@@ -348,7 +350,34 @@ void Machine::request_shutdown(int status, std::string_view reason) {
     std::lock_guard lock(runners_mu_);
     for (auto& r : runners_) r->kick();
   }
+  gate_.wake_for_stop();  // parked vCPUs see the stop flag
   io_.stop();
+}
+
+bool Machine::set_paused(bool paused) {
+  if (paused == paused_) return true;
+  if (paused) {
+    gate_.close();
+    size_t n = 0;
+    {
+      std::lock_guard lock(runners_mu_);
+      for (auto& r : runners_) r->kick();
+      n = runners_.size();
+    }
+    // Waits on this thread (the event loop) for the kicks: a vCPU's exit handler never
+    // waits for the event loop, so the wait is as short as the longest exit in flight.
+    if (!gate_.wait_parked(n)) return false;
+    lnics_->pause();
+    nets_->pause();
+    spdlog::info("VM paused");
+  } else {
+    lnics_->resume();
+    nets_->resume();
+    gate_.open();
+    spdlog::info("VM resumed");
+  }
+  paused_ = paused;
+  return true;
 }
 
 int Machine::run(const RunOptions& options) {
@@ -356,6 +385,7 @@ int Machine::run(const RunOptions& options) {
   for (auto& vcpu : vcpus_) {
     runners_.push_back(std::make_unique<VcpuRunner>(*vcpu, pio_, mmio_, *this, stop_));
     runners_.back()->set_coalesced(coalesced_.get());
+    runners_.back()->set_pause_gate(&gate_);
     if (config_.seccomp) {  // each vCPU thread confines itself before its first KVM_RUN
       runners_.back()->set_thread_init([vm = vm_->fd(), fd = vcpu->fd()] {
         sandbox::Seccomp::install_or_exit(sandbox::ThreadKind::vcpu, {.vm_fd = vm, .vcpu_fd = fd});

@@ -31,6 +31,7 @@
 #include "allocator/page_pool.h"
 #include "devices/bus/bus.h"
 #include "devices/irq_test/irq_test_device.h"
+#include "devices/legacy/i8042.h"
 #include "devices/pci/pci_bus.h"
 #include "devices/serial/console_watch.h"
 #include "devices/serial/serial_console.h"
@@ -105,6 +106,16 @@ class Machine final : public devices::VmControl {
   // After run().
   const std::optional<HaltObservation>& latency_halts() const { return latency_halts_; }
   void request_shutdown(int status, std::string_view reason) override;
+  // PATCH /vm, on the event loop (post_to_event_loop): pausing kicks every vCPU out of
+  // KVM_RUN and returns once all are parked (vcpu_runner.h, PauseGate), then quiesces the
+  // lnics and virtio-nets (nothing reaches the guest; the pool and the counters stay
+  // readable); resuming undoes it, devices first. A no-op when already so. False if the
+  // VM began stopping meanwhile.
+  bool set_paused(bool paused);
+  bool paused() const { return paused_; }  // event loop
+  // SendCtrlAltDel: the i8042's keyboard presses Ctrl-Alt-Del (devices/legacy/i8042.h),
+  // IRQ 1. Any thread. False while the keys of an earlier one wait unread.
+  bool send_ctrl_alt_del() { return i8042_->send_ctrl_alt_del(); }
 
  private:
   explicit Machine(const Config& config) : config_(config) {}
@@ -133,6 +144,8 @@ class Machine final : public devices::VmControl {
   std::unique_ptr<devices::ConsoleWatch> console_;  // Linux guests: between UART and output
   std::unique_ptr<Irqfd> com1_irq_;
   std::unique_ptr<Irqfd> irq_test_irq_;
+  std::unique_ptr<Irqfd> kbd_irq_;  // IRQ 1: the i8042's keyboard
+  std::shared_ptr<devices::I8042> i8042_;
   std::shared_ptr<devices::Uart16550> uart_;
   std::unique_ptr<devices::StdinReader> stdin_;
   std::unique_ptr<devices::IrqTrain> irq_train_;
@@ -164,6 +177,8 @@ class Machine final : public devices::VmControl {
                                    // never reads a std::thread being assigned.
                                    // Order: runners_mu_ -> (nothing)
   std::atomic<bool> stop_{false};  // release-stored by the first request_shutdown
+  PauseGate gate_{stop_};          // PATCH /vm: where the vCPU threads park
+  bool paused_ = false;            // event loop
   std::mutex status_mu_;           // guards status_, reason_ (leaf lock)
   bool shutdown_requested_ = false;
   int status_ = 0;

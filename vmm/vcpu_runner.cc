@@ -52,6 +52,43 @@ void install_kick_handler() {
   sigaction(kKickSignal, &sa, nullptr);
 }
 
+void PauseGate::close() {
+  std::lock_guard lock(mu_);
+  closed_ = true;
+  closed_flag_.store(true, std::memory_order_release);
+}
+
+bool PauseGate::wait_parked(size_t runners) {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return parked_ >= runners || stop_.load(std::memory_order_acquire); });
+  return parked_ >= runners;
+}
+
+void PauseGate::open() {
+  {
+    std::lock_guard lock(mu_);
+    closed_ = false;
+    closed_flag_.store(false, std::memory_order_release);
+  }
+  cv_.notify_all();
+}
+
+void PauseGate::wake_for_stop() {
+  {
+    std::lock_guard lock(mu_);
+  }  // a runner or pauser between its check and its wait has
+     // the lock: the notify cannot fall before its wait
+  cv_.notify_all();
+}
+
+void PauseGate::park() {
+  std::unique_lock lock(mu_);
+  ++parked_;
+  cv_.notify_all();  // the pauser counts us
+  cv_.wait(lock, [&] { return !closed_ || stop_.load(std::memory_order_acquire); });
+  --parked_;
+}
+
 std::expected<void, Error> VcpuRunner::start() {
   // The thread inherits this mask: everything but the kick signal blocked, so
   // SIGINT/SIGTERM go to the event loop's thread.
@@ -87,6 +124,15 @@ void VcpuRunner::run() {
   pthread_setname_np(pthread_self(), fmt::format("vcpu{}", vcpu_.index()).c_str());
   if (thread_init_) thread_init_();
   while (!stop_.load(std::memory_order_acquire)) {  // pairs with the stopper's release store
+    if (gate_ != nullptr && gate_->closed()) {
+      gate_->park();
+      // The pause's kick left immediate_exit set: cleared, or every KVM_RUN would return
+      // at once. The fence orders the clear before the loop's stop check, so a stop kick
+      // that the clear overwrote is seen through the flag instead.
+      vcpu_.clear_immediate_exit();
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      continue;
+    }
     auto r = vcpu_.run();
     if (!r) {
       if (r.error() == Error::interrupted) continue;  // kicked or signalled: re-check stop

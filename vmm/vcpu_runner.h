@@ -11,6 +11,12 @@
 // so a KVM_RUN in progress returns EINTR; a KVM_RUN about to start returns at once
 // because of immediate_exit. The thread blocks every other signal.
 //
+// Pausing (PATCH /vm, PauseGate): the pauser closes the gate and kicks every runner the
+// same way; a runner that finds the gate closed at the top of its loop parks on it (a
+// condition variable: no spinning, no KVM_RUN) until the gate opens or the VM stops,
+// then clears immediate_exit and enters KVM_RUN again. The pauser waits until every
+// runner is parked, so "paused" means no vCPU executes guest code.
+//
 //   install_kick_handler();                 // once, before any runner starts
 //   VcpuRunner r(*vcpu, pio, mmio, machine, stop_flag);
 //   r.start();  ...  stop_flag = true; r.kick();  r.join();
@@ -19,9 +25,12 @@
 #include <signal.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <expected>
 #include <functional>
+#include <mutex>
 #include <thread>
 
 #include "devices/bus/bus.h"
@@ -37,6 +46,32 @@ inline constexpr int kKickSignal = SIGUSR1;
 // Installs the empty SIGUSR1 handler (no SA_RESTART). Idempotent.
 void install_kick_handler();
 
+// Where a VM's vCPU threads park while it is paused. Thread-safe. Lock: mu_ is a leaf.
+class PauseGate {
+ public:
+  explicit PauseGate(const std::atomic<bool>& stop) : stop_(stop) {}
+  // Pauser: runners park at the top of their next loop turn (kick them after this).
+  void close();
+  // Pauser: blocks until `runners` threads are parked, or the VM is stopping. Returns
+  // false in the latter case.
+  bool wait_parked(size_t runners);
+  // Pauser: parked runners go on.
+  void open();
+  // After the stop flag is set: parked runners (and a waiting pauser) see it.
+  void wake_for_stop();
+  bool closed() const { return closed_flag_.load(std::memory_order_acquire); }
+  // Runner: waits while the gate is closed and the VM is not stopping.
+  void park();
+
+ private:
+  const std::atomic<bool>& stop_;
+  std::mutex mu_;  // guards closed_, parked_
+  std::condition_variable cv_;
+  bool closed_ = false;
+  size_t parked_ = 0;
+  std::atomic<bool> closed_flag_{false};  // closed_'s lock-free mirror for the runners' loop
+};
+
 class VcpuRunner {
  public:
   VcpuRunner(Vcpu& vcpu, const devices::Bus& pio, const devices::Bus& mmio,
@@ -51,6 +86,8 @@ class VcpuRunner {
   // The VM's coalesced port writes, replayed before each exit is dispatched (so a
   // queued CONFIG_ADDRESS lands before the CONFIG_DATA access that exited). Optional.
   void set_coalesced(CoalescedPio* coalesced) { coalesced_ = coalesced; }
+  // The VM's pause gate (PATCH /vm). Optional; set before start().
+  void set_pause_gate(PauseGate* gate) { gate_ = gate; }
   std::expected<void, Error> start();
   // Makes the thread leave KVM_RUN now. Thread-safe; call after setting the stop flag.
   void kick();
@@ -72,6 +109,7 @@ class VcpuRunner {
   const std::atomic<bool>& stop_;
   std::function<void()> thread_init_;
   CoalescedPio* coalesced_ = nullptr;
+  PauseGate* gate_ = nullptr;
   std::thread thread_;
   std::atomic<uint64_t> exits_{0};  // relaxed: a statistic
 };

@@ -18,8 +18,32 @@ void I8042::read(uint64_t offset, std::span<uint8_t> data) {
   } else if (offset == kData) {
     data[0] = out_;
     out_full_ = false;
+    feed_keyboard_locked();  // the next key, if one waits
   }
   // 0x61-0x63: 0.
+}
+
+bool I8042::send_ctrl_alt_del() {
+  std::lock_guard lock(mu_);
+  const bool set1 = (ctr_ & kCtrTranslate) != 0;
+  const std::span<const uint8_t> keys =
+      set1 ? std::span<const uint8_t>(kCtrlAltDelSet1) : std::span<const uint8_t>(kCtrlAltDelSet2);
+  if (kbd_len_ + keys.size() > kbd_.size()) return false;
+  for (const uint8_t k : keys) kbd_[(kbd_head_ + kbd_len_++) % kbd_.size()] = k;
+  feed_keyboard_locked();
+  return true;
+}
+
+// A waiting answer to a controller command keeps the buffer: the key follows it, as the
+// guest reads the answer.
+void I8042::feed_keyboard_locked() {
+  if (out_full_ || kbd_len_ == 0) return;
+  out_ = kbd_[kbd_head_];
+  kbd_head_ = (kbd_head_ + 1) % kbd_.size();
+  --kbd_len_;
+  out_full_ = true;
+  // An eventfd write: non-blocking, takes no lock of the VM's.
+  if (kbd_irq_ != nullptr && (ctr_ & kCtrKbdInterrupt) != 0) kbd_irq_->trigger();
 }
 
 // A command byte at 0x64, or the data byte at 0x60 that the last command asked for.

@@ -20,17 +20,30 @@
 // AUX port before toggling it or waiting for IRQ 12. A controller that ignored 0xD3
 // would cost the guest a 500 ms wait for the output buffer, and one whose AUX test
 // passed would send it through the enable/disable checks and the IRQ 12 test.
-// No keyboard is attached either: bytes for it are dropped and no interrupt (IRQ 1/12)
-// is raised. Port 0x61 is handled by KVM's in-kernel PIT.
+// The keyboard is a write-only one, as Firecracker's: bytes the guest sends it are
+// dropped (a Linux guest wants i8042.dumbkbd on its command line, as Firecracker's
+// guests have, so atkbd does not wait for answers to its probe), and the only keys it
+// ever presses are Ctrl-Alt-Del (send_ctrl_alt_del, the API's SendCtrlAltDel): the make
+// and then the break codes of Left Ctrl, Left Alt and Delete, one byte in the output
+// buffer at a time, IRQ 1 raised for each byte (when the configuration byte enables the
+// keyboard interrupt, bit 0) as it reaches the buffer — the next one when the guest has
+// read the last. The codes are scan code set 1 when the configuration byte asks for
+// translation (bit 6, as at reset: what a PC's controller hands the CPU) and set 2
+// otherwise. A Linux guest's keyboard driver takes Ctrl-Alt-Del to its reboot
+// (kernel.ctrl-alt-del=1) or to a SIGINT for init; with reboot=k the reboot is the reset
+// command above. No IRQ 12 (no AUX port). Port 0x61 is handled by KVM's in-kernel PIT.
 //
 // Thread-safety: mu_ guards the controller state (vCPU threads). Order:
 // Bus::devices_mu_ -> I8042::mu_ (request_shutdown is called after mu_ is released).
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 
 #include "devices/bus/bus.h"
+#include "devices/irq_line.h"
 #include "devices/vm_control.h"
 
 namespace labyrinth::devices {
@@ -47,15 +60,28 @@ class I8042 final : public BusDevice {
                            kCmdAuxEnable = 0xA8, kCmdAuxTest = 0xA9, kCmdSelfTest = 0xAA,
                            kCmdKbdTest = 0xAB, kCmdKbdDisable = 0xAD, kCmdKbdEnable = 0xAE,
                            kCmdWriteAuxOut = 0xD3;
-  static constexpr uint8_t kCtrKbdDisabled = 0x10, kCtrAuxDisabled = 0x20;
+  static constexpr uint8_t kCtrKbdInterrupt = 0x01, kCtrKbdDisabled = 0x10, kCtrAuxDisabled = 0x20,
+                           kCtrTranslate = 0x40;
   static constexpr uint8_t kInitialCtr = 0x47;  // kbd interrupt, system flag, translate
   static constexpr uint8_t kSelfTestPassed = 0x55, kKbdTestPassed = 0x00;
   static constexpr uint8_t kAuxTestClockStuckLow = 0x01;
 
-  explicit I8042(VmControl& control) : control_(control) {}
+  // Ctrl-Alt-Del, pressed then released: scan code set 1 (translated) and set 2.
+  static constexpr std::array<uint8_t, 8> kCtrlAltDelSet1 = {0x1D, 0x38, 0xE0, 0x53,
+                                                             0xE0, 0xD3, 0xB8, 0x9D};
+  static constexpr std::array<uint8_t, 11> kCtrlAltDelSet2 = {0x14, 0x11, 0xE0, 0x71, 0xE0, 0xF0,
+                                                              0x71, 0xF0, 0x11, 0xF0, 0x14};
+  static constexpr size_t kKbdQueue = 16;  // bytes waiting behind the output buffer
+
+  // kbd_irq: IRQ 1 (null: no keyboard interrupt, as in the unit tests of the controller).
+  explicit I8042(VmControl& control, IrqLine* kbd_irq = nullptr)
+      : control_(control), kbd_irq_(kbd_irq) {}
   std::string_view label() const override { return "i8042"; }
   void read(uint64_t offset, std::span<uint8_t> data) override;
   void write(uint64_t offset, std::span<const uint8_t> data) override;
+  // Queues Ctrl-Alt-Del for the guest (any thread). False, and nothing queued, if the
+  // keys of an earlier one are still waiting to be read.
+  bool send_ctrl_alt_del();
 
  private:
   // What the next byte written to the data port is for.
@@ -67,6 +93,12 @@ class I8042 final : public BusDevice {
   uint8_t out_ = 0;
   bool out_full_ = false;
   DataFor data_for_ = DataFor::kKeyboard;  // set by the last command
+  IrqLine* kbd_irq_;
+  std::array<uint8_t, kKbdQueue> kbd_{};  // keyboard bytes behind out_, kbd_head_ first
+  size_t kbd_head_ = 0, kbd_len_ = 0;
+
+  // mu_ held: the next keyboard byte into the empty output buffer, and its IRQ 1.
+  void feed_keyboard_locked();
 };
 
 }  // namespace labyrinth::devices

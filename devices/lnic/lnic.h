@@ -81,6 +81,14 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   // Event loop.
   void start();  // starts the backend (pktgen: once the guest has enabled the NIC)
   void stop();   // stops the backend and the floor generator
+  // PATCH /vm: while paused no frame is taken from the backend (it is stopped: pktgen
+  // generates nothing, udp/tap frames wait in the socket's queue) and the doorbells are
+  // noted, not acted on; nothing of this NIC writes guest memory or raises an interrupt.
+  // Frames posted before the pause get their interrupt first. resume() restarts the
+  // backend (pktgen's schedule begins again: the pause is no lateness) and takes up the
+  // doorbells rung meanwhile.
+  void pause();
+  void resume();
   void receive(std::span<const std::byte> frame, uint64_t t_ready) override;
   void flush() override;
   void on_return_doorbell();
@@ -190,6 +198,8 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   bool in_returns_ = false;
   bool start_requested_ = false;
   bool backend_started_ = false;
+  bool paused_ = false;
+  bool ret_rung_ = false, tx_rung_ = false;  // doorbells rung while paused
   std::unique_ptr<Pacer> floor_pacer_;
   std::vector<std::unique_ptr<Pacer>> retired_pacers_;  // may have posted steps pending
   uint64_t inject_ticks_ = 0;

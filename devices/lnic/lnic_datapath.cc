@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstring>
 #include <span>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -73,6 +74,25 @@ void Lnic::stop() {
   stop_floor();
 }
 
+void Lnic::pause() {
+  if (paused_) return;
+  flush();
+  paused_ = true;
+  if (backend_started_) backend_->stop();
+  backend_started_ = false;
+}
+
+void Lnic::resume() {
+  if (!paused_) return;
+  paused_ = false;
+  if (start_requested_ && (!backend_->starts_on_enable() || rings_)) {
+    backend_->start(*this);
+    backend_started_ = true;
+  }
+  if (std::exchange(ret_rung_, false)) process_returns();
+  if (std::exchange(tx_rung_, false)) process_tx();
+}
+
 // On the event loop, with a ring set enable_locked() validated on the vCPU thread.
 void Lnic::activate(const RingSet& rings) {
   rings_ = rings;
@@ -83,7 +103,7 @@ void Lnic::activate(const RingSet& rings) {
   tx_cons_ = load_acquire(rings.tx.header()->cons);
   spdlog::debug("{}: running (rx {} / ret {} / tx {} entries)", label_, rings.rx.size,
                 rings.ret.size, rings.tx.size);
-  if (start_requested_ && !backend_started_) {  // pktgen waited for the guest
+  if (start_requested_ && !backend_started_ && !paused_) {  // pktgen waited for the guest
     backend_->start(*this);
     backend_started_ = true;
   }
@@ -118,7 +138,7 @@ void Lnic::stop_rx() {
 // the backend's batch (or kMaxPending frames), so a burst costs one MSI. Every check
 // of guest-written state happens before the page is taken: a drop never leaks a page.
 void Lnic::receive(std::span<const std::byte> frame, uint64_t t_ready) {
-  if (!rings_ || rx_stopped_) {
+  if (!rings_ || rx_stopped_ || paused_) {  // paused: the backend is stopped, not reached
     metrics_.rx_drop_not_running.inc();
     return;
   }
@@ -212,6 +232,10 @@ void Lnic::flush() {
 
 void Lnic::on_return_doorbell() {
   metrics_.ret_doorbells.inc();
+  if (paused_) {
+    ret_rung_ = true;
+    return;
+  }
   process_returns();
 }
 
@@ -293,6 +317,10 @@ void Lnic::handle_return(const lnic_return& r) {
 
 void Lnic::on_tx_doorbell() {
   metrics_.tx_doorbells.inc();
+  if (paused_) {
+    tx_rung_ = true;
+    return;
+  }
   process_tx();
 }
 

@@ -3,6 +3,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <atomic>
+#include <vector>
 
 #include "devices/irq_test/irq_test_device.h"
 #include "devices/legacy/cmos.h"
@@ -193,6 +194,77 @@ TEST(I8042, ConfigurationByteFollowsPortEnableAndDisable) {
   outb(dev, kCmd, I8042::kCmdKbdEnable);
   EXPECT_EQ(linux_probe.read_ctr(), I8042::kInitialCtr);
   EXPECT_EQ(linux_probe.empty_polls, 0);
+}
+
+// What a guest's keyboard interrupt handler does: on each IRQ 1, read the status, then
+// the byte. Returns the bytes in order; checks one IRQ per byte, none left over.
+std::vector<uint8_t> drain_keyboard(I8042& dev, test::CountingIrq& irq) {
+  constexpr uint64_t kCmd = LABYRINTH_PORT_I8042_CMD - I8042::kBase, kData = 0;
+  std::vector<uint8_t> got;
+  int seen = 0;
+  while (irq.count.load() > seen && got.size() < 64) {
+    ++seen;
+    EXPECT_EQ(inb(dev, kCmd) & (I8042::kStatusOutputFull | I8042::kStatusAuxData),
+              I8042::kStatusOutputFull)
+        << "an IRQ 1 with a keyboard byte waiting";
+    got.push_back(inb(dev, kData));
+  }
+  EXPECT_EQ(inb(dev, kCmd) & I8042::kStatusOutputFull, 0) << "nothing after the last IRQ";
+  EXPECT_EQ(irq.count.load(), seen);
+  return got;
+}
+
+TEST(I8042, CtrlAltDelIsScanCodeSet1WithOneIrq1PerByte) {
+  test::RecordingControl control;
+  test::CountingIrq irq;
+  I8042 dev(control, &irq);
+  ASSERT_TRUE(dev.send_ctrl_alt_del());
+  EXPECT_EQ(irq.count.load(), 1) << "the first byte at once, the next only once it is read";
+  // Translated (the configuration byte at reset): press Ctrl, Alt, Delete, then release
+  // them in reverse.
+  EXPECT_EQ(drain_keyboard(dev, irq),
+            (std::vector<uint8_t>{0x1D, 0x38, 0xE0, 0x53, 0xE0, 0xD3, 0xB8, 0x9D}));
+  EXPECT_TRUE(control.statuses.empty()) << "the keys alone reset nothing";
+}
+
+TEST(I8042, CtrlAltDelIsSet2WithoutTranslationAndSilentWithTheIrqOff) {
+  test::RecordingControl control;
+  test::CountingIrq irq;
+  I8042 dev(control, &irq);
+  constexpr uint64_t kCmd = LABYRINTH_PORT_I8042_CMD - I8042::kBase, kData = 0;
+  outb(dev, kCmd, I8042::kCmdWriteCtr);
+  outb(dev, kData, I8042::kCtrKbdInterrupt);  // translation off
+  ASSERT_TRUE(dev.send_ctrl_alt_del());
+  EXPECT_EQ(drain_keyboard(dev, irq), (std::vector<uint8_t>{0x14, 0x11, 0xE0, 0x71, 0xE0, 0xF0,
+                                                            0x71, 0xF0, 0x11, 0xF0, 0x14}));
+  // The keyboard interrupt disabled (a polling guest): the bytes still come, no IRQ.
+  outb(dev, kCmd, I8042::kCmdWriteCtr);
+  outb(dev, kData, I8042::kCtrTranslate);
+  const int before = irq.count.load();
+  ASSERT_TRUE(dev.send_ctrl_alt_del());
+  std::vector<uint8_t> polled;
+  while ((inb(dev, kCmd) & I8042::kStatusOutputFull) != 0 && polled.size() < 64)
+    polled.push_back(inb(dev, kData));
+  EXPECT_EQ(polled,
+            std::vector<uint8_t>(I8042::kCtrlAltDelSet1.begin(), I8042::kCtrlAltDelSet1.end()));
+  EXPECT_EQ(irq.count.load(), before);
+}
+
+TEST(I8042, CtrlAltDelWaitsBehindAnAnswerAndRefusesAnOverflow) {
+  test::RecordingControl control;
+  test::CountingIrq irq;
+  I8042 dev(control, &irq);
+  constexpr uint64_t kCmd = LABYRINTH_PORT_I8042_CMD - I8042::kBase, kData = 0;
+  outb(dev, kCmd, I8042::kCmdSelfTest);  // an answer waits in the buffer
+  ASSERT_TRUE(dev.send_ctrl_alt_del());
+  ASSERT_TRUE(dev.send_ctrl_alt_del());  // 16 bytes queued: the queue is full
+  EXPECT_FALSE(dev.send_ctrl_alt_del()) << "a third would overflow: refused whole";
+  EXPECT_EQ(irq.count.load(), 0) << "the buffer is the answer's";
+  EXPECT_EQ(inb(dev, kData), I8042::kSelfTestPassed);
+  std::vector<uint8_t> twice(I8042::kCtrlAltDelSet1.begin(), I8042::kCtrlAltDelSet1.end());
+  twice.insert(twice.end(), I8042::kCtrlAltDelSet1.begin(), I8042::kCtrlAltDelSet1.end());
+  EXPECT_EQ(drain_keyboard(dev, irq), twice);
+  EXPECT_TRUE(dev.send_ctrl_alt_del()) << "room again once read";
 }
 
 TEST(Cmos, ReadsHostTimeInBcdAndNeverReportsAnUpdate) {

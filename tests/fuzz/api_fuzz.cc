@@ -34,6 +34,8 @@ class RefusingLink final : public api::VmmLink {
     done("refused by the fuzz target (" + std::to_string(config_json.size()) + " bytes)");
   }
   void metrics(std::function<void(boost::json::object)> done) override { done({}); }
+  void set_paused(bool, std::function<void(bool)> done) override { done(true); }
+  bool send_ctrl_alt_del() override { return true; }
   const labyrinth::vmm::Config& running_config() const override { return config_; }
 
  private:

@@ -38,6 +38,14 @@ class RecordingLink final : public VmmLink {
   void metrics(std::function<void(boost::json::object)> done) override {
     done({{"pool", {{"chunks", 1}}}, {"lnics", boost::json::array{}}});
   }
+  void set_paused(bool p, std::function<void(bool)> done) override {
+    pause_calls.push_back(p);
+    done(!stopping);
+  }
+  bool send_ctrl_alt_del() override {
+    ++ctrl_alt_dels;
+    return !keys_waiting;
+  }
   const Config& running_config() const override { return config; }
 
   static ConfigLimits no_files() {
@@ -51,6 +59,10 @@ class RecordingLink final : public VmmLink {
   std::optional<std::string> failure;
   bool answer_later = false;
   std::function<void(std::optional<std::string>)> pending;
+  std::vector<bool> pause_calls;  // set_paused's arguments, in order
+  bool stopping = false;          // set_paused answers "the VM began stopping"
+  int ctrl_alt_dels = 0;
+  bool keys_waiting = false;  // send_ctrl_alt_del answers "still unread"
   Config config;
 };
 
@@ -177,9 +189,9 @@ TEST_F(ApiControllerTest, BadBodiesMethodsAndPaths) {
         "/entropy", "/pmem/a", "/hotplug/memory", "/cpu-config", "/serial"}) {
     EXPECT_NE(fault_of(put(p, "{}")).find("not implemented by Labyrinth"), std::string::npos) << p;
   }
-  EXPECT_NE(
-      fault_of(call(http::verb::patch, "/vm", R"({"state": "Paused"})")).find("not implemented"),
-      std::string::npos);
+  // Firecracker has only PATCH /vm: another method is a wrong one, not a missing endpoint.
+  EXPECT_NE(fault_of(put("/vm", R"({"state": "Paused"})")).find("Invalid request method"),
+            std::string::npos);
   EXPECT_EQ(get("/drivesX").status, 400u);
   EXPECT_EQ(api_.state(), VmState::not_started);
 }
@@ -258,14 +270,60 @@ TEST_F(ApiControllerTest, WrongStateRequests) {
   EXPECT_EQ(api_.state(), VmState::running);
   // Running: InstanceStart again, and every pre-start PUT, are refused.
   EXPECT_NE(
-      fault_of(put("/actions", R"({"action_type": "InstanceStart"})")).find("already running"),
+      fault_of(put("/actions", R"({"action_type": "InstanceStart"})")).find("already started"),
       std::string::npos);
   for (const char* p : {"/boot-source", "/machine-config", "/labyrinth", "/network-interfaces/e",
                         "/logger", "/metrics"}) {
     EXPECT_NE(fault_of(put(p, "{}")).find("after starting"), std::string::npos) << p;
   }
-  EXPECT_NE(fault_of(put("/actions", R"({"action_type": "SendCtrlAltDel"})")).find("not supported"),
+}
+
+TEST_F(ApiControllerTest, SendCtrlAltDelAfterStart) {
+  EXPECT_NE(
+      fault_of(put("/actions", R"({"action_type": "SendCtrlAltDel"})")).find("before starting"),
+      std::string::npos);
+  EXPECT_EQ(link_.ctrl_alt_dels, 0);
+  start();
+  EXPECT_EQ(put("/actions", R"({"action_type": "SendCtrlAltDel"})").status, 204u);
+  EXPECT_EQ(link_.ctrl_alt_dels, 1);
+  link_.keys_waiting = true;
+  EXPECT_NE(fault_of(put("/actions", R"({"action_type": "SendCtrlAltDel"})")).find("still waiting"),
             std::string::npos);
+}
+
+// PATCH /vm as Firecracker: refused before start; after it Paused/Resumed in any order,
+// a repeat a no-op (204, the VMM not asked again); GET / says Paused while paused.
+TEST_F(ApiControllerTest, PatchVmPausesAndResumesAfterStart) {
+  auto patch = [&](std::string body) { return call(http::verb::patch, "/vm", std::move(body)); };
+  auto state = [&] {
+    return std::string(boost::json::parse(get("/").body).at("state").as_string());
+  };
+  EXPECT_NE(fault_of(patch(R"({"state": "Paused"})")).find("before starting"), std::string::npos);
+  EXPECT_EQ(fault_of(patch(R"({"state": "Stopped"})")),
+            R"(vm.state: must be Paused or Resumed, got "Stopped")");
+  EXPECT_NE(fault_of(patch(R"({})")).find("vm.state"), std::string::npos);
+  EXPECT_NE(fault_of(patch(R"({"state": "Paused", "x": 1})")).find("vm.x"), std::string::npos);
+  EXPECT_NE(fault_of(patch("[")).find("invalid JSON"), std::string::npos);
+  EXPECT_TRUE(link_.pause_calls.empty());
+  start();
+  EXPECT_EQ(patch(R"({"state": "Resumed"})").status, 204u);  // running already: a no-op
+  EXPECT_EQ(patch(R"({"state": "Paused"})").status, 204u);
+  EXPECT_EQ(api_.state(), VmState::paused);
+  EXPECT_EQ(state(), "Paused");
+  EXPECT_EQ(patch(R"({"state": "Paused"})").status, 204u);  // paused already: a no-op
+  // Paused: metrics are read, configuration and a second start still refused.
+  EXPECT_EQ(get("/labyrinth/metrics").status, 200u);
+  EXPECT_NE(fault_of(put("/boot-source", "{}")).find("after starting"), std::string::npos);
+  EXPECT_NE(
+      fault_of(put("/actions", R"({"action_type": "InstanceStart"})")).find("already started"),
+      std::string::npos);
+  EXPECT_EQ(patch(R"({"state": "Resumed"})").status, 204u);
+  EXPECT_EQ(state(), "Running");
+  EXPECT_EQ(link_.pause_calls, (std::vector<bool>{true, false}));
+  // The VM began stopping while the request was in flight: 400, the state unchanged.
+  link_.stopping = true;
+  EXPECT_NE(fault_of(patch(R"({"state": "Paused"})")).find("stopping"), std::string::npos);
+  EXPECT_EQ(state(), "Running");
 }
 
 TEST_F(ApiControllerTest, RunningConfigAndMetrics) {

@@ -6,8 +6,14 @@
       pre-flight, bad input of every kind, the socket's permissions and stale-socket rule
   api_test.py ... --mode kvm
       (needs /dev/kvm: the test VM) a freestanding guest with an lnic under pktgen traffic
-      from nothing to running to stopped, live metrics, wrong-state requests, bad input
-      while it runs, and --config with --api-sock
+      from nothing to running to stopped, live metrics, pause and resume (PATCH /vm: the
+      counters stand still while paused, move again after, the pool's books exact at the
+      end), wrong-state requests, bad input while it runs, and --config with --api-sock
+  api_test.py ... --mode linux --kernel vmlinuz --initrd initramfs.cpio.gz
+      (the test VM) a stock Linux guest with virtio-net from nothing to running to stopped:
+      configured and started through the API, live metrics, then SendCtrlAltDel: the
+      i8042's keyboard presses the keys, the kernel reboots (reboot=k: the i8042 reset)
+      and labyrinth exits 0
 
 Every request body sent and every response body received on an endpoint the contract
 has is validated against Firecracker's definition (../shared/peers/firecracker-api-*.yaml,
@@ -16,6 +22,7 @@ Swagger 2.0, Draft 4 schemas) with python3-jsonschema. Exit status 0: all passed
 import argparse
 import json
 import os
+import resource
 import signal
 import socket
 import stat
@@ -39,6 +46,7 @@ REQUEST_SCHEMA = {
     ("PUT", "/logger"): "Logger",
     ("PUT", "/metrics"): "Metrics",
     ("PUT", "/actions"): "InstanceActionInfo",
+    ("PATCH", "/vm"): "Vm",
 }
 RESPONSE_SCHEMA = {
     ("GET", "/"): "InstanceInfo",
@@ -239,15 +247,30 @@ def host_tests(args, contract, tmp):
     api.expect(400, "PUT", "/actions", raw='{"action_type": "InstanceStart", "x": 1}', fault="x")
     api.expect(400, "PUT", "/actions", {"action_type": "FlushMetrics"}, fault="not running")
     api.expect(400, "GET", "/labyrinth/metrics", fault="not running")
+    api.expect(400, "PUT", "/actions", {"action_type": "SendCtrlAltDel"}, fault="before starting")
     # Wrong methods, unknown paths, endpoints Labyrinth does not implement.
     api.expect(400, "DELETE", "/boot-source", fault="Invalid request method")
     api.expect(400, "GET", "/boot-source", fault="Invalid request method")
     api.expect(400, "POST", "/actions", raw="{}", fault="Invalid request method")
     api.expect(400, "GET", "/nothing/here", fault="Invalid request method")
     for method, path in [("PUT", "/drives/rootfs"), ("PUT", "/balloon"), ("PUT", "/vsock"),
-                         ("PUT", "/snapshot/create"), ("PATCH", "/vm"), ("PUT", "/mmds/config"),
+                         ("PUT", "/snapshot/create"), ("PUT", "/mmds/config"),
                          ("PUT", "/entropy"), ("PUT", "/cpu-config"), ("PUT", "/serial")]:
         api.expect(400, method, path, raw="{}", fault="not implemented by Labyrinth")
+
+    # PATCH /vm: the body checked (Vm: state Paused or Resumed, nothing else), then refused
+    # before start in Firecracker's words.
+    api.expect(400, "PATCH", "/vm", {"state": "Paused"}, fault="before starting")
+    api.expect(400, "PATCH", "/vm", {"state": "Resumed"}, fault="before starting")
+    api.expect(400, "PATCH", "/vm", raw='{"state": "Stopped"}',
+               fault='vm.state: must be Paused or Resumed, got "Stopped"')
+    api.expect(400, "PATCH", "/vm", raw='{"state": 1}', fault="vm.state")
+    api.expect(400, "PATCH", "/vm", raw="{}", fault="vm.state")
+    api.expect(400, "PATCH", "/vm", raw='{"state": "Paused", "when": 1}', fault="vm.when")
+    api.expect(400, "PATCH", "/vm", raw='{"state": ', fault="invalid JSON")
+    api.expect(400, "PUT", "/vm", {"state": "Paused"}, fault="Invalid request method")
+    info = api.expect(200, "GET", "/")
+    check(info and info["state"] == "Not started", f"GET / after PATCH /vm before start: {info}")
 
     # InstanceStart runs pre-flight, as for a file: a missing kernel is named, and nothing starts.
     api.expect(204, "PUT", "/boot-source", {"kernel_image_path": os.path.join(tmp, "no-kernel")})
@@ -328,16 +351,110 @@ def host_tests(args, contract, tmp):
           f"a plain file as --api-sock: {third.returncode} {third.stderr}")
     none = subprocess.run([args.binary, "run"], capture_output=True, check=False)
     check(none.returncode == 2, f"run with neither --config nor --api-sock: {none.returncode}")
+    accept_without_descriptors(args, contract, tmp)
+
+
+def accept_without_descriptors(args, contract, tmp):
+    """RLIMIT_NOFILE so low that accept fails with EMFILE: the server backs off (a bounded
+    number of attempts, not a spin on the failing accept), and a connection waiting in the
+    backlog is served once idle clients are dropped and descriptors come free."""
+    sock = os.path.join(tmp, "emfile.sock")
+    vm = Labyrinth(args.binary, sock, ["--log-level", "debug"], timeout=3)
+    # Lowered on the running server, once it has started (a sanitizer's runtime holds more
+    # descriptors at start than the server itself; a limit set before exec starved that):
+    # room for two connections beyond what it holds at rest; the server allows 16.
+    base = len(os.listdir(f"/proc/{vm.proc.pid}/fd"))
+    limit = base + 2
+    resource.prlimit(vm.proc.pid, resource.RLIMIT_NOFILE, (limit, limit))
+    t0 = time.monotonic()
+    idle = []
+    for _ in range(6):  # silent clients: more than there are descriptors for
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(sock)
+        idle.append(c)
+    api = Api(sock, contract)
+    info = api.expect(200, "GET", "/")  # behind them in the backlog
+    elapsed = time.monotonic() - t0
+    check(info and info["state"] == "Not started", f"GET / once descriptors came free: {info}")
+    out = vm.output()
+    attempts = out.count("api: accept failed")
+    check(attempts >= 1, f"RLIMIT_NOFILE {limit} never made accept fail: {out[-1000:]}")
+    check("retrying every" in out, f"no warning of the failing accept: {out[-1000:]}")
+    # A spinning loop makes hundreds of thousands of attempts a second; the back-off ten.
+    check(attempts <= 20 * elapsed + 20,
+          f"{attempts} accept attempts in {elapsed:.1f} s: the accept loop spins on EMFILE")
+    for c in idle:
+        c.close()
+    check(vm.stop() == 143 and vm.proc.poll() is not None, "SIGTERM after the EMFILE episode")
 
 
 def lnic_counter(metrics, key):
     return sum(n.get(key, 0) for n in metrics.get("lnics", []))
 
 
+# What a pause must hold still: the device's work (frames, interrupts, pktgen's frames),
+# the guest's (pages it returned, doorbells it rang) and the pool's.
+def moving_counters(m):
+    nic = (m or {}).get("lnics", [{}])[0]
+    pool = (m or {}).get("pool", {})
+    return {"rx_frames": nic.get("rx_frames"), "irqs": nic.get("irqs"),
+            "generated": nic.get("pktgen", {}).get("generated"),
+            "pages_returned": nic.get("pages_returned"),
+            "return_doorbells": nic.get("doorbells", {}).get("return"),
+            "pool.alloc": sum(pool.get(k, 0) for k in ("alloc_cache", "alloc_depot", "alloc_reserve")),
+            "pool.frees": pool.get("frees")}
+
+
+def pause_resume(api, vm):
+    """PATCH /vm under pktgen traffic: nothing moves while paused, all of it moves again after."""
+    api.expect(204, "PATCH", "/vm", {"state": "Paused"})
+    info = api.expect(200, "GET", "/")
+    check(info and info["state"] == "Paused", f"after PATCH Paused: {info}")
+    api.expect(204, "PATCH", "/vm", {"state": "Paused"})  # Firecracker: a repeat is no error
+    a = moving_counters(api.expect(200, "GET", "/labyrinth/metrics"))
+    # Requests in between are the time that passes (each a curl process: tens of ms, more
+    # under TCG) at 2000 frames/s; nothing here waits for a duration.
+    for _ in range(5):
+        api.expect(200, "GET", "/")
+    api.expect(400, "PUT", "/boot-source", {"kernel_image_path": "x"}, fault="after starting")
+    b = moving_counters(api.expect(200, "GET", "/labyrinth/metrics"))
+    check(a == b and None not in a.values(), f"counters moved while paused: {a} then {b}")
+    check(vm.proc.poll() is None, "the VM runs on while paused")
+    api.expect(204, "PATCH", "/vm", {"state": "Resumed"})
+    info = api.expect(200, "GET", "/")
+    check(info and info["state"] == "Running", f"after PATCH Resumed: {info}")
+    api.expect(204, "PATCH", "/vm", {"state": "Resumed"})
+    deadline = time.monotonic() + 300
+    c = b
+    while time.monotonic() < deadline and vm.proc.poll() is None:
+        c = moving_counters(api.expect(200, "GET", "/labyrinth/metrics"))
+        if all(c[k] > b[k] for k in ("rx_frames", "irqs", "generated", "pages_returned")):
+            break
+    check(all(c[k] > b[k] for k in ("rx_frames", "irqs", "generated", "pages_returned")),
+          f"counters did not move again after resume: {b} then {c}")
+
+
+def exact_books(m, what):
+    """At exit: every frame pktgen made counted once (delivered or dropped by reason), and
+    every page not free is one the guest holds."""
+    pool = m["pool"]
+    nic = m["lnics"][0]
+    drops = sum(v for k, v in nic["rx_drops"].items() if k != "generator_overrun")
+    check(nic["pktgen"]["generated"] == nic["rx_frames"] + drops,
+          f"{what}: generated {nic['pktgen']['generated']} != rx_frames {nic['rx_frames']}"
+          f" + drops {drops}")
+    check(pool["in_use"] == sum(n["pages_with_guest"] for n in m["lnics"]),
+          f"{what}: pool in_use {pool['in_use']} != pages with the guest")
+    check(pool["free_clean"] + pool["free_dirty"] + pool["in_use"] == pool["total_pages"],
+          f"{what}: free + in_use != total_pages ({pool})")
+    check(pool["violations"] == 0, f"{what}: pool violations {pool['violations']}")
+
+
 def kvm_tests(args, contract, tmp):
     sock = os.path.join(tmp, "api.sock")
     serial = os.path.join(tmp, "serial")
-    vm = Labyrinth(args.binary, sock, ["--serial-out", serial])
+    at_exit = os.path.join(tmp, "at-exit.json")
+    vm = Labyrinth(args.binary, sock, ["--serial-out", serial, "--metrics", at_exit])
     api = Api(sock, contract)
     # From nothing: a guest that takes generated frames until it is stopped.
     api.expect(204, "PUT", "/boot-source", {
@@ -373,16 +490,21 @@ def kvm_tests(args, contract, tmp):
     check(rx > 0, f"no frame counted while running: {m}")
     later = api.expect(200, "GET", "/labyrinth/metrics")
     check(lnic_counter(later or {}, "rx_frames") >= rx, "rx_frames went backwards")
+    pause_resume(api, vm)
 
     # Wrong state.
-    api.expect(400, "PUT", "/actions", {"action_type": "InstanceStart"}, fault="already running")
+    api.expect(400, "PUT", "/actions", {"action_type": "InstanceStart"}, fault="already started")
     api.expect(400, "PUT", "/boot-source", {"kernel_image_path": "x"}, fault="after starting")
     api.expect(400, "PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 64}, fault="after starting")
     api.expect(400, "PUT", "/network-interfaces/eth0", {"iface_id": "eth0", "host_dev_name": "t"},
                fault="after starting")
     api.expect(400, "PUT", "/labyrinth", raw="{}", fault="after starting")
-    api.expect(400, "PUT", "/actions", {"action_type": "SendCtrlAltDel"}, fault="not supported")
-    api.expect(400, "PATCH", "/vm", raw='{"state": "Paused"}', fault="not implemented")
+    # SendCtrlAltDel on a guest that never reads its keyboard: the keys wait in the
+    # i8042 (one in the buffer, the rest queued) until a third has no room.
+    api.expect(204, "PUT", "/actions", {"action_type": "SendCtrlAltDel"})
+    api.expect(204, "PUT", "/actions", {"action_type": "SendCtrlAltDel"})
+    api.expect(400, "PUT", "/actions", {"action_type": "SendCtrlAltDel"}, fault="still waiting")
+    api.expect(400, "PATCH", "/vm", raw='{"state": "Stopped"}', fault="vm.state")
     api.expect(204, "PUT", "/actions", {"action_type": "FlushMetrics"})
     with open(metrics) as f:
         lines = [json.loads(line) for line in f if line.strip()]
@@ -399,6 +521,8 @@ def kvm_tests(args, contract, tmp):
     status = vm.stop()
     check(status == 143, f"SIGTERM while running: exit {status} ({vm.output()})")
     check(not os.path.exists(sock), "the socket is removed at exit")
+    with open(at_exit) as f:
+        exact_books(json.load(f), "after pause/resume and SIGTERM")
 
     # --config with --api-sock: running at once, configuration closed.
     cfg_path = os.path.join(tmp, "vm.json")
@@ -418,18 +542,117 @@ def kvm_tests(args, contract, tmp):
     check(status == 130, f"SIGINT while running: exit {status}, expected 130 ({vm.output()})")
 
 
+def virtio_rx(api):
+    m = api.expect(200, "GET", "/labyrinth/metrics")
+    nets = (m or {}).get("virtio_net", [])
+    return nets[0]["rx_frames"] if nets else -1
+
+
+def pause_with_frames_waiting(api, tap, frames=20):
+    """Pause a Linux guest with virtio-net while frames arrive on its TAP: nothing reaches
+    the guest while paused, and at resume every frame does, once. The TAP side sends
+    nothing of its own (no IPv6 on it), so the count is exact."""
+    v6 = f"/proc/sys/net/ipv6/conf/{tap}/disable_ipv6"
+    if os.path.exists(v6):
+        with open(v6, "w") as f:
+            f.write("1")
+    subprocess.run(["ip", "link", "set", tap, "up"], check=True)
+    before = virtio_rx(api)
+    api.expect(204, "PATCH", "/vm", {"state": "Paused"})
+    info = api.expect(200, "GET", "/")
+    check(info and info["state"] == "Paused", f"after PATCH /vm Paused: {info}")
+    # Broadcast frames of a local experimental ethertype, written to the TAP's device: they
+    # queue for labyrinth's read of the TAP.
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((tap, 0))
+    frame = b"\xff" * 6 + bytes.fromhex("024c42000099") + b"\x88\xb5" + bytes(46)
+    for _ in range(frames):
+        s.send(frame)
+    s.close()
+    # While paused the count stays: every read over a second (a device that were not
+    # paused takes them within milliseconds of the write, even in the test VM).
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        got = virtio_rx(api)
+        check(got == before, f"virtio-net rx_frames {before} -> {got} while paused")
+        if got != before:
+            break
+    api.expect(204, "PATCH", "/vm", {"state": "Resumed"})
+    info = api.expect(200, "GET", "/")
+    check(info and info["state"] == "Running", f"after PATCH /vm Resumed: {info}")
+    deadline = time.monotonic() + 120
+    got = virtio_rx(api)
+    while got < before + frames and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling a counter, not synchronising on a duration
+        got = virtio_rx(api)
+    check(got == before + frames, f"virtio-net rx_frames {before} -> {got} after resume, "
+                                  f"expected {before + frames}: frames lost or counted twice")
+
+
+def linux_tests(args, contract, tmp):
+    sock = os.path.join(tmp, "api.sock")
+    serial = os.path.join(tmp, "serial")
+    tap = f"labyapi{os.getpid() % 100000}"
+    vm = Labyrinth(args.binary, sock, ["--serial-out", serial, "--log-level", "info"], timeout=30)
+    api = Api(sock, contract)
+    api.expect(204, "PUT", "/boot-source", {
+        "kernel_image_path": args.kernel, "initrd_path": args.initrd,
+        # i8042.dumbkbd: the keyboard answers no command (devices/legacy/i8042.h), as
+        # Firecracker's guests are told.
+        "boot_args": "console=ttyS0 reboot=k panic=-1 i8042.dumbkbd labyrinth.test=cad"})
+    api.expect(204, "PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 256})
+    # A TAP of that name does not exist: opening it makes one, gone with labyrinth.
+    api.expect(204, "PUT", f"/network-interfaces/eth0",
+               {"iface_id": "eth0", "host_dev_name": tap, "guest_mac": "02:4c:42:00:00:01"})
+    api.expect(200, "GET", "/vm/config")
+    api.expect(204, "PUT", "/actions", {"action_type": "InstanceStart"})
+    info = api.expect(200, "GET", "/")
+    check(info and info["state"] == "Running", f"after start: {info}")
+    cfg = api.expect(200, "GET", "/vm/config")
+    check(cfg and cfg["network-interfaces"] and cfg["network-interfaces"][0]["host_dev_name"] == tap,
+          f"GET /vm/config running: {cfg}")
+    # The guest is ready for the keys once its init says so (the serial output, polled).
+    deadline = time.monotonic() + 900
+    ready = False
+    while not ready and time.monotonic() < deadline and vm.proc.poll() is None:
+        with open(serial, errors="replace") as f:
+            ready = "labyrinth-test: cad waiting" in f.read()
+        if not ready:
+            time.sleep(0.2)  # polling the console for a line, not synchronising on a duration
+    check(ready, f"the guest's init never got ready ({vm.output()[-2000:]})")
+    m = api.expect(200, "GET", "/labyrinth/metrics")
+    nets = (m or {}).get("virtio_net", [])
+    check(len(nets) == 1 and nets[0].get("iface_id") == "eth0" and nets[0].get("host_dev_name") == tap,
+          f"live metrics of the virtio-net: {nets}")
+    pause_with_frames_waiting(api, tap)
+    api.expect(204, "PUT", "/actions", {"action_type": "SendCtrlAltDel"})
+    try:
+        status = vm.proc.wait(timeout=600)
+    except subprocess.TimeoutExpired:
+        status = vm.stop(signal.SIGKILL)
+    with open(serial, errors="replace") as f:
+        console = f.read()
+    check(status == 0, f"after SendCtrlAltDel: exit {status}, expected 0 ({vm.output()[-2000:]}"
+                       f" console: {console[-2000:]})")
+    check("labyrinth-test: cad status" not in console, f"init timed out instead: {console[-500:]}")
+    check("guest reset through the i8042" in vm.output(), f"not the i8042 reset: {vm.output()[-2000:]}")
+    check(not os.path.exists(sock), "the socket is removed at exit")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--binary", required=True)
     p.add_argument("--guest-dir", required=True)
-    p.add_argument("--mode", choices=["host", "kvm"], required=True)
+    p.add_argument("--mode", choices=["host", "kvm", "linux"], required=True)
+    p.add_argument("--kernel", help="--mode linux: the stock kernel (build/vm/linux-guest/vmlinuz)")
+    p.add_argument("--initrd", help="--mode linux: guest/linux/make_initramfs.sh's archive")
     p.add_argument("--contract", default=CONTRACT)
     args = p.parse_args()
     contract = Contract(args.contract)
     # /run is the test VM's own tmpfs (its /tmp is the host's, over 9p).
     base = "/run" if os.environ.get("LABYRINTH_IN_TEST_VM") and os.access("/run", os.W_OK) else None
     with tempfile.TemporaryDirectory(prefix="labyrinth-api-", dir=base) as tmp:
-        (host_tests if args.mode == "host" else kvm_tests)(args, contract, tmp)
+        {"host": host_tests, "kvm": kvm_tests, "linux": linux_tests}[args.mode](args, contract, tmp)
     print(f"api_test --mode {args.mode}: {checks - len(failures)}/{checks} checks passed")
     return 1 if failures else 0
 

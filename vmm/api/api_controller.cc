@@ -38,11 +38,14 @@ namespace {
 // Firecracker's own words for a pre-boot-only request after start.
 constexpr std::string_view kAfterStart =
     "The requested operation is not supported after starting the microVM.";
+// ... and for a post-boot request before it.
+constexpr std::string_view kBeforeStart =
+    "The requested operation is not supported before starting the microVM.";
 
 // Firecracker endpoints Labyrinth does not have: a clear 400, not a 404 or a hang.
-constexpr std::array<std::string_view, 11> kNotImplemented = {
-    "/balloon", "/cpu-config", "/drives",   "/pmem",  "/mmds", "/entropy",
-    "/serial",  "/hotplug",    "/snapshot", "/vsock", "/vm"};
+constexpr std::array<std::string_view, 10> kNotImplemented = {
+    "/balloon", "/cpu-config", "/drives",  "/pmem",     "/mmds",
+    "/entropy", "/serial",     "/hotplug", "/snapshot", "/vsock"};
 
 // "/drives/root" -> "/drives" matches; "/drivesX" does not.
 bool under(std::string_view path, std::string_view prefix) {
@@ -168,12 +171,15 @@ void ApiController::handle(const ApiRequest& req, const Reply& reply) {
   const http::verb m = req.method;
   const bool get = m == http::verb::get, put = m == http::verb::put;
   if (path == "/" && get) {
-    return reply(
-        ok_json(json::object{{"app_name", "Labyrinth"},
-                             {"id", "anonymous-instance"},
-                             {"state", state_ == VmState::running ? "Running" : "Not started"},
-                             {"vmm_version", version()}}));
+    const char* state = state_ == VmState::running  ? "Running"
+                        : state_ == VmState::paused ? "Paused"
+                                                    : "Not started";
+    return reply(ok_json(json::object{{"app_name", "Labyrinth"},
+                                      {"id", "anonymous-instance"},
+                                      {"state", state},
+                                      {"vmm_version", version()}}));
   }
+  if (path == "/vm" && m == http::verb::patch) return patch_vm(req.body, reply);
   if (path == "/version" && get)
     return reply(ok_json(json::object{{"firecracker_version", version()}}));
   if (path == "/vm/config" && get) return reply(get_vm_config());
@@ -319,8 +325,7 @@ void ApiController::put_actions(const std::string& body, const Reply& reply) {
   s.string("action_type", true, action);
   if (err) return reply(fault(err->message()));
   if (action == "InstanceStart") {
-    if (state_ == VmState::running)
-      return reply(fault("InstanceStart: the microVM is already running"));
+    if (started()) return reply(fault("InstanceStart: the microVM is already started"));
     if (state_ == VmState::starting) return reply(fault("InstanceStart: already in progress"));
     state_ = VmState::starting;
     return link_.start(json::serialize(doc_), [this, reply](std::optional<std::string> failure) {
@@ -329,7 +334,7 @@ void ApiController::put_actions(const std::string& body, const Reply& reply) {
     });
   }
   if (action == "FlushMetrics") {
-    if (state_ != VmState::running) return reply(fault("FlushMetrics: the microVM is not running"));
+    if (!started()) return reply(fault("FlushMetrics: the microVM is not running"));
     if (!metrics_fd_)
       return reply(fault("FlushMetrics: no metrics file (PUT /metrics before start)"));
     return link_.metrics([this, reply](const json::object& m) {
@@ -340,18 +345,47 @@ void ApiController::put_actions(const std::string& body, const Reply& reply) {
     });
   }
   if (action == "SendCtrlAltDel") {
-    return reply(fault(
-        "SendCtrlAltDel: not supported by Labyrinth: its i8042 has no keyboard to send the keys "
-        "through (stop the VM with SIGTERM, or the guest writes the i8042 reset)"));
+    if (!started()) return reply(fault(kBeforeStart));
+    if (!link_.send_ctrl_alt_del()) {
+      return reply(
+          fault("SendCtrlAltDel: the keys of the last one are still waiting for the guest to "
+                "read them"));
+    }
+    return reply({});
   }
   reply(fault("action_type: must be InstanceStart, FlushMetrics or SendCtrlAltDel, got \"" +
               printable(action) + "\""));
 }
 
 void ApiController::get_labyrinth_metrics(const Reply& reply) {
-  if (state_ != VmState::running)
-    return reply(fault("/labyrinth/metrics: the microVM is not running"));
+  if (!started()) return reply(fault("/labyrinth/metrics: the microVM is not running"));
   link_.metrics([reply](const json::object& m) { reply(ok_json(m)); });
+}
+
+// Firecracker: Paused and Resumed are accepted in either state after start (pausing a
+// paused VM is a no-op that answers 204), refused before it.
+void ApiController::patch_vm(const std::string& body, const Reply& reply) {
+  auto obj = parse_body(body);
+  if (!obj) return reply(obj.error());
+  std::optional<ConfigError> err;
+  Section s(*obj, "vm", err);
+  s.allow_only({"state"});
+  std::string state;
+  s.string("state", true, state);
+  if (s.ok() && state != "Paused" && state != "Resumed")
+    s.fail("state", "must be Paused or Resumed, got \"" + printable(state) + "\"");
+  if (err) return reply(fault(err->message()));
+  if (!started()) return reply(fault(kBeforeStart));
+  if (state_change_) return reply(fault("PATCH /vm: a state change is already in progress"));
+  const bool pause = state == "Paused";
+  if (pause == (state_ == VmState::paused)) return reply({});
+  state_change_ = true;
+  link_.set_paused(pause, [this, pause, reply](bool done) {
+    state_change_ = false;
+    if (!done) return reply(fault("PATCH /vm: the microVM is stopping"));
+    state_ = pause ? VmState::paused : VmState::running;
+    reply({});
+  });
 }
 
 bool ApiController::write_metrics_line(const json::object& metrics) {
@@ -365,7 +399,7 @@ bool ApiController::write_metrics_line(const json::object& metrics) {
 }
 
 void ApiController::periodic_metrics() {
-  if (state_ != VmState::running || !metrics_fd_) return;
+  if (!started() || !metrics_fd_) return;
   link_.metrics([this](const json::object& m) {
     if (!write_metrics_line(m))
       spdlog::debug("api: a metrics line was lost: {}", std::strerror(errno));
@@ -373,7 +407,7 @@ void ApiController::periodic_metrics() {
 }
 
 ApiResponse ApiController::get_machine_config() const {
-  if (state_ == VmState::running) return ok_json(machine_config_json(link_.running_config()));
+  if (started()) return ok_json(machine_config_json(link_.running_config()));
   Config scratch;  // the defaults, and what PUT /machine-config set (checked then)
   std::optional<ConfigError> err;
   if (const json::value* v = doc_.if_contains("machine-config")) {
@@ -385,7 +419,7 @@ ApiResponse ApiController::get_machine_config() const {
 ApiResponse ApiController::get_vm_config() const {
   Config scratch;
   const Config* c = &scratch;
-  if (state_ == VmState::running) {
+  if (started()) {
     c = &link_.running_config();
   } else {  // what the PUTs set so far (each checked then), over the defaults
     std::optional<ConfigError> err;

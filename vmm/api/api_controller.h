@@ -12,8 +12,8 @@
 //                          PUT /network-interfaces/{iface_id}, PUT /logger, PUT /metrics,
 //                          PUT /labyrinth (the config file's "labyrinth" section)
 //   any time               GET /, GET /version, GET /vm/config
-//   PUT /actions           InstanceStart (before), FlushMetrics (after)
-//   after InstanceStart    GET /labyrinth/metrics
+//   PUT /actions           InstanceStart (before), FlushMetrics and SendCtrlAltDel (after)
+//   after InstanceStart    GET /labyrinth/metrics, PATCH /vm {"state": "Paused"|"Resumed"}
 // Success is 204 with no body or 200 with a JSON body; every failure is 400 with
 // {"fault_message": "..."} naming the field, as Firecracker answers: bad JSON, an unknown
 // key, a value out of range, a request in the wrong state, an unknown path or method, and
@@ -66,11 +66,18 @@ class VmmLink {
                      std::function<void(std::optional<std::string>)> done) = 0;
   // The running VM's metrics (vmm/report/metrics.h's metrics_json), read on its event loop.
   virtual void metrics(std::function<void(boost::json::object)> done) = 0;
+  // PATCH /vm: pause (true) or resume the running VM: vCPUs parked, devices quiesced
+  // (Machine::set_paused). done(true) once it is so, done(false) if the VM began stopping.
+  virtual void set_paused(bool paused, std::function<void(bool)> done) = 0;
+  // SendCtrlAltDel: the i8042's keyboard presses Ctrl-Alt-Del for the guest. False while
+  // the keys of an earlier one are still unread.
+  virtual bool send_ctrl_alt_del() = 0;
   // The running VM's configuration as parsed.
   virtual const Config& running_config() const = 0;
 };
 
-enum class VmState : uint8_t { not_started, starting, running };
+// InstanceInfo.state: Not started, Running, Paused (starting: InstanceStart in flight).
+enum class VmState : uint8_t { not_started, starting, running, paused };
 
 class ApiController {
  public:
@@ -101,12 +108,15 @@ class ApiController {
   ApiResponse put_metrics(const std::string& body);
   void put_actions(const std::string& body, const Reply& reply);
   void get_labyrinth_metrics(const Reply& reply);
+  void patch_vm(const std::string& body, const Reply& reply);
+  bool started() const { return state_ == VmState::running || state_ == VmState::paused; }
 
   VmmLink& link_;
   ConfigLimits limits_;
   VmState state_ = VmState::not_started;
-  boost::json::object doc_;  // the config document so far, in --config file form
-  Fd metrics_fd_;            // PUT /metrics
+  bool state_change_ = false;  // a PATCH /vm in flight
+  boost::json::object doc_;    // the config document so far, in --config file form
+  Fd metrics_fd_;              // PUT /metrics
 };
 
 // 400 {"fault_message": message}.

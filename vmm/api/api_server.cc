@@ -213,14 +213,30 @@ void ApiServer::stop() {
 void ApiServer::accept() {
   acceptor_.async_accept([this](boost::system::error_code ec, Local::socket socket) {
     if (ec == asio::error::operation_aborted) return;
+    if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+        ec == asio::error::no_memory || ec.value() == ENFILE) {
+      // The connection waits in the backlog; accepting again at once would fail again,
+      // as fast as the thread can loop. Wait for sessions to end and free descriptors.
+      if (!accept_starved_)
+        spdlog::warn("api: accept: {}; retrying every {} ms", ec.message(),
+                     limits_.accept_backoff.count());
+      accept_starved_ = true;
+      spdlog::debug("api: accept failed: {}", ec.message());
+      accept_timer_.expires_after(limits_.accept_backoff);
+      accept_timer_.async_wait([this](const boost::system::error_code& tec) {
+        if (!tec) accept();
+      });
+      return;
+    }
     if (!ec) {
+      accept_starved_ = false;
       if (clients_ >= limits_.max_clients) {
         spdlog::warn("api: {} clients already connected; one more dropped", clients_);
       } else {
         std::make_shared<Session>(*this, std::move(socket))->read();
       }
     }
-    accept();  // EMFILE and the like: the next connection may fare better
+    accept();  // another error (the peer gave up, ECONNABORTED): the next one may fare better
   });
 }
 

@@ -18,6 +18,10 @@
 // closed), a timeout for each request to arrive in full and each response to be taken
 // (a client that connects and never sends is dropped), and a number of connections (one
 // more is closed at once). Malformed HTTP is answered 400 and the connection closed.
+// An accept that fails for want of a resource (EMFILE, ENFILE, ENOBUFS, ENOMEM: the
+// connection stays queued in the listen backlog) is retried after
+// ServerLimits::accept_backoff rather than at once, so the thread does not spin while
+// the process is out of descriptors; one warning per episode.
 // Nothing on this thread waits for the VM: a request the VM must answer (InstanceStart,
 // metrics) is replied to when the VM's answer is posted back (api_controller.h).
 //
@@ -44,11 +48,12 @@
 namespace labyrinth::vmm::api {
 
 struct ServerLimits {
-  size_t max_header_bytes = size_t{8} * 1024;  // request line and headers
-  size_t max_body_bytes = size_t{64} * 1024;   // a request body (Firecracker: 51,200 by default)
-  std::chrono::milliseconds timeout{10'000};   // for a request to arrive, a response to go
-  size_t max_clients = 16;                     // connections open at once
-  std::chrono::seconds metrics_period{60};     // PUT /metrics's file: a line this often
+  size_t max_header_bytes = size_t{8} * 1024;     // request line and headers
+  size_t max_body_bytes = size_t{64} * 1024;      // a request body (Firecracker: 51,200 by default)
+  std::chrono::milliseconds timeout{10'000};      // for a request to arrive, a response to go
+  size_t max_clients = 16;                        // connections open at once
+  std::chrono::seconds metrics_period{60};        // PUT /metrics's file: a line this often
+  std::chrono::milliseconds accept_backoff{100};  // after an accept failed for a resource
 };
 
 // A request parser as the server sets one up for each request (header and body limits):
@@ -84,7 +89,11 @@ class ApiServer {
  private:
   class Session;
   ApiServer(std::string path, const ServerLimits& limits)
-      : path_(std::move(path)), limits_(limits), acceptor_(io_), metrics_timer_(io_) {}
+      : path_(std::move(path)),
+        limits_(limits),
+        acceptor_(io_),
+        metrics_timer_(io_),
+        accept_timer_(io_) {}
   void accept();
   void arm_metrics_timer();
   void remove_socket();  // once: by the API thread as it ends, or by stop() if it never ran
@@ -94,6 +103,8 @@ class ApiServer {
   boost::asio::io_context io_;  // first: every Asio object below uses it
   boost::asio::local::stream_protocol::acceptor acceptor_;
   boost::asio::steady_timer metrics_timer_;
+  boost::asio::steady_timer accept_timer_;  // the back-off after a resource error
+  bool accept_starved_ = false;             // warned about this episode (API thread)
   ApiController* controller_ = nullptr;
   size_t clients_ = 0;  // open sessions (API thread)
   std::thread thread_;

@@ -110,4 +110,12 @@ void Launcher::metrics(std::function<void(boost::json::object)> done) {
   });
 }
 
+void Launcher::set_paused(bool paused, std::function<void(bool)> done) {
+  // On the event loop: the vCPUs are parked (or released) and the devices quiesced
+  // between two of its handlers; the answer goes back once that is done.
+  machine_->post_to_event_loop([m = machine_.get(), &io = api_io_, paused, done = std::move(done)] {
+    asio::post(io, [done, ok = m->set_paused(paused)] { done(ok); });
+  });
+}
+
 }  // namespace labyrinth::vmm::api

@@ -9,12 +9,12 @@
 //   int status = launcher.serve();   // returns when the VM has stopped (or a signal came first)
 //   server->stop();
 //
-// Threads: start(), metrics() and running_config() are called on the API thread; serve()
-// on the main thread. A start request crosses under mu_; the answer goes back by a post
-// to the API's io_context. Once the VM runs, metrics are read on its event loop (the
-// device readings are the loop's own, vmm/report/metrics.h) and posted back.
-// Before start, SIGINT/SIGTERM end serve() with 130/143 (the API's io_context watches
-// them); afterwards the Machine's own signal handling does.
+// Threads: start(), metrics(), set_paused() and running_config() are called on the API thread;
+// serve() on the main thread. A start request crosses under mu_; the answer goes back by a post to
+// the API's io_context. Once the VM runs, metrics are read on its event loop (the device readings
+// are the loop's own, vmm/report/metrics.h) and posted back. Before start, SIGINT/SIGTERM end
+// serve() with 130/143 (the API's io_context watches them); afterwards the Machine's own signal
+// handling does.
 #pragma once
 
 #include <atomic>
@@ -51,6 +51,8 @@ class Launcher final : public VmmLink {
   void start(std::string config_json,
              std::function<void(std::optional<std::string>)> done) override;
   void metrics(std::function<void(boost::json::object)> done) override;
+  void set_paused(bool paused, std::function<void(bool)> done) override;
+  bool send_ctrl_alt_del() override { return machine_->send_ctrl_alt_del(); }
   const Config& running_config() const override { return machine_->config(); }
 
  private:

@@ -48,6 +48,10 @@ void Vcpu::request_immediate_exit() noexcept {
   std::atomic_ref<uint8_t>(run_data()->immediate_exit).store(1, std::memory_order_release);
 }
 
+void Vcpu::clear_immediate_exit() noexcept {
+  std::atomic_ref<uint8_t>(run_data()->immediate_exit).store(0, std::memory_order_release);
+}
+
 std::expected<kvm_regs, Error> Vcpu::regs() const {
   kvm_regs r{};
   if (::ioctl(fd(), KVM_GET_REGS, &r) < 0) return ioctl_failed(index_, "KVM_GET_REGS");

@@ -42,6 +42,8 @@ class Vcpu {
   // Makes the current or next KVM_RUN return at once (kvm_run.immediate_exit = 1).
   // Pair with a signal to the vCPU thread to interrupt a KVM_RUN in progress.
   void request_immediate_exit() noexcept;
+  // The vCPU thread, before entering again after a pause (vcpu_runner.h).
+  void clear_immediate_exit() noexcept;
 
   std::expected<kvm_regs, Error> regs() const;
   std::expected<void, Error> set_regs(const kvm_regs& regs);

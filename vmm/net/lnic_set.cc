@@ -122,6 +122,14 @@ void LnicSet::start_backends() {
 
 // Idempotent (the destructor calls it again). The cache goes back to the pool here,
 // after the devices stopped using it: a detach drains it, which needs its one user gone.
+void LnicSet::pause() {
+  for (auto& nic : nics_) nic->pause();
+}
+
+void LnicSet::resume() {
+  for (auto& nic : nics_) nic->resume();
+}
+
 void LnicSet::stop() {
   if (stopped_) return;
   stopped_ = true;

@@ -59,7 +59,9 @@ class LnicSet {
   void start();  // event loop thread: doorbells and backends
   void start_doorbells();
   void start_backends();
-  void stop();  // event loop thread (or after it stopped)
+  void stop();    // event loop thread (or after it stopped)
+  void pause();   // event loop thread: every lnic quiesced (Lnic::pause)
+  void resume();  // event loop thread
   bool empty() const { return nics_.empty(); }
   std::vector<std::shared_ptr<devices::lnic::Lnic>>& nics() { return nics_; }
   // NIC i's counters and histograms for the reports (vmm/report/metrics.h), and all of

@@ -74,6 +74,14 @@ void VirtioNetSet::start() {
   for (size_t b = 0; b < bells_.size(); ++b) arm(b);
 }
 
+void VirtioNetSet::pause() {
+  for (auto& n : nets_) n->pause();
+}
+
+void VirtioNetSet::resume() {
+  for (auto& n : nets_) n->resume();
+}
+
 void VirtioNetSet::stop() {
   if (stopped_) return;
   stopped_ = true;

@@ -46,8 +46,10 @@ class VirtioNetSet {
       devices::Bus& mmio);
   ~VirtioNetSet();
 
-  void start();  // event loop thread
-  void stop();   // event loop thread, or after it stopped
+  void start();   // event loop thread
+  void stop();    // event loop thread, or after it stopped
+  void pause();   // event loop thread: every interface quiesced (VirtioNet::pause)
+  void resume();  // event loop thread
   bool empty() const { return nets_.empty(); }
   const std::vector<std::shared_ptr<devices::virtio::VirtioNet>>& nets() const { return nets_; }
   // Every interface's counters and host_rx histogram for the reports

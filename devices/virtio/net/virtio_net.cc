@@ -85,6 +85,18 @@ void VirtioNet::notify(uint16_t queue) {
   });
 }
 
+void VirtioNet::pause() {
+  paused_ = true;
+  boost::system::error_code ec;
+  (void)tap_.cancel(ec);  // a wait already completed finds paused_ in process_rx
+}
+
+void VirtioNet::resume() {
+  paused_ = false;
+  process_tx();
+  process_rx();  // re-arms the TAP wait
+}
+
 void VirtioNet::stop() {
   stopped_ = true;
   boost::system::error_code ec;
@@ -144,7 +156,7 @@ void VirtioNet::arm_tap() {
 // their turn. A frame with no RX buffer to go into is held (held_) until the driver's
 // next RX kick, not dropped: the TAP is not read again until it is delivered.
 void VirtioNet::process_rx() {
-  if (!rx_ || stopped_ || broken_) return;
+  if (!rx_ || stopped_ || broken_ || paused_) return;
   SplitQueue& rx = *rx_;
   bool delivered_all = true;
   for (size_t n = 0; n < kBatch; ++n) {
@@ -239,7 +251,7 @@ bool VirtioNet::deliver(SplitQueue& rx, std::span<const std::byte> frame) {
 // into TX buffers). A chain is linearised into tx_buf_ because a TAP write takes one
 // frame per call; the virtio-net header in front is dropped (no offloads negotiated).
 void VirtioNet::process_tx() {
-  if (!tx_ || stopped_ || broken_) return;
+  if (!tx_ || stopped_ || broken_ || paused_) return;
   SplitQueue& tx = *tx_;
   bool any = false;
   for (;;) {

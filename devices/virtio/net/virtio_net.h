@@ -83,6 +83,11 @@ class VirtioNet final : public VirtioDevice, public std::enable_shared_from_this
   bool needs_reset() const override;
 
   void stop();  // event loop (or after it stopped): no more TAP reads
+  // Event loop: while paused (PATCH /vm) neither queue is touched and the TAP is not
+  // read (frames wait in the TAP's own queue); kicks and activations are taken up by
+  // resume(), which runs both queues as an activation does.
+  void pause();
+  void resume();
   const NetConfig& config() const { return cfg_; }
   const std::string& tap_name() const { return tap_name_; }
   const NetMetrics& metrics() const { return metrics_; }
@@ -116,6 +121,7 @@ class VirtioNet final : public VirtioDevice, public std::enable_shared_from_this
   bool broken_ = false;       // fail() ran: no queue or TAP work until the reset
   bool waiting_ = false;      // an async_wait on the TAP is outstanding
   bool stopped_ = false;
+  bool paused_ = false;
   size_t held_ = 0;  // bytes of a frame read but not yet delivered (no RX buffer)
   std::array<std::byte, 65536> frame_{};
   uint64_t held_ready_ = 0;
