@@ -12,12 +12,14 @@
 #include <boost/asio/post.hpp>
 
 #include "allocator/measure/tsc.h"
+#include "devices/legacy/acpi_pm.h"
 #include "devices/legacy/cmos.h"
 #include "devices/legacy/exit_device.h"
 #include "devices/legacy/fw_cfg.h"
 #include "devices/legacy/i8042.h"
 #include "devices/serial/console_watch.h"
 #include "guest/abi/ports.h"
+#include "vmm/boot/acpi.h"
 #include "vmm/boot/boot_setup.h"
 #include "vmm/boot/cpuid.h"
 #include "vmm/boot/elf_loader.h"
@@ -114,7 +116,13 @@ std::expected<uint64_t, Error> Machine::load_linux_guest(std::span<const std::by
       !r) {
     return std::unexpected(r.error());
   }
+  // Both tables: ACPI for the kernel (boot_params.acpi_rsdp_addr points at it), the MP
+  // table for one booted with acpi=off.
   if (auto r = memory_->write(kLinuxEbdaGpa, make_mptable(kLinuxEbdaGpa, config_.vcpu_count)); !r) {
+    return std::unexpected(r.error());
+  }
+  if (auto r = memory_->write(kAcpiTablesGpa, make_acpi_tables(kAcpiTablesGpa, config_.vcpu_count));
+      !r) {
     return std::unexpected(r.error());
   }
   return kernel->entry_gpa;
@@ -240,6 +248,11 @@ std::expected<void, Error> Machine::build_devices() {
     ok = ok && pio_.insert(dev.ports(), PcTestdev::kPortBase, PcTestdev::kPortLen).has_value();
     ok = ok && pio_.insert(dev.irq_lines(), PcTestdev::kIrqBase, PcTestdev::kIrqLen).has_value();
     ok = ok && mmio_.insert(dev.iomem(), PcTestdev::kIomemBase, PcTestdev::kIomemLen).has_value();
+  }
+  if (kind_ == KernelKind::linux) {  // the FADT's PM1a blocks (acpi.h): S5 is a power-off
+    ok = ok && pio_.insert(std::make_shared<devices::AcpiPm>(*this), devices::AcpiPm::kBase,
+                           devices::AcpiPm::kLen)
+                   .has_value();
   }
   if (!ok) return std::unexpected(Error::boot_layout);
 

@@ -27,8 +27,7 @@ void ConsoleWatch::write(std::span<const uint8_t> bytes) {
 // trace reaches the console (and last_lines()) before the VM stops.
 void ConsoleWatch::end_line() {
   if (!panicked_ && !powered_off_) {
-    if (line_.find("reboot: Power down") != std::string::npos ||
-        line_.find("reboot: System halted") != std::string::npos) {
+    if (line_.find("reboot: System halted") != std::string::npos) {
       powered_off_ = true;
       pending_ = 0;
     } else if (line_.find("Kernel panic - not syncing") != std::string::npos) {

@@ -3,14 +3,17 @@
 // A SerialOutput in front of another: bytes pass through unchanged; complete lines are
 // kept (the last kKeepLines) and checked for the kernel's last words:
 //   "reboot: System halted"         kernel_halt(): the VM ends with status 0. Without
-//   "reboot: Power down"            ACPI, Linux turns a power-off into a halt (no
-//                                   pm_power_off) and nothing else tells the VMM:
-//                                   the CPUs would stay halted forever;
+//                                   ACPI (acpi=off), Linux turns a power-off into a
+//                                   halt (no pm_power_off) and nothing else tells the
+//                                   VMM: the CPUs would stay halted forever;
 //   "Kernel panic - not syncing"    panicked() turns true; the VMM reports the reset
 //                                   that panic=-1 does next (before the report's
 //                                   end) as kExitGuestCrashed, not 0;
 //   "---[ end Kernel panic"         the panic report is complete (panic=0 would hang
 //                                   now): the VM ends with kExitGuestCrashed.
+// "reboot: Power down" is not a marker: it comes before the power-off itself, which with
+// the machine's ACPI is the S5 write to devices/legacy/acpi_pm.h that ends the VM (and if
+// that fails, the kernel goes on to panic: not a silent 0).
 // The guest can end itself at any time anyway (exit port, i8042 reset), so a guest
 // that prints these strings gains nothing.
 //

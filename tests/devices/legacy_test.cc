@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "devices/irq_test/irq_test_device.h"
+#include "devices/legacy/acpi_pm.h"
 #include "devices/legacy/cmos.h"
 #include "devices/legacy/exit_device.h"
 #include "devices/legacy/i8042.h"
@@ -265,6 +266,46 @@ TEST(I8042, CtrlAltDelWaitsBehindAnAnswerAndRefusesAnOverflow) {
   twice.insert(twice.end(), I8042::kCtrlAltDelSet1.begin(), I8042::kCtrlAltDelSet1.end());
   EXPECT_EQ(drain_keyboard(dev, irq), twice);
   EXPECT_TRUE(dev.send_ctrl_alt_del()) << "room again once read";
+}
+
+// The PM1a blocks as ACPICA drives them: SCI_EN reads 1, the enable register keeps what
+// is written, and only SLP_TYP = 5 with SLP_EN (what Linux's acpi_power_off writes for
+// the DSDT's \_S5) ends the VM.
+TEST(AcpiPm, S5WithSleepEnableIsAPowerOff) {
+  test::RecordingControl control;
+  AcpiPm pm(control);
+  const auto out16 = [&](uint64_t off, uint16_t v) {
+    pm.write(off, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&v), 2));
+  };
+  const auto in16 = [&](uint64_t off) {
+    uint16_t v = 0;
+    pm.read(off, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 2));
+    return v;
+  };
+  EXPECT_EQ(in16(4) & AcpiPm::kSciEn, AcpiPm::kSciEn) << "the machine starts in ACPI mode";
+  out16(2, 0x0120);
+  EXPECT_EQ(in16(2), 0x0120);
+  out16(0, 0xFFFF);  // clearing every status bit
+  EXPECT_EQ(in16(0), 0) << "no fixed event is ever pending";
+  // ACPICA writes SLP_TYP first, then SLP_TYP | SLP_EN.
+  out16(4, AcpiPm::kSlpTypS5 << 10);
+  EXPECT_TRUE(control.statuses.empty()) << "SLP_TYP alone does not sleep";
+  out16(4, 3 << 10 | AcpiPm::kSlpEn);
+  EXPECT_TRUE(control.statuses.empty()) << "S3 is not offered";
+  out16(4, AcpiPm::kSlpTypS5 << 10 | AcpiPm::kSlpEn);
+  ASSERT_EQ(control.statuses.size(), 1u);
+  EXPECT_EQ(control.statuses[0], 0);
+  EXPECT_EQ(control.reasons[0], "guest powered off (ACPI S5)");
+  EXPECT_EQ(in16(4) & AcpiPm::kSlpEn, 0) << "SLP_EN reads back 0";
+  // Byte-wide: the high byte alone (SLP_TYP 5, SLP_EN) completes the same write.
+  test::RecordingControl control2;
+  AcpiPm pm2(control2);
+  const uint8_t high = (AcpiPm::kSlpTypS5 << 2) | (AcpiPm::kSlpEn >> 8);
+  pm2.write(5, std::span<const uint8_t>(&high, 1));
+  EXPECT_EQ(control2.statuses.size(), 1u);
+  uint8_t past[4] = {};
+  pm2.read(4, past);  // a wide read at the block's end
+  EXPECT_EQ(past[2], 0xFF);
 }
 
 TEST(Cmos, ReadsHostTimeInBcdAndNeverReportsAnUpdate) {

@@ -60,8 +60,9 @@ class LinuxBoot : public ::testing::Test {
                         << R"(}, "serial": {"input": "none"}})";
     return path;
   }
-  static Child::Result run(const std::string& cfg) {
-    return Child::run({LABYRINTH_BINARY, "run", "--config", cfg}, 600s);  // a hang guard
+  static Child::Result run(const std::string& cfg, const std::string& log_level = "warn") {
+    return Child::run({LABYRINTH_BINARY, "run", "--config", cfg, "--log-level", log_level},
+                      600s);  // a hang guard
   }
   // A config error: status 2 and exactly one line on stderr, which names the field.
   static void expect_config_error(const Child::Result& r, const std::string& field) {
@@ -81,7 +82,23 @@ TEST_F(LinuxBoot, ReachesInitWithOneVcpu) {
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("labyrinth-init: reached init"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("labyrinth-test: boot status 0"), std::string::npos);
-  EXPECT_NE(r.out.find("found SMP MP-table"), std::string::npos) << "the MP table was read";
+  // ACPI (vmm/boot/acpi.h): the kernel finds the RSDP, takes CPUs and the IOAPIC from the
+  // MADT and the host bridge from the DSDT, offers S5, and has nothing to complain about.
+  EXPECT_NE(r.out.find("ACPI: RSDP 0x00000000000E0000 000024 (v02 LABYRI)"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("A valid RSDP was not found"), std::string::npos) << r.out;
+  for (const char* bad : {"ACPI BIOS Error", "ACPI BIOS Warning", "ACPI Error", "ACPI Warning"}) {
+    EXPECT_EQ(r.out.find(bad), std::string::npos) << bad << "\n" << r.out;
+  }
+  EXPECT_NE(r.out.find("ACPI: Using ACPI (MADT) for SMP configuration information"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("IOAPIC[0]: apic_id 2, version 17, address 0xfec00000, GSI 0-23"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("ACPI: PCI Root Bridge [PCI0] (domain 0000 [bus 00-ff])"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("(supports S0 S5)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("[8086:0d57] type 00 class 0x060000"), std::string::npos)
       << "the PCI host bridge was found";
   EXPECT_EQ(r.out.find("rtc_cmos rtc_cmos: broken"), std::string::npos) << "CMOS works";
@@ -101,6 +118,24 @@ TEST_F(LinuxBoot, BringsUpEveryVcpu) {
   auto r = run(config("cpus=2", 2));
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("2 CPU(s) online, 2 expected"), std::string::npos) << r.out;
+  // Both from the MADT: LAPIC IDs 0 and 1, the IOAPIC with ID vcpus + 1.
+  EXPECT_NE(r.out.find("ACPI: Using ACPI (MADT) for SMP configuration information"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("IOAPIC[0]: apic_id 3,"), std::string::npos) << r.out;
+}
+
+// A kernel told not to use ACPI still finds the MP table, and its power-off is a halt
+// that the console watch ends the VM on.
+TEST_F(LinuxBoot, AcpiOffUsesTheMpTableAndHalts) {
+  require_standard_kvm();
+  auto r = run(config("poweroff", 2, 256, LABYRINTH_LINUX_KERNEL, LABYRINTH_LINUX_INITRAMFS,
+                      std::string(kArgs) + " acpi=off labyrinth.test=poweroff"));
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("found SMP MP-table"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("ACPI: Using ACPI (MADT)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("smp: Brought up 1 node, 2 CPUs"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("reboot: System halted"), std::string::npos) << r.out;
 }
 
 TEST_F(LinuxBoot, GuestStatusBecomesTheExitStatus) {
@@ -114,10 +149,14 @@ TEST_F(LinuxBoot, RebootAndPoweroffEndWithZero) {
   auto r = run(config("reboot"));
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("reboot: Restarting system"), std::string::npos) << r.out;
-  r = run(config("poweroff"));
+  // An ACPI power-off: the kernel writes S5 to the PM1a control block (acpi_pm.h), which
+  // ends the VM — not the console watch, which no longer acts on "Power down".
+  r = run(config("poweroff"), "debug");
   EXPECT_EQ(r.status, 0) << r.out << r.err;
-  // Without ACPI the kernel turns the power-off into a halt.
-  EXPECT_NE(r.out.find("reboot: System halted"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("reboot: Power down"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("shutdown requested: guest powered off (ACPI S5) (status 0)"),
+            std::string::npos)
+      << r.err;
 }
 
 TEST_F(LinuxBoot, PanicEndsNonZeroWithTheLastConsoleLines) {

@@ -6,6 +6,7 @@
 
 #include "tests/vmm/test_bzimage.h"
 #include "tests/vmm/test_elf.h"
+#include "vmm/boot/acpi.h"
 #include "vmm/boot/boot_setup.h"
 #include "vmm/boot/byte_fields.h"
 
@@ -213,6 +214,7 @@ TEST_F(LinuxLoad, WritesKernelInitrdCmdlineBootParamsAndPageTables) {
   EXPECT_EQ(get<uint32_t>(zp, 0x218), plan.initrd_gpa);    // ramdisk_image
   EXPECT_EQ(get<uint32_t>(zp, 0x21C), initrd.size());      // ramdisk_size
   EXPECT_EQ(get<uint32_t>(zp, 0x228), kLinuxCmdlineGpa);   // cmd_line_ptr
+  EXPECT_EQ(get<uint64_t>(zp, 0x070), kAcpiTablesGpa);     // acpi_rsdp_addr (acpi.h)
   EXPECT_EQ(get<uint32_t>(zp, 0x0C8), 0u);                 // ext_cmd_line_ptr
   EXPECT_EQ(get<uint8_t>(zp, 0x1EF), 0);                   // sentinel stays 0
   ASSERT_EQ(get<uint8_t>(zp, 0x1E8), 5);                   // e820_entries

@@ -8,6 +8,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include "vmm/boot/acpi.h"
 #include "vmm/boot/boot_setup.h"
 #include "vmm/boot/byte_fields.h"
 
@@ -23,8 +24,8 @@ constexpr uint64_t kSetupSects = 0x1F1, kSyssize = 0x1F4, kBootFlag = 0x1FE, kJu
                    kKernelAlignment = 0x230, kRelocatable = 0x234, kXloadflags = 0x236,
                    kCmdlineSize = 0x238, kPrefAddress = 0x258, kInitSize = 0x260;
 // boot_params fields outside the setup header.
-constexpr uint64_t kExtRamdiskImage = 0x0C0, kExtRamdiskSize = 0x0C4, kExtCmdLinePtr = 0x0C8,
-                   kE820Entries = 0x1E8, kE820Table = 0x2D0;
+constexpr uint64_t kAcpiRsdpAddr = 0x070, kExtRamdiskImage = 0x0C0, kExtRamdiskSize = 0x0C4,
+                   kExtCmdLinePtr = 0x0C8, kE820Entries = 0x1E8, kE820Table = 0x2D0;
 constexpr uint64_t kSetupHeaderEnd = 0x290;
 constexpr size_t kE820Max = 128, kE820EntryBytes = 20, kBootParamsBytes = 4096;
 constexpr uint64_t kSetupHeaderMin = kInitSize + 4;  // the 2.12 header ends past init_size
@@ -230,6 +231,9 @@ std::vector<std::byte> make_boot_params(std::span<const std::byte> image, const 
   put<uint32_t>(b, kExtRamdiskImage, static_cast<uint32_t>(plan.initrd_gpa >> 32));
   put<uint32_t>(b, kRamdiskSize, static_cast<uint32_t>(plan.initrd_size));
   put<uint32_t>(b, kExtRamdiskSize, static_cast<uint32_t>(plan.initrd_size >> 32));
+  // Boot protocol 2.14+: where the RSDP is (the Machine writes the tables there); an older
+  // kernel finds it by its scan of the BIOS area.
+  put<uint64_t>(b, kAcpiRsdpAddr, kAcpiTablesGpa);
   const auto e820 = linux_e820(layout);  // at most 6 entries
   b[kE820Entries] = std::byte{static_cast<uint8_t>(std::min(e820.size(), kE820Max))};
   for (size_t i = 0; i < e820.size() && i < kE820Max; ++i) {

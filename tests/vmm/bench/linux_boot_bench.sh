@@ -22,7 +22,7 @@
 #   total     process start -> process exit
 # QEMU runs with -accel kvm -cpu host -nodefaults -serial stdio -kernel/-initrd/-append:
 # microvm (qboot, no PCI, ACPI power-off) and pc (SeaBIOS, ACPI power-off). Labyrinth
-# has no ACPI: the kernel halts and labyrinth ends on "reboot: System halted".
+# powers off through ACPI too (its FADT's PM1a control block, docs/linux.md).
 # Needs standard KVM (run it in the test VM: there only the ratios mean anything);
 # prints the host kind with the figures. Run 0 of each VMM warms the page cache.
 set -euo pipefail

@@ -1,0 +1,50 @@
+// vmm/boot/acpi.h — the ACPI tables a Linux guest finds its machine in.
+//
+// Without them Linux logs `ACPI BIOS Error (bug): A valid RSDP was not found` at every
+// boot and falls back to the MP table (mptable.h). The tables, written by the VMM into
+// the BIOS area (e820-reserved, beside the MP table), each at a 64-byte boundary:
+//   RSDP (ACPI 2.0+, at kAcpiTablesGpa, where Linux's scan of 0xE0000-0xFFFFF looks, and
+//        handed over in boot_params.acpi_rsdp_addr too) -> XSDT -> FADT, MADT;
+//   FADT -> FACS, DSDT.
+// The FADT is a full one (ACPI 6.5, revision 6), not hardware-reduced: Linux then keeps
+// the legacy paths this machine emulates and that an acpi=off kernel uses with the MP
+// table — it programs and masks the 8259s, uses the PIT and the IOAPIC as it does today —
+// and the only fixed hardware it needs is the PM1a event and control blocks
+// (devices/legacy/acpi_pm.h), whose S5 write is a real power-off. No SMI_CMD (always in
+// ACPI mode), no PM timer, no GPE blocks; SCI on IRQ 9, which nothing raises.
+// IAPC_BOOT_ARCH: legacy devices, an 8042, no VGA (MSI stays allowed: the PCI functions
+// only have MSI-X).
+// MADT: one enabled local APIC per vCPU (processor UID = APIC ID = vCPU index), the
+// IOAPIC (ID vcpus + 1, GSI base 0), the interrupt source override IRQ 9 -> GSI 9 level
+// active-high for the SCI, and LINT1 = NMI on every processor. ISA IRQs 0-15 otherwise map
+// to the identical GSI, as the MP table says and as KVM's default routing wires them.
+// DSDT (AML built here, no iasl):
+//   \_S5      Package {5, 0}: SLP_TYP 5 for AcpiPm
+//   \_SB.PCI0 PNP0A03 host bridge, segment 0, bus 0: _CRS = buses 0-255, the 0xCF8-0xCFF
+//             config ports, and the 32-bit window [LABYRINTH_DEVICE_MMIO_BASE, IOAPIC)
+//             that holds every BAR the VMM places. No _PRT: the functions have no INTx
+//             (interrupt pin 0); they interrupt through MSI-X.
+//   \_SB.COM1 PNP0501, ports 0x3F8-0x3FF, IRQ 4
+//   \_SB.PS2K PNP0303, ports 0x60 and 0x64, IRQ 1 (no PNP0F13: the i8042 has no AUX port)
+//
+//   auto bytes = make_acpi_tables(kAcpiTablesGpa, num_cpus);   // < 2 KiB for 32 vCPUs
+//   memory.write(kAcpiTablesGpa, bytes);                       // RSDP at its first byte
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace labyrinth::vmm {
+
+// The RSDP's address: 16-byte aligned, inside the BIOS area Linux scans and below 1 MiB
+// (e820-reserved from the MP table up, linux_loader.h).
+inline constexpr uint64_t kAcpiTablesGpa = 0xE0000;
+inline constexpr uint64_t kAcpiTablesMax = 0x100000 - kAcpiTablesGpa;
+inline constexpr uint8_t kAcpiSciIrq = 9;
+
+// Every table, RSDP first, laid out from gpa (16-byte aligned). num_cpus:
+// 1..LABYRINTH_MAX_VCPUS.
+std::vector<std::byte> make_acpi_tables(uint64_t gpa, uint32_t num_cpus);
+
+}  // namespace labyrinth::vmm
