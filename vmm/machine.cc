@@ -17,6 +17,7 @@
 #include "devices/legacy/exit_device.h"
 #include "devices/legacy/fw_cfg.h"
 #include "devices/legacy/i8042.h"
+#include "devices/pci/pci_testdev.h"
 #include "devices/serial/console_watch.h"
 #include "guest/abi/ports.h"
 #include "vmm/boot/acpi.h"
@@ -69,7 +70,7 @@ std::expected<void, Error> Machine::build() {
   auto kvm = Kvm::open();
   if (!kvm) return std::unexpected(kvm.error());
   kvm_.emplace(std::move(*kvm));
-  auto vm = Vm::create(*kvm_);
+  auto vm = Vm::create(*kvm_, config_.pit);
   if (!vm) return std::unexpected(vm.error());
   vm_ = std::move(*vm);
 
@@ -253,6 +254,13 @@ std::expected<void, Error> Machine::build_devices() {
     ok = ok && pio_.insert(std::make_shared<devices::AcpiPm>(*this), devices::AcpiPm::kBase,
                            devices::AcpiPm::kLen)
                    .has_value();
+  }
+  if (config_.pci_testdev) {  // kvm-unit-tests' PCI test device: its slot and BARs are free
+    using devices::PciTestdev;
+    const auto dev = std::make_shared<PciTestdev>();
+    ok = ok && pci_->insert(PciTestdev::kSlot, dev->function()).has_value();
+    ok = ok && mmio_.insert(dev->mem_bar(), PciTestdev::kMemBar, PciTestdev::kMemLen).has_value();
+    ok = ok && pio_.insert(dev->io_bar(), PciTestdev::kIoBar, PciTestdev::kIoLen).has_value();
   }
   if (!ok) return std::unexpected(Error::boot_layout);
 

@@ -52,9 +52,9 @@ void PciBus::read(uint64_t offset, std::span<uint8_t> data) {
   }
   // All-ones unless a function answers: "no device" to the guest's probe.
   std::memset(data.data(), 0xFF, data.size());
-  if (offset < 4) return;              // partial reads of CONFIG_ADDRESS
-  const uint64_t byte = offset - 4;    // 0..3 inside the dword
-  if (byte + data.size() > 4) return;  // straddles the end of CONFIG_DATA
+  if (offset < 4) return;                           // partial reads of CONFIG_ADDRESS
+  const uint64_t byte = offset - 4 + address_low_;  // 0..6 inside the dword
+  if (byte + data.size() > 4) return;               // straddles the end of CONFIG_DATA
   PciFunction* fn = selected();
   if (fn == nullptr) return;
   const uint32_t dword = fn->read_config(static_cast<uint8_t>(address_ & 0xFC));
@@ -65,11 +65,12 @@ void PciBus::write(uint64_t offset, std::span<const uint8_t> data) {
   std::lock_guard lock(mu_);
   if (offset == 0 && data.size() == 4) {
     std::memcpy(&address_, data.data(), 4);
-    address_ &= 0x80FFFFFCu;  // reserved bits 30:24 and 1:0 read as 0
+    address_low_ = address_ & 3u;  // QEMU's byte offset (the header comment)
+    address_ &= 0x80FFFFFCu;       // reserved bits 30:24 and 1:0 read as 0
     return;
   }
   if (offset < 4) return;
-  const uint64_t byte = offset - 4;
+  const uint64_t byte = offset - 4 + address_low_;
   if (byte + data.size() > 4) return;
   PciFunction* fn = selected();
   if (fn == nullptr) return;

@@ -6,6 +6,10 @@
 // function 0 of each of its 32 device slots exists; everything else reads all-ones,
 // which is how a guest learns that no device is there. Other accesses to 0xCF8
 // (Linux's probe writes a byte to 0xCFB) leave the address alone.
+// Bits 1:0 of CONFIG_ADDRESS read back as 0 but, as in QEMU, add to the data port's byte
+// offset: kvm-unit-tests reads a 16-bit register at 2 as CONFIG_ADDRESS | 2 and then
+// 0xCFC (lib/x86/asm/pci.h), where Linux would read 0xCFE. An access that would then run
+// past the dword reads all-ones and writes nothing, like any other straddling access.
 // Slot 0 holds the host bridge (class 0x0600, Intel 0x8086:0x0d57 as in Cloud
 // Hypervisor), which is what Linux's pci_sanity_check looks for before using
 // mechanism 1.
@@ -78,7 +82,8 @@ class PciBus final : public BusDevice {
   PciFunction* selected() const;
 
   mutable std::mutex mu_;
-  uint32_t address_ = 0;
+  uint32_t address_ = 0;      // CONFIG_ADDRESS as it reads back (bits 1:0 clear)
+  uint32_t address_low_ = 0;  // its bits 1:0 as written: 0..3
   std::array<std::shared_ptr<PciFunction>, kSlots> slots_;
 };
 

@@ -90,5 +90,27 @@ TEST(PciBus, InsertedFunctionGetsSubDwordWritesWithMasks) {
   EXPECT_EQ(config(pci, 0, 0), 0x0D578086u);
 }
 
+// kvm-unit-tests' pci_config_readw(dev, 2): CONFIG_ADDRESS | 2, then a 16-bit read of
+// 0xCFC. As in QEMU the low bits select the byte; the address still reads back without
+// them, and an access they push past the dword reads all-ones and writes nothing.
+TEST(PciBus, LowAddressBitsOffsetTheDataPortAsInQemu) {
+  PciBus pci;
+  auto fn = std::make_shared<FakeFunction>();
+  ASSERT_TRUE(pci.insert(5, fn));
+  outl(pci, 0, address(0, 5, 0, 0) | 2);
+  EXPECT_EQ(in(pci, 0, 4), address(0, 5, 0, 0));
+  EXPECT_EQ(in(pci, 4, 2), 0x1000u);  // the device ID half of 0x10001AF4
+  EXPECT_EQ(in(pci, 5, 1), 0x10u);
+  EXPECT_EQ(in(pci, 4, 4), 0xFFFFFFFFu);  // bytes 2..5: past the dword
+  outl(pci, 0, address(0, 5, 0, 0x10) | 1);
+  const uint8_t b = 0xAB;
+  pci.write(4, std::span<const uint8_t>(&b, 1));  // byte 1 of the BAR
+  ASSERT_EQ(fn->writes.size(), 1u);
+  EXPECT_EQ(fn->writes[0].mask, 0x0000FF00u);
+  EXPECT_EQ(fn->writes[0].value, 0x0000AB00u);
+  outl(pci, 4, 0x12345678u);  // would run past the dword: dropped
+  EXPECT_EQ(fn->writes.size(), 1u);
+}
+
 }  // namespace
 }  // namespace labyrinth::devices

@@ -47,6 +47,8 @@ DEVICES = {
     "isa-debug-exit": "ISA",  # port 0xf4, status (v << 1) | 1
     "pc-testdev": "ISA",  # ports 0xe0-0xeb, irq lines 0x2000-0x2017, MMIO 0xff000000:
                           # labyrinth.pc_testdev, on the VM only when asked for (x86/run does)
+    "pci-testdev": "PCI",  # slot 12, BAR0 MMIO 0xd2000000, BAR1 ports 0xc000:
+                           # labyrinth.pci_testdev; x86/run asks for it once it is listed
 }
 # CPU models: Labyrinth gives the guest what KVM supports on this host (as QEMU's
 # `host`); QEMU's `max` under KVM is the same set.
@@ -127,13 +129,17 @@ def check_cpu(spec):
             die(f"-cpu {spec}: CPU property {p} is not supported (no per-feature CPUID switches)")
 
 
-def check_machine(spec):
+def check_machine(spec, machine):
+    # machine: what the options set so far ({"pit": bool}); updated in place.
     for p in spec.split(","):
         if p.startswith("accel="):
             if p != "accel=kvm":
                 die(f"-machine {spec}: only accel=kvm (Labyrinth is a KVM VMM)")
         elif p in ("pc", "type=pc"):
             continue
+        elif p in ("pit=on", "pit=off"):
+            # labyrinth.pit: KVM's in-kernel PIT or none (vmexit_ipi asks for none).
+            machine["pit"] = p == "pit=on"
         else:
             die(f"-machine {spec}: {p} is not supported (Labyrinth has one machine type)")
 
@@ -164,12 +170,14 @@ def main(argv):
         print("QEMU emulator version 7.2.0 (compatible command line: Labyrinth's "
               "kvm-unit-tests shim, tests/kvm-unit-tests/labyrinth-qemu)")
         print("usage: labyrinth-qemu -kernel FILE [-initrd FILE] [-append ARGS] [-smp N] "
-              "[-m SIZE] [-cpu host|max] [-device isa-debug-exit|pc-testdev] ...")
+              "[-m SIZE] [-cpu host|max] [-device isa-debug-exit|pc-testdev|pci-testdev] "
+              "[-machine pit=off] ...")
         return 0
     kernel = initrd = None
     append = ""
     smp, mem_mib = 1, 128  # QEMU's defaults
     devices = set()
+    machine = {"pit": True}
     args = list(argv)
     i = 0
 
@@ -203,7 +211,7 @@ def main(argv):
         elif a == "-cpu":
             check_cpu(value())
         elif a in ("-machine", "-M"):
-            check_machine(value())
+            check_machine(value(), machine)
         elif a == "-accel":
             if value() != "kvm":
                 die("-accel: only kvm (Labyrinth is a KVM VMM)")
@@ -246,8 +254,15 @@ def main(argv):
         "machine-config": {"vcpu_count": smp, "mem_size_mib": mem_mib},
         "serial": {"output": "stdout"},
     }
+    labyrinth_section = {}
     if "pc-testdev" in devices:
-        config["labyrinth"] = {"pc_testdev": True}
+        labyrinth_section["pc_testdev"] = True
+    if "pci-testdev" in devices:
+        labyrinth_section["pci_testdev"] = True
+    if not machine["pit"]:
+        labyrinth_section["pit"] = False
+    if labyrinth_section:
+        config["labyrinth"] = labyrinth_section
     labyrinth = os.environ.get("LABYRINTH", os.path.join(ROOT, "build", "labyrinth"))
     text = json_text(config)
     if os.environ.get("LABYRINTH_SHIM_PRINT") == "1":

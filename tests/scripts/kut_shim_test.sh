@@ -28,8 +28,7 @@ check() {  # name expected-status expected-regex command...
 check help 0 '^QEMU emulator version' "$shim" --help
 check device-list 0 '^name "pc-testdev"' "$shim" -device '?'
 check device-list-debug-exit 0 '^name "isa-debug-exit"' "$shim" -device '?'
-check device-list-no-pci-testdev 0 '^name "isa-debug-exit"' bash -c \
-  "! $shim -device '?' | grep -q pci-testdev && $shim -device '?'"
+check device-list-pci-testdev 0 '^name "pci-testdev", bus PCI' "$shim" -device '?'
 # The bash front answers the bare probes itself; labyrinth-qemu.py answers them the same.
 check probes-agree 0 '^same$' bash -c \
   "diff <($shim --help) <($shim.py --help) && diff <($shim -device '?') <($shim.py -device help) &&
@@ -70,6 +69,14 @@ check translate-args 0 '"boot_args": "one two"' env LABYRINTH_SHIM_PRINT=1 "${cm
 check translate-initrd 0 "\"initrd_path\": \"$kernel\"" env LABYRINTH_SHIM_PRINT=1 "${cmd[@]}"
 check translate-kernel 0 "\"kernel_image_path\": \"$kernel\"" env LABYRINTH_SHIM_PRINT=1 "${cmd[@]}"
 check translate-pc-testdev 0 '"pc_testdev": true' env LABYRINTH_SHIM_PRINT=1 "${cmd[@]}"
+check translate-pci-testdev 0 '"pci_testdev": true' env LABYRINTH_SHIM_PRINT=1 "${cmd[@]}" \
+  -device pci-testdev
+check pci-testdev-props 2 'pci-testdev takes no properties' "$shim" -device pci-testdev,membar=4096
+# vmexit_ipi's -machine pit=off: labyrinth.pit false; the PIT stays by default.
+check translate-pit-off 0 '"pit": false' env LABYRINTH_SHIM_PRINT=1 "${cmd[@]}" -machine pit=off
+check translate-pit-default 0 '"mem_size_mib": 128' bash -c \
+  "! LABYRINTH_SHIM_PRINT=1 $shim -kernel $kernel | grep -q '\"pit\"' && LABYRINTH_SHIM_PRINT=1 $shim -kernel $kernel"
+check machine-vmport 2 'vmport=on is not supported' "$shim" -kernel x -machine vmport=on
 check translate-no-pc-testdev 0 '"mem_size_mib": 128' bash -c \
   "! LABYRINTH_SHIM_PRINT=1 $shim -kernel $kernel | grep -q pc_testdev && LABYRINTH_SHIM_PRINT=1 $shim -kernel $kernel"
 # The shim writes its JSON by hand (no json import): quotes, backslashes and control

@@ -263,5 +263,23 @@ TEST_F(Config, PcTestdevIsAnOptInBooleanAndRefusedBesideANic) {
             "network-interfaces");
 }
 
+// labyrinth.pci_testdev (off by default) and labyrinth.pit (on by default): booleans that
+// kvm-unit-tests' shim sets for -device pci-testdev and -machine pit=off.
+TEST_F(Config, PciTestdevAndPitAreBooleansWithTheirDefaults) {
+  auto def = parse(with(R"({"vcpu_count": 1})"));
+  ASSERT_TRUE(def.has_value()) << def.error().message();
+  EXPECT_FALSE(def->pci_testdev);
+  EXPECT_TRUE(def->pit);
+  auto set =
+      parse(with(R"({"vcpu_count": 1})", R"(, "labyrinth": {"pci_testdev": true, "pit": false})"));
+  ASSERT_TRUE(set.has_value()) << set.error().message();
+  EXPECT_TRUE(set->pci_testdev);
+  EXPECT_FALSE(set->pit);
+  EXPECT_EQ(error_of(with(R"({"vcpu_count": 1})", R"(, "labyrinth": {"pit": "off"})")),
+            "labyrinth.pit: expected a boolean, got a string");
+  EXPECT_EQ(error_of(with(R"({"vcpu_count": 1})", R"(, "labyrinth": {"pci_testdev": 1})")),
+            "labyrinth.pci_testdev: expected a boolean, got an integer");
+}
+
 }  // namespace
 }  // namespace labyrinth::vmm

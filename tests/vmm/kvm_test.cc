@@ -92,6 +92,20 @@ TEST(Vm, MemslotsIoeventfdAndRouting) {
   EXPECT_TRUE((*vm)->register_ioeventfd(efd.get(), 0x600, 2, true, 0x1234));
 }
 
+// labyrinth.pit: Vm::create makes KVM's in-kernel PIT unless told not to (kvm-unit-tests'
+// -machine pit=off). KVM answers KVM_GET_PIT2 with ENXIO on a VM without one.
+TEST(Vm, InKernelPitIsCreatedUnlessSwitchedOff) {
+  ASSERT_TRUE(have_kvm()) << "/dev/kvm is needed (run in the test VM: scripts/vm.sh)";
+  auto kvm = Kvm::open().value();
+  kvm_pit_state2 state{};
+  auto with = Vm::create(kvm).value();
+  EXPECT_EQ(::ioctl(with->fd(), KVM_GET_PIT2, &state), 0) << std::strerror(errno);
+  auto without = Vm::create(kvm, /*pit=*/false);
+  ASSERT_TRUE(without.has_value()) << to_string(without.error());
+  EXPECT_EQ(::ioctl((*without)->fd(), KVM_GET_PIT2, &state), -1);
+  EXPECT_EQ(errno, ENXIO);
+}
+
 // A trigger travels eventfd -> KVM's irqfd -> GSI 5 -> IOAPIC pin 5 -> vCPU 0's LAPIC,
 // where it waits in the IRR: the vCPU never runs, so nothing takes it. KVM injects an
 // IOAPIC-routed irqfd from a work item, some time after the write: polled, bounded.

@@ -31,14 +31,16 @@ class MultibootRun : public ::testing::Test {
     std::ofstream(path) << text;
     return path;
   }
+  // labyrinth: the "labyrinth" section's keys, e.g. R"("pit": false)"; empty: none.
   std::string config(const std::string& kernel, const std::string& initrd, int vcpus,
-                     const std::string& args = "") {
+                     const std::string& args = "", const std::string& labyrinth = "") {
     std::string boot = R"({"boot-source": {"kernel_image_path": ")" + kernel + "\"";
     if (!initrd.empty()) boot += R"(, "initrd_path": ")" + initrd + "\"";
     boot += R"(, "boot_args": ")" + args + "\"}";
     return file("vm" + std::to_string(n_++) + ".json",
                 boot + R"(, "machine-config": {"vcpu_count": )" + std::to_string(vcpus) +
-                    R"(, "mem_size_mib": 128}, "serial": {"output": "stdout"}})");
+                    R"(, "mem_size_mib": 128}, "serial": {"output": "stdout"})" +
+                    (labyrinth.empty() ? "" : R"(, "labyrinth": {)" + labyrinth + "}") + "}");
   }
   static Child::Result run(const std::string& cfg) {
     return Child::run({LABYRINTH_BINARY, "run", "--config", cfg}, std::chrono::seconds(120));
@@ -74,6 +76,36 @@ TEST_F(MultibootRun, KvmUnitTestsSmptestPasses) {
     EXPECT_NE(r.out.find("SUMMARY:"), std::string::npos) << r.out;
     EXPECT_EQ(r.out.find("FAIL"), std::string::npos) << r.out;
   }
+}
+
+// vmexit.flat finds the pci-testdev (lib/pci.c's scan, the BAR size probe) and times an
+// exit for each of its six tests (devices/pci/pci_testdev.h): "<test>:pci-mem <cycles>".
+// Without the device the same kernel reports the two as skipped.
+TEST_F(MultibootRun, KvmUnitTestsVmexitTimesThePciTestdevExits) {
+  auto r = run(config(flat("vmexit.flat"), "", 1, "pci-mem pci-io", R"("pci_testdev": true)"));
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.status, 1) << r.out << r.err;  // exit(0) through isa-debug-exit
+  // Slot 12 is devfn 0x60; the BARs as the device places them.
+  EXPECT_NE(r.out.find("pci-testdev at 0x60 membar d2000000 iobar c000"), std::string::npos)
+      << r.out;
+  for (const char* t : {"mmio-no-eventfd:pci-mem ", "mmio-wildcard-eventfd:pci-mem ",
+                        "mmio-datamatch-eventfd:pci-mem ", "portio-no-eventfd:pci-io ",
+                        "portio-wildcard-eventfd:pci-io ", "portio-datamatch-eventfd:pci-io "}) {
+    EXPECT_NE(r.out.find(t), std::string::npos) << t << " missing:\n" << r.out;
+  }
+  EXPECT_EQ(r.out.find("skipped"), std::string::npos) << r.out;
+  auto none = run(config(flat("vmexit.flat"), "", 1, "pci-mem pci-io"));
+  EXPECT_EQ(none.status, 1) << none.out << none.err;
+  EXPECT_NE(none.out.find("pci-mem (skipped)"), std::string::npos) << none.out;
+}
+
+// vmexit_ipi's -machine pit=off: labyrinth.pit false, two vCPUs, the IPI round trips timed.
+TEST_F(MultibootRun, KvmUnitTestsVmexitIpiRunsWithoutAPit) {
+  auto r = run(config(flat("vmexit.flat"), "", 2, "ipi", R"("pit": false)"));
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("\nipi "), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("skipped"), std::string::npos) << r.out;
 }
 
 }  // namespace

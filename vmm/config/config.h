@@ -12,7 +12,9 @@
 //                                 "min_pages": 64, "low_pages": 256, "high_pages": 512},
 //                        "lnics": [{"id": "lnic0", "guest_mac": "02:4c:42:00:00:01",
 //                                   "backend": {"type": "pktgen", "rate_pps": 10000}}],
-//                        "pc_testdev": false}   (QEMU's test device, for kvm-unit-tests)
+//                        "pc_testdev": false,   (QEMU's test devices, for kvm-unit-tests)
+//                        "pci_testdev": false,
+//                        "pit": true}   (false: no in-kernel PIT, QEMU's -machine pit=off)
 //   }   (lnic and network-interfaces keys: vmm/config/nic_settings.h)
 //
 //   auto cfg = load_config("configs/hello.json");
@@ -79,6 +81,13 @@ struct Config {
   // labyrinth.pc_testdev: QEMU's pc-testdev (devices/legacy/pc_testdev.h), which
   // kvm-unit-tests' emulator, ioapic and eventinj use; off by default.
   bool pc_testdev = false;
+  // labyrinth.pci_testdev: QEMU's pci-testdev (devices/pci/pci_testdev.h), which
+  // kvm-unit-tests' vmexit pci-mem and pci-io time; off by default.
+  bool pci_testdev = false;
+  // labyrinth.pit: KVM's in-kernel i8254 PIT (KVM_CREATE_PIT2). On by default: Linux
+  // calibrates its TSC and checks its timer IRQ against it. Off is QEMU's -machine pit=off,
+  // which kvm-unit-tests' vmexit_ipi asks for (a PIT makes KVM inhibit AMD's AVIC).
+  bool pit = true;
   MemoryLayout layout;  // of mem_size_mib and pool.max_bytes(): computed once, by parse_config
   bool seccomp = true;  // not a JSON key: the CLI's --no-seccomp clears it
 };

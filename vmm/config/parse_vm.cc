@@ -134,10 +134,12 @@ void parse_serial(const json::object& obj, Config& cfg, std::optional<ConfigErro
 
 void parse_labyrinth(const json::object& obj, Config& cfg, std::optional<ConfigError>& err) {
   Section s(obj, "labyrinth", err);
-  s.allow_only({"pool", "lnics", "pc_testdev"});
+  s.allow_only({"pool", "lnics", "pc_testdev", "pci_testdev", "pit"});
   if (const json::object* pool = s.object("pool", false)) parse_pool(*pool, cfg.pool, err);
   if (const json::array* lnics = s.array("lnics", false)) parse_lnics(*lnics, cfg.lnics, err);
   s.boolean("pc_testdev", false, cfg.pc_testdev);
+  s.boolean("pci_testdev", false, cfg.pci_testdev);
+  s.boolean("pit", false, cfg.pit);
   // Its flush port unmaps a guest page for an instant (vmm/pc_testdev_host.h): no NIC may
   // be copying into guest RAM beside it. network-interfaces was parsed before this section.
   if (s.ok() && cfg.pc_testdev && (!cfg.lnics.empty() || !cfg.network_interfaces.empty())) {

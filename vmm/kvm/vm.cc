@@ -46,7 +46,7 @@ bool SlotAllocator::release(uint32_t slot) {
 // emulation, harmless on AMD) must be set before any vCPU exists, the irqchip before the
 // PIT (the PIT delivers through it). Both addresses sit in the MMIO gap below 4 GiB,
 // where no RAM slot lies.
-std::expected<std::unique_ptr<Vm>, Error> Vm::create(const Kvm& kvm) {
+std::expected<std::unique_ptr<Vm>, Error> Vm::create(const Kvm& kvm, bool pit) {
   Fd fd(::ioctl(kvm.fd(), KVM_CREATE_VM, 0));
   if (!fd) return ioctl_failed("KVM_CREATE_VM");
   std::unique_ptr<Vm> vm(new Vm(kvm, std::move(fd)));
@@ -58,9 +58,10 @@ std::expected<std::unique_ptr<Vm>, Error> Vm::create(const Kvm& kvm) {
     }
   }
   if (::ioctl(vm->fd(), KVM_CREATE_IRQCHIP, 0) < 0) return ioctl_failed("KVM_CREATE_IRQCHIP");
-  kvm_pit_config pit{};
-  pit.flags = KVM_PIT_SPEAKER_DUMMY;
-  if (::ioctl(vm->fd(), KVM_CREATE_PIT2, &pit) < 0) return ioctl_failed("KVM_CREATE_PIT2");
+  if (!pit) return vm;  // nothing below concerns a VM without a PIT
+  kvm_pit_config pit_config{};
+  pit_config.flags = KVM_PIT_SPEAKER_DUMMY;
+  if (::ioctl(vm->fd(), KVM_CREATE_PIT2, &pit_config) < 0) return ioctl_failed("KVM_CREATE_PIT2");
   // PIT ticks the guest missed are dropped, not re-injected later (QEMU's
   // kvm-pit.lost_tick_policy=discard, which kvm-unit-tests always asks for). Re-injection
   // makes KVM inhibit AVIC for the whole VM on AMD hosts, and no guest Labyrinth runs

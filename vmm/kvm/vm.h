@@ -50,9 +50,10 @@ class SlotAllocator {
 
 class Vm {
  public:
-  // KVM_CREATE_VM, KVM_SET_TSS_ADDR, KVM_SET_IDENTITY_MAP_ADDR, KVM_CREATE_IRQCHIP,
-  // KVM_CREATE_PIT2.
-  static std::expected<std::unique_ptr<Vm>, Error> create(const Kvm& kvm);
+  // KVM_CREATE_VM, KVM_SET_TSS_ADDR, KVM_SET_IDENTITY_MAP_ADDR, KVM_CREATE_IRQCHIP, and
+  // KVM_CREATE_PIT2 unless pit is false (ports 0x40-0x43 then reach the VMM's bus, which
+  // maps nothing there: reads all-ones, as on QEMU's -machine pit=off).
+  static std::expected<std::unique_ptr<Vm>, Error> create(const Kvm& kvm, bool pit = true);
   ~Vm();
   Vm(const Vm&) = delete;
   Vm& operator=(const Vm&) = delete;
