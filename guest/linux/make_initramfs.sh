@@ -2,7 +2,8 @@
 # Builds the Linux test initramfs: Debian's busybox-static, the kernel package's virtio
 # modules (with their dependencies, in load order), the lnic driver built against the
 # kit's headers (guest/linux/lnic/build.sh; /lib/modules/extra/lnic.ko, loaded by the
-# tests that want it, not at boot) and guest/linux/init.
+# tests that want it, not at boot), /bin/labnet (guest/linux/tools/labnet.c, static:
+# `ethtool -S` and a checked TCP sender/receiver) and guest/linux/init.
 #   guest/linux/make_initramfs.sh [CACHE_DIR]      -> CACHE_DIR/initramfs.cpio.gz
 # CACHE_DIR defaults to build/vm/linux-guest (shared with fetch_kernel.sh, which it runs first).
 # Packages are downloaded with apt-get download and unpacked, never installed. The
@@ -17,7 +18,7 @@ image="$("$here/fetch_kernel.sh" "$cache")"
 version="${image##*/vmlinuz-}"
 out="$cache/initramfs.cpio.gz"
 fresh=1
-for f in "$here/init" "$0" "$here"/lnic/* "$here/../abi/lnic.h"; do
+for f in "$here/init" "$0" "$here"/lnic/* "$here"/tools/* "$here/../abi/lnic.h"; do
   [[ -f $out && $out -nt $f ]] || fresh=0
 done
 if [[ $fresh == 1 && "$(cat "$out.version" 2>/dev/null)" == "$version" ]]; then
@@ -40,6 +41,7 @@ rm -rf "$root"
 mkdir -p "$root/bin" "$root/lib/modules"
 cp "$cache/busybox/bin/busybox" "$root/bin/busybox"
 cp "$here/init" "$root/init"
+gcc -static -O2 -Wall -Wextra -Werror -o "$root/bin/labnet" "$here/tools/labnet.c"
 chmod 755 "$root/init"
 
 # Modules and their dependencies (the "depends=" field of each .ko's modinfo), each

@@ -5,13 +5,13 @@
 // the test VM; on a PVM host they fail (not skip) and say so. The bad-input cases fail
 // at configuration time and need no KVM at all.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
+#include "tests/vmm/linux_guest_fixture.h"
 #include "tests/vmm/subprocess.h"
 
 namespace labyrinth {
@@ -24,29 +24,8 @@ using namespace std::chrono_literals;
 // A user's command line: no i8042.* options to steer the kernel around a device.
 constexpr const char* kArgs = "console=ttyS0 reboot=k panic=-1";
 
-class LinuxBoot : public ::testing::Test {
+class LinuxBoot : public testing::LinuxGuestTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("labyrinth-linux-test-" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-    ASSERT_TRUE(fs::exists(LABYRINTH_LINUX_KERNEL))
-        << LABYRINTH_LINUX_KERNEL << " is missing: run guest/linux/fetch_kernel.sh";
-    ASSERT_TRUE(fs::exists(LABYRINTH_LINUX_INITRAMFS))
-        << LABYRINTH_LINUX_INITRAMFS << " is missing: run guest/linux/make_initramfs.sh";
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  // Booting needs standard KVM: fail with the reason on a PVM host or without /dev/kvm.
-  static void require_standard_kvm() {
-    ASSERT_EQ(::access("/dev/kvm", R_OK | W_OK), 0)
-        << "/dev/kvm is not available: run the `linux` tests in the test VM (scripts/vm.sh ctest "
-           "--test-dir build -L linux)";
-    ASSERT_FALSE(fs::exists("/sys/module/kvm_pvm"))
-        << "this host's KVM is the nested PVM one (/sys/module/kvm_pvm), where a stock kernel "
-           "runs ~1000x too slowly: run the `linux` tests in the test VM (scripts/vm.sh "
-           "ctest --test-dir build -L linux)";
-  }
-
   std::string config(const std::string& test, int vcpus = 1, int mem_mib = 256,
                      const std::string& kernel = LABYRINTH_LINUX_KERNEL,
                      const std::string& initrd = LABYRINTH_LINUX_INITRAMFS,
@@ -72,7 +51,6 @@ class LinuxBoot : public ::testing::Test {
     EXPECT_TRUE(r.out.empty());
   }
 
-  fs::path dir_;
   int n_ = 0;
 };
 

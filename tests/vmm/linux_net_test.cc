@@ -6,6 +6,7 @@
 // The configurations hold only Firecracker's keys: boot-source, machine-config and
 // network-interfaces.
 #include <gtest/gtest.h>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 
 #include <boost/json/parse.hpp>
 
+#include "tests/vmm/linux_guest_fixture.h"
 #include "tests/vmm/subprocess.h"
 
 namespace labyrinth {
@@ -32,18 +34,12 @@ constexpr const char* kArgs = "console=ttyS0 reboot=k panic=-1";
 constexpr const char* kIp = "/usr/sbin/ip";
 constexpr const char* kMac = "06:00:ac:10:00:07";
 
-class LinuxNet : public ::testing::Test {
+class LinuxNet : public testing::LinuxGuestTest {
  protected:
   void SetUp() override {
-    ASSERT_EQ(::access("/dev/kvm", R_OK | W_OK), 0)
-        << "/dev/kvm is not available: run the `linux` tests in the test VM (scripts/vm.sh ctest "
-           "--test-dir build -L linux)";
-    ASSERT_FALSE(fs::exists("/sys/module/kvm_pvm"))
-        << "this host's KVM is the nested PVM one, where a stock kernel runs ~1000x too slowly: "
-           "run the `linux` tests in the test VM (scripts/vm.sh ctest --test-dir build -L linux)";
-    ASSERT_TRUE(fs::exists(LABYRINTH_LINUX_INITRAMFS)) << "run guest/linux/make_initramfs.sh";
-    dir_ = fs::temp_directory_path() / ("labyrinth-net-test-" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
+    LinuxGuestTest::SetUp();
+    require_standard_kvm();
+    if (HasFatalFailure()) return;
     ns_ = "labnet" + std::to_string(::getpid());
     tap_ = "labtap" + std::to_string(::getpid() % 100000);
     ip({"netns", "add", ns_});
@@ -61,7 +57,7 @@ class LinuxNet : public ::testing::Test {
       auto list = Child::run({kIp, "netns", "list"}, 30s);
       EXPECT_EQ(list.out.find(ns_), std::string::npos) << "the namespace is gone";
     }
-    fs::remove_all(dir_);
+    LinuxGuestTest::TearDown();
   }
 
   void ip(std::vector<std::string> args) {
@@ -112,7 +108,6 @@ class LinuxNet : public ::testing::Test {
     return v.at("virtio_net").as_array().at(0).as_object();
   }
 
-  fs::path dir_;
   std::string ns_, tap_, metrics_;
   bool created_ = false;
   int n_ = 0;

@@ -30,12 +30,23 @@
  *   - on `ip link set down` and rmmod: RX_STOP, wait for RX_STOPPED, consume what is
  *     left, give every page back, wait until LNIC_REG_PAGES_HELD reads 0, RESET and wait
  *     for STOPPING to clear before the rings are freed.
- * Transmit is not implemented yet: frames handed to the driver are dropped and counted
- * (tx_dropped). The TX vector is requested and counted; the TX ring carries NO_IRQ.
+ *   - transmits by COPY: ndo_start_xmit copies the frame into the TX slot's own buffer
+ *     (coherent RAM, one LNIC_FRAME_MAX buffer per slot), frees the skb at once, publishes
+ *     TX prod and rings the TX doorbell once per batch (xmit_more). The device signals
+ *     LNIC_VEC_TX after consuming the descriptors of a doorbell; that interrupt schedules
+ *     NAPI, whose poll takes TX cons (checked: never backwards, never past prod) and wakes
+ *     the queue. The queue stops when the ring is full and is woken only by that poll, so
+ *     no slot waits for a transmit that never comes; at stop the driver waits until the
+ *     device has consumed every descriptor before it resets;
+ *   - carrier follows the device: on once ENABLE answered RUNNING, off at stop and when
+ *     the device is found broken; `ethtool -S` gives the kernel's counters, the driver's
+ *     own (every refused completion by kind, every broken index by kind, queue stops,
+ *     drops) and the device's PAGES_HELD and VIOLATIONS registers.
  */
 #include <linux/bitmap.h>
 #include <linux/delay.h>
 #include <linux/etherdevice.h>
+#include <linux/ethtool.h>
 #include <linux/interrupt.h>
 #include <linux/io.h>
 #include <linux/iopoll.h>
@@ -50,21 +61,49 @@
 #define DRV_NAME "lnic"
 #define LNIC_RX_ENTRIES 256u
 #define LNIC_RET_ENTRIES 256u
-#define LNIC_TX_ENTRIES 64u
+#define LNIC_TX_ENTRIES 128u
+#define LNIC_TX_WAKE (LNIC_TX_ENTRIES / 4) /* free slots before a stopped queue wakes */
 /* The window this driver will map and track (one bit per page): 64 GiB, 2 MiB of bitmap. */
 #define LNIC_POOL_MAX (64ull << 30)
 #define LNIC_STOP_TIMEOUT_US 2000000u
 
-/* What went wrong with a completion, counted by kind (reported at ifdown and unload). */
-struct lnic_rx_errors {
-	u64 bad_addr;	  /* misaligned or outside the pool window: not a page, not returned */
-	u64 bad_len;	  /* 0 or > LNIC_FRAME_MAX: the page goes back, no frame */
-	u64 bad_flags;	  /* reserved flags set: the frame is still delivered */
-	u64 page_twice;	  /* a page the driver already holds: skipped, never returned twice */
-	u64 seq_gaps;	  /* seq jumped forward */
-	u64 seq_backward; /* seq at or below one already seen */
-	u64 no_skb;	  /* no memory for an skb: frame dropped, page returned */
-	u64 drained;	  /* completions consumed at stop: pages returned, frames dropped */
+/* The driver's own counters, in `ethtool -S` order (names as given). What went wrong
+ * with a completion is counted by kind (rx_*): bad_addr misaligned or outside the pool
+ * window (not a page, not returned); bad_len 0 or > LNIC_FRAME_MAX (the page goes back,
+ * no frame); bad_flags reserved flags set (the frame is still delivered); page_twice a
+ * page the driver already holds (skipped, never returned twice); seq_gaps / seq_backward
+ * seq jumped forward / at or below one already seen; no_skb no memory for an skb (frame
+ * dropped, page returned); drained completions consumed at stop (pages returned, frames
+ * dropped). broken_* count the impossible indices that put the driver in the broken
+ * state, by ring. tx_too_long / tx_broken_drops: frames dropped by xmit (longer than a
+ * TX buffer; the device is broken). tx_busy: xmit called with the ring full (the queue
+ * should have been stopped: 0 unless stop/wake is wrong). */
+/* clang-format off */
+#define LNIC_COUNTERS(X)						\
+	X(rx_irqs) X(tx_irqs) X(polls) X(ret_doorbells) X(tx_doorbells)	\
+	X(tx_queue_stops) X(tx_queue_wakes) X(tx_busy) X(tx_too_long)	\
+	X(tx_broken_drops) X(rx_bad_addr) X(rx_bad_len) X(rx_bad_flags)	\
+	X(rx_page_twice) X(rx_seq_gaps) X(rx_seq_backward) X(rx_no_skb)	\
+	X(rx_drained) X(broken_rx_prod) X(broken_ret_cons)		\
+	X(broken_tx_cons)
+/* clang-format on */
+
+struct lnic_counters {
+#define LNIC_FIELD(name) u64 name;
+	LNIC_COUNTERS(LNIC_FIELD)
+#undef LNIC_FIELD
+};
+
+static const char *const lnic_counter_names[] = {
+#define LNIC_NAME(name) #name,
+	LNIC_COUNTERS(LNIC_NAME)
+#undef LNIC_NAME
+};
+
+/* After the driver's counters, `ethtool -S` gives these (lnic_get_ethtool_stats). */
+static const char *const lnic_extra_names[] = {
+	"rx_packets", "rx_bytes", "rx_errors",	"rx_dropped",	"tx_packets",	  "tx_bytes",
+	"tx_dropped", "broken",	  "pages_held", "tx_in_flight", "dev_pages_held", "dev_violations",
 };
 
 struct lnic {
@@ -82,6 +121,14 @@ struct lnic {
 	size_t rx_bytes, ret_bytes, tx_bytes;
 	struct lnic_rx_completion *rx_ent;
 	struct lnic_return *ret_ent;
+	struct lnic_tx_desc *tx_ent;
+	u8 *tx_buf; /* LNIC_TX_ENTRIES buffers of LNIC_FRAME_MAX bytes, one per TX slot */
+	dma_addr_t tx_buf_dma;
+
+	/* TX: prod is written by xmit only (under the queue's lock), tx_clean (the device's
+	 * TX cons once checked) by the NAPI poll only, and at stop with the queue disabled. */
+	u32 tx_prod;
+	u32 tx_clean;
 
 	u32 rx_cons;
 	u32 ret_prod, ret_cons_seen;
@@ -102,8 +149,7 @@ struct lnic {
 	u32 stamp_prod;
 	u64 stamp_tsc;
 
-	struct lnic_rx_errors err;
-	u64 rx_irqs, tx_irqs, polls, ret_doorbells;
+	struct lnic_counters c;
 };
 
 static u32 lnic_read(struct lnic *nic, u32 reg)
@@ -121,14 +167,18 @@ static size_t lnic_ring_bytes(u32 entries, size_t entry_size)
 	return PAGE_ALIGN(sizeof(struct lnic_ring_header) + (size_t)entries * entry_size);
 }
 
-/* Enters the broken state: one line per event (rate-limited), no more ring access. */
-static void lnic_broken(struct lnic *nic, const char *what, u32 a, u32 b)
+/* Enters the broken state: one line per event (rate-limited), no more ring access, no
+ * carrier (the stack stops handing frames over). `kind` is the counter of the ring. */
+static void lnic_broken(struct lnic *nic, u64 *kind, const char *what, u32 a, u32 b)
 {
-	if (!nic->broken)
+	++*kind;
+	if (!nic->broken) {
 		net_err_ratelimited(
 			"%s: device broken: %s (%u, %u); take the interface down and up to reset it\n",
 			netdev_name(nic->ndev), what, a, b);
-	nic->broken = true;
+		netif_carrier_off(nic->ndev);
+	}
+	WRITE_ONCE(nic->broken, true);
 }
 
 /* The index of a pool page, or false when gpa is no page of the window (written as a
@@ -153,7 +203,8 @@ static bool lnic_refresh_ret_cons(struct lnic *nic)
 	if (cons == nic->ret_cons_seen)
 		return true;
 	if (cons - nic->ret_cons_seen > nic->ret_prod - nic->ret_cons_seen) {
-		lnic_broken(nic, "RETURN cons moved backwards or past prod", cons, nic->ret_prod);
+		lnic_broken(nic, &nic->c.broken_ret_cons,
+			    "RETURN cons moved backwards or past prod", cons, nic->ret_prod);
 		return false;
 	}
 	for (; nic->ret_cons_seen != cons; ++nic->ret_cons_seen) {
@@ -193,7 +244,7 @@ static int lnic_rx_one(struct lnic *nic, u32 slot, u64 t_guest_irq, bool deliver
 	u64 index;
 
 	if (!lnic_page_index(nic, gpa, &index)) {
-		++nic->err.bad_addr;
+		++nic->c.rx_bad_addr;
 		ndev->stats.rx_errors++;
 		net_warn_ratelimited(
 			"%s: completion seq %llu names 0x%llx, not a page of the pool window 0x%llx+0x%llx\n",
@@ -201,7 +252,7 @@ static int lnic_rx_one(struct lnic *nic, u32 slot, u64 t_guest_irq, bool deliver
 		return 0;
 	}
 	if (test_and_set_bit(index, nic->held)) {
-		++nic->err.page_twice;
+		++nic->c.rx_page_twice;
 		ndev->stats.rx_errors++;
 		net_warn_ratelimited(
 			"%s: completion seq %llu hands over page 0x%llx the driver already holds\n",
@@ -211,25 +262,25 @@ static int lnic_rx_one(struct lnic *nic, u32 slot, u64 t_guest_irq, bool deliver
 	++nic->held_count;
 	if (nic->seq_started && seq != nic->next_seq) {
 		if (seq > nic->next_seq)
-			++nic->err.seq_gaps;
+			++nic->c.rx_seq_gaps;
 		else
-			++nic->err.seq_backward;
+			++nic->c.rx_seq_backward;
 	}
 	if (!nic->seq_started || seq >= nic->next_seq)
 		nic->next_seq = seq + 1;
 	nic->seq_started = true;
 	if (flags != 0)
-		++nic->err.bad_flags;
+		++nic->c.rx_bad_flags;
 
 	if (len == 0 || len > LNIC_FRAME_MAX) {
-		++nic->err.bad_len;
+		++nic->c.rx_bad_len;
 		ndev->stats.rx_length_errors++;
 		ndev->stats.rx_errors++;
 	} else if (!deliver) {
-		++nic->err.drained;
+		++nic->c.rx_drained;
 		ndev->stats.rx_dropped++;
 	} else if ((skb = napi_alloc_skb(&nic->napi, len)) == NULL) {
-		++nic->err.no_skb;
+		++nic->c.rx_no_skb;
 		ndev->stats.rx_dropped++;
 	} else {
 		/* The copy is done before the page goes back below. */
@@ -259,7 +310,8 @@ static int lnic_rx(struct lnic *nic, int budget, bool deliver)
 	prod = smp_load_acquire(&nic->rx->prod);
 	avail = prod - nic->rx_cons;
 	if (avail > LNIC_RX_ENTRIES) {
-		lnic_broken(nic, "RX prod more than a ring ahead of cons", prod, nic->rx_cons);
+		lnic_broken(nic, &nic->c.broken_rx_prod, "RX prod more than a ring ahead of cons",
+			    prod, nic->rx_cons);
 		return 0;
 	}
 	ret_free = LNIC_RET_ENTRIES - (nic->ret_prod - nic->ret_cons_seen);
@@ -282,17 +334,60 @@ static int lnic_rx(struct lnic *nic, int budget, bool deliver)
 	if (nic->ret_prod != first_prod) {
 		smp_store_release(&nic->ret->prod, nic->ret_prod);
 		lnic_write(nic, LNIC_REG_RET_DOORBELL, 1);
-		++nic->ret_doorbells;
+		++nic->c.ret_doorbells;
 	}
 	return done;
+}
+
+/* Free TX slots: prod is the driver's, tx_clean moves only after a check. */
+static u32 lnic_tx_free(const struct lnic *nic)
+{
+	return LNIC_TX_ENTRIES - (READ_ONCE(nic->tx_prod) - smp_load_acquire(&nic->tx_clean));
+}
+
+/* Takes the device's TX cons: every slot before it was copied out by the device and is
+ * the driver's again. Believed only if it moved forward and not past prod. Returns false
+ * when the device is (or just became) broken. */
+static bool lnic_tx_clean(struct lnic *nic)
+{
+	u32 cons, prod;
+
+	if (nic->broken)
+		return false;
+	/* cons first: the device consumed only descriptors xmit had published, and xmit
+	 * advanced tx_prod before it published them, so prod read after cons covers cons. */
+	cons = smp_load_acquire(&nic->tx->cons);
+	prod = READ_ONCE(nic->tx_prod);
+	if (cons - nic->tx_clean > prod - nic->tx_clean) {
+		lnic_broken(nic, &nic->c.broken_tx_cons, "TX cons moved backwards or past prod",
+			    cons, prod);
+		return false;
+	}
+	if (cons != nic->tx_clean)
+		smp_store_release(&nic->tx_clean, cons);
+	return true;
+}
+
+/* Reclaims TX slots and wakes a stopped queue (pairs with the smp_mb in xmit). */
+static void lnic_tx_poll(struct lnic *nic)
+{
+	if (!lnic_tx_clean(nic))
+		return;
+	smp_mb();
+	if (netif_queue_stopped(nic->ndev) && lnic_tx_free(nic) >= LNIC_TX_WAKE) {
+		++nic->c.tx_queue_wakes;
+		netif_wake_queue(nic->ndev);
+	}
 }
 
 static int lnic_poll(struct napi_struct *napi, int budget)
 {
 	struct lnic *nic = container_of(napi, struct lnic, napi);
-	int done = lnic_rx(nic, budget, true);
+	int done;
 
-	++nic->polls;
+	lnic_tx_poll(nic); /* TX reclaim is not counted against the budget */
+	done = lnic_rx(nic, budget, true);
+	++nic->c.polls;
 	if (done < budget && napi_complete_done(napi, done)) {
 		if (nic->ret_full) {
 			/* NO_IRQ stays set: the timer brings the next poll. */
@@ -332,7 +427,7 @@ static irqreturn_t lnic_rx_irq(int irq, void *data)
 	prod = smp_load_acquire(&rx->prod);
 	nic->stamp_tsc = rdtsc_ordered();
 	nic->stamp_prod = prod;
-	++nic->rx_irqs;
+	++nic->c.rx_irqs;
 	if (napi_schedule_prep(&nic->napi)) {
 		WRITE_ONCE(rx->flags, LNIC_RING_F_NO_IRQ);
 		__napi_schedule(&nic->napi);
@@ -340,11 +435,16 @@ static irqreturn_t lnic_rx_irq(int irq, void *data)
 	return IRQ_HANDLED;
 }
 
+/* The device consumed TX descriptors: the poll reclaims their slots. A poll already
+ * running is told to run again (NAPI's MISSED state), so no wake-up is lost. */
 static irqreturn_t lnic_tx_irq(int irq, void *data)
 {
 	struct lnic *nic = data;
 
-	++nic->tx_irqs;
+	++nic->c.tx_irqs;
+	if (!READ_ONCE(nic->rx))
+		return IRQ_NONE;
+	napi_schedule(&nic->napi);
 	return IRQ_HANDLED;
 }
 
@@ -355,15 +455,22 @@ static void lnic_free_rings(struct lnic *nic)
 	struct device *dev = &nic->pdev->dev;
 	struct lnic_ring_header *rx = nic->rx, *ret = nic->ret, *tx = nic->tx;
 
+	u8 *tx_buf = nic->tx_buf;
+
 	WRITE_ONCE(nic->rx, NULL);
 	nic->ret = nic->tx = NULL;
+	nic->tx_buf = NULL;
 	synchronize_irq(pci_irq_vector(nic->pdev, LNIC_VEC_RX));
+	synchronize_irq(pci_irq_vector(nic->pdev, LNIC_VEC_TX));
 	if (rx)
 		dma_free_coherent(dev, nic->rx_bytes, rx, nic->rx_dma);
 	if (ret)
 		dma_free_coherent(dev, nic->ret_bytes, ret, nic->ret_dma);
 	if (tx)
 		dma_free_coherent(dev, nic->tx_bytes, tx, nic->tx_dma);
+	if (tx_buf)
+		dma_free_coherent(dev, (size_t)LNIC_TX_ENTRIES * LNIC_FRAME_MAX, tx_buf,
+				  nic->tx_buf_dma);
 }
 
 static int lnic_alloc_rings(struct lnic *nic)
@@ -376,12 +483,15 @@ static int lnic_alloc_rings(struct lnic *nic)
 	nic->rx = dma_alloc_coherent(dev, nic->rx_bytes, &nic->rx_dma, GFP_KERNEL);
 	nic->ret = dma_alloc_coherent(dev, nic->ret_bytes, &nic->ret_dma, GFP_KERNEL);
 	nic->tx = dma_alloc_coherent(dev, nic->tx_bytes, &nic->tx_dma, GFP_KERNEL);
-	if (!nic->rx || !nic->ret || !nic->tx) {
+	nic->tx_buf = dma_alloc_coherent(dev, (size_t)LNIC_TX_ENTRIES * LNIC_FRAME_MAX,
+					 &nic->tx_buf_dma, GFP_KERNEL);
+	if (!nic->rx || !nic->ret || !nic->tx || !nic->tx_buf) {
 		lnic_free_rings(nic);
 		return -ENOMEM;
 	}
 	nic->rx_ent = (struct lnic_rx_completion *)(nic->rx + 1);
 	nic->ret_ent = (struct lnic_return *)(nic->ret + 1);
+	nic->tx_ent = (struct lnic_tx_desc *)(nic->tx + 1);
 	return 0;
 }
 
@@ -404,16 +514,17 @@ static int lnic_reset(struct lnic *nic)
 
 static void lnic_report(struct lnic *nic, const char *when)
 {
-	const struct lnic_rx_errors *e = &nic->err;
+	const struct lnic_counters *e = &nic->c;
 
 	netdev_info(
 		nic->ndev,
-		"%s: rx_packets %lu rx_irqs %llu tx_irqs %llu polls %llu ret_doorbells %llu bad_addr %llu bad_len %llu bad_flags %llu page_twice %llu seq_gaps %llu seq_backward %llu no_skb %llu drained %llu held %llu device_pages_held %u violations %u broken %d\n",
-		when, nic->ndev->stats.rx_packets, nic->rx_irqs, nic->tx_irqs, nic->polls,
-		nic->ret_doorbells, e->bad_addr, e->bad_len, e->bad_flags, e->page_twice,
-		e->seq_gaps, e->seq_backward, e->no_skb, e->drained, nic->held_count,
-		lnic_read(nic, LNIC_REG_PAGES_HELD), lnic_read(nic, LNIC_REG_VIOLATIONS),
-		nic->broken);
+		"%s: rx_packets %lu tx_packets %lu rx_irqs %llu tx_irqs %llu polls %llu ret_doorbells %llu tx_queue_stops %llu bad_addr %llu bad_len %llu bad_flags %llu page_twice %llu seq_gaps %llu seq_backward %llu no_skb %llu drained %llu held %llu tx_in_flight %u device_pages_held %u violations %u broken %d\n",
+		when, nic->ndev->stats.rx_packets, nic->ndev->stats.tx_packets, e->rx_irqs,
+		e->tx_irqs, e->polls, e->ret_doorbells, e->tx_queue_stops, e->rx_bad_addr,
+		e->rx_bad_len, e->rx_bad_flags, e->rx_page_twice, e->rx_seq_gaps,
+		e->rx_seq_backward, e->rx_no_skb, e->rx_drained, nic->held_count,
+		nic->tx_prod - nic->tx_clean, lnic_read(nic, LNIC_REG_PAGES_HELD),
+		lnic_read(nic, LNIC_REG_VIOLATIONS), nic->broken);
 }
 
 static int lnic_open(struct net_device *ndev)
@@ -435,9 +546,10 @@ static int lnic_open(struct net_device *ndev)
 	nic->broken = false;
 	nic->stamp_prod = 0;
 	nic->stamp_tsc = 0;
+	nic->tx_prod = nic->tx_clean = 0;
 	/* Pages still held from an earlier run stay held: their returns were refused or lost
 	 * with a broken device; the bitmap keeps them from being taken as new. */
-	WRITE_ONCE(nic->tx->flags, LNIC_RING_F_NO_IRQ);
+	/* TX flags stay 0: the device signals LNIC_VEC_TX after each doorbell's descriptors. */
 	lnic_write_ring(nic, LNIC_REG_RX_RING_LO, nic->rx_dma, LNIC_RX_ENTRIES);
 	lnic_write_ring(nic, LNIC_REG_RET_RING_LO, nic->ret_dma, LNIC_RET_ENTRIES);
 	lnic_write_ring(nic, LNIC_REG_TX_RING_LO, nic->tx_dma, LNIC_TX_ENTRIES);
@@ -476,7 +588,7 @@ static int lnic_stop(struct net_device *ndev)
 
 	if (!nic->running)
 		return 0;
-	netif_stop_queue(ndev);
+	netif_tx_disable(ndev); /* no xmit runs from here on */
 	netif_carrier_off(ndev);
 	lnic_write(nic, LNIC_REG_CONTROL, LNIC_CTRL_RX_STOP);
 	err = readl_poll_timeout(nic->regs + LNIC_REG_STATUS, st, st & LNIC_STATUS_RX_STOPPED, 100,
@@ -488,6 +600,13 @@ static int lnic_stop(struct net_device *ndev)
 	/* What is left in the RX ring: pages back, frames counted as dropped. */
 	while (!err && !nic->broken && lnic_rx(nic, LNIC_RX_ENTRIES, false) != 0)
 		;
+	/* Every TX descriptor consumed (the device still serves TX after RX_STOP): the
+	 * buffers are freed with the rings below. */
+	if (!nic->broken &&
+	    read_poll_timeout(lnic_tx_clean, st, !st || nic->tx_clean == nic->tx_prod, 100,
+			      LNIC_STOP_TIMEOUT_US, false, nic))
+		netdev_err(ndev, "TX cons %u, prod %u: descriptors left unconsumed\n",
+			   nic->tx_clean, nic->tx_prod);
 	if (!err && !nic->broken) {
 		err = read_poll_timeout(lnic_read, st, lnic_drained(nic, st), 100,
 					LNIC_STOP_TIMEOUT_US, false, nic, LNIC_REG_PAGES_HELD);
@@ -502,15 +621,65 @@ static int lnic_stop(struct net_device *ndev)
 		/* The device may still write the rings: better leak them than free them. */
 		netdev_err(ndev, "still STOPPING after RESET: rings not freed\n");
 		nic->rx = nic->ret = nic->tx = NULL;
+		nic->tx_buf = NULL;
 		return 0;
 	}
 	lnic_free_rings(nic);
 	return 0;
 }
 
+/* Copies the frame into its slot's buffer and frees the skb at once: nothing of the
+ * stack's waits on the device. Stops the queue when the ring is full; the TX interrupt's
+ * poll wakes it. */
 static netdev_tx_t lnic_start_xmit(struct sk_buff *skb, struct net_device *ndev)
 {
-	/* No transmit yet (see the top of the file). */
+	struct lnic *nic = netdev_priv(ndev);
+	struct lnic_tx_desc *d;
+	u32 slot, len = skb->len;
+
+	if (unlikely(READ_ONCE(nic->broken))) {
+		++nic->c.tx_broken_drops;
+		goto drop;
+	}
+	if (unlikely(len == 0 || len > LNIC_FRAME_MAX)) {
+		++nic->c.tx_too_long;
+		goto drop;
+	}
+	if (unlikely(lnic_tx_free(nic) == 0)) {
+		++nic->c.tx_busy;
+		netif_stop_queue(ndev);
+		return NETDEV_TX_BUSY;
+	}
+	slot = nic->tx_prod & (LNIC_TX_ENTRIES - 1);
+	if (skb_copy_bits(skb, 0, nic->tx_buf + (size_t)slot * LNIC_FRAME_MAX, len)) {
+		++nic->c.tx_too_long;
+		goto drop;
+	}
+	d = &nic->tx_ent[slot];
+	WRITE_ONCE(d->buf_gpa, nic->tx_buf_dma + (u64)slot * LNIC_FRAME_MAX);
+	WRITE_ONCE(d->len, len);
+	WRITE_ONCE(d->flags, 0);
+	WRITE_ONCE(nic->tx_prod, nic->tx_prod + 1);
+	smp_store_release(&nic->tx->prod, nic->tx_prod);
+	ndev->stats.tx_packets++;
+	ndev->stats.tx_bytes += len;
+	dev_consume_skb_any(skb);
+
+	if (lnic_tx_free(nic) == 0) {
+		netif_stop_queue(ndev);
+		++nic->c.tx_queue_stops;
+		/* Pairs with lnic_tx_poll: either it sees the stop or this sees its clean. */
+		smp_mb();
+		if (lnic_tx_free(nic) >= LNIC_TX_WAKE)
+			netif_start_queue(ndev);
+	}
+	if (!netdev_xmit_more() || netif_queue_stopped(ndev)) {
+		lnic_write(nic, LNIC_REG_TX_DOORBELL, 1);
+		++nic->c.tx_doorbells;
+	}
+	return NETDEV_TX_OK;
+
+drop:
 	ndev->stats.tx_dropped++;
 	dev_kfree_skb_any(skb);
 	return NETDEV_TX_OK;
@@ -521,6 +690,69 @@ static const struct net_device_ops lnic_netdev_ops = {
 	.ndo_stop = lnic_stop,
 	.ndo_start_xmit = lnic_start_xmit,
 	.ndo_validate_addr = eth_validate_addr,
+};
+
+/* ---- ethtool: driver info, link, and `ethtool -S` ---- */
+
+static void lnic_get_drvinfo(struct net_device *ndev, struct ethtool_drvinfo *info)
+{
+	struct lnic *nic = netdev_priv(ndev);
+
+	strscpy(info->driver, DRV_NAME, sizeof(info->driver));
+	snprintf(info->fw_version, sizeof(info->fw_version), "abi %u", LNIC_VERSION);
+	strscpy(info->bus_info, pci_name(nic->pdev), sizeof(info->bus_info));
+}
+
+static int lnic_get_sset_count(struct net_device *ndev, int sset)
+{
+	if (sset != ETH_SS_STATS)
+		return -EOPNOTSUPP;
+	return ARRAY_SIZE(lnic_counter_names) + ARRAY_SIZE(lnic_extra_names);
+}
+
+static void lnic_get_strings(struct net_device *ndev, u32 sset, u8 *data)
+{
+	size_t i;
+
+	if (sset != ETH_SS_STATS)
+		return;
+	for (i = 0; i < ARRAY_SIZE(lnic_counter_names); ++i)
+		ethtool_sprintf(&data, "%s", lnic_counter_names[i]);
+	for (i = 0; i < ARRAY_SIZE(lnic_extra_names); ++i)
+		ethtool_sprintf(&data, "%s", lnic_extra_names[i]);
+}
+
+/* Statistics are read without a lock: each is one aligned u64 written by one context. */
+static void lnic_get_ethtool_stats(struct net_device *ndev, struct ethtool_stats *stats, u64 *data)
+{
+	struct lnic *nic = netdev_priv(ndev);
+	const u64 *c = (const u64 *)&nic->c;
+	size_t i;
+
+	BUILD_BUG_ON(sizeof(nic->c) != ARRAY_SIZE(lnic_counter_names) * sizeof(u64));
+	BUILD_BUG_ON(ARRAY_SIZE(lnic_extra_names) != 12);
+	for (i = 0; i < ARRAY_SIZE(lnic_counter_names); ++i)
+		*data++ = READ_ONCE(c[i]);
+	*data++ = ndev->stats.rx_packets;
+	*data++ = ndev->stats.rx_bytes;
+	*data++ = ndev->stats.rx_errors;
+	*data++ = ndev->stats.rx_dropped;
+	*data++ = ndev->stats.tx_packets;
+	*data++ = ndev->stats.tx_bytes;
+	*data++ = ndev->stats.tx_dropped;
+	*data++ = READ_ONCE(nic->broken);
+	*data++ = READ_ONCE(nic->held_count);
+	*data++ = READ_ONCE(nic->tx_prod) - READ_ONCE(nic->tx_clean);
+	*data++ = lnic_read(nic, LNIC_REG_PAGES_HELD);
+	*data++ = lnic_read(nic, LNIC_REG_VIOLATIONS);
+}
+
+static const struct ethtool_ops lnic_ethtool_ops = {
+	.get_drvinfo = lnic_get_drvinfo,
+	.get_link = ethtool_op_get_link,
+	.get_sset_count = lnic_get_sset_count,
+	.get_strings = lnic_get_strings,
+	.get_ethtool_stats = lnic_get_ethtool_stats,
 };
 
 static int lnic_probe(struct pci_dev *pdev, const struct pci_device_id *id)
@@ -625,6 +857,7 @@ static int lnic_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		eth_hw_addr_random(ndev);
 	}
 	ndev->netdev_ops = &lnic_netdev_ops;
+	ndev->ethtool_ops = &lnic_ethtool_ops;
 	ndev->min_mtu = ETH_MIN_MTU;
 	ndev->max_mtu = LNIC_FRAME_MAX - ETH_HLEN;
 	netif_napi_add(ndev, &nic->napi, lnic_poll);

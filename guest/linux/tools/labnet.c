@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * guest/linux/tools/labnet.c — the test initramfs's network helper (static, no libc
+ * beyond what glibc links in statically; make_initramfs.sh builds it into /bin/labnet).
+ * busybox has no ethtool, and its nc ends a connection as soon as either side's input
+ * ends, which cannot move a known number of bytes both ways between two guests.
+ *
+ *   labnet stats IFACE              `ethtool -S IFACE` through the SIOCETHTOOL ioctl:
+ *                                   one line "labnet-stat IFACE NAME VALUE" per counter
+ *   labnet tcp-recv PORT BYTES      accept one connection on PORT, read to EOF, check
+ *                                   every byte (byte i = i % 251), then close
+ *   labnet tcp-send ADDR PORT BYTES connect, send BYTES of that pattern, shut down the
+ *                                   write side and wait for the receiver's close
+ * Each TCP side prints one line "labnet: sent|received N bytes in S s (M Mbit/s)".
+ * Exit status: 0 done and (tcp-recv) every byte as expected; 1 a system call failed or
+ * the data was wrong (one line on stderr says which); 2 usage.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int fail(const char *what)
+{
+	fprintf(stderr, "labnet: %s: %s\n", what, strerror(errno));
+	return 1;
+}
+
+static int ethtool(int fd, const char *iface, void *cmd)
+{
+	struct ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", iface);
+	ifr.ifr_data = cmd;
+	return ioctl(fd, SIOCETHTOOL, &ifr);
+}
+
+static int stats(const char *iface)
+{
+	struct {
+		struct ethtool_sset_info hdr;
+		uint32_t count;
+	} sset = { .hdr = { .cmd = ETHTOOL_GSSET_INFO, .sset_mask = 1ull << ETH_SS_STATS } };
+	struct ethtool_gstrings *names;
+	struct ethtool_stats *values;
+	uint32_t n, i;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	if (fd < 0)
+		return fail("socket");
+	if (ethtool(fd, iface, &sset) != 0)
+		return fail("ETHTOOL_GSSET_INFO");
+	n = sset.hdr.sset_mask ? sset.count : 0;
+	if (n == 0) {
+		fprintf(stderr, "labnet: %s has no ethtool statistics\n", iface);
+		return 1;
+	}
+	names = calloc(1, sizeof(*names) + (size_t)n * ETH_GSTRING_LEN);
+	values = calloc(1, sizeof(*values) + (size_t)n * sizeof(uint64_t));
+	if (!names || !values)
+		return fail("calloc");
+	names->cmd = ETHTOOL_GSTRINGS;
+	names->string_set = ETH_SS_STATS;
+	names->len = n;
+	values->cmd = ETHTOOL_GSTATS;
+	values->n_stats = n;
+	if (ethtool(fd, iface, names) != 0)
+		return fail("ETHTOOL_GSTRINGS");
+	if (ethtool(fd, iface, values) != 0)
+		return fail("ETHTOOL_GSTATS");
+	for (i = 0; i < n; ++i)
+		printf("labnet-stat %s %.*s %llu\n", iface, ETH_GSTRING_LEN,
+		       (const char *)names->data + (size_t)i * ETH_GSTRING_LEN,
+		       (unsigned long long)values->data[i]);
+	close(fd);
+	return 0;
+}
+
+static void report(const char *verb, unsigned long long bytes, double t0)
+{
+	double s = now() - t0;
+
+	printf("labnet: %s %llu bytes in %.3f s (%.2f Mbit/s)\n", verb, bytes, s,
+	       s > 0 ? (double)bytes * 8 / s / 1e6 : 0.0);
+}
+
+static int tcp_recv(int port, unsigned long long want)
+{
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons(port) };
+	unsigned long long got = 0, bad = 0;
+	static unsigned char buf[65536];
+	int one = 1, ls, fd;
+	double t0;
+	ssize_t r;
+
+	ls = socket(AF_INET, SOCK_STREAM, 0);
+	if (ls < 0 || setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
+		return fail("socket");
+	if (bind(ls, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(ls, 1) != 0)
+		return fail("bind/listen");
+	fd = accept(ls, NULL, NULL);
+	if (fd < 0)
+		return fail("accept");
+	t0 = now();
+	while ((r = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < r; ++i)
+			bad += buf[i] != (unsigned char)((got + (unsigned long long)i) % 251);
+		got += (unsigned long long)r;
+	}
+	if (r < 0)
+		return fail("read");
+	report("received", got, t0);
+	close(fd);
+	close(ls);
+	if (got != want || bad != 0) {
+		fprintf(stderr, "labnet: received %llu bytes of %llu, %llu not as sent\n", got,
+			want, bad);
+		return 1;
+	}
+	return 0;
+}
+
+static int tcp_send(const char *ip, int port, unsigned long long bytes)
+{
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons(port) };
+	static unsigned char buf[65536 + 251];
+	unsigned long long sent = 0;
+	double t0;
+	int fd;
+
+	if (inet_pton(AF_INET, ip, &addr.sin_addr) != 1) {
+		fprintf(stderr, "labnet: %s is not an IPv4 address\n", ip);
+		return 2;
+	}
+	for (size_t i = 0; i < sizeof(buf); ++i)
+		buf[i] = (unsigned char)(i % 251);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return fail("socket");
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0)
+		return fail("connect");
+	t0 = now();
+	while (sent < bytes) {
+		size_t n = bytes - sent < 65536 ? (size_t)(bytes - sent) : 65536;
+		ssize_t w = write(fd, buf + sent % 251, n);
+
+		if (w <= 0)
+			return fail("write");
+		sent += (unsigned long long)w;
+	}
+	/* The receiver closes once it has read everything: wait for that. */
+	if (shutdown(fd, SHUT_WR) != 0)
+		return fail("shutdown");
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	report("sent", sent, t0);
+	close(fd);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], "stats") == 0)
+		return stats(argv[2]);
+	if (argc == 4 && strcmp(argv[1], "tcp-recv") == 0)
+		return tcp_recv(atoi(argv[2]), strtoull(argv[3], NULL, 10));
+	if (argc == 5 && strcmp(argv[1], "tcp-send") == 0)
+		return tcp_send(argv[2], atoi(argv[3]), strtoull(argv[4], NULL, 10));
+	fprintf(stderr,
+		"usage: labnet stats IFACE | tcp-recv PORT BYTES | tcp-send ADDR PORT BYTES\n");
+	return 2;
+}
