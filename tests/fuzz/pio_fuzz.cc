@@ -286,6 +286,7 @@ struct CheckingFunction final : labyrinth::devices::PciFunction {
 // Configuration mechanism 1 (pci_bus.h): the address register and what it selects.
 struct PciModel {
   uint32_t address = 0;
+  uint32_t low = 0;  // CONFIG_ADDRESS bits 1:0: added to the data port's offset, as QEMU does
   std::array<uint32_t, 64> fn3{};  // the checking function's space
 
   // The selected dword, or nullopt if nothing is selected. host: slot 0's header.
@@ -305,14 +306,15 @@ struct PciModel {
   void write(unsigned off, std::span<const uint8_t> bytes) {
     if (off == 0 && bytes.size() == 4) {
       std::memcpy(&address, bytes.data(), 4);
+      low = address & 3u;
       address &= 0x80FFFFFCu;
       return;
     }
-    if (off < 4 || off - 4 + bytes.size() > 4 || !dword()) return;
+    if (off < 4 || off - 4 + low + bytes.size() > 4 || !dword()) return;
     if (((address >> 11) & 0x1F) != 3) return;  // the host bridge ignores writes
     uint32_t& d = fn3[(address & 0xFC) / 4];
     for (size_t i = 0; i < bytes.size(); ++i) {
-      const unsigned shift = 8 * (off - 4 + i);
+      const unsigned shift = 8 * (off - 4 + low + i);
       d = (d & ~(0xFFu << shift)) | uint32_t{bytes[i]} << shift;
     }
   }
@@ -320,10 +322,10 @@ struct PciModel {
     std::array<uint8_t, 4> want{0xFF, 0xFF, 0xFF, 0xFF};
     if (off == 0 && got.size() == 4) {
       std::memcpy(want.data(), &address, 4);
-    } else if (off >= 4 && off - 4 + got.size() <= 4) {
+    } else if (off >= 4 && off - 4 + low + got.size() <= 4) {
       if (auto d = dword()) {
         for (size_t i = 0; i < got.size(); ++i)
-          want[i] = static_cast<uint8_t>(*d >> (8 * (off - 4 + i)));
+          want[i] = static_cast<uint8_t>(*d >> (8 * (off - 4 + low + i)));
       }
     }
     for (size_t i = 0; i < got.size(); ++i) {
