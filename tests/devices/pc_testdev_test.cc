@@ -7,9 +7,13 @@
 #include <vector>
 
 #include "devices/bus/bus.h"
+#include "tests/support/bus_access.h"
 
 namespace labyrinth::devices {
 namespace {
+
+using test::in;
+using test::out;
 
 // Records what the device asked of the VMM.
 struct RecordingHost final : PcTestdevHost {
@@ -26,21 +30,6 @@ class PcTestdevTest : public ::testing::Test {
     ASSERT_TRUE(pio_.insert(dev_.ports(), PcTestdev::kPortBase, PcTestdev::kPortLen));
     ASSERT_TRUE(pio_.insert(dev_.irq_lines(), PcTestdev::kIrqBase, PcTestdev::kIrqLen));
     ASSERT_TRUE(mmio_.insert(dev_.iomem(), PcTestdev::kIomemBase, PcTestdev::kIomemLen));
-  }
-  template <class T>
-  void out(Bus& bus, uint64_t addr, T v) {
-    uint8_t b[sizeof(T)];
-    std::memcpy(b, &v, sizeof(T));
-    ASSERT_TRUE(bus.write(addr, std::span<const uint8_t>(b, sizeof(T))));
-  }
-  template <class T>
-  T in(Bus& bus, uint64_t addr) {
-    uint8_t b[sizeof(T)];
-    std::memset(b, 0xEE, sizeof b);
-    EXPECT_TRUE(bus.read(addr, std::span<uint8_t>(b, sizeof(T))));
-    T v{};
-    std::memcpy(&v, b, sizeof(T));
-    return v;
   }
   RecordingHost host_;
   PcTestdev dev_{host_};

@@ -8,9 +8,13 @@
 
 #include "devices/bus/bus.h"
 #include "devices/pci/pci_bus.h"
+#include "tests/support/bus_access.h"
 
 namespace labyrinth::devices {
 namespace {
+
+using test::in;
+using test::out;
 
 // The device on a PCI bus and its BARs on MMIO and PIO buses, driven as a guest's IN/OUT
 // and MMIO accesses do (kvm-unit-tests' lib/x86/asm/pci.h: mechanism 1 at 0xCF8/0xCFC).
@@ -21,21 +25,6 @@ class PciTestdevTest : public ::testing::Test {
     ASSERT_TRUE(pio_.insert(pci_, PciBus::kBase, PciBus::kLen));
     ASSERT_TRUE(mmio_.insert(dev_->mem_bar(), PciTestdev::kMemBar, PciTestdev::kMemLen));
     ASSERT_TRUE(pio_.insert(dev_->io_bar(), PciTestdev::kIoBar, PciTestdev::kIoLen));
-  }
-  template <class T>
-  void out(Bus& bus, uint64_t addr, T v) {
-    uint8_t b[sizeof(T)];
-    std::memcpy(b, &v, sizeof(T));
-    ASSERT_TRUE(bus.write(addr, std::span<const uint8_t>(b, sizeof(T))));
-  }
-  template <class T>
-  T in(Bus& bus, uint64_t addr) {
-    uint8_t b[sizeof(T)];
-    std::memset(b, 0xEE, sizeof b);
-    EXPECT_TRUE(bus.read(addr, std::span<uint8_t>(b, sizeof(T))));
-    T v{};
-    std::memcpy(&v, b, sizeof(T));
-    return v;
   }
   template <class T>
   T config_read(uint8_t reg, uint32_t slot = PciTestdev::kSlot) {
