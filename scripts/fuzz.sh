@@ -8,17 +8,18 @@
 #                                          until it has had 720 s of CPU (user + system,
 #                                          from /proc/<pid>/stat), however long that takes
 #                                          on a loaded or SIGSTOP'ed machine
-# Builds build-fuzz/ first (scripts/build.sh fuzz; incremental; --no-build skips that and
-# runs the binaries as they are; --bindir DIR runs copies elsewhere). Each target starts
+# Builds the targets first (scripts/build.sh fuzz: build-asan/fuzz/, in the ASan+UBSan
+# tree; incremental; --no-build skips that and runs the binaries as they are; --bindir
+# DIR runs copies elsewhere). Each target starts
 # from its seed corpus tests/fuzz/corpus/<target>/ (regression inputs included) and grows
 # a working corpus in OUT/corpus/<target>/; a finding is saved under
 # OUT/artifacts/<target>/, the log in OUT/logs/<target>.log (OUT: --out DIR, default
-# build-fuzz; separate OUTs let a short run and a campaign share the binaries).
+# build-asan/fuzzing; separate OUTs let a short run and a campaign share the binaries).
 # Exit status: 0 if no target found anything, 1 if any did (its log is printed), 2 on
 # usage errors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=60 cpu_seconds=0 niceness=5 build=1 bindir=build-fuzz/fuzz out=build-fuzz
+seconds=60 cpu_seconds=0 niceness=5 build=1 bindir=build-asan/fuzz out=build-asan/fuzzing
 all=()  # every target there is: tests/fuzz/<target>.cc
 for f in tests/fuzz/*_fuzz.cc; do f=${f##*/}; all+=("${f%.cc}"); done
 targets=()
@@ -30,7 +31,7 @@ while (($#)); do
     --bindir) bindir="${2:?--bindir needs a directory}"; shift 2 ;;
     --out) out="${2:?--out needs a directory}"; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     -*) echo "scripts/fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac

@@ -5,7 +5,8 @@
 # boots a guest and inside the test VM (scripts/vm.sh: QEMU TCG with a real kvm_amd)
 # where it does not, or always with LABYRINTH_TEST_VM=1. One line says which.
 # Under CI=true a skipped test fails the run (LABYRINTH_ALLOW_SKIPS=1 overrides that
-# outside CI). Last, every libFuzzer target runs 20 s from its seed corpus (scripts/fuzz.sh).
+# outside CI). clang-tidy runs beside all of it (niced); every libFuzzer target runs 20 s
+# from its seed corpus once the ASan+UBSan tree is built (scripts/fuzz.sh).
 # Exit status: non-zero if anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,72 +50,38 @@ check_skips() {  # log label
   fi
 }
 
-# The stock-Linux boots (label linux) and kvm-unit-tests' run_tests.sh (label kut) take
-# minutes of emulated guest kernel in the test VM, on one core (the VM has one vCPU). They start in a VM of their own in the
-# background once the release build's other tests passed, and the rest of the run
-# (lint, the sanitizer builds and their tests) goes on beside them on the other core;
-# finish_linux_vm collects them at the end.
-linux_pid=""
-long_labels="linux|kut"
-start_linux_vm() {  # dir
-  linux_dir="$1" linux_t0=$SECONDS
-  echo "== $linux_dir: the linux and kut tests start in a second test VM, in the background"
-  rm -f "$linux_dir"/ctest-linux.{log,rc,pgid}
+# Background jobs: the kvm tests of a tree and the stock-Linux boots in the test VM
+# (one vCPU: one core), and clang-tidy (niced, so it takes what the rest leaves: the
+# core beside a VM stage, the gaps between builds). A job runs in its own process group
+# (setsid), so that a failed run can end it, QEMU included (stop_jobs); its output goes to
+# LOG, and finish_job prints that and returns the job's status.
+declare -A job_pid=() job_log=() job_t0=()
+start_job() {  # name log command...
+  local name="$1" log="$2"
+  shift 2
+  echo "== $name: starts in the background"
+  rm -f "$log" "$log.rc" "$log.pgid"
   (
     set +e
-    # its own process group (setsid), so that stop_linux_vm can end QEMU with it
-    setsid scripts/vm.sh ctest --test-dir "$linux_dir" -L "$long_labels" --output-on-failure \
-      --timeout 1800 >"$linux_dir/ctest-linux.log" 2>&1 &
-    echo $! >"$linux_dir/ctest-linux.pgid"
+    setsid "$@" >"$log" 2>&1 &
+    echo $! >"$log.pgid"
     wait $!
-    echo $? >"$linux_dir/ctest-linux.rc"
+    echo $? >"$log.rc"
   ) &
-  linux_pid=$!
+  job_pid[$name]=$! job_log[$name]=$log job_t0[$name]=$SECONDS
 }
-finish_linux_vm() {
-  [[ -n $linux_pid ]] || return 0
-  local status
-  echo "== $linux_dir: waiting for the linux and kut tests (test VM, background)"
-  wait "$linux_pid" || true
-  linux_pid=""
-  cat "$linux_dir/ctest-linux.log"
-  status="$(cat "$linux_dir/ctest-linux.rc" 2>/dev/null || echo 1)"
-  echo "== $linux_dir: linux and kut tests: ctest status $status, $((SECONDS - linux_t0)) s from start to collection (test VM)"
-  ((status == 0)) || return "$status"
-  check_skips "$linux_dir/ctest-linux.log" "$linux_dir (linux)"
+finish_job() {  # name
+  local name="$1" status
+  [[ -n ${job_pid[$name]:-} ]] || return 0
+  echo "== $name: waiting for it (background)"
+  wait "${job_pid[$name]}" || true
+  unset "job_pid[$name]"
+  cat "${job_log[$name]}"
+  status="$(cat "${job_log[$name]}.rc" 2>/dev/null || echo 1)"
+  echo "== $name: status $status, $((SECONDS - job_t0[$name])) s from start to collection"
+  return "$status"
 }
-# A sanitizer tree's kvm tests (test VM) in the background while the next build
-# compiles on this host: the test VM runs on one core (one vCPU), so a build beside it
-# uses the core that would otherwise idle. One at a time; finish_vm_tests collects it.
-vm_pid="" vm_dir=""
-start_vm_tests() {  # dir
-  vm_dir="$1" vm_t0=$SECONDS
-  echo "== $vm_dir: the kvm tests start in the test VM, in the background"
-  rm -f "$vm_dir"/ctest-vm.{log,rc,pgid}
-  (
-    set +e
-    setsid scripts/vm.sh ctest --test-dir "$vm_dir" -L kvm -LE "$long_labels" \
-      --output-on-failure --timeout 1800 >"$vm_dir/ctest-vm.log" 2>&1 &
-    echo $! >"$vm_dir/ctest-vm.pgid"
-    wait $!
-    echo $? >"$vm_dir/ctest-vm.rc"
-  ) &
-  vm_pid=$!
-}
-finish_vm_tests() {
-  [[ -n $vm_pid ]] || return 0
-  local status
-  echo "== $vm_dir: waiting for the kvm tests (test VM, background)"
-  wait "$vm_pid" || true
-  vm_pid=""
-  cat "$vm_dir/ctest-vm.log" | tee -a "$vm_dir/ctest.log"
-  status="$(cat "$vm_dir/ctest-vm.rc" 2>/dev/null || echo 1)"
-  echo "== $vm_dir: kvm tests: ctest status $status, $((SECONDS - vm_t0)) s from start to collection (test VM)"
-  ((status == 0)) || return "$status"
-  check_skips "$vm_dir/ctest.log" "$vm_dir (kvm)"
-}
-
-# Ends a background VM job (its process group) and the subshell that waits for it.
+# Ends a background job (its process group) and the subshell that waits for it.
 stop_background() {  # pid pgid-file
   local pid="$1" pgid="" i
   # The background subshell writes the pgid right after it starts setsid: a failure in
@@ -127,12 +94,50 @@ stop_background() {  # pid pgid-file
   [[ -n $pgid ]] && kill -- "-$pgid" 2>/dev/null
   kill "$pid" 2>/dev/null || true
 }
-# A failed run must not leave a background VM behind.
-stop_vms() {
-  [[ -z $vm_pid ]] || stop_background "$vm_pid" "$vm_dir/ctest-vm.pgid"
-  [[ -z $linux_pid ]] || stop_background "$linux_pid" "$linux_dir/ctest-linux.pgid"
+# A failed run must not leave a background VM (or lint) behind.
+stop_jobs() {
+  local name
+  for name in "${!job_pid[@]}"; do stop_background "${job_pid[$name]}" "${job_log[$name]}.pgid"; done
 }
-trap stop_vms EXIT
+trap stop_jobs EXIT
+
+# The stock-Linux boots (label linux) and kvm-unit-tests' run_tests.sh (label kut) take
+# minutes of emulated guest kernel in the test VM. They start in a VM of their own once
+# the release build's other tests passed; finish_linux_vm collects them at the end.
+long_labels="linux|kut"
+start_linux_vm() {  # dir
+  linux_dir="$1"
+  start_job "$linux_dir linux+kut (test VM)" "$linux_dir/ctest-linux.log" \
+    scripts/vm.sh ctest --test-dir "$linux_dir" -L "$long_labels" --output-on-failure --timeout 1800
+}
+finish_linux_vm() {
+  [[ -n ${linux_dir:-} ]] || return 0
+  local dir="$linux_dir"
+  linux_dir=""
+  finish_job "$dir linux+kut (test VM)" || return
+  check_skips "$dir/ctest-linux.log" "$dir (linux)"
+}
+# A sanitizer tree's kvm tests in the test VM while the next build compiles on this
+# host. One at a time; finish_vm_tests collects it.
+vm_dir=""
+start_vm_tests() {  # dir
+  # One test VM at a time: some kvm tests measure time, and a second TCG VM beside them
+  # halves their speed. The linux VM is done by now on a CI machine; if not, wait for it.
+  # (|| return: set -e does not reach into a function called from an && list)
+  finish_linux_vm || return
+  vm_dir="$1"
+  start_job "$vm_dir kvm (test VM)" "$vm_dir/ctest-vm.log" \
+    scripts/vm.sh ctest --test-dir "$vm_dir" -L kvm -LE "$long_labels" --output-on-failure --timeout 1800
+}
+finish_vm_tests() {
+  [[ -n $vm_dir ]] || return 0
+  local dir="$vm_dir" status=0
+  vm_dir=""
+  finish_job "$dir kvm (test VM)" || status=$?
+  cat "$dir/ctest-vm.log" >>"$dir/ctest.log"
+  ((status == 0)) || return "$status"
+  check_skips "$dir/ctest.log" "$dir (kvm)"
+}
 
 # ctest over one build tree; fails on a skipped test under CI. Where the tests run:
 #   /dev/kvm works here        everything on this host — except that on a nested PVM KVM,
@@ -190,6 +195,10 @@ scripts/build.sh release
 # on the host — the test VM has no network.
 echo "linux guest kit: $(guest/linux/make_initramfs.sh)"
 kvm_decide build/labyrinth
+# clang-tidy needs only build/compile_commands.json: it runs from here to the end, niced,
+# on whatever core the rest leaves idle (the host tests are serial, a VM stage takes one).
+start_job "clang-tidy-19 (allocator, devices, vmm)" build/lint.log \
+  nice -n 10 scripts/lint.sh allocator devices vmm
 run_tests build 1
 
 echo "== scripts/vm.sh: its own checks (tests/scripts/vm_sh_test.sh)"
@@ -201,15 +210,20 @@ tests/scripts/kut_shim_test.sh
 echo "== clang-format-19 (.clang-format): every C/C++ file"
 git ls-files '*.cc' '*.h' '*.c' | xargs clang-format-19 --dry-run --Werror
 
-echo "== clang-tidy-19: allocator, devices, vmm"
-scripts/lint.sh allocator devices vmm
-
 # The sanitizer builds run everything but the stock-Linux boots (label linux: minutes of
 # emulated guest kernel each in the test VM; the g++ build runs them).
 # Where the kvm tests go to the test VM, each sanitizer tree's run there in the
 # background while the next build compiles (start_vm_tests), one VM stage at a time.
-echo "== ASan+UBSan (clang-19)"
+echo "== ASan+UBSan (clang-19; the libFuzzer targets too)"
 scripts/build.sh asan
+
+# Fuzzing (tests/fuzz/, issue 9): every libFuzzer target for a short fixed time from its
+# seed corpus (regression inputs included), a fresh working corpus each run; one core,
+# beside the linux VM. Campaigns: scripts/fuzz.sh --cpu-seconds N (docs/hardening.md).
+echo "== libFuzzer targets (build-asan/fuzz/): 20 s each"
+rm -rf build-asan/fuzz-ci
+scripts/fuzz.sh --no-build --seconds 20 --out build-asan/fuzz-ci
+
 run_tests build-asan 0 1
 
 echo "== TSan (clang-19)"
@@ -218,14 +232,8 @@ nice -n 10 scripts/build.sh tsan
 finish_vm_tests
 run_tests build-tsan 0 1
 
-# Fuzzing (tests/fuzz/, issue 9): every libFuzzer target for a short fixed time from its
-# seed corpus (regression inputs included), a fresh working corpus each run. Campaigns:
-# scripts/fuzz.sh --cpu-seconds N (docs/hardening.md).
-echo "== libFuzzer targets (clang-19, ASan+UBSan): 20 s each"
-rm -rf build-fuzz/ci
-scripts/fuzz.sh --seconds 20 --out build-fuzz/ci
-
 finish_vm_tests
 finish_linux_vm
+finish_job "clang-tidy-19 (allocator, devices, vmm)"
 
 echo "== all tests passed in $((SECONDS - started)) s (KVM work: $KVM_WHERE)"
