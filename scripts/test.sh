@@ -231,7 +231,9 @@ scripts/fuzz.sh --no-build --seconds 20 --out build-asan/fuzz-ci
 run_tests build-asan 0 1
 
 echo "== TSan (clang-19)"
-# niced: beside ASan's kvm tests in the background VM, which some measure time
+# Beside ASan's kvm tests in the background VM, which some measure time: the VM job is a
+# session of its own, and autogroup scheduling gives each session an equal share, so the
+# VM keeps a core against the build's two jobs; without autogroup, nice does that.
 nice -n 10 scripts/build.sh tsan
 finish_vm_tests
 run_tests build-tsan 0 1
