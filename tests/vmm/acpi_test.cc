@@ -196,7 +196,7 @@ TEST_F(AcpiTables, McfgPlacesBus0EcamInAReservedHoleOfTheMap) {
     // Linux 6.1 takes the MCFG area early if one e820 reserved entry covers it.
     bool reserved = false;
     for (const auto& e : linux_e820(layout)) {
-      if (e.type == kE820Ram) EXPECT_TRUE(e.addr + e.size <= base || e.addr >= end);
+      EXPECT_TRUE(e.type != kE820Ram || e.addr + e.size <= base || e.addr >= end) << e.addr;
       reserved = reserved || (e.type == kE820Reserved && e.addr <= base && e.addr + e.size >= end);
     }
     EXPECT_TRUE(reserved) << ram;
