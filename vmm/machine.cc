@@ -17,6 +17,7 @@
 #include "devices/legacy/exit_device.h"
 #include "devices/legacy/fw_cfg.h"
 #include "devices/legacy/i8042.h"
+#include "devices/pci/pci_ecam.h"
 #include "devices/pci/pci_testdev.h"
 #include "devices/serial/console_watch.h"
 #include "guest/abi/ports.h"
@@ -239,6 +240,12 @@ std::expected<void, Error> Machine::build_devices() {
                  .has_value();
   pci_ = std::make_shared<devices::PciBus>();
   ok = ok && pio_.insert(pci_, devices::PciBus::kBase, devices::PciBus::kLen).has_value();
+  // The same bus through ECAM (pci_ecam.h), below the BAR window; the ACPI MCFG names it.
+  static_assert(kPciEcamGpa >= LABYRINTH_MMIO_GAP_START &&
+                kPciEcamGpa + devices::PciEcam::kLen <= LABYRINTH_DEVICE_MMIO_BASE);
+  ok = ok &&
+       mmio_.insert(std::make_shared<devices::PciEcam>(pci_), kPciEcamGpa, devices::PciEcam::kLen)
+           .has_value();
   ok = ok && pio_.insert(std::make_shared<devices::IrqTestDevice>(*irq_train_),
                          LABYRINTH_PORT_IRQ_TEST, 8)
                  .has_value();  // request + ack

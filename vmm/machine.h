@@ -149,7 +149,7 @@ class Machine final : public devices::VmControl {
   std::shared_ptr<devices::Uart16550> uart_;
   std::unique_ptr<devices::StdinReader> stdin_;
   std::unique_ptr<devices::IrqTrain> irq_train_;
-  std::shared_ptr<devices::PciBus> pci_;  // bus 0 behind 0xCF8/0xCFC
+  std::shared_ptr<devices::PciBus> pci_;  // bus 0 behind 0xCF8/0xCFC and ECAM
   std::unique_ptr<MsiRouter> msi_router_;
   std::unique_ptr<LnicSet> lnics_;                   // after the pool: stopped and gone before it
   std::unique_ptr<VirtioNetSet> nets_;               // network-interfaces: virtio-net on pci_

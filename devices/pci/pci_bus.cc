@@ -4,6 +4,17 @@
 
 namespace labyrinth::devices {
 
+namespace {
+
+// True if [offset, offset + size) is 1-4 bytes of one dword of the 256-byte space: what a
+// function's dword accessors can serve. Offsets 256..4095 (ECAM's extended space) and
+// accesses across a dword (undefined in PCIe; Linux never makes them) are not.
+bool inside_one_dword(uint32_t offset, size_t size) {
+  return size >= 1 && size <= 4 && offset < PciBus::kConfigSpaceBytes && (offset & 3u) + size <= 4;
+}
+
+}  // namespace
+
 // The identity dwords of a type 0 header; everything else reads 0.
 uint32_t pci_header_dword(const PciId& id, uint8_t offset) {
   switch (offset) {
@@ -36,12 +47,53 @@ std::expected<void, Error> PciBus::insert(uint32_t slot, std::shared_ptr<PciFunc
 }
 
 // Only bus 0, function 0 exist (PCI allows 8 functions a slot; nothing here has more).
-PciFunction* PciBus::selected() const {
-  if ((address_ & kEnable) == 0) return nullptr;
-  const uint32_t bus = (address_ >> 16) & 0xFF, slot = (address_ >> 11) & 0x1F,
-                 function = (address_ >> 8) & 0x7;
-  if (bus != 0 || function != 0) return nullptr;
-  return slots_[slot].get();
+PciFunction* PciBus::function_at(const ConfigAddress& at) const {
+  if (at.bus != 0 || at.function != 0 || at.slot >= kSlots) return nullptr;
+  return slots_[at.slot].get();
+}
+
+std::optional<PciBus::ConfigAddress> PciBus::selected(uint64_t byte) const {
+  if ((address_ & kEnable) == 0) return std::nullopt;
+  return ConfigAddress{.bus = (address_ >> 16) & 0xFF,
+                       .slot = (address_ >> 11) & 0x1F,
+                       .function = (address_ >> 8) & 0x7,
+                       .offset = static_cast<uint32_t>((address_ & 0xFC) + byte)};
+}
+
+void PciBus::config_read(const ConfigAddress& at, std::span<uint8_t> data) {
+  std::lock_guard lock(mu_);
+  read_locked(at, data);
+}
+
+void PciBus::config_write(const ConfigAddress& at, std::span<const uint8_t> data) {
+  std::lock_guard lock(mu_);
+  write_locked(at, data);
+}
+
+void PciBus::read_locked(const ConfigAddress& at, std::span<uint8_t> data) {
+  // All-ones unless a function answers: "no device" (or "no such register") to the guest.
+  std::memset(data.data(), 0xFF, data.size());
+  if (!inside_one_dword(at.offset, data.size())) return;
+  PciFunction* fn = function_at(at);
+  if (fn == nullptr) return;
+  const uint32_t dword = fn->read_config(static_cast<uint8_t>(at.offset & ~3u));
+  std::memcpy(data.data(), reinterpret_cast<const uint8_t*>(&dword) + (at.offset & 3u),
+              data.size());
+}
+
+void PciBus::write_locked(const ConfigAddress& at, std::span<const uint8_t> data) {
+  if (!inside_one_dword(at.offset, data.size())) return;
+  PciFunction* fn = function_at(at);
+  if (fn == nullptr) return;
+  // Functions see whole dwords: the bytes written, placed at their lane, and a mask of
+  // those lanes, so a byte write to one register leaves its neighbours alone.
+  const uint32_t lane = at.offset & 3u;
+  uint32_t value = 0, mask = 0;
+  for (size_t i = 0; i < data.size(); ++i) {
+    value |= uint32_t{data[i]} << (8 * (lane + i));
+    mask |= 0xFFu << (8 * (lane + i));
+  }
+  fn->write_config(static_cast<uint8_t>(at.offset & ~3u), value, mask);
 }
 
 void PciBus::read(uint64_t offset, std::span<uint8_t> data) {
@@ -50,15 +102,17 @@ void PciBus::read(uint64_t offset, std::span<uint8_t> data) {
     std::memcpy(data.data(), &address_, 4);
     return;
   }
-  // All-ones unless a function answers: "no device" to the guest's probe.
-  std::memset(data.data(), 0xFF, data.size());
-  if (offset < 4) return;                           // partial reads of CONFIG_ADDRESS
+  if (offset < 4) {  // partial reads of CONFIG_ADDRESS
+    std::memset(data.data(), 0xFF, data.size());
+    return;
+  }
   const uint64_t byte = offset - 4 + address_low_;  // 0..6 inside the dword
-  if (byte + data.size() > 4) return;               // straddles the end of CONFIG_DATA
-  PciFunction* fn = selected();
-  if (fn == nullptr) return;
-  const uint32_t dword = fn->read_config(static_cast<uint8_t>(address_ & 0xFC));
-  std::memcpy(data.data(), reinterpret_cast<const uint8_t*>(&dword) + byte, data.size());
+  const auto at = selected(byte);
+  if (!at || byte + data.size() > 4) {  // disabled, or straddles the end of CONFIG_DATA
+    std::memset(data.data(), 0xFF, data.size());
+    return;
+  }
+  read_locked(*at, data);
 }
 
 void PciBus::write(uint64_t offset, std::span<const uint8_t> data) {
@@ -71,17 +125,9 @@ void PciBus::write(uint64_t offset, std::span<const uint8_t> data) {
   }
   if (offset < 4) return;
   const uint64_t byte = offset - 4 + address_low_;
-  if (byte + data.size() > 4) return;
-  PciFunction* fn = selected();
-  if (fn == nullptr) return;
-  // Functions see whole dwords: the bytes written, placed at their lane, and a mask of
-  // those lanes, so a byte write to one register leaves its neighbours alone.
-  uint32_t value = 0, mask = 0;
-  for (size_t i = 0; i < data.size(); ++i) {
-    value |= uint32_t{data[i]} << (8 * (byte + i));
-    mask |= 0xFFu << (8 * (byte + i));
-  }
-  fn->write_config(static_cast<uint8_t>(address_ & 0xFC), value, mask);
+  const auto at = selected(byte);
+  if (!at || byte + data.size() > 4) return;
+  write_locked(*at, data);
 }
 
 }  // namespace labyrinth::devices

@@ -1,4 +1,5 @@
-// devices/pci/pci_bus.h — PCI bus 0 behind configuration mechanism 1 (ports 0xCF8/0xCFC).
+// devices/pci/pci_bus.h — PCI bus 0 behind configuration mechanism 1 (ports 0xCF8/0xCFC);
+// the same bus is also reached through ECAM (pci_ecam.h), which calls config_read/_write.
 //
 // The guest writes CONFIG_ADDRESS (0xCF8, 32 bits: enable bit 31, bus 23:16, device
 // 15:11, function 10:8, register 7:2) and then reads or writes CONFIG_DATA
@@ -18,6 +19,14 @@
 //   pci->insert(3, virtio_net_function).value();        // Error::overlap if taken
 //   pio.insert(pci, PciBus::kBase, PciBus::kLen);
 //
+// Both front ends end in config_read/config_write (one model, no second copy of config
+// state): bus 0, a device slot, a function, a register offset 0..4095, 1-4 bytes inside
+// one dword. The functions are conventional PCI (no PCI Express capability), so their
+// configuration space is 256 bytes: offsets 256..4095 — reachable only through ECAM —
+// read all-ones and ignore writes, as QEMU does for a conventional device behind its
+// PCIe host; Linux's pci_cfg_space_size_ext takes all-ones at 0x100 of the host bridge
+// (the one function whose extended space it probes) as "no extended space".
+//
 // Thread-safety: mu_ guards the address register and the slots; a function's config
 // accessors run under it. Lock order: Bus::devices_mu_ -> PciBus::mu_ -> <function>.
 #pragma once
@@ -27,6 +36,7 @@
 #include <expected>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string_view>
 
@@ -77,9 +87,27 @@ class PciBus final : public BusDevice {
   // Places fn at bus 0, device slot, function 0. Error::overlap if taken or out of range.
   std::expected<void, Error> insert(uint32_t slot, std::shared_ptr<PciFunction> fn);
 
+  // One configuration access, whatever decoded it. Any values are accepted: reads fill
+  // data with all-ones unless a function answers; writes that reach no function, or
+  // offsets 256..4095, or data that is empty, wider than 4 bytes or crosses the dword of
+  // offset, are ignored (and such reads give all-ones).
+  static constexpr uint32_t kConfigSpaceBytes = 256;  // conventional PCI
+  static constexpr uint32_t kExtendedSpaceBytes = 4096;
+  struct ConfigAddress {
+    uint32_t bus = 0, slot = 0, function = 0;
+    uint32_t offset = 0;  // byte offset in the function's (extended) configuration space
+  };
+  void config_read(const ConfigAddress& at, std::span<uint8_t> data);
+  void config_write(const ConfigAddress& at, std::span<const uint8_t> data);
+
  private:
-  // The function CONFIG_ADDRESS selects, or nullptr. Needs mu_.
-  PciFunction* selected() const;
+  // The function at bus/slot/function, or nullptr (only bus 0, function 0). Needs mu_.
+  PciFunction* function_at(const ConfigAddress& at) const;
+  // The address CONFIG_ADDRESS selects with byte (0..6) added, or nullopt while its
+  // enable bit is clear. Needs mu_.
+  std::optional<ConfigAddress> selected(uint64_t byte) const;
+  void read_locked(const ConfigAddress& at, std::span<uint8_t> data);
+  void write_locked(const ConfigAddress& at, std::span<const uint8_t> data);
 
   mutable std::mutex mu_;
   uint32_t address_ = 0;      // CONFIG_ADDRESS as it reads back (bits 1:0 clear)

@@ -1,9 +1,11 @@
 // tests/fuzz/pio_fuzz.cc — guest port I/O sequences against the legacy devices on a real
 // Bus laid out as in a VM: 16550 UART at 0x3F8, i8042 at 0x60-0x64, CMOS RTC at
 // 0x70-0x71, PCI configuration mechanism 1 at 0xCF8-0xCFF (host bridge in slot 0, a
-// checking function in slot 3), exit port at 0x501.
+// checking function in slot 3), exit port at 0x501; and the same PCI bus's ECAM window
+// on an MMIO bus at 0xC0000000 (pci_ecam.h), its second front end.
 //
-// The input is a sequence of accesses (port, width, value) and host input bursts. Small
+// The input is a sequence of accesses (port, width, value), ECAM accesses (address,
+// width 1-8, value) and host input bursts. Small
 // reference models of the devices run beside them; invariants after every access:
 // UART register reads agree with the model (RBR/FIFO order, divisor latch, IER, LCR,
 // MCR, SCR, LSR data-ready and overrun), the RX FIFO never exceeds its capacity, the
@@ -12,7 +14,9 @@
 // CMOS reads give the fixed clock in BCD, status A-D and the RAM written; PCI
 // CONFIG_ADDRESS reads back masked, CONFIG_DATA reads the selected function's dword
 // (all-ones where nothing is) and a write reaches a function only as a dword-aligned
-// offset with the mask of the bytes written; a shutdown is asked for exactly on OUT
+// offset with the mask of the bytes written; ECAM reads and writes reach the same
+// function state (one model for both front ends), offsets 256-4095, other functions and
+// accesses across a dword read all-ones and change nothing; a shutdown is asked for exactly on OUT
 // 0xFE to 0x64 and on any write to 0x501; unmapped ports read as all-ones.
 #include <fuzzer/FuzzedDataProvider.h>
 
@@ -33,6 +37,7 @@
 #include "devices/legacy/exit_device.h"
 #include "devices/legacy/i8042.h"
 #include "devices/pci/pci_bus.h"
+#include "devices/pci/pci_ecam.h"
 #include "devices/serial/uart16550.h"
 #include "guest/abi/ports.h"
 #include "tests/fuzz/fuzz_check.h"
@@ -274,8 +279,10 @@ struct CheckingFunction final : labyrinth::devices::PciFunction {
   }
   void write_config(uint8_t offset, uint32_t value, uint32_t mask) override {
     FUZZ_CHECK(offset % 4 == 0, "write_config at unaligned %#x", offset);
+    // One run of whole byte lanes (ECAM also passes the 3-byte accesses a Bus may carry).
     FUZZ_CHECK(mask == 0xFF || mask == 0xFF00 || mask == 0xFF0000 || mask == 0xFF000000 ||
-                   mask == 0xFFFF || mask == 0xFFFF00 || mask == 0xFFFF0000 || mask == 0xFFFFFFFF,
+                   mask == 0xFFFF || mask == 0xFFFF00 || mask == 0xFFFF0000 || mask == 0xFFFFFF ||
+                   mask == 0xFFFFFF00 || mask == 0xFFFFFFFF,
                "write_config mask %#x", mask);
     FUZZ_CHECK((value & ~mask) == 0, "write_config value %#x outside mask %#x", value, mask);
     space[offset / 4] = (space[offset / 4] & ~mask) | value;
@@ -316,6 +323,45 @@ struct PciModel {
     for (size_t i = 0; i < bytes.size(); ++i) {
       const unsigned shift = 8 * (off - 4 + low + i);
       d = (d & ~(0xFFu << shift)) | uint32_t{bytes[i]} << shift;
+    }
+  }
+  // ECAM: the dword at offset off of the window, if a function is there and off lies in
+  // its 256-byte space.
+  static constexpr uint64_t kEcamLen = 1u << 20;  // bus 0
+  std::optional<uint32_t> ecam_dword(uint64_t off) const {
+    const uint64_t slot = (off >> 15) & 0x1F, function = (off >> 12) & 7, reg = off & 0xFFF;
+    if (off >= kEcamLen || function != 0 || reg >= 256) return std::nullopt;
+    if (slot == 0) {
+      return labyrinth::devices::pci_header_dword(labyrinth::devices::PciHostBridge::kId,
+                                                  static_cast<uint8_t>(reg & 0xFC));
+    }
+    if (slot == 3) return fn3[reg / 4];
+    return std::nullopt;
+  }
+  static bool ecam_whole(uint64_t off, size_t width) {
+    return width >= 1 && width <= 4 && (off & 3) + width <= 4;
+  }
+  void ecam_write(uint64_t off, std::span<const uint8_t> bytes) {
+    if (!ecam_whole(off, bytes.size()) || !ecam_dword(off)) return;
+    if (((off >> 15) & 0x1F) != 3) return;  // the host bridge ignores writes
+    uint32_t& d = fn3[(off & 0xFF) / 4];
+    for (size_t i = 0; i < bytes.size(); ++i) {
+      const unsigned shift = 8 * ((off & 3) + i);
+      d = (d & ~(0xFFu << shift)) | uint32_t{bytes[i]} << shift;
+    }
+  }
+  void ecam_read(uint64_t off, std::span<const uint8_t> got) const {
+    std::array<uint8_t, 8> want{};
+    want.fill(0xFF);
+    if (ecam_whole(off, got.size())) {
+      if (auto d = ecam_dword(off)) {
+        for (size_t i = 0; i < got.size(); ++i)
+          want[i] = static_cast<uint8_t>(*d >> (8 * ((off & 3) + i)));
+      }
+    }
+    for (size_t i = 0; i < got.size(); ++i) {
+      FUZZ_CHECK(got[i] == want[i], "ECAM read at %#llx+%zu/%zu: %#x, model %#x",
+                 static_cast<unsigned long long>(off), i, got.size(), got[i], want[i]);
     }
   }
   void read(unsigned off, std::span<const uint8_t> got) const {
@@ -406,6 +452,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(!pci->insert(0, fn).has_value() && !pci->insert(32, fn).has_value(),
              "PCI slot 0 taken, 32 out of range");
   FUZZ_CHECK(pio.insert(pci, 0xCF8, 8).has_value(), "insert pci");
+  labyrinth::devices::Bus mmio("mmio");
+  constexpr uint64_t kEcam = 0xC0000000;  // the machine's kPciEcamGpa
+  FUZZ_CHECK(
+      mmio.insert(std::make_shared<labyrinth::devices::PciEcam>(pci), kEcam, PciModel::kEcamLen)
+          .has_value(),
+      "insert ecam");
   UartModel model;
   I8042Model kbd;
   CmosModel cmos;
@@ -414,7 +466,38 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t shutdowns = 0;
 
   while (in.remaining_bytes() > 0) {
-    const uint8_t op = in.ConsumeIntegralInRange<uint8_t>(0, 3);
+    const uint8_t op = in.ConsumeIntegralInRange<uint8_t>(0, 4);
+    if (op == 4) {  // ECAM: mostly slots 0 and 3, any register, some just outside the window
+      uint64_t addr = 0;
+      if (in.ConsumeBool()) {
+        const uint64_t slot = in.ConsumeBool() ? 3 : in.ConsumeIntegralInRange<uint64_t>(0, 31);
+        const uint64_t function = in.ConsumeBool() ? 0 : in.ConsumeIntegralInRange<uint64_t>(0, 7);
+        addr =
+            kEcam + (slot << 15 | function << 12 | in.ConsumeIntegralInRange<uint64_t>(0, 0xFFF));
+      } else {
+        addr = kEcam - 16 + in.ConsumeIntegralInRange<uint64_t>(0, PciModel::kEcamLen + 32);
+      }
+      const size_t width = in.ConsumeIntegralInRange<size_t>(1, 8);
+      const bool inside = addr >= kEcam && addr + width <= kEcam + PciModel::kEcamLen;
+      std::array<uint8_t, 8> buf{};
+      const std::span<uint8_t> bytes(buf.data(), width);
+      if (in.ConsumeBool()) {
+        const uint64_t v = in.ConsumeIntegral<uint64_t>();
+        for (size_t i = 0; i < width; ++i) buf[i] = static_cast<uint8_t>(v >> (8 * i));
+        FUZZ_CHECK(mmio.write(addr, bytes) == inside, "ECAM write %#llx/%zu dispatch",
+                   static_cast<unsigned long long>(addr), width);
+        if (inside) pci_model.ecam_write(addr - kEcam, bytes);
+      } else {
+        FUZZ_CHECK(mmio.read(addr, bytes) == inside, "ECAM read %#llx/%zu dispatch",
+                   static_cast<unsigned long long>(addr), width);
+        if (inside) {
+          pci_model.ecam_read(addr - kEcam, bytes);
+        } else {
+          for (size_t i = 0; i < width; ++i) FUZZ_CHECK(buf[i] == 0xFF, "unmapped read not ~0");
+        }
+      }
+      continue;
+    }
     if (op == 3) {  // host -> guest input (the event loop's stdin path)
       const auto bytes = in.ConsumeBytes<uint8_t>(in.ConsumeIntegralInRange<size_t>(0, 1100));
       const size_t space = uart->rx_space();

@@ -87,7 +87,7 @@ TEST_F(AcpiTables, RsdpIsAVersion2PointerToTheXsdt) {
   EXPECT_LE(kLinuxEbdaGpa + make_mptable(kLinuxEbdaGpa, LABYRINTH_MAX_VCPUS).size(),
             kAcpiTablesGpa);
   const Span xsdt = table(get<uint64_t>(rsdp, 24), "XSDT");
-  EXPECT_EQ(xsdt.size(), 36u + 2 * 8) << "FADT and MADT";
+  EXPECT_EQ(xsdt.size(), 36u + 3 * 8) << "FADT, MADT and MCFG";
 }
 
 TEST_F(AcpiTables, FadtIsAFullOneWithPm1BlocksFacsAndDsdt) {
@@ -168,6 +168,41 @@ TEST_F(AcpiTables, MadtListsEveryCpuTheIoapicTheSciOverrideAndLint1Nmi) {
   }
 }
 
+// MCFG (PCI Firmware 3.3, 4.1.2): one allocation, segment 0, bus 0, at the ECAM window,
+// which lies in the MMIO gap, e820-reserved, apart from RAM, the BAR window, the IOAPIC,
+// the LAPIC and the page-pool window.
+TEST_F(AcpiTables, McfgPlacesBus0EcamInAReservedHoleOfTheMap) {
+  build(1);
+  const Span mcfg = find("MCFG");
+  ASSERT_EQ(mcfg.size(), 36u + 8 + 16) << "header, reserved, one allocation";
+  EXPECT_EQ(get<uint8_t>(mcfg, 8), 1) << "revision";
+  EXPECT_EQ(get<uint64_t>(mcfg, 36), 0u) << "reserved";
+  EXPECT_EQ(get<uint64_t>(mcfg, 44), 0xC0000000u) << "base address";
+  EXPECT_EQ(get<uint16_t>(mcfg, 52), 0u) << "segment";
+  EXPECT_EQ(get<uint8_t>(mcfg, 54), 0u) << "start bus";
+  EXPECT_EQ(get<uint8_t>(mcfg, 55), 0u) << "end bus";
+  EXPECT_EQ(get<uint32_t>(mcfg, 56), 0u) << "reserved";
+  const uint64_t base = 0xC0000000, end = base + (1u << 20);  // bus 0: 1 MiB
+  EXPECT_EQ(kPciEcamGpa, base) << "where machine.cc maps the window";
+  EXPECT_EQ(base % (1u << 20), 0u);
+  EXPECT_GE(base, LABYRINTH_MMIO_GAP_START);
+  EXPECT_LE(end, LABYRINTH_DEVICE_MMIO_BASE) << "below the BAR window in PCI0's _CRS";
+  EXPECT_LT(end, LABYRINTH_IOAPIC_GPA);
+  EXPECT_LT(end, LABYRINTH_LAPIC_GPA);
+  for (const uint64_t ram : {256 * kMiB, 3 * kGiB, 6 * kGiB}) {
+    const auto layout = MemoryLayout::compute(ram, kGiB).value();
+    for (const auto& r : layout.ram) EXPECT_TRUE(r.end() <= base || r.gpa >= end) << ram;
+    EXPECT_TRUE(layout.pool.end() <= base || layout.pool.gpa >= end) << ram;
+    // Linux 6.1 takes the MCFG area early if one e820 reserved entry covers it.
+    bool reserved = false;
+    for (const auto& e : linux_e820(layout)) {
+      EXPECT_TRUE(e.type != kE820Ram || e.addr + e.size <= base || e.addr >= end) << e.addr;
+      reserved = reserved || (e.type == kE820Reserved && e.addr <= base && e.addr + e.size >= end);
+    }
+    EXPECT_TRUE(reserved) << ram;
+  }
+}
+
 // The DSDT's AML, searched for the byte sequences iasl emits for the same ASL.
 TEST_F(AcpiTables, DsdtDescribesTheHostBridgeComPortKeyboardAndS5) {
   build(1);
@@ -184,11 +219,17 @@ TEST_F(AcpiTables, DsdtDescribesTheHostBridgeComPortKeyboardAndS5) {
   EXPECT_TRUE(has({'P', 'C', 'I', '0', 0x08, '_', 'H', 'I', 'D', 0x0C, 0x41, 0xD0, 0x0A, 0x03}));
   EXPECT_TRUE(has({'C', 'O', 'M', '1', 0x08, '_', 'H', 'I', 'D', 0x0C, 0x41, 0xD0, 0x05, 0x01}));
   EXPECT_TRUE(has({'P', 'S', '2', 'K', 0x08, '_', 'H', 'I', 'D', 0x0C, 0x41, 0xD0, 0x03, 0x03}));
-  // The host bridge's windows: buses 0-255, ports 0xCF8-0xCFF, and the BAR window.
-  EXPECT_TRUE(has({0x88, 0x0D, 0x00, 0x02, 0x0C, 0x00, 0, 0, 0x00, 0x00, 0xFF, 0x00}));
+  // The host bridge's windows: bus 0 (what the MCFG covers), ports 0xCF8-0xCFF, and the
+  // BAR window.
+  EXPECT_TRUE(
+      has({0x88, 0x0D, 0x00, 0x02, 0x0C, 0x00, 0, 0, 0x00, 0x00, 0x00, 0x00, 0, 0, 0x01, 0x00}));
   EXPECT_TRUE(has({0x47, 0x01, 0xF8, 0x0C, 0xF8, 0x0C, 0x01, 0x08}));
   EXPECT_TRUE(has({0x87, 0x17, 0x00, 0x00, 0x0C, 0x01, 0, 0, 0, 0, 0x00, 0x00, 0x00, 0xD0, 0xFF,
                    0xFF, 0xBF, 0xFE}));
+  // Device (MBRD) { Name (_HID, EisaId ("PNP0C02")) ... Memory32Fixed (ReadWrite,
+  // 0xC0000000, 0x00100000) }: the ECAM window as a motherboard resource.
+  EXPECT_TRUE(has({'M', 'B', 'R', 'D', 0x08, '_', 'H', 'I', 'D', 0x0C, 0x41, 0xD0, 0x0C, 0x02}));
+  EXPECT_TRUE(has({0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xC0, 0x00, 0x00, 0x10, 0x00}));
   // COM1 on IRQ 4, the keyboard on IRQ 1.
   EXPECT_TRUE(has({0x47, 0x01, 0xF8, 0x03, 0xF8, 0x03, 0x01, 0x08, 0x22, 0x10, 0x00}));
   EXPECT_TRUE(has({0x47, 0x01, 0x64, 0x00, 0x64, 0x00, 0x01, 0x01, 0x22, 0x02, 0x00}));

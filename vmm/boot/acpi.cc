@@ -8,6 +8,7 @@
 
 #include "devices/legacy/acpi_pm.h"
 #include "devices/pci/pci_bus.h"
+#include "devices/pci/pci_ecam.h"
 #include "guest/abi/boot_info.h"
 #include "guest/abi/ports.h"
 
@@ -19,6 +20,9 @@ using Bytes = std::vector<uint8_t>;
 
 constexpr size_t kHeaderBytes = 36, kTableAlign = 64;  // 64: the FACS's own alignment
 constexpr uint64_t kChecksumOff = 9;
+// The last bus the ECAM window (and so the host bridge) covers: bus 0 only.
+constexpr uint8_t kEcamLastBus = devices::PciEcam::kLen / devices::PciEcam::kBytesPerBus - 1;
+static_assert(kEcamLastBus == 0);
 
 uint8_t checksum(std::span<const uint8_t> b) {
   const unsigned sum = std::accumulate(b.begin(), b.end(), 0u);
@@ -164,6 +168,14 @@ Bytes io_port(uint16_t base, uint8_t len) {  // I/O Port, 16-bit decode, fixed
   append<uint8_t>(b, len);
   return b;
 }
+Bytes memory32_fixed(uint32_t base, uint32_t len) {  // Memory32Fixed, read-write
+  Bytes b = {0x86};
+  append<uint16_t>(b, 9);  // length after this field
+  append<uint8_t>(b, 1);   // read-write
+  append<uint32_t>(b, base);
+  append<uint32_t>(b, len);
+  return b;
+}
 Bytes irq(uint8_t line) {  // IRQ, no flags: edge, active high, exclusive
   Bytes b = {0x22};
   append<uint16_t>(b, static_cast<uint16_t>(1u << line));
@@ -208,8 +220,10 @@ Bytes dsdt() {
   append(pci0, name("_UID", integer(0)));
   append(pci0, name("_SEG", integer(0)));
   append(pci0, name("_BBN", integer(0)));
+  // Bus 0 only: the one bus there is, and all the MCFG's window covers (Linux notes an
+  // ECAM that "only partially covers this bridge" otherwise).
   append(pci0,
-         name("_CRS", resources({word_bus_numbers(0, 0xFF),
+         name("_CRS", resources({word_bus_numbers(0, kEcamLastBus),
                                  io_port(devices::PciBus::kBase, devices::PciBus::kLen),
                                  dword_memory(static_cast<uint32_t>(LABYRINTH_DEVICE_MMIO_BASE),
                                               static_cast<uint32_t>(LABYRINTH_IOAPIC_GPA - 1))})));
@@ -221,10 +235,19 @@ Bytes dsdt() {
   append(kbd, name("_HID", eisa_id("PNP0303")));
   append(kbd, name("_CRS", resources({io_port(LABYRINTH_PORT_I8042_DATA, 1),
                                       io_port(LABYRINTH_PORT_I8042_CMD, 1), irq(1)})));
+  // The ECAM window as a motherboard resource, where PCI Firmware 3.3 (4.1.2) wants it and
+  // Linux's check of MCFG areas looks (is_acpi_reserved in mmconfig-shared.c).
+  Bytes mbrd;
+  append(mbrd, name("_HID", eisa_id("PNP0C02")));
+  append(mbrd, name("_UID", integer(0)));
+  append(mbrd,
+         name("_CRS", resources({memory32_fixed(static_cast<uint32_t>(kPciEcamGpa),
+                                                static_cast<uint32_t>(devices::PciEcam::kLen))})));
   Bytes sb;
   append(sb, device("PCI0", pci0));
   append(sb, device("COM1", com1));
   append(sb, device("PS2K", kbd));
+  append(sb, device("MBRD", mbrd));  // last: the PNP layer's 00:00 and 00:01 stay COM1 and PS2K
 
   Bytes t = header("DSDT", 2);  // revision 2: 64-bit integers
   append(t, name("_S5_", package({devices::AcpiPm::kSlpTypS5, 0})));
@@ -317,6 +340,18 @@ Bytes madt(uint32_t num_cpus) {
   return finish(std::move(t));
 }
 
+// One allocation: segment 0, buses 0..kEcamLastBus at the ECAM window.
+Bytes mcfg() {
+  Bytes t = header("MCFG", 1);
+  append<uint64_t>(t, 0);  // reserved
+  append<uint64_t>(t, kPciEcamGpa);
+  append<uint16_t>(t, 0);  // PCI segment group
+  append<uint8_t>(t, 0);   // start bus
+  append<uint8_t>(t, kEcamLastBus);
+  append<uint32_t>(t, 0);  // reserved
+  return finish(std::move(t));
+}
+
 Bytes xsdt(std::initializer_list<uint64_t> tables) {
   Bytes t = header("XSDT", 1);
   for (uint64_t gpa : tables) append<uint64_t>(t, gpa);
@@ -344,23 +379,25 @@ Bytes rsdp(uint64_t xsdt_gpa) {
 std::vector<std::byte> make_acpi_tables(uint64_t gpa, uint32_t num_cpus) {
   // Offsets first (each table at a 64-byte boundary), then the bytes.
   const auto fixed_rsdp = rsdp(0);
-  const Bytes m = madt(num_cpus), d = dsdt(), f = facs();
-  const size_t xsdt_len = kHeaderBytes + size_t{2} * 8, fadt_len = fadt(0, 0).size();
+  const Bytes m = madt(num_cpus), d = dsdt(), f = facs(), c = mcfg();
+  const size_t xsdt_len = kHeaderBytes + size_t{3} * 8, fadt_len = fadt(0, 0).size();
   const auto next = [](size_t off, size_t len) {
     return (off + len + kTableAlign - 1) / kTableAlign * kTableAlign;
   };
   const size_t xsdt_off = next(0, fixed_rsdp.size()), fadt_off = next(xsdt_off, xsdt_len),
                facs_off = next(fadt_off, fadt_len), madt_off = next(facs_off, f.size()),
-               dsdt_off = next(madt_off, m.size()), end = dsdt_off + d.size();
+               mcfg_off = next(madt_off, m.size()), dsdt_off = next(mcfg_off, c.size()),
+               end = dsdt_off + d.size();
   std::vector<std::byte> out(end, std::byte{0});
   const auto place = [&](size_t off, const Bytes& b) {
     std::memcpy(out.data() + off, b.data(), b.size());
   };
   place(0, rsdp(gpa + xsdt_off));
-  place(xsdt_off, xsdt({gpa + fadt_off, gpa + madt_off}));
+  place(xsdt_off, xsdt({gpa + fadt_off, gpa + madt_off, gpa + mcfg_off}));
   place(fadt_off, fadt(gpa + facs_off, gpa + dsdt_off));
   place(facs_off, f);
   place(madt_off, m);
+  place(mcfg_off, c);
   place(dsdt_off, d);
   return out;
 }
