@@ -20,6 +20,8 @@ std::string_view to_string(Error e) noexcept {
       return "a network backend could not be opened";
     case Error::pool_bad_config:
       return "page pool rejected its configuration (labyrinth.pool)";
+    case Error::cpu_template_rejected:
+      return "the CPU template does not fit this host's KVM (see the line above)";
     case Error::kvm_api_version:
       return "unsupported KVM API version (need 12)";
     case Error::kvm_missing_cap:
@@ -58,6 +60,7 @@ int exit_status_for(Error e) noexcept {
     case Error::elf_unsupported:
     case Error::elf_bad_placement:
     case Error::pool_bad_config:
+    case Error::cpu_template_rejected:
     case Error::linux_rejected:
     case Error::kernel_rejected:
       return kExitUsage;

@@ -32,13 +32,14 @@ enum class Error : uint8_t {
   gpa_out_of_range,  // [gpa, gpa + len) not inside one RAM region
   gpa_overflow,      // gpa + len wraps around 2^64
   // Guest image / boot layout (exit status 2: the configured kernel is unusable).
-  elf_malformed,      // header, program headers or segments are inconsistent
-  elf_unsupported,    // valid ELF but not an x86-64 executable we can boot
-  elf_bad_placement,  // a segment is outside RAM or below LABYRINTH_GUEST_LOAD_MIN
-  boot_layout,        // boot structures do not fit the VMM-owned low memory
-  linux_rejected,     // a Linux kernel, initramfs or command line the boot protocol rejects
-  kernel_rejected,    // a Multiboot kernel, its module or command line, or a file of no kind
-  pool_bad_config,    // the page pool rejected labyrinth.pool (exit status 2)
+  elf_malformed,          // header, program headers or segments are inconsistent
+  elf_unsupported,        // valid ELF but not an x86-64 executable we can boot
+  elf_bad_placement,      // a segment is outside RAM or below LABYRINTH_GUEST_LOAD_MIN
+  boot_layout,            // boot structures do not fit the VMM-owned low memory
+  linux_rejected,         // a Linux kernel, initramfs or command line the boot protocol rejects
+  kernel_rejected,        // a Multiboot kernel, its module or command line, or a file of no kind
+  pool_bad_config,        // the page pool rejected labyrinth.pool (exit status 2)
+  cpu_template_rejected,  // cpu-config names a CPUID leaf this host's KVM lacks (exit status 2)
 };
 
 std::string_view to_string(Error e) noexcept;

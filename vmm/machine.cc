@@ -329,8 +329,14 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
   }
 
   if (!kvm_) return std::unexpected(Error::kvm_unavailable);  // build() opened it first
+  // The CPU template (cpu-config) edits KVM's table once for every vCPU (vmm/boot/cpuid.h).
+  auto base = apply_cpu_template(kvm_->supported_cpuid(), config_.cpu_template);
+  if (!base) {
+    spdlog::error("{}", base.error());
+    return std::unexpected(Error::cpu_template_rejected);
+  }
   for (auto& vcpu : vcpus_) {
-    if (auto r = vcpu->set_cpuid(vcpu_cpuid(kvm_->supported_cpuid(), vcpu->index(), n)); !r) {
+    if (auto r = vcpu->set_cpuid(vcpu_cpuid(*base, vcpu->index(), n)); !r) {
       return r;
     }
     if (kind_ != KernelKind::labyrinth_elf) {

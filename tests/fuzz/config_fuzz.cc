@@ -35,8 +35,8 @@ void check_error(const ConfigError& e) {
   FUZZ_CHECK(!e.detail.empty(), "empty error detail (field '%s')", e.field.c_str());
   FUZZ_CHECK(one_printable_line(msg), "error is not one printable line: %zu bytes", msg.size());
   if (!e.field.empty()) {
-    static constexpr std::string_view kSections[] = {"boot-source", "machine-config", "serial",
-                                                     "network-interfaces", "labyrinth"};
+    static constexpr std::string_view kSections[] = {
+        "boot-source", "machine-config", "serial", "network-interfaces", "labyrinth", "cpu-config"};
     bool known = false;
     for (auto s : kSections) known = known || e.field.starts_with(s);
     // An unknown top-level key is named as itself (escaped).
@@ -73,6 +73,13 @@ void check_config(const Config& c, const ConfigLimits& l) {
   FUZZ_CHECK(c.layout.ram_bytes == uint64_t{c.mem_size_mib} << 20 &&
                  c.layout.pool.size >= p.max_bytes() && !c.layout.ram.empty(),
              "layout of %u MiB", c.mem_size_mib);
+  // The CPU template: every forced bit inside its filter, KVM's three flag bits only.
+  for (const auto& m : c.cpu_template.cpuid_modifiers) {
+    FUZZ_CHECK(m.flags <= 7, "cpuid flags %u", m.flags);
+    for (const auto& r : m.modifiers) {
+      FUZZ_CHECK((r.bitmap.bits & ~r.bitmap.filter) == 0, "bitmap bits outside its filter");
+    }
+  }
   FUZZ_CHECK(c.lnics.size() <= LABYRINTH_MAX_DEVICES, "%zu lnics", c.lnics.size());
   std::set<std::string> ids;
   for (const auto& n : c.lnics) {

@@ -53,12 +53,24 @@ DEVICES = {
 # CPU models: Labyrinth gives the guest what KVM supports on this host (as QEMU's
 # `host`); QEMU's `max` under KVM is the same set.
 CPU_MODELS = {"host", "max"}
-# A smaller model with features only *added* (`qemu64,+x2apic,+tsc-deadline`, as the
-# x2apic, ioapic, umip, pcid-enabled and vmexit_tscdeadline tests ask) runs on the host's
-# set: a superset of what was asked, since Labyrinth cannot remove a feature. Were an added
-# feature missing on the host, the test finds it absent as on any such host. A feature
-# taken away (`-x2apic`), another vendor or any other property cannot be honoured: refused.
-SUPERSET_MODELS = {"qemu64", "kvm64"}
+# A smaller model (`qemu64,+x2apic,+tsc-deadline`, as the x2apic, ioapic, umip,
+# pcid-enabled and vmexit_tscdeadline tests ask; Opteron_G1 for syscall, IvyBridge for
+# access-reduced-maxphyaddr) runs on the host's set: a superset of what was asked, with
+# features only *added* taken as KVM has them (were one missing on the host, the test
+# finds it absent as on any such host). QEMU under KVM gives every model the host's
+# vendor, as this does, unless vendor= says otherwise.
+SUPERSET_MODELS = {"qemu64", "kvm64", "Opteron_G1", "IvyBridge"}
+# What a -cpu option can take away or change: a CPU template (Firecracker's cpuid_modifiers,
+# the "cpu-config" section, docs/vmm.md) forcing the bits. name: (leaf, subleaf, KVM flags
+# of that entry, register, bit). Only the features the suite's tests remove; any other
+# is refused. (tsc-deadline cannot be removed: Labyrinth always sets it, vmm/boot/cpuid.h.)
+CPU_FEATURES = {
+    "x2apic": (0x1, 0, 0, "ecx", 21),
+    "pcid": (0x1, 0, 0, "ecx", 17),
+    "invpcid": (0x7, 0, 1, "ebx", 10),  # leaf 7 has subleaves: KVM_CPUID_FLAG_SIGNIFCANT_INDEX
+}
+VENDOR_LEAVES = (0x0, 0x80000000)  # QEMU writes the vendor string into both
+PHYS_BITS_RANGE = (32, 52)  # QEMU's limits for phys-bits
 # Options that change nothing under Labyrinth because it already behaves that way.
 NO_VALUE = {"--no-reboot", "-no-reboot", "-nodefaults", "--nodefaults", "-enable-kvm",
             "-no-user-config", "-nographic"}
@@ -84,12 +96,17 @@ def parse_size_mib(text):
 
 def json_text(value, indent=0):
     # The configuration as JSON without importing json (see the note at the top): dicts,
-    # strings, ints and booleans are all it holds.
+    # lists, strings, ints and booleans are all it holds.
     pad = "  " * (indent + 1)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, list):
+        if not value:
+            return "[]"
+        items = [f"{pad}{json_text(v, indent + 1)}" for v in value]
+        return "[\n" + ",\n".join(items) + "\n" + "  " * indent + "]"
     if isinstance(value, str):
         out = []
         for c in value:
@@ -104,29 +121,78 @@ def json_text(value, indent=0):
     return "{\n" + ",\n".join(items) + "\n" + "  " * indent + "}"
 
 
-def is_feature_added(prop):
-    # "+name": a CPU feature switched on (letters, digits, '_', '.', '-').
-    name = prop[1:]
-    return (prop.startswith("+") and name != "" and name.isascii() and
-            all(c.islower() or c.isdigit() or c in "_.-" for c in name))
+def feature_switch(prop):
+    # "+name" / "name=on": (name, True); "-name" / "name=off": (name, False); else None.
+    # A CPU feature name is letters, digits, '_', '.' and '-'.
+    if prop[:1] in ("+", "-"):
+        name, on = prop[1:], prop[0] == "+"
+    elif prop.endswith(("=on", "=off")):
+        name, _, value = prop.rpartition("=")
+        on = value == "on"
+    else:
+        return None
+    if name == "" or not name.isascii() or not all(
+            c.islower() or c.isdigit() or c in "_.-" for c in name):
+        return None
+    return name, on
 
 
 def check_cpu(spec):
+    # The template's cpuid_modifiers for -cpu spec ([] for the host's CPUID as it is), or a
+    # refusal naming the first property that cannot be honoured.
     model, *props = spec.split(",")
-    if model in SUPERSET_MODELS:
-        for p in props:
-            if not is_feature_added(p):
-                die(f"-cpu {spec}: CPU property {p} is not supported (Labyrinth runs the host's "
-                    "CPUID: it can add to a smaller model, not take away)")
-        return
-    if model not in CPU_MODELS:
+    if model not in SUPERSET_MODELS and model not in CPU_MODELS:
         die(f"-cpu {spec}: CPU model {model} is not supported: Labyrinth gives the guest the "
             "host's KVM-supported CPUID (as QEMU's host or max)")
+    forced = {}  # (leaf, subleaf, flags, register) -> [filter, bits]
+
+    def force(leaf, subleaf, flags, reg, mask, bits):
+        f = forced.setdefault((leaf, subleaf, flags, reg), [0, 0])
+        f[0] |= mask
+        f[1] = (f[1] & ~mask) | (bits & mask)
+
     for p in props:
-        # Labyrinth offers no per-feature switches: a test that needs a feature removed or
-        # added beyond what KVM supports cannot run as QEMU would run it.
-        if p not in ("migratable=no", "host-phys-bits", "host-phys-bits=on"):
-            die(f"-cpu {spec}: CPU property {p} is not supported (no per-feature CPUID switches)")
+        switch = feature_switch(p)
+        key, _, value = p.partition("=")
+        if switch is not None and switch[1] and model in SUPERSET_MODELS:
+            continue  # added: the host's set has it or the test finds it absent
+        if switch is not None and not switch[1] and switch[0] in CPU_FEATURES:
+            leaf, subleaf, flags, reg, bit = CPU_FEATURES[switch[0]]
+            force(leaf, subleaf, flags, reg, 1 << bit, 0)
+        elif key == "vendor" and len(value) == 12 and value.isascii() and value.isprintable():
+            # CPUID's vendor registers: EBX, EDX, ECX, four characters each, little-endian.
+            words = [int.from_bytes(value[i:i + 4].encode(), "little") for i in (0, 4, 8)]
+            for leaf in VENDOR_LEAVES:
+                for reg, word in zip(("ebx", "edx", "ecx"), words):
+                    force(leaf, 0, 0, reg, 0xFFFFFFFF, word)
+        elif key == "vendor":
+            die(f"-cpu {spec}: vendor must be 12 printable ASCII characters, got {value!r}")
+        elif key == "phys-bits":
+            lo, hi = PHYS_BITS_RANGE
+            if not value.isascii() or not value.isdigit() or not lo <= int(value) <= hi:
+                die(f"-cpu {spec}: phys-bits must be {lo}..{hi}, got {value}")
+            force(0x80000008, 0, 0, "eax", 0xFF, int(value))  # MAXPHYADDR, EAX[7:0]
+        elif p in ("host-phys-bits=off", "host-phys-bits=false"):
+            continue  # the host's width unless phys-bits says otherwise: what Labyrinth does
+        elif model in CPU_MODELS and p in ("migratable=no", "host-phys-bits", "host-phys-bits=on"):
+            continue
+        else:
+            die(f"-cpu {spec}: CPU property {p} is not supported (Labyrinth can take away "
+                f"{', '.join(sorted(CPU_FEATURES))}, set vendor= and phys-bits=; on "
+                f"{', '.join(sorted(SUPERSET_MODELS))} it can add features)")
+    modifiers = []
+    for (leaf, subleaf, flags, reg), (mask, bits) in forced.items():
+        bitmap = "0b" + "".join(
+            ("1" if bits >> i & 1 else "0") if mask >> i & 1 else "x" for i in range(31, -1, -1))
+        entry = {"register": reg, "bitmap": bitmap}
+        for m in modifiers:
+            if (m["leaf"], m["subleaf"]) == (f"0x{leaf:x}", f"0x{subleaf:x}"):
+                m["modifiers"].append(entry)
+                break
+        else:
+            modifiers.append({"leaf": f"0x{leaf:x}", "subleaf": f"0x{subleaf:x}",
+                              "flags": flags, "modifiers": [entry]})
+    return modifiers
 
 
 def check_machine(spec, machine):
@@ -178,6 +244,7 @@ def main(argv):
     smp, mem_mib = 1, 128  # QEMU's defaults
     devices = set()
     machine = {"pit": True}
+    cpuid_modifiers = []  # the -cpu option's CPU template (check_cpu)
     args = list(argv)
     i = 0
 
@@ -209,7 +276,7 @@ def main(argv):
         elif a == "-m":
             mem_mib = parse_size_mib(value())
         elif a == "-cpu":
-            check_cpu(value())
+            cpuid_modifiers = check_cpu(value())
         elif a in ("-machine", "-M"):
             check_machine(value(), machine)
         elif a == "-accel":
@@ -263,6 +330,8 @@ def main(argv):
         labyrinth_section["pit"] = False
     if labyrinth_section:
         config["labyrinth"] = labyrinth_section
+    if cpuid_modifiers:
+        config["cpu-config"] = {"cpuid_modifiers": cpuid_modifiers}
     labyrinth = os.environ.get("LABYRINTH", os.path.join(ROOT, "build", "labyrinth"))
     text = json_text(config)
     if os.environ.get("LABYRINTH_SHIM_PRINT") == "1":

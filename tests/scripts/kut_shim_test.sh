@@ -41,13 +41,45 @@ check missing-kernel 1 "could not load kernel '_NO_FILE_4Uhere_'" "$shim" -kerne
 check max-smp 1 "SMP CPUs 300\. The max CPUs supported by machine 'labyrinth' is 32$" \
   "$shim" -kernel _NO_FILE_4Uhere_ -smp 300
 # What Labyrinth does not provide is refused before the kernel is looked at (-> SKIP).
-check cpu-model 2 'CPU model Opteron_G1 is not supported' "$shim" -kernel _NO_FILE_4Uhere_ -cpu Opteron_G1
-# A smaller model with features only added runs on the host's set (a superset).
-check cpu-superset 0 '"vcpu_count": 1' env LABYRINTH_SHIM_PRINT=1 "$shim" -kernel "$0" \
-  -cpu qemu64,+x2apic,+tsc-deadline
-check cpu-remove 2 'CPU property -x2apic is not supported' "$shim" -kernel _NO_FILE_4Uhere_ -cpu qemu64,-x2apic
-check cpu-vendor 2 'CPU property vendor=GenuineIntel is not supported' "$shim" -kernel _NO_FILE_4Uhere_ \
-  -cpu qemu64,vendor=GenuineIntel
+check cpu-model 2 'CPU model Haswell is not supported' "$shim" -kernel _NO_FILE_4Uhere_ -cpu Haswell
+# A smaller model with features only added runs on the host's set (a superset): no template.
+check cpu-superset 0 '"vcpu_count": 1' bash -c \
+  "LABYRINTH_SHIM_PRINT=1 $shim -kernel $0 -cpu qemu64,+x2apic,+tsc-deadline | grep -v cpu-config"
+# A feature taken away, another vendor, a smaller MAXPHYADDR: a CPU template (cpu-config,
+# Firecracker's cpuid_modifiers) forcing those bits, read back through a real JSON parser.
+cpu_template() {  # -cpu SPEC -> the template's leaves as "leaf/subleaf/flags reg=bitmap ..."
+  LABYRINTH_SHIM_PRINT=1 "$shim" -kernel "$0" -cpu "$1" | head -n -1 | python3 -c '
+import json, sys
+for m in json.load(sys.stdin)["cpu-config"]["cpuid_modifiers"]:
+    print(m["leaf"] + "/" + m["subleaf"] + "/" + str(m["flags"]),
+          " ".join(r["register"] + "=" + r["bitmap"] for r in m["modifiers"]))'
+}
+x=xxxxxxxxxxxxxxxx
+check cpu-remove-x2apic 0 "^0x1/0x0/0 ecx=0bxxxxxxxxxx0xxxxx$x\$" cpu_template qemu64,-x2apic,+tsc-deadline
+check cpu-remove-pcid 0 "^0x1/0x0/0 ecx=0bxxxxxxxxxxxxxx0x$x\$" cpu_template qemu64,-pcid,-invpcid
+check cpu-remove-invpcid 0 "^0x7/0x0/1 ebx=0b${x}xxxxx0xxxxxxxxxx\$" cpu_template qemu64,-pcid,-invpcid
+check cpu-remove-off 0 "^0x1/0x0/0 ecx=0bxxxxxxxxxx0xxxxx$x\$" cpu_template max,x2apic=off
+leaves() { cpu_template "$1" | wc -l; }
+check cpu-add-invpcid 0 '^1$' leaves qemu64,-pcid,+invpcid  # +invpcid: the host's bit, kept
+# "GenuineIntel": EBX "Genu", EDX "ineI", ECX "ntel", in leaf 0 and 0x80000000 (as QEMU).
+genu=01110101011011100110010101000111 inei=01001001011001010110111001101001
+ntel=01101100011001010111010001101110
+check cpu-vendor 0 "^0x0/0x0/0 ebx=0b$genu edx=0b$inei ecx=0b$ntel\$" cpu_template max,vendor=GenuineIntel
+check cpu-vendor-ext 0 "^0x80000000/0x0/0 ebx=0b$genu edx=0b$inei ecx=0b$ntel\$" \
+  cpu_template qemu64,vendor=GenuineIntel
+check cpu-vendor-model 0 '^0x0/0x0/0 ebx=0b01101000011101000111010101000001 ' \
+  cpu_template Opteron_G1,vendor=AuthenticAMD
+check cpu-phys-bits 0 "^0x80000008/0x0/0 eax=0b${x}xxxxxxxx00100100\$" \
+  cpu_template IvyBridge,phys-bits=36,host-phys-bits=off
+# What the template cannot express is still refused, naming it.
+check cpu-remove-other 2 'CPU property -tsc-deadline is not supported' "$shim" -kernel _NO_FILE_4Uhere_ \
+  -cpu qemu64,-x2apic,-tsc-deadline
+check cpu-vendor-short 2 'vendor must be 12 printable ASCII characters' "$shim" -kernel _NO_FILE_4Uhere_ \
+  -cpu max,vendor=Intel
+check cpu-phys-bits-range 2 'phys-bits must be 32..52, got 20' "$shim" -kernel _NO_FILE_4Uhere_ \
+  -cpu max,phys-bits=20
+check cpu-prop-level 2 'CPU property level=7 is not supported' "$shim" -kernel _NO_FILE_4Uhere_ \
+  -cpu qemu64,level=7
 check cpu-prop 2 'CPU property \+vmx is not supported' "$shim" -kernel _NO_FILE_4Uhere_ -cpu max,+vmx
 check q35 2 'q35 is not supported' "$shim" -kernel _NO_FILE_4Uhere_ -M q35,kernel-irqchip=split
 check device 2 'device edu is not emulated' "$shim" -kernel _NO_FILE_4Uhere_ -device edu

@@ -110,9 +110,23 @@ TEST_F(ApiControllerTest, PreStartPutsBecomeTheConfigFileStartParses) {
                                   "lnics": [{"id": "l0", "backend": {"type": "loopback"}}]})")
                 .status,
             204u);
+  // Firecracker's PUT /cpu-config body: a CPU template (cpuid_modifiers), kept as the
+  // file's "cpu-config" section and shown back by GET /vm/config in Firecracker's form.
+  EXPECT_EQ(put("/cpu-config", R"({"cpuid_modifiers": [{"leaf": "0x1", "subleaf": "0x0",
+      "flags": 0, "modifiers": [{"register": "ecx",
+      "bitmap": "0bxxxxxxxxxx0xxxxxxxxxxxxxxxxxxxx1"}]}]})")
+                .status,
+            204u);
+  const auto vm = boost::json::parse(get("/vm/config").body);
+  const auto& leaf = vm.at("cpu-config").at("cpuid_modifiers").at(0);
+  EXPECT_EQ(leaf.at("leaf").as_string(), "0x1");
+  EXPECT_EQ(leaf.at("modifiers").at(0).at("bitmap").as_string(),
+            "0bxxxxxxxxxx0xxxxxxxxxxxxxxxxxxxx1");
   EXPECT_EQ(put("/actions", R"({"action_type": "InstanceStart"})").status, 204u);
   EXPECT_EQ(api_.state(), VmState::running);
   const Config& c = link_.config;
+  ASSERT_EQ(c.cpu_template.cpuid_modifiers.size(), 1u);
+  EXPECT_EQ(c.cpu_template.cpuid_modifiers[0].modifiers[0].bitmap.filter, (1u << 21) | 1u);
   EXPECT_EQ(c.kernel_image_path, "k.elf");
   EXPECT_EQ(c.boot_args, "a=1");
   EXPECT_EQ(c.vcpu_count, 2u);
@@ -141,6 +155,8 @@ TEST_F(ApiControllerTest, ErrorsAreTheConfigFileErrors) {
       {"/boot-source", R"({"boot_args": "x"})", R"({"boot-source": {"boot_args": "x"}})"},
       {"/labyrinth", R"({"pool": {"max_chunks": 0}})",
        R"({"boot-source": {"kernel_image_path": "k"}, "labyrinth": {"pool": {"max_chunks": 0}}})"},
+      {"/cpu-config", R"({"msr_modifiers": [{"addr": "0x10", "bitmap": "0b1"}]})",
+       R"({"boot-source": {"kernel_image_path": "k"}, "cpu-config": {"msr_modifiers": [{"addr": "0x10", "bitmap": "0b1"}]}})"},
       {"/network-interfaces/e",
        R"({"iface_id": "e", "host_dev_name": "t", "guest_mac": "01:00:00:00:00:00"})",
        R"({"boot-source": {"kernel_image_path": "k"}, "network-interfaces": [{"iface_id": "e", "host_dev_name": "t", "guest_mac": "01:00:00:00:00:00"}]})"},
@@ -186,7 +202,7 @@ TEST_F(ApiControllerTest, BadBodiesMethodsAndPaths) {
   EXPECT_NE(fault_of(get("/nowhere")).find("Invalid request method"), std::string::npos);
   for (const char* p :
        {"/drives/root", "/balloon", "/balloon/statistics", "/vsock", "/snapshot/load", "/mmds",
-        "/entropy", "/pmem/a", "/hotplug/memory", "/cpu-config", "/serial"}) {
+        "/entropy", "/pmem/a", "/hotplug/memory", "/serial"}) {
     EXPECT_NE(fault_of(put(p, "{}")).find("not implemented by Labyrinth"), std::string::npos) << p;
   }
   // Firecracker has only PATCH /vm: another method is a wrong one, not a missing endpoint.

@@ -237,6 +237,12 @@ def host_tests(args, contract, tmp):
     api.expect(400, "PUT", "/labyrinth", raw='{"pool": {"max_chunks": 0}}', fault="labyrinth.pool.max_chunks")
     api.expect(400, "PUT", "/labyrinth", raw='{"lnics": [{"id": "a", "backend": {"type": "x"}}]}',
                fault="labyrinth.lnics[0].backend")
+    api.expect(400, "PUT", "/cpu-config",
+               {"cpuid_modifiers": [{"leaf": "0x1", "subleaf": "0x0", "flags": 0,
+                                     "modifiers": [{"register": "ecx", "bitmap": "0b10x"}]}]},
+               fault="cpu-config.cpuid_modifiers[0].modifiers[0].bitmap")
+    api.expect(400, "PUT", "/cpu-config", {"msr_modifiers": [{"addr": "0x10", "bitmap": "0b1"}]},
+               fault="cpu-config.msr_modifiers")
     api.expect(400, "PUT", "/logger", raw='{"level": "Loud"}', fault="logger.level")
     api.expect(400, "PUT", "/metrics", {"metrics_path": os.path.join(tmp, "none")},
                fault="metrics.metrics_path")
@@ -255,7 +261,7 @@ def host_tests(args, contract, tmp):
     api.expect(400, "GET", "/nothing/here", fault="Invalid request method")
     for method, path in [("PUT", "/drives/rootfs"), ("PUT", "/balloon"), ("PUT", "/vsock"),
                          ("PUT", "/snapshot/create"), ("PUT", "/mmds/config"),
-                         ("PUT", "/entropy"), ("PUT", "/cpu-config"), ("PUT", "/serial")]:
+                         ("PUT", "/entropy"), ("PUT", "/serial")]:
         api.expect(400, method, path, raw="{}", fault="not implemented by Labyrinth")
 
     # PATCH /vm: the body checked (Vm: state Paused or Resumed, nothing else), then refused

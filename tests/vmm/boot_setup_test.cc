@@ -128,5 +128,70 @@ TEST(Cpuid, PerVcpuApicIdAndTopology) {
   EXPECT_EQ(e[2].eax, 3u);  // 8 CPUs need 3 bits
 }
 
+// The CPU template (Firecracker's rule): '0'/'1' force, 'x' keeps, flags replaced; then the
+// per-vCPU topology over it, so one template serves every vCPU.
+TEST(Cpuid, TemplateForcesBitsBeforeThePerVcpuTopology) {
+  std::vector<kvm_cpuid_entry2> supported(3);
+  supported[0].function = 0;
+  supported[0].ebx = 0x68747541;  // "Auth"
+  supported[1].function = 1;
+  supported[1].ecx = (1u << 21) | (1u << 17) | 1u;  // x2apic, pcid, sse3
+  supported[2].function = 7;
+  supported[2].flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+  supported[2].ebx = 1u << 10;  // invpcid
+  CpuTemplate t;
+  t.cpuid_modifiers.push_back(
+      {.leaf = 0,
+       .subleaf = 0,
+       .flags = 0,
+       .modifiers = {{CpuidRegister::ebx, {.filter = ~0u, .bits = 0x756e6547}}}});  // "Genu"
+  t.cpuid_modifiers.push_back(
+      {.leaf = 1,
+       .subleaf = 0,
+       .flags = 0,
+       .modifiers = {
+           {CpuidRegister::ecx, {.filter = (1u << 21) | (1u << 17) | (1u << 3), .bits = 1u << 3}},
+           {CpuidRegister::ebx, {.filter = 0xFF000000u, .bits = 0x7F000000u}}}});
+  t.cpuid_modifiers.push_back({.leaf = 7,
+                               .subleaf = 0,
+                               .flags = 0,
+                               .modifiers = {{CpuidRegister::ebx, {.filter = 1u << 10}}}});
+  auto base = apply_cpu_template(supported, t);
+  ASSERT_TRUE(base.has_value()) << base.error();
+  EXPECT_EQ((*base)[0].ebx, 0x756e6547u);
+  EXPECT_EQ((*base)[1].ecx, (1u << 3) | 1u);  // x2apic and pcid cleared, bit 3 set, sse3 kept
+  EXPECT_EQ((*base)[2].ebx, 0u);
+  EXPECT_EQ((*base)[2].flags, 0u) << "the template's flags replace KVM's";
+  EXPECT_EQ(supported[1].ecx, (1u << 21) | (1u << 17) | 1u) << "the input is not changed";
+  for (uint32_t vcpu : {0u, 3u}) {
+    auto e = vcpu_cpuid(*base, vcpu, 4);
+    EXPECT_EQ(e[1].ebx >> 24, vcpu) << "the APIC ID is per vCPU, whatever the template says";
+    EXPECT_EQ(e[1].ecx & ((1u << 21) | (1u << 17)), 0u);
+    EXPECT_TRUE(e[1].ecx & kCpuid1EcxTscDeadline);
+  }
+  EXPECT_TRUE(apply_cpu_template(supported, CpuTemplate{}).has_value());
+}
+
+// A (leaf, subleaf) KVM does not report is refused, naming the modifier (Firecracker's
+// CpuidFeatureNotSupported): no entry is made up.
+TEST(Cpuid, TemplateLeafThatKvmLacksIsAnError) {
+  std::vector<kvm_cpuid_entry2> supported(2);
+  supported[0].function = 1;
+  supported[1].function = 7;
+  supported[1].index = 0;
+  CpuTemplate t;
+  t.cpuid_modifiers.push_back({.leaf = 1, .subleaf = 0, .flags = 0, .modifiers = {}});
+  t.cpuid_modifiers.push_back({.leaf = 7, .subleaf = 1, .flags = 1, .modifiers = {}});
+  auto r = apply_cpu_template(supported, t);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error(),
+            "cpu-config.cpuid_modifiers[1]: leaf 0x7 subleaf 0x1 is not reported by this host's "
+            "KVM (KVM_GET_SUPPORTED_CPUID)");
+  t.cpuid_modifiers[1].leaf = 0x40000100;
+  t.cpuid_modifiers[1].subleaf = 0;
+  EXPECT_NE(apply_cpu_template(supported, t).error().find("leaf 0x40000100 subleaf 0x0"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace labyrinth::vmm

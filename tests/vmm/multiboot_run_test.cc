@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "tests/vmm/subprocess.h"
@@ -106,6 +108,72 @@ TEST_F(MultibootRun, KvmUnitTestsVmexitIpiRunsWithoutAPit) {
   EXPECT_EQ(r.status, 1) << r.out << r.err;
   EXPECT_NE(r.out.find("\nipi "), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("skipped"), std::string::npos) << r.out;
+}
+
+// A CPU template (cpu-config, Firecracker's cpuid_modifiers) as the guest sees it: a crafted
+// kernel prints CPUID's vendor and MAXPHYADDR and exits with its x2APIC, PCID and INVPCID
+// bits (guests::cpuid_report_code). First as KVM gives them, then with a template file that
+// takes the three away and sets another vendor and MAXPHYADDR: what kvm-unit-tests' xapic,
+// pcid-disabled, msr and access-reduced-maxphyaddr ask of QEMU's -cpu.
+TEST_F(MultibootRun, CpuTemplateChangesWhatTheGuestsCpuidSays) {
+  const std::string kernel = (dir_ / "cpuid.elf").string();
+  testing::TestMultiboot::with_code(testing::guests::cpuid_report_code()).write_to(kernel);
+  auto host = run(config(kernel, "", 1));
+  EXPECT_FALSE(host.timed_out);
+  ASSERT_EQ(host.out.size(), 16u) << host.out << host.err;  // "VENDOR12CHAR\nNN\n"
+  const std::string host_vendor = host.out.substr(0, 12);
+  const int host_bits = std::stoi(host.out.substr(13, 2));
+  // KVM emulates x2APIC with its in-kernel LAPIC on any host: the bit is there to clear.
+  EXPECT_EQ((host.status >> 1) & 1, 1) << "x2APIC as KVM reports it; status " << host.status;
+
+  const std::string vendor = host_vendor == "AuthenticAMD" ? "GenuineIntel" : "AuthenticAMD";
+  const int bits = host_bits == 36 ? 39 : 36;
+  const auto bitmap = [](uint32_t filter, uint32_t value) {
+    std::string b = "0b";
+    for (int i = 31; i >= 0; --i) {
+      b += ((filter >> i) & 1) == 0 ? 'x' : ((value >> i) & 1) != 0 ? '1' : '0';
+    }
+    return b;
+  };
+  const auto word = [&](int i) {  // vendor characters 4i..4i+3, little-endian
+    uint32_t w = 0;
+    for (int k = 3; k >= 0; --k) w = (w << 8) | static_cast<uint8_t>(vendor[4 * i + k]);
+    return w;
+  };
+  const auto reg = [&](const char* r, uint32_t filter, uint32_t value) {
+    return R"({"register": ")" + std::string(r) + R"(", "bitmap": ")" + bitmap(filter, value) +
+           "\"}";
+  };
+  const std::string tmpl =
+      file("template.json",
+           R"({"cpuid_modifiers": [{"leaf": "0x0", "subleaf": "0x0", "flags": 0, "modifiers": [)" +
+               reg("ebx", ~0u, word(0)) + "," + reg("edx", ~0u, word(1)) + "," +
+               reg("ecx", ~0u, word(2)) + R"(]},
+        {"leaf": "0x1", "subleaf": "0x0", "flags": 0, "modifiers": [)" +
+               reg("ecx", (1u << 21) | (1u << 17), 0) + R"(]},
+        {"leaf": "0x7", "subleaf": "0x0", "flags": 1, "modifiers": [)" +
+               reg("ebx", 1u << 10, 0) + R"(]},
+        {"leaf": "0x80000008", "subleaf": "0x0", "flags": 0, "modifiers": [)" +
+               reg("eax", 0xFF, static_cast<uint32_t>(bits)) + "]}]}");
+  // Firecracker's --config-file form: "cpu-config" names the template file.
+  std::string cfg = config(kernel, "", 1);
+  std::ifstream in(cfg);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  text.pop_back();  // the closing brace
+  auto masked = run(file("masked.json", text + R"(, "cpu-config": ")" + tmpl + "\"}"));
+  EXPECT_FALSE(masked.timed_out);
+  EXPECT_EQ(masked.out, vendor + "\n" + std::to_string(bits) + "\n") << masked.err;
+  EXPECT_EQ(masked.status, 1) << "x2APIC, PCID and INVPCID all cleared:\n" << masked.err;
+
+  // A leaf this KVM does not report: a configuration error naming the modifier (exit 2).
+  auto bad = run(file("bad.json", text + R"(, "cpu-config": {"cpuid_modifiers": [{"leaf":
+      "0x4fffffff", "subleaf": "0x0", "flags": 0, "modifiers": []}]}})"));
+  EXPECT_EQ(bad.status, 2) << bad.out << bad.err;
+  EXPECT_NE(bad.err.find("cpu-config.cpuid_modifiers[0]: leaf 0x4fffffff subleaf 0x0 is not "
+                         "reported by this host's KVM"),
+            std::string::npos)
+      << bad.err;
+  EXPECT_EQ(bad.out, "");
 }
 
 }  // namespace

@@ -37,6 +37,61 @@ inline const std::vector<uint8_t> kMbReport = {
     0xE7, 0xF4,                    // out 0xF4, eax
     0xF4, 0xEB, 0xFD,              // hlt; jmp hlt
 };
+
+// 32-bit code that reports what CPUID tells it, for CPU-template tests: prints the vendor
+// string (leaf 0 EBX, EDX, ECX) and a newline on COM1, then leaf 0x80000008 EAX[7:0]
+// (MAXPHYADDR) as two decimal digits and a newline, then exits through isa-debug-exit with
+// v = x2APIC (leaf 1 ECX[21]) | PCID (leaf 1 ECX[17]) << 1 | INVPCID (leaf 7 EBX[10]) << 2:
+// status (v << 1) | 1. No stack, no memory: registers and port writes only.
+inline std::vector<uint8_t> cpuid_report_code() {
+  std::vector<uint8_t> c = {
+      0x31, 0xC0,              // xor eax, eax
+      0x0F, 0xA2,              // cpuid
+      0x89, 0xD6,              // mov esi, edx
+      0x89, 0xCF,              // mov edi, ecx
+      0x66, 0xBA, 0xF8, 0x03,  // mov dx, 0x3f8
+  };
+  const auto out4 = [&c] {  // EBX's four bytes, low first, to COM1
+    for (int i = 0; i < 4; ++i) c.insert(c.end(), {0x88, 0xD8, 0xEE, 0xC1, 0xEB, 0x08});
+  };  // mov al, bl; out dx, al; shr ebx, 8
+  out4();
+  c.insert(c.end(), {0x89, 0xF3});  // mov ebx, esi
+  out4();
+  c.insert(c.end(), {0x89, 0xFB});  // mov ebx, edi
+  out4();
+  c.insert(c.end(), {
+                        0xB0, '\n', 0xEE,              // mov al, '\n'; out dx, al
+                        0xB8, 0x08, 0x00, 0x00, 0x80,  // mov eax, 0x80000008
+                        0x0F, 0xA2,                    // cpuid
+                        0xD4, 0x0A,                    // aam: AH = AL / 10, AL = AL % 10
+                        0x66, 0x05, 0x30, 0x30,        // add ax, 0x3030 ("00")
+                        0x66, 0xBA, 0xF8, 0x03,        // mov dx, 0x3f8
+                        0x88, 0xC3,                    // mov bl, al
+                        0x88, 0xE0, 0xEE,              // mov al, ah; out dx, al
+                        0x88, 0xD8, 0xEE,              // mov al, bl; out dx, al
+                        0xB0, '\n', 0xEE,              // mov al, '\n'; out dx, al
+                        0xB8, 0x01, 0x00, 0x00, 0x00,  // mov eax, 1
+                        0x0F, 0xA2,                    // cpuid
+                        0x89, 0xCD,                    // mov ebp, ecx
+                        0xC1, 0xED, 0x15,              // shr ebp, 21
+                        0x83, 0xE5, 0x01,              // and ebp, 1      (x2APIC)
+                        0xC1, 0xE9, 0x11,              // shr ecx, 17
+                        0x83, 0xE1, 0x01,              // and ecx, 1
+                        0xD1, 0xE1,                    // shl ecx, 1
+                        0x09, 0xCD,                    // or ebp, ecx     (PCID)
+                        0xB8, 0x07, 0x00, 0x00, 0x00,  // mov eax, 7
+                        0x31, 0xC9,                    // xor ecx, ecx
+                        0x0F, 0xA2,                    // cpuid
+                        0xC1, 0xEB, 0x0A,              // shr ebx, 10
+                        0x83, 0xE3, 0x01,              // and ebx, 1
+                        0xC1, 0xE3, 0x02,              // shl ebx, 2
+                        0x09, 0xDD,                    // or ebp, ebx     (INVPCID)
+                        0x89, 0xE8,                    // mov eax, ebp
+                        0xE7, 0xF4,                    // out 0xF4, eax
+                        0xF4, 0xEB, 0xFD,              // hlt; jmp hlt
+                    });
+  return c;
+}
 }  // namespace guests
 
 struct TestMultiboot {

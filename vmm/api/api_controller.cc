@@ -43,9 +43,9 @@ constexpr std::string_view kBeforeStart =
     "The requested operation is not supported before starting the microVM.";
 
 // Firecracker endpoints Labyrinth does not have: a clear 400, not a 404 or a hang.
-constexpr std::array<std::string_view, 10> kNotImplemented = {
-    "/balloon", "/cpu-config", "/drives",  "/pmem",     "/mmds",
-    "/entropy", "/serial",     "/hotplug", "/snapshot", "/vsock"};
+constexpr std::array<std::string_view, 9> kNotImplemented = {"/balloon", "/drives",   "/pmem",
+                                                             "/mmds",    "/entropy",  "/serial",
+                                                             "/hotplug", "/snapshot", "/vsock"};
 
 // "/drives/root" -> "/drives" matches; "/drivesX" does not.
 bool under(std::string_view path, std::string_view prefix) {
@@ -61,6 +61,31 @@ std::string mac_string(const std::array<uint8_t, 6>& mac) {
   (void)std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
                       mac[3], mac[4], mac[5]);
   return buf;
+}
+
+// Firecracker's CpuConfig, as its GET /vm/config shows it: numbers as hex strings,
+// bitmaps as "0b" and 32 characters.
+json::object cpu_config_json(const CpuTemplate& t) {
+  static constexpr std::string_view kRegs[] = {"eax", "ebx", "ecx", "edx"};
+  json::array leaves;
+  for (const CpuidLeafModifier& m : t.cpuid_modifiers) {
+    json::array mods;
+    for (const CpuidRegisterModifier& r : m.modifiers) {
+      std::string bitmap = "0b";
+      for (int bit = 31; bit >= 0; --bit) {
+        const uint32_t mask = 1u << bit;
+        bitmap += (r.bitmap.filter & mask) == 0 ? 'x' : (r.bitmap.bits & mask) != 0 ? '1' : '0';
+      }
+      mods.emplace_back(
+          json::object{{"register", kRegs[static_cast<size_t>(r.reg)]}, {"bitmap", bitmap}});
+    }
+    char leaf[16], subleaf[16];
+    (void)std::snprintf(leaf, sizeof leaf, "0x%x", m.leaf);
+    (void)std::snprintf(subleaf, sizeof subleaf, "0x%x", m.subleaf);
+    leaves.emplace_back(json::object{
+        {"leaf", leaf}, {"subleaf", subleaf}, {"flags", m.flags}, {"modifiers", std::move(mods)}});
+  }
+  return {{"cpuid_modifiers", std::move(leaves)}};
 }
 
 json::object machine_config_json(const Config& c) {
@@ -187,6 +212,7 @@ void ApiController::handle(const ApiRequest& req, const Reply& reply) {
   if (path == "/machine-config" && put) return reply(put_section("machine-config", req.body));
   if (path == "/boot-source" && put) return reply(put_section("boot-source", req.body));
   if (path == "/labyrinth" && put) return reply(put_section("labyrinth", req.body));
+  if (path == "/cpu-config" && put) return reply(put_section("cpu-config", req.body));
   if (path == "/logger" && put) return reply(put_logger(req.body));
   if (path == "/metrics" && put) return reply(put_metrics(req.body));
   if (path == "/actions" && put) return put_actions(req.body, reply);
@@ -217,6 +243,8 @@ ApiResponse ApiController::put_section(std::string_view name, const std::string&
     parse_boot_source(*obj, scratch, err);
   } else if (name == "machine-config") {
     parse_machine(*obj, scratch, limits_, err);
+  } else if (name == "cpu-config") {
+    parse_cpu_template(*obj, "cpu-config", scratch.cpu_template, err);
   } else {
     parse_labyrinth(*obj, scratch, err);
   }
@@ -431,6 +459,9 @@ ApiResponse ApiController::get_vm_config() const {
     if (const json::value* v = doc_.if_contains("network-interfaces")) {
       parse_network_interfaces(v->get_array(), scratch.network_interfaces, err);
     }
+    if (const json::value* v = doc_.if_contains("cpu-config")) {
+      parse_cpu_template(v->get_object(), "cpu-config", scratch.cpu_template, err);
+    }
   }
   json::object out;
   if (!c->kernel_image_path.empty()) {
@@ -439,6 +470,7 @@ ApiResponse ApiController::get_vm_config() const {
     out["boot-source"] = std::move(boot);
   }
   out["machine-config"] = machine_config_json(*c);
+  if (!c->cpu_template.empty()) out["cpu-config"] = cpu_config_json(c->cpu_template);
   json::array nics;
   for (const NetworkInterface& n : c->network_interfaces) {
     nics.emplace_back(json::object{{"iface_id", n.iface_id},

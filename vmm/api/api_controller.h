@@ -10,7 +10,8 @@
 // Firecracker has the endpoint, with Labyrinth's own under /labyrinth/ (docs/api.md):
 //   before InstanceStart   PUT /boot-source, PUT|GET /machine-config,
 //                          PUT /network-interfaces/{iface_id}, PUT /logger, PUT /metrics,
-//                          PUT /labyrinth (the config file's "labyrinth" section)
+//                          PUT /labyrinth (the config file's "labyrinth" section),
+//                          PUT /cpu-config (a CPU template: cpuid_modifiers only)
 //   any time               GET /, GET /version, GET /vm/config
 //   PUT /actions           InstanceStart (before), FlushMetrics and SendCtrlAltDel (after)
 //   after InstanceStart    GET /labyrinth/metrics, PATCH /vm {"state": "Paused"|"Resumed"}

@@ -1,8 +1,39 @@
 #include "vmm/boot/cpuid.h"
 
+#include <algorithm>
 #include <bit>
+#include <cstdio>
 
 namespace labyrinth::vmm {
+
+std::expected<std::vector<kvm_cpuid_entry2>, std::string> apply_cpu_template(
+    std::span<const kvm_cpuid_entry2> supported, const CpuTemplate& tmpl) {
+  std::vector<kvm_cpuid_entry2> out(supported.begin(), supported.end());
+  for (size_t i = 0; i < tmpl.cpuid_modifiers.size(); ++i) {
+    const CpuidLeafModifier& m = tmpl.cpuid_modifiers[i];
+    // KVM reports index 0 for a leaf without subleaves: (leaf, 0) names it, as in Firecracker.
+    auto e = std::find_if(out.begin(), out.end(), [&](const kvm_cpuid_entry2& x) {
+      return x.function == m.leaf && x.index == m.subleaf;
+    });
+    if (e == out.end()) {
+      char msg[160];
+      (void)std::snprintf(msg, sizeof msg,
+                          "cpu-config.cpuid_modifiers[%zu]: leaf 0x%x subleaf 0x%x is not "
+                          "reported by this host's KVM (KVM_GET_SUPPORTED_CPUID)",
+                          i, m.leaf, m.subleaf);
+      return std::unexpected(std::string(msg));
+    }
+    e->flags = m.flags;
+    for (const CpuidRegisterModifier& r : m.modifiers) {
+      uint32_t* reg = r.reg == CpuidRegister::eax   ? &e->eax
+                      : r.reg == CpuidRegister::ebx ? &e->ebx
+                      : r.reg == CpuidRegister::ecx ? &e->ecx
+                                                    : &e->edx;
+      *reg = r.bitmap.apply(*reg);
+    }
+  }
+  return out;
+}
 
 std::vector<kvm_cpuid_entry2> vcpu_cpuid(std::span<const kvm_cpuid_entry2> supported,
                                          uint32_t vcpu_index, uint32_t num_cpus) {

@@ -11,6 +11,7 @@
 #include <optional>
 #include <sstream>
 
+#include <boost/json/parse.hpp>
 #include <boost/json/stream_parser.hpp>
 #include <boost/json/value.hpp>
 
@@ -35,6 +36,31 @@ void compute_layout(Config& cfg, std::optional<ConfigError>& err) {
     return;
   }
   cfg.layout = std::move(*layout);
+}
+
+// "cpu-config": "FILE": the template read and parsed as if it stood there, its messages
+// naming the file. Reading a file is pre-flight's kind of work (check_kernel_file).
+void load_cpu_template(Config& cfg, std::optional<ConfigError>& err) {
+  if (err || cfg.cpu_config_path.empty()) return;
+  const std::string& path = cfg.cpu_config_path;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    err = ConfigError{"cpu-config", "cannot read \"" + json_reader::printable(path) +
+                                        "\": " + std::strerror(errno)};
+    return;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  boost::system::error_code ec;
+  const json::value v = json::parse(text.str(), ec);
+  if (ec || !v.is_object()) {
+    err = ConfigError{"cpu-config", json_reader::printable(path) + ": " +
+                                        (ec ? "invalid JSON: " + ec.message()
+                                            : std::string("the template must be a JSON object"))};
+    return;
+  }
+  parse_cpu_template(v.get_object(), "cpu-config", cfg.cpu_template, err);
+  if (err) err->detail += " (in " + json_reader::printable(path) + ")";
 }
 
 }  // namespace
@@ -67,7 +93,8 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const Con
   Config cfg;
   std::optional<ConfigError> err;
   json_reader::Section top(root.get_object(), "", err);
-  top.allow_only({"boot-source", "machine-config", "network-interfaces", "serial", "labyrinth"});
+  top.allow_only(
+      {"boot-source", "machine-config", "network-interfaces", "serial", "labyrinth", "cpu-config"});
   if (const json::object* o = top.object("boot-source", true)) {
     parse_boot_source(*o, cfg, err);
   }
@@ -79,6 +106,8 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const Con
   }
   if (const json::object* o = top.object("serial", false)) parse_serial(*o, cfg, err);
   if (const json::object* o = top.object("labyrinth", false)) parse_labyrinth(*o, cfg, err);
+  if (const json::value* v = top.get("cpu-config", false)) parse_cpu_config(*v, cfg, err);
+  if (limits.check_kernel_file) load_cpu_template(cfg, err);
   compute_layout(cfg, err);
   if (!err && limits.check_kernel_file) err = preflight(cfg);
   if (err) return std::unexpected(*err);

@@ -14,7 +14,10 @@
 //                                   "backend": {"type": "pktgen", "rate_pps": 10000}}],
 //                        "pc_testdev": false,   (QEMU's test devices, for kvm-unit-tests)
 //                        "pci_testdev": false,
-//                        "pit": true}   (false: no in-kernel PIT, QEMU's -machine pit=off)
+//                        "pit": true},  (false: no in-kernel PIT, QEMU's -machine pit=off)
+//     "cpu-config":     "template.json" or {"cpuid_modifiers": [{"leaf": "0x1", "subleaf": "0x0",
+//                        "flags": 0, "modifiers": [{"register": "ecx",
+//                        "bitmap": "0bxxxxxxxxxx0xxxxxxxxxxxxxxxxxxxxx"}]}]}
 //   }   (lnic and network-interfaces keys: vmm/config/nic_settings.h)
 //
 //   auto cfg = load_config("configs/hello.json");
@@ -42,6 +45,7 @@
 #include <vector>
 
 #include "allocator/page_pool.h"
+#include "vmm/boot/cpuid.h"
 #include "vmm/config/nic_settings.h"
 #include "vmm/memory/layout.h"
 
@@ -88,6 +92,11 @@ struct Config {
   // calibrates its TSC and checks its timer IRQ against it. Off is QEMU's -machine pit=off,
   // which kvm-unit-tests' vmexit_ipi asks for (a PIT makes KVM inhibit AMD's AVIC).
   bool pit = true;
+  // "cpu-config": Firecracker's custom CPU template, cpuid_modifiers only (vmm/boot/cpuid.h);
+  // given inline or as the path of a template file, which loading reads (cpu_config_path
+  // keeps the name for messages). Empty: KVM's supported CPUID as it is.
+  CpuTemplate cpu_template;
+  std::string cpu_config_path;
   MemoryLayout layout;  // of mem_size_mib and pool.max_bytes(): computed once, by parse_config
   bool seccomp = true;  // not a JSON key: the CLI's --no-seccomp clears it
 };
@@ -102,7 +111,8 @@ struct ConfigLimits {
   uint32_t max_mem_mib = 65536;   // and at most the host's RAM (see host_limits())
   uint32_t max_vcpus = 32;        // LABYRINTH_MAX_VCPUS
   bool check_kernel_file = true;  // open the kernel (and initramfs) and check they can boot,
-                                  // and open (or create) each TAP device once
+                                  // open (or create) each TAP device once, and read the
+                                  // cpu-config template file
   static ConfigLimits host_limits();
 };
 

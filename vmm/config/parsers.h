@@ -16,6 +16,7 @@
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 
 #include "vmm/config/config.h"
 
@@ -35,5 +36,13 @@ void parse_lnics(const boost::json::array& arr, std::vector<LnicSettings>& out,
                  std::optional<ConfigError>& err);
 void parse_network_interfaces(const boost::json::array& arr, std::vector<NetworkInterface>& out,
                               std::optional<ConfigError>& err);
+
+// parse_cpu.cc: "cpu-config", a template object or the path of a template file (read by
+// parse_config's load step, not here: cfg.cpu_config_path).
+void parse_cpu_config(const boost::json::value& v, Config& cfg, std::optional<ConfigError>& err);
+// A CPU template object (Firecracker's CpuConfig) named path in messages; PUT /cpu-config's
+// body and a template file's text are read by it too.
+void parse_cpu_template(const boost::json::object& obj, const std::string& path, CpuTemplate& out,
+                        std::optional<ConfigError>& err);
 
 }  // namespace labyrinth::vmm
