@@ -202,7 +202,7 @@ kvm_decide build/labyrinth
 # session's weight is lowered too, or it would take a third of the machine from the
 # build and the VM beside it.
 start_job "clang-tidy-19 (allocator, devices, vmm)" build/lint.log \
-  sh -c 'echo 19 >/proc/self/autogroup 2>/dev/null; exec nice -n 19 scripts/lint.sh allocator devices vmm'
+  sh -c '{ echo 19 >/proc/self/autogroup; } 2>/dev/null; exec nice -n 19 scripts/lint.sh allocator devices vmm'
 run_tests build 1
 
 echo "== scripts/vm.sh: its own checks (tests/scripts/vm_sh_test.sh)"
