@@ -89,26 +89,6 @@ std::optional<CpuidRegister> register_of(std::string_view name) {
   return std::nullopt;
 }
 
-// An array of objects at path[i], each read by entry(section, out element).
-template <typename Entry>
-void parse_objects(const json::array& arr, const std::string& path, size_t max,
-                   std::optional<ConfigError>& err, Entry&& entry) {
-  if (arr.size() > max) {
-    if (!err) err = ConfigError{path, "at most " + std::to_string(max) + " entries"};
-    return;
-  }
-  for (size_t i = 0; i < arr.size() && !err; ++i) {
-    const std::string item = path + "[" + std::to_string(i) + "]";
-    if (!arr[i].is_object()) {
-      err = ConfigError{item, std::string("expected an object, got ") +
-                                  std::string(json_reader::kind_name(arr[i].kind()))};
-      return;
-    }
-    Section s(arr[i].get_object(), item, err);
-    entry(s);
-  }
-}
-
 void parse_register_modifier(Section& s, CpuidLeafModifier& leaf) {
   s.allow_only({"register", "bitmap"});
   std::string name, bitmap;
@@ -141,8 +121,8 @@ void parse_leaf_modifier(Section& s, CpuTemplate& out, std::optional<ConfigError
   if (!sl) return s.fail("subleaf", "must be a 32-bit number (0x hex, 0b binary or decimal)");
   leaf.leaf = *l;
   leaf.subleaf = *sl;
-  parse_objects(*mods, path + ".modifiers", kMaxRegisterModifiers, err,
-                [&](Section& r) { parse_register_modifier(r, leaf); });
+  json_reader::parse_list(*mods, path + ".modifiers", kMaxRegisterModifiers, "entries", err,
+                          [&](Section& r, size_t) { parse_register_modifier(r, leaf); });
   if (!err) out.cpuid_modifiers.push_back(std::move(leaf));
 }
 
@@ -164,10 +144,10 @@ void parse_cpu_template(const json::object& obj, const std::string& path, CpuTem
   CpuTemplate t;
   if (const json::array* a = s.array("cpuid_modifiers", false)) {
     const std::string item = path + ".cpuid_modifiers";
-    size_t i = 0;
-    parse_objects(*a, item, kMaxLeafModifiers, err, [&](Section& leaf) {
-      parse_leaf_modifier(leaf, t, err, item + "[" + std::to_string(i++) + "]");
-    });
+    json_reader::parse_list(
+        *a, item, kMaxLeafModifiers, "entries", err, [&](Section& leaf, size_t i) {
+          parse_leaf_modifier(leaf, t, err, item + "[" + std::to_string(i) + "]");
+        });
   }
   if (!err) out = std::move(t);
 }

@@ -15,31 +15,10 @@
 namespace labyrinth::vmm {
 
 namespace json = boost::json;
+using json_reader::parse_list;
 using json_reader::Section;
 
 namespace {
-
-// Walks an array of objects named path ("labyrinth.lnics"): at most max entries ("at
-// most 8 <noun>"), each an object, read by entry(section of path[i], i). Stops at the
-// first error, so an entry may compare itself with the ones before it.
-template <typename Entry>
-void parse_list(const json::array& arr, const std::string& path, size_t max, std::string_view noun,
-                std::optional<ConfigError>& err, Entry&& entry) {
-  if (arr.size() > max) {
-    if (!err) err = ConfigError{path, "at most " + std::to_string(max) + " " + std::string(noun)};
-    return;
-  }
-  for (size_t i = 0; i < arr.size() && !err; ++i) {
-    const std::string item = path + "[" + std::to_string(i) + "]";
-    if (!arr[i].is_object()) {
-      err = ConfigError{item, std::string("expected an object, got ") +
-                                  std::string(json_reader::kind_name(arr[i].kind()))};
-      return;
-    }
-    Section s(arr[i].get_object(), item, err);
-    entry(s, i);
-  }
-}
 
 // The MAC text of entry i: "guest_mac" if given, else prefix + the byte first + i (each
 // entry's default differs in its last byte, so defaults never collide).
