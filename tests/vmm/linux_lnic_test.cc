@@ -4,7 +4,8 @@
 // number of frames which the kernel receives and counts, then `ip link set down` and
 // `rmmod` give every page back: the VMM's pool books show no page with the guest. Two
 // guests on the UDP backend ping each other and move TCP both ways; a guest on a TAP
-// pings the host; the driver's `ethtool -S` (/bin/labnet stats) agrees with the device.
+// pings the host; a guest that only transmits gets every TX slot back through the TX
+// interrupt; the driver's `ethtool -S` (/bin/labnet stats) agrees with the device.
 // Needs standard KVM (and root for the TAP's namespace): label `linux`, run in the test
 // VM (scripts/vm.sh ctest --test-dir build -L linux -R LinuxLnic).
 #include <gtest/gtest.h>
@@ -124,6 +125,21 @@ class LinuxLnic : public testing::LinuxGuestTest {
                         << R"( "labyrinth": {"lnics": [{"id": "lnic0", "guest_mac": ")" << kMac
                         << R"(", "backend": {"type": "pktgen", "rate_pps": 250, "burst": 1,)"
                         << R"( "frame_size": 128, "count": )" << frames << "}}]}}";
+    return path;
+  }
+  // A Linux guest running init's lnic-tx: `frames` frames out, nothing in (a UDP backend
+  // whose peer port nobody listens on; nothing is sent to its own).
+  std::string tx_config(uint64_t frames) {
+    const int port = 40000 + static_cast<int>(::getpid() % 10000) * 2;
+    const std::string path = (dir_ / "tx.json").string();
+    std::ofstream(path) << R"({"boot-source": {"kernel_image_path": ")" << LABYRINTH_LINUX_KERNEL
+                        << R"(", "initrd_path": ")" << LABYRINTH_LINUX_INITRAMFS
+                        << R"(", "boot_args": ")" << kArgs
+                        << " labyrinth.test=lnic-tx labyrinth.frames=" << frames
+                        << R"("}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 256},)"
+                        << R"( "labyrinth": {"lnics": [{"id": "lnic0", "guest_mac": ")" << kMac
+                        << R"(", "backend": {"type": "udp", "local_port": )" << port
+                        << R"(, "peer_port": )" << port + 1 << "}}]}}";
     return path;
   }
   // A Linux guest running init's lnic-net with one lnic on `backend` (JSON).
@@ -257,6 +273,32 @@ TEST_F(LinuxLnic, TwoGuestsOnUdpPingEachOtherAndMoveTcpBothWays) {
   }
   expect_driver_matches_device("guest a", ra.out, metrics("a"));
   expect_driver_matches_device("guest b", rb.out, metrics("b"));
+}
+
+// Transmit only: no frame is received, so no RX interrupt runs NAPI and the driver gets
+// its TX slots back only from the device's TX interrupt. Ten rings' worth of frames all
+// reach the device, and the queue was woken as often as it was stopped.
+TEST_F(LinuxLnic, TransmitOnlyTrafficIsCompletedByTheTxInterrupt) {
+  constexpr uint64_t kFrames = 1280;  // ten times the driver's 128-entry TX ring
+  auto r = Child::run(run_args(tx_config(kFrames), "tx"), 900s);
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("labnet: sent " + std::to_string(kFrames) + " frames"), std::string::npos)
+      << r.out;
+  const auto st = ethtool_stats(r.out);
+  ASSERT_TRUE(st.contains("tx_packets") && st.contains("tx_queue_wakes")) << r.out;
+  std::cout << "  guest: tx_packets " << st.at("tx_packets") << ", tx_irqs " << st.at("tx_irqs")
+            << ", polls " << st.at("polls") << ", queue stops " << st.at("tx_queue_stops")
+            << ", wakes " << st.at("tx_queue_wakes") << "\n";
+  EXPECT_EQ(st.at("tx_packets"), kFrames);
+  EXPECT_EQ(st.at("rx_packets"), 0u);
+  EXPECT_EQ(st.at("rx_irqs"), 0u) << "nothing was received: no RX interrupt may have run";
+  EXPECT_GT(st.at("tx_irqs"), 0u);
+  EXPECT_EQ(st.at("tx_queue_wakes"), st.at("tx_queue_stops"));
+  const json::object m = metrics("tx");
+  const json::object& nic = m.at("lnics").as_array().at(0).as_object();
+  EXPECT_EQ(num(nic.at("tx_frames")) + num(nic.at("tx_drops")), kFrames) << json::serialize(nic);
+  EXPECT_EQ(num(nic.at("rx_frames")), 0u);
+  expect_driver_matches_device("tx-only guest", r.out, m);
 }
 
 // A Linux guest with an lnic on a TAP device pings the host's end of it. The TAP lives

@@ -11,7 +11,17 @@
  *                                   every byte (byte i = i % 251), then close
  *   labnet tcp-send ADDR PORT BYTES connect, send BYTES of that pattern, shut down the
  *                                   write side and wait for the receiver's close
- * Each TCP side prints one line "labnet: sent|received N bytes in S s (M Mbit/s)".
+ *   labnet raw-send IFACE COUNT SIZE
+ *                                   COUNT broadcast Ethernet frames of SIZE bytes
+ *                                   (EtherType 0x88B5) through an AF_PACKET socket, as
+ *                                   fast as the interface takes them: a send refused
+ *                                   (EAGAIN: the socket's buffer is full of frames the
+ *                                   qdisc holds for a stopped queue; ENOBUFS: the qdisc
+ *                                   is full) is retried after 1 ms, so exactly
+ *                                   COUNT frames reach the driver; 10 s without one
+ *                                   accepted send (a queue that never wakes) fails
+ * Each TCP side prints one line "labnet: sent|received N bytes in S s (M Mbit/s)";
+ * raw-send prints "labnet: sent N frames of S bytes in T s, R retries".
  * Exit status: 0 done and (tcp-recv) every byte as expected; 1 a system call failed or
  * the data was wrong (one line on stderr says which); 2 usage.
  */
@@ -19,6 +29,7 @@
 #include <errno.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
+#include <linux/if_packet.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -177,6 +188,62 @@ static int tcp_send(const char *ip, int port, unsigned long long bytes)
 	return 0;
 }
 
+static int raw_send(const char *iface, unsigned long long count, int size)
+{
+	struct sockaddr_ll to;
+	unsigned char frame[1514];
+	unsigned long long sent = 0, retries = 0;
+	double t0, progress;
+	int fd, i;
+
+	if (size < 60 || size > (int)sizeof(frame)) {
+		fprintf(stderr, "labnet: raw-send: SIZE must be 60..1514\n");
+		return 2;
+	}
+	fd = socket(AF_PACKET, SOCK_RAW, 0);
+	if (fd < 0)
+		return fail("AF_PACKET socket");
+	memset(&to, 0, sizeof(to));
+	to.sll_family = AF_PACKET;
+	to.sll_ifindex = (int)if_nametoindex(iface);
+	if (to.sll_ifindex == 0)
+		return fail(iface);
+	memset(frame, 0xff, 6); /* broadcast; the source stays 0: not a frame anyone answers */
+	memset(frame + 6, 0, 6);
+	frame[12] = 0x88;
+	frame[13] = 0xB5;
+	for (i = 14; i < size; ++i)
+		frame[i] = (unsigned char)(i * 7 % 251);
+	t0 = now();
+	progress = t0;
+	while (sent < count) {
+		memcpy(frame + 14, &sent, sizeof(sent));
+		if (sendto(fd, frame, (size_t)size, MSG_DONTWAIT, (struct sockaddr *)&to,
+			   sizeof(to)) == size) {
+			++sent;
+			progress = now();
+		} else if (errno == ENOBUFS || errno == EAGAIN) {
+			struct timespec ms = { 0, 1000000 };
+
+			if (now() - progress > 10) {
+				fprintf(stderr,
+					"labnet: raw-send: %s took no frame for 10 s after %llu of %llu "
+					"(its queue stopped and never woke)\n",
+					iface, sent, count);
+				return 1;
+			}
+			++retries;
+			nanosleep(&ms, NULL);
+		} else if (errno != EINTR) {
+			return fail("sendto");
+		}
+	}
+	printf("labnet: sent %llu frames of %d bytes in %.3f s, %llu retries\n", sent, size,
+	       now() - t0, retries);
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "stats") == 0)
@@ -185,7 +252,9 @@ int main(int argc, char **argv)
 		return tcp_recv(atoi(argv[2]), strtoull(argv[3], NULL, 10));
 	if (argc == 5 && strcmp(argv[1], "tcp-send") == 0)
 		return tcp_send(argv[2], atoi(argv[3]), strtoull(argv[4], NULL, 10));
-	fprintf(stderr,
-		"usage: labnet stats IFACE | tcp-recv PORT BYTES | tcp-send ADDR PORT BYTES\n");
+	if (argc == 5 && strcmp(argv[1], "raw-send") == 0)
+		return raw_send(argv[2], strtoull(argv[3], NULL, 10), atoi(argv[4]));
+	fprintf(stderr, "usage: labnet stats IFACE | tcp-recv PORT BYTES | "
+			"tcp-send ADDR PORT BYTES | raw-send IFACE COUNT SIZE\n");
 	return 2;
 }
