@@ -13,7 +13,8 @@
 # each SIZE:RATE:SECONDS phase (default 64:500:5,64:5000:5,64:0:5,1500:0:5; RATE 0 = as
 # fast as the sender goes) asks `net_peer blast` for that traffic on the TAP (EtherType
 # 0x88B5 frames to the guest's MAC) and counts what the kernel received (rx_packets) and
-# the guest CPU's busy share (/proc/stat: user+nice+system+irq+softirq) over it. A fixed
+# the guest CPU's busy share (/proc/stat: user+nice+system+irq+softirq) and the NIC's
+# receive interrupts (/proc/interrupts) over it. A fixed
 # RATE offers both NICs the same load (compare CPU); RATE 0 lets each take what it can
 # (compare the rate; the sender shares the host's CPUs with the VMM, so what it offers
 # differs too, and the table shows received / sent). R runs alternate the order
@@ -134,9 +135,10 @@ for nic in ("virtio-net", "lnic"):
         for f, key in ((".sink", "up"), (".source", "down")):
             m = re.search(r"\(([0-9.]+) Mbit/s\)", open(tag + f).read())
             if m: agg[key].append(float(m.group(1)))
-        for m in re.finditer(r"labyrinth-bench: rx size (\d+) rate (\d+) frames (\d+) uptime ([0-9.]+) -> ([0-9.]+) busy (\d+) idle (\d+) host sent (\d+) frames of \d+ bytes in ([0-9.]+) s", out):
-            size, rate, got, up0, up1, busy, idle, sent, secs = m.groups()
-            ph = agg["phases"].setdefault((int(size), int(rate)), {"pps": [], "share": [], "busy": [], "cpu_per_kframe": []})
+        for m in re.finditer(r"labyrinth-bench: rx size (\d+) rate (\d+) frames (\d+) uptime ([0-9.]+) -> ([0-9.]+) busy (\d+) idle (\d+) irqs (\d+) host sent (\d+) frames of \d+ bytes in ([0-9.]+) s", out):
+            size, rate, got, up0, up1, busy, idle, irqs, sent, secs = m.groups()
+            ph = agg["phases"].setdefault((int(size), int(rate)), {"pps": [], "share": [], "busy": [], "cpu_per_kframe": [], "per_irq": []})
+            ph["per_irq"].append(int(got) / max(1, int(irqs)))
             ph["pps"].append(int(got) / float(secs))
             ph["share"].append(int(got) / max(1, int(sent)))
             b = int(busy) / max(1, int(busy) + int(idle))
@@ -149,7 +151,12 @@ for nic in ("virtio-net", "lnic"):
                 n = m["lnics"][0]
                 drops = {k: v for k, v in n["rx_drops"].items() if v}
                 print(f"{nic} run {r}: device rx_frames {n['rx_frames']}, rx_drops {drops or 0}, "
+                      f"interrupts {n['irqs']} RX + {n['tx_irqs']} TX, doorbells {n['doorbells']}, "
                       f"pages_with_guest {n['pages_with_guest']}, violations {sum(n['violations'].values())}")
+            else:
+                n = m["virtio_net"][0]
+                print(f"{nic} run {r}: device rx_frames {n['rx_frames']}, interrupts {n['irqs']}, "
+                      f"kicks {n['kicks']}, rx_waits_for_buffers {n['rx_waits_for_buffers']}")
         except (OSError, ValueError, KeyError):
             pass
         print(f"{nic} run {r}: TAP tx_dropped (host -> guest frames the VMM did not read in time) "
@@ -175,5 +182,6 @@ for key in sorted(set(v["phases"]) | set(l["phases"])):
     line(f"{size} B, {offered}: received / sent", g(pv, "share"), g(pl, "share"), "{:.3f}")
     line(f"{size} B, {offered}: guest CPU busy", g(pv, "busy"), g(pl, "busy"), "{:.3f}")
     line(f"{size} B, {offered}: guest CPU s per 1,000 frames", g(pv, "cpu_per_kframe"), g(pl, "cpu_per_kframe"), "{:.4f}")
+    line(f"{size} B, {offered}: frames per receive interrupt", g(pv, "per_irq"), g(pl, "per_irq"), "{:.1f}")
 sys.exit(1 if failed else 0)
 PY
