@@ -29,6 +29,7 @@
 #include "vmm/boot/mptable.h"
 #include "vmm/boot/multiboot_loader.h"
 #include "vmm/report/metrics.h"
+#include "vmm/report/start_trace.h"
 #include "vmm/report/stats.h"
 #include "vmm/sandbox/seccomp.h"
 
@@ -74,15 +75,20 @@ std::expected<void, Error> Machine::build() {
   auto vm = Vm::create(*kvm_, config_.pit);
   if (!vm) return std::unexpected(vm.error());
   vm_ = std::move(*vm);
+  StartTrace& trace = start_trace();
+  trace.mark("KVM: VM, irqchip, PIT");
 
   auto memory = GuestMemory::create(config_.layout.ram);  // the map parse_config computed
   if (!memory) return std::unexpected(memory.error());
   memory_ = std::move(*memory);
   if (auto r = memory_->register_slots(*vm_); !r) return r;
+  trace.mark("guest RAM: mmap + memslots");
   if (auto r = build_pool(); !r) return r;
+  trace.mark("page pool + its worker");
 
   auto image_bytes = read_file(config_.kernel_image_path);
   if (!image_bytes) return std::unexpected(image_bytes.error());
+  trace.mark("kernel image read");
   auto kind = kernel_kind(*image_bytes, config_.kernel_image_path);
   if (!kind) return rejected(kind.error(), Error::kernel_rejected);
   kind_ = *kind;
@@ -100,9 +106,13 @@ std::expected<void, Error> Machine::build() {
     if (!image) return std::unexpected(image.error());
     entry = image->entry;
   }
+  trace.mark("kernel, initrd, boot tables");
 
   if (auto r = build_devices(); !r) return r;
-  return build_vcpus(entry);
+  trace.mark("devices");
+  auto r = build_vcpus(entry);
+  trace.mark("vCPUs: CPUID, registers");
+  return r;
 }
 
 std::expected<uint64_t, Error> Machine::load_linux_guest(std::span<const std::byte> image) {
@@ -151,18 +161,7 @@ std::expected<uint64_t, Error> Machine::load_multiboot_guest(std::span<const std
 std::expected<void, Error> Machine::build_pool() {
   pool_sink_ = std::make_unique<VmMemslotSink>(*vm_);
   const PoolSettings& p = config_.pool;
-  alloc::PoolConfig pc;
-  pc.window_gpa = config_.layout.pool.gpa;
-  pc.window_size = config_.layout.pool.size;
-  pc.chunk_bytes = uint64_t{p.chunk_size_kib} * kKiB;
-  pc.initial_chunks = p.initial_chunks;
-  pc.max_chunks = p.max_chunks;
-  pc.min_pages = p.min_pages;
-  pc.low_pages = p.low_pages;
-  pc.high_pages = p.high_pages;
-  pc.backing = p.backing;
-  pc.zero_policy = p.zero_policy;
-  pc.start_worker = false;  // pool_worker_ drives it (pool_worker.h)
+  const alloc::PoolConfig pc = pool_config(config_);  // pool_worker.h: its idle period
   auto pool = alloc::PagePool::create(pc, *pool_sink_);
   if (!pool) {
     spdlog::error("page pool (labyrinth.pool): {}", alloc::to_string(pool.error()));
@@ -182,8 +181,9 @@ std::expected<void, Error> Machine::build_pool() {
     spdlog::error("page pool: cannot start its worker thread");
     return std::unexpected(Error::pool_failed);
   }
-  spdlog::debug("page pool: window {:#x}+{:#x}, {} chunk(s) of {} KiB", pc.window_gpa,
-                pc.window_size, pc.initial_chunks, p.chunk_size_kib);
+  spdlog::debug("page pool: window {:#x}+{:#x}, {} chunk(s) of {} KiB, worker idle period {} us",
+                pc.window_gpa, pc.window_size, pc.initial_chunks, p.chunk_size_kib,
+                pc.worker_poll.count());
   return {};
 }
 
@@ -303,14 +303,22 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
     if (!vcpu) return std::unexpected(vcpu.error());
     vcpus_.push_back(std::move(*vcpu));
   }
-  // Every vCPU exists now (KVM has synchronised their TSCs): the offset is settled.
-  auto tsc = vcpus_[0]->tsc_offset();
-  if (!tsc) return std::unexpected(tsc.error());
-  tsc_offset_ = *tsc;
-  lnics_->set_tsc_offset(tsc_offset_.offset);
-  spdlog::debug("guest TSC offset {} ({}; measured {} +- {} ticks)", tsc_offset_.offset,
-                tsc_offset_.from_attribute ? "KVM_VCPU_TSC_OFFSET" : "measured pair",
-                tsc_offset_.measured, tsc_offset_.uncertainty);
+  // Every vCPU exists now (KVM has synchronised their TSCs): the offset is settled. Only
+  // the lnics use it (guest-observed latency, a latency run's drift check), and measuring
+  // it is not free: 32 KVM_GET_MSRS and, on a kernel with KVM_VCPU_TSC_OFFSET, the TSC
+  // clock's 50 ms calibration spin (measure/tsc.h). A VM without an lnic skips it
+  // (issue 19: a microVM's start does no such thing); tsc_offset() then stays zero.
+  if (!lnics_->empty()) {
+    auto tsc = vcpus_[0]->tsc_offset();
+    if (!tsc) return std::unexpected(tsc.error());
+    tsc_offset_ = *tsc;
+    lnics_->set_tsc_offset(tsc_offset_.offset);
+    spdlog::debug("guest TSC offset {} ({}; measured {} +- {} ticks)", tsc_offset_.offset,
+                  tsc_offset_.from_attribute ? "KVM_VCPU_TSC_OFFSET" : "measured pair",
+                  tsc_offset_.measured, tsc_offset_.uncertainty);
+  } else {
+    spdlog::debug("guest TSC offset not measured: no lnic uses it");
+  }
   // KVM's own counters for vCPU 0 (its halts: how the guest idles, observed by a latency
   // run). Optional: kernels before 5.14 have none, and the report then says so.
   if (auto stats = VcpuStats::open(*vcpus_[0])) vcpu0_stats_.emplace(std::move(*stats));
@@ -426,6 +434,8 @@ int Machine::run(const RunOptions& options) {
       });
     }
   }
+  // The last setup mark: the first run's line is thread start + its seccomp filter.
+  start_trace().mark("vCPU runners");
   bool started = true;
   {
     std::lock_guard lock(runners_mu_);
@@ -479,7 +489,9 @@ int Machine::run(const RunOptions& options) {
   }
   // The offset again, now the vCPUs are stopped: KVM may have moved it during the run
   // (its TSC catch-up mode does on hosts whose TSC it deems unstable, e.g. under TCG).
-  if (auto end = vcpus_[0]->tsc_offset()) tsc_offset_end_ = *end;
+  if (!lnics_->empty()) {
+    if (auto end = vcpus_[0]->tsc_offset()) tsc_offset_end_ = *end;
+  }
   lnics_->stop();  // the event loop has stopped: backends and the pool cache go quietly
   nets_->stop();
   if (options.print_stats) print_stats();

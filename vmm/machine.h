@@ -85,7 +85,8 @@ class Machine final : public devices::VmControl {
   LnicSet& lnics() { return *lnics_; }
   const alloc::PagePool& pool() const { return *pool_; }
   const Config& config() const { return config_; }
-  // guest TSC = host TSC + offset (vCPU 0, read at build time).
+  // guest TSC = host TSC + offset (vCPU 0, read at build time). Measured only for a VM
+  // with an lnic (its only user); all zero otherwise.
   const Vcpu::TscOffset& tsc_offset() const { return tsc_offset_; }
   // ... and read again after the run (equal to tsc_offset() unless KVM moved it).
   const Vcpu::TscOffset& tsc_offset_end() const { return tsc_offset_end_; }

@@ -27,6 +27,7 @@
 #include "vmm/report/host_kind.h"
 #include "vmm/report/lnic_latency.h"
 #include "vmm/report/metrics.h"
+#include "vmm/report/start_trace.h"
 
 namespace {
 
@@ -134,9 +135,12 @@ int run_vm(const std::string& config_path, const std::string& serial_out, bool s
            const std::string& metrics_path) {
   auto config = load(config_path, serial_out);
   if (!config) return config.error();
+  labyrinth::vmm::start_trace().mark("config file read + checked");
   auto machine = labyrinth::vmm::Machine::create(*config);
   if (!machine) return report_build_error(machine.error());
-  return (*machine)->run({.print_stats = stats, .metrics_path = metrics_path});
+  const int status = (*machine)->run({.print_stats = stats, .metrics_path = metrics_path});
+  (void)std::fputs(labyrinth::vmm::start_trace().table().c_str(), stderr);
+  return status;
 }
 
 // `labyrinth run --api-sock PATH [--config FILE]`: the API server on its thread
@@ -176,6 +180,8 @@ int run_api(const std::string& sock_path, double timeout_s, const std::string& c
 }  // namespace
 
 static int run_main(int argc, char** argv) {
+  const double exec_ms = labyrinth::vmm::exec_to_now_ms();  // before anything else
+  const auto main_at = labyrinth::vmm::StartTrace::Clock::now();
   CLI::App app{"Labyrinth: a small KVM virtual machine monitor", "labyrinth"};
   app.footer(kExitStatusHelp);
   app.require_subcommand(1);
@@ -204,6 +210,10 @@ static int run_main(int argc, char** argv) {
                   "Write the page pool's and every lnic's counters as JSON to FILE at the end");
   run->add_flag("--no-seccomp", g_no_seccomp,
                 "Do not confine the threads with seccomp filters (debugging only)");
+  bool trace_start = false;
+  run->add_flag("--trace-start", trace_start,
+                "Print on stderr at the end how long each step before the guest's first "
+                "instruction took (with --config)");
   run->footer(kExitStatusHelp);
 
   double seconds = 10, floor_rate = 0;
@@ -240,6 +250,10 @@ static int run_main(int argc, char** argv) {
     app.exit(e);
     return labyrinth::vmm::kExitUsage;
   }
+  if (trace_start) {
+    labyrinth::vmm::start_trace().enable(exec_ms, main_at);
+    labyrinth::vmm::start_trace().mark("command line");
+  }
 
   auto logger = spdlog::stderr_color_mt("labyrinth");
   logger->set_pattern("labyrinth: [%l] %v");
@@ -254,6 +268,7 @@ static int run_main(int argc, char** argv) {
     spdlog::warn("mlockall failed ({}): the allocator's code may page-fault after eviction",
                  std::strerror(errno));
   }
+  labyrinth::vmm::start_trace().mark("logger + mlockall");
   if (lat->parsed()) {
     return run_latency(config_path, serial_out, seconds, floor_rate, json_path, plot_path);
   }

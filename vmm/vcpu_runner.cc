@@ -9,6 +9,8 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include "vmm/report/start_trace.h"
+
 namespace labyrinth::vmm {
 
 namespace {
@@ -123,6 +125,7 @@ void VcpuRunner::join() {
 void VcpuRunner::run() {
   pthread_setname_np(pthread_self(), fmt::format("vcpu{}", vcpu_.index()).c_str());
   if (thread_init_) thread_init_();
+  start_trace().mark_first_run();  // --trace-start: the guest's first instruction is next
   while (!stop_.load(std::memory_order_acquire)) {  // pairs with the stopper's release store
     if (gate_ != nullptr && gate_->closed()) {
       gate_->park();

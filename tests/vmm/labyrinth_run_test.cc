@@ -319,5 +319,47 @@ TEST_F(LabyrinthRun, DebugLoggingShowsSetup) {
   EXPECT_NE(r.err.find("VM stopped"), std::string::npos) << r.err;
 }
 
+// --trace-start: every step before the guest's first instruction on stderr, in order,
+// once the VM stopped (issue 19).
+TEST_F(LabyrinthRun, TraceStartPrintsEveryStepBeforeTheFirstRun) {
+  auto r = run(config(hand_guest("exit7", testing::guests::kExit7)), {"--trace-start"});
+  EXPECT_EQ(r.status, 7) << r.err;
+  size_t at = 0;
+  for (const char* step :
+       {"command line", "logger + mlockall", "config file read + checked", "KVM: VM, irqchip, PIT",
+        "guest RAM: mmap + memslots", "page pool + its worker", "kernel image read",
+        "kernel, initrd, boot tables", "devices", "vCPUs: CPUID, registers", "vCPU runners",
+        "first KVM_RUN (vCPU thread)", "exec -> main", "exec -> first KVM_RUN"}) {
+    const size_t pos = r.err.find(step, at);
+    ASSERT_NE(pos, std::string::npos) << "no '" << step << "' after offset " << at << ":\n"
+                                      << r.err;
+    at = pos;
+  }
+  // Without the flag: nothing (the default run prints nothing on success).
+  auto quiet = run(config(hand_guest("exit7b", testing::guests::kExit7)));
+  EXPECT_EQ(quiet.status, 7);
+  EXPECT_EQ(quiet.err, "");
+}
+
+// A VM without an lnic neither calibrates the TSC clock nor measures the guest TSC offset
+// at start (32 KVM_GET_MSRS and a 50 ms spin a microVM does not do): the lnic is its only
+// user (issue 19). With one, it is measured.
+TEST_F(LabyrinthRun, GuestTscOffsetIsMeasuredOnlyForAnLnic) {
+  auto plain = run(config(hand_guest("exit7", testing::guests::kExit7)), {"--log-level", "debug"});
+  EXPECT_EQ(plain.status, 7) << plain.err;
+  EXPECT_NE(plain.err.find("guest TSC offset not measured: no lnic uses it"), std::string::npos)
+      << plain.err;
+  EXPECT_EQ(plain.err.find("guest TSC offset -"), std::string::npos) << plain.err;
+  EXPECT_EQ(plain.err.find("measured pair"), std::string::npos) << plain.err;
+  auto lnic =
+      run(config(hand_guest("exit7b", testing::guests::kExit7), 1,
+                 R"(, "labyrinth": {"lnics": [{"id": "lnic0", "backend": {"type": "loopback"}}]})"),
+          {"--log-level", "debug"});
+  EXPECT_EQ(lnic.status, 7) << lnic.err;
+  EXPECT_EQ(lnic.err.find("not measured"), std::string::npos) << lnic.err;
+  EXPECT_NE(lnic.err.find("guest TSC offset "), std::string::npos) << lnic.err;
+  EXPECT_NE(lnic.err.find(" ticks)"), std::string::npos) << lnic.err;
+}
+
 }  // namespace
 }  // namespace labyrinth

@@ -12,12 +12,24 @@
 //   ...                                  // ~PoolWorker stops and joins before the pool goes
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <thread>
 
 #include "allocator/page_pool.h"
+#include "vmm/config/config.h"
 
 namespace labyrinth::vmm {
+
+// The pool a VM's configuration asks for (labyrinth.pool, the layout's pool window),
+// with start_worker false (PoolWorker runs it). The worker's idle period follows the
+// VM's pool users: the lnics allocate on their interrupt paths, which may not wake the
+// worker, so with an lnic it polls every PoolConfig::worker_poll (500 us); without
+// one nothing allocates from the pool, and a 2 kHz wake-up for the VM's whole life is
+// work a microVM does not do (issue 19: on a one-CPU host it takes turns with the
+// vCPU). Then it wakes once a second (kIdlePoolPoll) and at stop.
+inline constexpr std::chrono::microseconds kIdlePoolPoll{1'000'000};
+alloc::PoolConfig pool_config(const Config& config);
 
 class PoolWorker {
  public:
