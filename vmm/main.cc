@@ -20,6 +20,7 @@
 #include "vmm/api/api_controller.h"
 #include "vmm/api/api_server.h"
 #include "vmm/api/launcher.h"
+#include "vmm/boot/kernel_kind.h"
 #include "vmm/config/config.h"
 #include "vmm/error.h"
 #include "vmm/kvm/host_probe.h"
@@ -115,7 +116,10 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
       .warmup_s = (*machine)->latency_warmup_s(),
       .tsc_start = tsc((*machine)->tsc_offset()),
       .tsc_end = tsc((*machine)->tsc_offset_end()),
-      .halts = (*machine)->latency_halts()};
+      .halts = (*machine)->latency_halts(),
+      .guest_kind = (*machine)->guest_kind() == vmm::KernelKind::linux
+                        ? vmm::LatencyGuestKind::linux_kernel
+                        : vmm::LatencyGuestKind::freestanding};
   const vmm::LatencyReport r = vmm::lnic_latency_report(run);
   std::cout << r.table() << vmm::lnic_latency_summary(run);
   if (!json_path.empty() &&
