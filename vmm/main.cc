@@ -71,7 +71,8 @@ int report_build_error(labyrinth::vmm::Error e) {
 
 // `labyrinth latency`: run the VM for `seconds`, then print and write the report.
 int run_latency(const std::string& config_path, const std::string& serial_out, double seconds,
-                double floor_rate, const std::string& json_path, const std::string& plot_path) {
+                double floor_rate, double ready_timeout, const std::string& json_path,
+                const std::string& plot_path) {
   using namespace labyrinth;
   if (!plot_path.empty() && std::filesystem::path(plot_path).extension() != ".svg") {
     (void)std::fprintf(stderr, "labyrinth: --plot: only .svg plots are written, got \"%s\"\n",
@@ -90,6 +91,7 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
   vmm::RunOptions opts;
   opts.latency.seconds = seconds;
   opts.latency.floor_rate_hz = floor_rate;
+  opts.latency.ready_timeout_s = ready_timeout;
   const int status = (*machine)->run(opts);
   if (!(*machine)->latency_error().empty()) {
     (void)std::fprintf(stderr, "labyrinth: latency: %s\n", (*machine)->latency_error().c_str());
@@ -210,7 +212,7 @@ static int run_main(int argc, char** argv) {
                 "Do not confine the threads with seccomp filters (debugging only)");
   run->footer(kExitStatusHelp);
 
-  double seconds = 10, floor_rate = 0;
+  double seconds = 10, floor_rate = 0, ready_timeout = 0;
   std::string json_path, plot_path;
   CLI::App* lat = app.add_subcommand(
       "latency",
@@ -224,6 +226,10 @@ static int run_main(int argc, char** argv) {
   lat->add_option("--plot", plot_path, "Write a percentile plot to FILE (.svg)");
   lat->add_option("--floor-rate", floor_rate,
                   "Interrupts per second in the floor phase (default: the pktgen rate)");
+  lat->add_option("--ready-timeout", ready_timeout,
+                  "Seconds the guest has to enable the lnic and answer a first interrupt "
+                  "(default: 10, a Linux guest 300)")
+      ->check(CLI::Range(0.1, 3600.0));
   lat->add_option("--serial-out", serial_out, "Write the guest's serial output to FILE");
   lat->add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
@@ -259,7 +265,8 @@ static int run_main(int argc, char** argv) {
                  std::strerror(errno));
   }
   if (lat->parsed()) {
-    return run_latency(config_path, serial_out, seconds, floor_rate, json_path, plot_path);
+    return run_latency(config_path, serial_out, seconds, floor_rate, ready_timeout, json_path,
+                       plot_path);
   }
   if (!api_sock.empty()) {
     return run_api(api_sock, api_timeout, config_path, serial_out, stats, metrics_path);
