@@ -61,14 +61,14 @@ for r, n in zip(runs, notes):
     print(f"{'':>12}  TSC offset drift: {n['guest TSC offset drift']}")
     print(f"{'':>12}  device path / floor: {n.get('device path / floor', 'n/a')}")
 print()
-print(f"{'span (us)':<9} | {'freestanding count':>18} {'p50':>9} {'p99':>9} | "
-      f"{'Linux count':>11} {'p50':>9} {'p99':>9} | {'p50 ratio':>9} {'p99 ratio':>9}")
+print(f"{'span (us)':<9} | {'freestanding count':>18} {'p50':>11} {'p99':>11} | "
+      f"{'Linux count':>11} {'p50':>11} {'p99':>11} | {'p50 ratio':>9} {'p99 ratio':>9}")
 def ratio(a, b):
     return f"{b / a:8.2f}x" if a > 0 else "      n/a"
 for span in ("alloc", "host_rx", "guest", "floor"):
     f, l = runs[0]["spans"][span], runs[1]["spans"][span]
-    print(f"{span:<9} | {f['count']:>18} {f['p50']:>9.3f} {f['p99']:>9.3f} | "
-          f"{l['count']:>11} {l['p50']:>9.3f} {l['p99']:>9.3f} | "
+    print(f"{span:<9} | {f['count']:>18} {f['p50']:>11.3f} {f['p99']:>11.3f} | "
+          f"{l['count']:>11} {l['p50']:>11.3f} {l['p99']:>11.3f} | "
           f"{ratio(f['p50'], l['p50'])} {ratio(f['p99'], l['p99'])}")
 for r in runs:
     nic = r["metrics"]["lnics"][0]
