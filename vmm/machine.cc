@@ -539,11 +539,14 @@ void Machine::start_latency_run(const LatencyOptions& opts) {
     return;
   }
   const auto& nic = lnics_->nics()[0];
+  const double ready_timeout_s = opts.ready_timeout_s > 0     ? opts.ready_timeout_s
+                                 : kind_ == KernelKind::linux ? LatencyOptions::kReadyTimeoutLinuxS
+                                                              : LatencyOptions::kReadyTimeoutS;
   const auto half = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(opts.seconds / 2));
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                            std::chrono::duration<double>(opts.ready_timeout_s));
+                            std::chrono::duration<double>(ready_timeout_s));
   const double floor_rate = lnic_floor_rate_hz(opts.floor_rate_hz, lnics_->backend_summary(0));
   // Arm the doorbells now (the guest may return pages as soon as it runs), not the backends.
   boost::asio::post(io_, [this] { lnics_->start_doorbells(); });

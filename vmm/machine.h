@@ -62,10 +62,14 @@ namespace labyrinth::vmm {
 
 // `labyrinth latency`: measure lnic 0's interrupt path for a fixed time.
 struct LatencyOptions {
-  double seconds = 0;           // 0: not a latency run
-  double floor_rate_hz = 0;     // the floor phase's interrupt rate (0: the pktgen rate)
-  double ready_timeout_s = 10;  // how long the guest may take to enable the NIC and answer
-                                // its first interrupt
+  double seconds = 0;        // 0: not a latency run
+  double floor_rate_hz = 0;  // the floor phase's interrupt rate (0: the pktgen rate)
+  // How long the guest may take to enable the NIC and answer its first interrupt; 0: by
+  // the guest's kind (kReadyTimeoutLinuxS for a Linux guest, which boots, loads lnic.ko
+  // and brings the interface up first: ~20 s in the TCG test VM; kReadyTimeoutS else).
+  double ready_timeout_s = 0;
+  static constexpr double kReadyTimeoutS = 10;
+  static constexpr double kReadyTimeoutLinuxS = 300;
 };
 
 struct RunOptions {
@@ -85,6 +89,8 @@ class Machine final : public devices::VmControl {
   LnicSet& lnics() { return *lnics_; }
   const alloc::PagePool& pool() const { return *pool_; }
   const Config& config() const { return config_; }
+  // Which loader booted the guest (found from the image, vmm/boot/kernel_kind.h).
+  KernelKind guest_kind() const { return kind_; }
   // guest TSC = host TSC + offset (vCPU 0, read at build time). Measured only for a VM
   // with an lnic (its only user); all zero otherwise.
   const Vcpu::TscOffset& tsc_offset() const { return tsc_offset_; }

@@ -20,6 +20,7 @@
 #include "vmm/api/api_controller.h"
 #include "vmm/api/api_server.h"
 #include "vmm/api/launcher.h"
+#include "vmm/boot/kernel_kind.h"
 #include "vmm/config/config.h"
 #include "vmm/error.h"
 #include "vmm/kvm/host_probe.h"
@@ -71,7 +72,8 @@ int report_build_error(labyrinth::vmm::Error e) {
 
 // `labyrinth latency`: run the VM for `seconds`, then print and write the report.
 int run_latency(const std::string& config_path, const std::string& serial_out, double seconds,
-                double floor_rate, const std::string& json_path, const std::string& plot_path) {
+                double floor_rate, double ready_timeout, const std::string& json_path,
+                const std::string& plot_path) {
   using namespace labyrinth;
   if (!plot_path.empty() && std::filesystem::path(plot_path).extension() != ".svg") {
     (void)std::fprintf(stderr, "labyrinth: --plot: only .svg plots are written, got \"%s\"\n",
@@ -90,6 +92,7 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
   vmm::RunOptions opts;
   opts.latency.seconds = seconds;
   opts.latency.floor_rate_hz = floor_rate;
+  opts.latency.ready_timeout_s = ready_timeout;
   const int status = (*machine)->run(opts);
   if (!(*machine)->latency_error().empty()) {
     (void)std::fprintf(stderr, "labyrinth: latency: %s\n", (*machine)->latency_error().c_str());
@@ -116,7 +119,10 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
       .warmup_s = (*machine)->latency_warmup_s(),
       .tsc_start = tsc((*machine)->tsc_offset()),
       .tsc_end = tsc((*machine)->tsc_offset_end()),
-      .halts = (*machine)->latency_halts()};
+      .halts = (*machine)->latency_halts(),
+      .guest_kind = (*machine)->guest_kind() == vmm::KernelKind::linux
+                        ? vmm::LatencyGuestKind::linux_kernel
+                        : vmm::LatencyGuestKind::freestanding};
   const vmm::LatencyReport r = vmm::lnic_latency_report(run);
   std::cout << r.table() << vmm::lnic_latency_summary(run);
   if (!json_path.empty() &&
@@ -216,7 +222,7 @@ static int run_main(int argc, char** argv) {
                 "instruction took (with --config)");
   run->footer(kExitStatusHelp);
 
-  double seconds = 10, floor_rate = 0;
+  double seconds = 10, floor_rate = 0, ready_timeout = 0;
   std::string json_path, plot_path;
   CLI::App* lat = app.add_subcommand(
       "latency",
@@ -230,6 +236,10 @@ static int run_main(int argc, char** argv) {
   lat->add_option("--plot", plot_path, "Write a percentile plot to FILE (.svg)");
   lat->add_option("--floor-rate", floor_rate,
                   "Interrupts per second in the floor phase (default: the pktgen rate)");
+  lat->add_option("--ready-timeout", ready_timeout,
+                  "Seconds the guest has to enable the lnic and answer a first interrupt "
+                  "(default: 10, a Linux guest 300)")
+      ->check(CLI::Range(0.1, 3600.0));
   lat->add_option("--serial-out", serial_out, "Write the guest's serial output to FILE");
   lat->add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
@@ -270,7 +280,8 @@ static int run_main(int argc, char** argv) {
   }
   labyrinth::vmm::start_trace().mark("logger + mlockall");
   if (lat->parsed()) {
-    return run_latency(config_path, serial_out, seconds, floor_rate, json_path, plot_path);
+    return run_latency(config_path, serial_out, seconds, floor_rate, ready_timeout, json_path,
+                       plot_path);
   }
   if (!api_sock.empty()) {
     return run_api(api_sock, api_timeout, config_path, serial_out, stats, metrics_path);

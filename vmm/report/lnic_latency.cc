@@ -9,6 +9,17 @@
 
 namespace labyrinth::vmm {
 
+std::string_view guest_kind_name(LatencyGuestKind kind) {
+  return kind == LatencyGuestKind::linux_kernel ? "linux" : "freestanding";
+}
+
+std::string guest_kind_note(LatencyGuestKind kind) {
+  return kind == LatencyGuestKind::linux_kernel
+             ? "Linux (lnic.ko): its MSI-X handler stamps after the kernel's interrupt entry "
+               "and IRQ dispatch"
+             : "freestanding (Labyrinth test guest): its IDT handler stamps first thing";
+}
+
 TscVerdict assess_tsc(const LnicLatencyRun& run) {
   const devices::lnic::LnicMetrics& m = *run.nic.metrics;
   const devices::lnic::LnicLatency& lat = *run.nic.latency;
@@ -69,6 +80,7 @@ LatencyReport lnic_latency_report(const LnicLatencyRun& run) {
         v.stable ? "" : " (offset unstable: guest and floor spans carry its error)");
     r.note("guest TSC offset drift", drift);
   }
+  r.note("guest kind", guest_kind_note(run.guest_kind));
   r.note("guest", run.guest);
   // Observed: KVM's count of the HLTs vCPU 0 executed while the run measured.
   r.note("guest idle mode", idle_mode_note(run.halts));
@@ -142,6 +154,8 @@ boost::json::object lnic_latency_json(const LatencyReport& report, const LnicLat
   j["metrics"] = std::move(metrics);
   j["tsc_offset_drift_us"] = v.drift_us;
   j["tsc_offset_stable"] = v.stable;
+  j["guest_kind"] = guest_kind_name(run.guest_kind);
+  j["guest_idle_mode"] = idle_mode_word(run.halts);
   // vCPU 0 takes the NIC's interrupts; without KVM statistics the keys are left out.
   if (run.halts) {
     j["vcpu0_halt_exits"] = run.halts->halt_exits;
@@ -177,6 +191,11 @@ std::string idle_mode_note(const std::optional<HaltObservation>& seen) {
                       seen->vcpu, static_cast<unsigned long long>(seen->halt_exits), seen->seconds,
                       blocked, source.c_str());
   return buf;
+}
+
+std::string_view idle_mode_word(const std::optional<HaltObservation>& seen) {
+  if (!seen) return "not observed";
+  return seen->halt_exits == 0 ? "never halted" : "halted";
 }
 
 std::string alloc_span_description(uint64_t timer_ticks, uint64_t net_zero, uint64_t samples) {

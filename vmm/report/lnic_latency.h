@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <boost/json/object.hpp>
 
@@ -33,6 +34,16 @@ struct HaltObservation {
   bool has_wait = false;      // the kernel offers halt_wait_ns
 };
 
+// Which guest answered the NIC's interrupts. Both stamp the handler's entry TSC into the
+// same ring fields, but at different depths of their interrupt path (docs/lnic.md
+// "Measurement"), so their guest and floor spans are not the same measurement.
+enum class LatencyGuestKind : uint8_t {
+  freestanding,  // a Labyrinth test guest (guest/programs): stamps first thing in its IDT stub
+  linux_kernel,  // Linux with lnic.ko: stamps in its MSI-X handler, after the kernel's IRQ entry
+};
+// "freestanding" or "linux" (the JSON's guest_kind).
+std::string_view guest_kind_name(LatencyGuestKind kind);
+
 // guest TSC = host TSC + offset, as the machine read it from vCPU 0.
 struct TscOffsetReading {
   int64_t offset = 0;
@@ -49,6 +60,7 @@ struct LnicLatencyRun {
   TscOffsetReading tsc_start;  // read when the vCPUs were built
   TscOffsetReading tsc_end;    // read again once they stopped
   std::optional<HaltObservation> halts;  // std::nullopt: KVM offers no per-vCPU statistics
+  LatencyGuestKind guest_kind = LatencyGuestKind::freestanding;
 };
 
 // How far the guest's TSC stamps can be trusted over the run.
@@ -78,6 +90,11 @@ boost::json::object lnic_latency_json(const LatencyReport& report, const LnicLat
 
 // The "guest idle mode" note; std::nullopt: KVM offers no per-vCPU statistics (it says so).
 std::string idle_mode_note(const std::optional<HaltObservation>& seen);
+// The same observation in one word for the JSON's guest_idle_mode: "halted", "never
+// halted" or "not observed".
+std::string_view idle_mode_word(const std::optional<HaltObservation>& seen);
+// The "guest kind" note: which guest, and where its handler stamps.
+std::string guest_kind_note(LatencyGuestKind kind);
 // The alloc span's description: what its samples are net of (the empty rdtsc pair,
 // `timer_ticks`, calibrated once) and how many of `samples` that made 0.
 std::string alloc_span_description(uint64_t timer_ticks, uint64_t net_zero, uint64_t samples);

@@ -12,7 +12,9 @@
  *     without an IOMMU the DMA address is the guest-physical address the device wants);
  *   - takes the RX vector's interrupt: the handler loads RX prod, then stamps the TSC
  *     (rdtsc_ordered: after that load, as the freestanding driver's handler does), sets
- *     the RX ring's NO_IRQ flag and schedules NAPI;
+ *     the RX ring's NO_IRQ flag and schedules NAPI; a floor or warm-up signal of
+ *     `labyrinth latency` (floor_t_sent set, no completion) it answers itself with that
+ *     stamp in the RX ring header's floor_guest_tsc, without a poll;
  *   - in the NAPI poll validates every completion before it touches the page (aligned
  *     and inside the window, overflow-safe; 1 <= len <= LNIC_FRAME_MAX; seq continuity;
  *     a page the driver already holds is counted and never returned twice), COPIES the
@@ -77,7 +79,8 @@
  * dropped). broken_* count the impossible indices that put the driver in the broken
  * state, by ring. tx_too_long / tx_broken_drops: frames dropped by xmit (longer than a
  * TX buffer; the device is broken). tx_busy: xmit called with the ring full (the queue
- * should have been stopped: 0 unless stop/wake is wrong). */
+ * should have been stopped: 0 unless stop/wake is wrong). rx_floors: floor and warm-up
+ * signals answered (`labyrinth latency`; lnic_answer_floor). */
 /* clang-format off */
 #define LNIC_COUNTERS(X)						\
 	X(rx_irqs) X(tx_irqs) X(polls) X(ret_doorbells) X(tx_doorbells)	\
@@ -85,7 +88,7 @@
 	X(tx_broken_drops) X(rx_bad_addr) X(rx_bad_len) X(rx_bad_flags)	\
 	X(rx_page_twice) X(rx_seq_gaps) X(rx_seq_backward) X(rx_no_skb)	\
 	X(rx_drained) X(broken_rx_prod) X(broken_ret_cons)		\
-	X(broken_tx_cons)
+	X(broken_tx_cons) X(rx_floors)
 /* clang-format on */
 
 struct lnic_counters {
@@ -148,6 +151,8 @@ struct lnic {
 	/* The interrupt's stamp: RX prod loaded at handler entry, then the TSC. */
 	u32 stamp_prod;
 	u64 stamp_tsc;
+	/* The floor_t_sent of the last floor signal answered (interrupt handler only). */
+	u64 floor_last_t_sent;
 
 	struct lnic_counters c;
 };
@@ -414,20 +419,49 @@ static void lnic_retry(struct timer_list *t)
 	napi_schedule(&nic->napi);
 }
 
+/* A floor or warm-up signal (LNIC_REG_FLOOR_ARM in guest/abi/lnic.h; `labyrinth latency`
+ * sends them itself): the device stored floor_t_sent in the RX ring header and signalled
+ * LNIC_VEC_RX with no completion. The answer is the handler's entry TSC in
+ * floor_guest_tsc, where the device reads it (release: pairs with its acquire load),
+ * once per floor_t_sent value, as the freestanding driver answers (check_floor in
+ * guest/drivers/lnic/lnic_datapath.cc): the device need not clear floor_guest_tsc between
+ * signals, a new t_sent is what marks a new one. */
+static bool lnic_answer_floor(struct lnic *nic, struct lnic_ring_header *rx, u64 entry_tsc)
+{
+	u64 t_sent = smp_load_acquire(&rx->floor_t_sent);
+
+	if (t_sent == 0 || t_sent == nic->floor_last_t_sent)
+		return false;
+	smp_store_release(&rx->floor_guest_tsc, entry_tsc);
+	nic->floor_last_t_sent = t_sent;
+	++nic->c.rx_floors;
+	return true;
+}
+
 static irqreturn_t lnic_rx_irq(int irq, void *data)
 {
 	struct lnic *nic = data;
 	struct lnic_ring_header *rx = READ_ONCE(nic->rx);
+	u64 entry_tsc;
 	u32 prod;
 
 	/* The guest-observed endpoint: prod first, then the TSC (ordered after the load), so
-	 * no stamp is earlier than a completion it is returned with. */
+	 * no stamp is earlier than a completion it is returned with. This is the driver's
+	 * first code to run, but not the kernel's: the x86 interrupt entry, irq_enter and the
+	 * MSI's edge flow (which sends the local APIC's EOI) come before it (docs/lnic.md
+	 * "Measurement"). */
 	if (!rx)
 		return IRQ_NONE;
 	prod = smp_load_acquire(&rx->prod);
-	nic->stamp_tsc = rdtsc_ordered();
-	nic->stamp_prod = prod;
+	entry_tsc = rdtsc_ordered();
 	++nic->c.rx_irqs;
+	/* A floor with nothing to receive is answered here alone: no NAPI poll, whose cost
+	 * the floor (the interrupt path without device work) must not carry. A poll running
+	 * elsewhere meanwhile re-checks prod before it ends (lnic_poll). */
+	if (lnic_answer_floor(nic, rx, entry_tsc) && prod == READ_ONCE(nic->rx_cons))
+		return IRQ_HANDLED;
+	nic->stamp_tsc = entry_tsc;
+	nic->stamp_prod = prod;
 	if (napi_schedule_prep(&nic->napi)) {
 		WRITE_ONCE(rx->flags, LNIC_RING_F_NO_IRQ);
 		__napi_schedule(&nic->napi);
@@ -546,6 +580,7 @@ static int lnic_open(struct net_device *ndev)
 	nic->broken = false;
 	nic->stamp_prod = 0;
 	nic->stamp_tsc = 0;
+	nic->floor_last_t_sent = 0;
 	nic->tx_prod = nic->tx_clean = 0;
 	/* Pages still held from an earlier run stay held: their returns were refused or lost
 	 * with a broken device; the bitmap keeps them from being taken as new. */

@@ -77,6 +77,8 @@ TEST(LnicLatencyReport, NotesOfAStableRun) {
             "  host: bare KVM (kvm_intel)\n"
             "  guest TSC offset: -12345 ticks (KVM_VCPU_TSC_OFFSET, matches the measured pair)\n"
             "  guest TSC offset drift: 0.0 us over the run, 1 of 201 guest stamps early\n"
+            "  guest kind: freestanding (Labyrinth test guest): its IDT handler stamps first "
+            "thing\n"
             "  guest: build/guest/lnic_latency.elf quiet\n"
             "  guest idle mode: never halted: vCPU 0 executed no HLT in the measured 1.0 s "
             "(KVM statistic halt_exits): it polled or spun between interrupts\n"
@@ -113,6 +115,8 @@ TEST(LnicLatencyReport, NotesOfAnUnstableRunWithFewFloors) {
             "  guest TSC offset: 500 ticks (measured guest/host TSC pair, +-30 ticks)\n"
             "  guest TSC offset drift: 0.0 us over the run, 0 of 0 guest stamps early (offset "
             "unstable: guest and floor spans carry its error)\n"
+            "  guest kind: freestanding (Labyrinth test guest): its IDT handler stamps first "
+            "thing\n"
             "  guest: build/guest/lnic_latency.elf quiet\n"
             "  guest idle mode: not observed: KVM offers no per-vCPU statistics here "
             "(KVM_GET_STATS_FD with halt_exits, Linux 5.14+); see the guest's own output\n"
@@ -169,16 +173,38 @@ TEST(LnicLatencyReport, JsonCarriesTheMetricsAndTheVerdictAfterTheReport) {
   for (const auto& kv : j) keys.emplace_back(kv.key());
   EXPECT_EQ(keys, (std::vector<std::string>{"title", "notes", "unit", "tsc_khz", "spans", "metrics",
                                             "tsc_offset_drift_us", "tsc_offset_stable",
-                                            "vcpu0_halt_exits", "vcpu0_halt_wait_ns"}));
+                                            "guest_kind", "guest_idle_mode", "vcpu0_halt_exits",
+                                            "vcpu0_halt_wait_ns"}));
   EXPECT_EQ(j.at("metrics").as_object(), (boost::json::object{{"pool", 1}}));
   EXPECT_EQ(j.at("tsc_offset_drift_us").as_double(), 0.0);
   EXPECT_EQ(j.at("tsc_offset_stable").as_bool(), true);  // no stamps, none early
   EXPECT_EQ(j.at("vcpu0_halt_exits").as_uint64(), 77u);
   EXPECT_EQ(j.at("vcpu0_halt_wait_ns").as_uint64(), 5000u);
+  EXPECT_EQ(j.at("guest_kind").as_string(), "freestanding");
+  EXPECT_EQ(j.at("guest_idle_mode").as_string(), "halted");
   run.halts = std::nullopt;  // no KVM statistics: the keys are left out, not zero
   const auto k = lnic_latency_json(r, run, {});
   EXPECT_FALSE(k.contains("vcpu0_halt_exits"));
   EXPECT_FALSE(k.contains("vcpu0_halt_wait_ns"));
+  EXPECT_EQ(k.at("guest_idle_mode").as_string(), "not observed");
+}
+
+// A Linux guest's handler stamps deeper in its interrupt path than a freestanding one's:
+// the note and the JSON say which guest answered.
+TEST(LnicLatencyReport, GuestKindIsNamedInTheNotesAndTheJson) {
+  Fixture f;
+  LnicLatencyRun run = f.run();
+  run.guest_kind = LatencyGuestKind::linux_kernel;
+  const LatencyReport r = lnic_latency_report(run);
+  EXPECT_NE(notes_of(r.table()).find(
+                "  guest kind: Linux (lnic.ko): its MSI-X handler stamps after the kernel's "
+                "interrupt entry and IRQ dispatch\n"),
+            std::string::npos)
+      << r.table();
+  const boost::json::object j = lnic_latency_json(r, run, {});
+  EXPECT_EQ(j.at("guest_kind").as_string(), "linux");
+  EXPECT_EQ(j.at("guest_idle_mode").as_string(), "never halted");  // the fixture's 0 HLTs
+  EXPECT_EQ(guest_kind_name(LatencyGuestKind::freestanding), "freestanding");
 }
 
 TEST(LatencyReportIdleMode, HaltedIsWhatKvmCounted) {
