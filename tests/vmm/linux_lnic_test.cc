@@ -1,10 +1,13 @@
 // Debian's stock kernel with an lnic: the out-of-tree driver (guest/linux/lnic/, built
 // against the kit's headers and packed into the test initramfs) binds the PCI lnic, the
 // interface comes up with the device's MAC and carrier, a pktgen backend sends a known
-// number of frames which the kernel receives and counts, then `ip link set down` and
+// number of frames which the kernel receives and counts and an AF_PACKET receiver in the
+// guest checks (pattern and sequence of every payload), then `ip link set down` and
 // `rmmod` give every page back: the VMM's pool books show no page with the guest. Two
 // guests on the UDP backend ping each other and move TCP both ways; a guest on a TAP
 // pings the host; the driver's `ethtool -S` (/bin/labnet stats) agrees with the device.
+// The pool runs dry under bursts and recovers with no page lost; the device turns hostile
+// (its test-only mode) and the driver refuses, counts, survives and recovers.
 // Needs standard KVM (and root for the TAP's namespace): label `linux`, run in the test
 // VM (scripts/vm.sh ctest --test-dir build -L linux -R LinuxLnic).
 #include <gtest/gtest.h>
@@ -126,6 +129,45 @@ class LinuxLnic : public testing::LinuxGuestTest {
                         << R"( "frame_size": 128, "count": )" << frames << "}}]}}";
     return path;
   }
+  // A Linux guest running init's lnic-hostile: an lnic whose first activations write
+  // `kinds` (test_hostile, one per activation) among pktgen's frames (endless, 250 a
+  // second); init checks `frames` arrive after each kind and after the last reset.
+  std::string hostile_config(const std::vector<std::string>& kinds, uint64_t frames) {
+    const std::string path = (dir_ / "hostile.json").string();
+    std::string list;
+    for (const std::string& k : kinds) list += (list.empty() ? "\"" : ", \"") + k + "\"";
+    std::ofstream(path) << R"({"boot-source": {"kernel_image_path": ")" << LABYRINTH_LINUX_KERNEL
+                        << R"(", "initrd_path": ")" << LABYRINTH_LINUX_INITRAMFS
+                        << R"(", "boot_args": ")" << kArgs
+                        << " labyrinth.test=lnic-hostile labyrinth.cycles=" << kinds.size()
+                        << " labyrinth.frames=" << frames
+                        << R"("}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 256},)"
+                        << R"( "labyrinth": {"lnics": [{"id": "lnic0", "guest_mac": ")" << kMac
+                        << R"(", "test_hostile": [)" << list << "],"
+                        << R"( "backend": {"type": "pktgen", "rate_pps": 250, "burst": 1,)"
+                        << R"( "frame_size": 128}}]}})";
+    return path;
+  }
+  // A Linux guest running init's lnic-burst on a pool of kPoolPages pages: pktgen sends
+  // bursts of 200 frames, 5 a second, `count` in all; each burst finds at most the whole
+  // pool (the interrupt comes at the burst's end, so nothing is returned during it).
+  static constexpr uint64_t kPoolPages = 64;
+  std::string burst_config(uint64_t frames, uint64_t count) {
+    const std::string path = (dir_ / "burst.json").string();
+    std::ofstream(path) << R"({"boot-source": {"kernel_image_path": ")" << LABYRINTH_LINUX_KERNEL
+                        << R"(", "initrd_path": ")" << LABYRINTH_LINUX_INITRAMFS
+                        << R"(", "boot_args": ")" << kArgs
+                        << " labyrinth.test=lnic-burst labyrinth.mac=" << kMac
+                        << " labyrinth.frames=" << frames
+                        << R"("}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 256},)"
+                        << R"( "labyrinth": {"pool": {"chunk_size_kib": )" << kPoolPages * 4
+                        << R"(, "initial_chunks": 1, "max_chunks": 1, "min_pages": 8,)"
+                        << R"( "low_pages": 16, "high_pages": 32},)"
+                        << R"( "lnics": [{"id": "lnic0", "guest_mac": ")" << kMac
+                        << R"(", "backend": {"type": "pktgen", "rate_pps": 1000, "burst": 200,)"
+                        << R"( "frame_size": 128, "count": )" << count << "}}]}}";
+    return path;
+  }
   // A Linux guest running init's lnic-net with one lnic on `backend` (JSON).
   std::string net_config(const std::string& name, const std::string& mac, const std::string& ip,
                          const std::string& peer, uint64_t bytes, const std::string& backend) {
@@ -165,7 +207,8 @@ TEST_F(LinuxLnic, KernelReceivesEveryGeneratedFrameAndUnloadReturnsEveryPage) {
   // The guest's own lines and the driver's, for the log.
   std::istringstream lines(r.out);
   for (std::string line; std::getline(lines, line);) {
-    if (line.starts_with("labyrinth-lnic:") || line.find(": stopped: ") != std::string::npos) {
+    if (line.starts_with("labyrinth-lnic:") || line.starts_with("labnet:") ||
+        line.find(": stopped: ") != std::string::npos) {
       std::cout << "  guest: " << line << "\n";
     }
   }
@@ -175,6 +218,12 @@ TEST_F(LinuxLnic, KernelReceivesEveryGeneratedFrameAndUnloadReturnsEveryPage) {
                          << (fs::exists(metrics_) ? json::serialize(metrics()) : "no metrics");
   EXPECT_NE(r.out.find("labyrinth-test: lnic-rx status 0"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find(std::string(" ") + kMac + " carrier 1"), std::string::npos) << r.out;
+  // A receiver in the guest (AF_PACKET, labnet pktgen-recv) got every frame in order,
+  // every payload byte as the generator wrote it.
+  EXPECT_NE(r.out.find("labnet: pktgen-recv " + std::to_string(kFrames) + " frames (seq 0.." +
+                       std::to_string(kFrames - 1) + ", 128 bytes, pattern "),
+            std::string::npos)
+      << r.out;
 
   // The kernel's count (/sys/class/net/*/statistics) is every frame the device delivered.
   std::smatch kernel;
@@ -299,6 +348,139 @@ TEST_F(LinuxLnic, GuestOnTapPingsTheHost) {
             std::string::npos)
       << r.out;
   expect_driver_matches_device("tap guest", r.out, metrics("tap"));
+}
+
+// Exhaustion: pktgen's bursts outrun the guest's returns on a 64-page pool. The device
+// drops what finds no page and counts it by reason (every generated frame is delivered or
+// a counted drop), the guest keeps receiving once pages come back (3 pools' worth
+// delivered: every page reused after the pool ran dry), and after rmmod no page is lost.
+TEST_F(LinuxLnic, ExhaustedPoolDropsCountedNoPageLostTrafficRecovers) {
+  constexpr uint64_t kFrames = 3 * kPoolPages;
+  auto r = run(burst_config(kFrames, 40 * 200));
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with("labyrinth-lnic:") || line.find(": stopped: ") != std::string::npos) {
+      std::cout << "  guest: " << line << "\n";
+    }
+  }
+  std::cout << "  labyrinth run: " << r.seconds << " s wall\n";
+  ASSERT_EQ(r.status, 0) << r.out << r.err
+                         << (fs::exists(metrics_) ? json::serialize(metrics()) : "no metrics");
+  const json::object m = metrics();
+  const json::object& nic = m.at("lnics").as_array().at(0).as_object();
+  const json::object& drops = nic.at("rx_drops").as_object();
+  std::cout << "  device: " << json::serialize(drops) << ", rx_frames " << num(nic.at("rx_frames"))
+            << ", pool fail_exhausted " << num(m.at("pool").at("fail_exhausted")) << "\n";
+  ASSERT_EQ(num(m.at("pool").at("total_pages")), kPoolPages) << json::serialize(m.at("pool"));
+
+  // The pool ran dry and the device said so, by reason; the allocator failed, never waited.
+  EXPECT_GT(num(drops.at("no_page")), 0u) << json::serialize(nic);
+  EXPECT_GT(num(m.at("pool").at("fail_exhausted")), 0u);
+  EXPECT_EQ(num(m.at("pool").at("alloc_wait")), 0u);
+  // Every frame generated was delivered or dropped for a counted reason.
+  uint64_t dropped = 0;
+  for (const auto& [reason, count] : drops) {
+    if (reason != "generator_overrun") dropped += num(count);  // never generated
+  }
+  EXPECT_EQ(num(nic.at("pktgen").at("generated")), num(nic.at("rx_frames")) + dropped);
+  // Traffic recovered: more than the pool was delivered, so returned pages were reused.
+  EXPECT_GE(num(nic.at("rx_frames")), kFrames);
+
+  // The driver: every completion delivered or drained, nothing refused, nothing held.
+  const auto st = ethtool_stats(r.out);
+  ASSERT_TRUE(st.contains("rx_packets") && st.contains("dev_violations")) << r.out;
+  EXPECT_GE(st.at("rx_packets"), kFrames);
+  EXPECT_EQ(st.at("rx_packets") + st.at("rx_drained"), num(nic.at("rx_frames")));
+  for (const char* zero :
+       {"rx_bad_addr", "rx_bad_len", "rx_page_twice", "rx_seq_gaps", "rx_seq_backward", "broken",
+        "pages_held", "dev_pages_held", "dev_violations"}) {
+    EXPECT_EQ(st.at(zero), 0u) << zero;
+  }
+  // No page lost: after rmmod every delivered page came back to the pool.
+  EXPECT_EQ(num(nic.at("pages_with_guest")), 0u) << json::serialize(nic);
+  EXPECT_EQ(num(nic.at("pages_returned")), num(nic.at("rx_frames")));
+  EXPECT_EQ(num(m.at("pool").at("in_use")), 0u) << json::serialize(m.at("pool"));
+  EXPECT_EQ(num(m.at("pool").at("free_clean")) + num(m.at("pool").at("free_dirty")), kPoolPages);
+  EXPECT_EQ(num(m.at("pool").at("violations")), 0u);
+  for (const auto& [kind, count] : nic.at("violations").as_object()) {
+    EXPECT_EQ(num(count), 0u) << kind;
+  }
+}
+
+// The device turned hostile (its test-only mode, docs/lnic.md "The hostile device"), one
+// kind per activation: completions naming no pool page, bad lengths, a page the driver
+// already holds, RX prod beyond the ring. The driver refuses and counts each, goes to
+// "broken" on the impossible index only, the kernel stays up (no oops, BUG or WARNING in
+// its log), `ip link set down`/`up` recovers, and after rmmod the pool's books are exact.
+TEST_F(LinuxLnic, HostileDeviceIsRefusedCountedAndAResetRecovers) {
+  constexpr uint64_t kFrames = 40;
+  const std::vector<std::string> kinds = {"bad_address", "bad_length", "page_twice",
+                                          "rx_prod_beyond_ring"};
+  auto r = run(hostile_config(kinds, kFrames));
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with("labyrinth-hostile:") || line.find(" lnic") != std::string::npos) {
+      std::cout << "  guest: " << line << "\n";
+    }
+  }
+  std::cout << "  labyrinth run: " << r.seconds << " s wall\n";
+  ASSERT_EQ(r.status, 0) << r.out << r.err
+                         << (fs::exists(metrics_) ? json::serialize(metrics()) : "no metrics");
+  EXPECT_NE(r.out.find("labyrinth-hostile: kernel log: 0 bad lines"), std::string::npos) << r.out;
+
+  // The driver's `ethtool -S` after each cycle's ifdown (its counters add up over cycles).
+  std::vector<std::map<std::string, uint64_t>> cycle;
+  std::vector<int> broken;
+  const std::regex head("labyrinth-hostile: cycle ([0-9]+) broken ([01])");
+  for (auto it = std::sregex_iterator(r.out.begin(), r.out.end(), head);
+       it != std::sregex_iterator(); ++it) {
+    const size_t from = it->position() + it->length();
+    const size_t to = r.out.find("labyrinth-hostile:", from);
+    cycle.push_back(ethtool_stats(r.out.substr(from, to == std::string::npos ? to : to - from)));
+    broken.push_back(std::stoi((*it)[2].str()));
+  }
+  ASSERT_EQ(cycle.size(), kinds.size() + 1) << r.out;
+  struct Want {
+    uint64_t bad_addr, bad_len, page_twice, broken_rx_prod;
+    int broken;
+  };
+  const Want want[] = {
+      {3, 0, 0, 0, 0}, {3, 2, 0, 0, 0}, {3, 2, 1, 0, 0}, {3, 2, 1, 1, 1}, {3, 2, 1, 1, 0}};
+  for (size_t c = 0; c < cycle.size(); ++c) {
+    SCOPED_TRACE("cycle " + std::to_string(c + 1) + " (" +
+                 (c < kinds.size() ? kinds[c] : std::string("correct device")) + ")");
+    const auto& st = cycle[c];
+    ASSERT_TRUE(st.contains("rx_bad_addr") && st.contains("broken")) << r.out;
+    EXPECT_EQ(st.at("rx_bad_addr"), want[c].bad_addr);
+    EXPECT_EQ(st.at("rx_bad_len"), want[c].bad_len);
+    EXPECT_EQ(st.at("rx_page_twice"), want[c].page_twice);
+    EXPECT_EQ(st.at("broken_rx_prod"), want[c].broken_rx_prod);
+    EXPECT_EQ(st.at("broken"), static_cast<uint64_t>(want[c].broken));
+    EXPECT_EQ(broken[c], want[c].broken);
+    // Refused entries are errors; nothing else went wrong: no seq gap (hostile entries
+    // take no seq, or one of their own), no other impossible index, no refusal by the
+    // device, nothing left held at ifdown.
+    EXPECT_EQ(st.at("rx_errors"), want[c].bad_addr + want[c].bad_len + want[c].page_twice);
+    for (const char* zero : {"rx_bad_flags", "rx_seq_gaps", "rx_seq_backward", "broken_ret_cons",
+                             "broken_tx_cons", "pages_held", "dev_pages_held", "dev_violations"}) {
+      EXPECT_EQ(st.at(zero), 0u) << zero;
+    }
+  }
+
+  // The device wrote every kind once, and the books are exact after rmmod: no page with
+  // the guest, none in use, nothing refused on the host side.
+  const json::object m = metrics();
+  const json::object& nic = m.at("lnics").as_array().at(0).as_object();
+  EXPECT_EQ(num(nic.at("test_hostile_written")), 3u + 2u + 1u + 1u) << json::serialize(nic);
+  EXPECT_GT(num(nic.at("rx_drops").at("test_hostile")), 0u);
+  EXPECT_EQ(num(nic.at("controls").at("enables")), kinds.size() + 1);
+  EXPECT_EQ(num(nic.at("pages_with_guest")), 0u) << json::serialize(nic);
+  EXPECT_EQ(num(nic.at("pages_returned")), num(nic.at("rx_frames")) + 2u);  // + bad_length's
+  EXPECT_EQ(num(m.at("pool").at("in_use")), 0u) << json::serialize(m.at("pool"));
+  EXPECT_EQ(num(m.at("pool").at("violations")), 0u);
+  for (const auto& [kind, count] : nic.at("violations").as_object()) {
+    EXPECT_EQ(num(count), 0u) << kind;
+  }
 }
 
 }  // namespace
