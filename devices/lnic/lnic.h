@@ -43,6 +43,7 @@
 #include "devices/bus/bus.h"
 #include "devices/guest_ram.h"
 #include "devices/lnic/backend/backend.h"
+#include "devices/lnic/hostile.h"
 #include "devices/lnic/lnic_metrics.h"
 #include "devices/lnic/pacer.h"
 #include "devices/msi_line.h"
@@ -65,6 +66,11 @@ struct LnicConfig {
   // Test only: busy-wait this long on the RX path (after the copy, before posting), so
   // the measurement can be validated against a delay of known size.
   uint64_t test_inject_delay_ns = 0;
+  // Test only: one hostile kind per activation (ENABLE), in order; later activations
+  // are correct. Written once the guest has consumed every completion and given back
+  // every page (so the driver sees the hostile entries in one poll and no page of the
+  // device's is stranded), on the next frame received.
+  std::vector<HostileKind> test_hostile;
 };
 
 class Lnic final : public BusDevice, public FrameSink, public std::enable_shared_from_this<Lnic> {
@@ -159,6 +165,7 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   void process_returns();
   void handle_return(const lnic_return& r);
   void process_tx();
+  uint32_t post_hostile(const Ring& rx, const lnic_rx_completion& real);
   void floor_send(uint64_t t_sched);
   void floor_collect();
 
@@ -203,7 +210,10 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   std::unique_ptr<Pacer> floor_pacer_;
   std::vector<std::unique_ptr<Pacer>> retired_pacers_;  // may have posted steps pending
   uint64_t inject_ticks_ = 0;
-  uint64_t timer_ticks_ = 0;  // median cost of an empty rdtsc pair, taken off alloc samples
+  size_t activations_ = 0;      // ENABLEs carried out (test_hostile's index)
+  bool hostile_armed_ = false;  // this activation still has its hostile kind to write
+  bool hostile_hold_ = false;   // rx_prod_beyond_ring written: drop until the next reset
+  uint64_t timer_ticks_ = 0;    // median cost of an empty rdtsc pair, taken off alloc samples
 
   LnicMetrics metrics_;
   LnicLatency latency_;

@@ -29,6 +29,28 @@ void store_release64(uint64_t& v, uint64_t x) {
 }
 }  // namespace
 
+std::string_view to_string(HostileKind k) {
+  switch (k) {
+    case HostileKind::bad_address:
+      return "bad_address";
+    case HostileKind::bad_length:
+      return "bad_length";
+    case HostileKind::page_twice:
+      return "page_twice";
+    case HostileKind::rx_prod_beyond_ring:
+      return "rx_prod_beyond_ring";
+  }
+  return "unknown";
+}
+
+std::optional<HostileKind> hostile_kind_from(std::string_view name) {
+  for (HostileKind k : {HostileKind::bad_address, HostileKind::bad_length, HostileKind::page_twice,
+                        HostileKind::rx_prod_beyond_ring}) {
+    if (to_string(k) == name) return k;
+  }
+  return std::nullopt;
+}
+
 Lnic::Lnic(LnicConfig cfg, boost::asio::io_context& io, alloc::PagePool& pool,
            alloc::PageCache* cache, const GuestRam& ram, std::span<MsiLine* const> lines,
            std::unique_ptr<Backend> backend)
@@ -97,6 +119,9 @@ void Lnic::resume() {
 void Lnic::activate(const RingSet& rings) {
   rings_ = rings;
   rx_stopped_ = false;
+  hostile_armed_ = activations_ < cfg_.test_hostile.size();
+  hostile_hold_ = false;
+  ++activations_;
   // Indices continue from what the guest zero-initialised (fresh rings: 0).
   rx_prod_ = load_acquire(rings.rx.header()->prod);
   ret_cons_ = load_acquire(rings.ret.header()->cons);
@@ -118,6 +143,8 @@ void Lnic::deactivate() {
   flush();
   rings_.reset();
   rx_stopped_ = false;
+  hostile_hold_ = false;
+  hostile_armed_ = false;
   std::lock_guard lock(mu_);
   set_status(0);  // it was STOPPING: ENABLE and RX_STOP are refused until now
 }
@@ -155,6 +182,26 @@ void Lnic::receive(std::span<const std::byte> frame, uint64_t t_ready) {
   }
   if (used == rx.size) {
     metrics_.rx_drop_ring_full.inc();
+    return;
+  }
+  if (hostile_hold_) {  // test only: the device plays dead after its impossible index
+    metrics_.rx_drop_hostile.inc();
+    return;
+  }
+  // Test only: the guest has consumed every completion and given back every page, and
+  // the ring has room for the real completion and the hostile ones after it.
+  const bool hostile = hostile_armed_ && used == 0 &&
+                       pages_out_.load(std::memory_order_relaxed) == 0 && rx.size >= 4;
+  if (hostile && cfg_.test_hostile[activations_ - 1] == HostileKind::rx_prod_beyond_ring) {
+    // No completion, no page: the published prod is a ring and one ahead of the last
+    // one produced. rx_prod_ keeps the truth; nothing is produced until the next reset.
+    store_release(rx.header()->prod, rx_prod_ + rx.size + 1);
+    msix_.fire(LNIC_VEC_RX);
+    metrics_.irqs.inc();
+    metrics_.hostile_written.inc();
+    metrics_.rx_drop_hostile.inc();
+    hostile_armed_ = false;
+    hostile_hold_ = true;
     return;
   }
 
@@ -203,12 +250,65 @@ void Lnic::receive(std::span<const std::byte> frame, uint64_t t_ready) {
   c.t_ready = t_ready;
   c.t_posted = measure::rdtsc();
   std::memcpy(rx.entry(rx_prod_, sizeof c), &c, sizeof c);
-  store_release(rx.header()->prod, ++rx_prod_);  // publishes the entry and the page contents
+  ++rx_prod_;
+  if (hostile) rx_prod_ += post_hostile(rx, c);  // test only: published with the real one
+  store_release(rx.header()->prod, rx_prod_);    // publishes the entries and the page contents
   metrics_.rx_frames.inc();
   metrics_.rx_bytes.inc(frame.size());
 
   pending_ready_[pending_++] = t_ready;
   if (pending_ == kMaxPending) flush();
+}
+
+// Test only (test_hostile): writes this activation's hostile entries after `real`, from
+// rx_prod_ on (the caller publishes them with `real`, in one prod store, so the guest's
+// poll sees them together); returns how many. Nothing here gives a page to two owners:
+// bad_address names no page, bad_length's pages are real deliveries (the guest returns
+// them as usual), and page_twice repeats `real` — its page was allocated and handed over
+// once; only the ring names it twice, so the books hold one delivery and the guest's
+// second return of it (a driver that missed the repeat) is a counted double return.
+uint32_t Lnic::post_hostile(const Ring& rx, const lnic_rx_completion& real) {
+  hostile_armed_ = false;
+  std::array<lnic_rx_completion, 3> bad{};
+  uint32_t n = 0;
+  const uint64_t base = pool_.config().window_gpa;
+  switch (cfg_.test_hostile[activations_ - 1]) {
+    case HostileKind::bad_address:
+      // seq_: the one the next real frame gets (the driver refuses these before seq).
+      for (uint64_t gpa : {base - alloc::kPageSize, base + alloc::kPageSize / 2,
+                           base + pool_.config().window_size}) {
+        bad[n].page_gpa = gpa;
+        bad[n].len = real.len;
+        bad[n++].seq = seq_;
+      }
+      break;
+    case HostileKind::bad_length:
+      for (uint32_t len : {0u, static_cast<uint32_t>(LNIC_FRAME_MAX) + 1}) {
+        auto page = pool_.alloc_page(alloc::kGfpAtomicExclusive, cfg_.device_owner, cache_);
+        if (!page) break;  // the pool is dry: fewer hostile entries, none half-made
+        (void)pool_.transfer(*page, cfg_.device_owner, cfg_.guest_owner);
+        Delivery& d = out_[page->index];
+        d.page = *page;
+        d.seq = seq_;
+        d.t_ready = real.t_ready;
+        d.out = true;
+        pages_out_.fetch_add(1, std::memory_order_relaxed);
+        bad[n].page_gpa = page->gpa;
+        bad[n].len = len;
+        bad[n++].seq = seq_++;
+      }
+      break;
+    case HostileKind::page_twice:
+      bad[n++] = real;
+      break;
+    case HostileKind::rx_prod_beyond_ring:  // receive() writes it: no entry
+      break;
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    std::memcpy(rx.entry(rx_prod_ + i, sizeof bad[i]), &bad[i], sizeof bad[i]);
+  }
+  metrics_.hostile_written.inc(n);
+  return n;
 }
 
 // End of a batch: one interrupt unless the guest polls (it sets NO_IRQ in the ring's

@@ -29,6 +29,9 @@ struct LnicMetrics {
   Counter alloc_net_zero;       // alloc samples no longer than the empty rdtsc pair they
                                 // are net of (Lnic::alloc_timer_ticks): recorded as 0
   Counter rx_delay_injected;    // test only: frames the test_inject_delay_ns delay was spun on
+  Counter hostile_written;      // test only: hostile RX entries (or RX prod) written (test_hostile)
+  Counter rx_drop_hostile;      // test only: frames dropped after test_hostile's impossible RX
+                                // prod, until the guest reset the device
   // Return path (event loop).
   Counter ret_doorbells, pages_returned;
   Counter guest_stamp_early;  // t_guest_irq before the frame was ready: the handler was
@@ -63,7 +66,7 @@ struct LnicMetrics {
   }
   uint64_t rx_drops() const {
     return rx_drop_no_page.get() + rx_drop_ring_full.get() + rx_drop_not_running.get() +
-           rx_drop_oversize.get() + rx_drop_bad_ring.get();
+           rx_drop_oversize.get() + rx_drop_bad_ring.get() + rx_drop_hostile.get();
   }
 };
 

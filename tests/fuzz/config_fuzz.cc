@@ -86,6 +86,7 @@ void check_config(const Config& c, const ConfigLimits& l) {
     FUZZ_CHECK(ids.insert(n.id).second, "duplicate lnic id %s", n.id.c_str());
     FUZZ_CHECK((n.mac[0] & 1) == 0, "multicast MAC accepted");
     FUZZ_CHECK(n.test_inject_delay_ns <= 1'000'000'000, "inject delay");
+    FUZZ_CHECK(n.test_hostile.size() <= 16, "%zu hostile kinds", n.test_hostile.size());
     using labyrinth::devices::lnic::BackendType;
     switch (n.backend.type) {
       case BackendType::pktgen: {

@@ -118,6 +118,33 @@ TEST_F(Config, ErrorsEscapeControlCharactersInEchoedKeysAndValues) {
             "\"tap\", got \"udp\\x1b[31m\\t\\\\\"");
 }
 
+// The lnic's test-only hostile mode (docs/lnic.md): kinds by name, in order; anything
+// else names the entry.
+TEST_F(Config, ParsesAnLnicsTestHostileListAndRejectsUnknownKinds) {
+  auto lnic = [](const std::string& kinds) {
+    return R"(, "labyrinth": {"lnics": [{"test_hostile": )" + kinds +
+           R"(, "backend": {"type": "loopback"}}]})";
+  };
+  auto cfg = parse(with("{}", lnic(R"(["page_twice", "bad_address", "rx_prod_beyond_ring"])")));
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
+  using devices::lnic::HostileKind;
+  EXPECT_EQ(cfg->lnics.at(0).test_hostile,
+            (std::vector<HostileKind>{HostileKind::page_twice, HostileKind::bad_address,
+                                      HostileKind::rx_prod_beyond_ring}));
+  const std::string must =
+      "must be \"bad_address\", \"bad_length\", \"page_twice\" or "
+      "\"rx_prod_beyond_ring\"";
+  EXPECT_EQ(error_of(with("{}", lnic(R"(["bad_length", "twice"])"))),
+            "labyrinth.lnics[0].test_hostile: entry 1 " + must);
+  EXPECT_EQ(error_of(with("{}", lnic("[1]"))), "labyrinth.lnics[0].test_hostile: entry 0 " + must);
+  EXPECT_EQ(error_of(with("{}", lnic(R"("page_twice")"))),
+            "labyrinth.lnics[0].test_hostile: expected an array, got a string");
+  std::string many = "[";
+  for (int i = 0; i < 17; ++i) many += std::string(i ? ", " : "") + R"("bad_length")";
+  EXPECT_EQ(error_of(with("{}", lnic(many + "]"))),
+            "labyrinth.lnics[0].test_hostile: at most 16 entries");
+}
+
 TEST_F(Config, RejectsWrongTypes) {
   EXPECT_EQ(error_of(with(R"({"vcpu_count": "2"})")),
             "machine-config.vcpu_count: expected an integer, got a string");

@@ -15,8 +15,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "devices/lnic/backend/backend.h"
+#include "devices/lnic/hostile.h"
 
 namespace labyrinth::vmm {
 
@@ -25,6 +27,8 @@ struct LnicSettings {
   std::array<uint8_t, 6> mac{};
   devices::lnic::BackendConfig backend;
   uint64_t test_inject_delay_ns = 0;  // "test_inject_delay_ns": validation of the measurement only
+  // "test_hostile": ["bad_address", ...]: a guest driver's tests only (docs/lnic.md)
+  std::vector<devices::lnic::HostileKind> test_hostile;
 };
 
 // One entry of "network-interfaces": a virtio-net device on PCI whose backend is the TAP

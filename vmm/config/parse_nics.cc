@@ -20,6 +20,8 @@ using json_reader::Section;
 
 namespace {
 
+constexpr size_t kMaxHostile = 16;
+
 // The MAC text of entry i: "guest_mac" if given, else prefix + the byte first + i (each
 // entry's default differs in its last byte, so defaults never collide).
 std::string mac_text(Section& s, const char* prefix, unsigned first, size_t i) {
@@ -106,25 +108,44 @@ void parse_backend(const json::object& obj, const std::string& path,
 
 void parse_lnics(const json::array& arr, std::vector<LnicSettings>& out,
                  std::optional<ConfigError>& err) {
-  parse_list(arr, "labyrinth.lnics", LABYRINTH_MAX_DEVICES, "lnics", err,
-             [&](Section& s, size_t i) {
-               s.allow_only({"id", "guest_mac", "backend", "test_inject_delay_ns"});
-               LnicSettings n;
-               n.id = "lnic" + std::to_string(i);
-               s.string("id", false, n.id);
-               const std::string mac = mac_text(s, "02:4c:42:00:00:", 1, i);
-               check_mac(s, mac, "02:4c:42:00:00:", 1, n.mac);
-               for (const LnicSettings& other : out) {
-                 if (s.ok() && other.id == n.id) s.fail("id", "duplicate id \"" + n.id + "\"");
-               }
-               uint32_t delay = 0;
-               s.integer("test_inject_delay_ns", false, 0, 1'000'000'000, delay);
-               n.test_inject_delay_ns = delay;
-               if (const json::object* b = s.object("backend", true)) {
-                 parse_backend(*b, s.field("backend"), n.backend, err);
-               }
-               out.push_back(std::move(n));
-             });
+  parse_list(
+      arr, "labyrinth.lnics", LABYRINTH_MAX_DEVICES, "lnics", err, [&](Section& s, size_t i) {
+        s.allow_only({"id", "guest_mac", "backend", "test_inject_delay_ns", "test_hostile"});
+        LnicSettings n;
+        n.id = "lnic" + std::to_string(i);
+        s.string("id", false, n.id);
+        const std::string mac = mac_text(s, "02:4c:42:00:00:", 1, i);
+        check_mac(s, mac, "02:4c:42:00:00:", 1, n.mac);
+        for (const LnicSettings& other : out) {
+          if (s.ok() && other.id == n.id) s.fail("id", "duplicate id \"" + n.id + "\"");
+        }
+        uint32_t delay = 0;
+        s.integer("test_inject_delay_ns", false, 0, 1'000'000'000, delay);
+        n.test_inject_delay_ns = delay;
+        // Test only: one hostile kind per activation of the lnic, in order.
+        if (const json::array* kinds = s.array("test_hostile", false)) {
+          if (kinds->size() > kMaxHostile) {
+            s.fail("test_hostile", "at most " + std::to_string(kMaxHostile) + " entries");
+          }
+          for (size_t k = 0; k < kinds->size() && s.ok(); ++k) {
+            const json::value& v = (*kinds)[k];
+            const auto kind =
+                v.is_string() ? devices::lnic::hostile_kind_from(std::string_view(v.get_string()))
+                              : std::nullopt;
+            if (!kind) {
+              s.fail("test_hostile", "entry " + std::to_string(k) +
+                                         " must be \"bad_address\", \"bad_length\", "
+                                         "\"page_twice\" or \"rx_prod_beyond_ring\"");
+            } else {
+              n.test_hostile.push_back(*kind);
+            }
+          }
+        }
+        if (const json::object* b = s.object("backend", true)) {
+          parse_backend(*b, s.field("backend"), n.backend, err);
+        }
+        out.push_back(std::move(n));
+      });
 }
 
 void parse_network_interfaces(const json::array& arr, std::vector<NetworkInterface>& out,

@@ -45,6 +45,7 @@ std::expected<std::unique_ptr<LnicSet>, Error> LnicSet::create(
     cfg.guest_owner = kGuestOwnerBase + static_cast<alloc::OwnerId>(i);
     cfg.tsc_offset = 0;  // set_tsc_offset() once the vCPUs exist
     cfg.test_inject_delay_ns = s.test_inject_delay_ns;
+    cfg.test_hostile = s.test_hostile;
     auto nic = std::make_shared<lnic::Lnic>(cfg, io, pool, set->cache_, set->ram_, lines,
                                             std::move(*backend));
     auto fn = std::make_shared<lnic::LnicPci>(nic, static_cast<uint32_t>(cfg.mmio_base));

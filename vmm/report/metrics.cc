@@ -43,7 +43,8 @@ boost::json::object lnic_metrics_json(const LnicReading& nic) {
   j["rx_drops"] = boost::json::object{
       {"no_page", m.rx_drop_no_page.get()},         {"ring_full", m.rx_drop_ring_full.get()},
       {"not_running", m.rx_drop_not_running.get()}, {"oversize", m.rx_drop_oversize.get()},
-      {"bad_ring", m.rx_drop_bad_ring.get()},       {"generator_overrun", b.overrun}};
+      {"bad_ring", m.rx_drop_bad_ring.get()},       {"generator_overrun", b.overrun},
+      {"test_hostile", m.rx_drop_hostile.get()}};
   j["tx_frames"] = m.tx_frames.get();
   j["tx_bytes"] = m.tx_bytes.get();
   j["tx_drops"] = m.tx_drop_backend.get();
@@ -59,6 +60,7 @@ boost::json::object lnic_metrics_json(const LnicReading& nic) {
                                    {"missed", m.floor_missed.get()},
                                    {"early", m.floor_early.get()}};
   j["pages_with_guest"] = nic.pages_with_guest;
+  j["test_hostile_written"] = m.hostile_written.get();
   j["doorbells"] =
       boost::json::object{{"return", m.ret_doorbells.get()}, {"tx", m.tx_doorbells.get()}};
   j["violations"] = boost::json::object{{"bad_address", m.viol_bad_address.get()},

@@ -20,18 +20,29 @@
  *                                   is full) is retried after 1 ms, so exactly
  *                                   COUNT frames reach the driver; 10 s without one
  *                                   accepted send (a queue that never wakes) fails
+ *   labnet pktgen-recv COUNT        an AF_PACKET socket for the lnic pktgen's ethertype
+ *                                   (every interface, so it can open before the driver
+ *                                   is loaded): COUNT frames, each checked against
+ *                                   guest/abi/lnic.h's lnic_pktgen_header (ethertype,
+ *                                   magic, seq = the previous + 1 from 0, one pattern
+ *                                   and length for all) and every payload byte (byte i
+ *                                   = pattern + i); gives up after 120 s without a frame.
+ *                                   Prints "labnet: pktgen-recv ready" once it listens
  * Each TCP side prints one line "labnet: sent|received N bytes in S s (M Mbit/s)";
- * raw-send prints "labnet: sent N frames of S bytes in T s, R retries".
- * Exit status: 0 done and (tcp-recv) every byte as expected; 1 a system call failed or
- * the data was wrong (one line on stderr says which); 2 usage.
+ * raw-send "labnet: sent N frames of S bytes in T s, R retries"; pktgen-recv "labnet:
+ * pktgen-recv N frames (seq 0..N-1, LEN bytes, pattern P) as generated" or, on stderr,
+ * the first frame that was not.
+ * Exit status: 0 done and (tcp-recv, pktgen-recv) everything as expected; 1 a system call
+ * failed or the data was wrong (one line on stderr says which); 2 usage.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/ethtool.h>
-#include <linux/sockios.h>
 #include <linux/if_packet.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +50,10 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <sys/time.h>
 #include <unistd.h>
+
+#include "../../abi/lnic.h"
 
 static double now(void)
 {
@@ -244,6 +258,87 @@ static int raw_send(const char *iface, unsigned long long count, int size)
 	return 0;
 }
 
+/* One frame of the lnic's pktgen: NULL if it is as generated (frame `index` of the run,
+ * with the first frame's length and pattern), else what is wrong with it. */
+static const char *pktgen_check(const unsigned char *f, size_t len, unsigned long long index,
+				size_t want_len, unsigned pattern)
+{
+	struct lnic_pktgen_header h;
+
+	if (len < sizeof(h))
+		return "shorter than the pktgen header";
+	memcpy(&h, f, sizeof(h));
+	if (f[12] != (LNIC_PKTGEN_ETHERTYPE >> 8) || f[13] != (LNIC_PKTGEN_ETHERTYPE & 0xFF))
+		return "not the pktgen ethertype";
+	if (h.magic != LNIC_PKTGEN_MAGIC)
+		return "bad magic";
+	if (h.seq != index)
+		return "seq out of order (a frame lost, repeated or reordered)";
+	if (len != want_len || h.pattern != pattern)
+		return "length or pattern differs from the first frame's";
+	for (size_t i = sizeof(h); i < len; ++i) {
+		if (f[i] != (unsigned char)(pattern + (i - sizeof(h))))
+			return "payload byte not as generated";
+	}
+	return NULL;
+}
+
+static int pktgen_recv(unsigned long long count)
+{
+	static unsigned char buf[65536];
+	struct timeval timeout = { .tv_sec = 120 };
+	int rcvbuf = 8 << 20;
+	size_t want_len = 0;
+	unsigned pattern = 0;
+	unsigned long long n;
+	int fd;
+
+	fd = socket(AF_PACKET, SOCK_RAW, htons(LNIC_PKTGEN_ETHERTYPE));
+	if (fd < 0)
+		return fail("socket(AF_PACKET)");
+	/* Room for a burst the scheduler does not let this process read at once. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)) != 0)
+		return fail("setsockopt");
+	/* The caller starts the traffic once the socket is open. */
+	printf("labnet: pktgen-recv ready\n");
+	fflush(stdout);
+	for (n = 0; n < count; ++n) {
+		ssize_t r = recv(fd, buf, sizeof(buf), 0);
+		const char *why;
+
+		if (r < 0) {
+			fprintf(stderr, "labnet: pktgen-recv: after %llu of %llu frames: ", n,
+				count);
+			return fail("recv");
+		}
+		if (n == 0 && r >= (ssize_t)sizeof(struct lnic_pktgen_header)) {
+			want_len = (size_t)r;
+			pattern = buf[offsetof(struct lnic_pktgen_header, pattern)];
+		}
+		why = pktgen_check(buf, (size_t)r, n, want_len, pattern);
+		if (why != NULL) {
+			struct tpacket_stats st;
+			socklen_t sl = sizeof(st);
+			uint64_t seq = 0;
+
+			if (r >= (ssize_t)sizeof(struct lnic_pktgen_header))
+				memcpy(&seq, buf + offsetof(struct lnic_pktgen_header, seq),
+				       sizeof(seq));
+			memset(&st, 0, sizeof(st));
+			(void)getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &st, &sl);
+			fprintf(stderr,
+				"labnet: pktgen-recv: frame %llu (%zd bytes, seq %llu): %s (socket drops %u)\n",
+				n, r, (unsigned long long)seq, why, st.tp_drops);
+			return 1;
+		}
+	}
+	printf("labnet: pktgen-recv %llu frames (seq 0..%llu, %zu bytes, pattern %u) as generated\n",
+	       count, count - 1, want_len, pattern);
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "stats") == 0)
@@ -254,7 +349,9 @@ int main(int argc, char **argv)
 		return tcp_send(argv[2], atoi(argv[3]), strtoull(argv[4], NULL, 10));
 	if (argc == 5 && strcmp(argv[1], "raw-send") == 0)
 		return raw_send(argv[2], strtoull(argv[3], NULL, 10), atoi(argv[4]));
-	fprintf(stderr, "usage: labnet stats IFACE | tcp-recv PORT BYTES | "
-			"tcp-send ADDR PORT BYTES | raw-send IFACE COUNT SIZE\n");
+	if (argc == 3 && strcmp(argv[1], "pktgen-recv") == 0)
+		return pktgen_recv(strtoull(argv[2], NULL, 10));
+	fprintf(stderr, "usage: labnet stats IFACE | tcp-recv PORT BYTES | tcp-send ADDR PORT BYTES"
+			" | raw-send IFACE COUNT SIZE | pktgen-recv COUNT\n");
 	return 2;
 }

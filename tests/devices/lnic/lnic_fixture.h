@@ -79,6 +79,7 @@ class LnicTest : public ::testing::Test {
     cfg.device_owner = kDevOwner;
     cfg.guest_owner = kGuestOwner;
     cfg.test_inject_delay_ns = inject_delay_ns_;
+    cfg.test_hostile = hostile_;
     nic_ = std::make_shared<Lnic>(cfg, io_, *pool_, cache_, ram_, lines_, std::move(be));
     fn_ = std::make_shared<LnicPci>(nic_, kBar);
     nic_->start();
@@ -192,6 +193,7 @@ class LnicTest : public ::testing::Test {
   std::shared_ptr<Lnic> nic_;
   std::shared_ptr<LnicPci> fn_;
   uint64_t inject_delay_ns_ = 0;
+  std::vector<HostileKind> hostile_;  // LnicConfig::test_hostile, set before make_pool
 };
 
 }  // namespace labyrinth::devices::lnic::testing

@@ -90,16 +90,19 @@ TEST(MetricsJson, LnicWithAGenerator) {
   f.m.ignored_controls.inc(26);
   f.m.msix_bad_access.inc(27);
   f.m.msix_rejects.inc(28);
+  f.m.rx_drop_hostile.inc(29);
+  f.m.hostile_written.inc(30);
   EXPECT_EQ(
       boost::json::serialize(lnic_metrics_json(
           f.reading({.generated = 7, .overrun = 1, .rx_errors = 99, .max_lateness_ns = 900}))),
       R"j({"id":"lnic0","backend":"pktgen","rx_frames":5,"rx_bytes":320,)j"
       R"j("rx_drops":{"no_page":2,"ring_full":1,"not_running":0,"oversize":0,"bad_ring":3,)j"
-      R"j("generator_overrun":1},"tx_frames":1,"tx_bytes":60,"tx_drops":4,"irqs":7,)j"
+      R"j("generator_overrun":1,"test_hostile":29},"tx_frames":1,"tx_bytes":60,"tx_drops":4,)j"
+      R"j("irqs":7,)j"
       R"j("tx_irqs":22,"controls":{"enables":23,"resets":24,"rx_stops":25},)j"
       R"j("pages_returned":3,"guest_samples_early":1,"alloc_timer_ticks":40,)j"
       R"j("alloc_samples_net_zero":11,"floor":{"sent":12,"missed":13,"early":14},)j"
-      R"j("pages_with_guest":2,"doorbells":{"return":15,"tx":16},)j"
+      R"j("pages_with_guest":2,"test_hostile_written":30,"doorbells":{"return":15,"tx":16},)j"
       R"j("violations":{"bad_address":0,"not_owner":0,"double_return":17,"stale":18,)j"
       R"j("bad_index":0,"bad_tx_descriptor":19,"bad_register_access":20,"rejected_config":21,)j"
       R"j("ignored_control":26,"bad_bar_access":27,"rejected_msix_message":28},)j"
