@@ -39,31 +39,19 @@ while (($#)); do
 done
 [[ $phases =~ ^([0-9]+:[0-9]+:[0-9]+)(,[0-9]+:[0-9]+:[0-9]+)*$ ]] ||
   { echo "$0: --phases '$phases' is not SIZE:RATE:SECONDS[,...] (whole numbers)" >&2; exit 2; }
-kernel="$(guest/linux/fetch_kernel.sh)"
-initrd="$(guest/linux/make_initramfs.sh)"
-labyrinth="$PWD/build/labyrinth" peer="$PWD/build/tests/vmm/net_peer"
-[[ -x $labyrinth && -x $peer ]] || { echo "$0: build first (scripts/build.sh)" >&2; exit 2; }
-host="standard KVM"
-[[ -e /sys/module/kvm_pvm ]] && host="nested PVM KVM (not representative)"
-[[ -n ${LABYRINTH_IN_TEST_VM:-} ]] &&
-  host="kvm_amd inside the QEMU TCG test VM (emulated: absolute numbers are not meaningful)"
 nphases=$(tr , '\n' <<<"$phases" | wc -l)
 mac="02:4c:42:00:00:2a"
 ns="labnic$$" tap="lntap$$"
 work="${keep:-$(mktemp -d)}"
 mkdir -p "$work"
+. tests/vmm/bench/net_bench_lib.sh
 cleanup() {
   jobs -p | xargs -r kill 2>/dev/null || true
-  ip -n "$ns" link del "$tap" 2>/dev/null || true
-  ip netns del "$ns" 2>/dev/null || true
+  net_bench_teardown
   [[ -n $keep ]] || rm -rf "$work"
 }
 trap cleanup EXIT
-ip netns add "$ns"
-ip -n "$ns" tuntap add dev "$tap" mode tap
-ip -n "$ns" addr add 10.0.2.1/24 dev "$tap"
-ip -n "$ns" link set "$tap" up
-ip -n "$ns" link set lo up
+net_bench_setup "$ns" "$tap"
 
 # run_one NIC TAG: one guest with NIC (virtio-net | lnic) on the TAP; its outputs in $work/TAG.*
 run_one() {

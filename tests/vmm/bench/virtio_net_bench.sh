@@ -21,27 +21,15 @@ while (($#)); do
     *) echo "usage: $0 [--bytes N] [--args \"EXTRA BOOT ARGS\"]" >&2; exit 2 ;;
   esac
 done
-kernel="$(guest/linux/fetch_kernel.sh)"
-initrd="$(guest/linux/make_initramfs.sh)"
-labyrinth="$PWD/build/labyrinth" peer="$PWD/build/tests/vmm/net_peer"
-[[ -x $labyrinth && -x $peer ]] || { echo "$0: build first (scripts/build.sh)" >&2; exit 2; }
-host="standard KVM"
-[[ -e /sys/module/kvm_pvm ]] && host="nested PVM KVM (not representative)"
-[[ -n ${LABYRINTH_IN_TEST_VM:-} ]] &&
-  host="kvm_amd inside the QEMU TCG test VM (emulated: absolute numbers are not meaningful)"
 ns="labbench$$" tap="lbtap$$"
 work="$(mktemp -d)"
+. tests/vmm/bench/net_bench_lib.sh
 cleanup() {
-  ip -n "$ns" link del "$tap" 2>/dev/null || true
-  ip netns del "$ns" 2>/dev/null || true
+  net_bench_teardown
   rm -rf "$work"
 }
 trap cleanup EXIT
-ip netns add "$ns"
-ip -n "$ns" tuntap add dev "$tap" mode tap
-ip -n "$ns" addr add 10.0.2.1/24 dev "$tap"
-ip -n "$ns" link set "$tap" up
-ip -n "$ns" link set lo up
+net_bench_setup "$ns" "$tap"
 args="console=ttyS0 reboot=k panic=-1"  # a plain command line: no i8042.* options needed
 args="$args labyrinth.test=net-bench labyrinth.bytes=$bytes $extra"
 cat >"$work/vm.json" <<JSON
