@@ -111,72 +111,72 @@ class LinuxLnic : public testing::LinuxGuestTest {
     require_standard_kvm();
   }
 
+  // Writes dir_/NAME.json: the kit's kernel and initramfs, `boot_args` after kArgs, one
+  // vCPU and 256 MiB, and `labyrinth` as the "labyrinth" section (JSON). Returns its path.
+  std::string write_config(const std::string& name, const std::string& boot_args,
+                           const std::string& labyrinth) const {
+    const std::string path = (dir_ / (name + ".json")).string();
+    std::ofstream(path) << R"({"boot-source": {"kernel_image_path": ")" << LABYRINTH_LINUX_KERNEL
+                        << R"(", "initrd_path": ")" << LABYRINTH_LINUX_INITRAMFS
+                        << R"(", "boot_args": ")" << kArgs << " " << boot_args
+                        << R"("}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 256},)"
+                        << R"( "labyrinth": )" << labyrinth << "}";
+    return path;
+  }
+  // One lnic (id lnic0) with `mac` on `backend` (JSON), and `extra` sections before it.
+  static std::string one_lnic(const std::string& mac, const std::string& backend,
+                              const std::string& extra = "") {
+    return "{" + extra + R"("lnics": [{"id": "lnic0", "guest_mac": ")" + mac + R"(", "backend": )" +
+           backend + "}]}";
+  }
+
   // A Linux guest with one lnic whose pktgen sends `frames` frames once it is enabled,
   // at 250 a second: the 256-entry RX ring then holds a second of frames if the host
   // stalls the VMM (a late pacer delivers its backlog at once). At 1,000 a second a
   // half-second stall of the TCG test VM on a loaded host overflowed it (ring_full 373,
   // the pacer's max lateness 509 ms), and the test wants every frame delivered.
-  std::string config(uint64_t frames) {
-    const std::string path = (dir_ / "vm.json").string();
-    std::ofstream(path) << R"({"boot-source": {"kernel_image_path": ")" << LABYRINTH_LINUX_KERNEL
-                        << R"(", "initrd_path": ")" << LABYRINTH_LINUX_INITRAMFS
-                        << R"(", "boot_args": ")" << kArgs
-                        << " labyrinth.test=lnic-rx labyrinth.mac=" << kMac
-                        << " labyrinth.frames=" << frames
-                        << R"("}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 256},)"
-                        << R"( "labyrinth": {"lnics": [{"id": "lnic0", "guest_mac": ")" << kMac
-                        << R"(", "backend": {"type": "pktgen", "rate_pps": 250, "burst": 1,)"
-                        << R"( "frame_size": 128, "count": )" << frames << "}}]}}";
-    return path;
+  std::string config(uint64_t frames) const {
+    const std::string n = std::to_string(frames);
+    return write_config(
+        "vm",
+        std::string("labyrinth.test=lnic-rx labyrinth.mac=") + kMac + " labyrinth.frames=" + n,
+        one_lnic(kMac, R"({"type": "pktgen", "rate_pps": 250, "burst": 1,)"
+                       R"( "frame_size": 128, "count": )" +
+                           n + "}"));
   }
   // A Linux guest running init's lnic-tx: `frames` frames out, nothing in (a UDP backend
   // whose peer port nobody listens on; nothing is sent to its own).
-  std::string tx_config(uint64_t frames) {
+  std::string tx_config(uint64_t frames) const {
     const int port = 40000 + static_cast<int>(::getpid() % 10000) * 2;
-    const std::string path = (dir_ / "tx.json").string();
-    std::ofstream(path) << R"({"boot-source": {"kernel_image_path": ")" << LABYRINTH_LINUX_KERNEL
-                        << R"(", "initrd_path": ")" << LABYRINTH_LINUX_INITRAMFS
-                        << R"(", "boot_args": ")" << kArgs
-                        << " labyrinth.test=lnic-tx labyrinth.frames=" << frames
-                        << R"("}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 256},)"
-                        << R"( "labyrinth": {"lnics": [{"id": "lnic0", "guest_mac": ")" << kMac
-                        << R"(", "backend": {"type": "udp", "local_port": )" << port
-                        << R"(, "peer_port": )" << port + 1 << "}}]}}";
-    return path;
+    return write_config("tx", "labyrinth.test=lnic-tx labyrinth.frames=" + std::to_string(frames),
+                        one_lnic(kMac, R"({"type": "udp", "local_port": )" + std::to_string(port) +
+                                           R"(, "peer_port": )" + std::to_string(port + 1) + "}"));
   }
   // A Linux guest running init's lnic-burst on a pool of kPoolPages pages: pktgen sends
   // bursts of 200 frames, 5 a second, `count` in all; each burst finds at most the whole
   // pool (the interrupt comes at the burst's end, so nothing is returned during it).
   static constexpr uint64_t kPoolPages = 64;
-  std::string burst_config(uint64_t frames, uint64_t count) {
-    const std::string path = (dir_ / "burst.json").string();
-    std::ofstream(path) << R"({"boot-source": {"kernel_image_path": ")" << LABYRINTH_LINUX_KERNEL
-                        << R"(", "initrd_path": ")" << LABYRINTH_LINUX_INITRAMFS
-                        << R"(", "boot_args": ")" << kArgs
-                        << " labyrinth.test=lnic-burst labyrinth.mac=" << kMac
-                        << " labyrinth.frames=" << frames
-                        << R"("}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 256},)"
-                        << R"( "labyrinth": {"pool": {"chunk_size_kib": )" << kPoolPages * 4
-                        << R"(, "initial_chunks": 1, "max_chunks": 1, "min_pages": 8,)"
-                        << R"( "low_pages": 16, "high_pages": 32},)"
-                        << R"( "lnics": [{"id": "lnic0", "guest_mac": ")" << kMac
-                        << R"(", "backend": {"type": "pktgen", "rate_pps": 1000, "burst": 200,)"
-                        << R"( "frame_size": 128, "count": )" << count << "}}]}}";
-    return path;
+  std::string burst_config(uint64_t frames, uint64_t count) const {
+    return write_config(
+        "burst",
+        std::string("labyrinth.test=lnic-burst labyrinth.mac=") + kMac +
+            " labyrinth.frames=" + std::to_string(frames),
+        one_lnic(kMac,
+                 R"({"type": "pktgen", "rate_pps": 1000, "burst": 200, "frame_size": 128,)"
+                 R"( "count": )" +
+                     std::to_string(count) + "}",
+                 R"("pool": {"chunk_size_kib": )" + std::to_string(kPoolPages * 4) +
+                     R"(, "initial_chunks": 1, "max_chunks": 1, "min_pages": 8,)"
+                     R"( "low_pages": 16, "high_pages": 32}, )"));
   }
   // A Linux guest running init's lnic-net with one lnic on `backend` (JSON).
   std::string net_config(const std::string& name, const std::string& mac, const std::string& ip,
-                         const std::string& peer, uint64_t bytes, const std::string& backend) {
-    const std::string path = (dir_ / (name + ".json")).string();
-    std::ofstream(path) << R"({"boot-source": {"kernel_image_path": ")" << LABYRINTH_LINUX_KERNEL
-                        << R"(", "initrd_path": ")" << LABYRINTH_LINUX_INITRAMFS
-                        << R"(", "boot_args": ")" << kArgs << " labyrinth.test=lnic-net"
-                        << " labyrinth.ip=" << ip << " labyrinth.peer=" << peer
-                        << " labyrinth.bytes=" << bytes << " labyrinth.pings=20"
-                        << R"("}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 256},)"
-                        << R"( "labyrinth": {"lnics": [{"id": "lnic0", "guest_mac": ")" << mac
-                        << R"(", "backend": )" << backend << "}]}}";
-    return path;
+                         const std::string& peer, uint64_t bytes,
+                         const std::string& backend) const {
+    return write_config(name,
+                        "labyrinth.test=lnic-net labyrinth.ip=" + ip + " labyrinth.peer=" + peer +
+                            " labyrinth.bytes=" + std::to_string(bytes) + " labyrinth.pings=20",
+                        one_lnic(mac, backend));
   }
   std::vector<std::string> run_args(const std::string& cfg, const std::string& name) const {
     return {LABYRINTH_BINARY, "run",
