@@ -30,6 +30,10 @@
 #   LABYRINTH_VM_MEM      guest memory (default 6G)
 #   LABYRINTH_VM_CACHE    kernel + initramfs cache (default <repo>/build/vm)
 #   LABYRINTH_VM_VERBOSE  1: show the kernel's boot log too
+#   LABYRINTH_VM_9P_CACHE how the VM caches the host's files: loose (default; the VM keeps
+#                         what it read, so a file the host changes during the run may be
+#                         seen stale, and writes reach the host by the final sync), mmap
+#                         (read through on every open, as before session 14) or none
 #
 # One vCPU on purpose: see docs/test-vm.md (with -smp 2 the guest kernel livelocked
 # after ~60 VM creations under multi-threaded TCG).
@@ -39,6 +43,11 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 timeout_s="${LABYRINTH_VM_TIMEOUT:-3000}"
 stall_s="${LABYRINTH_VM_STALL:-240}"
 mem="${LABYRINTH_VM_MEM:-6G}"
+p9_cache="${LABYRINTH_VM_9P_CACHE:-loose}"
+case "$p9_cache" in
+  loose | mmap | none) ;;
+  *) echo "vm.sh: LABYRINTH_VM_9P_CACHE must be loose, mmap or none, not '$p9_cache'" >&2; exit 2 ;;
+esac
 cache="${LABYRINTH_VM_CACHE:-$repo/build/vm}"
 
 die() {
@@ -172,7 +181,7 @@ trap 'exit 130' INT
 # on the TSC; under TCG on a loaded host the ticks come too late and the VM panicked with
 # "IO-APIC + timer doesn't work!" before init (session 13: twice in a row at load 16-19).
 append="console=ttyS0 panic=-1 rdinit=/init mitigations=off no_timer_check"
-append+=" lapic=notscdeadline nohz=off highres=off labyrinth.run=$run"
+append+=" lapic=notscdeadline nohz=off highres=off labyrinth.run=$run labyrinth.9p_cache=$p9_cache"
 if [[ ${LABYRINTH_VM_VERBOSE:-0} == 1 ]]; then
   append+=" loglevel=7"
 else
