@@ -4,7 +4,8 @@
 #     host's /tmp is shared with every VM, whose pids repeat); what it writes to the
 #     host's files is there when vm.sh returns, and its heartbeat reaches the watchdog
 #     through the VM's 9p cache (LABYRINTH_VM_9P_CACHE=loose: a live VM that runs past
-#     LABYRINTH_VM_STALL is not stopped);
+#     LABYRINTH_VM_STALL is not stopped; the stall margin is 15 s, as this runs beside
+#     a build in scripts/test.sh);
 #  2. the VM kernel's tick is the LAPIC timer in periodic mode (docs/test-vm.md, "A lost
 #     timer interrupt": with a one-shot tick, a timer interrupt QEMU 7.2 loses is never
 #     raised again and the VM wedges);
@@ -22,8 +23,8 @@ fail() {
 st=0
 written="$(mktemp)"
 trap 'rm -f "$written"' EXIT
-out="$(LABYRINTH_VM_STALL=20 scripts/vm.sh sh -c 'echo "TMPDIR=$TMPDIR"; test -d "$TMPDIR" || echo "no TMPDIR"
-  grep -A16 "^Clock Event Device: lapic" /proc/timer_list; sleep 35; echo "from the VM" >"$1"; exit 7' \
+out="$(LABYRINTH_VM_STALL=25 scripts/vm.sh sh -c 'echo "TMPDIR=$TMPDIR"; test -d "$TMPDIR" || echo "no TMPDIR"
+  grep -A16 "^Clock Event Device: lapic" /proc/timer_list; sleep 40; echo "from the VM" >"$1"; exit 7' \
   sh "$written" 2>&1)" || st=$?
 ((st == 7)) || fail "the command's status 7 came back as $st (a live VM stopped by the stall watchdog?): $out"
 [[ $(cat "$written") == "from the VM" ]] || fail "what the VM wrote did not reach the host: '$(cat "$written")'"
@@ -32,7 +33,7 @@ grep -q "event_handler: *tick_handle_periodic" <<<"$out" ||
 grep -q -x 'TMPDIR=.*/runs/run\.[A-Za-z0-9]*/tmp' <<<"$out" && ! grep -q "no TMPDIR" <<<"$out" ||
   fail "the command has no TMPDIR of its own: $out"
 echo "vm_sh_test: status passes through; a TMPDIR of its own; the VM's lapic tick is periodic;"
-echo "vm_sh_test: its writes reach the host; a live VM outlives LABYRINTH_VM_STALL=20"
+echo "vm_sh_test: its writes reach the host; a live VM outlives LABYRINTH_VM_STALL=25"
 
 st=0
 err="$(LABYRINTH_VM_STALL=20 scripts/vm.sh sh -c \
