@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <memory>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -86,9 +88,15 @@ std::expected<void, Error> Machine::build() {
   if (auto r = build_pool(); !r) return r;
   trace.mark("page pool + its worker");
 
-  auto image_bytes = read_file(config_.kernel_image_path);
-  if (!image_bytes) return std::unexpected(image_bytes.error());
-  trace.mark("kernel image read");
+  // The bytes pre-flight read and checked (config.h); read here only for a config that
+  // skipped pre-flight. Released once loaded: guest memory has them then.
+  std::shared_ptr<const std::vector<std::byte>> image_bytes = std::move(config_.kernel_image);
+  if (!image_bytes) {
+    auto read = read_file(config_.kernel_image_path);
+    if (!read) return std::unexpected(read.error());
+    image_bytes = std::make_shared<const std::vector<std::byte>>(std::move(*read));
+    trace.mark("kernel image read");
+  }
   auto kind = kernel_kind(*image_bytes, config_.kernel_image_path);
   if (!kind) return rejected(kind.error(), Error::kernel_rejected);
   kind_ = *kind;

@@ -89,6 +89,7 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
   }
   auto machine = vmm::Machine::create(*config);
   if (!machine) return report_build_error(machine.error());
+  config->kernel_image.reset();  // loaded into the guest: not kept (locked) for the run
   vmm::RunOptions opts;
   opts.latency.seconds = seconds;
   opts.latency.floor_rate_hz = floor_rate;
@@ -144,6 +145,7 @@ int run_vm(const std::string& config_path, const std::string& serial_out, bool s
   labyrinth::vmm::start_trace().mark("config file read + checked");
   auto machine = labyrinth::vmm::Machine::create(*config);
   if (!machine) return report_build_error(machine.error());
+  config->kernel_image.reset();  // loaded into the guest: not kept (locked) for the run
   const int status = (*machine)->run({.print_stats = stats, .metrics_path = metrics_path});
   (void)std::fputs(labyrinth::vmm::start_trace().table().c_str(), stderr);
   return status;
@@ -167,6 +169,7 @@ int run_api(const std::string& sock_path, double timeout_s, const std::string& c
     if (!config) return config.error();
     auto m = Machine::create(*config);
     if (!m) return report_build_error(m.error());
+    config->kernel_image.reset();  // loaded into the guest
     machine = std::move(*m);
   }
   api::Launcher launcher((*server)->io(), {.print_stats = stats, .metrics_path = metrics_path},

@@ -18,6 +18,7 @@ void I8042::read(uint64_t offset, std::span<uint8_t> data) {
   } else if (offset == kData) {
     data[0] = out_;
     out_full_ = false;
+    out_from_kbd_ = false;
     feed_keyboard_locked();  // the next key, if one waits
   }
   // 0x61-0x63: 0.
@@ -26,10 +27,16 @@ void I8042::read(uint64_t offset, std::span<uint8_t> data) {
 bool I8042::send_ctrl_alt_del() {
   std::lock_guard lock(mu_);
   const bool set1 = (ctr_ & kCtrTranslate) != 0;
-  const std::span<const uint8_t> keys =
-      set1 ? std::span<const uint8_t>(kCtrlAltDelSet1) : std::span<const uint8_t>(kCtrlAltDelSet2);
-  if (kbd_len_ + keys.size() > kbd_.size()) return false;
-  for (const uint8_t k : keys) kbd_[(kbd_head_ + kbd_len_++) % kbd_.size()] = k;
+  return queue_keyboard_locked(set1 ? std::span<const uint8_t>(kCtrlAltDelSet1)
+                                    : std::span<const uint8_t>(kCtrlAltDelSet2));
+}
+
+// All or nothing, so a key sequence or a keyboard answer never arrives in part. The
+// byte in the output buffer counts against the room when it is a keyboard byte.
+bool I8042::queue_keyboard_locked(std::span<const uint8_t> bytes) {
+  const size_t held = kbd_len_ + (out_full_ && out_from_kbd_ ? 1 : 0);
+  if (held + bytes.size() > kbd_.size()) return false;
+  for (const uint8_t b : bytes) kbd_[(kbd_head_ + kbd_len_++) % kbd_.size()] = b;
   feed_keyboard_locked();
   return true;
 }
@@ -42,8 +49,23 @@ void I8042::feed_keyboard_locked() {
   kbd_head_ = (kbd_head_ + 1) % kbd_.size();
   --kbd_len_;
   out_full_ = true;
+  out_from_kbd_ = true;
   // An eventfd write: non-blocking, takes no lock of the VM's.
   if (kbd_irq_ != nullptr && (ctr_ & kCtrKbdInterrupt) != 0) kbd_irq_->trigger();
+}
+
+// The guest polls for a controller command's answer right after the command, so it goes
+// first; a keyboard byte it displaces goes back to the head of the queue (its room was
+// already counted) and is delivered again, with its IRQ 1, once the answer is read.
+void I8042::answer_locked(uint8_t v) {
+  if (out_full_ && out_from_kbd_) {
+    kbd_head_ = (kbd_head_ + kbd_.size() - 1) % kbd_.size();
+    kbd_[kbd_head_] = out_;
+    ++kbd_len_;
+  }
+  out_ = v;
+  out_full_ = true;
+  out_from_kbd_ = false;
 }
 
 // A command byte at 0x64, or the data byte at 0x60 that the last command asked for.
@@ -54,10 +76,7 @@ void I8042::write(uint64_t offset, std::span<const uint8_t> data) {
   bool reset = false;
   {
     std::lock_guard lock(mu_);
-    auto answer = [&](uint8_t v) {
-      out_ = v;
-      out_full_ = true;
-    };
+    auto answer = [&](uint8_t v) { answer_locked(v); };
     if (offset == kCmd) {
       // A new command cancels a data byte the previous one was waiting for.
       data_for_ = DataFor::kKeyboard;
@@ -110,8 +129,12 @@ void I8042::write(uint64_t offset, std::span<const uint8_t> data) {
           // there is no AUX channel for the byte to come back through.
           answer(data[0]);
           break;
-        case DataFor::kKeyboard:  // no keyboard: dropped
+        case DataFor::kKeyboard: {
+          // Dropped if the guest left too many answers unread (queue_keyboard_locked).
+          const Ps2Keyboard::Reply r = keyboard_.receive(data[0], (ctr_ & kCtrTranslate) != 0);
+          (void)queue_keyboard_locked(r.view());
           break;
+        }
       }
       data_for_ = DataFor::kKeyboard;
     }

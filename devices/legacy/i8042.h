@@ -20,18 +20,22 @@
 // AUX port before toggling it or waiting for IRQ 12. A controller that ignored 0xD3
 // would cost the guest a 500 ms wait for the output buffer, and one whose AUX test
 // passed would send it through the enable/disable checks and the IRQ 12 test.
-// The keyboard is a write-only one, as Firecracker's: bytes the guest sends it are
-// dropped (a Linux guest wants i8042.dumbkbd on its command line, as Firecracker's
-// guests have, so atkbd does not wait for answers to its probe), and the only keys it
-// ever presses are Ctrl-Alt-Del (send_ctrl_alt_del, the API's SendCtrlAltDel): the make
-// and then the break codes of Left Ctrl, Left Alt and Delete, one byte in the output
-// buffer at a time, IRQ 1 raised for each byte (when the configuration byte enables the
-// keyboard interrupt, bit 0) as it reaches the buffer — the next one when the guest has
-// read the last. The codes are scan code set 1 when the configuration byte asks for
-// translation (bit 6, as at reset: what a PC's controller hands the CPU) and set 2
-// otherwise. A Linux guest's keyboard driver takes Ctrl-Alt-Del to its reboot
-// (kernel.ctrl-alt-del=1) or to a SIGINT for init; with reboot=k the reboot is the reset
-// command above. No IRQ 12 (no AUX port). Port 0x61 is handled by KVM's in-kernel PIT.
+// The keyboard (ps2_keyboard.h) answers the commands the guest sends it through the data
+// port as an AT keyboard does, so Linux's atkbd probe (GET ID, then the LEDs, the rate,
+// enable) ends at once with a keyboard device and no i8042.* option is needed. Its answer
+// bytes, like keys, come through the output buffer one at a time, IRQ 1 raised for each
+// (when the configuration byte enables the keyboard interrupt, bit 0) as it reaches the
+// buffer — the next one when the guest has read the last. The only keys it ever presses
+// are Ctrl-Alt-Del (send_ctrl_alt_del, the API's SendCtrlAltDel): the make and then the
+// break codes of Left Ctrl, Left Alt and Delete. The codes are scan code set 1 when the
+// configuration byte asks for translation (bit 6, as at reset: what a PC's controller
+// hands the CPU) and set 2 otherwise. A Linux guest's keyboard driver takes Ctrl-Alt-Del
+// to its reboot (kernel.ctrl-alt-del=1) or to a SIGINT for init; with reboot=k the reboot
+// is the reset command above. A controller command's answer goes to the output buffer
+// ahead of any keyboard byte waiting there, which is put back to come after it. At most
+// kKbdQueue keyboard bytes wait; a reply that does not fit is dropped (a guest that
+// never reads while it writes commands loses answers, never memory). No IRQ 12 (no AUX
+// port). Port 0x61 is handled by KVM's in-kernel PIT.
 //
 // Thread-safety: mu_ guards the controller state (vCPU threads). Order:
 // Bus::devices_mu_ -> I8042::mu_ (request_shutdown is called after mu_ is released).
@@ -44,6 +48,7 @@
 
 #include "devices/bus/bus.h"
 #include "devices/irq_line.h"
+#include "devices/legacy/ps2_keyboard.h"
 #include "devices/vm_control.h"
 
 namespace labyrinth::devices {
@@ -71,7 +76,7 @@ class I8042 final : public BusDevice {
                                                              0xE0, 0xD3, 0xB8, 0x9D};
   static constexpr std::array<uint8_t, 11> kCtrlAltDelSet2 = {0x14, 0x11, 0xE0, 0x71, 0xE0, 0xF0,
                                                               0x71, 0xF0, 0x11, 0xF0, 0x14};
-  static constexpr size_t kKbdQueue = 16;  // bytes waiting behind the output buffer
+  static constexpr size_t kKbdQueue = 16;  // keyboard bytes held, the output buffer's included
 
   // kbd_irq: IRQ 1 (null: no keyboard interrupt, as in the unit tests of the controller).
   explicit I8042(VmControl& control, IrqLine* kbd_irq = nullptr)
@@ -92,10 +97,19 @@ class I8042 final : public BusDevice {
   uint8_t ctr_ = kInitialCtr;
   uint8_t out_ = 0;
   bool out_full_ = false;
+  bool out_from_kbd_ = false;              // out_ is a keyboard byte (counted in kKbdQueue)
   DataFor data_for_ = DataFor::kKeyboard;  // set by the last command
   IrqLine* kbd_irq_;
   std::array<uint8_t, kKbdQueue> kbd_{};  // keyboard bytes behind out_, kbd_head_ first
   size_t kbd_head_ = 0, kbd_len_ = 0;
+  Ps2Keyboard keyboard_;
+
+  // mu_ held: keyboard bytes behind the output buffer; false, and none queued, if they
+  // do not all fit.
+  bool queue_keyboard_locked(std::span<const uint8_t> bytes);
+  // mu_ held: a controller command's answer into the output buffer, ahead of a keyboard
+  // byte that was waiting there.
+  void answer_locked(uint8_t v);
 
   // mu_ held: the next keyboard byte into the empty output buffer, and its IRQ 1.
   void feed_keyboard_locked();

@@ -3,6 +3,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <atomic>
+#include <optional>
 #include <vector>
 
 #include "devices/irq_test/irq_test_device.h"
@@ -10,6 +11,7 @@
 #include "devices/legacy/cmos.h"
 #include "devices/legacy/exit_device.h"
 #include "devices/legacy/i8042.h"
+#include "devices/legacy/ps2_keyboard.h"
 #include "guest/abi/ports.h"
 #include "tests/support/device_fakes.h"
 
@@ -84,11 +86,50 @@ TEST(I8042, AnswersTheCommandsLinuxProbesWith) {
   EXPECT_EQ(inb(dev, kData), I8042::kSelfTestPassed);
   outb(dev, kCmd, I8042::kCmdKbdTest);
   EXPECT_EQ(inb(dev, kData), I8042::kKbdTestPassed);
-  outb(dev, kData, 0xF2);  // a keyboard command: no keyboard, no answer
-  EXPECT_EQ(inb(dev, kCmd) & I8042::kStatusOutputFull, 0);
+  outb(dev, kData, Ps2Keyboard::kCmdGetId);  // a keyboard command: its ACK waits
+  EXPECT_EQ(inb(dev, kCmd) & I8042::kStatusOutputFull, I8042::kStatusOutputFull);
   outb(dev, kCmd, I8042::kCmdReadCtr);
-  EXPECT_EQ(inb(dev, kData), 0x65) << "a keyboard byte is not a configuration byte";
+  EXPECT_EQ(inb(dev, kData), 0x65) << "a controller command's answer comes first";
+  // Then the keyboard's answer, whole: ACK and the ID (translated: 0x65 has bit 6).
+  EXPECT_EQ(inb(dev, kData), Ps2Keyboard::kAck);
+  EXPECT_EQ(inb(dev, kData), Ps2Keyboard::kId0);
+  EXPECT_EQ(inb(dev, kData), Ps2Keyboard::kId1Translated);
+  EXPECT_EQ(inb(dev, kCmd) & I8042::kStatusOutputFull, 0);
   EXPECT_TRUE(control.statuses.empty());
+}
+
+TEST(Ps2Keyboard, AnswersEachCommandAsAnAtKeyboard) {
+  Ps2Keyboard kbd;
+  using V = std::vector<uint8_t>;
+  auto send = [&](uint8_t b, bool translate = false) {
+    const auto r = kbd.receive(b, translate);
+    return V(r.view().begin(), r.view().end());
+  };
+  EXPECT_EQ(send(0xF2), (V{0xFA, 0xAB, 0x83}));
+  EXPECT_EQ(send(0xF2, true), (V{0xFA, 0xAB, 0x41})) << "the controller translates the ID";
+  EXPECT_EQ(send(0xED), V{0xFA});
+  EXPECT_EQ(send(0x07), V{0xFA}) << "the LEDs";
+  EXPECT_EQ(send(0xF3), V{0xFA});
+  EXPECT_EQ(send(0x00), V{0xFA}) << "the rate";
+  EXPECT_EQ(send(0xF0), V{0xFA});
+  EXPECT_EQ(send(0x00), (V{0xFA, 0x02})) << "set 2";
+  EXPECT_EQ(send(0xF0), V{0xFA});
+  EXPECT_EQ(send(0x00, true), (V{0xFA, 0x41})) << "set 2, translated";
+  EXPECT_EQ(send(0xF0), V{0xFA});
+  EXPECT_EQ(send(0x03), V{0xFE}) << "only set 2";
+  EXPECT_EQ(send(0xF0), V{0xFA});
+  EXPECT_EQ(send(0x02), V{0xFA});
+  EXPECT_EQ(send(0xED), V{0xFA});
+  EXPECT_EQ(send(0xF4), V{0xFA}) << "a command where a parameter was due is a command";
+  EXPECT_EQ(send(0x00), V{0xFE}) << "and the parameter is no longer due";
+  EXPECT_EQ(send(0xEE), V{0xEE});
+  EXPECT_EQ(send(0xFE), V{0xEE}) << "resend: the last byte";
+  EXPECT_EQ(send(0xF5), V{0xFA});
+  EXPECT_EQ(send(0xF6), V{0xFA});
+  EXPECT_EQ(send(0xFF), (V{0xFA, 0xAA}));
+  for (const uint8_t unknown : {0x00, 0x55, 0xE0, 0xEC, 0xF1, 0xF7, 0xFB, 0xFD}) {
+    EXPECT_EQ(send(unknown), V{0xFE}) << int{unknown};
+  }
 }
 
 // The parts of Linux's drivers/input/serio/i8042.c that probe the controller at boot,
@@ -173,6 +214,7 @@ TEST(I8042, AuxLoopbackAnswersAtOnceAsKeyboardData) {
   EXPECT_EQ(status & I8042::kStatusAuxData, 0) << "no AUX channel to come back through";
   EXPECT_EQ(inb(dev, kData), 0x5A);
   outb(dev, kData, 0x11);  // the loopback took one byte; this one is for the keyboard
+  EXPECT_EQ(inb(dev, kData), Ps2Keyboard::kResend) << "which knows no command 0x11";
   EXPECT_EQ(inb(dev, kCmd) & I8042::kStatusOutputFull, 0);
   outb(dev, kCmd, I8042::kCmdAuxTest);
   const uint8_t aux_test = inb(dev, kData);
@@ -266,6 +308,124 @@ TEST(I8042, CtrlAltDelWaitsBehindAnAnswerAndRefusesAnOverflow) {
   twice.insert(twice.end(), I8042::kCtrlAltDelSet1.begin(), I8042::kCtrlAltDelSet1.end());
   EXPECT_EQ(drain_keyboard(dev, irq), twice);
   EXPECT_TRUE(dev.send_ctrl_alt_del()) << "room again once read";
+}
+
+// A controller command's answer is what the guest polls for right after the command: it
+// goes ahead of a key that waited in the buffer, which comes again, with its IRQ 1, once
+// the answer is read.
+TEST(I8042, ControllerAnswerGoesAheadOfAWaitingKey) {
+  test::RecordingControl control;
+  test::CountingIrq irq;
+  I8042 dev(control, &irq);
+  constexpr uint64_t kCmd = LABYRINTH_PORT_I8042_CMD - I8042::kBase, kData = 0;
+  ASSERT_TRUE(dev.send_ctrl_alt_del());
+  EXPECT_EQ(irq.count.load(), 1);
+  outb(dev, kCmd, I8042::kCmdReadCtr);
+  EXPECT_EQ(inb(dev, kData), I8042::kInitialCtr);
+  EXPECT_EQ(irq.count.load(), 2) << "the displaced key is delivered again";
+  std::vector<uint8_t> keys;
+  while ((inb(dev, kCmd) & I8042::kStatusOutputFull) != 0 && keys.size() < 64) {
+    keys.push_back(inb(dev, kData));
+  }
+  EXPECT_EQ(keys,
+            std::vector<uint8_t>(I8042::kCtrlAltDelSet1.begin(), I8042::kCtrlAltDelSet1.end()));
+  EXPECT_EQ(irq.count.load(), 1 + static_cast<int>(keys.size()));
+}
+
+TEST(I8042, FullQueueDropsAKeyboardAnswerWhole) {
+  test::RecordingControl control;
+  test::CountingIrq irq;
+  I8042 dev(control, &irq);
+  ASSERT_TRUE(dev.send_ctrl_alt_del());
+  ASSERT_TRUE(dev.send_ctrl_alt_del());
+  outb(dev, 0, Ps2Keyboard::kCmdGetId);  // three bytes, no room
+  EXPECT_EQ(drain_keyboard(dev, irq).size(), 2 * I8042::kCtrlAltDelSet1.size());
+  test::CountingIrq irq2;
+  I8042 dev2(control, &irq2);
+  ASSERT_TRUE(dev2.send_ctrl_alt_del());
+  ASSERT_TRUE(dev2.send_ctrl_alt_del());
+  for (size_t i = 0; i < 3; ++i) (void)inb(dev2, 0);  // room for three
+  outb(dev2, 0, Ps2Keyboard::kCmdGetId);
+  std::vector<uint8_t> tail;
+  while ((inb(dev2, LABYRINTH_PORT_I8042_CMD - I8042::kBase) & I8042::kStatusOutputFull) != 0 &&
+         tail.size() < 64) {
+    tail.push_back(inb(dev2, 0));
+  }
+  ASSERT_EQ(tail.size(), 2 * I8042::kCtrlAltDelSet1.size() - 3 + 3);
+  EXPECT_EQ(
+      std::vector<uint8_t>(tail.end() - 3, tail.end()),
+      (std::vector<uint8_t>{Ps2Keyboard::kAck, Ps2Keyboard::kId0, Ps2Keyboard::kId1Translated}));
+  EXPECT_TRUE(control.statuses.empty());
+}
+
+// libps2's __ps2_command as atkbd sends it through the controller (Linux's
+// drivers/input/serio/libps2.c): each byte written to the data port must be answered by
+// an ACK (0xFA) that an IRQ 1 brings, or libps2 waits out 200 ms (a NAK, 0xFE, is
+// retried once); then come the command's answer bytes, each with its IRQ 1, or a 500 ms
+// wait. Here a byte that no IRQ brings is such a wait: the command fails.
+struct LinuxPs2 {
+  static constexpr uint64_t kCmd = LABYRINTH_PORT_I8042_CMD - I8042::kBase, kData = 0;
+  I8042& dev;
+  test::CountingIrq& irq;
+  int seen = 0;  // IRQs handled
+
+  // i8042_interrupt: the byte an IRQ 1 brings, if an IRQ came and a byte waits.
+  std::optional<uint8_t> next() {
+    if (irq.count.load() <= seen) return std::nullopt;
+    ++seen;
+    if ((inb(dev, kCmd) & I8042::kStatusOutputFull) == 0) return std::nullopt;
+    return inb(dev, kData);
+  }
+  bool send_byte(uint8_t b) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      outb(dev, kData, b);
+      const std::optional<uint8_t> ack = next();
+      if (!ack || *ack != Ps2Keyboard::kResend) return ack == Ps2Keyboard::kAck;
+    }
+    return false;
+  }
+  std::optional<std::vector<uint8_t>> command(uint8_t cmd, std::vector<uint8_t> params,
+                                              size_t answers) {
+    if (!send_byte(cmd)) return std::nullopt;
+    for (const uint8_t p : params) {
+      if (!send_byte(p)) return std::nullopt;
+    }
+    std::vector<uint8_t> got;
+    for (size_t i = 0; i < answers; ++i) {
+      const std::optional<uint8_t> b = next();
+      if (!b) return std::nullopt;
+      got.push_back(*b);
+    }
+    return got;
+  }
+};
+
+// Linux's atkbd_connect on the port the i8042 driver registers (translated, as at reset):
+// atkbd_probe's GET ID, atkbd_reset_state's LEDs and rate, atkbd_activate's enable, and
+// atkbd_cleanup's defaults at shutdown. Each is answered at once; a keyboard that
+// answered nothing cost the probe 0.4-0.5 s of libps2 timeouts and left no keyboard.
+TEST(I8042, LinuxAtkbdProbeFindsAKeyboardAtOnce) {
+  test::RecordingControl control;
+  test::CountingIrq irq;
+  I8042 dev(control, &irq);
+  LinuxPs2 ps2{dev, irq};
+  const std::optional<std::vector<uint8_t>> id = ps2.command(Ps2Keyboard::kCmdGetId, {}, 2);
+  ASSERT_TRUE(id.has_value()) << "libps2 would wait out its timeouts";
+  EXPECT_EQ(*id, (std::vector<uint8_t>{0xAB, 0x41})) << "an MF2 keyboard, translated";
+  EXPECT_TRUE(ps2.command(Ps2Keyboard::kCmdSetLeds, {0}, 0).has_value());
+  EXPECT_TRUE(ps2.command(Ps2Keyboard::kCmdSetRate, {0}, 0).has_value());
+  EXPECT_TRUE(ps2.command(Ps2Keyboard::kCmdEnable, {}, 0).has_value());
+  EXPECT_TRUE(ps2.command(Ps2Keyboard::kCmdDefaults, {}, 0).has_value());
+  // Without translation (i8042.direct) the ID is untranslated, and atkbd_select_set's
+  // queries for set 3 are refused, so it stays in set 2.
+  constexpr uint64_t kCmd = LinuxPs2::kCmd, kData = LinuxPs2::kData;
+  outb(dev, kCmd, I8042::kCmdWriteCtr);
+  outb(dev, kData, I8042::kCtrKbdInterrupt);
+  EXPECT_EQ(ps2.command(Ps2Keyboard::kCmdGetId, {}, 2), (std::vector<uint8_t>{0xAB, 0x83}));
+  EXPECT_FALSE(ps2.command(Ps2Keyboard::kCmdScanSet, {3}, 0).has_value());
+  EXPECT_EQ(ps2.command(Ps2Keyboard::kCmdScanSet, {0}, 1), std::vector<uint8_t>{2});
+  EXPECT_EQ(irq.count.load(), ps2.seen) << "no IRQ without a byte";
+  EXPECT_EQ(inb(dev, kCmd) & I8042::kStatusOutputFull, 0) << "no byte left over";
 }
 
 // The PM1a blocks as ACPICA drives them: SCI_EN reads 1, the enable register keeps what

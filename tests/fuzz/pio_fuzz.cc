@@ -10,7 +10,8 @@
 // UART register reads agree with the model (RBR/FIFO order, divisor latch, IER, LCR,
 // MCR, SCR, LSR data-ready and overrun), the RX FIFO never exceeds its capacity, the
 // transmitted bytes and the number of interrupt edges equal the model's; i8042 status
-// and data reads follow its command model (0x20/0x60 configuration byte, self tests);
+// and data reads follow its command model (0x20/0x60 configuration byte, self tests) and
+// its keyboard's answers;
 // CMOS reads give the fixed clock in BCD, status A-D and the RAM written; PCI
 // CONFIG_ADDRESS reads back masked, CONFIG_DATA reads the selected function's dword
 // (all-ones where nothing is) and a write reaches a function only as a dword-aligned
@@ -159,17 +160,64 @@ struct UartModel {
   }
 };
 
-// The i8042's command interface (i8042.h).
+// The i8042's command interface (i8042.h) and its keyboard (the answer table in
+// ps2_keyboard.h): keyboard bytes wait in a queue of at most 16 (the buffer's included),
+// a controller answer goes ahead of a keyboard byte in the buffer.
 struct I8042Model {
   uint8_t ctr = labyrinth::devices::I8042::kInitialCtr, out = 0;
-  bool full = false, ctr_pending = false, aux_out_pending = false;
+  bool full = false, from_kbd = false, ctr_pending = false, aux_out_pending = false;
+  std::deque<uint8_t> keys;                  // keyboard bytes behind the buffer
+  uint8_t kbd_waiting = 0, kbd_last = 0xAA;  // the keyboard: parameter due for, last byte
+
+  void answer(uint8_t v) {
+    if (full && from_kbd) keys.push_front(out);
+    out = v, full = true, from_kbd = false;
+  }
+  void feed() {
+    if (full || keys.empty()) return;
+    out = keys.front(), full = true, from_kbd = true;
+    keys.pop_front();
+  }
+  std::vector<uint8_t> keyboard(uint8_t b) {
+    const bool xlat = (ctr & 0x40) != 0;
+    std::vector<uint8_t> r;
+    if (kbd_waiting != 0 && b < 0xED) {
+      if (kbd_waiting != 0xF0 || b == 2) {
+        r = {0xFA};
+      } else if (b == 0) {
+        r = {0xFA, static_cast<uint8_t>(xlat ? 0x41 : 2)};
+      } else {
+        r = {0xFE};
+      }
+      kbd_waiting = 0;
+    } else {
+      kbd_waiting = 0;
+      if (b == 0xED || b == 0xF3 || b == 0xF0) {
+        kbd_waiting = b, r = {0xFA};
+      } else if (b == 0xEE) {
+        r = {0xEE};
+      } else if (b == 0xF2) {
+        r = {0xFA, 0xAB, static_cast<uint8_t>(xlat ? 0x41 : 0x83)};
+      } else if (b == 0xF4 || b == 0xF5 || b == 0xF6) {
+        r = {0xFA};
+      } else if (b == 0xFE) {
+        r = {kbd_last};
+      } else if (b == 0xFF) {
+        r = {0xFA, 0xAA};
+      } else {
+        r = {0xFE};
+      }
+    }
+    kbd_last = r.back();
+    return r;
+  }
 
   void write(unsigned off, uint8_t v) {
     if (off == 4) {
       ctr_pending = aux_out_pending = false;
       switch (v) {
         case 0x20:
-          out = ctr, full = true;
+          answer(ctr);
           break;
         case 0x60:
           ctr_pending = true;
@@ -187,13 +235,13 @@ struct I8042Model {
           ctr &= 0xEF;
           break;
         case 0xAA:
-          out = 0x55, full = true;
+          answer(0x55);
           break;
         case 0xA9:
-          out = 0x01, full = true;
+          answer(0x01);
           break;
         case 0xAB:
-          out = 0, full = true;
+          answer(0);
           break;
         case 0xD3:
           aux_out_pending = true;
@@ -202,16 +250,27 @@ struct I8042Model {
           break;
       }
     } else if (off == 0) {
-      if (ctr_pending) ctr = v;
-      if (aux_out_pending) out = v, full = true;
+      if (ctr_pending) {
+        ctr = v;
+      } else if (aux_out_pending) {
+        answer(v);
+      } else {
+        const std::vector<uint8_t> r = keyboard(v);
+        if (keys.size() + (full && from_kbd ? 1 : 0) + r.size() <= 16) {
+          keys.insert(keys.end(), r.begin(), r.end());
+          feed();
+        }
+      }
       ctr_pending = aux_out_pending = false;
     }
   }
   uint8_t read(unsigned off) {
     if (off == 4) return 0x14 | (full ? 1 : 0);  // never "AUX data" (0x20)
     if (off == 0) {
-      full = false;
-      return out;
+      full = false, from_kbd = false;
+      const uint8_t v = out;
+      feed();
+      return v;
     }
     return 0;
   }

@@ -603,9 +603,9 @@ def linux_tests(args, contract, tmp):
     api = Api(sock, contract)
     api.expect(204, "PUT", "/boot-source", {
         "kernel_image_path": args.kernel, "initrd_path": args.initrd,
-        # i8042.dumbkbd: the keyboard answers no command (devices/legacy/i8042.h), as
-        # Firecracker's guests are told.
-        "boot_args": "console=ttyS0 reboot=k panic=-1 i8042.dumbkbd labyrinth.test=cad"})
+        # A plain command line: atkbd probes the keyboard (devices/legacy/ps2_keyboard.h),
+        # and takes its Ctrl-Alt-Del.
+        "boot_args": "console=ttyS0 reboot=k panic=-1 labyrinth.test=cad"})
     api.expect(204, "PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 256})
     # A TAP of that name does not exist: opening it makes one, gone with labyrinth.
     api.expect(204, "PUT", f"/network-interfaces/eth0",

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "tests/vmm/test_elf.h"
 #include "tests/vmm/test_multiboot.h"
@@ -86,6 +88,26 @@ TEST_F(Config, ParsesPoolEnumsAndComputesTheMemoryLayout) {
   EXPECT_EQ(defaults->pool.zero_policy, alloc::ZeroPolicy::on_free);
   EXPECT_EQ(defaults->layout.ram_bytes, 128 * kMiB);
   EXPECT_EQ(defaults->layout.pool.size, 1 * kGiB);
+}
+
+// Pre-flight reads the kernel once and hands the bytes it checked to the machine
+// (Config::kernel_image): the file changing or going after loading changes nothing.
+TEST_F(Config, KeepsTheKernelBytesPreflightChecked) {
+  std::ifstream in(kernel_, std::ios::binary);
+  const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto cfg = parse(R"({"boot-source": {"kernel_image_path": ")" + kernel_ + R"("}})");
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
+  fs::remove(kernel_);
+  ASSERT_NE(cfg->kernel_image, nullptr);
+  ASSERT_EQ(cfg->kernel_image->size(), file.size());
+  EXPECT_EQ(std::memcmp(cfg->kernel_image->data(), file.data(), file.size()), 0);
+  // Without pre-flight there are no bytes: the machine reads the file itself.
+  ConfigLimits no_files;
+  no_files.check_kernel_file = false;
+  auto unchecked =
+      parse_config(R"({"boot-source": {"kernel_image_path": "/nonexistent"}})", no_files);
+  ASSERT_TRUE(unchecked.has_value()) << unchecked.error().message();
+  EXPECT_EQ(unchecked->kernel_image, nullptr);
 }
 
 TEST_F(Config, DefaultsWhenOptionalSectionsAreMissing) {

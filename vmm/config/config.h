@@ -40,6 +40,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <expected>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -98,6 +99,10 @@ struct Config {
   CpuTemplate cpu_template;
   std::string cpu_config_path;
   MemoryLayout layout;  // of mem_size_mib and pool.max_bytes(): computed once, by parse_config
+  // The kernel image's bytes as pre-flight read and checked them (preflight.h), so the
+  // machine loads what was checked without reading the file again; null where pre-flight
+  // did not run (ConfigLimits::check_kernel_file = false). Shared: a Config is copied.
+  std::shared_ptr<const std::vector<std::byte>> kernel_image;
   bool seccomp = true;  // not a JSON key: the CLI's --no-seccomp clears it
 };
 

@@ -4,8 +4,10 @@
 
 #include <cstdint>
 #include <expected>
+#include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "devices/net/tap.h"
 #include "vmm/boot/elf_loader.h"
@@ -66,19 +68,22 @@ std::optional<ConfigError> check_multiboot(const Config& cfg, std::span<const st
 }
 
 // Whether the kernel (and initramfs) can boot with this configuration (preflight.h): its
-// kind found from the file (kernel_kind.h), then that kind's checks.
-std::optional<ConfigError> check_boot(const Config& cfg) {
+// kind found from the file (kernel_kind.h), then that kind's checks. The bytes checked
+// are kept for the machine (config.h, Config::kernel_image).
+std::optional<ConfigError> check_boot(Config& cfg) {
   const std::string& path = cfg.kernel_image_path;
   std::string why;
-  auto image = read_file(path, &why);
-  if (!image) return fail("boot-source.kernel_image_path", why);
-  auto kind = kernel_kind(*image, path);
+  auto bytes = read_file(path, &why);
+  if (!bytes) return fail("boot-source.kernel_image_path", why);
+  cfg.kernel_image = std::make_shared<const std::vector<std::byte>>(std::move(*bytes));
+  const std::vector<std::byte>& image = *cfg.kernel_image;
+  auto kind = kernel_kind(image, path);
   if (!kind) return fail(kind.error().field, kind.error().detail);
   switch (*kind) {
     case KernelKind::linux:
-      return check_linux(cfg, *image);
+      return check_linux(cfg, image);
     case KernelKind::multiboot:
-      return check_multiboot(cfg, *image);
+      return check_multiboot(cfg, image);
     case KernelKind::labyrinth_elf:  // the ELF loader checks it in full when the machine loads it
       break;
   }
@@ -102,7 +107,7 @@ std::optional<ConfigError> check_taps(const Config& cfg) {
 
 }  // namespace
 
-std::optional<ConfigError> preflight(const Config& cfg) {
+std::optional<ConfigError> preflight(Config& cfg) {
   if (auto e = check_boot(cfg)) return e;
   return check_taps(cfg);
 }

@@ -4,7 +4,8 @@
 // Parsing proves a file well-formed; pre-flight proves it can run here, so that a bad
 // kernel or an unusable TAP is a config error naming its field (exit status 2) rather
 // than a failure half-way through building the VM:
-//   - the kernel (and initramfs) are read and checked to boot with this configuration,
+//   - the kernel is read once, into cfg.kernel_image, for the machine to load from, and
+//     it (and the initramfs) are checked to boot with this configuration,
 //     by kind (kernel_kind.h): a Labyrinth test guest (an identity-linked ELF64, checked
 //     in full by the loader); a Linux bzImage / vmlinux whose setup header, command line
 //     and initramfs fit the kernel's limits and the memory map (linux_loader.h); a
@@ -23,7 +24,8 @@
 
 namespace labyrinth::vmm {
 
-// The first problem found, or nothing. cfg must have parsed without error.
-std::optional<ConfigError> preflight(const Config& cfg);
+// The first problem found, or nothing (and cfg.kernel_image set). cfg must have parsed
+// without error.
+std::optional<ConfigError> preflight(Config& cfg);
 
 }  // namespace labyrinth::vmm
