@@ -171,7 +171,7 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   // then tells the guest when to ring next (arm_ret_event).
   // `rung`: a doorbell asked for this pass (else its pages count as taken unrung).
   void process_returns(uint32_t max = LNIC_RING_MAX, bool rung = false);
-  void arm_ret_event(uint32_t prod_seen);
+  void arm_ret_event(const Ring& ret, uint32_t prod_seen);
   void handle_return(const lnic_return& r);
   void process_tx();
   uint32_t post_hostile(const Ring& rx, const lnic_rx_completion& real);

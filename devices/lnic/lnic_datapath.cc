@@ -132,7 +132,7 @@ void Lnic::activate(const RingSet& rings, uint32_t driver_features) {
   // arm_ret_event never computes, so this first one is stored.
   if (ret_event_) {
     ret_event_last_ = ret_cons_ + rings.ret.size + 1;
-    arm_ret_event(ret_cons_);
+    arm_ret_event(rings.ret, ret_cons_);
   }
   spdlog::debug("{}: running (rx {} / ret {} / tx {} entries)", label_, rings.rx.size,
                 rings.ret.size, rings.tx.size);
@@ -386,7 +386,7 @@ void Lnic::process_returns(uint32_t max, bool rung) {
   }
   if (avail != 0) store_release(ret.header()->cons, ret_cons_);  // else: nothing to say
   if (!rung) metrics_.pages_returned_unrung.inc(metrics_.pages_returned.get() - returned_before);
-  if (ret_event_) arm_ret_event(prod);
+  if (ret_event_) arm_ret_event(ret, prod);
   in_returns_ = false;
 }
 
@@ -398,8 +398,7 @@ void Lnic::process_returns(uint32_t max, bool rung) {
 // never reads it back; the guest may scribble on it and only loses doorbells of its own,
 // which cost it nothing but stranded returns (the device still takes them after each RX
 // batch and when dry, and the driver rings anyway once half the ring is unconsumed).
-void Lnic::arm_ret_event(uint32_t prod_seen) {
-  const Ring& ret = rings_->ret;
+void Lnic::arm_ret_event(const Ring& ret, uint32_t prod_seen) {
   const uint32_t left = prod_seen - ret_cons_;  // <= ret.size: the caller checked
   const bool now = starved_ || rx_stopped_;
   if (now) metrics_.ret_event_now.inc();
