@@ -17,11 +17,15 @@
 // in BAR0 and config space.
 // RETURN — doorbell or when the pool runs dry: every returned address is looked up
 // in the pool and transferred guest → device; anything else is a counted violation;
-// then the page is freed. TX — doorbell: descriptors are validated and copied out to
-// the backend, then the TX vector fires (unless the TX ring has LNIC_RING_F_NO_IRQ).
-// RESET and RX_STOP (guest/abi/lnic.h) are taken on the vCPU thread and carried out on
-// the event loop; STATUS says STOPPING / lacks RX_STOPPED until they are, so a driver
-// that polls STATUS knows when the device has stopped writing its rings.
+// then the page is freed. A driver that acknowledged LNIC_F_RET_EVENT rings less: the
+// device then also takes up to LNIC_RET_PASS_MAX returns after each RX batch (flush(),
+// outside the alloc and host_rx spans) and tells the driver in ret_event when it wants
+// the next doorbell (guest/abi/lnic.h; docs/lnic.md, "RETURN doorbell suppression").
+// TX — doorbell: descriptors are validated and copied out to the backend, then the TX
+// vector fires (unless the TX ring has LNIC_RING_F_NO_IRQ). RESET and RX_STOP
+// (guest/abi/lnic.h) are taken on the vCPU thread and carried out on the event loop;
+// STATUS says STOPPING / lacks RX_STOPPED until they are, so a driver that polls STATUS
+// knows when the device has stopped writing its rings.
 //
 // Threads: registers on vCPU threads (mu_ guards the register file); everything else
 // on the event loop. ENABLE validates on the vCPU thread and posts the ring set to
@@ -148,6 +152,7 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
     uint32_t ring_size[3] = {};
     uint32_t status = 0;
     uint32_t config_error = 0;
+    uint32_t driver_features = 0;  // LNIC_REG_DRIVER_FEATURES: checked at ENABLE
   };
 
   // Register side (lnic_registers.cc).
@@ -159,10 +164,14 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   void set_status(uint32_t status);  // needs mu_: regs_.status and its lock-free mirror
 
   // Data path (lnic_datapath.cc), event loop only.
-  void activate(const RingSet& rings);
+  void activate(const RingSet& rings, uint32_t driver_features);
   void deactivate();  // RESET's second half: rings gone, then STOPPING cleared
   void stop_rx();     // RX_STOP's second half: no more completions, then RX_STOPPED
-  void process_returns();
+  // Takes at most `max` RETURN entries (all of them by default); with LNIC_F_RET_EVENT
+  // then tells the guest when to ring next (arm_ret_event).
+  // `rung`: a doorbell asked for this pass (else its pages count as taken unrung).
+  void process_returns(uint32_t max = LNIC_RING_MAX, bool rung = false);
+  void arm_ret_event(const Ring& ret, uint32_t prod_seen);
   void handle_return(const lnic_return& r);
   void process_tx();
   uint32_t post_hostile(const Ring& rx, const lnic_rx_completion& real);
@@ -203,6 +212,12 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   std::array<uint64_t, kMaxPending> pending_ready_{};  // t_ready of frames posted, not signalled
   size_t pending_ = 0;
   bool in_returns_ = false;
+  // LNIC_F_RET_EVENT, as the driver acknowledged it at this activation's ENABLE.
+  bool ret_event_ = false;
+  // An RX allocation failed and none has succeeded at the first try since: the device
+  // wants every page back now (ret_event = the prod it saw: the next return rings).
+  bool starved_ = false;
+  uint32_t ret_event_last_ = 0;  // the ret_event last stored (the device never reads it back)
   bool start_requested_ = false;
   bool backend_started_ = false;
   bool paused_ = false;

@@ -111,14 +111,16 @@ void Lnic::resume() {
     backend_->start(*this);
     backend_started_ = true;
   }
-  if (std::exchange(ret_rung_, false)) process_returns();
+  if (std::exchange(ret_rung_, false)) process_returns(LNIC_RING_MAX, /*rung=*/true);
   if (std::exchange(tx_rung_, false)) process_tx();
 }
 
 // On the event loop, with a ring set enable_locked() validated on the vCPU thread.
-void Lnic::activate(const RingSet& rings) {
+void Lnic::activate(const RingSet& rings, uint32_t driver_features) {
   rings_ = rings;
   rx_stopped_ = false;
+  ret_event_ = (driver_features & LNIC_F_RET_EVENT) != 0;
+  starved_ = false;
   hostile_armed_ = activations_ < cfg_.test_hostile.size();
   hostile_hold_ = false;
   ++activations_;
@@ -126,6 +128,12 @@ void Lnic::activate(const RingSet& rings) {
   rx_prod_ = load_acquire(rings.rx.header()->prod);
   ret_cons_ = load_acquire(rings.ret.header()->cons);
   tx_cons_ = load_acquire(rings.tx.header()->cons);
+  // The driver zeroed ret_event: make it true. ret_event_last_ starts as a value
+  // arm_ret_event never computes, so this first one is stored.
+  if (ret_event_) {
+    ret_event_last_ = ret_cons_ + rings.ret.size + 1;
+    arm_ret_event(rings.ret, ret_cons_);
+  }
   spdlog::debug("{}: running (rx {} / ret {} / tx {} entries)", label_, rings.rx.size,
                 rings.ret.size, rings.tx.size);
   if (start_requested_ && !backend_started_ && !paused_) {  // pktgen waited for the guest
@@ -154,6 +162,9 @@ void Lnic::deactivate() {
 void Lnic::stop_rx() {
   flush();
   rx_stopped_ = true;
+  // A driver that rings less may have left returns unrung: the drain takes them now, and
+  // ret_event (rx_stopped_) asks for a doorbell for every later one.
+  if (ret_event_) process_returns();
   std::lock_guard lock(mu_);
   if (regs_.status & LNIC_STATUS_RUNNING) set_status(regs_.status | LNIC_STATUS_RX_STOPPED);
 }
@@ -219,6 +230,9 @@ void Lnic::receive(std::span<const std::byte> frame, uint64_t t_ready) {
   // Dry: pages may be waiting in the return ring (a polling guest rings no doorbell).
   // Reclaiming them is device work on the RX path (and, with ZeroPolicy::on_free, their
   // zeroing) — never inside alloc_page itself; it only happens when the pool is dry.
+  // With LNIC_F_RET_EVENT the driver is then asked for the very next return (starved_),
+  // until an allocation succeeds at the first try again.
+  starved_ = !page;
   if (!page && !in_returns_) {
     process_returns();
     page = pool_.alloc_page(alloc::kGfpAtomicExclusive, cfg_.device_owner, cache_);
@@ -326,6 +340,11 @@ void Lnic::flush() {
   }
   latency_.host_rx.record_elapsed(std::span(pending_ready_.data(), pending_), measure::rdtsc());
   pending_ = 0;
+  // A driver that rings less (LNIC_F_RET_EVENT) has returned pages of earlier batches
+  // without a doorbell: take a bounded number back here, after the batch's interrupt and
+  // its host_rx span (and outside every alloc span), so the pool has them before the
+  // next batch needs pages. in_returns_: flush() inside a dry-path pass adds nothing.
+  if (ret_event_ && !in_returns_) process_returns(LNIC_RET_PASS_MAX);
 }
 
 // ---------------------------------------------------------------- returns
@@ -336,22 +355,24 @@ void Lnic::on_return_doorbell() {
     ret_rung_ = true;
     return;
   }
-  process_returns();
+  process_returns(LNIC_RING_MAX, /*rung=*/true);
 }
 
-// Drains the return ring. in_returns_ stops receive() from re-entering it when the
-// pool runs dry while returns are being handled.
-void Lnic::process_returns() {
+// Takes up to `max` entries of the return ring. in_returns_ stops receive() from
+// re-entering it when the pool runs dry while returns are being handled.
+void Lnic::process_returns(uint32_t max, bool rung) {
   if (!rings_) return;
   in_returns_ = true;
   const Ring& ret = rings_->ret;
   const uint32_t prod = load_acquire(ret.header()->prod);
-  const uint32_t avail = prod - ret_cons_;
+  uint32_t avail = prod - ret_cons_;
   if (avail > ret.size) {  // hostile or broken producer index: act on nothing
     metrics_.viol_bad_index.inc();
     in_returns_ = false;
     return;
   }
+  avail = std::min(avail, max);
+  const uint64_t returned_before = metrics_.pages_returned.get();
   // Slots go back to the guest every kPublishEvery entries, not only at the end: a
   // guest waiting on a full ring (a batch of 1,024 returns) resumes after the first
   // 64 are handled, however slowly this thread gets the CPU.
@@ -363,8 +384,28 @@ void Lnic::process_returns() {
     ++ret_cons_;
     if (i % kPublishEvery == kPublishEvery - 1) store_release(ret.header()->cons, ret_cons_);
   }
-  store_release(ret.header()->cons, ret_cons_);
+  if (avail != 0) store_release(ret.header()->cons, ret_cons_);  // else: nothing to say
+  if (!rung) metrics_.pages_returned_unrung.inc(metrics_.pages_returned.get() - returned_before);
+  if (ret_event_) arm_ret_event(ret, prod);
   in_returns_ = false;
+}
+
+// LNIC_F_RET_EVENT: the index whose publication makes the driver ring (guest/abi/lnic.h).
+// Wanting pages now (an allocation failed, or RX stopped and the drain must finish), it
+// is the prod this pass saw — entries past it are the next batch; otherwise a quarter of
+// the ring past cons, or that prod if more than a quarter was left unconsumed (a bounded
+// pass): an event behind what is already published would never be crossed. The device
+// never reads it back; the guest may scribble on it and only loses doorbells of its own,
+// which cost it nothing but stranded returns (the device still takes them after each RX
+// batch and when dry, and the driver rings anyway once half the ring is unconsumed).
+void Lnic::arm_ret_event(const Ring& ret, uint32_t prod_seen) {
+  const uint32_t left = prod_seen - ret_cons_;  // <= ret.size: the caller checked
+  const bool now = starved_ || rx_stopped_;
+  if (now) metrics_.ret_event_now.inc();
+  const uint32_t event = ret_cons_ + (now ? left : std::max(left, ret.size / 4));
+  if (event == ret_event_last_) return;  // after every RX batch: keep the guest's line clean
+  ret_event_last_ = event;
+  std::atomic_ref<uint32_t>(ret.header()->ret_event).store(event, std::memory_order_release);
 }
 
 void Lnic::handle_return(const lnic_return& r) {

@@ -34,6 +34,10 @@ struct LnicMetrics {
                                 // prod, until the guest reset the device
   // Return path (event loop).
   Counter ret_doorbells, pages_returned;
+  // LNIC_F_RET_EVENT: pages taken back from the RETURN ring without a doorbell (after an
+  // RX batch, or when the pool was dry), and the times ret_event asked for the very next
+  // return (an RX allocation had failed, or RX stopped).
+  Counter pages_returned_unrung, ret_event_now;
   Counter guest_stamp_early;  // t_guest_irq before the frame was ready: the handler was
                               // entered before this completion was posted (no sample)
   // Transmit path (event loop).

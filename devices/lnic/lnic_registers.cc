@@ -15,6 +15,9 @@ constexpr size_t kEntrySize[3] = {sizeof(lnic_rx_completion), sizeof(lnic_return
 constexpr uint32_t kRingLo[3] = {LNIC_REG_RX_RING_LO, LNIC_REG_RET_RING_LO, LNIC_REG_TX_RING_LO};
 constexpr uint32_t kRingSize[3] = {LNIC_REG_RX_RING_SIZE, LNIC_REG_RET_RING_SIZE,
                                    LNIC_REG_TX_RING_SIZE};
+// What FEATURES offers; LNIC_REG_DRIVER_FEATURES may name only these.
+constexpr uint32_t kFeatures =
+    LNIC_F_TIMESTAMPS | LNIC_F_VIOLATIONS | LNIC_F_DRAIN | LNIC_F_TX_IRQ | LNIC_F_RET_EVENT;
 bool is_pow2(uint32_t v) {
   return v != 0 && (v & (v - 1)) == 0;
 }
@@ -55,7 +58,9 @@ uint32_t Lnic::read_reg(uint32_t offset) {
     case LNIC_REG_VERSION:
       return LNIC_VERSION;
     case LNIC_REG_FEATURES:
-      return LNIC_F_TIMESTAMPS | LNIC_F_VIOLATIONS | LNIC_F_DRAIN | LNIC_F_TX_IRQ;
+      return kFeatures;
+    case LNIC_REG_DRIVER_FEATURES:
+      return regs_.driver_features;
     case LNIC_REG_VIOLATIONS:  // counters are written by the event loop: relaxed loads
       return static_cast<uint32_t>(metrics_.violations());
     case LNIC_REG_PAGES_HELD:  // a pool holds far fewer than 2^32 pages
@@ -123,6 +128,9 @@ void Lnic::write_reg(uint32_t offset, uint32_t value) {
     }
   }
   switch (offset) {
+    case LNIC_REG_DRIVER_FEATURES:  // checked at ENABLE, where a refusal can be named
+      regs_.driver_features = value;
+      return;
     case LNIC_REG_CONTROL:
       // RESET first: RESET|ENABLE in one write finds the device STOPPING and the ENABLE
       // is ignored like any other ENABLE before the stop completed.
@@ -163,6 +171,9 @@ void Lnic::enable_locked() {
     metrics_.ignored_controls.inc_shared();
     return;
   }
+  if ((regs_.driver_features & ~kFeatures) != 0) {
+    return fail(LNIC_REG_DRIVER_FEATURES, "driver features name a bit FEATURES does not offer");
+  }
   RingSet set;
   Ring* rings[3] = {&set.rx, &set.ret, &set.tx};
   for (int r = 0; r < 3; ++r) {
@@ -191,8 +202,8 @@ void Lnic::enable_locked() {
   set_status(LNIC_STATUS_RUNNING);
   // Weak: a VM torn down before the loop runs the post must not be kept alive by it.
   std::weak_ptr<Lnic> weak = weak_from_this();
-  boost::asio::post(io_, [weak, set] {
-    if (auto self = weak.lock()) self->activate(set);
+  boost::asio::post(io_, [weak, set, features = regs_.driver_features] {
+    if (auto self = weak.lock()) self->activate(set, features);
   });
 }
 
@@ -204,6 +215,7 @@ void Lnic::enable_locked() {
 void Lnic::reset_locked() {
   metrics_.resets.inc_shared();
   regs_.config_error = 0;
+  regs_.driver_features = 0;  // the next driver acknowledges what it uses itself
   if (regs_.status & LNIC_STATUS_STOPPING) return;
   if ((regs_.status & LNIC_STATUS_RUNNING) == 0) {
     set_status(0);

@@ -61,6 +61,24 @@
  * doorbell register (LNIC_REG_RET_DOORBELL / LNIC_REG_TX_DOORBELL; the device
  * backs them with ioeventfd, so a doorbell costs one exit and carries no data).
  *
+ * RETURN doorbell suppression (LNIC_F_RET_EVENT, when the driver writes it to
+ * LNIC_REG_DRIVER_FEATURES before ENABLE; virtio's event index, for one ring):
+ *   - the device also takes RETURN entries without a doorbell, after each batch of RX
+ *     completions it posts (at most LNIC_RET_PASS_MAX per batch), during RX_STOP, and
+ *     when its pool runs dry;
+ *   - after each look at the RETURN ring it stores ret_event in the RETURN ring header:
+ *     "ring when you publish the entry at this index". Comfortable, that is a quarter
+ *     of the ring past its cons; while it wants every page back at once (an RX
+ *     allocation failed, RX is stopped), it is the prod the device last saw;
+ *   - the driver publishes prod (release), then a full barrier, then loads ret_event,
+ *     and rings when the entries it just published (old prod .. new prod) include
+ *     ret_event: (uint32_t)(new - ret_event - 1) < (uint32_t)(new - old). It rings
+ *     anyway when half of the ring or more is still unconsumed, when it could not take
+ *     every completion for want of RETURN slots, and when it drains (RX stop): the event
+ *     is a hint, never the only way back for a page. Still one doorbell per batch.
+ * A driver that does not write LNIC_F_RET_EVENT rings for every batch as before; the
+ * device then never writes ret_event and reads RETURN only on a doorbell or when dry.
+ *
  * The device treats everything the guest writes as untrusted: ring addresses and
  * sizes are validated at ENABLE; indices whose distance exceeds the ring size, page
  * addresses outside the pool window, pages the guest does not own, and pages returned
@@ -138,6 +156,10 @@ enum lnic_reg {
   LNIC_REG_VIOLATIONS = 0x060,
   /* RO  pages this NIC has delivered to the guest and not got back (LNIC_F_DRAIN). */
   LNIC_REG_PAGES_HELD = 0x064,
+  /* RW  the LNIC_F_* the driver uses (LNIC_F_RET_EVENT is the one that changes what
+   * the device does). Written before ENABLE; a bit the device does not offer makes
+   * ENABLE fail with CONFIG_ERROR naming this register. RESET clears it. */
+  LNIC_REG_DRIVER_FEATURES = 0x068,
   LNIC_REG_RET_DOORBELL = 0x080, /* WO  any value: RETURN ring has new entries */
   LNIC_REG_TX_DOORBELL = 0x084,  /* WO  any value: TX ring has new entries */
   /* Latency floor (no device work in the path): writing LNIC_REG_FLOOR_ARM makes the
@@ -150,6 +172,11 @@ enum lnic_reg {
 #define LNIC_F_VIOLATIONS 0x2u /* LNIC_REG_VIOLATIONS is implemented */
 #define LNIC_F_DRAIN 0x4u      /* LNIC_CTRL_RX_STOP and LNIC_REG_PAGES_HELD */
 #define LNIC_F_TX_IRQ 0x8u     /* LNIC_VEC_TX signals consumed TX descriptors */
+#define LNIC_F_RET_EVENT 0x10u /* RETURN doorbell suppression: ret_event (above) */
+
+/* With LNIC_F_RET_EVENT: RETURN entries the device takes without a doorbell after one
+ * RX batch, at most. */
+#define LNIC_RET_PASS_MAX 64u
 
 #define LNIC_STATUS_RUNNING 0x1u
 #define LNIC_STATUS_CONFIG_ERROR 0x2u
@@ -171,7 +198,10 @@ struct lnic_ring_header {
   uint64_t floor_guest_tsc; /* RX ring: guest TSC at the floor interrupt's handler entry */
   uint8_t pad0[40];
   uint32_t cons; /* written by the consumer only */
-  uint8_t pad1[60];
+  /* RETURN ring with LNIC_F_RET_EVENT: written by the device only (never read back by
+   * it): ring the doorbell when the entry at this index is published. 0 otherwise. */
+  uint32_t ret_event;
+  uint8_t pad1[56];
 };
 
 /* RX completion: device -> guest. The page at page_gpa is now owned by the guest. */

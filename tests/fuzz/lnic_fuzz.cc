@@ -83,15 +83,15 @@ class RecordingBackend final : public Backend {
 };
 
 constexpr uint32_t kRegs[] = {
-    LNIC_REG_MAGIC,        LNIC_REG_VERSION,       LNIC_REG_FEATURES,     LNIC_REG_STATUS,
-    LNIC_REG_CONTROL,      LNIC_REG_CONFIG_ERROR,  LNIC_REG_MAC_LO,       LNIC_REG_MAC_HI,
-    LNIC_REG_RX_RING_LO,   LNIC_REG_RX_RING_HI,    LNIC_REG_RX_RING_SIZE, LNIC_REG_RET_RING_LO,
-    LNIC_REG_RET_RING_HI,  LNIC_REG_RET_RING_SIZE, LNIC_REG_TX_RING_LO,   LNIC_REG_TX_RING_HI,
+    LNIC_REG_MAGIC,          LNIC_REG_VERSION,       LNIC_REG_FEATURES,     LNIC_REG_STATUS,
+    LNIC_REG_CONTROL,        LNIC_REG_CONFIG_ERROR,  LNIC_REG_MAC_LO,       LNIC_REG_MAC_HI,
+    LNIC_REG_RX_RING_LO,     LNIC_REG_RX_RING_HI,    LNIC_REG_RX_RING_SIZE, LNIC_REG_RET_RING_LO,
+    LNIC_REG_RET_RING_HI,    LNIC_REG_RET_RING_SIZE, LNIC_REG_TX_RING_LO,   LNIC_REG_TX_RING_HI,
     LNIC_REG_TX_RING_SIZE,
     LNIC_REG_POOL_BASE_LO,  // ABI v3: where the MSI message registers were
-    LNIC_REG_POOL_SIZE_LO, LNIC_REG_PAGES_HELD,    LNIC_REG_RET_DOORBELL, LNIC_REG_TX_DOORBELL,
-    LNIC_REG_FLOOR_ARM,    LNIC_REG_VIOLATIONS};  // appended: the seeds' register choices keep
-                                                  // their meaning
+    LNIC_REG_POOL_SIZE_LO,   LNIC_REG_PAGES_HELD,    LNIC_REG_RET_DOORBELL, LNIC_REG_TX_DOORBELL,
+    LNIC_REG_FLOOR_ARM,      LNIC_REG_VIOLATIONS,  // appended: the seeds' register choices
+    LNIC_REG_DRIVER_FEATURES};                     // keep their meaning
 constexpr uint32_t kValues[] = {0,
                                 1,
                                 2,

@@ -53,6 +53,8 @@ boost::json::object lnic_metrics_json(const LnicReading& nic) {
   j["controls"] = boost::json::object{
       {"enables", m.enables.get()}, {"resets", m.resets.get()}, {"rx_stops", m.rx_stops.get()}};
   j["pages_returned"] = m.pages_returned.get();
+  j["pages_returned_unrung"] = m.pages_returned_unrung.get();
+  j["ret_event_now"] = m.ret_event_now.get();
   j["guest_samples_early"] = m.guest_stamp_early.get();
   j["alloc_timer_ticks"] = nic.alloc_timer_ticks;
   j["alloc_samples_net_zero"] = m.alloc_net_zero.get();

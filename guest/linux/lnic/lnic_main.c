@@ -23,8 +23,11 @@
  *     depends on how long the stack holds an skb, and a page is never returned while
  *     an skb still points into it; attaching the page (zero copy) is the alternative,
  *     to be measured against this one. Returns go out in one batch per poll: one RETURN
- *     prod store and one doorbell, and a poll never takes more completions than the
- *     RETURN ring has free slots;
+ *     prod store and at most one doorbell, and a poll never takes more completions than
+ *     the RETURN ring has free slots. With LNIC_F_RET_EVENT (acknowledged unless the
+ *     module parameter ret_event=0) the doorbell rings only when the device's ret_event
+ *     asks for it, when half the ring is unconsumed, when RETURN had no room, and at
+ *     stop: the device takes returns after each RX batch without one (guest/abi/lnic.h);
  *   - on an impossible index (RX prod more than a ring ahead of cons, RETURN cons moving
  *     backwards or past prod) enters a "device broken" state: one rate-limited log line,
  *     no further ring access until the interface is taken down and up again (which
@@ -69,6 +72,12 @@
 #define LNIC_POOL_MAX (64ull << 30)
 #define LNIC_STOP_TIMEOUT_US 2000000u
 
+/* RETURN doorbell suppression (LNIC_F_RET_EVENT) when the device offers it; ret_event=0
+ * makes the driver ring for every poll's returns, as drivers before it did. */
+static bool use_ret_event = true;
+module_param_named(ret_event, use_ret_event, bool, 0444);
+MODULE_PARM_DESC(ret_event, "ring the RETURN doorbell only when the device asks (default 1)");
+
 /* The driver's own counters, in `ethtool -S` order (names as given). What went wrong
  * with a completion is counted by kind (rx_*): bad_addr misaligned or outside the pool
  * window (not a page, not returned); bad_len 0 or > LNIC_FRAME_MAX (the page goes back,
@@ -80,7 +89,8 @@
  * state, by ring. tx_too_long / tx_broken_drops: frames dropped by xmit (longer than a
  * TX buffer; the device is broken). tx_busy: xmit called with the ring full (the queue
  * should have been stopped: 0 unless stop/wake is wrong). rx_floors: floor and warm-up
- * signals answered (`labyrinth latency`; lnic_answer_floor). */
+ * signals answered (`labyrinth latency`; lnic_answer_floor). ret_unrung: polls that
+ * published returns without ringing (LNIC_F_RET_EVENT: the device takes them itself). */
 /* clang-format off */
 #define LNIC_COUNTERS(X)						\
 	X(rx_irqs) X(tx_irqs) X(polls) X(ret_doorbells) X(tx_doorbells)	\
@@ -88,7 +98,7 @@
 	X(tx_broken_drops) X(rx_bad_addr) X(rx_bad_len) X(rx_bad_flags)	\
 	X(rx_page_twice) X(rx_seq_gaps) X(rx_seq_backward) X(rx_no_skb)	\
 	X(rx_drained) X(broken_rx_prod) X(broken_ret_cons)		\
-	X(broken_tx_cons) X(rx_floors)
+	X(broken_tx_cons) X(rx_floors) X(ret_unrung)
 /* clang-format on */
 
 struct lnic_counters {
@@ -117,6 +127,7 @@ struct lnic {
 	void *pool_va; /* the pool window, write-back */
 	u64 pool_base, pool_size;
 	u32 features;
+	bool ret_event; /* LNIC_F_RET_EVENT acknowledged at this open */
 
 	/* Rings (guest RAM, zeroed; the device validates them at ENABLE). */
 	struct lnic_ring_header *rx, *ret, *tx;
@@ -234,6 +245,34 @@ static void lnic_post_return(struct lnic *nic, u64 gpa, u64 seq, u64 t_guest_irq
 	++nic->ret_prod;
 }
 
+/* Whether the returns just published (old_prod .. ret_prod) need the doorbell. Without
+ * LNIC_F_RET_EVENT, always. With it: when the device's ret_event is among them (it
+ * wants them now, or a quarter of the ring has piled up), and in any case when half the
+ * ring is unconsumed, when this poll found RETURN too full to take every completion, or
+ * when `force` (the drain at stop). The event is the device's word and is only ever
+ * compared, never used as an index: a wrong one costs doorbells or delays returns, and
+ * the half-ring rule keeps RETURN from filling without a doorbell. */
+static bool lnic_ret_need_doorbell(struct lnic *nic, u32 old_prod, bool force)
+{
+	u32 event, new_prod = nic->ret_prod;
+
+	if (!nic->ret_event || force || nic->ret_full ||
+	    new_prod - nic->ret_cons_seen >= LNIC_RET_ENTRIES / 2)
+		return true;
+	/* prod (stored with release by the caller) before the event is read: either the
+	 * device's next look at RETURN sees these entries, or this load sees the event it
+	 * stored after that look (virtio's event index needs the same full barrier). */
+	smp_mb();
+	event = READ_ONCE(nic->ret->ret_event);
+	return (u32)(new_prod - event - 1) < (u32)(new_prod - old_prod);
+}
+
+static void lnic_ret_doorbell(struct lnic *nic)
+{
+	lnic_write(nic, LNIC_REG_RET_DOORBELL, 1);
+	++nic->c.ret_doorbells;
+}
+
 /* One completion. Every field is read once, then checked: what the driver acts on is
  * what it checked, even if the device rewrites the entry meanwhile. Returns 1 when a
  * frame went up the stack. */
@@ -302,8 +341,8 @@ static int lnic_rx_one(struct lnic *nic, u32 slot, u64 t_guest_irq, bool deliver
 }
 
 /* Consumes up to `budget` completions (never more than RETURN has free slots), then
- * publishes RX cons and RETURN prod and rings the doorbell once. Returns how many
- * completions were consumed. */
+ * publishes RX cons and RETURN prod and rings the doorbell at most once (always when not
+ * `deliver`: the drain at stop). Returns how many completions were consumed. */
 static int lnic_rx(struct lnic *nic, int budget, bool deliver)
 {
 	u32 prod, avail, ret_free, i, first_prod = nic->ret_prod;
@@ -338,8 +377,10 @@ static int lnic_rx(struct lnic *nic, int budget, bool deliver)
 		smp_store_release(&nic->rx->cons, nic->rx_cons);
 	if (nic->ret_prod != first_prod) {
 		smp_store_release(&nic->ret->prod, nic->ret_prod);
-		lnic_write(nic, LNIC_REG_RET_DOORBELL, 1);
-		++nic->c.ret_doorbells;
+		if (lnic_ret_need_doorbell(nic, first_prod, !deliver))
+			lnic_ret_doorbell(nic);
+		else
+			++nic->c.ret_unrung;
 	}
 	return done;
 }
@@ -552,10 +593,10 @@ static void lnic_report(struct lnic *nic, const char *when)
 
 	netdev_info(
 		nic->ndev,
-		"%s: rx_packets %lu tx_packets %lu rx_irqs %llu tx_irqs %llu polls %llu ret_doorbells %llu tx_queue_stops %llu bad_addr %llu bad_len %llu bad_flags %llu page_twice %llu seq_gaps %llu seq_backward %llu no_skb %llu drained %llu held %llu tx_in_flight %u device_pages_held %u violations %u broken %d\n",
+		"%s: rx_packets %lu tx_packets %lu rx_irqs %llu tx_irqs %llu polls %llu ret_doorbells %llu ret_unrung %llu tx_queue_stops %llu bad_addr %llu bad_len %llu bad_flags %llu page_twice %llu seq_gaps %llu seq_backward %llu no_skb %llu drained %llu held %llu tx_in_flight %u device_pages_held %u violations %u broken %d\n",
 		when, nic->ndev->stats.rx_packets, nic->ndev->stats.tx_packets, e->rx_irqs,
-		e->tx_irqs, e->polls, e->ret_doorbells, e->tx_queue_stops, e->rx_bad_addr,
-		e->rx_bad_len, e->rx_bad_flags, e->rx_page_twice, e->rx_seq_gaps,
+		e->tx_irqs, e->polls, e->ret_doorbells, e->ret_unrung, e->tx_queue_stops,
+		e->rx_bad_addr, e->rx_bad_len, e->rx_bad_flags, e->rx_page_twice, e->rx_seq_gaps,
 		e->rx_seq_backward, e->rx_no_skb, e->rx_drained, nic->held_count,
 		nic->tx_prod - nic->tx_clean, lnic_read(nic, LNIC_REG_PAGES_HELD),
 		lnic_read(nic, LNIC_REG_VIOLATIONS), nic->broken);
@@ -582,6 +623,10 @@ static int lnic_open(struct net_device *ndev)
 	nic->stamp_tsc = 0;
 	nic->floor_last_t_sent = 0;
 	nic->tx_prod = nic->tx_clean = 0;
+	/* After the RESET above, which cleared what an earlier driver acknowledged. */
+	nic->ret_event = use_ret_event && (nic->features & LNIC_F_RET_EVENT);
+	if (nic->ret_event)
+		lnic_write(nic, LNIC_REG_DRIVER_FEATURES, LNIC_F_RET_EVENT);
 	/* Pages still held from an earlier run stay held: their returns were refused or lost
 	 * with a broken device; the bitmap keeps them from being taken as new. */
 	/* TX flags stay 0: the device signals LNIC_VEC_TX after each doorbell's descriptors. */
@@ -635,6 +680,11 @@ static int lnic_stop(struct net_device *ndev)
 	/* What is left in the RX ring: pages back, frames counted as dropped. */
 	while (!err && !nic->broken && lnic_rx(nic, LNIC_RX_ENTRIES, false) != 0)
 		;
+	/* Returns a poll published without a doorbell after the device's RX_STOP pass: the
+	 * device reads RETURN only on a doorbell now. */
+	if (!err && !nic->broken && lnic_refresh_ret_cons(nic) &&
+	    nic->ret_prod != nic->ret_cons_seen)
+		lnic_ret_doorbell(nic);
 	/* Every TX descriptor consumed (the device still serves TX after RX_STOP): the
 	 * buffers are freed with the rings below. */
 	if (!nic->broken &&

@@ -15,8 +15,8 @@ std::vector<uint8_t> frame_of(size_t n, uint8_t seed) {
 TEST_F(LnicTest, IdentifiesItself) {
   EXPECT_EQ(rd(LNIC_REG_MAGIC), LNIC_MAGIC);
   EXPECT_EQ(rd(LNIC_REG_VERSION), LNIC_VERSION);
-  EXPECT_EQ(rd(LNIC_REG_FEATURES),
-            LNIC_F_TIMESTAMPS | LNIC_F_VIOLATIONS | LNIC_F_DRAIN | LNIC_F_TX_IRQ);
+  EXPECT_EQ(rd(LNIC_REG_FEATURES), LNIC_F_TIMESTAMPS | LNIC_F_VIOLATIONS | LNIC_F_DRAIN |
+                                       LNIC_F_TX_IRQ | LNIC_F_RET_EVENT);
   EXPECT_EQ(rd(LNIC_REG_POOL_BASE_LO), static_cast<uint32_t>(kWindow));
   EXPECT_EQ(rd(LNIC_REG_POOL_BASE_HI), static_cast<uint32_t>(kWindow >> 32));
   EXPECT_EQ(rd(LNIC_REG_POOL_SIZE_LO), static_cast<uint32_t>(1ull << 30));

@@ -4,6 +4,7 @@
 # throughput each way.
 #
 #   tests/vmm/bench/nic_bench.sh [--runs R] [--pings K] [--bytes N] [--phases LIST]
+#                                [--args "BOOT ARGS"]
 #
 # Both NICs sit on a TAP in a network namespace made (and removed) here, 10.0.2.1/24 on
 # the host side, so the traffic source is the same for both: the guest (guest/linux/init,
@@ -22,10 +23,12 @@
 # Needs root (ip netns, TAP) and standard KVM: run it in the test VM,
 #   scripts/vm.sh tests/vmm/bench/nic_bench.sh
 # Prints the host kind with the figures; the raw guest output of each run stays in
-# the work directory when --keep DIR is given.
+# the work directory when --keep DIR is given. --args adds kernel command-line arguments
+# to both guests (MODULE.PARAM=VALUE reaches the module: lnic.ret_event=0 makes the lnic
+# driver ring the RETURN doorbell for every poll, as before LNIC_F_RET_EVENT).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-runs=1 pings=200 bytes=$((4 << 20)) phases="64:500:5,64:5000:5,64:0:5,1500:0:5" keep=""
+runs=1 pings=200 bytes=$((4 << 20)) phases="64:500:5,64:5000:5,64:0:5,1500:0:5" keep="" extra=""
 while (($#)); do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
@@ -33,7 +36,8 @@ while (($#)); do
     --bytes) bytes="$2"; shift 2 ;;
     --phases) phases="$2"; shift 2 ;;
     --keep) keep="$2"; shift 2 ;;
-    *) echo "usage: $0 [--runs R] [--pings K] [--bytes N] [--phases SIZE:RATE:SECONDS,...] [--keep DIR]" >&2
+    --args) extra="$2"; shift 2 ;;
+    *) echo "usage: $0 [--runs R] [--pings K] [--bytes N] [--phases SIZE:RATE:SECONDS,...] [--keep DIR] [--args \"BOOT ARGS\"]" >&2
        exit 2 ;;
   esac
 done
@@ -57,7 +61,7 @@ net_bench_setup "$ns" "$tap"
 run_one() {
   local nic="$1" tag="$2" args dev
   args="console=ttyS0 reboot=k panic=-1 labyrinth.test=nic-bench labyrinth.pings=$pings"
-  args="$args labyrinth.bytes=$bytes labyrinth.phases=$phases"
+  args="$args labyrinth.bytes=$bytes labyrinth.phases=$phases${extra:+ $extra}"
   if [[ $nic == lnic ]]; then
     args="$args labyrinth.nic=lnic"
     dev='"labyrinth": {"lnics": [{"id": "lnic0", "guest_mac": "'$mac'",
@@ -98,7 +102,7 @@ for ((r = 1; r <= runs; r++)); do
 done
 
 echo "host: $host; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "guest: 1 vCPU, 256 MiB, stock Debian kernel $(basename "$kernel"); $runs run(s) each, order alternating"
+echo "guest: 1 vCPU, 256 MiB, stock Debian kernel $(basename "$kernel"); $runs run(s) each, order alternating${extra:+; boot args: $extra}"
 python3 - "$work" "$runs" <<'PY'
 import json, re, statistics, sys
 work, runs = sys.argv[1], int(sys.argv[2])
@@ -140,11 +144,18 @@ for nic in ("virtio-net", "lnic"):
                 drops = {k: v for k, v in n["rx_drops"].items() if v}
                 print(f"{nic} run {r}: device rx_frames {n['rx_frames']}, rx_drops {drops or 0}, "
                       f"interrupts {n['irqs']} RX + {n['tx_irqs']} TX, doorbells {n['doorbells']}, "
+                      f"pages returned {n['pages_returned']} ({n.get('pages_returned_unrung', 0)} without a doorbell), "
                       f"pages_with_guest {n['pages_with_guest']}, violations {sum(n['violations'].values())}")
+                print(f"{nic} run {r}: per 1,000 frames received: "
+                      f"{1000 * n['doorbells']['return'] / max(1, n['rx_frames']):.0f} RETURN doorbells, "
+                      f"{1000 * n['irqs'] / max(1, n['rx_frames']):.0f} RX interrupts")
             else:
                 n = m["virtio_net"][0]
                 print(f"{nic} run {r}: device rx_frames {n['rx_frames']}, interrupts {n['irqs']}, "
                       f"kicks {n['kicks']}, rx_waits_for_buffers {n['rx_waits_for_buffers']}")
+                print(f"{nic} run {r}: per 1,000 frames received: "
+                      f"{1000 * n['kicks']['rx'] / max(1, n['rx_frames']):.0f} RX kicks, "
+                      f"{1000 * n['irqs'] / max(1, n['rx_frames']):.0f} interrupts")
         except (OSError, ValueError, KeyError):
             pass
         print(f"{nic} run {r}: TAP tx_dropped (host -> guest frames the VMM did not read in time) "
