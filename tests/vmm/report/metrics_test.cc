@@ -92,6 +92,8 @@ TEST(MetricsJson, LnicWithAGenerator) {
   f.m.msix_rejects.inc(28);
   f.m.rx_drop_hostile.inc(29);
   f.m.hostile_written.inc(30);
+  f.m.pages_returned_unrung.inc(31);
+  f.m.ret_event_now.inc(32);
   EXPECT_EQ(
       boost::json::serialize(lnic_metrics_json(
           f.reading({.generated = 7, .overrun = 1, .rx_errors = 99, .max_lateness_ns = 900}))),
@@ -100,7 +102,8 @@ TEST(MetricsJson, LnicWithAGenerator) {
       R"j("generator_overrun":1,"test_hostile":29},"tx_frames":1,"tx_bytes":60,"tx_drops":4,)j"
       R"j("irqs":7,)j"
       R"j("tx_irqs":22,"controls":{"enables":23,"resets":24,"rx_stops":25},)j"
-      R"j("pages_returned":3,"guest_samples_early":1,"alloc_timer_ticks":40,)j"
+      R"j("pages_returned":3,"pages_returned_unrung":31,"ret_event_now":32,)j"
+      R"j("guest_samples_early":1,"alloc_timer_ticks":40,)j"
       R"j("alloc_samples_net_zero":11,"floor":{"sent":12,"missed":13,"early":14},)j"
       R"j("pages_with_guest":2,"test_hostile_written":30,"doorbells":{"return":15,"tx":16},)j"
       R"j("violations":{"bad_address":0,"not_owner":0,"double_return":17,"stale":18,)j"
