@@ -327,14 +327,17 @@ TEST_F(LabyrinthRun, TraceStartPrintsEveryStepBeforeTheFirstRun) {
   size_t at = 0;
   for (const char* step :
        {"command line", "logger + mlockall", "config file read + checked", "KVM: VM, irqchip, PIT",
-        "guest RAM: mmap + memslots", "page pool + its worker", "kernel image read",
-        "kernel, initrd, boot tables", "devices", "vCPUs: CPUID, registers", "vCPU runners",
-        "first KVM_RUN (vCPU thread)", "exec -> main", "exec -> first KVM_RUN"}) {
+        "guest RAM: mmap + memslots", "page pool + its worker", "kernel, initrd, boot tables",
+        "devices", "vCPUs: CPUID, registers", "vCPU runners", "first KVM_RUN (vCPU thread)",
+        "exec -> main", "exec -> first KVM_RUN"}) {
     const size_t pos = r.err.find(step, at);
     ASSERT_NE(pos, std::string::npos) << "no '" << step << "' after offset " << at << ":\n"
                                       << r.err;
     at = pos;
   }
+  // The pre-flight check read the kernel image and the build loaded those bytes: no
+  // second read of the file (issue 19; the step shows only when the machine reads it).
+  EXPECT_EQ(r.err.find("kernel image read"), std::string::npos) << r.err;
   // Without the flag: nothing (the default run prints nothing on success).
   auto quiet = run(config(hand_guest("exit7b", testing::guests::kExit7)));
   EXPECT_EQ(quiet.status, 7);
