@@ -349,9 +349,17 @@ static int lnic_rx(struct lnic *nic, int budget, bool deliver)
 	int done = 0;
 
 	nic->ret_full = false;
-	if (nic->broken || !lnic_refresh_ret_cons(nic))
+	if (nic->broken)
 		return 0;
+	/* RX prod first, then RETURN cons. The device publishes RETURN cons before it delivers
+	 * any page that cons gives back again, so every completion up to this prod names a page
+	 * whose return the cons read after it already shows. Read the other way round, a page
+	 * returned, taken back and delivered again between the two loads looks held twice
+	 * (rx_page_twice, and the page stranded with the guest: seen in CI once the device took
+	 * returns after every RX batch, LNIC_F_RET_EVENT). */
 	prod = smp_load_acquire(&nic->rx->prod);
+	if (!lnic_refresh_ret_cons(nic))
+		return 0;
 	avail = prod - nic->rx_cons;
 	if (avail > LNIC_RX_ENTRIES) {
 		lnic_broken(nic, &nic->c.broken_rx_prod, "RX prod more than a ring ahead of cons",
