@@ -54,8 +54,8 @@ std::expected<std::vector<std::byte>, Error> read_initrd(const Config& config) {
 
 }  // namespace
 
-std::expected<std::unique_ptr<Machine>, Error> Machine::create(const Config& config) {
-  std::unique_ptr<Machine> m(new Machine(config));
+std::expected<std::unique_ptr<Machine>, Error> Machine::create(Config config) {
+  std::unique_ptr<Machine> m(new Machine(std::move(config)));
   if (auto r = m->build(); !r) return std::unexpected(r.error());
   return m;
 }

@@ -20,6 +20,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -80,7 +81,10 @@ struct RunOptions {
 
 class Machine final : public devices::VmControl {
  public:
-  static std::expected<std::unique_ptr<Machine>, Error> create(const Config& config);
+  // Takes the config by value: a caller that moves it in (vmm/main.cc) leaves the
+  // pre-flight kernel bytes (Config::kernel_image) to the machine alone, which releases
+  // them once the guest is loaded.
+  static std::expected<std::unique_ptr<Machine>, Error> create(Config config);
   ~Machine() override;
 
   // Runs the VM to its end; returns the process exit status.
@@ -125,7 +129,7 @@ class Machine final : public devices::VmControl {
   bool send_ctrl_alt_del() { return i8042_->send_ctrl_alt_del(); }
 
  private:
-  explicit Machine(const Config& config) : config_(config) {}
+  explicit Machine(Config&& config) : config_(std::move(config)) {}
   std::expected<void, Error> build();
   std::expected<void, Error> build_pool();
   std::expected<void, Error> build_devices();

@@ -87,9 +87,8 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
                        "labyrinth: config error: labyrinth.lnics: a latency run needs an lnic\n");
     return vmm::kExitUsage;
   }
-  auto machine = vmm::Machine::create(*config);
+  auto machine = vmm::Machine::create(std::move(*config));
   if (!machine) return report_build_error(machine.error());
-  config->kernel_image.reset();  // loaded into the guest: not kept (locked) for the run
   vmm::RunOptions opts;
   opts.latency.seconds = seconds;
   opts.latency.floor_rate_hz = floor_rate;
@@ -114,8 +113,8 @@ int run_latency(const std::string& config_path, const std::string& serial_out, d
   const vmm::LnicLatencyRun run{
       .nic = (*machine)->lnics().reading(0),
       .host = vmm::describe_host(host.module, host.hypervisor).description,
-      .guest =
-          config->kernel_image_path + (config->boot_args.empty() ? "" : " " + config->boot_args),
+      .guest = (*machine)->config().kernel_image_path +
+               ((*machine)->config().boot_args.empty() ? "" : " " + (*machine)->config().boot_args),
       .seconds = seconds,
       .warmup_s = (*machine)->latency_warmup_s(),
       .tsc_start = tsc((*machine)->tsc_offset()),
@@ -143,9 +142,8 @@ int run_vm(const std::string& config_path, const std::string& serial_out, bool s
   auto config = load(config_path, serial_out);
   if (!config) return config.error();
   labyrinth::vmm::start_trace().mark("config file read + checked");
-  auto machine = labyrinth::vmm::Machine::create(*config);
+  auto machine = labyrinth::vmm::Machine::create(std::move(*config));
   if (!machine) return report_build_error(machine.error());
-  config->kernel_image.reset();  // loaded into the guest: not kept (locked) for the run
   const int status = (*machine)->run({.print_stats = stats, .metrics_path = metrics_path});
   (void)std::fputs(labyrinth::vmm::start_trace().table().c_str(), stderr);
   return status;
@@ -167,9 +165,8 @@ int run_api(const std::string& sock_path, double timeout_s, const std::string& c
   if (!config_path.empty()) {
     auto config = load(config_path, serial_out);
     if (!config) return config.error();
-    auto m = Machine::create(*config);
+    auto m = Machine::create(std::move(*config));
     if (!m) return report_build_error(m.error());
-    config->kernel_image.reset();  // loaded into the guest
     machine = std::move(*m);
   }
   api::Launcher launcher((*server)->io(), {.print_stats = stats, .metrics_path = metrics_path},

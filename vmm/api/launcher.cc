@@ -65,7 +65,7 @@ int Launcher::serve() {
     }
     if (!settings_.serial_out.empty()) config->serial.output = settings_.serial_out;
     config->seccomp = settings_.seccomp;
-    auto machine = Machine::create(*config);
+    auto machine = Machine::create(std::move(*config));
     if (!machine) {
       answer(req, std::string(to_string(machine.error())));
       continue;
