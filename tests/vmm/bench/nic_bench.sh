@@ -15,7 +15,10 @@
 # fast as the sender goes) asks `net_peer blast` for that traffic on the TAP (EtherType
 # 0x88B5 frames to the guest's MAC) and counts what the kernel received (rx_packets) and
 # the guest CPU's busy share (/proc/stat: user+nice+system+irq+softirq) and the NIC's
-# receive interrupts (/proc/interrupts) over it. A fixed
+# receive interrupts (/proc/interrupts) over it; for the lnic also what its driver's
+# copy of each frame into an skb cost (TSC cycles per frame, and as a share of its NAPI
+# polls' cycles and of the guest's busy CPU: the most that attaching the page instead
+# could save). A fixed
 # RATE offers both NICs the same load (compare CPU); RATE 0 lets each take what it can
 # (compare the rate; the sender shares the host's CPUs with the VMM, so what it offers
 # differs too, and the table shows received / sent). R runs alternate the order
@@ -111,7 +114,7 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else float("nan")
 def med(xs):
     return statistics.median(xs) if xs else float("nan")
-rows, failed = {}, False
+rows, failed, copy_rows = {}, False, {}
 for nic in ("virtio-net", "lnic"):
     agg = {"rtt50": [], "rtt99": [], "up": [], "down": [], "phases": {}}
     for r in range(1, runs + 1):
@@ -137,6 +140,23 @@ for nic in ("virtio-net", "lnic"):
             ph["busy"].append(b)
             # guest CPU seconds (USER_HZ 100) per 1,000 frames received
             ph["cpu_per_kframe"].append(int(busy) / 100 / max(1, int(got)) * 1000)
+            ph.setdefault("busy_ticks", []).append(int(busy))
+        # The lnic driver's copy: cycles per copied frame, against its polls' cycles and
+        # against the guest CPU's busy time over the phase (USER_HZ 100, the kernel's TSC rate).
+        tsc = re.search(r"labyrinth-bench: tsc ([0-9.]+) MHz", out)
+        busy_of = {}
+        for m in re.finditer(r"labyrinth-bench: rx size (\d+) rate (\d+) frames \d+ uptime \S+ -> \S+ busy (\d+)", out):
+            busy_of[(int(m.group(1)), int(m.group(2)))] = int(m.group(3))
+        for m in re.finditer(r"labyrinth-bench: lnic cycles size (\d+) rate (\d+) copies (\d+) copy (\d+) poll (\d+)", out):
+            key = (int(m.group(1)), int(m.group(2)))
+            copies, copy, poll = (int(x) for x in m.groups()[2:])
+            c = copy_rows.setdefault(key, {"per_frame": [], "of_poll": [], "of_busy": []})
+            if copies:
+                c["per_frame"].append(copy / copies)
+            if poll:
+                c["of_poll"].append(copy / poll)
+            if tsc and busy_of.get(key):
+                c["of_busy"].append(copy / (busy_of[key] / 100 * float(tsc.group(1)) * 1e6))
         try:
             m = json.load(open(tag + ".metrics.json"))
             if nic == "lnic":
@@ -182,5 +202,14 @@ for key in sorted(set(v["phases"]) | set(l["phases"])):
     line(f"{size} B, {offered}: guest CPU busy", g(pv, "busy"), g(pl, "busy"), "{:.3f}")
     line(f"{size} B, {offered}: guest CPU s per 1,000 frames", g(pv, "cpu_per_kframe"), g(pl, "cpu_per_kframe"), "{:.4f}")
     line(f"{size} B, {offered}: frames per receive interrupt", g(pv, "per_irq"), g(pl, "per_irq"), "{:.1f}")
+if copy_rows:
+    print()
+    print("The lnic driver's receive copy (skb_put_data; virtio-net builds its skb around the buffer it posted):")
+    print()
+    print("| phase | TSC cycles per copied frame | copy / NAPI poll cycles | copy / guest busy CPU |")
+    print("| --- | --- | --- | --- |")
+    for (size, rate), c in sorted(copy_rows.items()):
+        offered = f"{rate}/s" if rate else "as fast as sent"
+        print(f"| {size} B, {offered} | {med(c['per_frame']):.0f} | {med(c['of_poll']):.3f} | {med(c['of_busy']):.3f} |")
 sys.exit(1 if failed else 0)
 PY
