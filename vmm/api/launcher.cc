@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/json/array.hpp>
 
+#include "vmm/api/round_trip.h"
 #include "vmm/error.h"
 #include "vmm/report/lnic_latency.h"
 
@@ -42,8 +43,11 @@ void Launcher::start(std::string config_json,
   cv_.notify_one();
 }
 
-void Launcher::answer(const StartRequest& req, std::optional<std::string> failure) {
-  asio::post(api_io_, [done = req.done, failure = std::move(failure)] { done(failure); });
+void Launcher::answer(StartRequest req, std::optional<std::string> failure) {
+  // Moved, not copied: a copy left in req would end the API session on this thread once
+  // the API thread has answered (round_trip.h).
+  asio::post(api_io_,
+             [done = std::move(req.done), failure = std::move(failure)] { done(failure); });
 }
 
 int Launcher::serve() {
@@ -60,18 +64,18 @@ int Launcher::serve() {
     // Exactly a --config file's checks: the section parsers, the memory map, pre-flight.
     auto config = parse_config(req.config_json, ConfigLimits::host_limits());
     if (!config) {
-      answer(req, config.error().message());
+      answer(std::move(req), config.error().message());
       continue;
     }
     if (!settings_.serial_out.empty()) config->serial.output = settings_.serial_out;
     config->seccomp = settings_.seccomp;
     auto machine = Machine::create(std::move(*config));
     if (!machine) {
-      answer(req, std::string(to_string(machine.error())));
+      answer(std::move(req), std::string(to_string(machine.error())));
       continue;
     }
     machine_ = std::move(*machine);
-    answer(req, std::nullopt);
+    answer(std::move(req), std::nullopt);
   }
   {
     std::lock_guard lock(mu_);
@@ -105,17 +109,16 @@ boost::json::object live_metrics(Machine& m) {
 void Launcher::metrics(std::function<void(boost::json::object)> done) {
   // On the VM's event loop, between two of its handlers: the readings are its own, and
   // the data path is only delayed by the copy, never stopped.
-  machine_->post_to_event_loop([m = machine_.get(), &io = api_io_, done = std::move(done)] {
-    asio::post(io, [done, j = live_metrics(*m)] { done(j); });
-  });
+  round_trip([this](std::function<void()> f) { machine_->post_to_event_loop(std::move(f)); },
+             api_io_, [m = machine_.get()] { return live_metrics(*m); }, std::move(done));
 }
 
 void Launcher::set_paused(bool paused, std::function<void(bool)> done) {
   // On the event loop: the vCPUs are parked (or released) and the devices quiesced
   // between two of its handlers; the answer goes back once that is done.
-  machine_->post_to_event_loop([m = machine_.get(), &io = api_io_, paused, done = std::move(done)] {
-    asio::post(io, [done, ok = m->set_paused(paused)] { done(ok); });
-  });
+  round_trip([this](std::function<void()> f) { machine_->post_to_event_loop(std::move(f)); },
+             api_io_, [m = machine_.get(), paused] { return m->set_paused(paused); },
+             std::move(done));
 }
 
 }  // namespace labyrinth::vmm::api

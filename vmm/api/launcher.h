@@ -60,7 +60,7 @@ class Launcher final : public VmmLink {
     std::string config_json;
     std::function<void(std::optional<std::string>)> done;
   };
-  void answer(const StartRequest& req, std::optional<std::string> failure);
+  void answer(StartRequest req, std::optional<std::string> failure);
 
   boost::asio::io_context& api_io_;
   RunOptions options_;
