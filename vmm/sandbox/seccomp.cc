@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <array>
@@ -23,6 +24,10 @@
 #include <mutex>
 
 #include "vmm/kvm/kvm_abi.h"
+
+#ifdef LABYRINTH_SANITIZER
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 namespace labyrinth::vmm::sandbox {
 
@@ -148,7 +153,28 @@ void sanitizer_runtime(Builder& b) {
                SCMP_SYS(sched_getparam), SCMP_SYS(munlock),
                SCMP_SYS(mlock),          SCMP_SYS(process_vm_readv),
                SCMP_SYS(sysinfo),        SCMP_SYS(uname)});
+  b.allow(SCMP_SYS(dup3));  // the runtime's dup2 (a symbolizer's pipes) is dup3 on x86-64
   b.allow(SCMP_SYS(tgkill));
+  // A report asks isatty() of its output (colours) before it prints. Forbidden, the trap's
+  // handler ended the process from inside the report, and TSan's exit then waited for the
+  // lock the report held: api_kvm_test hung until its timeout instead of failing.
+  b.allow(SCMP_SYS(ioctl), {SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(TCGETS))});
+}
+
+// The runtime symbolizes a report through an llvm-symbolizer child it starts at the first
+// report. Forked from a filtered thread, the child inherits the filter: its dup3 trapped
+// (the handler's exit then hung in the copied runtime, and the report waited on the pipe
+// for good), and the loader could not map llvm-symbolizer (PROT_EXEC) anyway. So where a
+// symbolizer is configured (scripts/test.sh sets it), prepare() starts it now, unfiltered,
+// and it serves every later report over the pipe ("%F %L": a format without them
+// symbolizes nothing). Where none is, starting one would only print the runtime's
+// warnings at every start; a report is then printed unsymbolized, as it would be anyway.
+bool symbolizer_configured() {
+  for (const char* var : {"ASAN_OPTIONS", "TSAN_OPTIONS", "UBSAN_OPTIONS"}) {
+    const char* v = std::getenv(var);
+    if (v != nullptr && std::strstr(v, "external_symbolizer_path=") != nullptr) return true;
+  }
+  return std::getenv("ASAN_SYMBOLIZER_PATH") != nullptr;
 }
 #endif
 
@@ -243,6 +269,12 @@ void Seccomp::prepare() {
       const char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
       if (name != nullptr) g_names[nr] = name;  // kept for the process's life
     }
+#ifdef LABYRINTH_SANITIZER
+    if (symbolizer_configured()) {
+      char where[256];
+      __sanitizer_symbolize_pc(__builtin_return_address(0), "%F %L", where, sizeof where);
+    }
+#endif
     struct sigaction sa = {};
     sa.sa_sigaction = on_sigsys;
     sa.sa_flags = SA_SIGINFO;
