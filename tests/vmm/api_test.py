@@ -148,8 +148,14 @@ def status_of(reply):
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
 
 
+# Every VMM this run started: when a check fails, main() prints the output of each that
+# ended abnormally (a crash or a sanitizer report is otherwise only "status 0" replies).
+started = []
+
+
 class Labyrinth:
     def __init__(self, binary, sock, args=(), timeout=3):
+        started.append(self)
         self.sock = sock
         self.out = tempfile.NamedTemporaryFile(prefix="labyrinth-", suffix=".out", delete=False,
                                                dir=os.path.dirname(sock))
@@ -658,7 +664,14 @@ def main():
     # /run is the test VM's own tmpfs (its /tmp is the host's, over 9p).
     base = "/run" if os.environ.get("LABYRINTH_IN_TEST_VM") and os.access("/run", os.W_OK) else None
     with tempfile.TemporaryDirectory(prefix="labyrinth-api-", dir=base) as tmp:
-        {"host": host_tests, "kvm": kvm_tests, "linux": linux_tests}[args.mode](args, contract, tmp)
+        try:
+            {"host": host_tests, "kvm": kvm_tests, "linux": linux_tests}[args.mode](args, contract, tmp)
+        finally:
+            for vm in started:
+                status = vm.proc.poll()
+                if (failures or sys.exc_info()[0]) and status not in (None, 0, 130, 143):
+                    print(f"labyrinth (pid {vm.proc.pid}) ended with status {status}; its output:\n"
+                          f"{vm.output()[-6000:]}")
     print(f"api_test --mode {args.mode}: {checks - len(failures)}/{checks} checks passed")
     return 1 if failures else 0
 
