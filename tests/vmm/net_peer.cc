@@ -6,7 +6,7 @@
 //                                side, wait for the peer to close
 // Prints one line: bytes, seconds from accept to the end, Mbit/s. Gives up after 600 s.
 //
-//   net_peer blast PORT IFACE DSTMAC N
+//   net_peer blast PORT IFACE DSTMAC N [PIDFILE]
 //                                the receive-rate source of tests/vmm/bench/nic_bench.sh:
 //                                serves N connections one after the other; each sends a
 //                                line "SIZE RATE SECONDS" and gets, on IFACE (AF_PACKET),
@@ -14,8 +14,13 @@
 //                                0x88B5, local experimental; a 64-bit sequence number and a
 //                                pattern) at RATE frames a second (0: as fast as sendto
 //                                goes), then one line "sent F frames in T s" and EOF.
-//                                Prints the same line for each.
+//                                Prints the same line for each. With PIDFILE (the VMM's
+//                                PID, read at each request) the line adds the CPU time
+//                                the VMM's threads took while the frames went out, from
+//                                the scheduler (schedstat): ", vcpu V ns, vmm W ns" (V its
+//                                threads named vcpu*: the guest; W the others: devices).
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -81,7 +86,47 @@ uint64_t now_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-int blast(int port, const char* iface, const char* dst_text, int connections) {
+// On-CPU nanoseconds of one process's threads (/proc/PID/task/*/schedstat, first field),
+// split into those named vcpu* and the rest. ok is false when PIDFILE names no process.
+struct CpuSplit {
+  uint64_t vcpu = 0, other = 0;
+  bool ok = false;
+};
+
+CpuSplit cpu_of(const char* pidfile) {
+  CpuSplit r;
+  if (pidfile == nullptr) return r;
+  FILE* f = std::fopen(pidfile, "r");
+  if (f == nullptr) return r;
+  int pid = 0;
+  const bool have = std::fscanf(f, "%d", &pid) == 1 && pid > 0;
+  (void)std::fclose(f);
+  if (!have) return r;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = ::opendir(tasks.c_str());
+  if (d == nullptr) return r;
+  while (const dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string t = tasks + "/" + e->d_name;
+    char comm[32] = {};
+    unsigned long long ns = 0;
+    FILE* c = std::fopen((t + "/comm").c_str(), "r");
+    if (c == nullptr) continue;
+    const bool named = std::fgets(comm, sizeof comm, c) != nullptr;
+    (void)std::fclose(c);
+    FILE* st = std::fopen((t + "/schedstat").c_str(), "r");
+    if (st == nullptr) continue;
+    const bool timed = std::fscanf(st, "%llu", &ns) == 1;
+    (void)std::fclose(st);
+    if (!named || !timed) continue;
+    (std::strncmp(comm, "vcpu", 4) == 0 ? r.vcpu : r.other) += ns;
+    r.ok = true;
+  }
+  (void)::closedir(d);
+  return r;
+}
+
+int blast(int port, const char* iface, const char* dst_text, int connections, const char* pidfile) {
   uint8_t dst[6];
   if (!parse_mac(dst_text, dst)) {
     (void)std::fprintf(stderr, "net_peer: blast: DSTMAC '%s' is not aa:bb:cc:dd:ee:ff\n", dst_text);
@@ -134,6 +179,7 @@ int blast(int port, const char* iface, const char* dst_text, int connections) {
     frame[12] = 0x88;
     frame[13] = 0xB5;
     for (size_t i = 22; i < frame.size(); ++i) frame[i] = static_cast<uint8_t>(i * 7 % 251);
+    const CpuSplit cpu0 = cpu_of(pidfile);
     const uint64_t t0 = now_ns();
     const uint64_t end = t0 + static_cast<uint64_t>(seconds * 1e9);
     const uint64_t gap = rate == 0 ? 0 : 1'000'000'000u / rate;
@@ -157,13 +203,20 @@ int blast(int port, const char* iface, const char* dst_text, int connections) {
       }
     }
     const double secs = static_cast<double>(now_ns() - t0) / 1e9;
-    char result[160];
+    const CpuSplit cpu1 = cpu_of(pidfile);
+    char cpu[96] = {};
+    if (cpu0.ok && cpu1.ok) {
+      (void)std::snprintf(cpu, sizeof cpu, ", vcpu %llu ns, vmm %llu ns",
+                          static_cast<unsigned long long>(cpu1.vcpu - cpu0.vcpu),
+                          static_cast<unsigned long long>(cpu1.other - cpu0.other));
+    }
+    char result[256];
     const int len = std::snprintf(result, sizeof result,
                                   "sent %llu frames of %u bytes in %.3f s (%.0f/s, asked %u/s), "
-                                  "%llu sendto failures\n",
+                                  "%llu sendto failures%s\n",
                                   static_cast<unsigned long long>(sent), size, secs,
                                   static_cast<double>(sent) / secs, rate,
-                                  static_cast<unsigned long long>(failed));
+                                  static_cast<unsigned long long>(failed), cpu);
     (void)std::printf("net_peer: blast %s", result);
     (void)std::fflush(stdout);
     (void)!::write(s, result, static_cast<size_t>(len));
@@ -177,12 +230,13 @@ int blast(int port, const char* iface, const char* dst_text, int connections) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 6 && std::string(argv[1]) == "blast") {
-    return blast(std::atoi(argv[2]), argv[3], argv[4], std::atoi(argv[5]));
+  if ((argc == 6 || argc == 7) && std::string(argv[1]) == "blast") {
+    return blast(std::atoi(argv[2]), argv[3], argv[4], std::atoi(argv[5]),
+                 argc == 7 ? argv[6] : nullptr);
   }
   if (argc != 4) {
-    (void)std::fprintf(stderr,
-                       "usage: net_peer sink|source PORT BYTES | blast PORT IFACE DSTMAC N\n");
+    (void)std::fprintf(
+        stderr, "usage: net_peer sink|source PORT BYTES | blast PORT IFACE DSTMAC N [PIDFILE]\n");
     return 2;
   }
   const std::string mode = argv[1];

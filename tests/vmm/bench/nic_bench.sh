@@ -15,7 +15,10 @@
 # fast as the sender goes) asks `net_peer blast` for that traffic on the TAP (EtherType
 # 0x88B5 frames to the guest's MAC) and counts what the kernel received (rx_packets) and
 # the guest CPU's busy share (/proc/stat: user+nice+system+irq+softirq) and the NIC's
-# receive interrupts (/proc/interrupts) over it; for the lnic also what its driver's
+# receive interrupts (/proc/interrupts) over it, and the host scheduler's CPU time of the
+# VMM's vCPU thread and of its other threads over the send window (net_peer blast reads
+# schedstat: the guest's own /proc/stat ticks proved unreliable under TCG, the same phase
+# counting 0.16-0.69 s busy from run to run); for the lnic also what its driver's
 # copy of each frame into an skb cost (TSC cycles per frame, and as a share of its NAPI
 # polls' cycles and of the guest's busy CPU: the most that attaching the page instead
 # could save). A fixed
@@ -82,14 +85,20 @@ JSON
   local sink=$!
   ip netns exec "$ns" "$peer" source 5002 "$bytes" >"$work/$tag.source" 2>&1 &
   local source=$!
-  ip netns exec "$ns" "$peer" blast 5003 "$tap" "$mac" "$nphases" >"$work/$tag.blast" 2>&1 &
+  rm -f "$work/$tag.pid"
+  ip netns exec "$ns" "$peer" blast 5003 "$tap" "$mac" "$nphases" "$work/$tag.pid" \
+    >"$work/$tag.blast" 2>&1 &
   local blast=$!
   sleep 1
   local dropped0 status=0
   dropped0=$(ip netns exec "$ns" cat "/sys/class/net/$tap/statistics/tx_dropped")
+  # In the background so that blast can read the VMM's threads' CPU time (`ip netns exec`
+  # execs: $! is labyrinth's PID).
   ip netns exec "$ns" "$labyrinth" run --config "$work/$tag.json" --stats \
-    --metrics "$work/$tag.metrics.json" >"$work/$tag.out" 2>"$work/$tag.err" </dev/null ||
-    status=$?
+    --metrics "$work/$tag.metrics.json" >"$work/$tag.out" 2>"$work/$tag.err" </dev/null &
+  local vmm=$!
+  echo "$vmm" >"$work/$tag.pid"
+  wait "$vmm" || status=$?
   echo $(($(ip netns exec "$ns" cat "/sys/class/net/$tap/statistics/tx_dropped") - dropped0)) \
     >"$work/$tag.tap_dropped"
   kill "$sink" "$source" "$blast" 2>/dev/null || true
@@ -141,6 +150,13 @@ for nic in ("virtio-net", "lnic"):
             # guest CPU seconds (USER_HZ 100) per 1,000 frames received
             ph["cpu_per_kframe"].append(int(busy) / 100 / max(1, int(got)) * 1000)
             ph.setdefault("busy_ticks", []).append(int(busy))
+        # The host scheduler's view (net_peer blast, schedstat over the send window): the
+        # guest's vCPU thread and the VMM's other threads, CPU seconds per 1,000 frames.
+        for m in re.finditer(r"labyrinth-bench: rx size (\d+) rate (\d+) frames (\d+) .*?, vcpu (\d+) ns, vmm (\d+) ns", out):
+            size, rate, got, vcpu, vmm = (int(x) for x in m.groups())
+            ph = agg["phases"][(size, rate)]
+            ph.setdefault("vcpu_per_kframe", []).append(vcpu / 1e9 / max(1, got) * 1000)
+            ph.setdefault("vmm_per_kframe", []).append(vmm / 1e9 / max(1, got) * 1000)
         # The lnic driver's copy: cycles per copied frame, against its polls' cycles and
         # against the guest CPU's busy time over the phase (USER_HZ 100, the kernel's TSC rate).
         tsc = re.search(r"labyrinth-bench: tsc ([0-9.]+) MHz", out)
@@ -201,6 +217,8 @@ for key in sorted(set(v["phases"]) | set(l["phases"])):
     line(f"{size} B, {offered}: received / sent", g(pv, "share"), g(pl, "share"), "{:.3f}")
     line(f"{size} B, {offered}: guest CPU busy", g(pv, "busy"), g(pl, "busy"), "{:.3f}")
     line(f"{size} B, {offered}: guest CPU s per 1,000 frames", g(pv, "cpu_per_kframe"), g(pl, "cpu_per_kframe"), "{:.4f}")
+    line(f"{size} B, {offered}: vCPU thread CPU s per 1,000 frames (host)", g(pv, "vcpu_per_kframe"), g(pl, "vcpu_per_kframe"), "{:.4f}")
+    line(f"{size} B, {offered}: VMM's other threads CPU s per 1,000 frames (host)", g(pv, "vmm_per_kframe"), g(pl, "vmm_per_kframe"), "{:.4f}")
     line(f"{size} B, {offered}: frames per receive interrupt", g(pv, "per_irq"), g(pl, "per_irq"), "{:.1f}")
 if copy_rows:
     print()
