@@ -87,7 +87,7 @@ done
 
 # Whole cycles, never awk's %.6g (1.5e+06 is no number to bc).
 median() { sort -n | awk '{a[NR] = $1} END {if (NR == 0) exit 1; printf "%.0f\n", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-echo "vmexit.flat, $runs run(s) per VMM, -smp 2; host: $host_kind; $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "vmexit.flat, $runs run(s) per VMM, one boot per test (x86/unittests.cfg parameters); host: $host_kind; $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
 if ((absolute)); then
   echo "| test | QEMU cycles (median) | Labyrinth cycles (median) | Labyrinth / QEMU |"
