@@ -10,7 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-19 clang-tidy-19 clang-format-19 libclang-rt-19-dev
   iproute2 libseccomp-dev strace
-  python3 bc  # tests/bench/compare.sh, the kvm-unit-tests shim and runner
+  python3 bc xz-utils  # xz: guest/linux/fetch_kernel.sh unpacks the vmlinux; tests/bench/compare.sh, the kvm-unit-tests shim and runner
   curl python3-yaml python3-jsonschema  # tests/vmm/api_test.py: the API socket against its contract
   qemu-system-x86 busybox-static cpio  # the test VM (scripts/vm.sh)
 )

@@ -8,7 +8,14 @@
 #                                                          -common part and linux-kbuild
 #   build/vm/linux-guest/vmlinuz                           a link to the bzImage: the path
 #                                                          configs and tests name
-# Usage: guest/linux/fetch_kernel.sh [CACHE_DIR]. Prints the bzImage's path.
+#   build/vm/linux-guest/kernel/boot/vmlinux-$VERSION      the same kernel uncompressed: the
+#                                                          ELF the bzImage's decompressor
+#                                                          would unpack (its payload, xz,
+#                                                          gzip or zstd), for a direct boot
+#                                                          that skips decompression
+#   build/vm/linux-guest/vmlinux                           a link to it
+# Usage: guest/linux/fetch_kernel.sh [--vmlinux] [CACHE_DIR]. Prints the bzImage's path, or
+# with --vmlinux the vmlinux's.
 #
 # VERSION is the kernel linux-image-amd64 depends on (as scripts/vm.sh resolves it), so
 # the kit follows Debian's ABI bumps instead of pinning a package that leaves the
@@ -16,6 +23,8 @@
 # headers together, all of one package version). When the archive cannot be asked or
 # the download fails, a kernel already in the cache is used, with a warning.
 set -euo pipefail
+want=vmlinuz
+if [[ ${1:-} == --vmlinux ]]; then want=vmlinux; shift; fi
 cache="${1:-$(cd "$(dirname "$0")/../.." && pwd)/build/vm/linux-guest}"
 mkdir -p "$cache"
 
@@ -74,4 +83,46 @@ elif [[ ! -f $cache/kernel/boot/vmlinuz-$version || ! -d $cache/kernel/usr/src/l
 fi
 image="$cache/kernel/boot/vmlinuz-$version"
 ln -sfn "kernel/boot/vmlinuz-$version" "$cache/vmlinuz"
-echo "$image"
+
+# unpack_vmlinux BZIMAGE OUT: the protected-mode payload (setup header payload_offset and
+# payload_length, boot protocol 2.08+) is the compressed ELF, followed for every
+# compressor but gzip by its uncompressed size (4 bytes, little endian): checked here.
+unpack_vmlinux() {
+  python3 - "$1" "$2" <<'PY'
+import os, struct, subprocess, sys
+src, out = sys.argv[1:3]
+b = open(src, "rb").read()
+def fail(why):
+    sys.exit(f"fetch_kernel.sh: {src}: {why}")
+if len(b) < 0x250 or b[0x202:0x206] != b"HdrS":
+    fail("not a bzImage (no HdrS at 0x202)")
+if struct.unpack_from("<H", b, 0x206)[0] < 0x208:
+    fail("boot protocol older than 2.08 has no payload fields")
+start = ((b[0x1F1] or 4) + 1) * 512 + struct.unpack_from("<I", b, 0x248)[0]
+length = struct.unpack_from("<I", b, 0x24C)[0]
+payload = b[start:start + length]
+if len(payload) != length or length < 8:
+    fail(f"payload {start:#x}+{length:#x} runs past the file's {len(b)} bytes")
+tools = {b"\xfd7zXZ\x00": ["xz", "-dc"], b"\x1f\x8b": ["gzip", "-dc"],
+         b"\x28\xb5\x2f\xfd": ["zstd", "-dcq"]}
+cmd = next((c for magic, c in tools.items() if payload.startswith(magic)), None)
+if cmd is None:
+    fail(f"payload compressed with an unsupported method (magic {payload[:6].hex()})")
+size = struct.unpack("<I", payload[-4:])[0]
+data = payload if cmd[0] == "gzip" else payload[:-4]
+r = subprocess.run(cmd, input=data, capture_output=True)
+if r.returncode != 0:
+    fail(f"{cmd[0]} failed: {r.stderr.decode(errors='replace').strip()}")
+if r.stdout[:4] != b"\x7fELF" or len(r.stdout) != size:
+    fail(f"the unpacked payload is not the {size}-byte ELF the trailer promises")
+with open(out + ".tmp", "wb") as f:
+    f.write(r.stdout)
+os.replace(out + ".tmp", out)
+PY
+}
+vmlinux="$cache/kernel/boot/vmlinux-$version"
+if [[ ! -f $vmlinux || $vmlinux -ot $image ]]; then
+  unpack_vmlinux "$image" "$vmlinux"
+fi
+ln -sfn "kernel/boot/vmlinux-$version" "$cache/vmlinux"
+if [[ $want == vmlinux ]]; then echo "$vmlinux"; else echo "$image"; fi

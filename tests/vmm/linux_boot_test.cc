@@ -114,6 +114,23 @@ TEST_F(LinuxBoot, ReachesInitWithOneVcpu) {
   EXPECT_EQ(r.out.find("APIC timer disabled"), std::string::npos) << r.out;
 }
 
+// The same kernel unpacked from the bzImage (guest/linux/fetch_kernel.sh --vmlinux) boots
+// straight into its own startup_64, without the decompressor: the kit's ELF has its
+// per-CPU segment linked at 0, which the loader once took for a test guest's layout.
+TEST_F(LinuxBoot, ReachesInitFromTheUnpackedVmlinux) {
+  require_standard_kvm();
+  auto r =
+      run(config("poweroff", 1, 256, LABYRINTH_LINUX_VMLINUX, LABYRINTH_LINUX_INITRAMFS), "debug");
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  // Entered at e_entry, startup_64 itself (a bzImage's is its load address + 0x200).
+  EXPECT_NE(r.err.find("linux: kernel at 0x1000000 (+0x"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(", entry 0x1000000, initrd"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("labyrinth-init: reached init"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("labyrinth-test: poweroff"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("reboot: Power down"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("Kernel panic"), std::string::npos) << r.out;
+}
+
 TEST_F(LinuxBoot, BringsUpEveryVcpu) {
   require_standard_kvm();
   auto r = run(config("cpus=2", 2));

@@ -9,6 +9,7 @@
 #include "vmm/boot/acpi.h"
 #include "vmm/boot/boot_setup.h"
 #include "vmm/boot/byte_fields.h"
+#include "vmm/boot/kernel_kind.h"
 
 namespace labyrinth::vmm {
 namespace {
@@ -266,6 +267,42 @@ TEST_F(LinuxLoad, LoadsAnElfVmlinux) {
   e.ph[0].p_paddr = 0x8000;  // a vmlinux placed below 1 MiB
   e.eh.e_entry = 0x8000 + testing::TestElf::kCodeOffset;
   EXPECT_NE(parse_linux_kernel(e.bytes()).error().detail.find("below 1 MiB"), std::string::npos);
+}
+
+// Debian's vmlinux (unpacked by guest/linux/fetch_kernel.sh --vmlinux) has its per-CPU
+// segment linked at virtual address 0: it is still a Linux kernel, loaded at p_paddr.
+// Before this was allowed such a file was taken for a Labyrinth test guest.
+TEST_F(LinuxLoad, AVmlinuxWithItsPerCpuSegmentLinkedAtZeroIsLinux) {
+  testing::TestElf e = testing::TestElf::with_code({0x90, 0xF4});
+  const uint64_t code_at = sizeof(Elf64_Ehdr) + 2 * sizeof(Elf64_Phdr);
+  e.eh.e_phnum = 2;
+  e.ph[0].p_vaddr = 0xFFFFFFFF81000000ull;
+  e.ph[0].p_paddr = 16 * kMiB;
+  e.ph[0].p_filesz = code_at + e.code.size();
+  e.ph[0].p_memsz = e.ph[0].p_filesz;
+  Elf64_Phdr percpu = e.ph[0];
+  percpu.p_vaddr = 0;  // .data..percpu
+  percpu.p_paddr = 20 * kMiB;
+  percpu.p_offset = 0;
+  percpu.p_filesz = 0;
+  percpu.p_memsz = 0x35000;
+  e.ph.push_back(percpu);
+  e.eh.e_entry = 16 * kMiB + code_at;
+  auto kind = kernel_kind(e.bytes(), "vmlinux");
+  ASSERT_TRUE(kind.has_value());
+  EXPECT_EQ(*kind, KernelKind::linux);
+  auto k = parse_linux_kernel(e.bytes());
+  ASSERT_TRUE(k.has_value()) << k.error().message();
+  EXPECT_EQ(k->format, KernelFormat::vmlinux);
+  EXPECT_EQ(k->load_gpa, 16 * kMiB);
+  EXPECT_EQ(k->footprint, 4 * kMiB + 0x35000);
+  auto plan = plan_linux_boot(*k, layout_, 0, "console=ttyS0").value();
+  ASSERT_TRUE(load_linux(e.bytes(), *k, plan, {}, "console=ttyS0", *memory_, layout_));
+  EXPECT_EQ(memory_->translate(k->entry_gpa, 2).value()[1], std::byte{0xF4});
+
+  // The entry in the low-linked segment: a test guest's layout, not a vmlinux.
+  e.eh.e_entry = 20 * kMiB;
+  EXPECT_FALSE(is_linux_kernel(e.bytes()));
 }
 
 TEST(LinuxLoader, EntryStateFollowsThe64BitBootProtocol) {

@@ -1,8 +1,8 @@
 // vmm/boot/kernel_kind.h — which of the three kinds of kernel a file is.
 //
 // boot-source.kernel_image_path names one of:
-//   * a Linux kernel: a bzImage ("HdrS" at 0x202) or an ELF64 vmlinux linked in the
-//     kernel's high half (linux_loader.h);
+//   * a Linux kernel: a bzImage ("HdrS" at 0x202) or an ELF64 vmlinux whose entry segment
+//     is linked in the kernel's high half (linux_loader.h);
 //   * a Multiboot v1 kernel: the header magic 0x1BADB002 4-byte aligned in the first
 //     8 KiB (multiboot_loader.h; kvm-unit-tests' .flat files);
 //   * a Labyrinth test guest: any other ELF64 file (elf_loader.h checks it in full).

@@ -37,11 +37,17 @@ std::unexpected<BootError> kernel_error(std::string detail) {
   return std::unexpected(BootError{"boot-source.kernel_image_path", std::move(detail)});
 }
 
+// A vmlinux: the segment holding the entry point (e_entry is physical, as in the
+// kernel's own linker script: ENTRY(phys_startup_64)) is linked in the kernel's high half.
+// Other segments need not be: x86-64's per-CPU area (.data..percpu) is linked at virtual
+// address 0 and loaded at its p_paddr like the rest.
 bool is_vmlinux(std::span<const std::byte> image, ElfImage* out) {
   auto elf = parse_elf(image);
   if (!elf) return false;
-  const bool high = std::all_of(elf->loads.begin(), elf->loads.end(),
-                                [](const Elf64_Phdr& ph) { return ph.p_vaddr >= kKernelHighHalf; });
+  const bool high = std::any_of(elf->loads.begin(), elf->loads.end(), [&](const Elf64_Phdr& ph) {
+    return ph.p_vaddr >= kKernelHighHalf && elf->entry >= ph.p_paddr &&
+           elf->entry - ph.p_paddr < ph.p_memsz;
+  });
   if (high && out != nullptr) *out = std::move(*elf);
   return high;
 }
@@ -55,12 +61,6 @@ std::expected<LinuxKernel, BootError> parse_vmlinux(std::span<const std::byte> i
   k.load_gpa = UINT64_MAX;
   uint64_t end = 0;
   for (const auto& ph : elf->loads) {
-    if (ph.p_vaddr < kKernelHighHalf) {
-      return kernel_error(
-          fmt::format("ELF vmlinux: segment at p_vaddr {:#x} is not in the "
-                      "kernel's high half",
-                      ph.p_vaddr));
-    }
     k.load_gpa = std::min(k.load_gpa, ph.p_paddr);
     end = std::max(end, ph.p_paddr + ph.p_memsz);  // no overflow: parse_elf checked
   }

@@ -7,8 +7,10 @@
 //     initrd_addr_max, and that the file holds the syssize bytes the header promises.
 //     The protected-mode kernel goes to pref_address (aligned to kernel_alignment) and
 //     is entered at startup_64 = load address + 0x200.
-//   * an uncompressed ELF vmlinux (PT_LOAD segments linked in the kernel's high half,
-//     p_vaddr >= 0xFFFFFFFF80000000): segments go to p_paddr, entry e_entry.
+//   * an uncompressed ELF vmlinux (the PT_LOAD segment holding e_entry, a physical
+//     address, is linked in the kernel's high half, p_vaddr >= 0xFFFFFFFF80000000; the
+//     per-CPU segment is linked at 0): segments go to p_paddr, entry e_entry (startup_64).
+//     guest/linux/fetch_kernel.sh --vmlinux unpacks one from Debian's bzImage.
 // Everything the kernel reads is untrusted input; every offset is bounds-checked.
 //
 // Guest low memory for a Linux boot (all below the first 640 KiB of RAM):
