@@ -47,8 +47,8 @@ std::unexpected<Error> rejected(const BootError& e, Error kind) {
 }
 
 // boot-source.initrd_path's bytes (none without one).
-std::expected<std::vector<std::byte>, Error> read_initrd(const Config& config) {
-  if (config.initrd_path.empty()) return std::vector<std::byte>{};
+std::expected<FileBytes, Error> read_initrd(const Config& config) {
+  if (config.initrd_path.empty()) return FileBytes{};
   return read_file(config.initrd_path);
 }
 
@@ -90,11 +90,11 @@ std::expected<void, Error> Machine::build() {
 
   // The bytes pre-flight read and checked (config.h); read here only for a config that
   // skipped pre-flight. Released once loaded: guest memory has them then.
-  std::shared_ptr<const std::vector<std::byte>> image_bytes = std::move(config_.kernel_image);
+  std::shared_ptr<const FileBytes> image_bytes = std::move(config_.kernel_image);
   if (!image_bytes) {
     auto read = read_file(config_.kernel_image_path);
     if (!read) return std::unexpected(read.error());
-    image_bytes = std::make_shared<const std::vector<std::byte>>(std::move(*read));
+    image_bytes = std::make_shared<const FileBytes>(std::move(*read));
     trace.mark("kernel image read");
   }
   auto kind = kernel_kind(*image_bytes, config_.kernel_image_path);
@@ -128,7 +128,7 @@ std::expected<uint64_t, Error> Machine::load_linux_guest(std::span<const std::by
   if (!kernel) return rejected(kernel.error(), Error::linux_rejected);
   auto initrd_bytes = read_initrd(config_);
   if (!initrd_bytes) return std::unexpected(initrd_bytes.error());
-  const std::vector<std::byte>& initrd = *initrd_bytes;
+  const FileBytes& initrd = *initrd_bytes;
   auto plan = plan_linux_boot(*kernel, config_.layout, initrd.size(), config_.boot_args);
   if (!plan) return rejected(plan.error(), Error::linux_rejected);
   if (auto r =
@@ -153,7 +153,7 @@ std::expected<uint64_t, Error> Machine::load_multiboot_guest(std::span<const std
   if (!kernel) return rejected(kernel.error(), Error::kernel_rejected);
   auto module_bytes = read_initrd(config_);
   if (!module_bytes) return std::unexpected(module_bytes.error());
-  const std::vector<std::byte>& module = *module_bytes;
+  const FileBytes& module = *module_bytes;
   const std::string cmdline = multiboot_cmdline(config_.kernel_image_path, config_.boot_args);
   auto plan =
       plan_multiboot_boot(*kernel, config_.layout, module.size(), cmdline, config_.initrd_path);

@@ -15,11 +15,11 @@
 namespace labyrinth::vmm {
 namespace {
 
-std::vector<std::byte> flat(const std::string& name) {
+FileBytes flat(const std::string& name) {
   std::string why;
   auto bytes = read_file(std::string(LABYRINTH_KUT_DIR) + "/x86/" + name, &why);
   EXPECT_TRUE(bytes.has_value()) << why;
-  return bytes ? *bytes : std::vector<std::byte>{};
+  return bytes ? *bytes : FileBytes{};
 }
 
 class KvmUnitTestsKernel : public ::testing::TestWithParam<const char*> {};

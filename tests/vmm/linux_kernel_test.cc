@@ -2,21 +2,23 @@
 // downloads it into build/vm/linux-guest/ first): the loader takes it as it is.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 
 #include "vmm/boot/elf_loader.h"
+#include "vmm/boot/kernel_kind.h"
 #include "vmm/boot/linux_loader.h"
 
 namespace labyrinth::vmm {
 namespace {
 
-std::vector<std::byte> debian_kernel() {
-  const std::string path = LABYRINTH_LINUX_KERNEL;
+FileBytes debian_kernel(const std::string& path = LABYRINTH_LINUX_KERNEL) {
   auto bytes = read_file(path);
   EXPECT_TRUE(bytes.has_value()) << path
                                  << " is missing: run guest/linux/fetch_kernel.sh (the ctest "
                                     "fixture linux_fetch_kernel does)";
-  return bytes ? *bytes : std::vector<std::byte>{};
+  return bytes ? *bytes : FileBytes{};
 }
 
 TEST(DebianKernel, SetupHeaderIsAcceptedAndLoaded) {
@@ -59,6 +61,37 @@ TEST(DebianKernel, SetupHeaderIsAcceptedAndLoaded) {
   auto big_initrd = plan_linux_boot(*k, small, 64 * kMiB, "");
   ASSERT_FALSE(big_initrd.has_value());
   EXPECT_EQ(big_initrd.error().field, "boot-source.initrd_path");
+}
+
+// The same kernel unpacked (fetch_kernel.sh --vmlinux): a Linux kernel by its entry
+// segment, though its per-CPU segment is linked at 0; loaded at its p_paddr, entered at
+// e_entry = startup_64, 16 MiB.
+TEST(DebianKernel, UnpackedVmlinuxIsLinuxAndLoadsAtItsPhysicalAddresses) {
+  auto image = debian_kernel(LABYRINTH_LINUX_VMLINUX);
+  ASSERT_FALSE(image.empty());
+  auto kind = kernel_kind(image, LABYRINTH_LINUX_VMLINUX);
+  ASSERT_TRUE(kind.has_value()) << kind.error().message();
+  EXPECT_EQ(*kind, KernelKind::linux);
+  auto k = parse_linux_kernel(image);
+  ASSERT_TRUE(k.has_value()) << k.error().message();
+  EXPECT_EQ(k->format, KernelFormat::vmlinux);
+  EXPECT_EQ(k->load_gpa, 16 * kMiB);
+  EXPECT_EQ(k->entry_gpa, 16 * kMiB);
+  EXPECT_TRUE(std::any_of(k->segments.begin(), k->segments.end(), [](const Elf64_Phdr& ph) {
+    return ph.p_vaddr == 0;
+  })) << "the per-CPU segment";
+
+  auto layout = MemoryLayout::compute(256 * kMiB, 32 * kMiB).value();
+  auto memory = GuestMemory::create(layout.ram).value();
+  auto plan = plan_linux_boot(*k, layout, 0, "console=ttyS0");
+  ASSERT_TRUE(plan.has_value()) << plan.error().message();
+  ASSERT_TRUE(load_linux(image, *k, *plan, {}, "console=ttyS0", *memory, layout).has_value());
+  for (const auto& ph : k->segments) {
+    auto at = memory->translate(ph.p_paddr, 64).value();
+    EXPECT_EQ(
+        std::memcmp(at.data(), image.data() + ph.p_offset, std::min<uint64_t>(64, ph.p_filesz)), 0)
+        << std::hex << ph.p_paddr;
+  }
 }
 
 }  // namespace

@@ -121,7 +121,7 @@ std::expected<void, Error> copy_segment(std::span<const std::byte> image, const 
   return {};
 }
 
-std::expected<std::vector<std::byte>, Error> read_file(const std::string& path, std::string* why) {
+std::expected<FileBytes, Error> read_file(const std::string& path, std::string* why) {
   auto fail = [&](std::string text) {
     if (why != nullptr) {
       *why = std::move(text);
@@ -140,7 +140,7 @@ std::expected<std::vector<std::byte>, Error> read_file(const std::string& path, 
     return fail("\"" + path + "\" is not a regular file of at most " +
                 std::to_string(kMaxImageBytes) + " bytes");
   }
-  std::vector<std::byte> buf(static_cast<size_t>(st.st_size));
+  FileBytes buf(static_cast<size_t>(st.st_size));
   size_t done = 0;
   while (done < buf.size()) {
     const ssize_t n = ::read(fd.get(), buf.data() + done, buf.size() - done);

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "vmm/error.h"
+#include "vmm/file_bytes.h"
 #include "vmm/memory/guest_memory.h"
 
 namespace labyrinth::vmm {
@@ -55,7 +56,6 @@ std::expected<LoadedImage, Error> load_elf(std::span<const std::byte> image,
 
 // Reads a whole file (at most kMaxImageBytes). Error::io_failed otherwise, logged, or
 // (why != nullptr) described in *why instead.
-std::expected<std::vector<std::byte>, Error> read_file(const std::string& path,
-                                                       std::string* why = nullptr);
+std::expected<FileBytes, Error> read_file(const std::string& path, std::string* why = nullptr);
 
 }  // namespace labyrinth::vmm

@@ -48,6 +48,7 @@
 #include "allocator/page_pool.h"
 #include "vmm/boot/cpuid.h"
 #include "vmm/config/nic_settings.h"
+#include "vmm/file_bytes.h"
 #include "vmm/memory/layout.h"
 
 namespace labyrinth::vmm {
@@ -102,7 +103,7 @@ struct Config {
   // The kernel image's bytes as pre-flight read and checked them (preflight.h), so the
   // machine loads what was checked without reading the file again; null where pre-flight
   // did not run (ConfigLimits::check_kernel_file = false). Shared: a Config is copied.
-  std::shared_ptr<const std::vector<std::byte>> kernel_image;
+  std::shared_ptr<const FileBytes> kernel_image;
   bool seccomp = true;  // not a JSON key: the CLI's --no-seccomp clears it
 };
 

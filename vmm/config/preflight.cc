@@ -75,8 +75,8 @@ std::optional<ConfigError> check_boot(Config& cfg) {
   std::string why;
   auto bytes = read_file(path, &why);
   if (!bytes) return fail("boot-source.kernel_image_path", why);
-  cfg.kernel_image = std::make_shared<const std::vector<std::byte>>(std::move(*bytes));
-  const std::vector<std::byte>& image = *cfg.kernel_image;
+  cfg.kernel_image = std::make_shared<const FileBytes>(std::move(*bytes));
+  const FileBytes& image = *cfg.kernel_image;
   auto kind = kernel_kind(image, path);
   if (!kind) return fail(kind.error().field, kind.error().detail);
   switch (*kind) {
