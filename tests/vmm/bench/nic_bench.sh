@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # lnic against virtio-net into the same Linux guest, in one script on one host: receive
 # rate (64 B and 1500 B frames) and the guest CPU it costs, ping RTT p50/p99, TCP
-# throughput each way.
+# throughput each way; then the lnic's interrupt-path spans with that Linux guest against
+# the freestanding latency guest.
 #
 #   tests/vmm/bench/nic_bench.sh [--runs R] [--pings K] [--bytes N] [--phases LIST]
-#                                [--args "BOOT ARGS"]
+#                                [--args "BOOT ARGS"] [--copy-timing] [--spans SECONDS]
 #
 # Both NICs sit on a TAP in a network namespace made (and removed) here, 10.0.2.1/24 on
 # the host side, so the traffic source is the same for both: the guest (guest/linux/init,
@@ -18,10 +19,11 @@
 # receive interrupts (/proc/interrupts) over it, and the host scheduler's CPU time of the
 # VMM's vCPU thread and of its other threads over the send window (net_peer blast reads
 # schedstat: the guest's own /proc/stat ticks proved unreliable under TCG, the same phase
-# counting 0.16-0.69 s busy from run to run); for the lnic also what its driver's
-# copy of each frame into an skb cost (TSC cycles per frame, and as a share of its NAPI
-# polls' cycles and of the guest's busy CPU: the most that attaching the page instead
-# could save). A fixed
+# counting 0.16-0.69 s busy from run to run). With --copy-timing the lnic driver also
+# counts what its copy of each frame into an skb costs (lnic.rx_timing=1: TSC cycles per
+# frame, and as a share of its NAPI polls' cycles and of the guest's busy CPU: the most
+# that attaching the page instead could save); off by default, since the four TSC reads
+# per frame and poll would be charged to the lnic's CPU figures. A fixed
 # RATE offers both NICs the same load (compare CPU); RATE 0 lets each take what it can
 # (compare the rate; the sender shares the host's CPUs with the VMM, so what it offers
 # differs too, and the table shows received / sent). R runs alternate the order
@@ -32,9 +34,13 @@
 # the work directory when --keep DIR is given. --args adds kernel command-line arguments
 # to both guests (MODULE.PARAM=VALUE reaches the module: lnic.ret_event=0 makes the lnic
 # driver ring the RETURN doorbell for every poll, as before LNIC_F_RET_EVENT).
+# Last, in the same invocation, tests/vmm/bench/lnic_latency_compare.sh --seconds SECONDS
+# (default 10; 0 leaves it out): `labyrinth latency` with the freestanding guest and with
+# this Linux guest, the four spans (alloc, host_rx, guest, floor) side by side.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 runs=1 pings=200 bytes=$((4 << 20)) phases="64:500:5,64:5000:5,64:0:5,1500:0:5" keep="" extra=""
+copy_timing=0 spans=10
 while (($#)); do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
@@ -43,10 +49,13 @@ while (($#)); do
     --phases) phases="$2"; shift 2 ;;
     --keep) keep="$2"; shift 2 ;;
     --args) extra="$2"; shift 2 ;;
-    *) echo "usage: $0 [--runs R] [--pings K] [--bytes N] [--phases SIZE:RATE:SECONDS,...] [--keep DIR] [--args \"BOOT ARGS\"]" >&2
+    --copy-timing) copy_timing=1; shift ;;
+    --spans) spans="$2"; shift 2 ;;
+    *) echo "usage: $0 [--runs R] [--pings K] [--bytes N] [--phases SIZE:RATE:SECONDS,...] [--keep DIR] [--args \"BOOT ARGS\"] [--copy-timing] [--spans SECONDS]" >&2
        exit 2 ;;
   esac
 done
+[[ $spans =~ ^[0-9]+$ ]] || { echo "$0: --spans '$spans' is not a whole number of seconds" >&2; exit 2; }
 [[ $phases =~ ^([0-9]+:[0-9]+:[0-9]+)(,[0-9]+:[0-9]+:[0-9]+)*$ ]] ||
   { echo "$0: --phases '$phases' is not SIZE:RATE:SECONDS[,...] (whole numbers)" >&2; exit 2; }
 nphases=$(tr , '\n' <<<"$phases" | wc -l)
@@ -70,6 +79,7 @@ run_one() {
   args="$args labyrinth.bytes=$bytes labyrinth.phases=$phases${extra:+ $extra}"
   if [[ $nic == lnic ]]; then
     args="$args labyrinth.nic=lnic"
+    ((copy_timing)) && args="$args lnic.rx_timing=1"
     dev='"labyrinth": {"lnics": [{"id": "lnic0", "guest_mac": "'$mac'",
                        "backend": {"type": "tap", "host_dev_name": "'$tap'"}}]}'
   else
@@ -114,8 +124,9 @@ for ((r = 1; r <= runs; r++)); do
 done
 
 echo "host: $host; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "guest: 1 vCPU, 256 MiB, stock Debian kernel $(basename "$kernel"); $runs run(s) each, order alternating${extra:+; boot args: $extra}"
-python3 - "$work" "$runs" <<'PY'
+echo "guest: 1 vCPU, 256 MiB, stock Debian kernel $(basename "$kernel"); $runs run(s) each, order alternating${extra:+; boot args: $extra}$( ((copy_timing)) && echo "; lnic.rx_timing=1")"
+summary=0
+python3 - "$work" "$runs" <<'PY' || summary=$?
 import json, re, statistics, sys
 work, runs = sys.argv[1], int(sys.argv[2])
 def pct(xs, p):
@@ -166,6 +177,8 @@ for nic in ("virtio-net", "lnic"):
         for m in re.finditer(r"labyrinth-bench: lnic cycles size (\d+) rate (\d+) copies (\d+) copy (\d+) poll (\d+)", out):
             key = (int(m.group(1)), int(m.group(2)))
             copies, copy, poll = (int(x) for x in m.groups()[2:])
+            if not copy and not poll:
+                continue  # lnic.rx_timing=0: the driver did not time its copy
             c = copy_rows.setdefault(key, {"per_frame": [], "of_poll": [], "of_busy": []})
             if copies:
                 c["per_frame"].append(copy / copies)
@@ -231,3 +244,10 @@ if copy_rows:
         print(f"| {size} B, {offered} | {med(c['per_frame']):.0f} | {med(c['of_poll']):.3f} | {med(c['of_busy']):.3f} |")
 sys.exit(1 if failed else 0)
 PY
+if ((spans > 0)); then
+  echo
+  echo "The lnic's interrupt path, freestanding guest against this Linux guest (tests/vmm/bench/lnic_latency_compare.sh --seconds $spans):"
+  echo
+  tests/vmm/bench/lnic_latency_compare.sh --seconds "$spans" ${keep:+--keep "$work/spans"} || summary=1
+fi
+exit "$summary"
