@@ -14,6 +14,7 @@
 #include <boost/asio/post.hpp>
 
 #include "allocator/measure/tsc.h"
+#include "devices/legacy/absent_ports.h"
 #include "devices/legacy/acpi_pm.h"
 #include "devices/legacy/cmos.h"
 #include "devices/legacy/exit_device.h"
@@ -257,7 +258,14 @@ std::expected<void, Error> Machine::build_devices() {
   ok = ok && pio_.insert(std::make_shared<devices::IrqTestDevice>(*irq_train_),
                          LABYRINTH_PORT_IRQ_TEST, 8)
                  .has_value();  // request + ack
-  if (config_.pc_testdev) {     // kvm-unit-tests' test device, asked for (pc_testdev_host.h)
+  // What a PC has and Labyrinth leaves out, which Linux probes at every boot: all-ones,
+  // counted, not warned about (absent_ports.h).
+  for (const auto& r : devices::kPcAbsentPorts) {
+    ok = ok &&
+         pio_.insert(std::make_shared<devices::AbsentPorts>(r.what, pio_absent_), r.base, r.len)
+             .has_value();
+  }
+  if (config_.pc_testdev) {  // kvm-unit-tests' test device, asked for (pc_testdev_host.h)
     testdev_host_ = std::make_unique<PcTestdevHostImpl>(*vm_, *memory_);
     const devices::PcTestdev dev(*testdev_host_);
     using devices::PcTestdev;
@@ -524,7 +532,8 @@ void Machine::print_stats() const {
                       .pool_pinned_kib = pool_->stats().chunks * config_.pool.chunk_size_kib,
                       .vcpu_exits = exits,
                       .serial_bytes = serial_out_->bytes_written(),
-                      .pio_unmapped = pio_.unmapped_accesses()};
+                      .pio_unmapped = pio_.unmapped_accesses(),
+                      .pio_absent = pio_absent_->load(std::memory_order_relaxed)};
   (void)std::fputs(stats_line(stats).c_str(), stderr);
   if (!nets_->empty()) (void)std::fputs(virtio_net_tables(nets_->readings()).c_str(), stderr);
 }

@@ -173,6 +173,8 @@ class Machine final : public devices::VmControl {
   std::optional<VcpuStats::Sample> halts_at_start_;      // read when the measured phases start
   std::chrono::steady_clock::time_point measured_from_;  // ... at this time
   std::optional<HaltObservation> latency_halts_;
+  // Accesses to the ports kPcAbsentPorts leaves out (absent_ports.h), for --stats.
+  std::shared_ptr<std::atomic<uint64_t>> pio_absent_ = std::make_shared<std::atomic<uint64_t>>(0);
   devices::Bus pio_{"pio"};  // declared after the devices: dropped before them
   devices::Bus mmio_{"mmio"};
   std::unique_ptr<boost::asio::signal_set> signals_;

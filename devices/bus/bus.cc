@@ -52,11 +52,12 @@ const std::pair<const uint64_t, Bus::Entry>* Bus::find(uint64_t addr, uint64_t s
 
 void Bus::log_unmapped(const char* kind, uint64_t addr, size_t size) const {
   const uint64_t n = unmapped_.fetch_add(1, std::memory_order_relaxed) + 1;
-  // Rate limit: the first 8, then every power of two.
-  if (n <= 8 || (n & (n - 1)) == 0) {
-    spdlog::warn("{} bus: unmapped {} of {} byte(s) at {:#x} ({} unmapped so far)", name_, kind,
-                 size, addr, n);
-  }
+  // Rate limit: the first 8, then every power of two; the rest at debug level, so that
+  // --log-level debug lists every one.
+  const bool warn = n <= 8 || (n & (n - 1)) == 0;
+  spdlog::log(warn ? spdlog::level::warn : spdlog::level::debug,
+              "{} bus: unmapped {} of {} byte(s) at {:#x} ({} unmapped so far)", name_, kind, size,
+              addr, n);
 }
 
 bool Bus::read(uint64_t addr, std::span<uint8_t> data) const {

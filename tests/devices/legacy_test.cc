@@ -6,7 +6,9 @@
 #include <optional>
 #include <vector>
 
+#include "devices/bus/bus.h"
 #include "devices/irq_test/irq_test_device.h"
+#include "devices/legacy/absent_ports.h"
 #include "devices/legacy/acpi_pm.h"
 #include "devices/legacy/cmos.h"
 #include "devices/legacy/exit_device.h"
@@ -552,6 +554,40 @@ TEST(IrqTestDevice, CapsUntrustedCounts) {
   EXPECT_EQ(train.request(UINT32_MAX), IrqTrain::kMaxPending);
   EXPECT_EQ(train.request(5), 0u) << "nothing more while the cap is reached";
   // Nothing runs unless the event loop does; destroying it cancels the train.
+}
+
+// The ports Linux probes at every boot (COM2-4's IER, the Super I/O pairs, DMA page
+// register 0x87: the 67 accesses of a Debian 6.1 boot) read all-ones as before, but are
+// mapped and counted, so the bus has nothing to warn about; a port outside them still is
+// unmapped.
+TEST(AbsentPorts, LinuxsProbesReadAllOnesAreCountedAndAreNotUnmapped) {
+  Bus pio("pio");
+  auto count = std::make_shared<std::atomic<uint64_t>>(0);
+  for (const auto& r : kPcAbsentPorts) {
+    ASSERT_TRUE(pio.insert(std::make_shared<AbsentPorts>(r.what, count), r.base, r.len)) << r.what;
+  }
+  for (const uint64_t port : {0x2F9, 0x3E9, 0x2E9, 0x2E, 0x2F, 0x4E, 0x4F, 0x87}) {
+    uint8_t v[1] = {0};
+    EXPECT_TRUE(pio.read(port, v)) << std::hex << port;
+    EXPECT_EQ(v[0], 0xFF) << std::hex << port;
+    const uint8_t w[1] = {0x55};
+    EXPECT_TRUE(pio.write(port, w)) << std::hex << port;
+  }
+  EXPECT_EQ(count->load(), 16u);
+  EXPECT_EQ(pio.unmapped_accesses(), 0u);
+  uint8_t v[2] = {0, 0};  // COM1's neighbour 0x80 (POST code) is not one of them
+  EXPECT_FALSE(pio.read(0x80, v));
+  EXPECT_EQ(pio.unmapped_accesses(), 1u);
+  // None of them may take a port a Labyrinth device answers on.
+  for (const uint64_t taken :
+       {uint64_t{LABYRINTH_PORT_COM1}, uint64_t{0x60}, uint64_t{0x64}, uint64_t{0x70},
+        uint64_t{LABYRINTH_PORT_DEBUG_EXIT}, uint64_t{LABYRINTH_PORT_EXIT},
+        uint64_t{LABYRINTH_PORT_FW_CFG}, uint64_t{LABYRINTH_PORT_IRQ_TEST}, uint64_t{0xCF8},
+        uint64_t{0xE0}, uint64_t{0x600}}) {
+    for (const auto& r : kPcAbsentPorts) {
+      EXPECT_FALSE(taken >= r.base && taken < r.base + r.len) << std::hex << taken;
+    }
+  }
 }
 
 }  // namespace

@@ -44,7 +44,7 @@ std::string stats_line(const VmStats& s) {
       "labyrinth: stats: vm_rss_kib=%llu vm_hwm_kib=%llu rss_anon_kib=%llu "
       "rss_file_kib=%llu guest_touched_kib=%llu pool_pinned_kib=%llu "
       "vmm_overhead_kib=%llu vmm_anon_overhead_kib=%llu vcpu_exits=%llu "
-      "serial_bytes=%llu pio_unmapped=%llu\n",
+      "serial_bytes=%llu pio_unmapped=%llu pio_absent=%llu\n",
       static_cast<unsigned long long>(p.rss_kib), static_cast<unsigned long long>(p.hwm_kib),
       static_cast<unsigned long long>(p.anon_kib), static_cast<unsigned long long>(p.file_kib),
       static_cast<unsigned long long>(s.guest_touched_kib),
@@ -53,7 +53,8 @@ std::string stats_line(const VmStats& s) {
       static_cast<unsigned long long>(p.anon_kib > used ? p.anon_kib - used : 0),
       static_cast<unsigned long long>(s.vcpu_exits),
       static_cast<unsigned long long>(s.serial_bytes),
-      static_cast<unsigned long long>(s.pio_unmapped));
+      static_cast<unsigned long long>(s.pio_unmapped),
+      static_cast<unsigned long long>(s.pio_absent));
   return line;
 }
 

@@ -35,6 +35,7 @@ struct VmStats {
   uint64_t vcpu_exits = 0;         // all vCPUs
   uint64_t serial_bytes = 0;       // written by the UART
   uint64_t pio_unmapped = 0;       // port accesses no device took
+  uint64_t pio_absent = 0;         // accesses to the PC ports left out on purpose (absent_ports.h)
 };
 std::string stats_line(const VmStats& s);
 

@@ -36,12 +36,13 @@ TEST(Stats, LineNamesEveryFigureAndTheOverheads) {
                   .pool_pinned_kib = 2048,
                   .vcpu_exits = 42,
                   .serial_bytes = 27,
-                  .pio_unmapped = 3};
+                  .pio_unmapped = 3,
+                  .pio_absent = 67};
   EXPECT_EQ(stats_line(s),
             "labyrinth: stats: vm_rss_kib=8000 vm_hwm_kib=9000 rss_anon_kib=3000 "
             "rss_file_kib=5000 guest_touched_kib=600 pool_pinned_kib=2048 "
             "vmm_overhead_kib=5352 vmm_anon_overhead_kib=352 vcpu_exits=42 serial_bytes=27 "
-            "pio_unmapped=3\n");
+            "pio_unmapped=3 pio_absent=67\n");
 }
 
 TEST(Stats, OverheadsNeverGoBelowZero) {
