@@ -164,6 +164,7 @@ std::expected<uint64_t, Error> Machine::load_multiboot_guest(std::span<const std
       !r) {
     return std::unexpected(r.error());
   }
+  multiboot_plan_ = *plan;
   return kernel->entry;
 }
 
@@ -370,10 +371,13 @@ std::expected<void, Error> Machine::build_vcpus(uint64_t entry) {
       auto sregs = vcpu->sregs();
       if (!sregs) return std::unexpected(sregs.error());
       const bool linux = kind_ == KernelKind::linux;
-      if (auto r = vcpu->set_sregs(linux ? linux_sregs(*sregs) : multiboot_sregs(*sregs)); !r) {
+      if (auto r = vcpu->set_sregs(linux ? linux_sregs(*sregs)
+                                         : multiboot_sregs(*sregs, multiboot_plan_));
+          !r) {
         return r;
       }
-      auto regs = linux ? linux_regs(entry) : multiboot_regs(static_cast<uint32_t>(entry));
+      auto regs =
+          linux ? linux_regs(entry) : multiboot_regs(static_cast<uint32_t>(entry), multiboot_plan_);
       if (auto r = vcpu->set_regs(regs); !r) return r;
       continue;
     }

@@ -39,6 +39,7 @@
 #include "devices/serial/uart16550.h"
 #include "devices/vm_control.h"
 #include "vmm/boot/kernel_kind.h"
+#include "vmm/boot/multiboot_loader.h"
 #include "vmm/config/config.h"
 #include "vmm/error.h"
 #include "vmm/fd.h"
@@ -143,7 +144,8 @@ class Machine final : public devices::VmControl {
 
   Config config_;
   KernelKind kind_ = KernelKind::labyrinth_elf;  // which loader booted the guest
-  boost::asio::io_context io_;                   // destroyed last: every Asio object below uses it
+  MultibootPlan multiboot_plan_;  // where load_multiboot_guest put the boot information
+  boost::asio::io_context io_;    // destroyed last: every Asio object below uses it
   std::optional<Kvm> kvm_;
   std::unique_ptr<Vm> vm_;
   std::unique_ptr<GuestMemory> memory_;

@@ -91,11 +91,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   const uint64_t low_end = v.layout.ram.front().end();
-  FUZZ_CHECK(k.load_low >= LABYRINTH_GUEST_LOAD_MIN && k.load_end <= low_end,
-             "kernel %#llx..%#llx outside [1 MiB, low RAM end)", (unsigned long long)k.load_low,
-             (unsigned long long)k.load_end);
+  // Every segment in [4 KiB, EBDA) or [1 MiB, low RAM end); the boot information block
+  // clear of all of them, and the module clear of the block.
+  for (const Elf32_Phdr& ph : k.segments) {
+    const uint64_t end = uint64_t{ph.p_paddr} + ph.p_memsz;
+    const bool low = ph.p_paddr >= 0x1000 && end <= 0x9FC00;
+    const bool high = ph.p_paddr >= LABYRINTH_GUEST_LOAD_MIN && end <= low_end;
+    FUZZ_CHECK(low || high, "segment %#x+%#x outside [4 KiB, EBDA) and [1 MiB, low RAM end)",
+               ph.p_paddr, ph.p_memsz);
+    FUZZ_CHECK(end <= plan->block || ph.p_paddr >= plan->block + vmm::kMbBlockBytes,
+               "segment %#x+%#x overlaps the boot information at %#llx", ph.p_paddr, ph.p_memsz,
+               (unsigned long long)plan->block);
+  }
+  FUZZ_CHECK(plan->block + vmm::kMbBlockBytes <= low_end, "boot information past RAM");
   if (!module_name.empty()) {
     FUZZ_CHECK(plan->module_gpa % 4096 == 0 && plan->module_gpa >= k.load_end &&
+                   (plan->module_gpa >= plan->block + vmm::kMbBlockBytes ||
+                    plan->module_gpa + module_size < plan->block) &&
                    plan->module_gpa + module_size < low_end,
                "module at %#llx", (unsigned long long)plan->module_gpa);
   }
@@ -123,9 +135,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                    (*rd)[module_size] == std::byte{0},
                "module bytes");
   }
-  auto mbi = mem.translate(vmm::kMbInfoGpa, 116);
-  FUZZ_CHECK(mbi && get<uint32_t>(*mbi, 16) == vmm::kMbCmdlineGpa, "mbi cmdline");
-  auto line = mem.translate(vmm::kMbCmdlineGpa, cmdline.size() + 1);
+  auto mbi = mem.translate(plan->at(vmm::kMbInfoGpa), 116);
+  FUZZ_CHECK(mbi && get<uint32_t>(*mbi, 16) == plan->at(vmm::kMbCmdlineGpa), "mbi cmdline");
+  auto line = mem.translate(plan->at(vmm::kMbCmdlineGpa), cmdline.size() + 1);
   FUZZ_CHECK(line && std::memcmp(line->data(), cmdline.data(), cmdline.size()) == 0 &&
                  (*line)[cmdline.size()] == std::byte{0},
              "command line");

@@ -179,11 +179,22 @@ class MultibootBoot : public ::testing::Test {
 
 TEST_F(MultibootBoot, PlanChecksTheKernelAgainstRam) {
   auto k = kernel();
-  k.ph[0].p_paddr = 0x80000;  // in low memory, where the boot information goes
+  k.ph[0].p_paddr = 0;  // page 0: the AP trampoline's
   auto plan = plan_multiboot_boot(parsed(k), layout_, 0, "k", "");
   ASSERT_FALSE(plan.has_value());
   EXPECT_EQ(plan.error().field, "boot-source.kernel_image_path");
-  EXPECT_MENTIONS(plan.error().detail, "p_paddr 0x80000 is below 1 MiB");
+  EXPECT_MENTIONS(plan.error().detail, "p_paddr 0x0 + p_memsz");
+  EXPECT_MENTIONS(plan.error().detail, "is below 1 MiB but not inside [0x1000, 0x9fc00)");
+  k = kernel();
+  k.ph[0].p_paddr = 0x9F000;  // runs into the EBDA and the BIOS area (MP table, ACPI)
+  plan = plan_multiboot_boot(parsed(k), layout_, 0, "k", "");
+  ASSERT_FALSE(plan.has_value());
+  EXPECT_MENTIONS(plan.error().detail, "p_paddr 0x9f000");
+  k = kernel();
+  k.ph[0].p_paddr = 0x80000;  // low, clear of the boot information: it stays at 0x8000
+  plan = plan_multiboot_boot(parsed(k), layout_, 0, "k", "");
+  ASSERT_TRUE(plan.has_value()) << plan.error().message();
+  EXPECT_EQ(plan->block, kMbGdtGpa);
 
   k = kernel();
   k.ph[0].p_paddr = 0xBFFFF000;  // crosses into the MMIO gap
@@ -275,6 +286,39 @@ TEST_F(MultibootBoot, LoadWritesKernelModuleAndBootInformation) {
   auto gdt = memory_->translate(kMbGdtGpa, 24).value();
   EXPECT_EQ(get<uint64_t>(gdt, 8), 0x00CF9B000000FFFFull);
   EXPECT_EQ(get<uint64_t>(gdt, 16), 0x00CF93000000FFFFull);
+}
+
+// kvm-unit-tests' realmode.flat is linked at 0x8000, where the boot information block
+// usually is; QEMU runs it with its Multiboot information above the kernel. The block
+// moves there, the module above it, and the entry state points at the moved block.
+// Before, the kernel was refused ("below 1 MiB").
+TEST_F(MultibootBoot, AKernelWhereTheBootInformationGoesGetsItAboveItself) {
+  auto tk = kernel();
+  tk.ph[0].p_paddr = 0x8000;
+  tk.eh.e_entry = 0x8000 + TestMultiboot::kCodeOffset;
+  tk.ph[0].p_vaddr = 0x8000;
+  const auto image = tk.bytes();
+  const auto k = parsed(tk);
+  const std::string cmdline = "x86/realmode.flat";
+  const std::vector<std::byte> module(100, std::byte{'e'});
+  auto plan = plan_multiboot_boot(k, layout_, module.size(), cmdline, "/tmp/env");
+  ASSERT_TRUE(plan.has_value()) << plan.error().message();
+  EXPECT_EQ(plan->block, align_up(k.load_end, kPage));
+  EXPECT_GE(plan->module_gpa, plan->block + kMbBlockBytes);
+  ASSERT_TRUE(load_multiboot(image, k, *plan, module, cmdline, "/tmp/env", *memory_, layout_));
+  auto seg = memory_->translate(0x8000, image.size()).value();
+  EXPECT_EQ(std::memcmp(seg.data(), image.data(), image.size()), 0) << "the kernel is intact";
+  auto mbi = memory_->translate(plan->at(kMbInfoGpa), 116).value();
+  EXPECT_EQ(get<uint32_t>(mbi, 16), plan->at(kMbCmdlineGpa));
+  auto line = memory_->translate(get<uint32_t>(mbi, 16), cmdline.size() + 1).value();
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(line.data())), cmdline);
+  auto mods = memory_->translate(get<uint32_t>(mbi, 24), 16).value();
+  EXPECT_EQ(get<uint32_t>(mods, 0), plan->module_gpa);
+  auto gdt = memory_->translate(plan->at(kMbGdtGpa), 24).value();
+  EXPECT_EQ(get<uint64_t>(gdt, 8), 0x00CF9B000000FFFFull);
+  EXPECT_EQ(multiboot_sregs(kvm_sregs{}, *plan).gdt.base, plan->block);
+  EXPECT_EQ(multiboot_regs(k.entry, *plan).rbx, plan->at(kMbInfoGpa));
+  EXPECT_EQ(multiboot_regs(k.entry, *plan).rip, 0x8000 + TestMultiboot::kCodeOffset);
 }
 
 TEST_F(MultibootBoot, LoadRefusesAPlanForOtherInputs) {

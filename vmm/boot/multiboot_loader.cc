@@ -164,12 +164,17 @@ std::expected<MultibootPlan, BootError> plan_multiboot_boot(const MultibootKerne
                                                             uint64_t module_size,
                                                             std::string_view cmdline,
                                                             std::string_view module_name) {
+  bool over_block = false;
   for (const auto& ph : kernel.segments) {
-    if (ph.p_paddr < LABYRINTH_GUEST_LOAD_MIN) {
+    // Below 1 MiB: from 4 KiB (page 0 is the kernel's AP trampoline) to the EBDA.
+    if (ph.p_paddr < LABYRINTH_GUEST_LOAD_MIN &&
+        (ph.p_paddr < kPage || ph.p_memsz > kMbLowerEnd || ph.p_paddr > kMbLowerEnd - ph.p_memsz)) {
       return kernel_error(fmt::format(
-          "ELF segment at p_paddr {:#x} is below 1 MiB (the loader's boot information is there)",
-          ph.p_paddr));
+          "ELF segment at p_paddr {:#x} + p_memsz {:#x} is below 1 MiB but not inside "
+          "[0x1000, {:#x}) (page 0 and the BIOS area from the EBDA up are not RAM for it)",
+          ph.p_paddr, ph.p_memsz, kMbLowerEnd));
     }
+    over_block = over_block || overlaps(ph.p_paddr, ph.p_memsz, kMbGdtGpa, kMbBlockBytes);
     if (overlaps(ph.p_paddr, ph.p_memsz, LABYRINTH_MMIO_GAP_START,
                  LABYRINTH_MMIO_GAP_END - LABYRINTH_MMIO_GAP_START)) {
       return kernel_error(fmt::format(
@@ -194,9 +199,22 @@ std::expected<MultibootPlan, BootError> plan_multiboot_boot(const MultibootKerne
                     kMbCmdlineGpa)});
   }
   MultibootPlan plan;
+  uint64_t free = align_up(kernel.load_end, kPage);  // the first page above the kernel
+  if (over_block) {  // the kernel sits where the block goes: the block goes above it
+    if (free > low_end || low_end - free < kMbBlockBytes) {
+      return std::unexpected(BootError{
+          "machine-config.mem_size_mib",
+          fmt::format("the multiboot kernel covers {:#x}, where the boot information goes, and "
+                      "RAM below the MMIO gap ends at {:#x}, too soon after its end {:#x} for "
+                      "the {:#x} bytes to go there instead",
+                      kMbGdtGpa, low_end, kernel.load_end, kMbBlockBytes)});
+    }
+    plan.block = free;
+    free += kMbBlockBytes;
+  }
   if (module_name.empty()) return plan;
   // Page aligned above the kernel, one zero byte after it (a reader may look for a NUL).
-  const uint64_t start = align_up(kernel.load_end, kPage);
+  const uint64_t start = free;
   if (start > low_end || low_end - start < module_size + 1 || module_size >= k4GiB) {
     return std::unexpected(BootError{
         "boot-source.initrd_path",
@@ -229,13 +247,13 @@ std::vector<std::byte> make_multiboot_info(const MultibootPlan& plan, const Memo
   put<uint32_t>(
       b, kAtMemUpper,
       static_cast<uint32_t>((layout.ram.front().end() - LABYRINTH_GUEST_LOAD_MIN) / kKiB));
-  put<uint32_t>(b, kAtCmdline, static_cast<uint32_t>(kMbCmdlineGpa));
+  put<uint32_t>(b, kAtCmdline, static_cast<uint32_t>(plan.at(kMbCmdlineGpa)));
   put<uint32_t>(b, kAtModsCount, plan.module_gpa != 0 ? 1 : 0);
-  put<uint32_t>(b, kAtModsAddr, static_cast<uint32_t>(kMbModsGpa));
+  put<uint32_t>(b, kAtModsAddr, static_cast<uint32_t>(plan.at(kMbModsGpa)));
   put<uint32_t>(b, kAtMmapLength,
                 static_cast<uint32_t>(linux_e820(layout).size() * kMmapEntryBytes));
-  put<uint32_t>(b, kAtMmapAddr, static_cast<uint32_t>(kMbMmapGpa));
-  put<uint32_t>(b, kAtLoaderNameAddr, static_cast<uint32_t>(kMbLoaderNameGpa));
+  put<uint32_t>(b, kAtMmapAddr, static_cast<uint32_t>(plan.at(kMbMmapGpa)));
+  put<uint32_t>(b, kAtLoaderNameAddr, static_cast<uint32_t>(plan.at(kMbLoaderNameGpa)));
   return mbi;
 }
 
@@ -266,17 +284,17 @@ std::expected<void, Error> load_multiboot(std::span<const std::byte> image,
   std::vector<std::byte> strings(cmdline.size() + module_name.size() + 2, std::byte{0});
   std::memcpy(strings.data(), cmdline.data(), cmdline.size());
   std::memcpy(strings.data() + cmdline.size() + 1, module_name.data(), module_name.size());
-  if (auto r = memory.write(kMbCmdlineGpa, strings); !r) return r;
+  if (auto r = memory.write(plan.at(kMbCmdlineGpa), strings); !r) return r;
   std::vector<std::byte> name(kLoaderName.size() + 1, std::byte{0});
   std::memcpy(name.data(), kLoaderName.data(), kLoaderName.size());
-  if (auto r = memory.write(kMbLoaderNameGpa, name); !r) return r;
+  if (auto r = memory.write(plan.at(kMbLoaderNameGpa), name); !r) return r;
   // The module list: start, end (exclusive), string, reserved.
   if (plan.module_gpa != 0) {
-    const std::array<uint32_t, 4> mod = {static_cast<uint32_t>(plan.module_gpa),
-                                         static_cast<uint32_t>(plan.module_gpa + plan.module_size),
-                                         static_cast<uint32_t>(kMbCmdlineGpa + cmdline.size() + 1),
-                                         0};
-    if (auto r = memory.write_obj(kMbModsGpa, mod); !r) return r;
+    const std::array<uint32_t, 4> mod = {
+        static_cast<uint32_t>(plan.module_gpa),
+        static_cast<uint32_t>(plan.module_gpa + plan.module_size),
+        static_cast<uint32_t>(plan.at(kMbCmdlineGpa) + cmdline.size() + 1), 0};
+    if (auto r = memory.write_obj(plan.at(kMbModsGpa), mod); !r) return r;
   }
   // The memory map: each entry's size field counts the 20 bytes after it.
   const auto e820 = linux_e820(layout);
@@ -288,20 +306,22 @@ std::expected<void, Error> load_multiboot(std::span<const std::byte> image,
     put<uint64_t>(mmap, off + 12, e820[i].size);
     put<uint32_t>(mmap, off + 20, e820[i].type);
   }
-  if (auto r = memory.write(kMbMmapGpa, mmap); !r) return r;
-  if (auto r = memory.write(kMbInfoGpa, make_multiboot_info(plan, layout)); !r) {
+  if (auto r = memory.write(plan.at(kMbMmapGpa), mmap); !r) return r;
+  if (auto r = memory.write(plan.at(kMbInfoGpa), make_multiboot_info(plan, layout)); !r) {
     return r;
   }
   // GDT: null, flat 32-bit code, flat 32-bit data.
   const std::array<uint64_t, 3> gdt = {0, gdt_entry(0xC09B, 0, 0xFFFFF),
                                        gdt_entry(0xC093, 0, 0xFFFFF)};
-  if (auto r = memory.write_obj(kMbGdtGpa, gdt); !r) return r;
-  spdlog::debug("multiboot: kernel {:#x}..{:#x}, entry {:#x}, module {:#x} (+{:#x})",
-                kernel.load_low, kernel.load_end, kernel.entry, plan.module_gpa, plan.module_size);
+  if (auto r = memory.write_obj(plan.at(kMbGdtGpa), gdt); !r) return r;
+  spdlog::debug(
+      "multiboot: kernel {:#x}..{:#x}, entry {:#x}, boot information {:#x}, module {:#x} (+{:#x})",
+      kernel.load_low, kernel.load_end, kernel.entry, plan.block, plan.module_gpa,
+      plan.module_size);
   return {};
 }
 
-kvm_sregs multiboot_sregs(kvm_sregs s) {
+kvm_sregs multiboot_sregs(kvm_sregs s, const MultibootPlan& plan) {
   auto seg = [](uint16_t selector, uint8_t type, bool code) {
     kvm_segment g = flat_segment(selector, type, code);
     g.l = 0;  // 32-bit protected mode, not long mode
@@ -310,7 +330,7 @@ kvm_sregs multiboot_sregs(kvm_sregs s) {
   };
   s.cs = seg(kMbCodeSelector, 0xB, true);                               // execute/read, accessed
   s.ds = s.es = s.fs = s.gs = s.ss = seg(kMbDataSelector, 0x3, false);  // read/write, accessed
-  s.gdt.base = kMbGdtGpa;
+  s.gdt.base = plan.at(kMbGdtGpa);
   s.gdt.limit = 3 * 8 - 1;
   s.idt.base = 0;
   s.idt.limit = 0;  // the kernel installs its own
@@ -321,11 +341,11 @@ kvm_sregs multiboot_sregs(kvm_sregs s) {
   return s;  // TR and LDT stay as KVM reset them (a valid 32-bit busy TSS, no LDT)
 }
 
-kvm_regs multiboot_regs(uint32_t entry) {
+kvm_regs multiboot_regs(uint32_t entry, const MultibootPlan& plan) {
   kvm_regs r{};
   r.rip = entry;
   r.rax = kMultibootBootloaderMagic;
-  r.rbx = kMbInfoGpa;
+  r.rbx = plan.at(kMbInfoGpa);
   r.rflags = 0x2;
   return r;
 }

@@ -11,20 +11,25 @@
 // and a rejected kernel is a BootError naming boot-source.kernel_image_path and the
 // header field.
 //
-// What the kernel finds (all in the first 640 KiB, below any kernel, which loads at or
-// above 1 MiB; page 0 is left alone — kvm-unit-tests copy their AP trampoline there):
-//   0x8000  GDT: 0x08 flat 32-bit code, 0x10 flat 32-bit data
-//   0x9000  Multiboot information: flags MEM|CMDLINE|MODS|MMAP|LOADER_NAME,
-//           mem_lower 639, mem_upper = KiB of RAM from 1 MiB to the MMIO gap
-//   0x9100  the module list (at most one module: boot-source.initrd_path)
-//   0x9200  the memory map (the e820 map Linux gets, linux_e820())
-//   0x9400  the boot loader name "labyrinth"
-//   0xA000  the command line "<kernel image path> <boot_args>", then the module's string
-// The module itself goes page aligned above the kernel's highest byte (where QEMU puts
-// it), followed by at least one zero byte.
+// What the kernel finds: a 32 KiB boot information block, at 0x8000 (page 0 is left
+// alone — kvm-unit-tests copy their AP trampoline there):
+//   +0x0000 (0x8000)  GDT: 0x08 flat 32-bit code, 0x10 flat 32-bit data
+//   +0x1000 (0x9000)  Multiboot information: flags MEM|CMDLINE|MODS|MMAP|LOADER_NAME,
+//                     mem_lower 639, mem_upper = KiB of RAM from 1 MiB to the MMIO gap
+//   +0x1100 (0x9100)  the module list (at most one module: boot-source.initrd_path)
+//   +0x1200 (0x9200)  the memory map (the e820 map Linux gets, linux_e820())
+//   +0x1400 (0x9400)  the boot loader name "labyrinth"
+//   +0x2000 (0xA000)  the command line "<kernel image path> <boot_args>", then the
+//                     module's string, up to the block's end
+// A kernel may load below 1 MiB too (kvm-unit-tests' realmode.flat runs from 0x8000):
+// from 4 KiB up to the EBDA (0x9FC00), where the MP table and the BIOS area begin. When
+// one of its segments overlaps the block at 0x8000, the block goes page aligned above
+// the kernel's highest byte instead (where QEMU puts its Multiboot information).
+// The module goes page aligned above both (where QEMU puts it), followed by at least
+// one zero byte.
 // Entry (vCPU 0 only; the others wait for INIT/SIPI): 32-bit protected mode, paging
 // off, CS 0x08 / DS ES FS GS SS 0x10 flat 4 GiB, interrupts off, EAX 0x2BADB002,
-// EBX 0x9000.
+// EBX the Multiboot information (0x9000 with the block at 0x8000).
 //
 //   auto kernel = parse_multiboot_kernel(bytes);        // BootError names the field
 //   auto plan = plan_multiboot_boot(*kernel, layout, initrd.size(), cmdline, initrd_path);
@@ -62,7 +67,9 @@ inline constexpr uint32_t kMbPageAlign = 1u << 0, kMbMemoryInfo = 1u << 1, kMbVi
 inline constexpr uint32_t kMbiMem = 1u << 0, kMbiCmdline = 1u << 2, kMbiMods = 1u << 3,
                           kMbiMmap = 1u << 6, kMbiLoaderName = 1u << 9;
 
-// Fixed low-memory addresses (see the header comment).
+// The boot information block at its usual place (see the header comment); a plan's
+// MultibootPlan::block moves them all together.
+inline constexpr uint64_t kMbBlockBytes = 0x8000;
 inline constexpr uint64_t kMbGdtGpa = 0x8000;
 inline constexpr uint64_t kMbInfoGpa = 0x9000;
 inline constexpr uint64_t kMbModsGpa = 0x9100;
@@ -84,6 +91,9 @@ struct MultibootKernel {
 struct MultibootPlan {
   uint64_t module_gpa = 0;  // 0 without a module
   uint64_t module_size = 0;
+  uint64_t block = kMbGdtGpa;  // the boot information block (GDT first)
+  // Where each piece of the block is with this plan.
+  uint64_t at(uint64_t usual) const { return block + (usual - kMbGdtGpa); }
 };
 
 // A valid Multiboot header (magic and checksum) in the first 8 KiB, whatever follows.
@@ -115,9 +125,10 @@ std::expected<void, Error> load_multiboot(std::span<const std::byte> image,
 // The Multiboot information structure alone (exposed for tests): 88 bytes.
 std::vector<std::byte> make_multiboot_info(const MultibootPlan& plan, const MemoryLayout& layout);
 
-// 32-bit protected mode, paging off, flat CS 0x08 and data 0x10, the GDT at 0x8000.
-kvm_sregs multiboot_sregs(kvm_sregs base);
-// EIP = entry, EAX = 0x2BADB002, EBX = 0x9000, EFLAGS = 2.
-kvm_regs multiboot_regs(uint32_t entry);
+// 32-bit protected mode, paging off, flat CS 0x08 and data 0x10, the GDT at
+// plan.at(kMbGdtGpa).
+kvm_sregs multiboot_sregs(kvm_sregs base, const MultibootPlan& plan = {});
+// EIP = entry, EAX = 0x2BADB002, EBX = plan.at(kMbInfoGpa), EFLAGS = 2.
+kvm_regs multiboot_regs(uint32_t entry, const MultibootPlan& plan = {});
 
 }  // namespace labyrinth::vmm
