@@ -131,7 +131,7 @@ std::expected<FileBytes, Error> read_file(const std::string& path, std::string* 
     return std::unexpected(Error::io_failed);
   };
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  struct stat st{};
+  struct stat st = {};
   if (!fd || ::fstat(fd.get(), &st) != 0) {
     return fail("cannot open \"" + path + "\": " + std::strerror(errno));
   }
