@@ -103,12 +103,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                "segment %#x+%#x overlaps the boot information at %#llx", ph.p_paddr, ph.p_memsz,
                (unsigned long long)plan->block);
   }
-  FUZZ_CHECK(plan->block + vmm::kMbBlockBytes <= low_end, "boot information past RAM");
+  // Neither the block nor the module reaches into [EBDA, 1 MiB), which is not RAM.
+  const auto clear_of_bios = [](uint64_t at, uint64_t bytes) {
+    return at >= LABYRINTH_GUEST_LOAD_MIN || at + bytes <= 0x9FC00;
+  };
+  FUZZ_CHECK(plan->block % 4096 == 0 && plan->block + vmm::kMbBlockBytes <= low_end &&
+                 clear_of_bios(plan->block, vmm::kMbBlockBytes),
+             "boot information at %#llx", (unsigned long long)plan->block);
   if (!module_name.empty()) {
     FUZZ_CHECK(plan->module_gpa % 4096 == 0 && plan->module_gpa >= k.load_end &&
                    (plan->module_gpa >= plan->block + vmm::kMbBlockBytes ||
                     plan->module_gpa + module_size < plan->block) &&
-                   plan->module_gpa + module_size < low_end,
+                   plan->module_gpa + module_size < low_end &&
+                   clear_of_bios(plan->module_gpa, module_size + 1),
                "module at %#llx", (unsigned long long)plan->module_gpa);
   }
 

@@ -321,6 +321,61 @@ TEST_F(MultibootBoot, AKernelWhereTheBootInformationGoesGetsItAboveItself) {
   EXPECT_EQ(multiboot_regs(k.entry, *plan).rip, 0x8000 + TestMultiboot::kCodeOffset);
 }
 
+// A kernel below the block (0x1000 up) keeps the block at 0x8000; the module goes above
+// the kernel but clear of the block, not into it (CI's multiboot_fuzz found "module at
+// 0x7000" here), and a module too big for the rest of low RAM goes to 1 MiB, not across
+// the EBDA.
+TEST_F(MultibootBoot, AModuleAboveALowKernelStaysClearOfTheBlockAndTheEbda) {
+  auto tk = kernel();
+  tk.ph[0].p_paddr = 0x1000;
+  tk.ph[0].p_vaddr = 0x1000;
+  tk.ph[0].p_memsz = 0x6000;  // up to 0x7000, one page below the block
+  tk.eh.e_entry = 0x1000 + TestMultiboot::kCodeOffset;
+  const auto k = parsed(tk);
+  ASSERT_EQ(k.load_end, 0x7000u);
+  for (const uint64_t size : {uint64_t{100}, uint64_t{0x1000}, uint64_t{0x90000}}) {
+    auto plan = plan_multiboot_boot(k, layout_, size, "k", "env");
+    ASSERT_TRUE(plan.has_value()) << plan.error().message();
+    EXPECT_EQ(plan->block, kMbGdtGpa);
+    EXPECT_TRUE(plan->module_gpa >= kMbGdtGpa + kMbBlockBytes ||
+                plan->module_gpa + size < kMbGdtGpa)
+        << std::hex << "module at 0x" << plan->module_gpa << " + 0x" << size;
+    EXPECT_TRUE(plan->module_gpa + size + 1 <= kLinuxEbdaGpa ||
+                plan->module_gpa >= LABYRINTH_GUEST_LOAD_MIN)
+        << std::hex << "module at 0x" << plan->module_gpa << " + 0x" << size;
+    const std::vector<std::byte> module(size, std::byte{'m'});
+    ASSERT_TRUE(load_multiboot(tk.bytes(), k, *plan, module, "k", "env", *memory_, layout_));
+    auto gdt = memory_->translate(kMbGdtGpa, 24).value();
+    EXPECT_EQ(get<uint64_t>(gdt, 8), 0x00CF9B000000FFFFull) << "the module left the GDT alone";
+  }
+  EXPECT_EQ(plan_multiboot_boot(k, layout_, 100, "k", "env")->module_gpa, 0x7000u) << "it fits";
+  EXPECT_EQ(plan_multiboot_boot(k, layout_, 0x1000, "k", "env")->module_gpa,
+            kMbGdtGpa + kMbBlockBytes);
+  EXPECT_EQ(plan_multiboot_boot(k, layout_, 0x90000, "k", "env")->module_gpa,
+            LABYRINTH_GUEST_LOAD_MIN);
+}
+
+// A kernel that ends just below the EBDA and covers the block's place: the block goes to
+// 1 MiB, and a module that does not fit below the EBDA goes above the block.
+TEST_F(MultibootBoot, TheBlockAndModuleAboveAKernelEndingAtTheEbdaGoFromOneMiB) {
+  auto tk = kernel();
+  tk.ph[0].p_paddr = 0x8000;
+  tk.ph[0].p_vaddr = 0x8000;
+  tk.ph[0].p_memsz = 0x9E000 - 0x8000;
+  tk.eh.e_entry = 0x8000 + TestMultiboot::kCodeOffset;
+  const auto k = parsed(tk);
+  for (const uint64_t size : {uint64_t{0x800}, uint64_t{0x1000}, uint64_t{0x60000}}) {
+    auto plan = plan_multiboot_boot(k, layout_, size, "k", "env");
+    ASSERT_TRUE(plan.has_value()) << plan.error().message();
+    EXPECT_EQ(plan->block, LABYRINTH_GUEST_LOAD_MIN);
+    EXPECT_TRUE(plan->module_gpa >= plan->block + kMbBlockBytes ||
+                plan->module_gpa + size < plan->block)
+        << std::hex << "module at 0x" << plan->module_gpa << " + 0x" << size;
+    EXPECT_TRUE(plan->module_gpa + size + 1 <= kLinuxEbdaGpa ||
+                plan->module_gpa >= LABYRINTH_GUEST_LOAD_MIN);
+  }
+}
+
 TEST_F(MultibootBoot, LoadRefusesAPlanForOtherInputs) {
   const auto tk = kernel();
   const auto k = parsed(tk);

@@ -199,9 +199,26 @@ std::expected<MultibootPlan, BootError> plan_multiboot_boot(const MultibootKerne
                     kMbCmdlineGpa)});
   }
   MultibootPlan plan;
-  uint64_t free = align_up(kernel.load_end, kPage);  // the first page above the kernel
+  // The first page at or above `from` where `bytes` fit: clear of the block (when
+  // `block_set`), not across the EBDA and BIOS area [EBDA, 1 MiB), below low_end. Each
+  // move only goes up, so two rounds settle it (block, EBDA, block).
+  const auto place = [&](uint64_t from, uint64_t bytes, bool block_set) -> std::optional<uint64_t> {
+    uint64_t at = align_up(from, kPage);
+    for (int round = 0; round < 2; ++round) {
+      if (block_set && at < plan.block + kMbBlockBytes &&
+          bytes > plan.block - std::min(at, plan.block)) {
+        at = plan.block + kMbBlockBytes;  // it would overlap the block: above it
+      }
+      if (at < LABYRINTH_GUEST_LOAD_MIN && (at > kMbLowerEnd || bytes > kMbLowerEnd - at)) {
+        at = LABYRINTH_GUEST_LOAD_MIN;  // it would reach into the EBDA: from 1 MiB
+      }
+    }
+    if (at > low_end || bytes > low_end - at) return std::nullopt;
+    return at;
+  };
   if (over_block) {  // the kernel sits where the block goes: the block goes above it
-    if (free > low_end || low_end - free < kMbBlockBytes) {
+    const auto block = place(kernel.load_end, kMbBlockBytes, false);
+    if (!block) {
       return std::unexpected(BootError{
           "machine-config.mem_size_mib",
           fmt::format("the multiboot kernel covers {:#x}, where the boot information goes, and "
@@ -209,20 +226,21 @@ std::expected<MultibootPlan, BootError> plan_multiboot_boot(const MultibootKerne
                       "the {:#x} bytes to go there instead",
                       kMbGdtGpa, low_end, kernel.load_end, kMbBlockBytes)});
     }
-    plan.block = free;
-    free += kMbBlockBytes;
+    plan.block = *block;
   }
   if (module_name.empty()) return plan;
-  // Page aligned above the kernel, one zero byte after it (a reader may look for a NUL).
-  const uint64_t start = free;
-  if (start > low_end || low_end - start < module_size + 1 || module_size >= k4GiB) {
+  // Page aligned above the kernel and clear of the block, one zero byte after it (a
+  // reader may look for a NUL).
+  const auto start =
+      module_size < k4GiB ? place(kernel.load_end, module_size + 1, true) : std::nullopt;
+  if (!start) {
     return std::unexpected(BootError{
         "boot-source.initrd_path",
         fmt::format("{} bytes do not fit between the kernel's end {:#x} and RAM's end below the "
                     "MMIO gap {:#x}",
                     module_size, kernel.load_end, low_end)});
   }
-  plan.module_gpa = start;
+  plan.module_gpa = *start;
   plan.module_size = module_size;
   return plan;
 }

@@ -25,8 +25,9 @@
 // from 4 KiB up to the EBDA (0x9FC00), where the MP table and the BIOS area begin. When
 // one of its segments overlaps the block at 0x8000, the block goes page aligned above
 // the kernel's highest byte instead (where QEMU puts its Multiboot information).
-// The module goes page aligned above both (where QEMU puts it), followed by at least
-// one zero byte.
+// The module goes page aligned above the kernel (where QEMU puts it), clear of the
+// block, followed by at least one zero byte. Neither the block nor the module reaches
+// into [EBDA, 1 MiB): what does not fit below the EBDA starts at 1 MiB.
 // Entry (vCPU 0 only; the others wait for INIT/SIPI): 32-bit protected mode, paging
 // off, CS 0x08 / DS ES FS GS SS 0x10 flat 4 GiB, interrupts off, EAX 0x2BADB002,
 // EBX the Multiboot information (0x9000 with the block at 0x8000).
