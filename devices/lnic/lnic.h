@@ -34,6 +34,7 @@
 
 #include <array>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -158,7 +159,9 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   // Register side (lnic_registers.cc).
   uint32_t read_reg(uint32_t offset);
   void write_reg(uint32_t offset, uint32_t value);
-  void enable_locked();
+  // A valid future only in the test-only hostile mode whose activation writes an
+  // impossible RX prod: the caller waits for it after releasing mu_ (write_reg).
+  std::future<void> enable_locked();
   void reset_locked();
   void rx_stop_locked();
   void set_status(uint32_t status);  // needs mu_: regs_.status and its lock-free mirror
@@ -175,6 +178,7 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   void handle_return(const lnic_return& r);
   void process_tx();
   uint32_t post_hostile(const Ring& rx, const lnic_rx_completion& real);
+  void post_hostile_prod(const Ring& rx);
   void floor_send(uint64_t t_sched);
   void floor_collect();
 
@@ -225,10 +229,11 @@ class Lnic final : public BusDevice, public FrameSink, public std::enable_shared
   std::unique_ptr<Pacer> floor_pacer_;
   std::vector<std::unique_ptr<Pacer>> retired_pacers_;  // may have posted steps pending
   uint64_t inject_ticks_ = 0;
-  size_t activations_ = 0;      // ENABLEs carried out (test_hostile's index)
-  bool hostile_armed_ = false;  // this activation still has its hostile kind to write
-  bool hostile_hold_ = false;   // rx_prod_beyond_ring written: drop until the next reset
-  uint64_t timer_ticks_ = 0;    // median cost of an empty rdtsc pair, taken off alloc samples
+  size_t activations_ = 0;         // ENABLEs carried out (test_hostile's index)
+  size_t activations_posted_ = 0;  // guarded by mu_: ENABLEs accepted (vCPU side)
+  bool hostile_armed_ = false;     // this activation still has its hostile kind to write
+  bool hostile_hold_ = false;      // rx_prod_beyond_ring written: drop until the next reset
+  uint64_t timer_ticks_ = 0;       // median cost of an empty rdtsc pair, taken off alloc samples
 
   LnicMetrics metrics_;
   LnicLatency latency_;

@@ -136,6 +136,15 @@ void Lnic::activate(const RingSet& rings, uint32_t driver_features) {
   }
   spdlog::debug("{}: running (rx {} / ret {} / tx {} entries)", label_, rings.rx.size,
                 rings.ret.size, rings.tx.size);
+  // Test only: the impossible prod needs no frame, so it comes at once, while the
+  // driver's open is still on its way from ENABLE to its return (the window in which a
+  // driver could turn its carrier back on after finding the device broken).
+  if (hostile_armed_ && !paused_ &&
+      cfg_.test_hostile[activations_ - 1] == HostileKind::rx_prod_beyond_ring &&
+      rx_prod_ == load_acquire(rings.rx.header()->cons) &&
+      pages_out_.load(std::memory_order_relaxed) == 0 && rings.rx.size >= 4) {
+    post_hostile_prod(rings.rx);
+  }
   if (start_requested_ && !backend_started_ && !paused_) {  // pktgen waited for the guest
     backend_->start(*this);
     backend_started_ = true;
@@ -167,6 +176,18 @@ void Lnic::stop_rx() {
   if (ret_event_) process_returns();
   std::lock_guard lock(mu_);
   if (regs_.status & LNIC_STATUS_RUNNING) set_status(regs_.status | LNIC_STATUS_RX_STOPPED);
+}
+
+// Test only (HostileKind::rx_prod_beyond_ring): no completion, no page; the published
+// prod is a ring and one ahead of the last one produced, and the RX vector fires.
+// rx_prod_ keeps the truth; nothing is produced until the next reset.
+void Lnic::post_hostile_prod(const Ring& rx) {
+  store_release(rx.header()->prod, rx_prod_ + rx.size + 1);
+  msix_.fire(LNIC_VEC_RX);
+  metrics_.irqs.inc();
+  metrics_.hostile_written.inc();
+  hostile_armed_ = false;
+  hostile_hold_ = true;
 }
 
 // ---------------------------------------------------------------- RX (interrupt path)
@@ -204,15 +225,8 @@ void Lnic::receive(std::span<const std::byte> frame, uint64_t t_ready) {
   const bool hostile = hostile_armed_ && used == 0 &&
                        pages_out_.load(std::memory_order_relaxed) == 0 && rx.size >= 4;
   if (hostile && cfg_.test_hostile[activations_ - 1] == HostileKind::rx_prod_beyond_ring) {
-    // No completion, no page: the published prod is a ring and one ahead of the last
-    // one produced. rx_prod_ keeps the truth; nothing is produced until the next reset.
-    store_release(rx.header()->prod, rx_prod_ + rx.size + 1);
-    msix_.fire(LNIC_VEC_RX);
-    metrics_.irqs.inc();
-    metrics_.hostile_written.inc();
+    post_hostile_prod(rx);  // (activate() writes it already when the rings start empty)
     metrics_.rx_drop_hostile.inc();
-    hostile_armed_ = false;
-    hostile_hold_ = true;
     return;
   }
 

@@ -1,5 +1,7 @@
 // The lnic register file (vCPU threads): reads, writes, ENABLE validation, RESET, RX_STOP.
+#include <chrono>
 #include <cstring>
+#include <future>
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
@@ -112,7 +114,7 @@ void Lnic::write_reg(uint32_t offset, uint32_t value) {
     });
     return;
   }
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   for (int r = 0; r < 3; ++r) {
     if (offset == kRingLo[r]) {
       regs_.ring_gpa[r] = (regs_.ring_gpa[r] & ~0xFFFFFFFFull) | value;
@@ -131,13 +133,21 @@ void Lnic::write_reg(uint32_t offset, uint32_t value) {
     case LNIC_REG_DRIVER_FEATURES:  // checked at ENABLE, where a refusal can be named
       regs_.driver_features = value;
       return;
-    case LNIC_REG_CONTROL:
+    case LNIC_REG_CONTROL: {
       // RESET first: RESET|ENABLE in one write finds the device STOPPING and the ENABLE
       // is ignored like any other ENABLE before the stop completed.
       if (value & LNIC_CTRL_RESET) reset_locked();
-      if (value & LNIC_CTRL_ENABLE) enable_locked();
+      std::future<void> activated;
+      if (value & LNIC_CTRL_ENABLE) activated = enable_locked();
       if (value & LNIC_CTRL_RX_STOP) rx_stop_locked();
+      lock.unlock();
+      // Test only (rx_prod_beyond_ring): the write returns once the activation has
+      // written the impossible prod and signalled it, so the interrupt reaches the guest
+      // before its next instruction, inside the driver's open (bounded: a loop that is
+      // paused or busy for longer only makes it come later).
+      if (activated.valid()) activated.wait_for(std::chrono::milliseconds(200));
       return;
+    }
     default:
       metrics_.mmio_bad_access.inc_shared();
       return;
@@ -155,7 +165,7 @@ void Lnic::set_status(uint32_t status) {
 // messages are checked when an entry is unmasked: MsixTable.) Only a fully valid set is handed to
 // the event loop (activate), so the hot path never re-validates a ring's bounds. A failure names
 // the register to blame.
-void Lnic::enable_locked() {
+std::future<void> Lnic::enable_locked() {
   metrics_.enables.inc_shared();
   auto fail = [&](uint32_t reg, const char* why) {
     regs_.status = LNIC_STATUS_CONFIG_ERROR;
@@ -165,11 +175,12 @@ void Lnic::enable_locked() {
     if (metrics_.config_errors.get() <= 10) {  // a hostile guest must not flood the log
       spdlog::warn("{}: ENABLE rejected: register {:#x}: {}", label_, reg, why);
     }
+    return std::future<void>{};
   };
-  if (regs_.status & LNIC_STATUS_RUNNING) return;  // already running: ignore
-  if (regs_.status & LNIC_STATUS_STOPPING) {       // the driver must wait for the stop
+  if (regs_.status & LNIC_STATUS_RUNNING) return {};  // already running: ignore
+  if (regs_.status & LNIC_STATUS_STOPPING) {          // the driver must wait for the stop
     metrics_.ignored_controls.inc_shared();
-    return;
+    return {};
   }
   if ((regs_.driver_features & ~kFeatures) != 0) {
     return fail(LNIC_REG_DRIVER_FEATURES, "driver features name a bit FEATURES does not offer");
@@ -200,11 +211,18 @@ void Lnic::enable_locked() {
   }
   regs_.config_error = 0;
   set_status(LNIC_STATUS_RUNNING);
+  const size_t k = activations_posted_++;
+  const bool sync =
+      k < cfg_.test_hostile.size() && cfg_.test_hostile[k] == HostileKind::rx_prod_beyond_ring;
+  auto done = sync ? std::make_shared<std::promise<void>>() : nullptr;
+  std::future<void> activated = done ? done->get_future() : std::future<void>{};
   // Weak: a VM torn down before the loop runs the post must not be kept alive by it.
   std::weak_ptr<Lnic> weak = weak_from_this();
-  boost::asio::post(io_, [weak, set, features = regs_.driver_features] {
+  boost::asio::post(io_, [weak, set, features = regs_.driver_features, done] {
     if (auto self = weak.lock()) self->activate(set, features);
+    if (done) done->set_value();
   });
+  return activated;
 }
 
 // Needs mu_. A running device cannot stop here: the event loop may be in the middle of

@@ -206,14 +206,19 @@ static size_t lnic_ring_bytes(u32 entries, size_t entry_size)
  * carrier (the stack stops handing frames over). `kind` is the counter of the ring. */
 static void lnic_broken(struct lnic *nic, u64 *kind, const char *what, u32 a, u32 b)
 {
+	const bool was_broken = nic->broken;
+
 	++*kind;
-	if (!nic->broken) {
+	WRITE_ONCE(nic->broken, true);
+	if (!was_broken) {
 		net_err_ratelimited(
 			"%s: device broken: %s (%u, %u); take the interface down and up to reset it\n",
 			netdev_name(nic->ndev), what, a, b);
+		/* Pairs with lnic_open(): broken is stored before the carrier goes off, so an
+		 * open that turned the carrier on either sees broken or is followed by this. */
+		smp_mb();
 		netif_carrier_off(nic->ndev);
 	}
-	WRITE_ONCE(nic->broken, true);
 }
 
 /* The index of a pool page, or false when gpa is no page of the window (written as a
@@ -679,7 +684,13 @@ static int lnic_open(struct net_device *ndev)
 		return -EIO;
 	}
 	nic->running = true;
+	/* The device runs from ENABLE on: its RX interrupt and our poll may already have
+	 * found it broken (an impossible index), and the carrier must then stay off. Carrier
+	 * on, then broken read, each side fenced (lnic_broken() pairs with this). */
 	netif_carrier_on(ndev);
+	smp_mb();
+	if (READ_ONCE(nic->broken))
+		netif_carrier_off(ndev);
 	netif_start_queue(ndev);
 	return 0;
 }
