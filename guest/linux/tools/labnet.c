@@ -28,6 +28,11 @@
  *                                   and length for all) and every payload byte (byte i
  *                                   = pattern + i); gives up after 120 s without a frame.
  *                                   Prints "labnet: pktgen-recv ready" once it listens
+ *   labnet drain                    waits until the console has sent everything written
+ *                                   to it (tcdrain: the tty's buffer empty and the
+ *                                   UART's transmitter idle), so a line printed just
+ *                                   before the VM ends through its exit port is not
+ *                                   lost in the guest's serial buffer
  * Each TCP side prints one line "labnet: sent|received N bytes in S s (M Mbit/s)";
  * raw-send "labnet: sent N frames of S bytes in T s, R retries"; pktgen-recv "labnet:
  * pktgen-recv N frames (seq 0..N-1, LEN bytes, pattern P) as generated" or, on stderr,
@@ -37,6 +42,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/ethtool.h>
 #include <linux/if_packet.h>
 #include <linux/sockios.h>
@@ -51,6 +57,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <sys/time.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "../../abi/lnic.h"
@@ -339,8 +346,22 @@ static int pktgen_recv(unsigned long long count)
 	return 0;
 }
 
+static int drain(void)
+{
+	const int fd = open("/dev/console", O_WRONLY | O_NOCTTY);
+
+	if (fd < 0 || tcdrain(fd) != 0) {
+		perror("labnet: drain /dev/console");
+		return 1;
+	}
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 2 && strcmp(argv[1], "drain") == 0)
+		return drain();
 	if (argc == 3 && strcmp(argv[1], "stats") == 0)
 		return stats(argv[2]);
 	if (argc == 4 && strcmp(argv[1], "tcp-recv") == 0)
@@ -352,6 +373,6 @@ int main(int argc, char **argv)
 	if (argc == 3 && strcmp(argv[1], "pktgen-recv") == 0)
 		return pktgen_recv(strtoull(argv[2], NULL, 10));
 	fprintf(stderr, "usage: labnet stats IFACE | tcp-recv PORT BYTES | tcp-send ADDR PORT BYTES"
-			" | raw-send IFACE COUNT SIZE | pktgen-recv COUNT\n");
+			" | raw-send IFACE COUNT SIZE | pktgen-recv COUNT | drain\n");
 	return 2;
 }
