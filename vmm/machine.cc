@@ -25,6 +25,7 @@
 #include "devices/serial/console_watch.h"
 #include "guest/abi/ports.h"
 #include "vmm/boot/acpi.h"
+#include "vmm/boot/bios_handoff.h"
 #include "vmm/boot/boot_setup.h"
 #include "vmm/boot/cpuid.h"
 #include "vmm/boot/elf_loader.h"
@@ -165,6 +166,24 @@ std::expected<uint64_t, Error> Machine::load_multiboot_guest(std::span<const std
     return std::unexpected(r.error());
   }
   multiboot_plan_ = *plan;
+  // What SeaBIOS leaves under QEMU (bios_handoff.h): the IVT and its stubs, the PICs
+  // initialised, the PIT ticking.
+  if (auto r = memory_->write(0, real_mode_ivt()); !r) return std::unexpected(r.error());
+  if (auto r = memory_->write(kBiosStubsGpa, bios_irq_stubs()); !r) {
+    return std::unexpected(r.error());
+  }
+  auto pics = vm_->pics();
+  if (!pics) return std::unexpected(pics.error());
+  if (auto r = vm_->set_pics({bios_pic(pics->first, kPicMasterBase, kPicMasterMask),
+                              bios_pic(pics->second, kPicSlaveBase, kPicSlaveMask)});
+      !r) {
+    return std::unexpected(r.error());
+  }
+  if (config_.pit) {
+    auto pit = vm_->pit();
+    if (!pit) return std::unexpected(pit.error());
+    if (auto r = vm_->set_pit(bios_pit(*pit)); !r) return std::unexpected(r.error());
+  }
   return kernel->entry;
 }
 

@@ -80,6 +80,19 @@ TEST_F(MultibootRun, KvmUnitTestsSmptestPasses) {
   }
 }
 
+// kvm-unit-tests' realmode: 16-bit code from a Multiboot kernel, relying on the state a
+// PC BIOS leaves (vmm/boot/bios_handoff.h). Its "sti inhibit" ends in `sti; hlt` with the
+// IRQ it raised masked, as under SeaBIOS: the PIT's tick through the PIC and the IVT's
+// EOI stub wakes it. Without that hand-off the kernel hangs there (a timeout).
+TEST_F(MultibootRun, KvmUnitTestsRealmodePasses) {
+  auto r = run(config(flat("realmode.flat"), "", 1));
+  EXPECT_FALSE(r.timed_out) << r.out;
+  EXPECT_EQ(r.status, 1) << r.out << r.err;  // exit(0) through isa-debug-exit
+  EXPECT_NE(r.out.find("PASS: sti inhibit"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cycles/emulated memory RMW instruction"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("FAIL"), std::string::npos) << r.out;
+}
+
 // vmexit.flat finds the pci-testdev (lib/pci.c's scan, the BAR size probe) and times an
 // exit for each of its six tests (devices/pci/pci_testdev.h): "<test>:pci-mem <cycles>".
 // Without the device the same kernel reports the two as skipped.

@@ -147,6 +147,39 @@ std::expected<void, Error> Vm::set_irq_line(uint32_t gsi, bool level) {
   return {};
 }
 
+std::expected<std::pair<kvm_pic_state, kvm_pic_state>, Error> Vm::pics() const {
+  std::pair<kvm_pic_state, kvm_pic_state> out;
+  for (uint32_t id : {KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE}) {
+    kvm_irqchip chip{};
+    chip.chip_id = id;
+    if (::ioctl(fd(), KVM_GET_IRQCHIP, &chip) < 0) return ioctl_failed("KVM_GET_IRQCHIP");
+    (id == KVM_IRQCHIP_PIC_MASTER ? out.first : out.second) = chip.chip.pic;
+  }
+  return out;
+}
+
+std::expected<void, Error> Vm::set_pics(const std::pair<kvm_pic_state, kvm_pic_state>& pics) {
+  for (uint32_t id : {KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE}) {
+    kvm_irqchip chip{};
+    chip.chip_id = id;
+    chip.chip.pic = id == KVM_IRQCHIP_PIC_MASTER ? pics.first : pics.second;
+    if (::ioctl(fd(), KVM_SET_IRQCHIP, &chip) < 0) return ioctl_failed("KVM_SET_IRQCHIP");
+  }
+  return {};
+}
+
+std::expected<kvm_pit_state2, Error> Vm::pit() const {
+  kvm_pit_state2 state{};
+  if (::ioctl(fd(), KVM_GET_PIT2, &state) < 0) return ioctl_failed("KVM_GET_PIT2");
+  return state;
+}
+
+std::expected<void, Error> Vm::set_pit(const kvm_pit_state2& pit) {
+  kvm_pit_state2 state = pit;
+  if (::ioctl(fd(), KVM_SET_PIT2, &state) < 0) return ioctl_failed("KVM_SET_PIT2");
+  return {};
+}
+
 // One body for assign and deassign: KVM matches a deassign on every field of the
 // assign (address, length, PIO flag, datamatch), so both must be built the same way.
 std::expected<void, Error> Vm::ioeventfd(int efd, uint64_t addr, uint32_t len, bool pio,

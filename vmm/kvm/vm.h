@@ -26,6 +26,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "vmm/error.h"
@@ -85,6 +86,12 @@ class Vm {
                                                 std::optional<uint64_t> datamatch);
   std::expected<void, Error> unregister_ioeventfd(int efd, uint64_t addr, uint32_t len, bool pio,
                                                   std::optional<uint64_t> datamatch);
+  // KVM_GET_IRQCHIP / KVM_SET_IRQCHIP for the two in-kernel PICs (master, slave).
+  std::expected<std::pair<kvm_pic_state, kvm_pic_state>, Error> pics() const;
+  std::expected<void, Error> set_pics(const std::pair<kvm_pic_state, kvm_pic_state>& pics);
+  // KVM_GET_PIT2 / KVM_SET_PIT2 (a VM created with its PIT).
+  std::expected<kvm_pit_state2, Error> pit() const;
+  std::expected<void, Error> set_pit(const kvm_pit_state2& pit);
   // KVM_SET_GSI_ROUTING: replaces the whole routing table.
   std::expected<void, Error> set_gsi_routing(std::span<const kvm_irq_routing_entry> entries);
   // The default x86 table written out: GSI 0-15 to PIC and IOAPIC pin, 16-23 IOAPIC.
