@@ -147,6 +147,7 @@ std::expected<uint64_t, Error> Machine::load_linux_guest(std::span<const std::by
       !r) {
     return std::unexpected(r.error());
   }
+  facs_gpa_ = acpi_facs_gpa(kAcpiTablesGpa);
   return kernel->entry_gpa;
 }
 
@@ -184,6 +185,15 @@ std::expected<uint64_t, Error> Machine::load_multiboot_guest(std::span<const std
     if (!pit) return std::unexpected(pit.error());
     if (auto r = vm_->set_pit(bios_pit(*pit)); !r) return std::unexpected(r.error());
   }
+  // ... and the ACPI tables QEMU's firmware gives (kvm-unit-tests' s3 and vmexit's PM
+  // timer find them by the RSDP scan of 0xE0000-0xFFFFF), with the PM timer named.
+  if (auto r = memory_->write(kAcpiTablesGpa,
+                              make_acpi_tables(kAcpiTablesGpa, config_.vcpu_count,
+                                               {.pm_timer = true, .s3 = true, .facs_32bit = true}));
+      !r) {
+    return std::unexpected(r.error());
+  }
+  facs_gpa_ = acpi_facs_gpa(kAcpiTablesGpa);
   return kernel->entry;
 }
 
@@ -254,9 +264,8 @@ std::expected<void, Error> Machine::build_devices() {
   ok =
       ok &&
       pio_.insert(std::make_shared<devices::ExitDevice>(*this), LABYRINTH_PORT_EXIT, 4).has_value();
-  ok = ok &&
-       pio_.insert(std::make_shared<devices::Cmos>(), devices::Cmos::kBase, devices::Cmos::kLen)
-           .has_value();
+  cmos_ = std::make_shared<devices::Cmos>();
+  ok = ok && pio_.insert(cmos_, devices::Cmos::kBase, devices::Cmos::kLen).has_value();
   // What kvm-unit-tests' kernels expect of QEMU: its exit port and fw_cfg (ports.h).
   ok = ok && pio_.insert(std::make_shared<devices::ExitDevice>(
                              *this, devices::ExitContract::isa_debug_exit),
@@ -293,10 +302,9 @@ std::expected<void, Error> Machine::build_devices() {
     ok = ok && pio_.insert(dev.irq_lines(), PcTestdev::kIrqBase, PcTestdev::kIrqLen).has_value();
     ok = ok && mmio_.insert(dev.iomem(), PcTestdev::kIomemBase, PcTestdev::kIomemLen).has_value();
   }
-  if (kind_ == KernelKind::linux) {  // the FADT's PM1a blocks (acpi.h): S5 is a power-off
-    ok = ok && pio_.insert(std::make_shared<devices::AcpiPm>(*this), devices::AcpiPm::kBase,
-                           devices::AcpiPm::kLen)
-                   .has_value();
+  if (facs_gpa_ != 0) {  // the FADT's PM1a blocks and PM timer (acpi.h, acpi_pm.h)
+    acpi_pm_ = std::make_shared<devices::AcpiPm>(*this);
+    ok = ok && pio_.insert(acpi_pm_, devices::AcpiPm::kBase, devices::AcpiPm::kLen).has_value();
   }
   if (config_.pci_testdev) {  // kvm-unit-tests' PCI test device: its slot and BARs are free
     using devices::PciTestdev;
@@ -435,6 +443,84 @@ void Machine::request_shutdown(int status, std::string_view reason) {
   io_.stop();
 }
 
+void Machine::request_suspend() {
+  {
+    std::lock_guard lock(status_mu_);
+    if (shutdown_requested_ || sleeping_.exchange(true)) return;
+  }
+  gate_.close();
+  {
+    std::lock_guard lock(runners_mu_);
+    for (auto& r : runners_) r->kick();
+  }
+  boost::asio::post(io_, [this] { enter_s3(); });
+}
+
+void Machine::enter_s3() {
+  size_t n = 0;
+  {
+    std::lock_guard lock(runners_mu_);
+    n = runners_.size();
+  }
+  if (!gate_.wait_parked(n)) return;  // stopping
+  if (!paused_) {
+    lnics_->pause();
+    nets_->pause();
+  }
+  std::optional<devices::Cmos::Clock::time_point> alarm;
+  if (acpi_pm_ && acpi_pm_->rtc_wake_enabled()) alarm = cmos_->next_alarm();
+  if (!alarm) {
+    spdlog::info("VM suspended (ACPI S3) with no wake event enabled: it sleeps until stopped");
+    return;
+  }
+  const auto in =
+      std::chrono::duration_cast<std::chrono::milliseconds>(*alarm - devices::Cmos::Clock::now());
+  spdlog::info("VM suspended (ACPI S3); the RTC alarm wakes it in {} ms", in.count());
+  if (!wake_timer_) wake_timer_ = std::make_unique<boost::asio::system_timer>(io_);
+  wake_timer_->expires_at(*alarm);
+  wake_timer_->async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) wake_from_s3();
+  });
+}
+
+void Machine::wake_from_s3() {
+  uint32_t vector = 0;
+  // The FACS's firmware waking vector (offset 12), as the guest left it.
+  if (auto v = memory_->translate(facs_gpa_ + 12, 4)) std::memcpy(&vector, v->data(), 4);
+  if (vector == 0 || vector >= 0x100000) {
+    // Nothing to resume, or not where real mode reaches: firmware would boot afresh.
+    request_shutdown(0, "ACPI S3 wake without a real-mode waking vector: a reset");
+    return;
+  }
+  cmos_->alarm_fired();
+  acpi_pm_->woke(true);
+  {
+    std::lock_guard lock(runners_mu_);
+    for (size_t i = 0; i < runners_.size(); ++i) {
+      if (i == 0) {
+        runners_[i]->request_reset([vector](Vcpu& v) -> std::expected<void, Error> {
+          auto sregs = v.sregs();
+          if (!sregs) return std::unexpected(sregs.error());
+          if (auto r = v.set_sregs(s3_resume_sregs(*sregs, vector)); !r) return r;
+          if (auto r = v.set_regs(s3_resume_regs(vector)); !r) return r;
+          return v.set_mp_state(KVM_MP_STATE_RUNNABLE);
+        });
+      } else {  // back to waiting for the OS's INIT/SIPI
+        runners_[i]->request_reset([](Vcpu& v) -> std::expected<void, Error> {
+          return v.set_mp_state(KVM_MP_STATE_INIT_RECEIVED);
+        });
+      }
+    }
+  }
+  sleeping_.store(false);
+  spdlog::info("VM woke from ACPI S3 (RTC alarm): vCPU 0 at the waking vector {:#x}", vector);
+  if (!paused_) {
+    lnics_->resume();
+    nets_->resume();
+    gate_.open();
+  }
+}
+
 bool Machine::set_paused(bool paused) {
   if (paused == paused_) return true;
   if (paused) {
@@ -451,6 +537,8 @@ bool Machine::set_paused(bool paused) {
     lnics_->pause();
     nets_->pause();
     spdlog::info("VM paused");
+  } else if (sleeping_.load()) {  // in ACPI S3: the wake opens the gate, not this
+    spdlog::info("VM resumed (still asleep in ACPI S3)");
   } else {
     lnics_->resume();
     nets_->resume();

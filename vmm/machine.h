@@ -27,11 +27,14 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/system_timer.hpp>
 #include <boost/json/object.hpp>
 
 #include "allocator/page_pool.h"
 #include "devices/bus/bus.h"
 #include "devices/irq_test/irq_test_device.h"
+#include "devices/legacy/acpi_pm.h"
+#include "devices/legacy/cmos.h"
 #include "devices/legacy/i8042.h"
 #include "devices/pci/pci_bus.h"
 #include "devices/serial/console_watch.h"
@@ -118,6 +121,17 @@ class Machine final : public devices::VmControl {
   // After run().
   const std::optional<HaltObservation>& latency_halts() const { return latency_halts_; }
   void request_shutdown(int status, std::string_view reason) override;
+  // ACPI S3 (AcpiPm, on the writing vCPU's thread): the pause gate closes and every vCPU
+  // is kicked, so the writer runs no further instruction; on the event loop the devices
+  // quiesce and a timer waits for the wake event, the RTC alarm (Cmos::next_alarm, when
+  // PM1a_EN's RTC_EN and the RTC's AIE are set; with none the VM sleeps until stopped).
+  // At the wake, as a PC's firmware does: vCPU 0 resets into real mode at the FACS
+  // firmware waking vector (bios_handoff.h), the others wait for INIT/SIPI, PM1a_STS and
+  // RTC status C record the wake, and the gate opens (unless PATCH /vm paused the VM
+  // meanwhile: then its resume does). A waking vector of 0 (no OS resume code) is a
+  // reset, which ends the VM with 0 like any guest reset. RAM and devices keep their
+  // state.
+  void request_suspend() override;
   // PATCH /vm, on the event loop (post_to_event_loop): pausing kicks every vCPU out of
   // KVM_RUN and returns once all are parked (vcpu_runner.h, PauseGate), then quiesces the
   // lnics and virtio-nets (nothing reaches the guest; the pool and the counters stay
@@ -141,6 +155,8 @@ class Machine final : public devices::VmControl {
   std::expected<uint64_t, Error> load_multiboot_guest(std::span<const std::byte> image);
   void print_stats() const;
   void start_latency_run(const LatencyOptions& opts);
+  void enter_s3();      // event loop: the vCPUs parked; arm the wake
+  void wake_from_s3();  // event loop: the wake event came
 
   Config config_;
   KernelKind kind_ = KernelKind::labyrinth_elf;  // which loader booted the guest
@@ -159,6 +175,10 @@ class Machine final : public devices::VmControl {
   std::unique_ptr<Irqfd> irq_test_irq_;
   std::unique_ptr<Irqfd> kbd_irq_;  // IRQ 1: the i8042's keyboard
   std::shared_ptr<devices::I8042> i8042_;
+  std::shared_ptr<devices::Cmos> cmos_;
+  std::shared_ptr<devices::AcpiPm> acpi_pm_;  // Linux and Multiboot guests (their FADT's)
+  uint64_t facs_gpa_ = 0;                     // where the FACS is (0: no ACPI tables)
+  std::unique_ptr<boost::asio::system_timer> wake_timer_;  // S3: the RTC alarm
   std::shared_ptr<devices::Uart16550> uart_;
   std::unique_ptr<devices::StdinReader> stdin_;
   std::unique_ptr<devices::IrqTrain> irq_train_;
@@ -188,13 +208,14 @@ class Machine final : public devices::VmControl {
   std::unique_ptr<CoalescedPio> coalesced_;
   std::vector<std::unique_ptr<VcpuRunner>> runners_;  // first to go: joins the threads
 
-  std::mutex runners_mu_;          // held while run() starts the threads, so a kick
-                                   // never reads a std::thread being assigned.
-                                   // Order: runners_mu_ -> (nothing)
-  std::atomic<bool> stop_{false};  // release-stored by the first request_shutdown
-  PauseGate gate_{stop_};          // PATCH /vm: where the vCPU threads park
-  bool paused_ = false;            // event loop
-  std::mutex status_mu_;           // guards status_, reason_ (leaf lock)
+  std::mutex runners_mu_;              // held while run() starts the threads, so a kick
+                                       // never reads a std::thread being assigned.
+                                       // Order: runners_mu_ -> (nothing)
+  std::atomic<bool> stop_{false};      // release-stored by the first request_shutdown
+  PauseGate gate_{stop_};              // PATCH /vm: where the vCPU threads park
+  bool paused_ = false;                // event loop
+  std::atomic<bool> sleeping_{false};  // in ACPI S3: from request_suspend to the wake
+  std::mutex status_mu_;               // guards status_, reason_ (leaf lock)
   bool shutdown_requested_ = false;
   int status_ = 0;
   std::string reason_;

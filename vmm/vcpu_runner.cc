@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
@@ -134,6 +135,7 @@ void VcpuRunner::run() {
       // that the clear overwrote is seen through the flag instead.
       vcpu_.clear_immediate_exit();
       std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (!apply_reset()) return;
       continue;
     }
     auto r = vcpu_.run();
@@ -146,6 +148,35 @@ void VcpuRunner::run() {
     if (coalesced_ != nullptr) coalesced_->replay(pio_);
     if (!handle_exit()) return;
   }
+}
+
+void VcpuRunner::request_reset(std::function<std::expected<void, Error>(Vcpu&)> reset) {
+  std::lock_guard lock(reset_mu_);
+  reset_ = std::move(reset);
+}
+
+bool VcpuRunner::apply_reset() {
+  std::function<std::expected<void, Error>(Vcpu&)> reset;
+  {
+    std::lock_guard lock(reset_mu_);
+    reset = std::exchange(reset_, nullptr);
+  }
+  if (!reset) return true;
+  // The exit in hand completes on re-entry: enter with immediate_exit so that KVM
+  // finishes it and returns at once, before the registers change under it.
+  vcpu_.request_immediate_exit();
+  auto r = vcpu_.run();
+  vcpu_.clear_immediate_exit();
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // as after a park (run())
+  if (!r && r.error() != Error::interrupted) {
+    report_fatal("KVM_RUN (completing the exit before a reset) failed", kExitKvmFailure);
+    return false;
+  }
+  if (auto done = reset(vcpu_); !done) {
+    report_fatal("vCPU reset failed", kExitKvmFailure);
+    return false;
+  }
+  return true;
 }
 
 void VcpuRunner::handle_io(kvm_run* run) {

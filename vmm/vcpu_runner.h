@@ -89,6 +89,12 @@ class VcpuRunner {
   // The VM's pause gate (PATCH /vm). Optional; set before start().
   void set_pause_gate(PauseGate* gate) { gate_ = gate; }
   std::expected<void, Error> start();
+  // A change of the vCPU's state (an ACPI S3 wake: vmm/machine.h) that this thread makes
+  // before its next KVM_RUN, after completing the exit it was in (KVM_RUN with
+  // immediate_exit: KVM finishes a port write only on re-entry, and would otherwise
+  // advance the new RIP past that instruction). Call while the runner is parked.
+  // A failure ends the VM like a failed KVM_RUN. Thread-safe.
+  void request_reset(std::function<std::expected<void, Error>(Vcpu&)> reset);
   // Makes the thread leave KVM_RUN now. Thread-safe; call after setting the stop flag.
   void kick();
   void join();
@@ -99,6 +105,8 @@ class VcpuRunner {
   void run();
   // Returns false when the VM must stop (after reporting).
   bool handle_exit();
+  // Applies a requested reset (request_reset); false when the VM must stop.
+  bool apply_reset();
   void handle_io(kvm_run* run);
   void report_fatal(const char* what, int status);
 
@@ -110,6 +118,8 @@ class VcpuRunner {
   std::function<void()> thread_init_;
   CoalescedPio* coalesced_ = nullptr;
   PauseGate* gate_ = nullptr;
+  std::mutex reset_mu_;  // guards reset_; a leaf
+  std::function<std::expected<void, Error>(Vcpu&)> reset_;
   std::thread thread_;
   std::atomic<uint64_t> exits_{0};  // relaxed: a statistic
 };

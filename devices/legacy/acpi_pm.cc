@@ -3,20 +3,30 @@
 namespace labyrinth::devices {
 
 namespace {
-constexpr uint64_t kStatus = 0, kControl = 4;
+constexpr uint64_t kStatus = 0, kEnable = 2, kControl = 4, kTimer = 8;
 }  // namespace
 
 void AcpiPm::read(uint64_t offset, std::span<uint8_t> data) {
+  // The PM timer: 24 bits at 3.579545 MHz (split so that years of uptime cannot overflow).
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::steady_clock::now() - start_)
+                      .count();
+  const uint64_t sec = static_cast<uint64_t>(ns) / 1'000'000'000,
+                 sub = static_cast<uint64_t>(ns) % 1'000'000'000;
+  const uint32_t timer =
+      static_cast<uint32_t>((sec * kTimerHz + sub * kTimerHz / 1'000'000'000) & 0xFFFFFF);
   std::lock_guard lock(mu_);
   for (size_t i = 0; i < data.size(); ++i) {
     const uint64_t at = offset + i;
-    if (at >= kLen) {
-      data[i] = 0xFF;  // past the block (a wide access at its end)
-      continue;
+    uint8_t v = 0xFF;  // past the block (a wide access at its end), or the gap at 6-7
+    if (at < kEnable) {
+      v = static_cast<uint8_t>(status_ >> (8 * (at - kStatus)));
+    } else if (at < kControl + 2) {
+      v = regs_[at];
+      if (at == kControl) v |= kSciEn;  // always in ACPI mode
+    } else if (at >= kTimer && at < kTimer + kTimerLen) {
+      v = static_cast<uint8_t>(timer >> (8 * (at - kTimer)));
     }
-    uint8_t v = regs_[at];
-    if (at < kStatus + 2) v = 0;      // no fixed event is ever pending
-    if (at == kControl) v |= kSciEn;  // always in ACPI mode
     data[i] = v;
   }
 }
@@ -26,9 +36,12 @@ void AcpiPm::write(uint64_t offset, std::span<const uint8_t> data) {
   uint16_t control = 0;
   {
     std::lock_guard lock(mu_);
-    for (size_t i = 0; i < data.size() && offset + i < kLen; ++i) {
+    for (size_t i = 0; i < data.size() && offset + i < kControl + 2; ++i) {
       const uint64_t at = offset + i;
-      if (at < kStatus + 2) continue;  // write-1-to-clear, and nothing is ever set
+      if (at < kEnable) {  // write 1 to clear
+        status_ &= static_cast<uint16_t>(~(uint16_t{data[i]} << (8 * (at - kStatus))));
+        continue;
+      }
       regs_[at] = data[i];
       touched_control = touched_control || at >= kControl;
     }
@@ -38,9 +51,22 @@ void AcpiPm::write(uint64_t offset, std::span<const uint8_t> data) {
     }
   }
   if (!touched_control || (control & kSlpEn) == 0) return;
-  if (((control >> 10) & 7) == kSlpTypS5) {
+  const unsigned type = (control >> 10) & 7;
+  if (type == kSlpTypS5) {
     control_.request_shutdown(0, "guest powered off (ACPI S5)");
+  } else if (type == kSlpTypS3) {
+    control_.request_suspend();
   }
+}
+
+bool AcpiPm::rtc_wake_enabled() const {
+  std::lock_guard lock(mu_);
+  return ((regs_[kEnable] | regs_[kEnable + 1] << 8) & kRtcEn) != 0;
+}
+
+void AcpiPm::woke(bool rtc) {
+  std::lock_guard lock(mu_);
+  status_ |= static_cast<uint16_t>(kWakSts | (rtc ? kRtcSts : 0));
 }
 
 }  // namespace labyrinth::devices

@@ -3,7 +3,9 @@
 #include <boost/asio/io_context.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "devices/bus/bus.h"
@@ -453,7 +455,8 @@ TEST(AcpiPm, S5WithSleepEnableIsAPowerOff) {
   out16(4, AcpiPm::kSlpTypS5 << 10);
   EXPECT_TRUE(control.statuses.empty()) << "SLP_TYP alone does not sleep";
   out16(4, 3 << 10 | AcpiPm::kSlpEn);
-  EXPECT_TRUE(control.statuses.empty()) << "S3 is not offered";
+  EXPECT_TRUE(control.statuses.empty()) << "S2 is not offered";
+  EXPECT_EQ(control.suspends, 0);
   out16(4, AcpiPm::kSlpTypS5 << 10 | AcpiPm::kSlpEn);
   ASSERT_EQ(control.statuses.size(), 1u);
   EXPECT_EQ(control.statuses[0], 0);
@@ -466,13 +469,125 @@ TEST(AcpiPm, S5WithSleepEnableIsAPowerOff) {
   pm2.write(5, std::span<const uint8_t>(&high, 1));
   EXPECT_EQ(control2.statuses.size(), 1u);
   uint8_t past[4] = {};
-  pm2.read(4, past);  // a wide read at the block's end
+  pm2.read(4, past);  // a wide read across the control block's end: the gap at 6-7
   EXPECT_EQ(past[2], 0xFF);
+}
+
+// S3 as kvm-unit-tests' s3 drives it: RTC_EN in PM1a_EN, then SLP_TYP 1 | SLP_EN (0x2400)
+// suspends (VmControl::request_suspend); at the wake PM1a_STS says WAK_STS | RTC_STS until
+// the guest writes them clear.
+TEST(AcpiPm, S3SuspendsAndTheWakeShowsInTheStatusRegister) {
+  test::RecordingControl control;
+  AcpiPm pm(control);
+  const auto out16 = [&](uint64_t off, uint16_t v) {
+    pm.write(off, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&v), 2));
+  };
+  const auto in16 = [&](uint64_t off) {
+    uint16_t v = 0;
+    pm.read(off, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 2));
+    return v;
+  };
+  EXPECT_FALSE(pm.rtc_wake_enabled());
+  out16(2, AcpiPm::kRtcEn);
+  EXPECT_TRUE(pm.rtc_wake_enabled());
+  out16(4, AcpiPm::kSlpTypS3 << 10);
+  EXPECT_EQ(control.suspends, 0) << "SLP_TYP alone does not sleep";
+  out16(4, 0x2400);
+  EXPECT_EQ(control.suspends, 1);
+  EXPECT_TRUE(control.statuses.empty()) << "a suspend, not a power-off";
+  EXPECT_EQ(in16(4) & AcpiPm::kSlpEn, 0) << "SLP_EN reads back 0";
+  EXPECT_EQ(in16(0), 0);
+  pm.woke(true);
+  EXPECT_EQ(in16(0), AcpiPm::kWakSts | AcpiPm::kRtcSts);
+  out16(0, AcpiPm::kRtcSts);
+  EXPECT_EQ(in16(0), AcpiPm::kWakSts) << "write 1 to clear, bit by bit";
+  out16(0, AcpiPm::kWakSts);
+  EXPECT_EQ(in16(0), 0);
+}
+
+// The PM timer: 24 bits at 3.579545 MHz, read 32 bits wide at kBase + 8.
+TEST(AcpiPm, PmTimerCountsAt3579545Hz) {
+  test::RecordingControl control;
+  AcpiPm pm(control);
+  const auto timer = [&] {
+    uint32_t v = 0;
+    pm.read(AcpiPm::kTimerBlock - AcpiPm::kBase,
+            std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 4));
+    return v;
+  };
+  const uint32_t a = timer();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const uint32_t b = timer();
+  const auto us =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  EXPECT_LE(a, 0xFFFFFFu);
+  EXPECT_LE(b, 0xFFFFFFu);
+  const uint32_t ticks = (b - a) & 0xFFFFFF;
+  // At least the 20 ms slept, at most the time that really passed (plus a tick).
+  EXPECT_GE(ticks, 20'000u * 3579545 / 1'000'000);
+  EXPECT_LE(ticks, static_cast<uint64_t>(us + 1) * 3579545 / 1'000'000 + 1);
+}
+
+// Status A's UIP: set during the last 244 us of each second, as QEMU's, so a guest that
+// waits for it to rise and fall sees a second begin (kvm-unit-tests' s3).
+TEST(Cmos, UpdateInProgressIsSetForTheLast244UsOfEachSecond) {
+  using std::chrono::microseconds;
+  Cmos::Clock::time_point now = Cmos::Clock::from_time_t(1795925106);
+  Cmos cmos([&] { return now; });
+  auto reg = [&](uint8_t index) {
+    outb(cmos, 0, index);
+    return inb(cmos, 1);
+  };
+  EXPECT_EQ(reg(Cmos::kStatusA), 0x26);
+  now += microseconds(1'000'000 - 245);
+  EXPECT_EQ(reg(Cmos::kStatusA), 0x26) << "245 us before the second";
+  now += microseconds(2);
+  EXPECT_EQ(reg(Cmos::kStatusA), 0x26 | Cmos::kStatusAUip) << "243 us before the second";
+  EXPECT_EQ(reg(0x00), 0x06) << "still the old second";
+  now += microseconds(243);
+  EXPECT_EQ(reg(Cmos::kStatusA), 0x26) << "the new second";
+  EXPECT_EQ(reg(0x00), 0x07);
+}
+
+// The alarm registers keep what is written, 0xC0+ is "don't care"; next_alarm() is the
+// first matching whole second after now while status B's AIE is set; alarm_fired() shows
+// in status C until it is read.
+TEST(Cmos, AlarmMatchesTheNextSecondItNamesOnlyWhileEnabled) {
+  const auto base = Cmos::Clock::from_time_t(1795925106);  // 04:05:06 UTC
+  Cmos::Clock::time_point now = base + std::chrono::milliseconds(300);
+  Cmos cmos([&] { return now; });
+  auto set = [&](uint8_t index, uint8_t v) {
+    outb(cmos, 0, index);
+    outb(cmos, 1, v);
+  };
+  auto reg = [&](uint8_t index) {
+    outb(cmos, 0, index);
+    return inb(cmos, 1);
+  };
+  for (uint8_t r : {0x01, 0x03, 0x05}) set(r, 0xC0);
+  EXPECT_EQ(reg(0x01), 0xC0);
+  EXPECT_FALSE(cmos.next_alarm().has_value()) << "AIE clear";
+  set(Cmos::kStatusB, reg(Cmos::kStatusB) | Cmos::kStatusBAie);
+  ASSERT_TRUE(cmos.next_alarm().has_value());
+  EXPECT_EQ(*cmos.next_alarm(), base + std::chrono::seconds(1)) << "every second: the next";
+  set(0x01, 0x30);  // hh:mm:30
+  EXPECT_EQ(*cmos.next_alarm(), base + std::chrono::seconds(24));
+  set(0x03, 0x04);  // hh:04:30: the next hour
+  set(0x05, 0x05);  // 05:04:30
+  EXPECT_EQ(*cmos.next_alarm(), base + std::chrono::seconds(3600 - 36));
+  set(0x05, 0x99);  // no hour is 99
+  EXPECT_FALSE(cmos.next_alarm().has_value());
+  EXPECT_EQ(reg(Cmos::kStatusC), 0);
+  cmos.alarm_fired();
+  EXPECT_EQ(reg(Cmos::kStatusC), Cmos::kStatusCIrqf | Cmos::kStatusCAf);
+  EXPECT_EQ(reg(Cmos::kStatusC), 0) << "cleared by the read";
 }
 
 TEST(Cmos, ReadsHostTimeInBcdAndNeverReportsAnUpdate) {
   // 2026-11-29 04:05:06 UTC, a Sunday.
-  Cmos cmos([] { return std::time_t{1795925106}; });
+  Cmos cmos([] { return Cmos::Clock::from_time_t(1795925106); });
   auto reg = [&](uint8_t index) {
     outb(cmos, 0, index | 0x80);  // NMI-disable bit set, as Linux does
     return inb(cmos, 1);

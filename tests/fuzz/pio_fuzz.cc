@@ -21,7 +21,9 @@
 // 0xFE to 0x64 and on any write to 0x501; unmapped ports read as all-ones.
 #include <fuzzer/FuzzedDataProvider.h>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <ctime>
@@ -57,7 +59,9 @@ struct Output final : labyrinth::devices::SerialOutput {
 };
 struct Control final : labyrinth::devices::VmControl {
   void request_shutdown(int status, std::string_view) override { statuses.push_back(status); }
+  void request_suspend() override { ++suspends; }
   std::vector<int> statuses;
+  int suspends = 0;
 };
 
 // What a 16550 as documented in uart16550.h must do (byte accesses only).
@@ -289,7 +293,8 @@ struct CmosModel {
       index = v & 0x7F;
     } else if (index == 0x0B) {
       ram[0x0B] = static_cast<uint8_t>((v & ~0x06) | 0x02);
-    } else if (index > 0x0D && index != 0x32) {
+    } else if (index == 0x01 || index == 0x03 || index == 0x05 ||
+               (index > 0x0D && index != 0x32)) {  // the alarm registers and the RAM
       ram[index] = v;
     }
   }
@@ -501,8 +506,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       pio.insert(std::make_shared<labyrinth::devices::ExitDevice>(control), LABYRINTH_PORT_EXIT, 4)
           .has_value(),
       "insert exit");
-  const std::time_t now = in.ConsumeIntegral<int64_t>() >> in.ConsumeIntegralInRange<int>(0, 63);
-  FUZZ_CHECK(pio.insert(std::make_shared<labyrinth::devices::Cmos>([now] { return now; }), 0x70, 2)
+  // Within system_clock's range (+-292 years of nanoseconds): +-2^33 s, 272 years.
+  const std::time_t now =
+      std::clamp<int64_t>(in.ConsumeIntegral<int64_t>() >> in.ConsumeIntegralInRange<int>(0, 63),
+                          -(int64_t{1} << 33), int64_t{1} << 33);
+  // A whole second: never in the update cycle (status A's UIP clear).
+  const auto at = std::chrono::system_clock::from_time_t(now);
+  FUZZ_CHECK(pio.insert(std::make_shared<labyrinth::devices::Cmos>([at] { return at; }), 0x70, 2)
                  .has_value(),
              "insert cmos");
   auto pci = std::make_shared<labyrinth::devices::PciBus>();

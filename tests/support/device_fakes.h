@@ -87,7 +87,9 @@ struct RecordingControl final : VmControl {
     statuses.push_back(status);
     reasons.emplace_back(reason);
   }
+  void request_suspend() override { ++suspends; }
   std::vector<int> statuses;
+  int suspends = 0;
   std::vector<std::string> reasons;
 };
 

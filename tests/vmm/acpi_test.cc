@@ -32,8 +32,8 @@ std::string sig(Span b, size_t n = 4) {
 // signature, its length staying inside the bytes and a zero byte sum.
 class AcpiTables : public ::testing::Test {
  protected:
-  void build(uint32_t cpus) {
-    bytes_ = make_acpi_tables(kAcpiTablesGpa, cpus);
+  void build(uint32_t cpus, AcpiOptions options = {}) {
+    bytes_ = make_acpi_tables(kAcpiTablesGpa, cpus, options);
     ASSERT_LE(bytes_.size(), kAcpiTablesMax);
   }
   Span table(uint64_t gpa, const std::string& signature) {
@@ -200,6 +200,32 @@ TEST_F(AcpiTables, McfgPlacesBus0EcamInAReservedHoleOfTheMap) {
       reserved = reserved || (e.type == kE820Reserved && e.addr <= base && e.addr + e.size >= end);
     }
     EXPECT_TRUE(reserved) << ram;
+  }
+}
+
+// What Multiboot kernels get (kvm-unit-tests, as under QEMU's firmware): the PM timer
+// named in the FADT, \_S3 in the DSDT and the FACS in the 32-bit FIRMWARE_CTRL; Linux
+// guests get none of it (their tables are as before). The FACS is where acpi_facs_gpa
+// says, for any vCPU count.
+TEST_F(AcpiTables, MultibootOptionsNameThePmTimerAndOfferS3) {
+  for (const bool multiboot : {false, true}) {
+    build(multiboot ? 3 : 1, {.pm_timer = multiboot, .s3 = multiboot, .facs_32bit = multiboot});
+    const Span fadt = find("FACP");
+    EXPECT_EQ(get<uint32_t>(fadt, 76), multiboot ? devices::AcpiPm::kTimerBlock : 0u);
+    EXPECT_EQ(get<uint8_t>(fadt, 91), multiboot ? 4 : 0);  // PM_TMR_LEN
+    // X_PM_TMR_BLK (offset 208): SystemIO, 32 bits, the same port.
+    EXPECT_EQ(get<uint8_t>(fadt, 208), multiboot ? 1 : 0);
+    EXPECT_EQ(get<uint8_t>(fadt, 209), multiboot ? 32 : 0);
+    EXPECT_EQ(get<uint64_t>(fadt, 212), multiboot ? devices::AcpiPm::kTimerBlock : 0u);
+    const uint64_t facs = acpi_facs_gpa(kAcpiTablesGpa);
+    EXPECT_EQ(get<uint32_t>(fadt, 36), multiboot ? facs : 0) << "FIRMWARE_CTRL";
+    EXPECT_EQ(get<uint64_t>(fadt, 132), multiboot ? 0 : facs) << "X_FIRMWARE_CTRL";
+    EXPECT_EQ(table(facs, "FACS").size(), 64u);
+    const Span dsdt = table(get<uint64_t>(fadt, 140), "DSDT");
+    const std::string aml(reinterpret_cast<const char*>(dsdt.data()) + 36, dsdt.size() - 36);
+    // Name (_S3, Package (0x02) {One, Zero}): SLP_TYP 1, AcpiPm's suspend to RAM.
+    const std::string s3 = {0x08, '_', 'S', '3', '_', 0x12, 0x04, 0x02, 0x01, 0x00};
+    EXPECT_EQ(aml.find(s3) != std::string::npos, multiboot);
   }
 }
 

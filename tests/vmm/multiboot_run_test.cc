@@ -93,6 +93,21 @@ TEST_F(MultibootRun, KvmUnitTestsRealmodePasses) {
   EXPECT_EQ(r.out.find("FAIL"), std::string::npos) << r.out;
 }
 
+// kvm-unit-tests' s3: the ACPI tables a Multiboot kernel gets (FACS, FADT's PM1a blocks),
+// the RTC's update cycle and alarm, and S3 itself: PM1a_CNT's SLP_TYP 1 stops the vCPU
+// before its next instruction (which would write 1 where the resume code reads), the
+// alarm wakes the machine a second later and vCPU 0 resumes in real mode at the FACS
+// waking vector, whose code exits with what it read: 0, status 1. Without S3 the kernel
+// loops for good (a timeout); with two vCPUs the second waits for INIT/SIPI again.
+TEST_F(MultibootRun, KvmUnitTestsS3SleepsAndTheRtcAlarmWakesItAtTheWakingVector) {
+  for (int cpus : {1, 2}) {
+    auto r = run(config(flat("s3.flat"), "", cpus));
+    EXPECT_FALSE(r.timed_out) << cpus << " vCPU(s)\n" << r.out;
+    EXPECT_EQ(r.status, 1) << cpus << " vCPU(s)\n" << r.out << r.err;
+    EXPECT_NE(r.out.find("PM1a event registers at 600"), std::string::npos) << r.out;
+  }
+}
+
 // vmexit.flat finds the pci-testdev (lib/pci.c's scan, the BAR size probe) and times an
 // exit for each of its six tests (devices/pci/pci_testdev.h): "<test>:pci-mem <cycles>".
 // Without the device the same kernel reports the two as skipped.

@@ -214,7 +214,7 @@ Bytes resources(std::initializer_list<Bytes> items) {
   return buffer(b);
 }
 
-Bytes dsdt() {
+Bytes dsdt(bool s3) {
   Bytes pci0;
   append(pci0, name("_HID", eisa_id("PNP0A03")));
   append(pci0, name("_UID", integer(0)));
@@ -250,32 +250,40 @@ Bytes dsdt() {
   append(sb, device("MBRD", mbrd));  // last: the PNP layer's 00:00 and 00:01 stay COM1 and PS2K
 
   Bytes t = header("DSDT", 2);  // revision 2: 64-bit integers
+  if (s3) append(t, name("_S3_", package({devices::AcpiPm::kSlpTypS3, 0})));
   append(t, name("_S5_", package({devices::AcpiPm::kSlpTypS5, 0})));
   append(t, scope("\\_SB_", sb));
   return finish(std::move(t));
 }
 
-Bytes fadt(uint64_t facs_gpa, uint64_t dsdt_gpa) {
+Bytes fadt(uint64_t facs_gpa, uint64_t dsdt_gpa, const AcpiOptions& o) {
+  const bool pm_timer = o.pm_timer;
   Bytes t = header("FACP", 6);
-  append<uint32_t>(t, 0);  // FIRMWARE_CTRL: X_FIRMWARE_CTRL below
+  // FIRMWARE_CTRL, or X_FIRMWARE_CTRL below (one of the two, as ACPI asks).
+  append<uint32_t>(t, o.facs_32bit ? static_cast<uint32_t>(facs_gpa) : 0);
   append<uint32_t>(t, 0);  // DSDT: X_DSDT below
   append<uint8_t>(t, 0);   // reserved
   append<uint8_t>(t, 0);   // preferred PM profile: unspecified
   append<uint16_t>(t, kAcpiSciIrq);
   append<uint32_t>(t, 0);  // SMI_CMD: none, the machine is always in ACPI mode
   append<uint32_t>(t, 0);  // ACPI_ENABLE, ACPI_DISABLE, S4BIOS_REQ, PSTATE_CNT
-  append<uint32_t>(t, devices::AcpiPm::kEventBlock);    // PM1a_EVT_BLK
-  append<uint32_t>(t, 0);                               // PM1b_EVT_BLK
-  append<uint32_t>(t, devices::AcpiPm::kControlBlock);  // PM1a_CNT_BLK
-  for (int i = 0; i < 5; ++i) append<uint32_t>(t, 0);   // PM1b_CNT, PM2_CNT, PM_TMR, GPE0, GPE1
+  append<uint32_t>(t, devices::AcpiPm::kEventBlock);                 // PM1a_EVT_BLK
+  append<uint32_t>(t, 0);                                            // PM1b_EVT_BLK
+  append<uint32_t>(t, devices::AcpiPm::kControlBlock);               // PM1a_CNT_BLK
+  append<uint32_t>(t, 0);                                            // PM1b_CNT_BLK
+  append<uint32_t>(t, 0);                                            // PM2_CNT_BLK
+  append<uint32_t>(t, pm_timer ? devices::AcpiPm::kTimerBlock : 0);  // PM_TMR_BLK
+  append<uint32_t>(t, 0);                                            // GPE0_BLK
+  append<uint32_t>(t, 0);                                            // GPE1_BLK
   append<uint8_t>(t, devices::AcpiPm::kEventLen);
   append<uint8_t>(t, devices::AcpiPm::kControlLen);
-  for (int i = 0; i < 6; ++i)
-    append<uint8_t>(t, 0);      // PM2_CNT, PM_TMR, GPE0/1 lengths, GPE1_BASE, CST_CNT
-  append<uint16_t>(t, 0xFFF);   // P_LVL2_LAT > 100: C2 not supported
-  append<uint16_t>(t, 0xFFFF);  // P_LVL3_LAT > 1000: C3 not supported
-  append<uint32_t>(t, 0);       // FLUSH_SIZE, FLUSH_STRIDE
-  append<uint8_t>(t, 0);        // DUTY_OFFSET, DUTY_WIDTH, DAY_ALRM, MON_ALRM, CENTURY
+  append<uint8_t>(t, 0);                                          // PM2_CNT_LEN
+  append<uint8_t>(t, pm_timer ? devices::AcpiPm::kTimerLen : 0);  // PM_TMR_LEN
+  for (int i = 0; i < 4; ++i) append<uint8_t>(t, 0);  // GPE0/1 lengths, GPE1_BASE, CST_CNT
+  append<uint16_t>(t, 0xFFF);                         // P_LVL2_LAT > 100: C2 not supported
+  append<uint16_t>(t, 0xFFFF);                        // P_LVL3_LAT > 1000: C3 not supported
+  append<uint32_t>(t, 0);                             // FLUSH_SIZE, FLUSH_STRIDE
+  append<uint8_t>(t, 0);  // DUTY_OFFSET, DUTY_WIDTH, DAY_ALRM, MON_ALRM, CENTURY
   append<uint32_t>(t, 0);
   // IAPC_BOOT_ARCH: LEGACY_DEVICES | 8042 | VGA Not Present.
   append<uint16_t>(t, (1u << 0) | (1u << 1) | (1u << 2));
@@ -286,14 +294,20 @@ Bytes fadt(uint64_t facs_gpa, uint64_t dsdt_gpa) {
   append<uint8_t>(t, 0);                               // RESET_VALUE
   append<uint16_t>(t, 0);                              // ARM_BOOT_ARCH
   append<uint8_t>(t, 5);                               // FADT minor version: 6.5
-  append<uint64_t>(t, facs_gpa);                       // X_FIRMWARE_CTRL
+  append<uint64_t>(t, o.facs_32bit ? 0 : facs_gpa);    // X_FIRMWARE_CTRL
   append<uint64_t>(t, dsdt_gpa);                       // X_DSDT
   // X_PM1a_EVT_BLK and X_PM1a_CNT_BLK, the same ports with their widths (ACPICA checks
   // that they agree with the 32-bit fields); the rest absent.
   gas_io(t, devices::AcpiPm::kEventBlock, devices::AcpiPm::kEventLen * 8);
   for (int i = 0; i < 12; ++i) append<uint8_t>(t, 0);  // X_PM1b_EVT_BLK
   gas_io(t, devices::AcpiPm::kControlBlock, devices::AcpiPm::kControlLen * 8);
-  for (int i = 0; i < 12 * 5; ++i) append<uint8_t>(t, 0);  // X_PM1b_CNT .. X_GPE1
+  for (int i = 0; i < 12 * 2; ++i) append<uint8_t>(t, 0);  // X_PM1b_CNT, X_PM2_CNT
+  if (pm_timer) {
+    gas_io(t, devices::AcpiPm::kTimerBlock, devices::AcpiPm::kTimerLen * 8);  // X_PM_TMR_BLK
+  } else {
+    for (int i = 0; i < 12; ++i) append<uint8_t>(t, 0);
+  }
+  for (int i = 0; i < 12 * 2; ++i) append<uint8_t>(t, 0);  // X_GPE0, X_GPE1
   for (int i = 0; i < 12 * 2; ++i) append<uint8_t>(t, 0);  // SLEEP_CONTROL/STATUS: not reduced
   text(t, "LABYRNTH");                                     // hypervisor vendor identity
   return finish(std::move(t));
@@ -374,27 +388,43 @@ Bytes rsdp(uint64_t xsdt_gpa) {
   return t;
 }
 
+size_t next(size_t off, size_t len) {
+  return (off + len + kTableAlign - 1) / kTableAlign * kTableAlign;
+}
+
+// The offsets of the tables before the MADT do not depend on the machine.
+struct FixedOffsets {
+  size_t xsdt = 0, fadt = 0, facs = 0;
+};
+FixedOffsets fixed_offsets() {
+  const size_t xsdt_len = kHeaderBytes + size_t{3} * 8, fadt_len = fadt(0, 0, AcpiOptions{}).size();
+  FixedOffsets o;
+  o.xsdt = next(0, rsdp(0).size());
+  o.fadt = next(o.xsdt, xsdt_len);
+  o.facs = next(o.fadt, fadt_len);
+  return o;
+}
+
 }  // namespace
 
-std::vector<std::byte> make_acpi_tables(uint64_t gpa, uint32_t num_cpus) {
+uint64_t acpi_facs_gpa(uint64_t gpa) {
+  return gpa + fixed_offsets().facs;
+}
+
+std::vector<std::byte> make_acpi_tables(uint64_t gpa, uint32_t num_cpus, AcpiOptions options) {
   // Offsets first (each table at a 64-byte boundary), then the bytes.
-  const auto fixed_rsdp = rsdp(0);
-  const Bytes m = madt(num_cpus), d = dsdt(), f = facs(), c = mcfg();
-  const size_t xsdt_len = kHeaderBytes + size_t{3} * 8, fadt_len = fadt(0, 0).size();
-  const auto next = [](size_t off, size_t len) {
-    return (off + len + kTableAlign - 1) / kTableAlign * kTableAlign;
-  };
-  const size_t xsdt_off = next(0, fixed_rsdp.size()), fadt_off = next(xsdt_off, xsdt_len),
-               facs_off = next(fadt_off, fadt_len), madt_off = next(facs_off, f.size()),
-               mcfg_off = next(madt_off, m.size()), dsdt_off = next(mcfg_off, c.size()),
-               end = dsdt_off + d.size();
+  const Bytes m = madt(num_cpus), d = dsdt(options.s3), f = facs(), c = mcfg();
+  const FixedOffsets fixed = fixed_offsets();
+  const size_t xsdt_off = fixed.xsdt, fadt_off = fixed.fadt, facs_off = fixed.facs,
+               madt_off = next(facs_off, f.size()), mcfg_off = next(madt_off, m.size()),
+               dsdt_off = next(mcfg_off, c.size()), end = dsdt_off + d.size();
   std::vector<std::byte> out(end, std::byte{0});
   const auto place = [&](size_t off, const Bytes& b) {
     std::memcpy(out.data() + off, b.data(), b.size());
   };
   place(0, rsdp(gpa + xsdt_off));
   place(xsdt_off, xsdt({gpa + fadt_off, gpa + madt_off, gpa + mcfg_off}));
-  place(fadt_off, fadt(gpa + facs_off, gpa + dsdt_off));
+  place(fadt_off, fadt(gpa + facs_off, gpa + dsdt_off, options));
   place(facs_off, f);
   place(madt_off, m);
   place(mcfg_off, c);

@@ -10,8 +10,10 @@
 // the legacy paths this machine emulates and that an acpi=off kernel uses with the MP
 // table — it programs and masks the 8259s, uses the PIT and the IOAPIC as it does today —
 // and the only fixed hardware it needs is the PM1a event and control blocks
-// (devices/legacy/acpi_pm.h), whose S5 write is a real power-off. No SMI_CMD (always in
-// ACPI mode), no PM timer, no GPE blocks; SCI on IRQ 9, which nothing raises.
+// (devices/legacy/acpi_pm.h), whose S5 write is a real power-off and whose S3 write a
+// suspend to RAM that the RTC alarm wakes. No SMI_CMD (always in ACPI mode), a PM timer
+// only with AcpiOptions::pm_timer, no GPE blocks; SCI on IRQ 9, which nothing raises.
+// X_FIRMWARE_CTRL names the FACS (FIRMWARE_CTRL with AcpiOptions::facs_32bit).
 // IAPC_BOOT_ARCH: legacy devices, an 8042, no VGA (MSI stays allowed: the PCI functions
 // only have MSI-X).
 // MADT: one enabled local APIC per vCPU (processor UID = APIC ID = vCPU index), the
@@ -28,6 +30,8 @@
 // warned "fail to add MMCONFIG information, can't access extended configuration space
 // under this bridge" at every boot.
 // DSDT (AML built here, no iasl):
+//   \_S3      Package {1, 0}: SLP_TYP 1 for AcpiPm, suspend to RAM (vmm/machine.h); only
+//             with AcpiOptions::s3
 //   \_S5      Package {5, 0}: SLP_TYP 5 for AcpiPm
 //   \_SB.PCI0 PNP0A03 host bridge, segment 0, bus 0: _CRS = bus 0 (all there is, and all
 //             the MCFG covers: with more, Linux notes that the ECAM "only partially covers
@@ -60,8 +64,22 @@ inline constexpr uint8_t kAcpiSciIrq = 9;
 // e820-reserved (linux_loader.cc) and holds no RAM, pool window, IOAPIC or LAPIC.
 inline constexpr uint64_t kPciEcamGpa = 0xC0000000;
 
+struct AcpiOptions {
+  // The FADT names the PM timer (AcpiPm's PM_TMR): for Multiboot kernels, as QEMU's
+  // firmware does; not for Linux, which would spend a PIT-timed rate check on it.
+  bool pm_timer = false;
+  // The DSDT offers \_S3 (suspend to RAM, AcpiPm): for Multiboot kernels (kvm-unit-tests'
+  // s3). Not for Linux until its resume is tested here (the lnic driver has no PM ops).
+  bool s3 = false;
+  // The FADT names the FACS in FIRMWARE_CTRL (32 bits), not X_FIRMWARE_CTRL, as QEMU's
+  // does: kvm-unit-tests read only the 32-bit field.
+  bool facs_32bit = false;
+};
 // Every table, RSDP first, laid out from gpa (16-byte aligned). num_cpus:
 // 1..LABYRINTH_MAX_VCPUS.
-std::vector<std::byte> make_acpi_tables(uint64_t gpa, uint32_t num_cpus);
+std::vector<std::byte> make_acpi_tables(uint64_t gpa, uint32_t num_cpus, AcpiOptions options = {});
+// Where make_acpi_tables(gpa, ...) puts the FACS (whatever the vCPU count): the
+// firmware waking vector an S3 wake jumps to is at its offset 12.
+uint64_t acpi_facs_gpa(uint64_t gpa);
 
 }  // namespace labyrinth::vmm

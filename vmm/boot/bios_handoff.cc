@@ -76,4 +76,40 @@ kvm_pit_state2 bios_pit(kvm_pit_state2 pit) {
   return pit;
 }
 
+kvm_sregs s3_resume_sregs(kvm_sregs s, uint32_t waking_vector) {
+  const auto real = [](kvm_segment& seg, uint16_t selector, uint8_t type) {
+    seg = kvm_segment{};
+    seg.selector = selector;
+    seg.base = uint64_t{selector} << 4;
+    seg.limit = 0xFFFF;
+    seg.type = type;
+    seg.present = 1;
+    seg.s = 1;
+  };
+  real(s.cs, static_cast<uint16_t>(waking_vector >> 4), 0xB);  // code, read, accessed
+  for (kvm_segment* seg : {&s.ds, &s.es, &s.fs, &s.gs, &s.ss}) real(*seg, 0, 0x3);
+  s.tr = kvm_segment{};
+  s.tr.limit = 0xFFFF;
+  s.tr.type = 0xB;  // busy TSS, as at reset
+  s.tr.present = 1;
+  s.ldt = kvm_segment{};
+  s.ldt.limit = 0xFFFF;
+  s.ldt.type = 0x2;
+  s.ldt.present = 1;
+  s.gdt = kvm_dtable{.base = 0, .limit = 0xFFFF, .padding = {}};
+  s.idt = kvm_dtable{.base = 0, .limit = 0x3FF, .padding = {}};  // the real-mode IVT
+  s.cr0 = 0x60000010;                                            // CD | NW | ET: the reset value
+  s.cr2 = s.cr3 = s.cr4 = s.cr8 = 0;
+  s.efer = 0;
+  for (auto& word : s.interrupt_bitmap) word = 0;  // nothing pending across the sleep
+  return s;
+}
+
+kvm_regs s3_resume_regs(uint32_t waking_vector) {
+  kvm_regs r{};
+  r.rip = waking_vector & 0xF;
+  r.rflags = 0x2;
+  return r;
+}
+
 }  // namespace labyrinth::vmm

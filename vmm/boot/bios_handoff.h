@@ -11,6 +11,9 @@
 //     vector bases 0x08 and 0x70, and only IRQ 0 (the timer) and IRQ 2 (the cascade)
 //     unmasked;
 //   * PIT channel 0 counting in mode 2 from 0 (65536: 18.2 Hz), its output on IRQ 0.
+//   * on a wake from ACPI S3, the jump to the FACS firmware waking vector in real mode
+//     (s3_resume_sregs/regs: CS = vector >> 4, IP = vector & 0xF, as SeaBIOS's resume
+//     path far-jumps), the other vCPUs waiting for INIT/SIPI again.
 // So a real-mode `sti; hlt` wakes up at the next timer tick, as it does on a PC (it is
 // how realmode.flat's "sti inhibit" ends). Protected-mode tests mask the PICs first
 // (kvm-unit-tests' setup does) and never see any of it; the IOAPIC pins stay masked.
@@ -51,5 +54,9 @@ std::vector<std::byte> bios_irq_stubs();
 kvm_pic_state bios_pic(kvm_pic_state pic, uint8_t vector_base, uint8_t mask);
 // `pit` (as KVM_GET_PIT2 gave it) with channel 0 programmed as the BIOS does.
 kvm_pit_state2 bios_pit(kvm_pit_state2 pit);
+// A vCPU after reset, in real mode at the S3 waking vector (a physical address below
+// 1 MiB): `sregs` as KVM gave them (its APIC base and the rest are kept).
+kvm_sregs s3_resume_sregs(kvm_sregs sregs, uint32_t waking_vector);
+kvm_regs s3_resume_regs(uint32_t waking_vector);
 
 }  // namespace labyrinth::vmm

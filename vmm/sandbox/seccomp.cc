@@ -180,6 +180,9 @@ bool symbolizer_configured() {
 
 void vcpu_list(Builder& b, const FilterContext& c) {
   b.ioctl_on(c.vcpu_fd, {KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS});
+  // An ACPI S3 wake resets the vCPU on its own thread (VcpuRunner::request_reset): real
+  // mode at the waking vector, or back to waiting for INIT/SIPI.
+  b.ioctl_on(c.vcpu_fd, {KVM_SET_REGS, KVM_SET_SREGS, KVM_SET_MP_STATE});
   // Posting to the event loop (lnic doorbells without ioeventfd, a shutdown request)
   // wakes its epoll reactor.
   b.allow(SCMP_SYS(epoll_ctl));
