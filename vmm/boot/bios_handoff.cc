@@ -5,7 +5,7 @@
 namespace labyrinth::vmm {
 
 std::vector<std::byte> real_mode_ivt() {
-  std::vector<std::byte> ivt(256 * 4);
+  std::vector<std::byte> ivt(size_t{256} * 4);
   for (unsigned v = 0; v < 256; ++v) {
     uint16_t stub = kStubIret;
     if (v >= kPicMasterBase && v < kPicMasterBase + 8u) stub = kStubEoiMaster;
