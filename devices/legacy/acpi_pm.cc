@@ -7,14 +7,17 @@ constexpr uint64_t kStatus = 0, kEnable = 2, kControl = 4, kTimer = 8;
 }  // namespace
 
 void AcpiPm::read(uint64_t offset, std::span<uint8_t> data) {
-  // The PM timer: 24 bits at 3.579545 MHz (split so that years of uptime cannot overflow).
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                      std::chrono::steady_clock::now() - start_)
-                      .count();
-  const uint64_t sec = static_cast<uint64_t>(ns) / 1'000'000'000,
-                 sub = static_cast<uint64_t>(ns) % 1'000'000'000;
-  const uint32_t timer =
-      static_cast<uint32_t>((sec * kTimerHz + sub * kTimerHz / 1'000'000'000) & 0xFFFFFF);
+  // The PM timer, only when the read reaches it: 24 bits at 3.579545 MHz (split so that
+  // years of uptime cannot overflow).
+  uint32_t timer = 0;
+  if (offset + data.size() > kTimer) {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::steady_clock::now() - start_)
+                        .count();
+    const uint64_t sec = static_cast<uint64_t>(ns) / 1'000'000'000,
+                   sub = static_cast<uint64_t>(ns) % 1'000'000'000;
+    timer = static_cast<uint32_t>((sec * kTimerHz + sub * kTimerHz / 1'000'000'000) & 0xFFFFFF);
+  }
   std::lock_guard lock(mu_);
   for (size_t i = 0; i < data.size(); ++i) {
     const uint64_t at = offset + i;

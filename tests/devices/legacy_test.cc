@@ -73,6 +73,14 @@ uint8_t inb(BusDevice& dev, uint64_t offset) {
 void outb(BusDevice& dev, uint64_t offset, uint8_t v) {
   dev.write(offset, std::span<const uint8_t>(&v, 1));
 }
+uint16_t in16(BusDevice& dev, uint64_t offset) {
+  uint16_t v = 0xEEEE;
+  dev.read(offset, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 2));
+  return v;
+}
+void out16(BusDevice& dev, uint64_t offset, uint16_t v) {
+  dev.write(offset, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&v), 2));
+}
 
 TEST(I8042, AnswersTheCommandsLinuxProbesWith) {
   test::RecordingControl control;
@@ -438,30 +446,22 @@ TEST(I8042, LinuxAtkbdProbeFindsAKeyboardAtOnce) {
 TEST(AcpiPm, S5WithSleepEnableIsAPowerOff) {
   test::RecordingControl control;
   AcpiPm pm(control);
-  const auto out16 = [&](uint64_t off, uint16_t v) {
-    pm.write(off, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&v), 2));
-  };
-  const auto in16 = [&](uint64_t off) {
-    uint16_t v = 0;
-    pm.read(off, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 2));
-    return v;
-  };
-  EXPECT_EQ(in16(4) & AcpiPm::kSciEn, AcpiPm::kSciEn) << "the machine starts in ACPI mode";
-  out16(2, 0x0120);
-  EXPECT_EQ(in16(2), 0x0120);
-  out16(0, 0xFFFF);  // clearing every status bit
-  EXPECT_EQ(in16(0), 0) << "no fixed event is ever pending";
+  EXPECT_EQ(in16(pm, 4) & AcpiPm::kSciEn, AcpiPm::kSciEn) << "the machine starts in ACPI mode";
+  out16(pm, 2, 0x0120);
+  EXPECT_EQ(in16(pm, 2), 0x0120);
+  out16(pm, 0, 0xFFFF);  // clearing every status bit
+  EXPECT_EQ(in16(pm, 0), 0) << "no fixed event is ever pending";
   // ACPICA writes SLP_TYP first, then SLP_TYP | SLP_EN.
-  out16(4, AcpiPm::kSlpTypS5 << 10);
+  out16(pm, 4, AcpiPm::kSlpTypS5 << 10);
   EXPECT_TRUE(control.statuses.empty()) << "SLP_TYP alone does not sleep";
-  out16(4, 3 << 10 | AcpiPm::kSlpEn);
+  out16(pm, 4, 3 << 10 | AcpiPm::kSlpEn);
   EXPECT_TRUE(control.statuses.empty()) << "S2 is not offered";
   EXPECT_EQ(control.suspends, 0);
-  out16(4, AcpiPm::kSlpTypS5 << 10 | AcpiPm::kSlpEn);
+  out16(pm, 4, AcpiPm::kSlpTypS5 << 10 | AcpiPm::kSlpEn);
   ASSERT_EQ(control.statuses.size(), 1u);
   EXPECT_EQ(control.statuses[0], 0);
   EXPECT_EQ(control.reasons[0], "guest powered off (ACPI S5)");
-  EXPECT_EQ(in16(4) & AcpiPm::kSlpEn, 0) << "SLP_EN reads back 0";
+  EXPECT_EQ(in16(pm, 4) & AcpiPm::kSlpEn, 0) << "SLP_EN reads back 0";
   // Byte-wide: the high byte alone (SLP_TYP 5, SLP_EN) completes the same write.
   test::RecordingControl control2;
   AcpiPm pm2(control2);
@@ -479,30 +479,22 @@ TEST(AcpiPm, S5WithSleepEnableIsAPowerOff) {
 TEST(AcpiPm, S3SuspendsAndTheWakeShowsInTheStatusRegister) {
   test::RecordingControl control;
   AcpiPm pm(control);
-  const auto out16 = [&](uint64_t off, uint16_t v) {
-    pm.write(off, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&v), 2));
-  };
-  const auto in16 = [&](uint64_t off) {
-    uint16_t v = 0;
-    pm.read(off, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 2));
-    return v;
-  };
   EXPECT_FALSE(pm.rtc_wake_enabled());
-  out16(2, AcpiPm::kRtcEn);
+  out16(pm, 2, AcpiPm::kRtcEn);
   EXPECT_TRUE(pm.rtc_wake_enabled());
-  out16(4, AcpiPm::kSlpTypS3 << 10);
+  out16(pm, 4, AcpiPm::kSlpTypS3 << 10);
   EXPECT_EQ(control.suspends, 0) << "SLP_TYP alone does not sleep";
-  out16(4, 0x2400);
+  out16(pm, 4, 0x2400);
   EXPECT_EQ(control.suspends, 1);
   EXPECT_TRUE(control.statuses.empty()) << "a suspend, not a power-off";
-  EXPECT_EQ(in16(4) & AcpiPm::kSlpEn, 0) << "SLP_EN reads back 0";
-  EXPECT_EQ(in16(0), 0);
+  EXPECT_EQ(in16(pm, 4) & AcpiPm::kSlpEn, 0) << "SLP_EN reads back 0";
+  EXPECT_EQ(in16(pm, 0), 0);
   pm.woke(true);
-  EXPECT_EQ(in16(0), AcpiPm::kWakSts | AcpiPm::kRtcSts);
-  out16(0, AcpiPm::kRtcSts);
-  EXPECT_EQ(in16(0), AcpiPm::kWakSts) << "write 1 to clear, bit by bit";
-  out16(0, AcpiPm::kWakSts);
-  EXPECT_EQ(in16(0), 0);
+  EXPECT_EQ(in16(pm, 0), AcpiPm::kWakSts | AcpiPm::kRtcSts);
+  out16(pm, 0, AcpiPm::kRtcSts);
+  EXPECT_EQ(in16(pm, 0), AcpiPm::kWakSts) << "write 1 to clear, bit by bit";
+  out16(pm, 0, AcpiPm::kWakSts);
+  EXPECT_EQ(in16(pm, 0), 0);
 }
 
 // The PM timer: 24 bits at 3.579545 MHz, read 32 bits wide at kBase + 8.
